@@ -1,0 +1,136 @@
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+/** The public-good Sigstore trusted root shipped with Signet (see trust/PROVENANCE.md). */
+export const DEFAULT_TRUSTED_ROOT = fileURLToPath(new URL('../../trust/public-good/trusted_root.json', import.meta.url));
+
+export const ROLES = ['ingest', 'worker', 'api'] as const;
+export type Role = (typeof ROLES)[number];
+
+const hostPort = z
+  .string()
+  .regex(/^[a-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-f:]+\](:\d{1,5})?$/i, 'expected host or host:port');
+
+const commaList = <T extends z.ZodType<unknown, string>>(item: T) =>
+  z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x.length > 0),
+    )
+    .pipe(z.array(item));
+
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+/**
+ * Every environment variable Signet reads. This is the only module that touches `process.env`.
+ * Names in the issue's configuration contract are fixed; the rest are Signet's own.
+ */
+const Env = z.object({
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).default('postgres://postgres@127.0.0.1:5432/signet'),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOST: z.string().default('0.0.0.0'),
+  SIGNET_ROLES: commaList(z.enum(ROLES)).transform((r) => (r.length === 0 ? [...ROLES] : r)),
+  SIGNET_WEBHOOK_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  SIGNET_TRUSTED_ROOT: z.string().min(1).default(DEFAULT_TRUSTED_ROOT),
+  SIGNET_TRUSTED_KEYS: z.string().min(1).optional(),
+  SIGNET_INSECURE_REGISTRIES: commaList(hostPort),
+  SIGNET_REGISTRY_AUTH_FILE: z.string().min(1).optional(),
+  SIGNET_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9_-]+$/, 'letters, digits, _ and - only')
+    .default('signet'),
+  SIGNET_WORKER_CONCURRENCY: positiveInt(4),
+  SIGNET_JOB_ATTEMPTS: positiveInt(12),
+  SIGNET_REGISTRY_TIMEOUT_MS: positiveInt(15_000),
+  SIGNET_REGISTRY_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+  SIGNET_MAX_MANIFEST_BYTES: positiveInt(4 * 1024 * 1024),
+  SIGNET_MAX_PAYLOAD_BYTES: positiveInt(256 * 1024),
+  SIGNET_MAX_WEBHOOK_BYTES: positiveInt(1024 * 1024),
+  SIGNET_SHUTDOWN_TIMEOUT_MS: positiveInt(25_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface Config {
+  readonly roles: readonly Role[];
+  readonly http: { readonly host: string; readonly port: number; readonly maxWebhookBytes: number };
+  readonly database: { readonly url: string };
+  readonly redis: { readonly url: string; readonly queuePrefix: string };
+  /** `null` when no token is configured: webhooks are then refused (never accepted unauthenticated). */
+  readonly webhook: { readonly token: string } | null;
+  readonly verification: {
+    readonly trustedRootPath: string;
+    readonly trustedKeysDir: string | null;
+    readonly maxPayloadBytes: number;
+  };
+  readonly registry: {
+    readonly insecureHosts: readonly string[];
+    readonly authFile: string | null;
+    readonly timeoutMs: number;
+    readonly retries: number;
+    readonly maxManifestBytes: number;
+  };
+  readonly worker: { readonly concurrency: number; readonly attempts: number };
+  readonly shutdownTimeoutMs: number;
+  readonly logLevel: z.infer<typeof Env>['LOG_LEVEL'];
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly issues: readonly string[];
+  constructor(issues: readonly string[]) {
+    super(`invalid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+    this.issues = issues;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) {
+      deepFreeze(v);
+    }
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * Parses the environment once. Throws {@link ConfigError} listing every problem, not only the first.
+ *
+ * @example loadConfig({ ...process.env, PORT: '0' })
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  // Empty strings mean "unset" so that `FOO= npm start` behaves like not setting FOO.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = Env.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
+  }
+  const e = parsed.data;
+  return deepFreeze({
+    roles: e.SIGNET_ROLES,
+    http: { host: e.HOST, port: e.PORT, maxWebhookBytes: e.SIGNET_MAX_WEBHOOK_BYTES },
+    database: { url: e.DATABASE_URL },
+    redis: { url: e.REDIS_URL, queuePrefix: e.SIGNET_QUEUE_PREFIX },
+    webhook: e.SIGNET_WEBHOOK_TOKEN === undefined ? null : { token: e.SIGNET_WEBHOOK_TOKEN },
+    verification: {
+      trustedRootPath: e.SIGNET_TRUSTED_ROOT,
+      trustedKeysDir: e.SIGNET_TRUSTED_KEYS ?? null,
+      maxPayloadBytes: e.SIGNET_MAX_PAYLOAD_BYTES,
+    },
+    registry: {
+      insecureHosts: e.SIGNET_INSECURE_REGISTRIES.map((h) => h.toLowerCase()),
+      authFile: e.SIGNET_REGISTRY_AUTH_FILE ?? null,
+      timeoutMs: e.SIGNET_REGISTRY_TIMEOUT_MS,
+      retries: e.SIGNET_REGISTRY_RETRIES,
+      maxManifestBytes: e.SIGNET_MAX_MANIFEST_BYTES,
+    },
+    worker: { concurrency: e.SIGNET_WORKER_CONCURRENCY, attempts: e.SIGNET_JOB_ATTEMPTS },
+    shutdownTimeoutMs: e.SIGNET_SHUTDOWN_TIMEOUT_MS,
+    logLevel: e.LOG_LEVEL,
+  });
+}

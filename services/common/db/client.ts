@@ -1,0 +1,31 @@
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Logger } from '../logger.ts';
+import type { DB } from './schema.generated.ts';
+
+export type Db = Kysely<DB>;
+
+// int8 (bigint) columns come back as strings so 64-bit Rekor log indexes stay exact.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => v);
+
+/** A Kysely instance over a pg.Pool; queries are logged at debug with their duration. */
+export function createDb(url: string, log: Logger, opts: { max?: number; statementTimeoutMs?: number } = {}): Db {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.max ?? 10,
+    connectionTimeoutMillis: 5_000,
+    statement_timeout: opts.statementTimeoutMs ?? 30_000,
+    application_name: 'signet',
+  });
+  pool.on('error', (err) => log.error({ err }, 'idle postgres client error'));
+  return new Kysely<DB>({
+    dialect: new PostgresDialect({ pool }),
+    log(event) {
+      if (event.level === 'error') {
+        log.debug({ err: event.error, sql: event.query.sql, ms: event.queryDurationMillis }, 'query failed');
+      } else if (log.isLevelEnabled('trace')) {
+        log.trace({ sql: event.query.sql, ms: event.queryDurationMillis }, 'query');
+      }
+    },
+  });
+}

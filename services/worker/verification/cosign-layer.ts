@@ -1,0 +1,148 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import { bundleFromJSON, BUNDLE_V01_MEDIA_TYPE, type Bundle } from '@sigstore/bundle';
+import { z } from 'zod';
+
+/** Annotation keys cosign writes on each layer of a `sha256-<hex>.sig` manifest. */
+export const COSIGN_ANNOTATION = {
+  signature: 'dev.cosignproject.cosign/signature',
+  certificate: 'dev.sigstore.cosign/certificate',
+  chain: 'dev.sigstore.cosign/chain',
+  bundle: 'dev.sigstore.cosign/bundle',
+} as const;
+
+export const SIMPLE_SIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json';
+
+/** One signature as cosign stores it: the simple-signing payload and the layer's annotations. */
+export interface CosignLayer {
+  readonly payload: Buffer;
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+/** The layer cannot be interpreted at all (bad base64, bad JSON, missing fields). */
+export class MalformedSignatureError extends Error {
+  override readonly name = 'MalformedSignatureError';
+}
+
+const RekorBundle = z.object({
+  SignedEntryTimestamp: z.base64().min(1),
+  Payload: z.object({
+    body: z.base64().min(1),
+    // Kept as decimal strings: log indexes are 64-bit and must not pass through a double.
+    integratedTime: z.string().regex(/^\d{1,19}$/),
+    logIndex: z.string().regex(/^\d{1,19}$/),
+    logID: z.string().regex(/^[0-9a-f]{64}$/),
+  }),
+});
+export type RekorBundle = z.infer<typeof RekorBundle>;
+
+const HashedRekordBody = z.object({
+  apiVersion: z.string(),
+  kind: z.string(),
+  spec: z.object({
+    signature: z.object({
+      content: z.string(),
+      publicKey: z.object({ content: z.base64() }),
+    }),
+    data: z.object({ hash: z.object({ algorithm: z.string(), value: z.string() }) }),
+  }),
+});
+export type HashedRekordBody = z.infer<typeof HashedRekordBody>;
+
+/**
+ * Parses the `dev.sigstore.cosign/bundle` annotation. Numbers are read from their source text
+ * (JSON.parse source access) so a 64-bit log index survives exactly.
+ */
+export function parseRekorBundle(text: string): RekorBundle {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
+      typeof value === 'number' && context?.source !== undefined ? context.source : value,
+    );
+  } catch (err) {
+    throw new MalformedSignatureError('the Rekor bundle annotation is not JSON', { cause: err });
+  }
+  const parsed = RekorBundle.safeParse(raw);
+  if (!parsed.success) {
+    throw new MalformedSignatureError(`the Rekor bundle annotation is invalid: ${z.prettifyError(parsed.error)}`);
+  }
+  return parsed.data;
+}
+
+/** Decodes the canonicalized Rekor entry body; only `hashedrekord` entries are meaningful for cosign signatures. */
+export function parseHashedRekordBody(bodyB64: string): HashedRekordBody {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(Buffer.from(bodyB64, 'base64').toString('utf8'));
+  } catch (err) {
+    throw new MalformedSignatureError('the Rekor entry body is not JSON', { cause: err });
+  }
+  const parsed = HashedRekordBody.safeParse(raw);
+  if (!parsed.success || parsed.data.kind !== 'hashedrekord') {
+    throw new MalformedSignatureError('the Rekor entry is not a hashedrekord entry');
+  }
+  return parsed.data;
+}
+
+/** Parses a PEM certificate with node:crypto; throws {@link MalformedSignatureError}. */
+export function parseCertificatePem(pem: string): X509Certificate {
+  try {
+    return new X509Certificate(pem);
+  } catch (err) {
+    throw new MalformedSignatureError('the certificate annotation is not a PEM X.509 certificate', { cause: err });
+  }
+}
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * Converts a legacy cosign layer into a Sigstore bundle v0.1 (the only version that accepts a
+ * SET-only tlog entry), as `notes/sigstore.md` §4 describes. With a certificate the bundle is
+ * keyless; otherwise `keyHint` names the public key that the verifier's key finder resolves.
+ */
+export function cosignLayerToBundle(
+  layer: CosignLayer,
+  opts: { certificate: X509Certificate | null; rekor: RekorBundle | null; keyHint?: string },
+): Bundle {
+  const signature = layer.annotations[COSIGN_ANNOTATION.signature];
+  if (signature === undefined || signature.length === 0) {
+    throw new MalformedSignatureError(`the layer has no ${COSIGN_ANNOTATION.signature} annotation`);
+  }
+  const tlogEntries =
+    opts.rekor === null
+      ? []
+      : [
+          {
+            logIndex: opts.rekor.Payload.logIndex,
+            logId: { keyId: Buffer.from(opts.rekor.Payload.logID, 'hex').toString('base64') },
+            kindVersion: kindVersionOf(opts.rekor.Payload.body),
+            integratedTime: opts.rekor.Payload.integratedTime,
+            inclusionPromise: { signedEntryTimestamp: opts.rekor.SignedEntryTimestamp },
+            canonicalizedBody: opts.rekor.Payload.body,
+          },
+        ];
+  const verificationMaterial =
+    opts.certificate !== null
+      ? { x509CertificateChain: { certificates: [{ rawBytes: opts.certificate.raw.toString('base64') }] }, tlogEntries }
+      : { publicKey: { hint: opts.keyHint ?? '' }, tlogEntries };
+  try {
+    return bundleFromJSON({
+      mediaType: BUNDLE_V01_MEDIA_TYPE,
+      verificationMaterial: { ...verificationMaterial, timestampVerificationData: undefined },
+      messageSignature: {
+        messageDigest: { algorithm: 'SHA2_256', digest: createHash('sha256').update(layer.payload).digest('base64') },
+        signature,
+      },
+    });
+  } catch (err) {
+    throw new MalformedSignatureError(`cannot build a Sigstore bundle from the layer: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
+function kindVersionOf(bodyB64: string): { kind: string; version: string } {
+  const body = parseHashedRekordBody(bodyB64);
+  return { kind: body.kind, version: body.apiVersion };
+}

@@ -1,0 +1,78 @@
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { TrustedRoot } from '@sigstore/protobuf-specs';
+
+/** A trusted root as loaded from a `trusted_root.json` file; `version` is the sha256 of the file. */
+export interface LoadedTrustedRoot {
+  readonly root: TrustedRoot;
+  readonly version: string;
+  readonly path: string;
+}
+
+/** A public key operators trust for key-based (non-keyless) cosign signatures. */
+export interface TrustedKey {
+  readonly name: string;
+  /** `sha256:<hex>` of the DER SubjectPublicKeyInfo, the same form cosign and Rekor use. */
+  readonly fingerprint: string;
+  readonly key: KeyObject;
+}
+
+export class TrustConfigError extends Error {
+  override readonly name = 'TrustConfigError';
+}
+
+export async function loadTrustedRoot(path: string): Promise<LoadedTrustedRoot> {
+  let text: Buffer;
+  try {
+    text = await readFile(path);
+  } catch (err) {
+    throw new TrustConfigError(`cannot read the trusted root ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text.toString('utf8'));
+  } catch (err) {
+    throw new TrustConfigError(`the trusted root ${path} is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const mediaType = (json as { mediaType?: unknown } | null)?.mediaType;
+  if (typeof mediaType !== 'string' || !mediaType.startsWith('application/vnd.dev.sigstore.trustedroot')) {
+    throw new TrustConfigError(`${path} is not a Sigstore trusted root (mediaType ${JSON.stringify(mediaType)})`);
+  }
+  const root = TrustedRoot.fromJSON(json);
+  if (root.certificateAuthorities.length === 0 && root.tlogs.length === 0) {
+    throw new TrustConfigError(`the trusted root ${path} has neither certificate authorities nor transparency logs`);
+  }
+  return { root, version: `sha256:${createHash('sha256').update(text).digest('hex')}`, path };
+}
+
+export function keyFingerprint(key: KeyObject): string {
+  return `sha256:${createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex')}`;
+}
+
+/** Loads every `*.pub`/`*.pem` public key in `dir`. A file that is not a public key stops start-up. */
+export async function loadTrustedKeys(dir: string | null): Promise<TrustedKey[]> {
+  if (dir === null) {
+    return [];
+  }
+  let files: string[];
+  try {
+    files = (await readdir(dir)).filter((f) => /\.(pub|pem)$/i.test(f)).sort();
+  } catch (err) {
+    throw new TrustConfigError(`cannot read SIGNET_TRUSTED_KEYS directory ${dir}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const keys: TrustedKey[] = [];
+  for (const file of files) {
+    const path = join(dir, file);
+    let key: KeyObject;
+    try {
+      key = createPublicKey(await readFile(path, 'utf8'));
+    } catch (err) {
+      throw new TrustConfigError(`${path} is not a PEM public key: ${(err as Error).message}`, { cause: err });
+    }
+    keys.push({ name: basename(file).replace(/\.(pub|pem)$/i, ''), fingerprint: keyFingerprint(key), key });
+  }
+  return keys;
+}

@@ -1,0 +1,210 @@
+// Test-only cosign signer: produces legacy cosign signature layers (keyless and key-based), and the
+// Sigstore trusted root that verifies them, entirely offline. See notes/sigstore.md §6.
+import { createHash, generateKeyPairSync, KeyObject, sign, webcrypto, type KeyPairKeyObjectResult } from 'node:crypto';
+import { initializeCTLog } from '@sigstore/mock/dist/fulcio/ctlog.js';
+import { initializeTLog } from '@sigstore/mock/dist/rekor/tlog.js';
+import { COSIGN_ANNOTATION, type CosignLayer } from '../../services/worker/verification/cosign-layer.ts';
+import { createFulcioCA, toPem, type KeylessIdentity } from './fulcio.ts';
+
+// Imported from deep paths on purpose: the @sigstore/mock package root also loads its nock-based
+// HTTP mocks, and nock patches node:http globally the moment it is imported.
+
+export type { KeylessIdentity } from './fulcio.ts';
+
+/** A cosign signing key pair (ECDSA P-256), as `cosign generate-key-pair` would produce. */
+export interface TestKey {
+  privateKey: KeyObject;
+  /** SPKI public key PEM (`-----BEGIN PUBLIC KEY-----`), as in `cosign.pub`. */
+  publicKeyPem: string;
+}
+
+/** One independent offline Sigstore deployment: CA, CT log and Rekor, with its trusted root. */
+export interface TestSigstore {
+  /**
+   * `application/vnd.dev.sigstore.trustedroot+json;version=0.1` object (plain JSON, ready for
+   * `TrustedRoot.fromJSON` or a file): one CA (intermediate + root), one tlog (Rekor), one ctlog,
+   * all valid from 2020-01-01.
+   */
+  readonly trustedRoot: Record<string, unknown>;
+  /**
+   * Signs `payload` keyless: a fresh P-256 leaf from the intermediate (valid 10 minutes from now)
+   * with an SCT, and a hashedrekord entry logged to the test Rekor for the SET. Returns the layer
+   * with the four annotations cosign writes: signature, certificate, chain and bundle.
+   */
+  signKeyless(payload: Buffer, identity: KeylessIdentity): Promise<CosignLayer>;
+  /**
+   * Signs `payload` with `key`. With `tlog: true`, also logs a hashedrekord whose publicKey is the
+   * key's PEM and adds the bundle annotation; otherwise the layer carries only the signature.
+   */
+  signWithKey(payload: Buffer, key: TestKey, opts?: { tlog?: boolean }): Promise<CosignLayer>;
+}
+
+const REKOR_URL = 'https://rekor.test.invalid';
+const FULCIO_URL = 'https://fulcio.test.invalid';
+const CTFE_URL = 'https://ctfe.test.invalid';
+const VALID_FROM = '2020-01-01T00:00:00Z';
+
+/** Rekor v1 log entry as returned by the mock TLog (its .d.ts points at an uninstalled types package). */
+interface RekorLogEntry {
+  body: string;
+  integratedTime: number;
+  logID: string;
+  logIndex: number;
+  verification: { signedEntryTimestamp: string };
+}
+type MockTLog = Awaited<ReturnType<typeof initializeTLog>>;
+
+// The mock TLog draws logIndex at random from [0, 10^7); entries are re-logged on a collision so
+// every signature made in this process has its own index (tests may key on it).
+const usedLogIndexes = new Set<number>();
+
+/** Creates a new offline Sigstore with its own keys, so a second instance acts as an untrusted CA. */
+export async function createTestSigstore(): Promise<TestSigstore> {
+  const ctKeys = generateP256();
+  const rekorKeys = generateP256();
+  const ctLog = await initializeCTLog(ctKeys);
+  const tlog = await initializeTLog(REKOR_URL, rekorKeys);
+  const ca = await createFulcioCA(ctLog);
+
+  const trustedRoot = {
+    mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
+    tlogs: [transparencyLog(REKOR_URL, rekorKeys.publicKey)],
+    certificateAuthorities: [
+      {
+        subject: { organization: 'signet.test', commonName: 'signet-test-root' },
+        uri: FULCIO_URL,
+        certChain: { certificates: [ca.intermediate, ca.root].map((c) => ({ rawBytes: c.der.toString('base64') })) },
+        validFor: { start: VALID_FROM },
+      },
+    ],
+    ctlogs: [transparencyLog(CTFE_URL, ctKeys.publicKey)],
+    timestampAuthorities: [],
+  };
+
+  return {
+    trustedRoot,
+
+    async signKeyless(payload, identity) {
+      const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+        'sign',
+        'verify',
+      ])) as webcrypto.CryptoKeyPair;
+      // Whole seconds: the certificate cannot encode milliseconds, and the Rekor integratedTime
+      // (wall clock, floored to seconds) must not fall before notBefore.
+      const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000);
+      const leaf = await ca.issueLeaf(keys.publicKey, identity, notBefore);
+      const signature = sign('sha256', payload, KeyObject.from(keys.privateKey)).toString('base64');
+      const entry = await logHashedRekord(tlog, payload, signature, leaf.pem);
+      return {
+        payload,
+        annotations: {
+          [COSIGN_ANNOTATION.signature]: signature,
+          [COSIGN_ANNOTATION.certificate]: leaf.pem,
+          [COSIGN_ANNOTATION.chain]: ca.intermediate.pem + ca.root.pem,
+          [COSIGN_ANNOTATION.bundle]: rekorBundleAnnotation(entry),
+        },
+      };
+    },
+
+    async signWithKey(payload, key, opts = {}) {
+      const signature = sign('sha256', payload, key.privateKey).toString('base64');
+      const annotations: Record<string, string> = { [COSIGN_ANNOTATION.signature]: signature };
+      if (opts.tlog === true) {
+        const entry = await logHashedRekord(tlog, payload, signature, key.publicKeyPem);
+        annotations[COSIGN_ANNOTATION.bundle] = rekorBundleAnnotation(entry);
+      }
+      return { payload, annotations };
+    },
+  };
+}
+
+/** Generates a cosign-style ECDSA P-256 signing key. */
+export function generateTestKey(): TestKey {
+  const { privateKey, publicKey } = generateP256();
+  return { privateKey, publicKeyPem: toPem(publicKey.export({ type: 'spki', format: 'der' }), 'PUBLIC KEY') };
+}
+
+/**
+ * The cosign "simple signing" payload for an image, byte-for-byte as cosign (Go `json.Marshal`)
+ * writes it: `{"critical":{"identity":{"docker-reference":…},"image":{"docker-manifest-digest":…},
+ * "type":"cosign container image signature"},"optional":…}`. `optional` keys are sorted and
+ * `<`, `>`, `&`, U+2028/U+2029 are \u-escaped, as Go does.
+ */
+export function simpleSigningPayload(
+  dockerReference: string,
+  digest: string,
+  optional?: Record<string, string> | null,
+): Buffer {
+  const sortedOptional =
+    optional == null ? null : Object.fromEntries(Object.entries(optional).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const json = JSON.stringify({
+    critical: {
+      identity: { 'docker-reference': dockerReference },
+      image: { 'docker-manifest-digest': digest },
+      type: 'cosign container image signature',
+    },
+    optional: sortedOptional,
+  });
+  const goEscaped = json.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return Buffer.from(goEscaped, 'utf8');
+}
+
+/**
+ * Logs a hashedrekord v0.0.1 entry, as `cosign sign` uploads it. The mock TLog canonicalizes the
+ * proposed entry (RFC 8785), which is what Rekor stores as the entry body.
+ */
+async function logHashedRekord(
+  tlog: MockTLog,
+  payload: Buffer,
+  signatureB64: string,
+  publicKeyPem: string,
+): Promise<RekorLogEntry> {
+  const proposedEntry = {
+    apiVersion: '0.0.1',
+    kind: 'hashedrekord',
+    spec: {
+      data: { hash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') } },
+      signature: { content: signatureB64, publicKey: { content: Buffer.from(publicKeyPem, 'utf8').toString('base64') } },
+    },
+  };
+  for (;;) {
+    const response = (await tlog.log(proposedEntry)) as Record<string, RekorLogEntry>;
+    const entry = Object.values(response)[0]!;
+    if (!usedLogIndexes.has(entry.logIndex)) {
+      usedLogIndexes.add(entry.logIndex);
+      return entry;
+    }
+  }
+}
+
+/** The `dev.sigstore.cosign/bundle` annotation: cosign's `RekorBundle` JSON, logID in hex. */
+function rekorBundleAnnotation(entry: RekorLogEntry): string {
+  return JSON.stringify({
+    SignedEntryTimestamp: entry.verification.signedEntryTimestamp,
+    Payload: {
+      body: entry.body,
+      integratedTime: entry.integratedTime,
+      logIndex: entry.logIndex,
+      logID: entry.logID,
+    },
+  });
+}
+
+/** A trusted-root tlog/ctlog entry; the log ID is sha256 of the key's SPKI DER, as Rekor and CT use. */
+function transparencyLog(baseUrl: string, publicKey: KeyObject): Record<string, unknown> {
+  const spki = publicKey.export({ type: 'spki', format: 'der' });
+  return {
+    baseUrl,
+    hashAlgorithm: 'SHA2_256',
+    publicKey: {
+      rawBytes: spki.toString('base64'),
+      keyDetails: 'PKIX_ECDSA_P256_SHA_256',
+      validFor: { start: VALID_FROM },
+    },
+    logId: { keyId: createHash('sha256').update(spki).digest('base64') },
+  };
+}
+
+function generateP256(): KeyPairKeyObjectResult {
+  return generateKeyPairSync('ec', { namedCurve: 'P-256' });
+}

@@ -1,1 +1,30 @@
-export default function setup(): void {}
+import { existsSync } from 'node:fs';
+import pg from 'pg';
+import { createDb } from '../services/common/db/client.ts';
+import { ensureDatabase, migrateToLatest } from '../services/common/db/migrate.ts';
+import { createLogger } from '../services/common/logger.ts';
+import { PG_SERVER, TEMPLATE_DB } from './helpers/db.ts';
+import { FIXTURES } from './helpers/fixtures.ts';
+
+/** Migrates a template database once per run; each test file clones it (CREATE DATABASE … TEMPLATE). */
+export default async function setup(): Promise<void> {
+  if (!existsSync(FIXTURES)) {
+    throw new Error(`shared fixtures not found at ${FIXTURES}: clone the repository next to shared/ (or set SIGNET_FIXTURES)`);
+  }
+  const admin = new pg.Client({ connectionString: `${PG_SERVER}/postgres` });
+  await admin.connect();
+  try {
+    // Leftover clones from an interrupted run would otherwise pile up.
+    const { rows } = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE 'signet_test_%'");
+    for (const { datname } of rows) {
+      await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(datname)} WITH (FORCE)`);
+    }
+  } finally {
+    await admin.end();
+  }
+  const url = `${PG_SERVER}/${TEMPLATE_DB}`;
+  await ensureDatabase(url);
+  const db = createDb(url, createLogger({ logLevel: 'warn' }));
+  await migrateToLatest(db);
+  await db.destroy();
+}

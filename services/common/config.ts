@@ -45,7 +45,6 @@ const Env = z.object({
     .regex(/^[a-zA-Z0-9_-]+$/, 'letters, digits, _ and - only')
     .default('signet'),
   SIGNET_WORKER_CONCURRENCY: positiveInt(4),
-  SIGNET_JOB_ATTEMPTS: positiveInt(12),
   SIGNET_REGISTRY_TIMEOUT_MS: positiveInt(15_000),
   SIGNET_REGISTRY_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
   SIGNET_MAX_MANIFEST_BYTES: positiveInt(4 * 1024 * 1024),
@@ -74,7 +73,7 @@ export interface Config {
     readonly retries: number;
     readonly maxManifestBytes: number;
   };
-  readonly worker: { readonly concurrency: number; readonly attempts: number };
+  readonly worker: { readonly concurrency: number };
   readonly shutdownTimeoutMs: number;
   readonly logLevel: z.infer<typeof Env>['LOG_LEVEL'];
 }
@@ -129,7 +128,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       retries: e.SIGNET_REGISTRY_RETRIES,
       maxManifestBytes: e.SIGNET_MAX_MANIFEST_BYTES,
     },
-    worker: { concurrency: e.SIGNET_WORKER_CONCURRENCY, attempts: e.SIGNET_JOB_ATTEMPTS },
+    worker: { concurrency: e.SIGNET_WORKER_CONCURRENCY },
     shutdownTimeoutMs: e.SIGNET_SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
   });

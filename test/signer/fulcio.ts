@@ -1,9 +1,12 @@
 // A hand-made, Fulcio-shaped certificate authority for tests: root → intermediate (ECDSA P-384 /
 // SHA-384, like public-good Fulcio) issuing short-lived P-256 leaves with an email or URI SAN, the
 // Fulcio OIDC extensions and an embedded SCT from the @sigstore/mock CT log.
+// @peculiar/x509 needs a Reflect metadata polyfill loaded before it. The mock's CT log module
+// loads reflect-metadata (a dependency of @sigstore/mock, not of this project), so import it first.
+import '@sigstore/mock/dist/fulcio/ctlog.js';
+import type { CTLog } from '@sigstore/mock/dist/fulcio/ctlog.js';
 import { randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import type { CTLog } from '@sigstore/mock/dist/fulcio/ctlog.js';
 
 /** Who a keyless certificate is issued to, as Fulcio would encode it from an OIDC token. */
 export interface KeylessIdentity {
@@ -114,11 +117,10 @@ export async function createFulcioCA(ctLog: CTLog): Promise<FulcioCA> {
           ...identityExtensions(identity),
         ],
       };
-      // Certificate Transparency: the CT log signs the TBS of the certificate *without* the SCT
-      // extension (RFC 6962 precert). Verifiers rebuild that TBS by deleting the SCT extension
-      // from the final leaf, so the precert must equal the leaf minus its last extension: same
-      // serial, dates and extension order. The poison extension is omitted, as sigstore-js
-      // expects (it never adds one back).
+      // The SCT signs the precert TBS (RFC 6962 §3.2: the leaf's TBS without poison or SCT
+      // extension), which verifiers rebuild by deleting the SCT extension from the final leaf. So
+      // a poison-free pre-certificate with the same serial, dates and extensions in the same order
+      // gives exactly those bytes, and the SCT extension must be appended last.
       const preCert = await x509.X509CertificateGenerator.create(params, crypto);
       const sct = Buffer.from(await ctLog.log(preCert.rawData, issuerKeyHash));
       params.extensions = [...(params.extensions ?? []), sctListExtension(sct)];
@@ -143,9 +145,13 @@ export function derUtf8String(value: string): Buffer {
 }
 
 function derLength(length: number): Buffer {
-  if (length < 0x80) return Buffer.from([length]);
+  if (length < 0x80) {
+    return Buffer.from([length]);
+  }
   const octets: number[] = [];
-  for (let n = length; n > 0; n = Math.floor(n / 256)) octets.unshift(n % 256);
+  for (let n = length; n > 0; n = Math.floor(n / 256)) {
+    octets.unshift(n % 256);
+  }
   return Buffer.from([0x80 | octets.length, ...octets]);
 }
 
@@ -193,7 +199,7 @@ async function generateP384(): Promise<webcrypto.CryptoKeyPair> {
 /** 20 random bytes with the top bit cleared, so the DER INTEGER stays positive and 20 bytes long. */
 function randomSerial(): string {
   const bytes = randomBytes(20);
-  bytes[0] = (bytes[0]! & 0x7f) | 0x01;
+  bytes[0] = (bytes[0] & 0x7f) | 0x01;
   return bytes.toString('hex');
 }
 

@@ -1,13 +1,12 @@
 // Test-only cosign signer: produces legacy cosign signature layers (keyless and key-based), and the
 // Sigstore trusted root that verifies them, entirely offline. See notes/sigstore.md §6.
 import { createHash, generateKeyPairSync, KeyObject, sign, webcrypto, type KeyPairKeyObjectResult } from 'node:crypto';
+// Deep imports on purpose: the @sigstore/mock package root also loads its nock-based HTTP mocks,
+// and nock patches node:http globally as soon as it is imported.
 import { initializeCTLog } from '@sigstore/mock/dist/fulcio/ctlog.js';
 import { initializeTLog } from '@sigstore/mock/dist/rekor/tlog.js';
 import { COSIGN_ANNOTATION, type CosignLayer } from '../../services/worker/verification/cosign-layer.ts';
 import { createFulcioCA, toPem, type KeylessIdentity } from './fulcio.ts';
-
-// Imported from deep paths on purpose: the @sigstore/mock package root also loads its nock-based
-// HTTP mocks, and nock patches node:http globally the moment it is imported.
 
 export type { KeylessIdentity } from './fulcio.ts';
 
@@ -85,10 +84,7 @@ export async function createTestSigstore(): Promise<TestSigstore> {
     trustedRoot,
 
     async signKeyless(payload, identity) {
-      const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
-        'sign',
-        'verify',
-      ])) as webcrypto.CryptoKeyPair;
+      const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
       // Whole seconds: the certificate cannot encode milliseconds, and the Rekor integratedTime
       // (wall clock, floored to seconds) must not fall before notBefore.
       const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000);
@@ -136,7 +132,9 @@ export function simpleSigningPayload(
   optional?: Record<string, string> | null,
 ): Buffer {
   const sortedOptional =
-    optional == null ? null : Object.fromEntries(Object.entries(optional).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    optional === undefined || optional === null
+      ? null
+      : Object.fromEntries(Object.entries(optional).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   const json = JSON.stringify({
     critical: {
       identity: { 'docker-reference': dockerReference },
@@ -169,7 +167,10 @@ async function logHashedRekord(
   };
   for (;;) {
     const response = (await tlog.log(proposedEntry)) as Record<string, RekorLogEntry>;
-    const entry = Object.values(response)[0]!;
+    const [entry] = Object.values(response);
+    if (entry === undefined) {
+      throw new Error('the mock TLog returned no entry');
+    }
     if (!usedLogIndexes.has(entry.logIndex)) {
       usedLogIndexes.add(entry.logIndex);
       return entry;

@@ -11,6 +11,7 @@ import {
 import { z } from 'zod';
 import type { Digest } from '../../common/domain/digest.ts';
 import type { SignatureOutcome } from '../../common/domain/outcome.ts';
+import type { SignatureVerdict, SignerIdentity } from '../../common/domain/signature.ts';
 import {
   COSIGN_ANNOTATION,
   cosignLayerToBundle,
@@ -35,29 +36,9 @@ export interface ExpectedIdentity {
   readonly issuer?: string | RegExp;
 }
 
-export interface SignerIdentity {
-  readonly kind: 'email' | 'uri' | 'key';
-  /** SAN for certificates; `sha256:<hex>` key fingerprint for keys. */
-  readonly subject: string;
-  /** OIDC issuer for certificates; null for keys. */
-  readonly issuer: string | null;
-}
-
-/** What one signature proved (or failed to prove). Everything here is stored in the ledger. */
-export interface SignatureVerdict {
-  readonly outcome: SignatureOutcome;
-  readonly reason: string | null;
-  readonly identity: SignerIdentity | null;
-  readonly claims: Readonly<Record<string, string>>;
-  readonly key: { readonly fingerprint: string; readonly source: 'certificate' | 'trusted_key' | 'tlog'; readonly name: string | null } | null;
-  readonly certificate: { readonly fingerprint: string; readonly notBefore: Date; readonly notAfter: Date } | null;
-  readonly rekor: { readonly logId: string; readonly logIndex: string; readonly integratedTime: Date } | null;
-  /** The optional section of the simple-signing payload (cosign `-a key=value` annotations). */
-  readonly annotations: Readonly<Record<string, unknown>> | null;
-  readonly trustRootVersion: string;
-}
-
 export interface SignatureVerifier {
+  /** sha256 of the trusted root file; recorded on every signature. */
+  readonly trustRootVersion: string;
   /**
    * Verifies one legacy cosign layer attached to `subject`. Never throws: every failure is a typed
    * outcome with a reason. Pure CPU work, no I/O.
@@ -103,6 +84,7 @@ export function createSignatureVerifier(trust: LoadedTrustedRoot, trustedKeys: r
   }
 
   return {
+    trustRootVersion: trust.version,
     verifyCosignLayer(layer, subject, expected) {
       const base = {
         identity: null,

@@ -1,0 +1,113 @@
+import { Queue, type Worker } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import type { Config } from './common/config.ts';
+import { createDb, type Db } from './common/db/client.ts';
+import { ensureDatabase, migrateToLatest } from './common/db/migrate.ts';
+import { createHttpServer, type ReadinessCheck } from './common/http.ts';
+import { INDEX_QUEUE } from './common/jobs/index-manifest.ts';
+import type { Logger } from './common/logger.ts';
+import { createRedis } from './common/redis.ts';
+import type { ShutdownStep } from './common/shutdown.ts';
+import { registerIngestRoutes } from './ingest/server.ts';
+import { loadRegistryCredentials } from './worker/oci/auth.ts';
+import { createRegistryClient } from './worker/oci/client.ts';
+import { loadTrustedKeys, loadTrustedRoot } from './worker/verification/trust.ts';
+import { createSignatureVerifier } from './worker/verification/verifier.ts';
+import { startIndexWorker } from './worker/worker.ts';
+
+export interface Signet {
+  readonly app: FastifyInstance;
+  readonly db: Db;
+  /** The index queue when this process runs ingest (the producer side). */
+  readonly queue: Queue | null;
+  readonly worker: Worker | null;
+  /** Base URL once listening, e.g. `http://127.0.0.1:8080`. */
+  readonly url: string;
+  /** Ordered shutdown: HTTP intake, worker (drains active jobs), queue, Redis, Postgres. */
+  readonly shutdownSteps: readonly ShutdownStep[];
+}
+
+/**
+ * Builds and starts the roles in `config.roles` on one HTTP server: creates and migrates the
+ * database, loads trust material, connects Redis, starts the worker and listens. Used by main.ts
+ * and, with a test configuration, by the integration tests.
+ */
+export async function startSignet(config: Config, log: Logger): Promise<Signet> {
+
+  const roles = new Set(config.roles);
+  if (await ensureDatabase(config.database.url)) {
+    log.info('created the database');
+  }
+  const db = createDb(config.database.url, log);
+  const applied = await migrateToLatest(db);
+  if (applied.length > 0) {
+    log.info({ applied }, 'applied migrations');
+  }
+
+  const steps: ShutdownStep[] = [];
+  const checks: ReadinessCheck[] = [{ name: 'postgres', check: () => sql`SELECT 1`.execute(db) }];
+  const app = createHttpServer(log, checks);
+  steps.push({ name: 'http', run: () => app.close() });
+
+  let worker: Worker | null = null;
+  let queue: Queue | null = null;
+  if (roles.has('worker')) {
+    const [trust, trustedKeys, credentials] = await Promise.all([
+      loadTrustedRoot(config.verification.trustedRootPath),
+      loadTrustedKeys(config.verification.trustedKeysDir),
+      config.registry.authFile === null ? undefined : loadRegistryCredentials(config.registry.authFile),
+    ]);
+    log.info({ trustedRoot: trust.path, trustRootVersion: trust.version, trustedKeys: trustedKeys.map((k) => k.name) }, 'trust loaded');
+    const connection = createRedis(config.redis.url, 'worker', log);
+    worker = startIndexWorker(
+      {
+        db,
+        registry: createRegistryClient({
+          insecureHosts: config.registry.insecureHosts,
+          credentials,
+          timeoutMs: config.registry.timeoutMs,
+          retries: config.registry.retries,
+          maxManifestBytes: config.registry.maxManifestBytes,
+          log: log.child({ component: 'registry' }),
+        }),
+        verifier: createSignatureVerifier(trust, trustedKeys),
+        maxPayloadBytes: config.verification.maxPayloadBytes,
+      },
+      { connection, prefix: config.redis.queuePrefix, concurrency: config.worker.concurrency, log: log.child({ component: 'worker' }) },
+    );
+    // worker.close() waits for active jobs to finish; the shutdown deadline bounds it.
+    const started = worker;
+    steps.push({ name: 'worker', run: () => started.close() });
+    steps.push({ name: 'worker-redis', run: () => connection.quit() });
+    checks.push({ name: 'redis', check: () => connection.ping() });
+  }
+
+  if (roles.has('ingest')) {
+    const connection = createRedis(config.redis.url, 'producer', log);
+    const producer = new Queue(INDEX_QUEUE, { connection, prefix: config.redis.queuePrefix });
+    queue = producer;
+    producer.on('error', (err) => log.warn({ err }, 'queue error'));
+    if (config.webhook === null) {
+      log.warn('SIGNET_WEBHOOK_TOKEN is not set: every webhook will be refused with 401');
+    }
+    registerIngestRoutes(app, {
+      db,
+      queue: producer,
+      log: log.child({ component: 'ingest' }),
+      token: config.webhook?.token ?? null,
+      maxBodyBytes: config.http.maxWebhookBytes,
+    });
+    steps.push({ name: 'queue', run: () => producer.close() });
+    steps.push({ name: 'producer-redis', run: () => connection.quit() });
+    if (!roles.has('worker')) {
+      checks.push({ name: 'redis', check: () => connection.ping() });
+    }
+  }
+
+  steps.push({ name: 'postgres', run: () => db.destroy() });
+  const url = await app.listen({ host: config.http.host, port: config.http.port });
+  log.info({ roles: [...roles], url }, 'signet started');
+  return { app, db, queue, worker, url, shutdownSteps: steps };
+}
+

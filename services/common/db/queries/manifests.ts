@@ -1,0 +1,189 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { Digest } from '../../domain/digest.ts';
+import { summarizeOutcomes, type ManifestStatus, type SignatureOutcome } from '../../domain/outcome.ts';
+import type { SignatureRecord } from '../../domain/signature.ts';
+import type { DB } from '../schema.generated.ts';
+import { ensureRepository, lockRepository } from './repositories.ts';
+
+export interface Platform {
+  readonly os: string | null;
+  readonly architecture: string | null;
+  readonly variant: string | null;
+}
+
+/** One manifest as the worker found it: the pushed one first, then an index's children. */
+export interface IndexedManifest {
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly size: number;
+  /** For a child of an index: the index, its position and the platform the index names. */
+  readonly parent: { readonly digest: Digest; readonly position: number; readonly platform: Platform | null } | null;
+  readonly signatures: readonly SignatureRecord[];
+  /** Set when the signature artifact itself could not be read (hostile or broken `.sig` manifest). */
+  readonly discoveryError: string | null;
+}
+
+export interface StoredManifest {
+  readonly digest: Digest;
+  readonly status: ManifestStatus;
+  readonly signatureCount: number;
+  readonly verifiedCount: number;
+}
+
+/**
+ * Writes everything one indexing job learnt, in one transaction under the repository lock:
+ * manifests (upsert by repository + digest), index children, identities, and signatures (upsert by
+ * manifest + material digest: a re-index never duplicates rows, and never forgets a signature it
+ * saw before). Each manifest's status is then recomputed from all its stored signatures.
+ */
+export async function recordIndexedManifests(
+  db: Kysely<DB>,
+  registry: string,
+  repository: string,
+  manifests: readonly IndexedManifest[],
+): Promise<StoredManifest[]> {
+  return db.transaction().execute(async (trx) => {
+    await lockRepository(trx, registry, repository);
+    const repositoryId = await ensureRepository(trx, registry, repository);
+    const ids = new Map<Digest, string>();
+    const stored: StoredManifest[] = [];
+    for (const m of manifests) {
+      const manifestId = await upsertManifest(trx, repositoryId, m);
+      ids.set(m.digest, manifestId);
+      if (m.parent !== null) {
+        const parentId = ids.get(m.parent.digest);
+        if (parentId === undefined) {
+          throw new Error(`index ${m.parent.digest} must be recorded before its child ${m.digest}`);
+        }
+        await trx
+          .insertInto('manifest_children')
+          .values({
+            index_id: parentId,
+            child_id: manifestId,
+            position: m.parent.position,
+            platform_os: m.parent.platform?.os ?? null,
+            platform_architecture: m.parent.platform?.architecture ?? null,
+            platform_variant: m.parent.platform?.variant ?? null,
+          })
+          .onConflict((oc) => oc.columns(['index_id', 'child_id']).doNothing())
+          .execute();
+      }
+      for (const sig of m.signatures) {
+        await upsertSignature(trx, manifestId, sig);
+      }
+      stored.push(await refreshStatus(trx, manifestId, m));
+    }
+    return stored;
+  });
+}
+
+async function upsertManifest(trx: Transaction<DB>, repositoryId: string, m: IndexedManifest): Promise<string> {
+  const { id } = await trx
+    .insertInto('manifests')
+    .values({ repository_id: repositoryId, digest: m.digest, media_type: m.mediaType, size: m.size, status: 'unsigned' })
+    .onConflict((oc) =>
+      oc.columns(['repository_id', 'digest']).doUpdateSet({ media_type: m.mediaType, size: m.size, indexed_at: new Date() }),
+    )
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return id;
+}
+
+async function upsertIdentity(trx: Transaction<DB>, sig: SignatureRecord): Promise<string | null> {
+  const identity = sig.verdict.identity;
+  if (identity === null) {
+    return null;
+  }
+  const inserted = await trx
+    .insertInto('identities')
+    .values({ kind: identity.kind, subject: identity.subject, issuer: identity.issuer })
+    .onConflict((oc) => oc.columns(['subject', 'issuer']).doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  if (inserted !== undefined) {
+    return inserted.id;
+  }
+  const existing = await trx
+    .selectFrom('identities')
+    .select('id')
+    .where('subject', '=', identity.subject)
+    .where((eb) => (identity.issuer === null ? eb('issuer', 'is', null) : eb('issuer', '=', identity.issuer)))
+    .executeTakeFirstOrThrow();
+  return existing.id;
+}
+
+async function upsertSignature(trx: Transaction<DB>, manifestId: string, sig: SignatureRecord): Promise<void> {
+  const v = sig.verdict;
+  // Only a verified signature names its signer in the identities table; a failed one keeps the
+  // claimed identity on its own row (subject/issuer) but owns nothing.
+  const identityId = v.outcome === 'verified' ? await upsertIdentity(trx, sig) : null;
+  const verdictColumns = {
+    outcome: v.outcome,
+    reason: v.reason,
+    identity_id: identityId,
+    subject: v.identity?.subject ?? null,
+    issuer: v.identity?.issuer ?? null,
+    claims: JSON.stringify(v.claims),
+    key_fingerprint: v.key?.fingerprint ?? null,
+    key_source: v.key?.source ?? null,
+    key_name: v.key?.name ?? null,
+    certificate_fingerprint: v.certificate?.fingerprint ?? null,
+    certificate_not_before: v.certificate?.notBefore ?? null,
+    certificate_not_after: v.certificate?.notAfter ?? null,
+    rekor_log_id: v.rekor?.logId ?? null,
+    rekor_log_index: v.rekor?.logIndex ?? null,
+    rekor_integrated_time: v.rekor?.integratedTime ?? null,
+    trust_root_version: v.trustRootVersion,
+    verified_at: new Date(),
+  };
+  await trx
+    .insertInto('signatures')
+    .values({
+      manifest_id: manifestId,
+      material_digest: sig.materialDigest,
+      format: sig.format,
+      source_digest: sig.sourceDigest,
+      layer_index: sig.layerIndex,
+      layer_digest: sig.layerDigest,
+      payload: sig.payload,
+      annotations: JSON.stringify(sig.layerAnnotations),
+      ...verdictColumns,
+    })
+    .onConflict((oc) => oc.columns(['manifest_id', 'material_digest']).doUpdateSet(verdictColumns))
+    .execute();
+}
+
+async function refreshStatus(trx: Transaction<DB>, manifestId: string, m: IndexedManifest): Promise<StoredManifest> {
+  const rows = await trx.selectFrom('signatures').select(['outcome', 'reason']).where('manifest_id', '=', manifestId).execute();
+  const outcomes = rows.map((r) => r.outcome as SignatureOutcome);
+  let status = summarizeOutcomes(outcomes);
+  let reason = status === 'verified' || status === 'unsigned' ? null : (rows.find((r) => r.outcome === status)?.reason ?? null);
+  if (rows.length === 0 && m.discoveryError !== null) {
+    status = 'malformed';
+    reason = m.discoveryError;
+  }
+  const verifiedCount = outcomes.filter((o) => o === 'verified').length;
+  await trx
+    .updateTable('manifests')
+    .set({ status, status_reason: reason, signature_count: rows.length, verified_count: verifiedCount, indexed_at: new Date() })
+    .where('id', '=', manifestId)
+    .execute();
+  return { digest: m.digest, status, signatureCount: rows.length, verifiedCount };
+}
+
+/** Marks a deleted manifest; the ledger keeps its history. Returns how many rows were marked. */
+export async function markManifestDeleted(
+  trx: Transaction<DB>,
+  repositoryId: string,
+  digest: Digest,
+  at: Date,
+): Promise<number> {
+  const result = await trx
+    .updateTable('manifests')
+    .set({ deleted_at: at })
+    .where('repository_id', '=', repositoryId)
+    .where('digest', '=', digest)
+    .where('deleted_at', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}

@@ -1,0 +1,33 @@
+import { sql, type Transaction } from 'kysely';
+import type { DB } from '../schema.generated.ts';
+
+/**
+ * Serialises ledger writes for one repository until the transaction ends. Jobs for the same image
+ * (its push and its signature pushes) and tag updates from concurrent deliveries then see each
+ * other's rows instead of racing.
+ */
+export async function lockRepository(trx: Transaction<DB>, registry: string, repository: string): Promise<void> {
+  await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`${registry}/${repository}`}, 0))`.execute(trx);
+}
+
+/** Returns the repository's id, creating the registry and repository rows on first sight. */
+export async function ensureRepository(trx: Transaction<DB>, registry: string, repository: string): Promise<string> {
+  await trx.insertInto('registries').values({ host: registry }).onConflict((oc) => oc.column('host').doNothing()).execute();
+  const { id: registryId } = await trx
+    .selectFrom('registries')
+    .select('id')
+    .where('host', '=', registry)
+    .executeTakeFirstOrThrow();
+  await trx
+    .insertInto('repositories')
+    .values({ registry_id: registryId, name: repository })
+    .onConflict((oc) => oc.columns(['registry_id', 'name']).doNothing())
+    .execute();
+  const { id } = await trx
+    .selectFrom('repositories')
+    .select('id')
+    .where('registry_id', '=', registryId)
+    .where('name', '=', repository)
+    .executeTakeFirstOrThrow();
+  return id;
+}

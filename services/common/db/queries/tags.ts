@@ -1,0 +1,43 @@
+import type { Transaction } from 'kysely';
+import type { Digest } from '../../domain/digest.ts';
+import type { DB } from '../schema.generated.ts';
+
+/**
+ * Records that `tag` pointed at `digest` at time `at` (from a push event). A change of target is a
+ * tag-history row; an event older than the current state (a late redelivery) is recorded in the
+ * history but does not move the tag back. Call with the repository locked.
+ */
+export async function recordTagPush(
+  trx: Transaction<DB>,
+  repositoryId: string,
+  tag: string,
+  digest: Digest,
+  at: Date,
+): Promise<'created' | 'moved' | 'unchanged' | 'late'> {
+  const current = await trx
+    .selectFrom('tags')
+    .select(['digest', 'updated_at'])
+    .where('repository_id', '=', repositoryId)
+    .where('name', '=', tag)
+    .executeTakeFirst();
+  if (current?.digest === digest) {
+    return 'unchanged';
+  }
+  if (current !== undefined && at < current.updated_at) {
+    await trx
+      .insertInto('tag_history')
+      .values({ repository_id: repositoryId, name: tag, digest, previous_digest: null, seen_at: at })
+      .execute();
+    return 'late';
+  }
+  await trx
+    .insertInto('tags')
+    .values({ repository_id: repositoryId, name: tag, digest, updated_at: at })
+    .onConflict((oc) => oc.columns(['repository_id', 'name']).doUpdateSet({ digest, updated_at: at }))
+    .execute();
+  await trx
+    .insertInto('tag_history')
+    .values({ repository_id: repositoryId, name: tag, digest, previous_digest: current?.digest ?? null, seen_at: at })
+    .execute();
+  return current === undefined ? 'created' : 'moved';
+}

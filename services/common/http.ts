@@ -1,0 +1,56 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import type { Logger } from './logger.ts';
+
+/** A dependency `/readyz` checks; `check` rejects (or times out) when it is not usable. */
+export interface ReadinessCheck {
+  readonly name: string;
+  check(): Promise<unknown>;
+}
+
+const CHECK_TIMEOUT_MS = 2_000;
+
+/**
+ * The HTTP host shared by every role: fastify with `/healthz` (the process is alive) and
+ * `/readyz` (200 only when every dependency answers). Routes are added by the roles; `listen()`
+ * is main.ts's business.
+ */
+export function createHttpServer(log: Logger, checks: readonly ReadinessCheck[]): FastifyInstance {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // Roles log what matters per request themselves; fastify's per-request lines are noise at this rate.
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+    },
+    // Slow or stuck clients must not hold sockets forever.
+    connectionTimeout: 30_000,
+    requestTimeout: 30_000,
+    keepAliveTimeout: 65_000,
+    bodyLimit: 1024 * 1024,
+    return503OnClosing: true,
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    const results = await Promise.all(
+      checks.map(async (c) => {
+        try {
+          await Promise.race([
+            c.check(),
+            new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), CHECK_TIMEOUT_MS).unref()),
+          ]);
+          return [c.name, 'ok'] as const;
+        } catch (err) {
+          return [c.name, `unavailable: ${(err as Error).message}`] as const;
+        }
+      }),
+    );
+    const ready = results.every(([, r]) => r === 'ok');
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks: Object.fromEntries(results) });
+  });
+
+  return app;
+}

@@ -1,0 +1,53 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { isDigest, type Digest } from '../domain/digest.ts';
+import { defineJob } from './define-job.ts';
+
+export const INDEX_QUEUE = 'index';
+
+const digest = z.string().refine(isDigest, 'expected sha256:<64 hex>').transform((d) => d as Digest);
+
+export const IndexManifestData = z.object({
+  /** Registry host as clients address it, e.g. `registry.example.com` or `127.0.0.1:5000`. */
+  registry: z.string().min(1).max(255),
+  repository: z.string().min(1).max(255),
+  digest,
+  /** What caused the job: a manifest push, or a push of a cosign signature for `digest`. */
+  trigger: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('push') }),
+    z.object({ kind: z.literal('signature'), artifactDigest: digest, tag: z.string() }),
+  ]),
+  /** When the registry said the push happened (ISO 8601). */
+  eventAt: z.iso.datetime({ offset: true }),
+});
+export type IndexManifestData = z.infer<typeof IndexManifestData>;
+
+function hashId(...parts: string[]): string {
+  return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 40);
+}
+
+/**
+ * Index one pushed manifest: fetch it (and an index's children), discover and verify its cosign
+ * signatures, write the ledger rows in one transaction.
+ *
+ * Job ids are deterministic: `push-<h(registry, repository, digest)>` so redelivered and duplicate
+ * push events collapse, and `sig-<h(…, signature manifest digest)>` for signature pushes, so a
+ * signature pushed while the image's own job runs still triggers a fresh look.
+ */
+export const IndexManifestJob = defineJob({
+  name: 'index-manifest',
+  queue: INDEX_QUEUE,
+  schema: IndexManifestData,
+  jobId: (d) =>
+    d.trigger.kind === 'push'
+      ? `push-${hashId(d.registry, d.repository, d.digest)}`
+      : `sig-${hashId(d.registry, d.repository, d.digest, d.trigger.artifactDigest)}`,
+  options: {
+    attempts: 12,
+    backoff: { type: 'exponential', delay: 2_000 },
+    // Completed jobs are kept a day so that redeliveries within it collapse onto them by id.
+    removeOnComplete: { age: 24 * 3600, count: 100_000 },
+    // Failures are kept for inspection.
+    removeOnFail: { age: 30 * 24 * 3600 },
+  },
+});

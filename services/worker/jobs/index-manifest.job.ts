@@ -1,0 +1,171 @@
+import { createHash } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { cosignSignatureTag, type Digest } from '../../common/domain/digest.ts';
+import type { SignatureRecord } from '../../common/domain/signature.ts';
+import { recordIndexedManifests, type IndexedManifest, type StoredManifest } from '../../common/db/queries/manifests.ts';
+import type { DB } from '../../common/db/schema.generated.ts';
+import { RegistryError } from '../../common/errors.ts';
+import type { IndexManifestData } from '../../common/jobs/index-manifest.ts';
+import type { Logger } from '../../common/logger.ts';
+import type { RegistryClient } from '../oci/client.ts';
+import type { ImageManifest } from '../oci/media-types.ts';
+import { SIMPLE_SIGNING_MEDIA_TYPE } from '../verification/cosign-layer.ts';
+import type { SignatureVerifier } from '../verification/verifier.ts';
+
+export interface IndexDeps {
+  readonly db: Kysely<DB>;
+  readonly registry: RegistryClient;
+  readonly verifier: SignatureVerifier;
+  readonly maxPayloadBytes: number;
+}
+
+/** Children of one index that are indexed; more is hostile or absurd and is cut off (and said). */
+export const MAX_INDEX_CHILDREN = 64;
+/** Signature layers read from one `.sig` manifest. */
+export const MAX_SIGNATURE_LAYERS = 64;
+
+export type IndexResult =
+  | { readonly result: 'indexed'; readonly manifests: readonly StoredManifest[] }
+  | { readonly result: 'not_found'; readonly reason: string };
+
+/**
+ * Indexes one manifest: fetches it (and, for an index, names its children), discovers each one's
+ * cosign signatures under `sha256-<hex>.sig`, verifies every layer and writes the ledger in one
+ * transaction. Registry trouble (`RegistryError` TRANSIENT) propagates so the job retries; an
+ * image that no longer exists completes as `not_found`; every signature ends in a stored outcome.
+ */
+export async function indexManifest(deps: IndexDeps, data: IndexManifestData, log: Logger): Promise<IndexResult> {
+  const { registry, repository } = data;
+  let subject;
+  try {
+    subject = await deps.registry.getManifest(registry, repository, data.digest);
+  } catch (err) {
+    if (err instanceof RegistryError && err.code === 'NOT_FOUND') {
+      return { result: 'not_found', reason: `${registry}/${repository}@${data.digest} is not in the registry (deleted?)` };
+    }
+    throw err;
+  }
+
+  const manifests: IndexedManifest[] = [
+    {
+      digest: subject.digest,
+      mediaType: subject.mediaType,
+      size: subject.bytes.length,
+      parent: null,
+      ...(await discoverSignatures(deps, registry, repository, subject.digest, log)),
+    },
+  ];
+  if (subject.manifest.kind === 'index') {
+    const children = subject.manifest.manifests.filter(
+      // buildx attestation manifests are not runnable images; they are indexed with issue-3 attestations.
+      (c) => c.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest',
+    );
+    if (children.length > MAX_INDEX_CHILDREN) {
+      log.warn({ children: children.length, max: MAX_INDEX_CHILDREN }, 'index has too many children; indexing the first ones');
+    }
+    for (const [position, child] of children.slice(0, MAX_INDEX_CHILDREN).entries()) {
+      manifests.push({
+        digest: child.digest,
+        mediaType: child.mediaType,
+        size: child.size,
+        parent: {
+          digest: subject.digest,
+          position,
+          platform:
+            child.platform === undefined
+              ? null
+              : { os: child.platform.os, architecture: child.platform.architecture, variant: child.platform.variant ?? null },
+        },
+        ...(await discoverSignatures(deps, registry, repository, child.digest, log)),
+      });
+    }
+  }
+  const stored = await recordIndexedManifests(deps.db, registry, repository, manifests);
+  return { result: 'indexed', manifests: stored };
+}
+
+async function discoverSignatures(
+  deps: IndexDeps,
+  registry: string,
+  repository: string,
+  digest: Digest,
+  log: Logger,
+): Promise<Pick<IndexedManifest, 'signatures' | 'discoveryError'>> {
+  let sig;
+  try {
+    sig = await deps.registry.getManifest(registry, repository, cosignSignatureTag(digest));
+  } catch (err) {
+    if (err instanceof RegistryError && err.code === 'NOT_FOUND') {
+      return { signatures: [], discoveryError: null };
+    }
+    if (err instanceof RegistryError && (err.code === 'INVALID' || err.code === 'TOO_LARGE')) {
+      return { signatures: [], discoveryError: `the signature manifest ${cosignSignatureTag(digest)} is unusable: ${err.message}` };
+    }
+    throw err;
+  }
+  if (sig.manifest.kind !== 'image') {
+    return { signatures: [], discoveryError: `the signature tag ${cosignSignatureTag(digest)} holds an index, not a signature manifest` };
+  }
+  const layers = sig.manifest.layers.filter((l) => l.mediaType === SIMPLE_SIGNING_MEDIA_TYPE);
+  if (layers.length > MAX_SIGNATURE_LAYERS) {
+    log.warn({ layers: layers.length, max: MAX_SIGNATURE_LAYERS }, 'signature manifest has too many layers; verifying the first ones');
+  }
+  const signatures: SignatureRecord[] = [];
+  for (const [layerIndex, layer] of layers.slice(0, MAX_SIGNATURE_LAYERS).entries()) {
+    signatures.push(await verifyLayer(deps, registry, repository, digest, sig.digest, sig.manifest, layerIndex, layer));
+  }
+  return { signatures, discoveryError: null };
+}
+
+async function verifyLayer(
+  deps: IndexDeps,
+  registry: string,
+  repository: string,
+  subject: Digest,
+  sourceDigest: Digest,
+  manifest: ImageManifest,
+  layerIndex: number,
+  layer: ImageManifest['layers'][number],
+): Promise<SignatureRecord> {
+  const annotations = layer.annotations ?? {};
+  const base = {
+    format: 'cosign_legacy' as const,
+    materialDigest: materialDigest(layer.digest, annotations),
+    sourceDigest,
+    layerIndex: manifest.layers.indexOf(layer),
+    layerDigest: layer.digest,
+    layerAnnotations: annotations,
+  };
+  let payload: Buffer;
+  try {
+    payload = await deps.registry.getBlob(registry, repository, layer.digest, deps.maxPayloadBytes);
+  } catch (err) {
+    if (err instanceof RegistryError && !err.transient && err.code !== 'UNAUTHORIZED') {
+      return {
+        ...base,
+        payload: Buffer.alloc(0),
+        verdict: {
+          outcome: 'malformed',
+          reason: `signature payload ${layer.digest} (layer ${layerIndex}) cannot be read: ${err.message}`,
+          identity: null,
+          claims: {},
+          key: null,
+          certificate: null,
+          rekor: null,
+          annotations: null,
+          trustRootVersion: deps.verifier.trustRootVersion,
+        },
+      };
+    }
+    throw err;
+  }
+  return { ...base, payload, verdict: deps.verifier.verifyCosignLayer({ payload, annotations }, subject) };
+}
+
+/** Identifies a signature by everything that makes it: the payload digest and the annotations. */
+function materialDigest(layerDigest: string, annotations: Readonly<Record<string, string>>): Digest {
+  const sorted = Object.keys(annotations)
+    .sort()
+    .map((k) => [k, annotations[k]]);
+  return `sha256:${createHash('sha256').update(JSON.stringify([layerDigest, sorted])).digest('hex')}` as Digest;
+}

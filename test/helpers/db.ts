@@ -1,0 +1,39 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { createDb, type Db } from '../../services/common/db/client.ts';
+import { createLogger } from '../../services/common/logger.ts';
+
+export const PG_SERVER = process.env.SIGNET_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432';
+export const TEMPLATE_DB = 'signet_tmpl';
+
+export interface TestDb {
+  readonly url: string;
+  readonly db: Db;
+  drop(): Promise<void>;
+}
+
+async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: `${PG_SERVER}/postgres` });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A fresh, migrated database cloned from the template that global-setup migrated. */
+export async function createTestDb(): Promise<TestDb> {
+  const name = `signet_test_${randomBytes(6).toString('hex')}`;
+  await admin((c) => c.query(`CREATE DATABASE ${c.escapeIdentifier(name)} TEMPLATE ${c.escapeIdentifier(TEMPLATE_DB)}`));
+  const url = `${PG_SERVER}/${name}`;
+  const db = createDb(url, createLogger({ logLevel: 'silent' }));
+  return {
+    url,
+    db,
+    async drop() {
+      await db.destroy();
+      await admin((c) => c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`));
+    },
+  };
+}

@@ -1,0 +1,32 @@
+import type { Digest } from '../../services/common/domain/digest.ts';
+import { cosignSignatureTag } from '../../services/common/domain/digest.ts';
+import { SIMPLE_SIGNING_MEDIA_TYPE, type CosignLayer } from '../../services/worker/verification/cosign-layer.ts';
+import { OCI_MANIFEST, pushBlob, pushManifest } from './oci-push.ts';
+
+const EMPTY_CONFIG = Buffer.from('{}');
+
+/**
+ * Pushes signatures the way cosign does: payload blobs, then an OCI manifest under
+ * `sha256-<hex>.sig` whose layers are simple-signing payloads carrying the annotations.
+ * Returns the signature manifest's digest.
+ */
+export async function pushCosignSignatures(
+  registryUrl: string,
+  repo: string,
+  subject: Digest,
+  layers: readonly CosignLayer[],
+): Promise<Digest> {
+  const configDigest = await pushBlob(registryUrl, repo, EMPTY_CONFIG);
+  const descriptors = [];
+  for (const layer of layers) {
+    const digest = await pushBlob(registryUrl, repo, layer.payload);
+    descriptors.push({ mediaType: SIMPLE_SIGNING_MEDIA_TYPE, digest, size: layer.payload.length, annotations: layer.annotations });
+  }
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: EMPTY_CONFIG.length },
+    layers: descriptors,
+  };
+  return pushManifest(registryUrl, repo, cosignSignatureTag(subject), Buffer.from(JSON.stringify(manifest)), OCI_MANIFEST);
+}

@@ -1,6 +1,20 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+function boundaries(files, forbidden) {
+  return [
+    {
+      files: [files],
+      rules: {
+        'no-restricted-imports': [
+          'error',
+          { patterns: [{ group: forbidden.map((r) => `**/${r}/**`), message: 'services/common imports no role, and roles never import each other.' }] },
+        ],
+      },
+    },
+  ];
+}
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'services/common/db/schema.generated.ts', '.test-artifacts/**'] },
   js.configs.recommended,
@@ -15,26 +29,46 @@ export default tseslint.config(
       '@typescript-eslint/switch-exhaustiveness-check': 'error',
       '@typescript-eslint/require-await': 'error',
       '@typescript-eslint/consistent-type-imports': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
       eqeqeq: 'error',
       curly: 'error',
       'no-process-env': 'error',
+    },
+  },
+  { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
+  {
+    // Tests poke at parsed JSON and fixtures on purpose.
+    files: ['test/**', '**/*.test.ts'],
+    rules: {
+      '@typescript-eslint/no-explicit-any': 'off',
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+    },
+  },
+  {
+    files: ['services/common/config.ts', 'services/main.ts', 'test/**', 'scripts/**', 'vitest.config.ts'],
+    rules: { 'no-process-env': 'off' },
+  },
+  // Module boundaries (STYLE.md): common imports no role; roles never import each other; the
+  // verification core has no database, Redis or queue.
+  ...boundaries('services/common/**', ['ingest', 'worker', 'api']),
+  ...boundaries('services/ingest/**', ['worker', 'api']),
+  ...boundaries('services/api/**', ['ingest', 'worker']),
+  ...boundaries('services/worker/**', ['ingest', 'api']),
+  {
+    files: ['services/worker/verification/**'],
+    ignores: ['**/*.test.ts'],
+    rules: {
       'no-restricted-imports': [
         'error',
         {
           patterns: [
-            { group: ['**/ingest/**', '**/worker/**', '**/api/**'], message: 'services/common must not import a role; roles must not import each other.' },
+            { group: ['**/ingest/**', '**/api/**', '**/common/db/**', '**/common/redis.ts', '**/oci/**'], message: 'verification is pure: no I/O modules.' },
+            { group: ['bullmq', 'ioredis', 'pg', 'kysely'], message: 'verification is pure: no I/O modules.' },
           ],
         },
       ],
     },
-  },
-  {
-    files: ['services/common/config.ts', 'test/**', 'scripts/**', 'vitest.config.ts'],
-    rules: { 'no-process-env': 'off' },
-  },
-  {
-    files: ['services/main.ts', 'test/**', 'services/ingest/**', 'services/worker/**', 'services/api/**'],
-    rules: { 'no-restricted-imports': 'off' },
   },
 );

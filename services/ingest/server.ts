@@ -76,8 +76,13 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestDeps): vo
         return reply.code(503).send({ error: 'unavailable', message: 'Signet cannot accept the delivery now; retry later' });
       });
       // Authenticate before the body is read, so unauthenticated senders cannot make us parse 1 MiB.
-      scope.addHook('onRequest', async (req) => {
-        authenticate(expected, req.headers.authorization);
+      scope.addHook('onRequest', (req, _reply, done) => {
+        try {
+          authenticate(expected, req.headers.authorization);
+          done();
+        } catch (err) {
+          done(err as Error);
+        }
       });
       scope.post(`/webhooks/${source.name}`, async (req, reply) => handleDelivery(source, deps, req, reply));
       done();

@@ -199,7 +199,7 @@ async function generateP384(): Promise<webcrypto.CryptoKeyPair> {
 /** 20 random bytes with the top bit cleared, so the DER INTEGER stays positive and 20 bytes long. */
 function randomSerial(): string {
   const bytes = randomBytes(20);
-  bytes[0] = (bytes[0] & 0x7f) | 0x01;
+  bytes[0] = (bytes[0]! & 0x7f) | 0x01;
   return bytes.toString('hex');
 }
 

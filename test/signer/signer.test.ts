@@ -21,8 +21,8 @@ const WORKFLOW = 'https://github.com/org/repo/.github/workflows/release.yml@refs
 
 function verifyKeyless(root: Record<string, unknown>, layer: CosignLayer): Signer {
   const bundle = cosignLayerToBundle(layer, {
-    certificate: parseCertificatePem(layer.annotations[COSIGN_ANNOTATION.certificate]),
-    rekor: parseRekorBundle(layer.annotations[COSIGN_ANNOTATION.bundle]),
+    certificate: parseCertificatePem(layer.annotations[COSIGN_ANNOTATION.certificate]!),
+    rekor: parseRekorBundle(layer.annotations[COSIGN_ANNOTATION.bundle]!),
   });
   return new Verifier(toTrustMaterial(TrustedRoot.fromJSON(root))).verify(toSignedEntity(bundle, layer.payload));
 }
@@ -30,7 +30,7 @@ function verifyKeyless(root: Record<string, unknown>, layer: CosignLayer): Signe
 function verifyWithKey(root: Record<string, unknown>, layer: CosignLayer, key: TestKey): Signer {
   const bundle = cosignLayerToBundle(layer, {
     certificate: null,
-    rekor: parseRekorBundle(layer.annotations[COSIGN_ANNOTATION.bundle]),
+    rekor: parseRekorBundle(layer.annotations[COSIGN_ANNOTATION.bundle]!),
     keyHint: 'cosign.pub',
   });
   const rawBytes = createPublicKey(key.publicKeyPem).export({ type: 'spki', format: 'der' });
@@ -65,16 +65,16 @@ describe('test signer', () => {
     expect(signer.identity?.extensions?.issuer).toBe('https://accounts.google.com');
 
     // The Rekor entry records the leaf certificate PEM and the payload hash, as cosign uploads them.
-    const rekor = parseRekorBundle(layer.annotations[COSIGN_ANNOTATION.bundle]);
+    const rekor = parseRekorBundle(layer.annotations[COSIGN_ANNOTATION.bundle]!);
     const body = parseHashedRekordBody(rekor.Payload.body);
     expect(Buffer.from(body.spec.signature.publicKey.content, 'base64').toString()).toBe(
-      layer.annotations[COSIGN_ANNOTATION.certificate],
+      layer.annotations[COSIGN_ANNOTATION.certificate]!,
     );
-    expect(body.spec.signature.content).toBe(layer.annotations[COSIGN_ANNOTATION.signature]);
+    expect(body.spec.signature.content).toBe(layer.annotations[COSIGN_ANNOTATION.signature]!);
     expect(body.spec.data.hash).toEqual({ algorithm: 'sha256', value: createHash('sha256').update(PAYLOAD).digest('hex') });
 
     // The chain annotation is intermediate then root, both present in the trusted root.
-    const chain = layer.annotations[COSIGN_ANNOTATION.chain].match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n/g);
+    const chain = layer.annotations[COSIGN_ANNOTATION.chain]!.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n/g);
     expect(chain).toHaveLength(2);
     const [ca] = TrustedRoot.fromJSON(sigstore.trustedRoot).certificateAuthorities;
     expect(chain?.map((pem) => parseCertificatePem(pem).raw)).toEqual(ca?.certChain?.certificates.map((c) => c.rawBytes));
@@ -93,7 +93,7 @@ describe('test signer', () => {
     }
     expect(oids.get('1.3.6.1.4.1.57264.1.1')).toEqual(Buffer.from(GITHUB_ISSUER));
 
-    const leaf = X509Certificate.parse(layer.annotations[COSIGN_ANNOTATION.certificate]);
+    const leaf = X509Certificate.parse(layer.annotations[COSIGN_ANNOTATION.certificate]!);
     expect(leaf.extension('1.3.6.1.4.1.57264.1.14')?.valueObj.subs[0]?.value.toString()).toBe('refs/tags/v1');
   });
 
@@ -117,7 +117,7 @@ describe('test signer', () => {
       sigstore.signWithKey(PAYLOAD, key, { tlog: true }),
       sigstore.signKeyless(PAYLOAD, { email: 'alice@example.com', issuer: 'https://accounts.google.com' }),
     ]);
-    const indexes = layers.map((l) => parseRekorBundle(l.annotations[COSIGN_ANNOTATION.bundle]).Payload.logIndex);
+    const indexes = layers.map((l) => parseRekorBundle(l.annotations[COSIGN_ANNOTATION.bundle]!).Payload.logIndex);
     expect(new Set(indexes).size).toBe(indexes.length);
   });
 
@@ -129,7 +129,7 @@ describe('test signer', () => {
     const signer = verifyWithKey(sigstore.trustedRoot, layer, key);
     expect(signer.identity).toBeUndefined();
 
-    const body = parseHashedRekordBody(parseRekorBundle(layer.annotations[COSIGN_ANNOTATION.bundle]).Payload.body);
+    const body = parseHashedRekordBody(parseRekorBundle(layer.annotations[COSIGN_ANNOTATION.bundle]!).Payload.body);
     expect(Buffer.from(body.spec.signature.publicKey.content, 'base64').toString()).toBe(key.publicKeyPem);
     expect(key.publicKeyPem).toMatch(/^-----BEGIN PUBLIC KEY-----\n[\s\S]+\n-----END PUBLIC KEY-----\n$/);
 
@@ -141,7 +141,7 @@ describe('test signer', () => {
     const layer = await sigstore.signWithKey(PAYLOAD, key);
 
     expect(Object.keys(layer.annotations)).toEqual([COSIGN_ANNOTATION.signature]);
-    const signature = Buffer.from(layer.annotations[COSIGN_ANNOTATION.signature], 'base64');
+    const signature = Buffer.from(layer.annotations[COSIGN_ANNOTATION.signature]!, 'base64');
     expect(verify('sha256', PAYLOAD, key.publicKeyPem, signature)).toBe(true);
     expect(verify('sha256', Buffer.concat([PAYLOAD, Buffer.from(' ')]), key.publicKeyPem, signature)).toBe(false);
   });

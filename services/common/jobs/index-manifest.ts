@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { isDigest, type Digest } from '../domain/digest.ts';
+import { isDigest } from '../domain/digest.ts';
 import { defineJob } from './define-job.ts';
 
 export const INDEX_QUEUE = 'index';
 
-const digest = z.string().refine(isDigest, 'expected sha256:<64 hex>').transform((d) => d as Digest);
+const digest = z.string().refine(isDigest, 'expected sha256:<64 hex>');
 
 export const IndexManifestData = z.object({
   /** Registry host as clients address it, e.g. `registry.example.com` or `127.0.0.1:5000`. */

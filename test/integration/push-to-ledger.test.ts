@@ -1,0 +1,300 @@
+// End to end on real parts: a real docker-registry (CNCF distribution 2.8) whose notifications
+// point at an in-process Signet, real Postgres and Redis. Images and signatures are pushed through
+// the registry's HTTP API; the assertions read the ledger.
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Digest } from '../../services/common/domain/digest.ts';
+import { COSIGN_ANNOTATION } from '../../services/worker/verification/cosign-layer.ts';
+import { pushCosignSignatures } from '../helpers/cosign-push.ts';
+import { createTestDb, type TestDb } from '../helpers/db.ts';
+import { freePort } from '../helpers/net.ts';
+import { pushIndex, pushRandomImage } from '../helpers/oci-push.ts';
+import { startRegistry, type RunningRegistry } from '../helpers/registry.ts';
+import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
+import { createTestSigstore, generateTestKey, simpleSigningPayload, type TestKey, type TestSigstore } from '../signer/signer.ts';
+
+let db: TestDb;
+let registry: RunningRegistry;
+let signet: TestSignet;
+let sigstore: TestSigstore;
+let rogue: TestSigstore;
+let teamKey: TestKey;
+let tmp: string;
+
+beforeAll(async () => {
+  [db, sigstore, rogue] = await Promise.all([createTestDb(), createTestSigstore(), createTestSigstore()]);
+  teamKey = generateTestKey();
+  tmp = await mkdtemp(join(tmpdir(), 'signet-e2e-'));
+  await mkdir(join(tmp, 'keys'));
+  await writeFile(join(tmp, 'trusted_root.json'), JSON.stringify(sigstore.trustedRoot));
+  await writeFile(join(tmp, 'keys', 'team.pub'), teamKey.publicKeyPem);
+  const port = await freePort();
+  signet = await startTestSignet({
+    DATABASE_URL: db.url,
+    SIGNET_TRUSTED_ROOT: join(tmp, 'trusted_root.json'),
+    SIGNET_TRUSTED_KEYS: join(tmp, 'keys'),
+    SIGNET_INSECURE_REGISTRIES: `127.0.0.1:${port}`,
+  });
+  registry = await startRegistry({ port, notifications: { url: `${signet.url}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN } });
+});
+
+afterAll(async () => {
+  await registry?.stop();
+  await signet?.stop();
+  await db?.drop();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+function manifestRow(repo: string, digest: Digest) {
+  return db.db
+    .selectFrom('manifests as m')
+    .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+    .innerJoin('registries as g', 'g.id', 'r.registry_id')
+    .select(['m.id', 'm.status', 'm.status_reason', 'm.signature_count', 'm.verified_count', 'm.media_type', 'g.host'])
+    .where('r.name', '=', repo)
+    .where('m.digest', '=', digest)
+    .executeTakeFirst();
+}
+
+function signaturesOf(manifestId: string) {
+  return db.db
+    .selectFrom('signatures')
+    .selectAll()
+    .where('manifest_id', '=', manifestId)
+    .orderBy('id')
+    .execute();
+}
+
+/** Waits until the manifest is indexed with at least `count` signatures, then returns it and them. */
+async function indexed(repo: string, digest: Digest, count: number) {
+  const m = await eventually(async () => {
+    const row = await manifestRow(repo, digest);
+    return row !== undefined && row.signature_count >= count ? row : undefined;
+  }, `${repo}@${digest} indexed with ${count} signature(s)`);
+  return { manifest: m, signatures: await signaturesOf(m.id) };
+}
+
+async function pushSigned(repo: string, tag: string | null, sign: (digest: Digest) => Promise<Parameters<typeof pushCosignSignatures>[3]>) {
+  const image = await pushRandomImage(registry.url, repo, tag);
+  await pushCosignSignatures(registry.url, repo, image.digest, await sign(image.digest));
+  return image;
+}
+
+const ref = (repo: string) => `${registry.host}/${repo}`;
+
+describe('a push to the real registry', () => {
+  it('records a keyless-signed image as verified, with signer identity, issuer and Rekor log index', async () => {
+    const repo = 'team-a/app';
+    let rekor: { Payload: { logIndex: number; logID: string } } | undefined;
+    const image = await pushSigned(repo, 'v1', async (digest) => {
+      const layer = await sigstore.signKeyless(simpleSigningPayload(ref(repo), digest), {
+        email: 'alice@example.com',
+        issuer: 'https://accounts.example.com',
+      });
+      rekor = JSON.parse(layer.annotations[COSIGN_ANNOTATION.bundle]!) as typeof rekor;
+      return [layer];
+    });
+    const { manifest, signatures } = await indexed(repo, image.digest, 1);
+    expect(manifest).toMatchObject({ status: 'verified', verified_count: 1, host: registry.host });
+    expect(signatures).toHaveLength(1);
+    const [sig] = signatures;
+    expect(sig).toMatchObject({
+      format: 'cosign_legacy',
+      outcome: 'verified',
+      reason: null,
+      subject: 'alice@example.com',
+      issuer: 'https://accounts.example.com',
+      key_source: 'certificate',
+      rekor_log_index: String(rekor!.Payload.logIndex),
+      rekor_log_id: rekor!.Payload.logID,
+    });
+    expect(sig!.claims).toMatchObject({ issuer: 'https://accounts.example.com' });
+    expect(Buffer.from(sig!.payload).toString()).toContain(image.digest);
+
+    const identity = await db.db.selectFrom('identities').selectAll().where('id', '=', sig!.identity_id!).executeTakeFirstOrThrow();
+    expect(identity).toMatchObject({ kind: 'email', subject: 'alice@example.com', issuer: 'https://accounts.example.com' });
+
+    const tag = await db.db.selectFrom('tags').select(['name', 'digest']).where('name', '=', 'v1').execute();
+    expect(tag).toEqual([{ name: 'v1', digest: image.digest }]);
+  });
+
+  it('records a GitHub Actions workflow identity with its Fulcio claims', async () => {
+    const repo = 'team-b/service';
+    const workflow = 'https://github.com/acme/service/.github/workflows/release.yml@refs/tags/v2.0.0';
+    const image = await pushSigned(repo, 'v2.0.0', async (digest) => [
+      await sigstore.signKeyless(simpleSigningPayload(ref(repo), digest), {
+        uri: workflow,
+        issuer: 'https://token.actions.githubusercontent.com',
+        claims: { 9: workflow, 12: 'https://github.com/acme/service', 13: 'a'.repeat(40), 14: 'refs/tags/v2.0.0', 20: 'push' },
+      }),
+    ]);
+    const { manifest, signatures } = await indexed(repo, image.digest, 1);
+    expect(manifest.status).toBe('verified');
+    expect(signatures[0]).toMatchObject({ subject: workflow, issuer: 'https://token.actions.githubusercontent.com' });
+    expect(signatures[0]!.claims).toEqual({
+      issuerV1: 'https://token.actions.githubusercontent.com',
+      issuer: 'https://token.actions.githubusercontent.com',
+      buildSignerUri: workflow,
+      sourceRepositoryUri: 'https://github.com/acme/service',
+      sourceRepositoryDigest: 'a'.repeat(40),
+      sourceRepositoryRef: 'refs/tags/v2.0.0',
+      buildTrigger: 'push',
+    });
+  });
+
+  it('records key-based signatures: a trusted key, and a key known only from its Rekor entry', async () => {
+    const repo = 'team-c/tool';
+    const stranger = generateTestKey();
+    const image = await pushSigned(repo, 'stable', async (digest) => [
+      await sigstore.signWithKey(simpleSigningPayload(ref(repo), digest), teamKey),
+      await sigstore.signWithKey(simpleSigningPayload(ref(repo), digest), stranger, { tlog: true }),
+    ]);
+    const { manifest, signatures } = await indexed(repo, image.digest, 2);
+    expect(manifest).toMatchObject({ status: 'verified', verified_count: 2 });
+    expect(signatures.map((s) => [s.outcome, s.key_source, s.key_name])).toEqual([
+      ['verified', 'trusted_key', 'team'],
+      ['verified', 'tlog', null],
+    ]);
+    expect(signatures[0]!.rekor_log_index).toBeNull();
+    expect(signatures[1]!.rekor_log_index).not.toBeNull();
+  });
+
+  it('records an image with no signature as unsigned', async () => {
+    const repo = 'team-a/unsigned';
+    const image = await pushRandomImage(registry.url, repo, 'latest');
+    const m = await eventually(() => manifestRow(repo, image.digest), 'unsigned image indexed');
+    expect(m).toMatchObject({ status: 'unsigned', signature_count: 0 });
+  });
+
+  it('indexes a multi-arch index and its children with their platforms, each with its own signatures', async () => {
+    const repo = 'team-a/multi';
+    const index = await pushIndex(registry.url, repo, 'v3');
+    const [amd64] = index.index.manifests;
+    await pushCosignSignatures(registry.url, repo, index.digest, [
+      await sigstore.signKeyless(simpleSigningPayload(ref(repo), index.digest), { email: 'alice@example.com', issuer: 'https://accounts.example.com' }),
+    ]);
+    await pushCosignSignatures(registry.url, repo, amd64!.digest, [
+      await sigstore.signKeyless(simpleSigningPayload(ref(repo), amd64!.digest), { email: 'bob@example.com', issuer: 'https://accounts.example.com' }),
+    ]);
+    const parent = await indexed(repo, index.digest, 1);
+    expect(parent.manifest).toMatchObject({ status: 'verified', media_type: 'application/vnd.oci.image.index.v1+json' });
+    const child = await indexed(repo, amd64!.digest, 1);
+    expect(child.signatures[0]).toMatchObject({ outcome: 'verified', subject: 'bob@example.com' });
+    const children = await db.db
+      .selectFrom('manifest_children as c')
+      .innerJoin('manifests as m', 'm.id', 'c.child_id')
+      .select(['m.digest', 'c.position', 'c.platform_os', 'c.platform_architecture', 'c.platform_variant'])
+      .where('c.index_id', '=', parent.manifest.id)
+      .orderBy('c.position')
+      .execute();
+    expect(children).toEqual([
+      { digest: amd64!.digest, position: 0, platform_os: 'linux', platform_architecture: 'amd64', platform_variant: null },
+      { digest: index.index.manifests[1]!.digest, position: 1, platform_os: 'linux', platform_architecture: 'arm64', platform_variant: 'v8' },
+    ]);
+  });
+
+  it('keeps every tag move in the tag history', async () => {
+    const repo = 'team-a/moving';
+    const first = await pushRandomImage(registry.url, repo, 'latest');
+    const second = await pushRandomImage(registry.url, repo, 'latest');
+    await eventually(() => manifestRow(repo, second.digest), 'second image indexed');
+    const history = await db.db
+      .selectFrom('tag_history as h')
+      .innerJoin('repositories as r', 'r.id', 'h.repository_id')
+      .select(['h.digest', 'h.previous_digest'])
+      .where('r.name', '=', repo)
+      .where('h.name', '=', 'latest')
+      .orderBy('h.id')
+      .execute();
+    expect(history).toEqual([
+      { digest: first.digest, previous_digest: null },
+      { digest: second.digest, previous_digest: first.digest },
+    ]);
+  });
+});
+
+describe('forged, replayed and untrusted signatures pushed to the real registry', () => {
+  async function expectNothingVerified(repo: string, digest: Digest, outcome: string) {
+    const { manifest, signatures } = await indexed(repo, digest, 1);
+    expect(manifest.status).toBe(outcome);
+    expect(manifest.verified_count).toBe(0);
+    expect(signatures.every((s) => s.outcome === outcome && s.identity_id === null)).toBe(true);
+  }
+
+  it('a valid signature copied from another image is digest_mismatch', async () => {
+    const repo = 'team-a/replay';
+    const original = await pushRandomImage(registry.url, repo, 'genuine');
+    const layer = await sigstore.signKeyless(simpleSigningPayload(ref(repo), original.digest), {
+      email: 'alice@example.com',
+      issuer: 'https://accounts.example.com',
+    });
+    const victim = await pushRandomImage(registry.url, repo, 'evil');
+    await pushCosignSignatures(registry.url, repo, victim.digest, [layer]);
+    await expectNothingVerified(repo, victim.digest, 'digest_mismatch');
+  });
+
+  it('a tampered payload is invalid_signature', async () => {
+    const repo = 'team-a/tampered';
+    const image = await pushSigned(repo, 'x', async (digest) => {
+      const layer = await sigstore.signKeyless(simpleSigningPayload(ref(repo), digest), {
+        email: 'alice@example.com',
+        issuer: 'https://accounts.example.com',
+      });
+      return [{ ...layer, payload: simpleSigningPayload(ref(repo), digest, { env: 'prod' }) }];
+    });
+    await expectNothingVerified(repo, image.digest, 'invalid_signature');
+  });
+
+  it('a certificate from a CA outside the trusted root is untrusted_root', async () => {
+    const repo = 'team-a/rogue-ca';
+    const image = await pushSigned(repo, 'x', async (digest) => [
+      await rogue.signKeyless(simpleSigningPayload(ref(repo), digest), { email: 'alice@example.com', issuer: 'https://accounts.example.com' }),
+    ]);
+    await expectNothingVerified(repo, image.digest, 'untrusted_root');
+  });
+
+  it('a signature by a key nobody trusts (and no Rekor entry) is untrusted_root', async () => {
+    const repo = 'team-a/wrong-key';
+    const image = await pushSigned(repo, 'x', async (digest) => [
+      await sigstore.signWithKey(simpleSigningPayload(ref(repo), digest), generateTestKey()),
+    ]);
+    await expectNothingVerified(repo, image.digest, 'untrusted_root');
+  });
+});
+
+describe('redelivery', () => {
+  it('a duplicate delivery yields one job and no new rows', async () => {
+    const repo = 'team-a/dupe';
+    const image = await pushSigned(repo, 'v1', async (digest) => [
+      await sigstore.signKeyless(simpleSigningPayload(ref(repo), digest), { email: 'alice@example.com', issuer: 'https://accounts.example.com' }),
+    ]);
+    await indexed(repo, image.digest, 1);
+    const deliveries = await db.db
+      .selectFrom('webhook_deliveries')
+      .select(['payload', 'content_type', 'job_ids'])
+      .where('payload', 'like', `%${image.digest}%`)
+      .execute();
+    expect(deliveries.length).toBeGreaterThan(0);
+    const before = await db.db.selectFrom('signatures').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    for (const d of deliveries) {
+      const res = await signet.app.inject({
+        method: 'POST',
+        url: '/webhooks/distribution',
+        headers: { authorization: `Bearer ${TEST_WEBHOOK_TOKEN}`, 'content-type': d.content_type! },
+        payload: d.payload,
+      });
+      expect(res.statusCode).toBe(202);
+      // Same deterministic ids as the first delivery: BullMQ keeps the completed job and adds nothing.
+      expect(res.json<{ queued: string[] }>().queued).toEqual(d.job_ids);
+      for (const id of d.job_ids) {
+        expect(await signet.queue!.getJobState(id)).toBe('completed');
+      }
+    }
+    const after = await db.db.selectFrom('signatures').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    expect(after.n).toBe(before.n);
+    const rows = await manifestRow(repo, image.digest);
+    expect(rows?.signature_count).toBe(1);
+  });
+});

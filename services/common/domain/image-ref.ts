@@ -14,7 +14,11 @@ export function isTag(tag: string): boolean {
   return TAG.test(tag);
 }
 
-/** A registry host, optionally with a port, lower-cased (`Registry.Example.com:443` is not normalised further). */
+/** A lower-case registry host (DNS name, IPv4 or bracketed IPv6), optionally with a port 1–65535. */
 export function isRegistryHost(host: string): boolean {
-  return host.length <= 255 && HOST.test(host);
+  if (host.length > 255 || !HOST.test(host)) {
+    return false;
+  }
+  const port = /:(\d{1,5})$/.exec(host)?.[1];
+  return port === undefined || (Number(port) >= 1 && Number(port) <= 65535);
 }

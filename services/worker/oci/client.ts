@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RegistryError } from '../../common/errors.ts';
 import { isDigest, sha256Digest, type Digest } from '../../common/domain/digest.ts';
+import { isRegistryHost, isRepositoryName, isTag } from '../../common/domain/image-ref.ts';
 import type { Logger } from '../../common/logger.ts';
 import {
   basicAuthorization,
@@ -60,14 +61,6 @@ export const MAX_REDIRECTS = 5;
 const MAX_ERROR_BODY_BYTES = 16 * 1024;
 const MAX_TOKEN_BODY_BYTES = 1024 * 1024;
 
-// Distribution's reference grammar.
-const DOMAIN_COMPONENT = '(?:[a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])';
-const HOST_RE = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-f:.]+\\])(?::(\\d{1,5}))?$`);
-const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*';
-const REPOSITORY_RE = new RegExp(`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
-const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const MAX_REPOSITORY_LENGTH = 255;
-
 const DOCKER_HUB_API = 'registry-1.docker.io';
 
 /**
@@ -76,9 +69,7 @@ const DOCKER_HUB_API = 'registry-1.docker.io';
  */
 export function validateRegistryHost(registry: string): string {
   const host = registry.toLowerCase();
-  const m = host.length <= 255 ? HOST_RE.exec(host) : null;
-  const port = m?.[1] === undefined ? undefined : Number(m[1]);
-  if (m === null || (port !== undefined && (port < 1 || port > 65535))) {
+  if (!isRegistryHost(host)) {
     throw new RegistryError('INVALID', `invalid registry host ${JSON.stringify(registry.slice(0, 100))}`);
   }
   return host;
@@ -86,7 +77,7 @@ export function validateRegistryHost(registry: string): string {
 
 /** Checks a repository name against distribution's grammar. Throws `RegistryError('INVALID')`. */
 export function validateRepository(repository: string): string {
-  if (repository.length > MAX_REPOSITORY_LENGTH || !REPOSITORY_RE.test(repository)) {
+  if (!isRepositoryName(repository)) {
     throw new RegistryError('INVALID', `invalid repository name ${JSON.stringify(repository.slice(0, 100))}`);
   }
   return repository;
@@ -100,7 +91,7 @@ export function validateReference(reference: string): { kind: 'digest'; digest: 
   if (reference.includes(':')) {
     throw new RegistryError('INVALID', `invalid digest ${JSON.stringify(reference.slice(0, 80))}: only sha256 is supported`);
   }
-  if (!TAG_RE.test(reference)) {
+  if (!isTag(reference)) {
     throw new RegistryError('INVALID', `invalid tag ${JSON.stringify(reference.slice(0, 80))}`);
   }
   return { kind: 'tag', tag: reference };

@@ -65,6 +65,7 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
         db,
         registry: createRegistryClient({
           insecureHosts: config.registry.insecureHosts,
+          endpoints: config.registry.endpoints,
           credentials,
           timeoutMs: config.registry.timeoutMs,
           retries: config.registry.retries,

@@ -40,6 +40,9 @@ const Env = z.object({
   SIGNET_TRUSTED_KEYS: z.string().min(1).optional(),
   SIGNET_INSECURE_REGISTRIES: commaList(hostPort),
   SIGNET_REGISTRY_AUTH_FILE: z.string().min(1).optional(),
+  SIGNET_REGISTRY_ENDPOINTS: commaList(
+    z.string().regex(/^[a-z0-9.:[\]-]+=https?:\/\/[^/?#\s]+\/?$/i, 'expected name=http(s)://host[:port]'),
+  ),
   SIGNET_QUEUE_PREFIX: z
     .string()
     .regex(/^[a-zA-Z0-9_-]+$/, 'letters, digits, _ and - only')
@@ -69,6 +72,8 @@ export interface Config {
   readonly registry: {
     readonly insecureHosts: readonly string[];
     readonly authFile: string | null;
+    /** Registry name → base URL Signet fetches from, when they differ. */
+    readonly endpoints: Readonly<Record<string, string>>;
     readonly timeoutMs: number;
     readonly retries: number;
     readonly maxManifestBytes: number;
@@ -124,6 +129,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     registry: {
       insecureHosts: e.SIGNET_INSECURE_REGISTRIES.map((h) => h.toLowerCase()),
       authFile: e.SIGNET_REGISTRY_AUTH_FILE ?? null,
+      endpoints: Object.fromEntries(
+        e.SIGNET_REGISTRY_ENDPOINTS.map((pair) => {
+          const i = pair.indexOf('=');
+          return [pair.slice(0, i).toLowerCase(), pair.slice(i + 1).replace(/\/$/, '')];
+        }),
+      ),
       timeoutMs: e.SIGNET_REGISTRY_TIMEOUT_MS,
       retries: e.SIGNET_REGISTRY_RETRIES,
       maxManifestBytes: e.SIGNET_MAX_MANIFEST_BYTES,

@@ -139,6 +139,15 @@ describe('against docker-registry', () => {
     expect(byDigest.bytes.equals(img.bytes)).toBe(true);
   });
 
+  it('reaches a registry by its configured endpoint when its name is not reachable', async () => {
+    const img = await pushRandomImage(reg.url, 'signet/aliased', 'v1');
+    // The name clients use (and the ledger keys by) resolves nowhere; the endpoint is the real registry.
+    const c = client({ endpoints: { 'registry.invalid:5000': reg.url } });
+    const got = await c.getManifest('registry.invalid:5000', 'signet/aliased', img.digest);
+    expect(got.digest).toBe(img.digest);
+    expect(await c.getBlob('registry.invalid:5000', 'signet/aliased', img.layer.digest, 1 << 20)).toEqual(img.layer.bytes);
+  });
+
   it('fetches an OCI index and its platform manifests', async () => {
     const idx = await pushIndex(reg.url, 'signet/multi', 'latest');
     const c = client({ insecureHosts: [reg.host] });

@@ -16,6 +16,12 @@ import { MANIFEST_MEDIA_TYPES, normalizeMediaType, parseManifest, type ParsedMan
 export interface RegistryClientOptions {
   /** `host[:port]` names spoken to over plain HTTP; every other host is HTTPS only. */
   readonly insecureHosts: readonly string[];
+  /**
+   * Where to reach a registry whose name (as it appears in events and the ledger) is not where
+   * Signet can reach it, e.g. `localhost:5000` → `http://registry:5000` inside docker compose.
+   * An `http://` endpoint is spoken to over plain HTTP.
+   */
+  readonly endpoints?: Readonly<Record<string, string>>;
   readonly credentials?: CredentialStore;
   /** Limit for one attempt: connection, headers and body, redirects included. */
   readonly timeoutMs: number;
@@ -171,6 +177,12 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
   const log = opts.log;
   const userAgent = opts.userAgent ?? 'signet';
   const insecure = new Set(opts.insecureHosts.map((h) => urlHost('http:', h.trim().toLowerCase())));
+  const endpoints = new Map(Object.entries(opts.endpoints ?? {}).map(([name, base]) => [name.toLowerCase(), new URL(base)]));
+  for (const endpoint of endpoints.values()) {
+    if (endpoint.protocol === 'http:') {
+      insecure.add(endpoint.host);
+    }
+  }
   const tokens = createTokenCache();
   /** host + repository → the scope the registry last asked for, to send its cached token up front. */
   const scopeOf = new Map<string, string>();
@@ -192,6 +204,10 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
   function resolve(registry: string, repository: string): Target {
     const host = validateRegistryHost(registry);
     validateRepository(repository);
+    const endpoint = endpoints.get(host);
+    if (endpoint !== undefined) {
+      return { host, origin: endpoint.origin, repository };
+    }
     let apiHost = host;
     let repo = repository;
     if (normalizeRegistryHost(host) === 'docker.io') {

@@ -52,7 +52,17 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
       mediaType: subject.mediaType,
       size: subject.bytes.length,
       parent: null,
-      ...(await discoverSignatures(deps, registry, repository, subject.digest, log)),
+      // A signature push names the signature manifest's digest. Fetch that, not the tag:
+      // distribution notifies about a manifest push before it links the tag, so the tag can
+      // still point at the previous signature manifest (or nowhere) when the job runs.
+      ...(await discoverSignatures(
+        deps,
+        registry,
+        repository,
+        subject.digest,
+        log,
+        data.trigger.kind === 'signature' ? data.trigger.artifactDigest : undefined,
+      )),
     },
   ];
   if (subject.manifest.kind === 'index') {
@@ -90,13 +100,17 @@ async function discoverSignatures(
   repository: string,
   digest: Digest,
   log: Logger,
+  signatureManifest?: Digest,
 ): Promise<Pick<IndexedManifest, 'signatures' | 'discoveryError'>> {
   let sig;
   try {
-    sig = await deps.registry.getManifest(registry, repository, cosignSignatureTag(digest));
+    sig = await deps.registry.getManifest(registry, repository, signatureManifest ?? cosignSignatureTag(digest));
   } catch (err) {
     if (err instanceof RegistryError && err.code === 'NOT_FOUND') {
-      return { signatures: [], discoveryError: null };
+      // The pushed signature manifest is gone again (replaced and deleted): whatever the tag holds now.
+      return signatureManifest === undefined
+        ? { signatures: [], discoveryError: null }
+        : discoverSignatures(deps, registry, repository, digest, log);
     }
     if (err instanceof RegistryError && (err.code === 'INVALID' || err.code === 'TOO_LARGE')) {
       return { signatures: [], discoveryError: `the signature manifest ${cosignSignatureTag(digest)} is unusable: ${err.message}` };

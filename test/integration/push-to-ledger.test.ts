@@ -264,6 +264,39 @@ describe('forged, replayed and untrusted signatures pushed to the real registry'
   });
 });
 
+describe('signature pushes', () => {
+  it('index the signature manifest the event names, even when the tag does not (yet) point at it', async () => {
+    // distribution notifies about a manifest push before it links the tag; the job must use the
+    // digest in the event. Simulate the window: the .sig tag holds an old, forged signature while
+    // the event names a new manifest pushed by digest only.
+    const repo = 'team-a/race';
+    const image = await pushRandomImage(registry.url, repo, 'v1');
+    await pushCosignSignatures(registry.url, repo, image.digest, [
+      await rogue.signKeyless(simpleSigningPayload(ref(repo), image.digest), { email: 'mallory@example.com', issuer: 'https://accounts.example.com' }),
+    ]);
+    await indexed(repo, image.digest, 1);
+    const genuine = await sigstore.signKeyless(simpleSigningPayload(ref(repo), image.digest), {
+      email: 'alice@example.com',
+      issuer: 'https://accounts.example.com',
+    });
+    const untagged = await pushCosignSignatures(registry.url, repo, image.digest, [genuine], { tagged: false });
+    await signet.queue!.add('index-manifest', {
+      registry: registry.host,
+      repository: repo,
+      digest: image.digest,
+      trigger: { kind: 'signature', artifactDigest: untagged, tag: `sha256-${image.digest.slice(7)}.sig` },
+      eventAt: new Date().toISOString(),
+    });
+    const { manifest, signatures } = await indexed(repo, image.digest, 2);
+    expect(manifest.status).toBe('verified');
+    expect(signatures.map((s) => [s.subject, s.outcome, s.source_digest === untagged])).toEqual([
+      // A certificate from an untrusted CA proves nobody: no identity is recorded for it.
+      [null, 'untrusted_root', false],
+      ['alice@example.com', 'verified', true],
+    ]);
+  });
+});
+
 describe('redelivery', () => {
   it('a duplicate delivery yields one job and no new rows', async () => {
     const repo = 'team-a/dupe';

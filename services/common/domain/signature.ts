@@ -29,6 +29,15 @@ export interface SignatureVerdict {
   readonly trustRootVersion: string;
 }
 
+/** A verdict that proves nothing: no identity, key, certificate or Rekor entry. */
+export function unprovenVerdict(
+  outcome: SignatureOutcome,
+  reason: string | null,
+  trustRootVersion: string,
+): SignatureVerdict {
+  return { outcome, reason, identity: null, claims: {}, key: null, certificate: null, rekor: null, annotations: null, trustRootVersion };
+}
+
 export type SignatureFormat = 'cosign_legacy';
 
 /** A signature found on a manifest, with its raw material so it can be re-verified later. */

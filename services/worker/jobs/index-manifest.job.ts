@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { cosignSignatureTag, type Digest } from '../../common/domain/digest.ts';
-import type { SignatureRecord } from '../../common/domain/signature.ts';
+import { type SignatureRecord, unprovenVerdict } from '../../common/domain/signature.ts';
 import { recordIndexedManifests, type IndexedManifest, type StoredManifest } from '../../common/db/queries/manifests.ts';
 import type { DB } from '../../common/db/schema.generated.ts';
 import { RegistryError } from '../../common/errors.ts';
@@ -125,8 +125,8 @@ async function discoverSignatures(
     log.warn({ layers: layers.length, max: MAX_SIGNATURE_LAYERS }, 'signature manifest has too many layers; verifying the first ones');
   }
   const signatures: SignatureRecord[] = [];
-  for (const [layerIndex, layer] of layers.slice(0, MAX_SIGNATURE_LAYERS).entries()) {
-    signatures.push(await verifyLayer(deps, registry, repository, digest, sig.digest, sig.manifest, layerIndex, layer));
+  for (const layer of layers.slice(0, MAX_SIGNATURE_LAYERS)) {
+    signatures.push(await verifyLayer(deps, registry, repository, digest, sig.digest, sig.manifest, layer));
   }
   return { signatures, discoveryError: null };
 }
@@ -138,7 +138,6 @@ async function verifyLayer(
   subject: Digest,
   sourceDigest: Digest,
   manifest: ImageManifest,
-  layerIndex: number,
   layer: ImageManifest['layers'][number],
 ): Promise<SignatureRecord> {
   const annotations = layer.annotations ?? {};
@@ -158,17 +157,11 @@ async function verifyLayer(
       return {
         ...base,
         payload: Buffer.alloc(0),
-        verdict: {
-          outcome: 'malformed',
-          reason: `signature payload ${layer.digest} (layer ${layerIndex}) cannot be read: ${err.message}`,
-          identity: null,
-          claims: {},
-          key: null,
-          certificate: null,
-          rekor: null,
-          annotations: null,
-          trustRootVersion: deps.verifier.trustRootVersion,
-        },
+        verdict: unprovenVerdict(
+          'malformed',
+          `signature payload ${layer.digest} (layer ${base.layerIndex}) cannot be read: ${err.message}`,
+          deps.verifier.trustRootVersion,
+        ),
       };
     }
     throw err;

@@ -11,7 +11,7 @@ import {
 import { z } from 'zod';
 import type { Digest } from '../../common/domain/digest.ts';
 import type { SignatureOutcome } from '../../common/domain/outcome.ts';
-import type { SignatureVerdict, SignerIdentity } from '../../common/domain/signature.ts';
+import { type SignatureVerdict, type SignerIdentity, unprovenVerdict } from '../../common/domain/signature.ts';
 import {
   COSIGN_ANNOTATION,
   cosignLayerToBundle,
@@ -86,16 +86,7 @@ export function createSignatureVerifier(trust: LoadedTrustedRoot, trustedKeys: r
   return {
     trustRootVersion: trust.version,
     verifyCosignLayer(layer, subject, expected) {
-      const base = {
-        identity: null,
-        claims: {},
-        key: null,
-        certificate: null,
-        rekor: null,
-        annotations: null,
-        trustRootVersion: trust.version,
-      };
-      let partial: Omit<SignatureVerdict, 'outcome' | 'reason'> = base;
+      let partial: Omit<SignatureVerdict, 'outcome' | 'reason'> = unprovenVerdict('malformed', null, trust.version);
       try {
         const payload = parsePayload(layer.payload);
         partial = { ...partial, annotations: payload.optional ?? null };

@@ -297,6 +297,20 @@ describe('signature pushes', () => {
   });
 });
 
+describe('hostile signature artifacts', () => {
+  it('an index pushed under the .sig tag leaves the image malformed, with the reason', async () => {
+    const repo = 'team-a/hostile-sig';
+    const image = await pushRandomImage(registry.url, repo, 'v1');
+    await pushIndex(registry.url, repo, `sha256-${image.digest.slice(7)}.sig`);
+    const m = await eventually(async () => {
+      const row = await manifestRow(repo, image.digest);
+      return row?.status === 'malformed' ? row : undefined;
+    }, 'image marked malformed');
+    expect(m.status_reason).toContain('holds an index');
+    expect(m.signature_count).toBe(0);
+  });
+});
+
 describe('redelivery', () => {
   it('a duplicate delivery yields one job and no new rows', async () => {
     const repo = 'team-a/dupe';

@@ -42,7 +42,7 @@ export async function startTestSignet(env: Record<string, string>): Promise<Test
   };
 }
 
-async function deleteQueueKeys(url: string, prefix: string): Promise<void> {
+export async function deleteQueueKeys(url: string, prefix: string): Promise<void> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
   redis.on('error', () => undefined);
   try {

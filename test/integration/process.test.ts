@@ -1,0 +1,69 @@
+// The real entry point (`npm start` runs `node services/main.ts`) as a child process.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDb, type TestDb } from '../helpers/db.ts';
+import { freePort } from '../helpers/net.ts';
+import { deleteQueueKeys, eventually, TEST_REDIS_URL } from '../helpers/signet.ts';
+
+const MAIN = fileURLToPath(new URL('../../services/main.ts', import.meta.url));
+
+function run(env: Record<string, string>) {
+  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, exited, output: () => output };
+}
+
+describe('services/main.ts', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('starts every role, becomes ready, and exits 0 on SIGTERM after an ordered shutdown', async () => {
+    const port = await freePort();
+    const p = run({
+      DATABASE_URL: db.url,
+      REDIS_URL: TEST_REDIS_URL,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      SIGNET_WEBHOOK_TOKEN: 'process-test-token-0123456789',
+      SIGNET_QUEUE_PREFIX: `signet-proc-${port}`,
+      LOG_LEVEL: 'info',
+    });
+    const ready = await eventually(async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+      return res.status === 200 ? await res.json() : undefined;
+    }, 'readyz 200');
+    expect(ready).toEqual({ status: 'ready', checks: { postgres: 'ok', redis: 'ok' } });
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+    expect(p.output()).toContain('"msg":"shutting down"');
+    await deleteQueueKeys(TEST_REDIS_URL, `signet-proc-${port}`);
+  });
+
+  it('refuses to start on a bad configuration, listing every problem, with exit code 2', async () => {
+    const p = run({ PORT: 'x', SIGNET_WEBHOOK_TOKEN: 'short', SIGNET_ROLES: 'nope' });
+    expect(await p.exited).toBe(2);
+    for (const name of ['PORT', 'SIGNET_WEBHOOK_TOKEN', 'SIGNET_ROLES']) {
+      expect(p.output()).toContain(name);
+    }
+  });
+
+  it('exits 1 with a clear message when the trusted root is unreadable', async () => {
+    const p = run({
+      DATABASE_URL: db.url,
+      REDIS_URL: TEST_REDIS_URL,
+      PORT: String(await freePort()),
+      SIGNET_TRUSTED_ROOT: '/nonexistent/trusted_root.json',
+    });
+    expect(await p.exited).toBe(1);
+    expect(p.output()).toContain('cannot read the trusted root /nonexistent/trusted_root.json');
+  });
+});

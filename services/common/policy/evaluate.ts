@@ -1,0 +1,223 @@
+import type { ManifestStatus, SignatureOutcome } from '../domain/outcome.ts';
+import type { SignerIdentity } from '../domain/signature.ts';
+import { globMatches, matches, type Policy, type VerificationRule } from './policy.ts';
+
+/** Why an image may or may not run. */
+export type DecisionReason =
+  | 'verified'
+  | 'allowed_without_verification'
+  | 'unsigned'
+  | 'identity_mismatch'
+  | 'threshold_not_met'
+  | 'not_covered_by_policy'
+  | 'unknown'
+  | Exclude<SignatureOutcome, 'verified' | 'identity_mismatch'>;
+
+export interface Signer {
+  readonly subject: string;
+  readonly issuer: string | null;
+}
+
+export interface Decision {
+  readonly allowed: boolean;
+  readonly reason: DecisionReason;
+  readonly message: string;
+  /** The signers that satisfied the rule (empty unless allowed by verification). */
+  readonly signers: readonly Signer[];
+  readonly policyVersion: string;
+  /** The policy entry that applied, e.g. `allow_with_verification.docker.io.team-a/*`. */
+  readonly rule: string | null;
+}
+
+/** What the ledger knows about one stored signature, as the policy needs it. */
+export interface SignatureFact {
+  readonly outcome: SignatureOutcome;
+  readonly reason: string | null;
+  readonly identity: SignerIdentity | null;
+  readonly claims: Readonly<Record<string, string>>;
+  readonly keyFingerprint: string | null;
+  /** Whether a Rekor entry (SET) was verified for this signature. */
+  readonly tlog: boolean;
+  /** The payload's `optional` section. */
+  readonly annotations: Readonly<Record<string, unknown>> | null;
+}
+
+export interface ManifestFacts {
+  readonly registry: string;
+  readonly repository: string;
+  readonly status: ManifestStatus;
+  readonly signatures: readonly SignatureFact[];
+}
+
+export type PolicyMatch =
+  | { readonly kind: 'verify'; readonly rule: VerificationRule; readonly name: string }
+  | { readonly kind: 'allow'; readonly pattern: string; readonly name: string }
+  | { readonly kind: 'none' };
+
+const WILDCARD = /[*?[\]{}]/g;
+
+/**
+ * Orders candidate patterns: a pattern without wildcards beats any glob; then more literal
+ * characters; then fewer wildcards; then allow_with_verification before
+ * allow_without_verification; then the pattern's text. Total and deterministic, so the same image
+ * always meets the same rule (Styra's snippet gives "no guarantee" here).
+ */
+function specificity(pattern: string): [number, number, number] {
+  const wildcards = (pattern.match(WILDCARD) ?? []).length;
+  return [wildcards === 0 ? 0 : 1, -(pattern.length - wildcards), wildcards];
+}
+
+function compare(a: { pattern: string; section: number }, b: { pattern: string; section: number }): number {
+  const sa = specificity(a.pattern);
+  const sb = specificity(b.pattern);
+  for (let i = 0; i < sa.length; i++) {
+    if (sa[i] !== sb[i]) {
+      return sa[i]! - sb[i]!;
+    }
+  }
+  if (a.section !== b.section) {
+    return a.section - b.section;
+  }
+  return a.pattern < b.pattern ? -1 : a.pattern > b.pattern ? 1 : 0;
+}
+
+/** The single policy entry that governs `registry/repository` (registry already normalised). */
+export function matchPolicy(policy: Policy, registry: string, repository: string): PolicyMatch {
+  const candidates: { pattern: string; section: number; match: PolicyMatch }[] = [];
+  for (const rule of policy.withVerification.get(registry) ?? []) {
+    if (globMatches(rule.pattern, repository)) {
+      candidates.push({ pattern: rule.pattern, section: 0, match: { kind: 'verify', rule, name: `allow_with_verification.${registry}.${rule.pattern}` } });
+    }
+  }
+  for (const pattern of policy.withoutVerification.get(registry) ?? []) {
+    if (globMatches(pattern, repository)) {
+      candidates.push({ pattern, section: 1, match: { kind: 'allow', pattern, name: `allow_without_verification.${registry}.${pattern}` } });
+    }
+  }
+  candidates.sort(compare);
+  return candidates[0]?.match ?? { kind: 'none' };
+}
+
+/** GitHub workflow claims as cosign's `--certificate-github-workflow-*` flags read them, v1 OIDs first. */
+function githubClaim(claims: Readonly<Record<string, string>>, which: keyof VerificationRuleGithub): string | undefined {
+  switch (which) {
+    case 'repository':
+      return claims.githubWorkflowRepository ?? claims.sourceRepositoryUri?.replace(/^https:\/\/github\.com\//, '');
+    case 'ref':
+      return claims.githubWorkflowRef ?? claims.sourceRepositoryRef;
+    case 'sha':
+      return claims.githubWorkflowSha ?? claims.sourceRepositoryDigest;
+    case 'trigger':
+      return claims.githubWorkflowTrigger ?? claims.buildTrigger;
+    case 'name':
+      return claims.githubWorkflowName;
+  }
+}
+type VerificationRuleGithub = Required<Extract<VerificationRule, { kind: 'keyless' }>['github']>;
+
+/** Whether one verified signature satisfies the rule; returns the signer it counts as, or why not. */
+function satisfies(rule: VerificationRule, sig: SignatureFact): { signer: Signer } | { miss: string } {
+  for (const [k, want] of Object.entries(rule.annotations)) {
+    const got = sig.annotations?.[k];
+    if (got !== want) {
+      return { miss: `annotation ${k}=${JSON.stringify(got ?? null)}, want ${JSON.stringify(want)}` };
+    }
+  }
+  if (rule.kind === 'key') {
+    const key = rule.keys.find((k) => k.fingerprint === sig.keyFingerprint);
+    if (key === undefined || sig.identity?.kind !== 'key') {
+      return { miss: 'not signed by a key the rule names' };
+    }
+    if (!rule.ignoreTlog && !sig.tlog) {
+      return { miss: 'no Rekor entry (set insecure-ignore-tlog to accept key signatures without one)' };
+    }
+    return { signer: { subject: key.fingerprint, issuer: null } };
+  }
+  const id = sig.identity;
+  if (id === null || id.kind === 'key') {
+    return { miss: 'not a keyless (certificate) signature' };
+  }
+  if (!matches(rule.identity, id.subject)) {
+    return { miss: `identity ${id.subject} does not match` };
+  }
+  if (!matches(rule.issuer, id.issuer)) {
+    return { miss: `issuer ${id.issuer ?? '(none)'} does not match` };
+  }
+  for (const [which, want] of Object.entries(rule.github) as [keyof VerificationRuleGithub, string | undefined][]) {
+    if (want !== undefined && githubClaim(sig.claims, which) !== want) {
+      return { miss: `GitHub workflow ${which} is ${githubClaim(sig.claims, which) ?? '(absent)'}, want ${want}` };
+    }
+  }
+  return { signer: { subject: id.subject, issuer: id.issuer } };
+}
+
+/**
+ * Decides whether the image described by `facts` may run under `policy`. Pure: everything it needs
+ * was stored when the image was indexed. `facts === null` means Signet has never seen the digest.
+ */
+export function decide(policy: Policy, registry: string, repository: string, facts: ManifestFacts | null): Decision {
+  const match = matchPolicy(policy, registry, repository);
+  const base = { policyVersion: policy.version, signers: [] as Signer[] };
+  if (match.kind === 'none') {
+    return { ...base, allowed: false, reason: 'not_covered_by_policy', message: `no policy entry covers ${registry}/${repository}`, rule: null };
+  }
+  if (match.kind === 'allow') {
+    return { ...base, allowed: true, reason: 'allowed_without_verification', message: `allowed without verification by ${match.name}`, rule: match.name };
+  }
+  if (facts === null) {
+    return { ...base, allowed: false, reason: 'unknown', message: 'Signet has not indexed this image yet', rule: match.name };
+  }
+  const { rule } = match;
+  const verified = facts.signatures.filter((s) => s.outcome === 'verified');
+  const signers = new Map<string, Signer>();
+  const misses: string[] = [];
+  for (const sig of verified) {
+    const r = satisfies(rule, sig);
+    if ('signer' in r) {
+      signers.set(`${r.signer.subject}\n${r.signer.issuer ?? ''}`, r.signer);
+    } else {
+      misses.push(r.miss);
+    }
+  }
+  const found = [...signers.values()];
+  if (found.length >= rule.threshold) {
+    return {
+      ...base,
+      allowed: true,
+      reason: 'verified',
+      message: `signed by ${found.map((s) => s.subject).join(', ')} (${match.name})`,
+      signers: found,
+      rule: match.name,
+    };
+  }
+  if (found.length > 0) {
+    return {
+      ...base,
+      allowed: false,
+      reason: 'threshold_not_met',
+      message: `${found.length} of ${rule.threshold} required signers (${match.name})`,
+      rule: match.name,
+    };
+  }
+  if (facts.signatures.length === 0) {
+    return { ...base, allowed: false, reason: 'unsigned', message: 'no signature found', rule: match.name };
+  }
+  if (verified.length > 0) {
+    return {
+      ...base,
+      allowed: false,
+      reason: 'identity_mismatch',
+      message: `no signature matches ${match.name}: ${[...new Set(misses)].slice(0, 3).join('; ')}`,
+      rule: match.name,
+    };
+  }
+  const status = facts.status === 'unsigned' || facts.status === 'verified' ? 'invalid_signature' : facts.status;
+  const why = facts.signatures.find((s) => s.outcome === status)?.reason ?? facts.signatures[0]?.reason ?? null;
+  return {
+    ...base,
+    allowed: false,
+    reason: status === 'identity_mismatch' ? 'identity_mismatch' : status,
+    message: why ?? status,
+    rule: match.name,
+  };
+}

@@ -1,0 +1,259 @@
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import picomatch from 'picomatch';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { normalizeRegistry } from '../domain/image-ref.ts';
+
+/**
+ * An exact string or a regular expression that must match the WHOLE value. cosign matches its
+ * `-regexp` flags unanchored (`.*@example.com` also accepts `x@example.com.evil`); Signet anchors
+ * them, so a policy means what it reads.
+ */
+export type Matcher = { readonly exact: string } | { readonly regexp: RegExp; readonly source: string };
+
+export interface GithubClaims {
+  readonly repository?: string;
+  readonly ref?: string;
+  readonly sha?: string;
+  readonly trigger?: string;
+  readonly name?: string;
+}
+
+interface RuleBase {
+  /** The image-path glob as written, e.g. `team-a/*`. */
+  readonly pattern: string;
+  /** Signature annotations (the payload's `optional` section) every counted signature must carry. */
+  readonly annotations: Readonly<Record<string, string>>;
+  /** How many distinct signers must match (k-of-n). */
+  readonly threshold: number;
+}
+
+export interface KeylessRule extends RuleBase {
+  readonly kind: 'keyless';
+  readonly identity: Matcher;
+  readonly issuer: Matcher;
+  readonly github: GithubClaims;
+  readonly ignoreSct: boolean;
+}
+
+export interface KeyRule extends RuleBase {
+  readonly kind: 'key';
+  readonly keys: readonly { readonly fingerprint: string; readonly key: KeyObject }[];
+  /** Accept signatures without a Rekor entry (cosign `--insecure-ignore-tlog`). */
+  readonly ignoreTlog: boolean;
+}
+
+export type VerificationRule = KeylessRule | KeyRule;
+
+export interface Policy {
+  /** `sha256:<hex>` of the policy's canonical JSON: recorded on every decision. */
+  readonly version: string;
+  /** Registry host → rules, in the order they were written. */
+  readonly withVerification: ReadonlyMap<string, readonly VerificationRule[]>;
+  /** Registry host → image-path globs allowed without any signature. */
+  readonly withoutVerification: ReadonlyMap<string, readonly string[]>;
+}
+
+export class PolicyConfigError extends Error {
+  override readonly name = 'PolicyConfigError';
+  readonly issues: readonly string[];
+  constructor(source: string, issues: readonly string[]) {
+    super(`invalid policy ${source}:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+    this.issues = issues;
+  }
+}
+
+const pem = z.string().regex(/-----BEGIN PUBLIC KEY-----[\s\S]+-----END PUBLIC KEY-----/, 'expected a PEM public key');
+
+const RuleSchema = z
+  .strictObject({
+    key: z.union([pem, z.array(pem).min(1)]).optional(),
+    'certificate-identity': z.string().min(1).optional(),
+    'certificate-identity-regexp': z.string().min(1).optional(),
+    'certificate-oidc-issuer': z.url().optional(),
+    'certificate-oidc-issuer-regexp': z.string().min(1).optional(),
+    'certificate-github-workflow-repository': z.string().min(1).optional(),
+    'certificate-github-workflow-ref': z.string().min(1).optional(),
+    'certificate-github-workflow-sha': z.string().min(1).optional(),
+    'certificate-github-workflow-trigger': z.string().min(1).optional(),
+    'certificate-github-workflow-name': z.string().min(1).optional(),
+    'insecure-ignore-tlog': z.boolean().optional(),
+    'insecure-ignore-sct': z.boolean().optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+    threshold: z.number().int().min(1).max(100).optional(),
+  })
+  .refine((r) => Object.keys(r).length > 0, 'a rule needs at least one property');
+
+const PolicySchema = z
+  .strictObject({
+    allow_with_verification: z.record(z.string().min(1), z.record(z.string().min(1), RuleSchema)).optional(),
+    allow_without_verification: z.record(z.string().min(1), z.array(z.string().min(1)).min(1)).optional(),
+  })
+  .refine((p) => Object.keys(p).length > 0, 'the policy is empty');
+
+type RawRule = z.infer<typeof RuleSchema>;
+
+/**
+ * Parses a policy file (YAML or JSON — JSON is YAML) in the Styra DAS cosign `verification_config`
+ * format with Signet's extensions. Every problem is reported with its path; a policy that could
+ * silently accept any identity is an error.
+ */
+export function parsePolicy(text: string, source = 'policy'): Policy {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100 });
+  } catch (err) {
+    throw new PolicyConfigError(source, [`not YAML or JSON: ${(err as Error).message}`]);
+  }
+  const parsed = PolicySchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new PolicyConfigError(
+      source,
+      parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`),
+    );
+  }
+  const issues: string[] = [];
+  const withVerification = new Map<string, VerificationRule[]>();
+  for (const [host, paths] of Object.entries(parsed.data.allow_with_verification ?? {})) {
+    const rules: VerificationRule[] = [];
+    for (const [pattern, raw] of Object.entries(paths)) {
+      const at = `allow_with_verification.${host}.${pattern}`;
+      checkPattern(pattern, at, issues);
+      const rule = toRule(pattern, raw, at, issues);
+      if (rule !== null) {
+        rules.push(rule);
+      }
+    }
+    mergeHost(withVerification, host, rules, issues, 'allow_with_verification');
+  }
+  const withoutVerification = new Map<string, string[]>();
+  for (const [host, patterns] of Object.entries(parsed.data.allow_without_verification ?? {})) {
+    patterns.forEach((p, i) => checkPattern(p, `allow_without_verification.${host}.${i}`, issues));
+    mergeHost(withoutVerification, host, patterns, issues, 'allow_without_verification');
+  }
+  if (issues.length > 0) {
+    throw new PolicyConfigError(source, issues);
+  }
+  return {
+    version: `sha256:${createHash('sha256').update(canonicalJson(parsed.data)).digest('hex')}`,
+    withVerification,
+    withoutVerification,
+  };
+}
+
+function mergeHost<T>(map: Map<string, T[]>, host: string, items: T[], issues: string[], section: string): void {
+  const normalized = normalizeRegistry(host);
+  if (map.has(normalized)) {
+    issues.push(`${section}.${host}: the same registry as another key (${normalized})`);
+    return;
+  }
+  map.set(normalized, items);
+}
+
+function checkPattern(pattern: string, at: string, issues: string[]): void {
+  if (!/^[a-z0-9._\-/*?[\]{},!]+$/.test(pattern) || pattern.startsWith('/') || pattern.endsWith('/')) {
+    issues.push(`${at}: ${JSON.stringify(pattern)} is not an image-path glob (lower-case path, * ? ** [..] {..})`);
+  }
+}
+
+function matcher(exact: string | undefined, regexp: string | undefined, what: string, at: string, issues: string[]): Matcher | null {
+  if (exact !== undefined && regexp !== undefined) {
+    issues.push(`${at}: give certificate-${what} or certificate-${what}-regexp, not both`);
+    return null;
+  }
+  if (exact !== undefined) {
+    return { exact };
+  }
+  if (regexp !== undefined) {
+    try {
+      return { regexp: new RegExp(`^(?:${regexp})$`, 'u'), source: regexp };
+    } catch (err) {
+      issues.push(`${at}.certificate-${what}-regexp: not a regular expression: ${(err as Error).message}`);
+      return null;
+    }
+  }
+  issues.push(
+    `${at}: a keyless rule must name certificate-${what} or certificate-${what}-regexp (without it any ${what} would be accepted)`,
+  );
+  return null;
+}
+
+function toRule(pattern: string, r: RawRule, at: string, issues: string[]): VerificationRule | null {
+  const common = { pattern, annotations: r.annotations ?? {}, threshold: r.threshold ?? 1 };
+  // insecure-ignore-sct is accepted on key rules (Styra's sample has it) and means nothing there.
+  const keyless = Object.keys(r).filter((k) => k.startsWith('certificate-'));
+  if (r.key !== undefined) {
+    if (keyless.length > 0) {
+      issues.push(`${at}: a rule is either key-based (key) or keyless (certificate-*), not both: ${keyless.join(', ')}`);
+      return null;
+    }
+    const keys = [];
+    for (const [i, text] of (Array.isArray(r.key) ? r.key : [r.key]).entries()) {
+      try {
+        const key = createPublicKey(text);
+        const fingerprint = `sha256:${createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex')}`;
+        keys.push({ fingerprint, key });
+      } catch (err) {
+        issues.push(`${at}.key${Array.isArray(r.key) ? `.${i}` : ''}: not a usable public key: ${(err as Error).message}`);
+      }
+    }
+    if (common.threshold > keys.length) {
+      issues.push(`${at}.threshold: ${common.threshold} signers can never be met by ${keys.length} key(s)`);
+    }
+    return { kind: 'key', ...common, keys, ignoreTlog: r['insecure-ignore-tlog'] ?? false };
+  }
+  if (r['insecure-ignore-tlog'] === true) {
+    issues.push(`${at}.insecure-ignore-tlog: keyless signatures always need the transparency log (their certificate expires in minutes)`);
+  }
+  const identity = matcher(r['certificate-identity'], r['certificate-identity-regexp'], 'identity', at, issues);
+  const issuer = matcher(r['certificate-oidc-issuer'], r['certificate-oidc-issuer-regexp'], 'oidc-issuer', at, issues);
+  if (identity === null || issuer === null) {
+    return null;
+  }
+  return {
+    kind: 'keyless',
+    ...common,
+    identity,
+    issuer,
+    github: {
+      repository: r['certificate-github-workflow-repository'],
+      ref: r['certificate-github-workflow-ref'],
+      sha: r['certificate-github-workflow-sha'],
+      trigger: r['certificate-github-workflow-trigger'],
+      name: r['certificate-github-workflow-name'],
+    },
+    ignoreSct: r['insecure-ignore-sct'] ?? false,
+  };
+}
+
+/** JSON with sorted keys, so the policy version does not depend on key order or formatting. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) {
+    return `[${value.map(canonicalJson).join(',')}]`;
+  }
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function matches(m: Matcher, value: string | null | undefined): boolean {
+  if (value === null || value === undefined) {
+    return false;
+  }
+  return 'exact' in m ? m.exact === value : m.regexp.test(value);
+}
+
+/** picomatch with `*` not crossing `/` and `**` crossing it, compiled once per pattern. */
+const globCache = new Map<string, (path: string) => boolean>();
+export function globMatches(pattern: string, path: string): boolean {
+  let fn = globCache.get(pattern);
+  if (fn === undefined) {
+    fn = picomatch(pattern, { dot: true, nonegate: true });
+    globCache.set(pattern, fn);
+  }
+  return fn(path);
+}

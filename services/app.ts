@@ -10,11 +10,23 @@ import type { Logger } from './common/logger.ts';
 import { createRedis } from './common/redis.ts';
 import type { ShutdownStep } from './common/shutdown.ts';
 import { registerIngestRoutes } from './ingest/server.ts';
+import { DecisionTable } from './api/decision-table.ts';
+import { registerApiRoutes } from './api/server.ts';
 import { loadRegistryCredentials } from './worker/oci/auth.ts';
 import { createRegistryClient } from './worker/oci/client.ts';
 import { loadTrustedKeys, loadTrustedRoot } from './worker/verification/trust.ts';
 import { createSignatureVerifier } from './worker/verification/verifier.ts';
 import { startIndexWorker } from './worker/worker.ts';
+import { createDecider } from './worker/decider.ts';
+import { loadPolicy } from './common/policy/load.ts';
+import type { Policy } from './common/policy/policy.ts';
+import type { TrustedKey } from './worker/verification/trust.ts';
+
+function policyKeys(policy: Policy): TrustedKey[] {
+  return [...policy.withVerification.entries()].flatMap(([host, rules]) =>
+    rules.flatMap((r) => (r.kind === 'key' ? r.keys.map((k) => ({ name: `policy:${host}/${r.pattern}`, fingerprint: k.fingerprint, key: k.key })) : [])),
+  );
+}
 
 export interface Signet {
   readonly app: FastifyInstance;
@@ -22,6 +34,9 @@ export interface Signet {
   /** The index queue when this process runs ingest (the producer side). */
   readonly queue: Queue | null;
   readonly worker: Worker | null;
+  readonly policy: Policy;
+  /** Settles when the start-up re-decision of the ledger (worker role) is done. */
+  readonly redecided: Promise<number>;
   /** Base URL once listening, e.g. `http://127.0.0.1:8080`. */
   readonly url: string;
   /** Ordered shutdown: HTTP intake, worker (drains active jobs), queue, Redis, Postgres. */
@@ -45,12 +60,16 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     log.info({ applied }, 'applied migrations');
   }
 
+  const { policy, source: policySource } = await loadPolicy(config.policyPath);
+  log.info({ policy: config.policyPath, policyVersion: policy.version }, 'policy loaded');
+
   const steps: ShutdownStep[] = [];
   const checks: ReadinessCheck[] = [{ name: 'postgres', check: () => sql`SELECT 1`.execute(db) }];
   const app = createHttpServer(log, checks);
   steps.push({ name: 'http', run: () => app.close() });
 
   let worker: Worker | null = null;
+  let redecided: Promise<number> = Promise.resolve(0);
   let queue: Queue | null = null;
   if (roles.has('worker')) {
     const [trust, trustedKeys, credentials] = await Promise.all([
@@ -60,6 +79,8 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     ]);
     log.info({ trustedRoot: trust.path, trustRootVersion: trust.version, trustedKeys: trustedKeys.map((k) => k.name) }, 'trust loaded');
     const connection = createRedis(config.redis.url, 'worker', log);
+    const publisher = createRedis(config.redis.url, 'producer', log);
+    const decider = createDecider({ db, redis: publisher, prefix: config.redis.queuePrefix, policy, policySource, log: log.child({ component: 'decider' }) });
     worker = startIndexWorker(
       {
         db,
@@ -72,8 +93,10 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
           maxManifestBytes: config.registry.maxManifestBytes,
           log: log.child({ component: 'registry' }),
         }),
-        verifier: createSignatureVerifier(trust, trustedKeys),
+        // Keys a policy names are trusted for verification too: the policy decides what they may sign.
+        verifier: createSignatureVerifier(trust, [...trustedKeys, ...policyKeys(policy)]),
         maxPayloadBytes: config.verification.maxPayloadBytes,
+        decider,
       },
       { connection, prefix: config.redis.queuePrefix, concurrency: config.worker.concurrency, log: log.child({ component: 'worker' }) },
     );
@@ -81,7 +104,13 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     const started = worker;
     steps.push({ name: 'worker', run: () => started.close() });
     steps.push({ name: 'worker-redis', run: () => connection.quit() });
+    steps.push({ name: 'publisher-redis', run: () => publisher.quit() });
     checks.push({ name: 'redis', check: () => connection.ping() });
+    // Decisions under a new policy are recomputed from stored material in the background.
+    redecided = decider.redecideAll().catch((err: unknown) => {
+      log.error({ err }, 're-deciding the ledger failed');
+      return 0;
+    });
   }
 
   if (roles.has('ingest')) {
@@ -97,6 +126,8 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
       queue: producer,
       log: log.child({ component: 'ingest' }),
       token: config.webhook?.token ?? null,
+      publisher: connection,
+      prefix: config.redis.queuePrefix,
       maxBodyBytes: config.http.maxWebhookBytes,
     });
     steps.push({ name: 'queue', run: () => producer.close() });
@@ -106,9 +137,17 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     }
   }
 
+  if (roles.has('api')) {
+    const subscriber = createRedis(config.redis.url, 'worker', log);
+    const table = new DecisionTable(db, policy, log.child({ component: 'decision-table' }));
+    await table.start(subscriber, config.redis.queuePrefix);
+    registerApiRoutes(app, table);
+    steps.push({ name: 'subscriber-redis', run: () => subscriber.quit() });
+  }
+
   steps.push({ name: 'postgres', run: () => db.destroy() });
   const url = await app.listen({ host: config.http.host, port: config.http.port });
   log.info({ roles: [...roles], url }, 'signet started');
-  return { app, db, queue, worker, url, shutdownSteps: steps };
+  return { app, db, queue, worker, url, policy, redecided, shutdownSteps: steps };
 }
 

@@ -38,6 +38,7 @@ const Env = z.object({
   SIGNET_WEBHOOK_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   SIGNET_TRUSTED_ROOT: z.string().min(1).default(DEFAULT_TRUSTED_ROOT),
   SIGNET_TRUSTED_KEYS: z.string().min(1).optional(),
+  SIGNET_POLICY: z.string().min(1).optional(),
   SIGNET_INSECURE_REGISTRIES: commaList(hostPort),
   SIGNET_REGISTRY_AUTH_FILE: z.string().min(1).optional(),
   SIGNET_REGISTRY_ENDPOINTS: commaList(
@@ -79,6 +80,8 @@ export interface Config {
     readonly maxManifestBytes: number;
   };
   readonly worker: { readonly concurrency: number };
+  /** Path of the policy file; null denies every image (`not_covered_by_policy`). */
+  readonly policyPath: string | null;
   readonly shutdownTimeoutMs: number;
   readonly logLevel: z.infer<typeof Env>['LOG_LEVEL'];
 }
@@ -140,6 +143,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxManifestBytes: e.SIGNET_MAX_MANIFEST_BYTES,
     },
     worker: { concurrency: e.SIGNET_WORKER_CONCURRENCY },
+    policyPath: e.SIGNET_POLICY ?? null,
     shutdownTimeoutMs: e.SIGNET_SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
   });

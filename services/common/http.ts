@@ -33,6 +33,8 @@ export function createHttpServer(log: Logger, checks: readonly ReadinessCheck[])
     keepAliveTimeout: 65_000,
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
+    // Validate strictly: `{"images": "x"}` is an error, not a one-image batch.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });
 
   app.get('/healthz', (_req, reply) => reply.send({ status: 'ok' }));

@@ -1,7 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Kysely } from 'kysely';
+import type { Redis } from 'ioredis';
+import type { Kysely, Transaction } from 'kysely';
 import { parseCosignTag } from '../common/domain/digest.ts';
 import type { NormalizedDelivery, RegistryEvent } from '../common/domain/registry-event.ts';
 import { recordDelivery } from '../common/db/queries/deliveries.ts';
@@ -10,6 +11,7 @@ import { ensureRepository, lockRepository } from '../common/db/queries/repositor
 import { recordTagPush } from '../common/db/queries/tags.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import { WebhookError } from '../common/errors.ts';
+import { publishEvents, type LedgerEvent } from '../common/events.ts';
 import { IndexManifestJob, type IndexManifestData } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
 import { DISTRIBUTION_CONTENT_TYPES, normalizeDistribution } from './registries/distribution.ts';
@@ -21,6 +23,9 @@ export interface IngestDeps {
   /** Bearer token webhooks must present; null refuses every webhook. */
   readonly token: string | null;
   readonly maxBodyBytes: number;
+  /** Where tag moves are announced to API replicas (the ledger-events channel). */
+  readonly publisher: Redis;
+  readonly prefix: string;
 }
 
 interface Source {
@@ -133,9 +138,13 @@ async function handleDelivery(source: Source, deps: IngestDeps, req: FastifyRequ
   }
 
   const result = summary(jobIds.length, delivery);
+  const announcements: LedgerEvent[] = [];
   await deps.db.transaction().execute(async (trx) => {
     for (const event of delivery.events) {
-      await recordEventFacts(trx, event);
+      const announced = await recordEventFacts(trx, event);
+      if (announced !== null) {
+        announcements.push(announced);
+      }
     }
     await recordDelivery(trx, {
       source: source.name,
@@ -147,6 +156,9 @@ async function handleDelivery(source: Source, deps: IngestDeps, req: FastifyRequ
       jobIds,
       payload: raw.toString('utf8'),
     });
+  });
+  await publishEvents(deps.publisher, deps.prefix, announcements).catch((err: unknown) => {
+    req.log.warn({ err }, 'could not announce tag moves; API replicas read them from Postgres on a miss');
   });
   req.log.info({ source: source.name, jobs: jobIds.length, ignored: delivery.ignored.length, rejected: delivery.rejected.length }, 'webhook accepted');
   return reply.code(202).send({ queued: jobIds, ignored: delivery.ignored, rejected: delivery.rejected });
@@ -167,19 +179,24 @@ function toJob(e: Extract<RegistryEvent, { kind: 'push' }>): IndexManifestData {
 }
 
 /** Tag moves and deletes are facts the event itself states; they need no registry call. */
-async function recordEventFacts(trx: Parameters<Parameters<ReturnType<Kysely<DB>['transaction']>['execute']>[0]>[0], event: RegistryEvent) {
+async function recordEventFacts(trx: Transaction<DB>, event: RegistryEvent): Promise<LedgerEvent | null> {
   const cosign = event.tag === null ? null : parseCosignTag(event.tag);
   if (event.kind === 'push' && (event.tag === null || cosign !== null)) {
     // Pushed by digest, or a cosign artifact tag (its history is the signatures table's business).
-    return;
+    return null;
   }
   await lockRepository(trx, event.registry, event.repository);
   const repositoryId = await ensureRepository(trx, event.registry, event.repository);
-  if (event.kind === 'push') {
-    await recordTagPush(trx, repositoryId, event.tag!, event.digest, new Date(event.at));
-  } else if (event.digest !== null) {
+  if (event.kind === 'push' && event.tag !== null) {
+    const change = await recordTagPush(trx, repositoryId, event.tag, event.digest, new Date(event.at));
+    return change === 'created' || change === 'moved'
+      ? { type: 'tag', registry: event.registry, repository: event.repository, tag: event.tag, digest: event.digest, at: event.at }
+      : null;
+  }
+  if (event.kind === 'delete' && event.digest !== null) {
     await markManifestDeleted(trx, repositoryId, event.digest, new Date(event.at));
   }
+  return null;
 }
 
 function summary(queued: number, d: NormalizedDelivery): string {

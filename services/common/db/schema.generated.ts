@@ -25,6 +25,18 @@ export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface Decisions {
+  allowed: boolean;
+  decided_at: Generated<Timestamp>;
+  manifest_id: Int8;
+  message: string;
+  policy_version: string;
+  reason: string;
+  rule: string | null;
+  signers: Generated<Json>;
+  verified_at: Timestamp;
+}
+
 export interface Identities {
   first_seen_at: Generated<Timestamp>;
   id: Generated<Int8>;
@@ -55,6 +67,12 @@ export interface Manifests {
   status: string;
   status_reason: string | null;
   verified_count: Generated<number>;
+}
+
+export interface Policies {
+  loaded_at: Generated<Timestamp>;
+  source: string;
+  version: string;
 }
 
 export interface Registries {
@@ -130,9 +148,11 @@ export interface WebhookDeliveries {
 }
 
 export interface DB {
+  decisions: Decisions;
   identities: Identities;
   manifest_children: ManifestChildren;
   manifests: Manifests;
+  policies: Policies;
   registries: Registries;
   repositories: Repositories;
   signatures: Signatures;

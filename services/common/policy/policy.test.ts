@@ -5,7 +5,8 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import formats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { readFixture } from '../../../test/helpers/fixtures.ts';
-import { decide, matchPolicy, type ManifestFacts, type SignatureFact } from './evaluate.ts';
+import type { ManifestFacts, SignatureFact } from '../domain/decision.ts';
+import { decide, matchPolicy } from './evaluate.ts';
 import { parsePolicy, PolicyConfigError } from './policy.ts';
 
 /** The JSON blocks of Styra's documentation page (the seed), found by the text that precedes them. */

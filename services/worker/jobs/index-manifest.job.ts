@@ -7,6 +7,7 @@ import type { DB } from '../../common/db/schema.generated.ts';
 import { RegistryError } from '../../common/errors.ts';
 import type { IndexManifestData } from '../../common/jobs/index-manifest.ts';
 import type { Logger } from '../../common/logger.ts';
+import type { Decider } from '../decider.ts';
 import type { RegistryClient } from '../oci/client.ts';
 import type { ImageManifest } from '../oci/media-types.ts';
 import { SIMPLE_SIGNING_MEDIA_TYPE } from '../verification/cosign-layer.ts';
@@ -17,6 +18,7 @@ export interface IndexDeps {
   readonly registry: RegistryClient;
   readonly verifier: SignatureVerifier;
   readonly maxPayloadBytes: number;
+  readonly decider: Decider;
 }
 
 /** Children of one index that are indexed; more is hostile or absurd and is cut off (and said). */
@@ -91,6 +93,7 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
     }
   }
   const stored = await recordIndexedManifests(deps.db, registry, repository, manifests);
+  await deps.decider.decideManifests(stored.map((m) => m.id));
   return { result: 'indexed', manifests: stored };
 }
 

@@ -24,6 +24,7 @@ export interface IndexedManifest {
 }
 
 export interface StoredManifest {
+  readonly id: string;
   readonly digest: Digest;
   readonly status: ManifestStatus;
   readonly signatureCount: number;
@@ -168,7 +169,7 @@ async function refreshStatus(trx: Transaction<DB>, manifestId: string, m: Indexe
     .set({ status, status_reason: reason, signature_count: rows.length, verified_count: verifiedCount, indexed_at: new Date() })
     .where('id', '=', manifestId)
     .execute();
-  return { digest: m.digest, status, signatureCount: rows.length, verifiedCount };
+  return { id: manifestId, digest: m.digest, status, signatureCount: rows.length, verifiedCount };
 }
 
 /** Marks a deleted manifest; the ledger keeps its history. Returns how many rows were marked. */

@@ -1,0 +1,151 @@
+import type { Redis } from 'ioredis';
+import type { Kysely } from 'kysely';
+import { findDecision, findTag, listDecisions, listTags } from '../common/db/queries/decisions.ts';
+import type { DB } from '../common/db/schema.generated.ts';
+import type { Digest } from '../common/domain/digest.ts';
+import type { Decision } from '../common/domain/decision.ts';
+import { formatImageReference, ImageReferenceError, parseImageReference } from '../common/domain/image-ref.ts';
+import { eventsChannel, type LedgerEvent } from '../common/events.ts';
+import type { Logger } from '../common/logger.ts';
+import { decide } from '../common/policy/evaluate.ts';
+import type { Policy } from '../common/policy/policy.ts';
+
+/** The answer for one image reference, as every decision endpoint returns it. */
+export interface ImageDecision {
+  readonly image: string;
+  readonly digest: Digest | null;
+  readonly allowed: boolean;
+  readonly reason: Decision['reason'] | 'invalid_reference';
+  readonly message: string;
+  readonly signers: Decision['signers'];
+  readonly policyVersion: string;
+  readonly verifiedAt: string | null;
+}
+
+interface Entry {
+  readonly decision: Decision;
+  readonly verifiedAt: string;
+}
+
+const WARM_PAGE = 5_000;
+
+/**
+ * The decision table of one API process: every decision under the current policy and every tag,
+ * in memory, warm-loaded from Postgres at start and kept fresh by the ledger-events channel.
+ * A miss falls back to Postgres (and is remembered); nothing here calls a registry.
+ */
+export class DecisionTable {
+  readonly #decisions = new Map<string, Entry>();
+  readonly #tags = new Map<string, Digest>();
+  readonly #db: Kysely<DB>;
+  readonly #policy: Policy;
+  readonly #log: Logger;
+
+  constructor(db: Kysely<DB>, policy: Policy, log: Logger) {
+    this.#db = db;
+    this.#policy = policy;
+    this.#log = log;
+  }
+
+  get size(): number {
+    return this.#decisions.size;
+  }
+
+  /** Subscribes first, then loads, so nothing published during the load is missed. */
+  async start(subscriber: Redis, prefix: string): Promise<void> {
+    subscriber.on('message', (_channel: string, message: string) => {
+      try {
+        this.apply(JSON.parse(message) as LedgerEvent);
+      } catch (err) {
+        this.#log.warn({ err }, 'ignoring a malformed ledger event');
+      }
+    });
+    await subscriber.subscribe(eventsChannel(prefix));
+    await this.warm();
+  }
+
+  async warm(): Promise<void> {
+    const started = performance.now();
+    let after = '0';
+    for (;;) {
+      const page = await listDecisions(this.#db, this.#policy.version, after, WARM_PAGE);
+      for (const d of page.decisions) {
+        this.#decisions.set(key(d.registry, d.repository, d.digest), { decision: d, verifiedAt: d.verifiedAt.toISOString() });
+      }
+      if (page.last === null) {
+        break;
+      }
+      after = page.last;
+    }
+    for (const t of await listTags(this.#db)) {
+      this.#tags.set(tagKey(t.registry, t.repository, t.tag), t.digest);
+    }
+    this.#log.info({ decisions: this.#decisions.size, tags: this.#tags.size, ms: Math.round(performance.now() - started) }, 'decision table loaded');
+  }
+
+  apply(event: LedgerEvent): void {
+    if (event.type === 'tag') {
+      this.#tags.set(tagKey(event.registry, event.repository, event.tag), event.digest);
+    } else if (event.policyVersion === this.#policy.version) {
+      const { type: _type, registry, repository, digest, verifiedAt, ...decision } = event;
+      this.#decisions.set(key(registry, repository, digest), { decision, verifiedAt });
+    }
+  }
+
+  /** Answers one image reference (tag or digest) under the current policy. */
+  async lookup(image: string): Promise<ImageDecision> {
+    let ref;
+    try {
+      ref = parseImageReference(image);
+    } catch (err) {
+      const message = err instanceof ImageReferenceError ? err.message : 'invalid image reference';
+      return { image, digest: null, allowed: false, reason: 'invalid_reference', message, signers: [], policyVersion: this.#policy.version, verifiedAt: null };
+    }
+    const { registry, repository } = ref;
+    const digest = ref.digest ?? (await this.#resolveTag(registry, repository, ref.tag ?? 'latest'));
+    const entry = digest === null ? null : await this.#find(registry, repository, digest);
+    if (entry !== null) {
+      return { image, digest, ...entry.decision, verifiedAt: entry.verifiedAt };
+    }
+    // Not in the ledger: the policy may still answer (allow_without_verification, not covered);
+    // otherwise `unknown`, which is a denial.
+    const d = decide(this.#policy, registry, repository, null);
+    return { image, digest, ...d, verifiedAt: null, message: d.reason === 'unknown' ? `${formatImageReference(ref)} has not been indexed by Signet` : d.message };
+  }
+
+  async #resolveTag(registry: string, repository: string, tag: string): Promise<Digest | null> {
+    const k = tagKey(registry, repository, tag);
+    const known = this.#tags.get(k);
+    if (known !== undefined) {
+      return known;
+    }
+    const found = await findTag(this.#db, registry, repository, tag);
+    if (found !== null) {
+      this.#tags.set(k, found);
+    }
+    return found;
+  }
+
+  async #find(registry: string, repository: string, digest: Digest): Promise<Entry | null> {
+    const k = key(registry, repository, digest);
+    const known = this.#decisions.get(k);
+    if (known !== undefined) {
+      return known;
+    }
+    const stored = await findDecision(this.#db, this.#policy.version, registry, repository, digest);
+    if (stored === null) {
+      return null;
+    }
+    const entry = { decision: stored, verifiedAt: stored.verifiedAt.toISOString() };
+    this.#decisions.set(k, entry);
+    return entry;
+  }
+}
+
+function key(registry: string, repository: string, digest: string): string {
+  return `${registry}/${repository}@${digest}`;
+}
+
+function tagKey(registry: string, repository: string, tag: string): string {
+  return `${registry}/${repository}:${tag}`;
+}

@@ -1,0 +1,27 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { parsePolicy, PolicyConfigError, type Policy } from './policy.ts';
+
+/**
+ * The policy in force when none is configured: nothing is covered, so every image is denied
+ * (`not_covered_by_policy`). Signet never defaults to allowing.
+ */
+export const EMPTY_POLICY: Policy = {
+  version: `sha256:${createHash('sha256').update('{}').digest('hex')}`,
+  withVerification: new Map(),
+  withoutVerification: new Map(),
+};
+
+/** Reads and parses `SIGNET_POLICY`; throws {@link PolicyConfigError} listing every problem. */
+export async function loadPolicy(path: string | null): Promise<{ policy: Policy; source: string }> {
+  if (path === null) {
+    return { policy: EMPTY_POLICY, source: '{}' };
+  }
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new PolicyConfigError(path, [`cannot read the file: ${(err as Error).message}`]);
+  }
+  return { policy: parsePolicy(text, path), source: text };
+}

@@ -1,0 +1,66 @@
+import type { Redis } from 'ioredis';
+import type { Kysely } from 'kysely';
+import { loadDecisionInputs, manifestIdsAfter, recordPolicy, upsertDecisions } from '../common/db/queries/decisions.ts';
+import type { DB } from '../common/db/schema.generated.ts';
+import { publishEvents, type LedgerEvent } from '../common/events.ts';
+import type { Logger } from '../common/logger.ts';
+import { decide } from '../common/policy/evaluate.ts';
+import type { Policy } from '../common/policy/policy.ts';
+
+export interface Decider {
+  readonly policy: Policy;
+  /** Decides the given manifests under the current policy, stores and publishes the decisions. */
+  decideManifests(manifestIds: readonly string[]): Promise<number>;
+  /** Re-decides the whole ledger from stored material (no registry calls), in pages. */
+  redecideAll(): Promise<number>;
+}
+
+const PAGE = 500;
+
+export function createDecider(opts: { db: Kysely<DB>; redis: Redis; prefix: string; policy: Policy; policySource: string; log: Logger }): Decider {
+  const { db, policy } = opts;
+  let recorded = false;
+  async function decideManifests(manifestIds: readonly string[]): Promise<number> {
+    if (!recorded) {
+      await recordPolicy(db, policy.version, opts.policySource);
+      recorded = true;
+    }
+    const inputs = await loadDecisionInputs(db, manifestIds);
+    const rows = inputs.map((input) => ({ input, decision: decide(policy, input.registry, input.repository, input.facts) }));
+    await upsertDecisions(db, rows);
+    const events: LedgerEvent[] = rows.map(({ input, decision }) => ({
+      type: 'decision',
+      registry: input.registry,
+      repository: input.repository,
+      digest: input.digest,
+      verifiedAt: input.verifiedAt.toISOString(),
+      ...decision,
+    }));
+    try {
+      await publishEvents(opts.redis, opts.prefix, events);
+    } catch (err) {
+      // Stored is what counts: API replicas fall back to Postgres for what they did not hear.
+      opts.log.warn({ err }, 'could not publish decisions');
+    }
+    return rows.length;
+  }
+  return {
+    policy,
+    decideManifests,
+    async redecideAll() {
+      const started = performance.now();
+      let after = '0';
+      let total = 0;
+      for (;;) {
+        const ids = await manifestIdsAfter(db, after, PAGE);
+        if (ids.length === 0) {
+          break;
+        }
+        total += await decideManifests(ids);
+        after = ids.at(-1)!;
+      }
+      opts.log.info({ policyVersion: policy.version, decisions: total, ms: Math.round(performance.now() - started) }, 'ledger re-decided');
+      return total;
+    },
+  };
+}

@@ -1,5 +1,7 @@
-import type { FastifyInstance } from 'fastify';
-import type { DecisionTable } from './decision-table.ts';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { z } from 'zod';
+import { AdmissionReview, denialMessage, imageSites, pinnedReference } from './admission.ts';
+import type { DecisionTable, ImageDecision } from './decision-table.ts';
 
 /** At most this many images per batch request. */
 export const MAX_BATCH = 256;
@@ -69,4 +71,95 @@ export function registerApiRoutes(app: FastifyInstance, table: DecisionTable): v
       return { verified: d.allowed, ...d };
     },
   );
+
+  registerGatekeeperRoutes(app, table);
+  registerAdmissionRoutes(app, table);
+}
+
+const ProviderRequest = z.looseObject({
+  apiVersion: z.enum(['externaldata.gatekeeper.sh/v1beta1', 'externaldata.gatekeeper.sh/v1alpha1']),
+  kind: z.literal('ProviderRequest'),
+  request: z.looseObject({ keys: z.array(z.string().max(1024)).max(MAX_BATCH) }),
+});
+
+function badRequest(reply: FastifyReply, error: z.ZodError) {
+  return reply.code(400).send({ error: 'bad_request', message: z.prettifyError(error) });
+}
+
+/**
+ * Gatekeeper external data (`ProviderRequest` → `ProviderResponse`). Every key gets an item: the
+ * decision as `value`, and `error` set when the image is denied, so the usual templates
+ * (`count(response.errors) > 0`) deny. `systemError` only when Signet itself fails.
+ */
+function registerGatekeeperRoutes(app: FastifyInstance, table: DecisionTable): void {
+  const respond = async (body: unknown, reply: FastifyReply, item: (d: ImageDecision) => { value: unknown; error?: string }) => {
+    const parsed = ProviderRequest.safeParse(body);
+    if (!parsed.success) {
+      return badRequest(reply, parsed.error);
+    }
+    const base = { apiVersion: parsed.data.apiVersion, kind: 'ProviderResponse' };
+    try {
+      const decisions = await Promise.all(parsed.data.request.keys.map((k) => table.lookup(k)));
+      return { ...base, response: { idempotent: true, items: decisions.map((d) => ({ key: d.image, ...item(d) })) } };
+    } catch (err) {
+      reply.log.error({ err }, 'gatekeeper provider failed');
+      return { ...base, response: { idempotent: true, items: [], systemError: `signet: ${(err as Error).message}` } };
+    }
+  };
+  app.post('/gatekeeper/validate', async (req, reply) =>
+    respond(req.body, reply, (d) => ({ value: decisionValue(d), ...(d.allowed ? {} : { error: `${d.reason}: ${d.message}` }) })),
+  );
+  app.post('/gatekeeper/mutate', async (req, reply) =>
+    respond(req.body, reply, (d) => {
+      const pinned = pinnedReference(d);
+      return pinned === null ? { value: d.image, error: `${d.reason}: ${d.message}` } : { value: pinned };
+    }),
+  );
+}
+
+function decisionValue(d: ImageDecision) {
+  return {
+    allowed: d.allowed,
+    reason: d.reason,
+    message: d.message,
+    digest: d.digest,
+    signers: d.signers,
+    policyVersion: d.policyVersion,
+    verifiedAt: d.verifiedAt,
+  };
+}
+
+/**
+ * Kubernetes admission (AdmissionReview v1, and v1beta1 answered in kind) for Pods and every
+ * pod-template workload. Validation denies when any container, init or ephemeral container image
+ * is denied, naming each; mutation pins allowed images to their digests with a JSONPatch.
+ */
+function registerAdmissionRoutes(app: FastifyInstance, table: DecisionTable): void {
+  const review = async (body: unknown, reply: FastifyReply, mutate: boolean) => {
+    const parsed = AdmissionReview.safeParse(body);
+    if (!parsed.success) {
+      return badRequest(reply, parsed.error);
+    }
+    const { request } = parsed.data;
+    const sites = imageSites(request.kind.kind, request.object);
+    const decisions = await Promise.all(sites.map((s) => table.lookup(s.image)));
+    const denied = decisions.filter((d) => !d.allowed);
+    const response: Record<string, unknown> = { uid: request.uid, allowed: mutate || denied.length === 0 };
+    if (!mutate && denied.length > 0) {
+      response.status = { code: 403, reason: 'Forbidden', message: `Signet denied ${denied.length} image(s): ${denialMessage(decisions)}` };
+    }
+    if (mutate) {
+      const patch = sites.flatMap((site, i) => {
+        const pinned = pinnedReference(decisions[i]!);
+        return pinned === null || pinned === site.image ? [] : [{ op: 'replace', path: site.path, value: pinned }];
+      });
+      if (patch.length > 0) {
+        response.patchType = 'JSONPatch';
+        response.patch = Buffer.from(JSON.stringify(patch)).toString('base64');
+      }
+    }
+    return { apiVersion: parsed.data.apiVersion, kind: 'AdmissionReview', response };
+  };
+  app.post('/admission/validate', async (req, reply) => review(req.body, reply, false));
+  app.post('/admission/mutate', async (req, reply) => review(req.body, reply, true));
 }

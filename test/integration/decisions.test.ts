@@ -116,6 +116,27 @@ describe('decisions', () => {
     ]);
     const opa = await signet.app.inject({ method: 'POST', url: '/verify', payload: { image: ref } });
     expect(opa.json()).toMatchObject({ verified: true, reason: 'verified' });
+
+    // Gatekeeper: allowed, no error; mutation pins the tag to the digest.
+    const gk = await signet.app.inject({
+      method: 'POST',
+      url: '/gatekeeper/mutate',
+      payload: { apiVersion: 'externaldata.gatekeeper.sh/v1beta1', kind: 'ProviderRequest', request: { keys: [ref] } },
+    });
+    expect(gk.json()).toMatchObject({ response: { items: [{ key: ref, value: `${registry.host}/team/app@${image.digest}` }] } });
+    // Admission: a Deployment using the tag is allowed, and the mutating webhook pins it.
+    const review = {
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: { uid: 'u1', kind: { kind: 'Deployment' }, object: { spec: { template: { spec: { containers: [{ name: 'app', image: ref }] } } } } },
+    };
+    expect((await signet.app.inject({ method: 'POST', url: '/admission/validate', payload: review })).json()).toMatchObject({
+      response: { uid: 'u1', allowed: true },
+    });
+    const mutated = (await signet.app.inject({ method: 'POST', url: '/admission/mutate', payload: review })).json<{ response: { patch: string } }>();
+    expect(JSON.parse(Buffer.from(mutated.response.patch, 'base64').toString())).toEqual([
+      { op: 'replace', path: '/spec/template/spec/containers/0/image', value: `${registry.host}/team/app@${image.digest}` },
+    ]);
   });
 
   it('deny an image signed by someone else, and anything outside the policy', async () => {

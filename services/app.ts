@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { Queue, type Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
@@ -65,7 +66,18 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
 
   const steps: ShutdownStep[] = [];
   const checks: ReadinessCheck[] = [{ name: 'postgres', check: () => sql`SELECT 1`.execute(db) }];
-  const app = createHttpServer(log, checks);
+  const tls = config.http.tls;
+  const app = createHttpServer(
+    log,
+    checks,
+    tls === null
+      ? null
+      : {
+          cert: await readFile(tls.certPath),
+          key: await readFile(tls.keyPath),
+          clientCa: tls.clientCaPath === null ? null : await readFile(tls.clientCaPath),
+        },
+  );
   steps.push({ name: 'http', run: () => app.close() });
 
   let worker: Worker | null = null;

@@ -39,6 +39,9 @@ const Env = z.object({
   SIGNET_TRUSTED_ROOT: z.string().min(1).default(DEFAULT_TRUSTED_ROOT),
   SIGNET_TRUSTED_KEYS: z.string().min(1).optional(),
   SIGNET_POLICY: z.string().min(1).optional(),
+  SIGNET_TLS_CERT: z.string().min(1).optional(),
+  SIGNET_TLS_KEY: z.string().min(1).optional(),
+  SIGNET_TLS_CLIENT_CA: z.string().min(1).optional(),
   SIGNET_INSECURE_REGISTRIES: commaList(hostPort),
   SIGNET_REGISTRY_AUTH_FILE: z.string().min(1).optional(),
   SIGNET_REGISTRY_ENDPOINTS: commaList(
@@ -60,7 +63,13 @@ const Env = z.object({
 
 export interface Config {
   readonly roles: readonly Role[];
-  readonly http: { readonly host: string; readonly port: number; readonly maxWebhookBytes: number };
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    readonly maxWebhookBytes: number;
+    /** HTTPS (TLS 1.3 minimum, as Gatekeeper requires of providers) when set; optional client-certificate check. */
+    readonly tls: { readonly certPath: string; readonly keyPath: string; readonly clientCaPath: string | null } | null;
+  };
   readonly database: { readonly url: string };
   readonly redis: { readonly url: string; readonly queuePrefix: string };
   /** `null` when no token is configured: webhooks are then refused (never accepted unauthenticated). */
@@ -118,9 +127,23 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));
   }
   const e = parsed.data;
+  if ((e.SIGNET_TLS_CERT === undefined) !== (e.SIGNET_TLS_KEY === undefined)) {
+    throw new ConfigError(['SIGNET_TLS_CERT and SIGNET_TLS_KEY: set both or neither']);
+  }
+  if (e.SIGNET_TLS_CLIENT_CA !== undefined && e.SIGNET_TLS_CERT === undefined) {
+    throw new ConfigError(['SIGNET_TLS_CLIENT_CA: needs SIGNET_TLS_CERT and SIGNET_TLS_KEY']);
+  }
   return deepFreeze({
     roles: e.SIGNET_ROLES,
-    http: { host: e.HOST, port: e.PORT, maxWebhookBytes: e.SIGNET_MAX_WEBHOOK_BYTES },
+    http: {
+      host: e.HOST,
+      port: e.PORT,
+      maxWebhookBytes: e.SIGNET_MAX_WEBHOOK_BYTES,
+      tls:
+        e.SIGNET_TLS_CERT === undefined || e.SIGNET_TLS_KEY === undefined
+          ? null
+          : { certPath: e.SIGNET_TLS_CERT, keyPath: e.SIGNET_TLS_KEY, clientCaPath: e.SIGNET_TLS_CLIENT_CA ?? null },
+    },
     database: { url: e.DATABASE_URL },
     redis: { url: e.REDIS_URL, queuePrefix: e.SIGNET_QUEUE_PREFIX },
     webhook: e.SIGNET_WEBHOOK_TOKEN === undefined ? null : { token: e.SIGNET_WEBHOOK_TOKEN },

@@ -15,8 +15,25 @@ const CHECK_TIMEOUT_MS = 2_000;
  * `/readyz` (200 only when every dependency answers). Routes are added by the roles; `listen()`
  * is main.ts's business.
  */
-export function createHttpServer(log: Logger, checks: readonly ReadinessCheck[]): FastifyInstance {
+export interface TlsMaterial {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  /** When set, clients must present a certificate issued by this CA. */
+  readonly clientCa: Buffer | null;
+}
+
+export function createHttpServer(log: Logger, checks: readonly ReadinessCheck[], tls: TlsMaterial | null = null): FastifyInstance {
   const app: FastifyInstance = Fastify({
+    ...(tls === null
+      ? {}
+      : {
+          https: {
+            cert: tls.cert,
+            key: tls.key,
+            minVersion: 'TLSv1.3' as const,
+            ...(tls.clientCa === null ? {} : { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }),
+          },
+        }),
     // pino's Logger is a FastifyBaseLogger; the cast keeps FastifyInstance's default logger generic so
     // roles take a plain FastifyInstance.
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion

@@ -1,3 +1,4 @@
+import { unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Queue, type Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
@@ -38,6 +39,12 @@ export interface Signet {
   readonly policy: Policy;
   /** Settles when the start-up re-decision of the ledger (worker role) is done. */
   readonly redecided: Promise<number>;
+  /**
+   * Re-reads SIGNET_POLICY. A new version re-decides the ledger (worker) and switches the decision
+   * table (api); an invalid file is logged and the policy in force stays. Resolves to the version
+   * in force afterwards.
+   */
+  reloadPolicy(): Promise<string>;
   /** Base URL once listening, e.g. `http://127.0.0.1:8080`. */
   readonly url: string;
   /** Ordered shutdown: HTTP intake, worker (drains active jobs), queue, Redis, Postgres. */
@@ -82,6 +89,8 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
 
   let worker: Worker | null = null;
   let redecided: Promise<number> = Promise.resolve(0);
+  let current = policy;
+  const onPolicy: ((policy: Policy, source: string) => Promise<unknown>)[] = [];
   let queue: Queue | null = null;
   if (roles.has('worker')) {
     const [trust, trustedKeys, credentials] = await Promise.all([
@@ -119,9 +128,15 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     steps.push({ name: 'publisher-redis', run: () => publisher.quit() });
     checks.push({ name: 'redis', check: () => connection.ping() });
     // Decisions under a new policy are recomputed from stored material in the background.
-    redecided = decider.redecideAll().catch((err: unknown) => {
-      log.error({ err }, 're-deciding the ledger failed');
-      return 0;
+    const redecide = () =>
+      decider.redecideAll().catch((err: unknown) => {
+        log.error({ err }, 're-deciding the ledger failed');
+        return 0;
+      });
+    redecided = redecide();
+    onPolicy.push((next, source) => {
+      decider.setPolicy(next, source);
+      return redecide();
     });
   }
 
@@ -153,6 +168,7 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     const subscriber = createRedis(config.redis.url, 'worker', log);
     const table = new DecisionTable(db, policy, log.child({ component: 'decision-table' }));
     await table.start(subscriber, config.redis.queuePrefix);
+    onPolicy.push((next) => table.setPolicy(next));
     registerApiRoutes(app, table);
     steps.push({ name: 'subscriber-redis', run: () => subscriber.quit() });
   }
@@ -160,6 +176,38 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
   steps.push({ name: 'postgres', run: () => db.destroy() });
   const url = await app.listen({ host: config.http.host, port: config.http.port });
   log.info({ roles: [...roles], url }, 'signet started');
-  return { app, db, queue, worker, url, policy, redecided, shutdownSteps: steps };
+  async function reloadPolicy(): Promise<string> {
+    try {
+      const next = await loadPolicy(config.policyPath);
+      if (next.policy.version !== current.version) {
+        log.info({ from: current.version, to: next.policy.version }, 'policy changed');
+        current = next.policy;
+        await Promise.all(onPolicy.map((apply) => apply(next.policy, next.source)));
+      }
+    } catch (err) {
+      log.error({ err }, 'policy reload failed; keeping the policy in force');
+    }
+    return current.version;
+  }
+  if (config.policyPath !== null) {
+    // Polling survives the atomic symlink swaps Kubernetes uses for mounted ConfigMaps.
+    const path = config.policyPath;
+    watchFile(path, { interval: 1_000 }, () => void reloadPolicy());
+    steps.unshift({ name: 'policy-watch', run: () => Promise.resolve(unwatchFile(path)) });
+  }
+
+  return {
+    app,
+    db,
+    queue,
+    worker,
+    url,
+    get policy() {
+      return current;
+    },
+    redecided,
+    reloadPolicy,
+    shutdownSteps: steps,
+  };
 }
 

@@ -19,6 +19,7 @@ const log = createLogger(config, { role: config.roles.join('+') });
 try {
   const signet = await startSignet(config, log);
   registerShutdown(log, signet.shutdownSteps, config.shutdownTimeoutMs, (code) => process.exit(code));
+  process.on('SIGHUP', () => void signet.reloadPolicy());
 } catch (err) {
   log.fatal({ err }, 'signet failed to start');
   process.exit(1);

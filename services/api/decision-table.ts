@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
-import { findDecision, findTag, listDecisions, listTags } from '../common/db/queries/decisions.ts';
+import { findDecision, findManifestId, findTag, listDecisions, listTags, loadDecisionInputs } from '../common/db/queries/decisions.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import type { Digest } from '../common/domain/digest.ts';
 import type { Decision } from '../common/domain/decision.ts';
@@ -38,7 +38,7 @@ export class DecisionTable {
   readonly #decisions = new Map<string, Entry>();
   readonly #tags = new Map<string, Digest>();
   readonly #db: Kysely<DB>;
-  readonly #policy: Policy;
+  #policy: Policy;
   readonly #log: Logger;
 
   constructor(db: Kysely<DB>, policy: Policy, log: Logger) {
@@ -61,6 +61,20 @@ export class DecisionTable {
       }
     });
     await subscriber.subscribe(eventsChannel(prefix));
+    await this.warm();
+  }
+
+  /**
+   * Switches to a new policy: forgets every decision (tags stay) and reloads those already stored
+   * under the new version. Until the worker has re-decided an image, a lookup computes its decision
+   * from the ledger's stored facts, so a policy change never makes answers `unknown`.
+   */
+  async setPolicy(policy: Policy): Promise<void> {
+    if (policy.version === this.#policy.version) {
+      return;
+    }
+    this.#policy = policy;
+    this.#decisions.clear();
     await this.warm();
   }
 
@@ -132,12 +146,21 @@ export class DecisionTable {
     if (known !== undefined) {
       return known;
     }
-    const stored = await findDecision(this.#db, this.#policy.version, registry, repository, digest);
-    if (stored === null) {
-      return null;
+    const policy = this.#policy;
+    const stored = await findDecision(this.#db, policy.version, registry, repository, digest);
+    let entry: Entry | null = stored === null ? null : { decision: stored, verifiedAt: stored.verifiedAt.toISOString() };
+    if (entry === null) {
+      // Indexed but not (yet) decided under this policy: decide from the stored facts.
+      const id = await findManifestId(this.#db, registry, repository, digest);
+      const [input] = id === null ? [] : await loadDecisionInputs(this.#db, [id]);
+      if (input === undefined) {
+        return null;
+      }
+      entry = { decision: decide(policy, registry, repository, input.facts), verifiedAt: input.verifiedAt.toISOString() };
     }
-    const entry = { decision: stored, verifiedAt: stored.verifiedAt.toISOString() };
-    this.#decisions.set(k, entry);
+    if (policy === this.#policy) {
+      this.#decisions.set(k, entry);
+    }
     return entry;
   }
 }

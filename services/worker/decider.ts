@@ -9,6 +9,8 @@ import type { Policy } from '../common/policy/policy.ts';
 
 export interface Decider {
   readonly policy: Policy;
+  /** Switches policy; the caller then runs {@link Decider.redecideAll}. */
+  setPolicy(policy: Policy, source: string): void;
   /** Decides the given manifests under the current policy, stores and publishes the decisions. */
   decideManifests(manifestIds: readonly string[]): Promise<number>;
   /** Re-decides the whole ledger from stored material (no registry calls), in pages. */
@@ -18,15 +20,18 @@ export interface Decider {
 const PAGE = 500;
 
 export function createDecider(opts: { db: Kysely<DB>; redis: Redis; prefix: string; policy: Policy; policySource: string; log: Logger }): Decider {
-  const { db, policy } = opts;
+  const { db } = opts;
+  let policy = opts.policy;
+  let source = opts.policySource;
   let recorded = false;
   async function decideManifests(manifestIds: readonly string[]): Promise<number> {
     if (!recorded) {
-      await recordPolicy(db, policy.version, opts.policySource);
+      await recordPolicy(db, policy.version, source);
       recorded = true;
     }
+    const current = policy;
     const inputs = await loadDecisionInputs(db, manifestIds);
-    const rows = inputs.map((input) => ({ input, decision: decide(policy, input.registry, input.repository, input.facts) }));
+    const rows = inputs.map((input) => ({ input, decision: decide(current, input.registry, input.repository, input.facts) }));
     await upsertDecisions(db, rows);
     const events: LedgerEvent[] = rows.map(({ input, decision }) => ({
       type: 'decision',
@@ -45,7 +50,14 @@ export function createDecider(opts: { db: Kysely<DB>; redis: Redis; prefix: stri
     return rows.length;
   }
   return {
-    policy,
+    get policy() {
+      return policy;
+    },
+    setPolicy(next, nextSource) {
+      policy = next;
+      source = nextSource;
+      recorded = false;
+    },
     decideManifests,
     async redecideAll() {
       const started = performance.now();

@@ -176,4 +176,18 @@ describe('decisions', () => {
       await second.stop();
     }
   });
+
+  it('follows edits of the policy file without a restart, and keeps the policy in force when an edit is invalid', async () => {
+    const host = `127.0.0.1:${port}`;
+    const alice = `${host}/team/app:v1`;
+    const file = signet.config.policyPath!;
+    const before = (await ask(signet, alice)).policyVersion;
+    await writeFile(file, 'allow_with_verification: [');
+    expect(await signet.reloadPolicy()).toBe(before);
+    await writeFile(file, policyFor(host, 'alice@example.com'));
+    // The file watcher picks the change up by itself.
+    const answer = await until(signet, alice, { allowed: true });
+    expect(answer.policyVersion).not.toBe(before);
+    expect(await ask(signet, `${host}/team/other:v1`)).toMatchObject({ allowed: false, reason: 'identity_mismatch' });
+  });
 });

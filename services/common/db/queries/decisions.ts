@@ -221,3 +221,16 @@ export async function listTags(db: Kysely<DB>): Promise<{ registry: string; repo
     .execute();
   return rows.map((t) => ({ registry: t.host, repository: t.name, tag: t.tag, digest: t.digest as Digest }));
 }
+
+export async function findManifestId(db: Kysely<DB>, registry: string, repository: string, digest: Digest): Promise<string | null> {
+  const row = await db
+    .selectFrom('manifests as m')
+    .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+    .innerJoin('registries as g', 'g.id', 'r.registry_id')
+    .select('m.id')
+    .where('g.host', '=', registry)
+    .where('r.name', '=', repository)
+    .where('m.digest', '=', digest)
+    .executeTakeFirst();
+  return row?.id ?? null;
+}

@@ -12,7 +12,7 @@ import type { Logger } from './common/logger.ts';
 import { createRedis } from './common/redis.ts';
 import type { ShutdownStep } from './common/shutdown.ts';
 import { registerIngestRoutes } from './ingest/server.ts';
-import { DecisionTable } from './api/decision-table.ts';
+import { DecisionTable, type Learner } from './api/decision-table.ts';
 import { registerApiRoutes } from './api/server.ts';
 import { loadRegistryCredentials } from './worker/oci/auth.ts';
 import { createRegistryClient } from './worker/oci/client.ts';
@@ -166,7 +166,20 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
 
   if (roles.has('api')) {
     const subscriber = createRedis(config.redis.url, 'worker', log);
-    const table = new DecisionTable(db, policy, log.child({ component: 'decision-table' }));
+    let learner: Learner | null = null;
+    if (config.decisions.learnRegistries.length > 0) {
+      let learnQueue = queue;
+      if (learnQueue === null) {
+        const connection = createRedis(config.redis.url, 'producer', log);
+        const producer = new Queue(INDEX_QUEUE, { connection, prefix: config.redis.queuePrefix });
+        producer.on('error', (err) => log.warn({ err }, 'queue error'));
+        steps.push({ name: 'learn-queue', run: () => producer.close() });
+        steps.push({ name: 'learn-redis', run: () => connection.quit() });
+        learnQueue = producer;
+      }
+      learner = { queue: learnQueue, registries: new Set(config.decisions.learnRegistries), waitMs: config.decisions.waitMs };
+    }
+    const table = new DecisionTable(db, policy, log.child({ component: 'decision-table' }), learner);
     await table.start(subscriber, config.redis.queuePrefix);
     onPolicy.push((next) => table.setPolicy(next));
     registerApiRoutes(app, table);

@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { findDecision, findManifestId, findTag, listDecisions, listTags, loadDecisionInputs } from '../common/db/queries/decisions.ts';
@@ -6,6 +8,7 @@ import type { Digest } from '../common/domain/digest.ts';
 import type { Decision } from '../common/domain/decision.ts';
 import { formatImageReference, ImageReferenceError, parseImageReference } from '../common/domain/image-ref.ts';
 import { eventsChannel, type LedgerEvent } from '../common/events.ts';
+import { LearnImageJob } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
 import { decide } from '../common/policy/evaluate.ts';
 import type { Policy } from '../common/policy/policy.ts';
@@ -28,6 +31,14 @@ interface Entry {
 }
 
 const WARM_PAGE = 5_000;
+const WAIT_POLL_MS = 50;
+
+/** On-demand indexing of images nobody announced: which registries, and how long to wait. */
+export interface Learner {
+  readonly queue: Queue;
+  readonly registries: ReadonlySet<string>;
+  readonly waitMs: number;
+}
 
 /**
  * The decision table of one API process: every decision under the current policy and every tag,
@@ -41,10 +52,13 @@ export class DecisionTable {
   #policy: Policy;
   readonly #log: Logger;
 
-  constructor(db: Kysely<DB>, policy: Policy, log: Logger) {
+  readonly #learner: Learner | null;
+
+  constructor(db: Kysely<DB>, policy: Policy, log: Logger, learner: Learner | null = null) {
     this.#db = db;
     this.#policy = policy;
     this.#log = log;
+    this.#learner = learner;
   }
 
   get size(): number {
@@ -116,15 +130,47 @@ export class DecisionTable {
       return { image, digest: null, allowed: false, reason: 'invalid_reference', message, signers: [], policyVersion: this.#policy.version, verifiedAt: null };
     }
     const { registry, repository } = ref;
-    const digest = ref.digest ?? (await this.#resolveTag(registry, repository, ref.tag ?? 'latest'));
-    const entry = digest === null ? null : await this.#find(registry, repository, digest);
-    if (entry !== null) {
-      return { image, digest, ...entry.decision, verifiedAt: entry.verifiedAt };
+    const reference = ref.digest ?? ref.tag ?? 'latest';
+    const known = await this.#known(registry, repository, ref.digest, reference);
+    if (known !== null) {
+      return { image, ...known.entry.decision, digest: known.digest, verifiedAt: known.entry.verifiedAt };
     }
     // Not in the ledger: the policy may still answer (allow_without_verification, not covered);
     // otherwise `unknown`, which is a denial.
     const d = decide(this.#policy, registry, repository, null);
+    const digest = ref.digest;
+    if (d.reason === 'unknown' && (await this.#learn(registry, repository, reference))) {
+      const deadline = Date.now() + (this.#learner?.waitMs ?? 0);
+      while (Date.now() < deadline) {
+        await sleep(WAIT_POLL_MS);
+        const learnt = await this.#known(registry, repository, ref.digest, reference);
+        if (learnt !== null) {
+          return { image, ...learnt.entry.decision, digest: learnt.digest, verifiedAt: learnt.entry.verifiedAt };
+        }
+      }
+    }
     return { image, digest, ...d, verifiedAt: null, message: d.reason === 'unknown' ? `${formatImageReference(ref)} has not been indexed by Signet` : d.message };
+  }
+
+  async #known(registry: string, repository: string, digest: Digest | null, reference: string): Promise<{ digest: Digest; entry: Entry } | null> {
+    const resolved = digest ?? (await this.#resolveTag(registry, repository, reference));
+    const entry = resolved === null ? null : await this.#find(registry, repository, resolved);
+    return entry === null || resolved === null ? null : { digest: resolved, entry };
+  }
+
+  /** Enqueues indexing of an unknown image if its registry is one Signet may learn from. */
+  async #learn(registry: string, repository: string, reference: string): Promise<boolean> {
+    if (this.#learner === null || !this.#learner.registries.has(registry)) {
+      return false;
+    }
+    const data = LearnImageJob.schema.parse({ registry, repository, reference });
+    try {
+      await this.#learner.queue.add(LearnImageJob.name, data, { ...LearnImageJob.options, jobId: LearnImageJob.jobId(data) });
+      return true;
+    } catch (err) {
+      this.#log.warn({ err, registry, repository }, 'could not enqueue an unknown image for indexing');
+      return false;
+    }
   }
 
   async #resolveTag(registry: string, repository: string, tag: string): Promise<Digest | null> {

@@ -39,6 +39,8 @@ const Env = z.object({
   SIGNET_TRUSTED_ROOT: z.string().min(1).default(DEFAULT_TRUSTED_ROOT),
   SIGNET_TRUSTED_KEYS: z.string().min(1).optional(),
   SIGNET_POLICY: z.string().min(1).optional(),
+  SIGNET_LEARN_REGISTRIES: commaList(hostPort),
+  SIGNET_DECISION_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(0),
   SIGNET_TLS_CERT: z.string().min(1).optional(),
   SIGNET_TLS_KEY: z.string().min(1).optional(),
   SIGNET_TLS_CLIENT_CA: z.string().min(1).optional(),
@@ -91,6 +93,12 @@ export interface Config {
   readonly worker: { readonly concurrency: number };
   /** Path of the policy file; null denies every image (`not_covered_by_policy`). */
   readonly policyPath: string | null;
+  readonly decisions: {
+    /** Registries whose unknown images an admission lookup may enqueue for indexing. */
+    readonly learnRegistries: readonly string[];
+    /** How long a lookup of an unknown image waits for that indexing (0: answer `unknown` at once). */
+    readonly waitMs: number;
+  };
   readonly shutdownTimeoutMs: number;
   readonly logLevel: z.infer<typeof Env>['LOG_LEVEL'];
 }
@@ -167,6 +175,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     worker: { concurrency: e.SIGNET_WORKER_CONCURRENCY },
     policyPath: e.SIGNET_POLICY ?? null,
+    decisions: { learnRegistries: e.SIGNET_LEARN_REGISTRIES.map((h) => h.toLowerCase()), waitMs: e.SIGNET_DECISION_WAIT_MS },
     shutdownTimeoutMs: e.SIGNET_SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
   });

@@ -1,9 +1,9 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { RegistryError } from '../common/errors.ts';
-import { IndexManifestJob } from '../common/jobs/index-manifest.ts';
+import { IndexManifestJob, LearnImageJob } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
-import { indexManifest, type IndexDeps, type IndexResult } from './jobs/index-manifest.job.ts';
+import { indexManifest, learnImage, type IndexDeps, type IndexResult } from './jobs/index-manifest.job.ts';
 
 export interface WorkerOptions {
   readonly connection: Redis;
@@ -23,27 +23,40 @@ export function startIndexWorker(deps: IndexDeps, opts: WorkerOptions): Worker {
     IndexManifestJob.queue,
     async (job: Job): Promise<IndexResult> => {
       const started = performance.now();
-      const parsed = IndexManifestJob.schema.safeParse(job.data);
-      if (!parsed.success) {
-        throw new UnrecoverableError(`invalid job payload: ${parsed.error.message}`);
+      const base = opts.log.child({ 'job.id': job.id, 'job.name': job.name, 'job.attemptsMade': job.attemptsMade });
+      let run: (log: Logger) => Promise<IndexResult>;
+      let bindings: Record<string, string>;
+      let trigger: string;
+      if (job.name === LearnImageJob.name) {
+        const parsed = LearnImageJob.schema.safeParse(job.data);
+        if (!parsed.success) {
+          throw new UnrecoverableError(`invalid job payload: ${parsed.error.message}`);
+        }
+        const data = parsed.data;
+        bindings = { registry: data.registry, repository: data.repository, 'image.reference': data.reference };
+        trigger = 'learn';
+        run = (log) => learnImage(deps, data, log);
+      } else if (job.name === IndexManifestJob.name) {
+        const parsed = IndexManifestJob.schema.safeParse(job.data);
+        if (!parsed.success) {
+          throw new UnrecoverableError(`invalid job payload: ${parsed.error.message}`);
+        }
+        const data = parsed.data;
+        bindings = { registry: data.registry, repository: data.repository, 'image.digest': data.digest };
+        trigger = data.trigger.kind;
+        run = (log) => indexManifest(deps, data, log);
+      } else {
+        throw new UnrecoverableError(`unknown job ${job.name}`);
       }
-      const data = parsed.data;
-      const log = opts.log.child({
-        'job.id': job.id,
-        'job.name': job.name,
-        'job.attemptsMade': job.attemptsMade,
-        registry: data.registry,
-        repository: data.repository,
-        'image.digest': data.digest,
-      });
+      const log = base.child(bindings);
       try {
-        const result = await indexManifest(deps, data, log);
+        const result = await run(log);
         log.info(
           {
             result: result.result,
             manifests: result.result === 'indexed' ? result.manifests : undefined,
             ms: Math.round(performance.now() - started),
-            trigger: data.trigger.kind,
+            trigger,
           },
           'job done',
         );

@@ -51,3 +51,25 @@ export const IndexManifestJob = defineJob({
     removeOnFail: { age: 30 * 24 * 3600 },
   },
 });
+
+export const LearnImageData = z.object({
+  registry: z.string().min(1).max(255),
+  repository: z.string().min(1).max(255),
+  /** A tag or a digest, as an admission request named it. */
+  reference: z.string().min(1).max(140),
+});
+export type LearnImageData = z.infer<typeof LearnImageData>;
+
+/**
+ * Index an image Signet has never heard of because an admission point asked about it (registries
+ * without webhooks, public images). Resolves the reference in the registry, records the tag, then
+ * indexes like a push. Only enqueued for registries operators allow (SIGNET_LEARN_REGISTRIES).
+ */
+export const LearnImageJob = defineJob({
+  name: 'learn-image',
+  queue: INDEX_QUEUE,
+  schema: LearnImageData,
+  jobId: (d) => `learn-${hashId(d.registry, d.repository, d.reference)}`,
+  // Kept a day: the same unknown reference asked again does not hammer the registry.
+  options: { ...IndexManifestJob.options, attempts: 3 },
+});

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { cosignSignatureTag, type Digest } from '../../common/domain/digest.ts';
+import { cosignSignatureTag, isDigest, type Digest } from '../../common/domain/digest.ts';
 import { type SignatureRecord, unprovenVerdict } from '../../common/domain/signature.ts';
 import { recordIndexedManifests, type IndexedManifest, type StoredManifest } from '../../common/db/queries/manifests.ts';
+import { recordTag } from '../../common/db/queries/tags.ts';
 import type { DB } from '../../common/db/schema.generated.ts';
 import { RegistryError } from '../../common/errors.ts';
-import type { IndexManifestData } from '../../common/jobs/index-manifest.ts';
+import type { IndexManifestData, LearnImageData } from '../../common/jobs/index-manifest.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { Decider } from '../decider.ts';
 import type { RegistryClient } from '../oci/client.ts';
@@ -95,6 +96,28 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
   const stored = await recordIndexedManifests(deps.db, registry, repository, manifests);
   await deps.decider.decideManifests(stored.map((m) => m.id));
   return { result: 'indexed', manifests: stored };
+}
+
+/**
+ * Indexes an image an admission point asked about: resolves the reference (tag or digest) in the
+ * registry, records the tag, then indexes the digest as a push would.
+ */
+export async function learnImage(deps: IndexDeps, data: LearnImageData, log: Logger): Promise<IndexResult> {
+  const { registry, repository, reference } = data;
+  let digest: Digest;
+  try {
+    digest = isDigest(reference) ? reference : (await deps.registry.getManifest(registry, repository, reference)).digest;
+  } catch (err) {
+    if (err instanceof RegistryError && err.code === 'NOT_FOUND') {
+      return { result: 'not_found', reason: `${registry}/${repository}:${reference} is not in the registry` };
+    }
+    throw err;
+  }
+  const result = await indexManifest(deps, { registry, repository, digest, trigger: { kind: 'push' }, eventAt: new Date().toISOString() }, log);
+  if (!isDigest(reference) && result.result === 'indexed') {
+    await recordTag(deps.db, registry, repository, reference, digest, new Date());
+  }
+  return result;
 }
 
 async function discoverSignatures(

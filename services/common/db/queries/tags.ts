@@ -1,4 +1,5 @@
-import type { Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
+import { ensureRepository, lockRepository } from './repositories.ts';
 import type { Digest } from '../../domain/digest.ts';
 import type { DB } from '../schema.generated.ts';
 
@@ -40,4 +41,12 @@ export async function recordTagPush(
     .values({ repository_id: repositoryId, name: tag, digest, previous_digest: current?.digest ?? null, seen_at: at })
     .execute();
   return current === undefined ? 'created' : 'moved';
+}
+
+/** {@link recordTagPush} in a transaction of its own, under the repository lock. */
+export async function recordTag(db: Kysely<DB>, registry: string, repository: string, tag: string, digest: Digest, at: Date) {
+  return db.transaction().execute(async (trx) => {
+    await lockRepository(trx, registry, repository);
+    return recordTagPush(trx, await ensureRepository(trx, registry, repository), tag, digest, at);
+  });
 }

@@ -1,0 +1,54 @@
+// The Kubernetes manifests in deploy/ cannot be applied here (no cluster); this checks what can be
+// checked offline: they parse, their settings are valid Signet configuration, the policy parses,
+// and every URL path they call is one Signet serves.
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { loadConfig } from '../services/common/config.ts';
+import { parsePolicy } from '../services/common/policy/policy.ts';
+
+const DIR = fileURLToPath(new URL('../deploy/kubernetes/', import.meta.url));
+const docs = readdirSync(DIR)
+  .filter((f) => f.endsWith('.yaml'))
+  .flatMap((f) => parseAllDocuments(readFileSync(`${DIR}${f}`, 'utf8')).map((d) => ({ file: f, doc: d.toJS() as Record<string, any> })));
+
+const SERVED = ['/webhooks/distribution', '/gatekeeper/validate', '/gatekeeper/mutate', '/admission/validate', '/admission/mutate', '/verify', '/readyz', '/healthz'];
+
+describe('deploy/kubernetes', () => {
+  it('parses, and every document is a Kubernetes object', () => {
+    expect(docs.length).toBeGreaterThan(10);
+    for (const { file, doc } of docs) {
+      expect(typeof doc.apiVersion, file).toBe('string');
+      expect(typeof doc.kind, file).toBe('string');
+    }
+  });
+
+  it('configures each container with a valid Signet configuration', () => {
+    const deployments = docs.filter((d) => d.doc.kind === 'Deployment');
+    expect(deployments.map((d) => d.doc.metadata.name).sort()).toEqual(['signet-api', 'signet-ingest', 'signet-worker']);
+    for (const { doc } of deployments) {
+      const env = Object.fromEntries((doc.spec.template.spec.containers[0].env as { name: string; value: string }[]).map((e) => [e.name, e.value]));
+      expect(() => loadConfig({ ...env, SIGNET_WEBHOOK_TOKEN: 'x'.repeat(20) })).not.toThrow();
+    }
+  });
+
+  it('ships a policy that parses', () => {
+    const cm = docs.find((d) => d.doc.kind === 'ConfigMap')!.doc;
+    expect(() => parsePolicy(cm.data['policy.yaml'] as string)).not.toThrow();
+  });
+
+  it('calls only paths Signet serves, and admission fails closed', () => {
+    const paths = [
+      ...docs.filter((d) => d.doc.kind.endsWith('WebhookConfiguration')).flatMap((d) => d.doc.webhooks.map((w: any) => w.clientConfig.service.path)),
+      ...docs.filter((d) => d.doc.kind === 'Provider').map((d) => new URL(d.doc.spec.url).pathname),
+    ];
+    expect(paths.length).toBe(3);
+    for (const p of paths) {
+      expect(SERVED).toContain(p);
+    }
+    for (const d of docs.filter((x) => x.doc.kind.endsWith('WebhookConfiguration'))) {
+      expect(d.doc.webhooks.every((w: any) => w.failurePolicy === 'Fail')).toBe(true);
+    }
+  });
+});

@@ -6,7 +6,7 @@ import { findDecision, findManifestId, findTag, listDecisions, listTags, loadDec
 import type { DB } from '../common/db/schema.generated.ts';
 import type { Digest } from '../common/domain/digest.ts';
 import type { Decision } from '../common/domain/decision.ts';
-import { formatImageReference, ImageReferenceError, parseImageReference } from '../common/domain/image-ref.ts';
+import { formatImageReference, type ImageReference, ImageReferenceError, parseImageReference } from '../common/domain/image-ref.ts';
 import { eventsChannel, type LedgerEvent } from '../common/events.ts';
 import { LearnImageJob } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
@@ -32,6 +32,7 @@ interface Entry {
 
 const WARM_PAGE = 5_000;
 const WAIT_POLL_MS = 50;
+const MAX_PARSED = 100_000;
 
 /** On-demand indexing of images nobody announced: which registries, and how long to wait. */
 export interface Learner {
@@ -48,6 +49,8 @@ export interface Learner {
 export class DecisionTable {
   readonly #decisions = new Map<string, Entry>();
   readonly #tags = new Map<string, Digest>();
+  /** Parsed references by the exact string admission points send (bounded; cleared when full). */
+  readonly #parsed = new Map<string, ImageReference>();
   readonly #db: Kysely<DB>;
   #policy: Policy;
   readonly #log: Logger;
@@ -121,10 +124,27 @@ export class DecisionTable {
   }
 
   /** Answers one image reference (tag or digest) under the current policy. */
-  async lookup(image: string): Promise<ImageDecision> {
+  lookup(image: string): Promise<ImageDecision> {
+    // The hot path: reference parsed before and its decision in memory — no await, no I/O.
+    const ref = this.#parsed.get(image);
+    if (ref !== undefined) {
+      const digest = ref.digest ?? this.#tags.get(tagKey(ref.registry, ref.repository, ref.tag ?? 'latest'));
+      const entry = digest === undefined ? undefined : this.#decisions.get(key(ref.registry, ref.repository, digest));
+      if (digest !== undefined && entry !== undefined) {
+        return Promise.resolve({ image, ...entry.decision, digest, verifiedAt: entry.verifiedAt });
+      }
+    }
+    return this.#lookupSlow(image);
+  }
+
+  async #lookupSlow(image: string): Promise<ImageDecision> {
     let ref;
     try {
       ref = parseImageReference(image);
+      if (this.#parsed.size >= MAX_PARSED) {
+        this.#parsed.clear();
+      }
+      this.#parsed.set(image, ref);
     } catch (err) {
       const message = err instanceof ImageReferenceError ? err.message : 'invalid image reference';
       return { image, digest: null, allowed: false, reason: 'invalid_reference', message, signers: [], policyVersion: this.#policy.version, verifiedAt: null };

@@ -144,8 +144,8 @@ console.log(
       connections,
       results,
       ratios: {
-        gatekeeper10RpsVsBare: Number((results.gatekeeper10!.rps / results.bare!.rps).toFixed(3)),
-        decisions1RpsVsBare: Number((results.decisions1!.rps / results.bare!.rps).toFixed(3)),
+        gatekeeper10RpsVsBare: Number((results.gatekeeper10.rps / results.bare.rps).toFixed(3)),
+        decisions1RpsVsBare: Number((results.decisions1.rps / results.bare.rps).toFixed(3)),
       },
       decisionTableBytesPerEntryAt1M: bytesPerEntry ?? 'run with node --expose-gc',
     },

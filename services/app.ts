@@ -17,7 +17,8 @@ import { registerApiRoutes } from './api/server.ts';
 import { loadRegistryCredentials } from './worker/oci/auth.ts';
 import { createRegistryClient } from './worker/oci/client.ts';
 import { loadTrustedKeys, loadTrustedRoot } from './worker/verification/trust.ts';
-import { createSignatureVerifier } from './worker/verification/verifier.ts';
+import { createSignatureVerifier, type SignatureVerifier } from './worker/verification/verifier.ts';
+import { reverifyUntrustedKeySignatures } from './worker/reverify.ts';
 import { startIndexWorker } from './worker/worker.ts';
 import { createDecider } from './worker/decider.ts';
 import { loadPolicy } from './common/policy/load.ts';
@@ -101,6 +102,15 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     log.info({ trustedRoot: trust.path, trustRootVersion: trust.version, trustedKeys: trustedKeys.map((k) => k.name) }, 'trust loaded');
     const connection = createRedis(config.redis.url, 'worker', log);
     const publisher = createRedis(config.redis.url, 'producer', log);
+    // Keys a policy names are trusted for verification too: the policy decides what they may sign.
+    // The verifier is rebuilt when the policy changes; jobs always use the current one.
+    let currentVerifier = createSignatureVerifier(trust, [...trustedKeys, ...policyKeys(policy)]);
+    const verifier: SignatureVerifier = {
+      get trustRootVersion() {
+        return currentVerifier.trustRootVersion;
+      },
+      verifyCosignLayer: (layer, subject, expected) => currentVerifier.verifyCosignLayer(layer, subject, expected),
+    };
     const decider = createDecider({ db, redis: publisher, prefix: config.redis.queuePrefix, policy, policySource, log: log.child({ component: 'decider' }) });
     worker = startIndexWorker(
       {
@@ -114,8 +124,7 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
           maxManifestBytes: config.registry.maxManifestBytes,
           log: log.child({ component: 'registry' }),
         }),
-        // Keys a policy names are trusted for verification too: the policy decides what they may sign.
-        verifier: createSignatureVerifier(trust, [...trustedKeys, ...policyKeys(policy)]),
+        verifier,
         maxPayloadBytes: config.verification.maxPayloadBytes,
         decider,
       },
@@ -133,8 +142,21 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
         log.error({ err }, 're-deciding the ledger failed');
         return 0;
       });
-    redecided = redecide();
-    onPolicy.push((next, source) => {
+    const reverify = async () => {
+      const reverified = await reverifyUntrustedKeySignatures(db, verifier);
+      if (reverified.length > 0) {
+        log.info({ manifests: reverified.length }, 're-verified stored key signatures with the keys the policy names');
+      }
+    };
+    // At start (the policy may have changed while Signet was down) and on every policy change:
+    // re-verify what new keys can verify, then re-decide the ledger.
+    redecided = reverify().then(redecide, (err: unknown) => {
+      log.error({ err }, 're-verification failed');
+      return redecide();
+    });
+    onPolicy.push(async (next, source) => {
+      currentVerifier = createSignatureVerifier(trust, [...trustedKeys, ...policyKeys(next)]);
+      await reverify();
       decider.setPolicy(next, source);
       return redecide();
     });

@@ -12,7 +12,7 @@ import { freePort } from '../helpers/net.ts';
 import { pushRandomImage } from '../helpers/oci-push.ts';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.ts';
 import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
-import { createTestSigstore, simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
+import { createTestSigstore, generateTestKey, simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
 
 const ISSUER = 'https://accounts.example.com';
 
@@ -144,6 +144,40 @@ describe('decisions', () => {
     await sign('team/other', image.digest, 'bob@example.com');
     await until(signet, `${registry.host}/team/other:v1`, { reason: 'identity_mismatch', allowed: false });
     expect(await ask(signet, 'docker.io/library/nginx:latest')).toMatchObject({ allowed: false, reason: 'not_covered_by_policy' });
+  });
+
+  it('a policy naming a new key re-verifies stored signatures by that key, with no registry call', async () => {
+    const key = generateTestKey();
+    const image = await pushRandomImage(registry.url, 'tools/cli', 'v1');
+    await pushCosignSignatures(registry.url, 'tools/cli', image.digest, [
+      await sigstore.signWithKey(simpleSigningPayload(`${registry.host}/tools/cli`, image.digest), key),
+    ]);
+    const ref = `${registry.host}/tools/cli:v1`;
+    // Nobody trusts the key yet (and there is no Rekor entry): not covered, and untrusted in the ledger.
+    await until(signet, ref, { reason: 'not_covered_by_policy' });
+    await eventually(async () => {
+      const row = await db.db.selectFrom('signatures').select('outcome').where('key_fingerprint', 'is', null).executeTakeFirst();
+      return row?.outcome === 'untrusted_root' ? row : undefined;
+    }, 'the key signature stored as untrusted_root');
+
+    const indented = key.publicKeyPem.trim().split('\n').map((l) => `          ${l}`).join('\n');
+    await writeFile(
+      signet.config.policyPath!,
+      policyFor(registry.host, 'alice@example.com').replace(
+        'allow_without_verification:',
+        `    tools/*:
+      insecure-ignore-tlog: true
+      key: |
+${indented}
+allow_without_verification:`,
+      ),
+    );
+    await signet.reloadPolicy();
+    const allowed = await until(signet, ref, { allowed: true });
+    expect(allowed.reason).toBe('verified');
+    expect(allowed.signers[0]!.subject).toMatch(/^sha256:[0-9a-f]{64}$/);
+    // The team/* rule is unchanged by the edit.
+    expect(await ask(signet, `${registry.host}/team/app:v1`)).toMatchObject({ allowed: true });
   });
 
   it('rejects malformed requests with 400', async () => {

@@ -188,3 +188,60 @@ export async function markManifestDeleted(
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
 }
+
+/** A stored key-based signature that no trusted key verified, with what re-verifying it needs. */
+export interface UnverifiedKeySignature {
+  readonly registry: string;
+  readonly repository: string;
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly size: number;
+  readonly format: SignatureRecord['format'];
+  readonly materialDigest: Digest;
+  readonly sourceDigest: Digest;
+  readonly layerIndex: number;
+  readonly layerDigest: string;
+  readonly payload: Buffer;
+  readonly layerAnnotations: Readonly<Record<string, string>>;
+}
+
+/** Key-based signatures stored as `untrusted_root`: the ones a newly trusted key may verify. */
+export async function listUntrustedKeySignatures(db: Kysely<DB>): Promise<UnverifiedKeySignature[]> {
+  const rows = await db
+    .selectFrom('signatures as s')
+    .innerJoin('manifests as m', 'm.id', 's.manifest_id')
+    .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+    .innerJoin('registries as g', 'g.id', 'r.registry_id')
+    .select([
+      'g.host',
+      'r.name',
+      'm.digest',
+      'm.media_type',
+      'm.size',
+      's.format',
+      's.material_digest',
+      's.source_digest',
+      's.layer_index',
+      's.layer_digest',
+      's.payload',
+      's.annotations',
+    ])
+    .where('s.outcome', '=', 'untrusted_root')
+    .where('s.certificate_fingerprint', 'is', null)
+    .orderBy('s.id')
+    .execute();
+  return rows.map((r) => ({
+    registry: r.host,
+    repository: r.name,
+    digest: r.digest as Digest,
+    mediaType: r.media_type,
+    size: Number(r.size),
+    format: r.format as SignatureRecord['format'],
+    materialDigest: r.material_digest as Digest,
+    sourceDigest: r.source_digest as Digest,
+    layerIndex: r.layer_index,
+    layerDigest: r.layer_digest,
+    payload: r.payload,
+    layerAnnotations: r.annotations as Record<string, string>,
+  }));
+}

@@ -190,19 +190,12 @@ export async function markManifestDeleted(
 }
 
 /** A stored key-based signature that no trusted key verified, with what re-verifying it needs. */
-export interface UnverifiedKeySignature {
+export interface UnverifiedKeySignature extends Omit<SignatureRecord, 'verdict'> {
   readonly registry: string;
   readonly repository: string;
   readonly digest: Digest;
   readonly mediaType: string;
   readonly size: number;
-  readonly format: SignatureRecord['format'];
-  readonly materialDigest: Digest;
-  readonly sourceDigest: Digest;
-  readonly layerIndex: number;
-  readonly layerDigest: string;
-  readonly payload: Buffer;
-  readonly layerAnnotations: Readonly<Record<string, string>>;
 }
 
 /** Key-based signatures stored as `untrusted_root`: the ones a newly trusted key may verify. */

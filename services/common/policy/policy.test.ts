@@ -89,6 +89,7 @@ allow_without_verification:
     ['a key plus identity', { key: 'x', 'certificate-identity': 'a' }, 'expected a PEM public key'],
     ['an unknown property', { 'certificate-identity': 'a', 'certificate-oidc-issuer': 'https://x.example', colour: 'red' }, 'colour'],
     ['an empty rule', {}, 'at least one property'],
+    ['keyless with insecure-ignore-sct', { 'certificate-identity': 'a', 'certificate-oidc-issuer': 'https://x.example', 'insecure-ignore-sct': true }, 'not supported'],
     ['keyless with insecure-ignore-tlog', { 'certificate-identity': 'a', 'certificate-oidc-issuer': 'https://x.example', 'insecure-ignore-tlog': true }, 'always need the transparency log'],
   ])('rejects a rule with %s, naming its path', (_name, rule, message) => {
     const issues = parseError(JSON.stringify({ allow_with_verification: { 'docker.io': { 'team/app': rule } } }));

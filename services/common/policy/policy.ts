@@ -33,7 +33,6 @@ export interface KeylessRule extends RuleBase {
   readonly identity: Matcher;
   readonly issuer: Matcher;
   readonly github: GithubClaims;
-  readonly ignoreSct: boolean;
 }
 
 export interface KeyRule extends RuleBase {
@@ -202,6 +201,11 @@ function toRule(pattern: string, r: RawRule, at: string, issues: string[]): Veri
     }
     return { kind: 'key', ...common, keys, ignoreTlog: r['insecure-ignore-tlog'] ?? false };
   }
+  if (r['insecure-ignore-sct'] === true) {
+    // Refused rather than silently ignored: keyless verification always checks the certificate's
+    // embedded SCT against the trusted root's CT logs.
+    issues.push(`${at}.insecure-ignore-sct: not supported — Signet always requires a valid SCT on keyless certificates`);
+  }
   if (r['insecure-ignore-tlog'] === true) {
     issues.push(`${at}.insecure-ignore-tlog: keyless signatures always need the transparency log (their certificate expires in minutes)`);
   }
@@ -222,7 +226,6 @@ function toRule(pattern: string, r: RawRule, at: string, issues: string[]): Veri
       trigger: r['certificate-github-workflow-trigger'],
       name: r['certificate-github-workflow-name'],
     },
-    ignoreSct: r['insecure-ignore-sct'] ?? false,
   };
 }
 

@@ -140,7 +140,9 @@ async function handleDelivery(source: Source, deps: IngestDeps, req: FastifyRequ
   const result = summary(jobIds.length, delivery);
   const announcements: LedgerEvent[] = [];
   await deps.db.transaction().execute(async (trx) => {
-    for (const event of delivery.events) {
+    // Repository locks are taken in one global order, so concurrent deliveries cannot deadlock.
+    const ordered = [...delivery.events].sort((a, b) => lockOrder(a).localeCompare(lockOrder(b)));
+    for (const event of ordered) {
       const announced = await recordEventFacts(trx, event);
       if (announced !== null) {
         announcements.push(announced);
@@ -197,6 +199,10 @@ async function recordEventFacts(trx: Transaction<DB>, event: RegistryEvent): Pro
     await markManifestDeleted(trx, repositoryId, event.digest, new Date(event.at));
   }
   return null;
+}
+
+function lockOrder(e: RegistryEvent): string {
+  return `${e.registry}/${e.repository}`;
 }
 
 function summary(queued: number, d: NormalizedDelivery): string {

@@ -25,9 +25,11 @@ export interface ImageDecision {
   readonly verifiedAt: string | null;
 }
 
+/** One image's decision. `decision` is shared between every image decided alike (interned). */
 interface Entry {
   readonly decision: Decision;
-  readonly verifiedAt: string;
+  /** Epoch milliseconds: a number costs less memory than the ISO string, 1M times over. */
+  readonly verifiedAt: number;
 }
 
 const WARM_PAGE = 5_000;
@@ -49,6 +51,8 @@ export interface Learner {
 export class DecisionTable {
   readonly #decisions = new Map<string, Entry>();
   readonly #tags = new Map<string, Digest>();
+  /** Identical decisions (same reason, message, signers, rule) are stored once. */
+  readonly #interned = new Map<string, Decision>();
   /** Parsed references by the exact string admission points send (bounded; cleared when full). */
   readonly #parsed = new Map<string, ImageReference>();
   readonly #db: Kysely<DB>;
@@ -92,6 +96,7 @@ export class DecisionTable {
     }
     this.#policy = policy;
     this.#decisions.clear();
+    this.#interned.clear();
     await this.warm();
   }
 
@@ -101,7 +106,7 @@ export class DecisionTable {
     for (;;) {
       const page = await listDecisions(this.#db, this.#policy.version, after, WARM_PAGE);
       for (const d of page.decisions) {
-        this.#decisions.set(key(d.registry, d.repository, d.digest), { decision: d, verifiedAt: d.verifiedAt.toISOString() });
+        this.#decisions.set(key(d.registry, d.repository, d.digest), this.#entry(d, d.verifiedAt));
       }
       if (page.last === null) {
         break;
@@ -118,8 +123,7 @@ export class DecisionTable {
     if (event.type === 'tag') {
       this.#tags.set(tagKey(event.registry, event.repository, event.tag), event.digest);
     } else if (event.policyVersion === this.#policy.version) {
-      const { type: _type, registry, repository, digest, verifiedAt, ...decision } = event;
-      this.#decisions.set(key(registry, repository, digest), { decision, verifiedAt });
+      this.#decisions.set(key(event.registry, event.repository, event.digest), this.#entry(event, event.verifiedAt));
     }
   }
 
@@ -131,7 +135,7 @@ export class DecisionTable {
       const digest = ref.digest ?? this.#tags.get(tagKey(ref.registry, ref.repository, ref.tag ?? 'latest'));
       const entry = digest === undefined ? undefined : this.#decisions.get(key(ref.registry, ref.repository, digest));
       if (digest !== undefined && entry !== undefined) {
-        return Promise.resolve({ image, ...entry.decision, digest, verifiedAt: entry.verifiedAt });
+        return Promise.resolve(answer(image, digest, entry));
       }
     }
     return this.#lookupSlow(image);
@@ -153,7 +157,7 @@ export class DecisionTable {
     const reference = ref.digest ?? ref.tag ?? 'latest';
     const known = await this.#known(registry, repository, ref.digest, reference);
     if (known !== null) {
-      return { image, ...known.entry.decision, digest: known.digest, verifiedAt: known.entry.verifiedAt };
+      return answer(image, known.digest, known.entry);
     }
     // Not in the ledger: the policy may still answer (allow_without_verification, not covered);
     // otherwise `unknown`, which is a denial.
@@ -165,7 +169,7 @@ export class DecisionTable {
         await sleep(WAIT_POLL_MS);
         const learnt = await this.#known(registry, repository, ref.digest, reference);
         if (learnt !== null) {
-          return { image, ...learnt.entry.decision, digest: learnt.digest, verifiedAt: learnt.entry.verifiedAt };
+          return answer(image, learnt.digest, learnt.entry);
         }
       }
     }
@@ -193,6 +197,24 @@ export class DecisionTable {
     }
   }
 
+  #entry(d: Decision, verifiedAt: Date | string): Entry {
+    const decision: Decision = {
+      allowed: d.allowed,
+      reason: d.reason,
+      message: d.message,
+      signers: d.signers,
+      policyVersion: d.policyVersion,
+      rule: d.rule,
+    };
+    const k = JSON.stringify(decision);
+    let shared = this.#interned.get(k);
+    if (shared === undefined) {
+      shared = decision;
+      this.#interned.set(k, shared);
+    }
+    return { decision: shared, verifiedAt: typeof verifiedAt === 'string' ? Date.parse(verifiedAt) : verifiedAt.getTime() };
+  }
+
   async #resolveTag(registry: string, repository: string, tag: string): Promise<Digest | null> {
     const k = tagKey(registry, repository, tag);
     const known = this.#tags.get(k);
@@ -214,7 +236,7 @@ export class DecisionTable {
     }
     const policy = this.#policy;
     const stored = await findDecision(this.#db, policy.version, registry, repository, digest);
-    let entry: Entry | null = stored === null ? null : { decision: stored, verifiedAt: stored.verifiedAt.toISOString() };
+    let entry: Entry | null = stored === null ? null : this.#entry(stored, stored.verifiedAt);
     if (entry === null) {
       // Indexed but not (yet) decided under this policy: decide from the stored facts.
       const id = await findManifestId(this.#db, registry, repository, digest);
@@ -222,13 +244,17 @@ export class DecisionTable {
       if (input === undefined) {
         return null;
       }
-      entry = { decision: decide(policy, registry, repository, input.facts), verifiedAt: input.verifiedAt.toISOString() };
+      entry = this.#entry(decide(policy, registry, repository, input.facts), input.verifiedAt);
     }
     if (policy === this.#policy) {
       this.#decisions.set(k, entry);
     }
     return entry;
   }
+}
+
+function answer(image: string, digest: Digest, entry: Entry): ImageDecision {
+  return { image, ...entry.decision, digest, verifiedAt: new Date(entry.verifiedAt).toISOString() };
 }
 
 function key(registry: string, repository: string, digest: string): string {

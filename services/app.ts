@@ -3,28 +3,28 @@ import { readFile } from 'node:fs/promises';
 import { Queue, type Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
+import { DecisionTable, type Learner } from './api/decision-table.ts';
+import { registerApiRoutes } from './api/server.ts';
 import type { Config } from './common/config.ts';
 import { createDb, type Db } from './common/db/client.ts';
 import { ensureDatabase, migrateToLatest } from './common/db/migrate.ts';
 import { createHttpServer, type ReadinessCheck } from './common/http.ts';
 import { INDEX_QUEUE } from './common/jobs/index-manifest.ts';
 import type { Logger } from './common/logger.ts';
+import { loadPolicy } from './common/policy/load.ts';
+import type { Policy } from './common/policy/policy.ts';
 import { createRedis } from './common/redis.ts';
 import type { ShutdownStep } from './common/shutdown.ts';
 import { registerIngestRoutes } from './ingest/server.ts';
-import { DecisionTable, type Learner } from './api/decision-table.ts';
-import { registerApiRoutes } from './api/server.ts';
+import { createDecider } from './worker/decider.ts';
 import { loadRegistryCredentials } from './worker/oci/auth.ts';
 import { createRegistryClient } from './worker/oci/client.ts';
-import { loadTrustedKeys, loadTrustedRoot } from './worker/verification/trust.ts';
-import { createSignatureVerifier, type SignatureVerifier } from './worker/verification/verifier.ts';
 import { reverifyUntrustedKeySignatures } from './worker/reverify.ts';
+import { loadTrustedKeys, loadTrustedRoot, type TrustedKey } from './worker/verification/trust.ts';
+import { createSignatureVerifier, type SignatureVerifier } from './worker/verification/verifier.ts';
 import { startIndexWorker } from './worker/worker.ts';
-import { createDecider } from './worker/decider.ts';
-import { loadPolicy } from './common/policy/load.ts';
-import type { Policy } from './common/policy/policy.ts';
-import type { TrustedKey } from './worker/verification/trust.ts';
 
+/** Keys a policy names, as trusted keys for the verifier. */
 function policyKeys(policy: Policy): TrustedKey[] {
   return [...policy.withVerification.entries()].flatMap(([host, rules]) =>
     rules.flatMap((r) => (r.kind === 'key' ? r.keys.map((k) => ({ name: `policy:${host}/${r.pattern}`, fingerprint: k.fingerprint, key: k.key })) : [])),

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { createDb } from '../services/common/db/client.ts';
 import { ensureDatabase, migrateToLatest } from '../services/common/db/migrate.ts';
 import { createLogger } from '../services/common/logger.ts';
-import { PG_SERVER, TEMPLATE_DB } from './helpers/db.ts';
+import { PG_SERVER, TEMPLATE_DB, TEST_DB_PREFIX } from './helpers/db.ts';
 import { FIXTURES } from './helpers/fixtures.ts';
 
 /** Migrates a template database once per run; each test file clones it (CREATE DATABASE … TEMPLATE). */
@@ -15,7 +15,9 @@ export default async function setup(): Promise<void> {
   await admin.connect();
   try {
     // Leftover clones from an interrupted run would otherwise pile up.
-    const { rows } = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE 'signet_test_%'");
+    const { rows } = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [
+      TEST_DB_PREFIX,
+    ]);
     for (const { datname } of rows) {
       await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(datname)} WITH (FORCE)`);
     }

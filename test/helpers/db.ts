@@ -4,7 +4,13 @@ import { createDb, type Db } from '../../services/common/db/client.ts';
 import { createLogger } from '../../services/common/logger.ts';
 
 export const PG_SERVER = process.env.SIGNET_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432';
-export const TEMPLATE_DB = 'signet_tmpl';
+// Two checkouts running their suites at once on one server keep apart by namespace.
+const NAMESPACE = process.env.SIGNET_TEST_NAMESPACE ?? 'signet';
+if (!/^[a-z][a-z0-9_]{0,30}$/.test(NAMESPACE)) {
+  throw new Error(`SIGNET_TEST_NAMESPACE must match ^[a-z][a-z0-9_]{0,30}$: ${NAMESPACE}`);
+}
+export const TEMPLATE_DB = `${NAMESPACE}_tmpl`;
+export const TEST_DB_PREFIX = `${NAMESPACE}_test_`;
 
 export interface TestDb {
   readonly url: string;
@@ -24,7 +30,7 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
 
 /** A fresh, migrated database cloned from the template that global-setup migrated. */
 export async function createTestDb(): Promise<TestDb> {
-  const name = `signet_test_${randomBytes(6).toString('hex')}`;
+  const name = `${TEST_DB_PREFIX}${randomBytes(6).toString('hex')}`;
   await admin((c) => c.query(`CREATE DATABASE ${c.escapeIdentifier(name)} TEMPLATE ${c.escapeIdentifier(TEMPLATE_DB)}`));
   const url = `${PG_SERVER}/${name}`;
   const db = createDb(url, createLogger({ logLevel: 'silent' }));

@@ -69,7 +69,7 @@ export async function pushBlob(registryUrl: string, repo: string, bytes: Uint8Ar
   const res = await fetch(put, {
     method: 'PUT',
     headers: headers(opts, { 'content-type': 'application/octet-stream' }),
-    body: bytes,
+    body: new Uint8Array(bytes),
   });
   await expectStatus(res, 201, `upload blob ${digest} to ${repo}`);
   await res.body?.cancel();
@@ -90,7 +90,7 @@ export async function pushManifest(
   const res = await fetch(`${registryUrl}/v2/${repo}/manifests/${reference}`, {
     method: 'PUT',
     headers: headers(opts, { 'content-type': mediaType }),
-    body: bytes,
+    body: new Uint8Array(bytes),
   });
   await expectStatus(res, 201, `push manifest ${repo}:${reference}`);
   await res.body?.cancel();

@@ -5,7 +5,7 @@
 // loads reflect-metadata (a dependency of @sigstore/mock, not of this project), so import it first.
 import '@sigstore/mock/dist/fulcio/ctlog.js';
 import type { CTLog } from '@sigstore/mock/dist/fulcio/ctlog.js';
-import { randomBytes, webcrypto } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 /** Who a keyless certificate is issued to, as Fulcio would encode it from an OIDC token. */
@@ -34,10 +34,11 @@ export interface FulcioCA {
   readonly root: IssuedCertificate;
   readonly intermediate: IssuedCertificate;
   /** Issues a leaf for `publicKey` (P-256) valid from `notBefore` for 10 minutes, with an SCT from `ctLog`. */
-  issueLeaf(publicKey: webcrypto.CryptoKey, identity: KeylessIdentity, notBefore: Date): Promise<IssuedCertificate>;
+  issueLeaf(publicKey: CryptoKey, identity: KeylessIdentity, notBefore: Date): Promise<IssuedCertificate>;
 }
 
-const crypto = webcrypto;
+// The Web Crypto global: its types are the ones @peculiar/x509 is written against.
+const crypto = globalThis.crypto;
 const P384_SHA384 = { name: 'ECDSA', hash: 'SHA-384' };
 const P384 = { name: 'ECDSA', namedCurve: 'P-384' };
 
@@ -165,8 +166,8 @@ function subjectAltName(identity: KeylessIdentity): x509.JsonGeneralName {
 function identityExtensions(identity: KeylessIdentity): x509.Extension[] {
   const extensions = [
     // .1.1 is the deprecated v1 issuer extension: the raw string bytes, no ASN.1 wrapper.
-    new x509.Extension(`${OID_FULCIO}.1`, false, Buffer.from(identity.issuer, 'utf8')),
-    new x509.Extension(`${OID_FULCIO}.8`, false, derUtf8String(identity.issuer)),
+    new x509.Extension(`${OID_FULCIO}.1`, false, new Uint8Array(Buffer.from(identity.issuer, 'utf8'))),
+    new x509.Extension(`${OID_FULCIO}.8`, false, new Uint8Array(derUtf8String(identity.issuer))),
   ];
   const claims = Object.entries(identity.claims ?? {})
     .map(([suffix, value]) => [Number(suffix), value] as const)
@@ -175,7 +176,7 @@ function identityExtensions(identity: KeylessIdentity): x509.Extension[] {
     if (!Number.isInteger(suffix) || suffix < 9 || suffix > 22) {
       throw new RangeError(`claims: OID suffix ${suffix} is not a Fulcio v2 extension (.9–.22)`);
     }
-    extensions.push(new x509.Extension(`${OID_FULCIO}.${suffix}`, false, derUtf8String(value)));
+    extensions.push(new x509.Extension(`${OID_FULCIO}.${suffix}`, false, new Uint8Array(derUtf8String(value))));
   }
   return extensions;
 }
@@ -192,7 +193,7 @@ function sctListExtension(sct: Buffer): x509.Extension {
   return new x509.Extension(OID_SCT_LIST, false, octetString);
 }
 
-async function generateP384(): Promise<webcrypto.CryptoKeyPair> {
+async function generateP384(): Promise<CryptoKeyPair> {
   return crypto.subtle.generateKey(P384, true, ['sign', 'verify']);
 }
 

@@ -1,6 +1,6 @@
 // Test-only cosign signer: produces legacy cosign signature layers (keyless and key-based), and the
 // Sigstore trusted root that verifies them, entirely offline. See notes/sigstore.md §6.
-import { createHash, generateKeyPairSync, KeyObject, sign, webcrypto, type KeyPairKeyObjectResult } from 'node:crypto';
+import { createHash, generateKeyPairSync, KeyObject, sign, type KeyPairKeyObjectResult } from 'node:crypto';
 // Deep imports on purpose: the @sigstore/mock package root also loads its nock-based HTTP mocks,
 // and nock patches node:http globally as soon as it is imported.
 import { initializeCTLog } from '@sigstore/mock/dist/fulcio/ctlog.js';
@@ -84,7 +84,7 @@ export async function createTestSigstore(): Promise<TestSigstore> {
     trustedRoot,
 
     async signKeyless(payload, identity) {
-      const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+      const keys = await globalThis.crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
       // Whole seconds: the certificate cannot encode milliseconds, and the Rekor integratedTime
       // (wall clock, floored to seconds) must not fall before notBefore.
       const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000);

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { listUntrustedKeySignatures, recordIndexedManifests, type IndexedManifest } from '../common/db/queries/manifests.ts';
 import type { DB } from '../common/db/schema.generated.ts';
+import type { OwnershipAnnouncer } from './ownership.ts';
 import type { SignatureVerifier } from './verification/verifier.ts';
 
 /**
@@ -8,7 +9,11 @@ import type { SignatureVerifier } from './verification/verifier.ts';
  * key verified — after the set of trusted keys grew (a policy naming a new key). Returns the ids of
  * the manifests whose rows were rewritten, for re-deciding.
  */
-export async function reverifyUntrustedKeySignatures(db: Kysely<DB>, verifier: SignatureVerifier): Promise<string[]> {
+export async function reverifyUntrustedKeySignatures(
+  db: Kysely<DB>,
+  verifier: SignatureVerifier,
+  ownership: OwnershipAnnouncer,
+): Promise<string[]> {
   const byManifest = new Map<string, IndexedManifest & { registry: string; repository: string }>();
   for (const s of await listUntrustedKeySignatures(db)) {
     const verdict = verifier.verifyCosignLayer({ payload: s.payload, annotations: s.layerAnnotations }, s.digest);
@@ -30,7 +35,9 @@ export async function reverifyUntrustedKeySignatures(db: Kysely<DB>, verifier: S
   }
   const ids: string[] = [];
   for (const { registry, repository, ...manifest } of byManifest.values()) {
-    const [stored] = await recordIndexedManifests(db, registry, repository, [manifest]);
+    const recorded = await recordIndexedManifests(db, registry, repository, [manifest]);
+    await ownership.announce(recorded.ownershipChanges);
+    const [stored] = recorded.manifests;
     if (stored !== undefined) {
       ids.push(stored.id);
     }

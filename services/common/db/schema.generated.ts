@@ -5,6 +5,14 @@
 
 import type { ColumnType } from "kysely";
 
+export type ArrayType<T> = ArrayTypeImpl<T> extends (infer U)[]
+  ? U[]
+  : ArrayTypeImpl<T>;
+
+export type ArrayTypeImpl<T> = T extends ColumnType<infer S, infer I, infer U>
+  ? ColumnType<S[], I[], U[]>
+  : T[];
+
 export type Generated<T> = T extends ColumnType<infer S, infer I, infer U>
   ? ColumnType<S, I | undefined, U>
   : ColumnType<T, T | undefined, T>;
@@ -67,6 +75,17 @@ export interface Manifests {
   status: string;
   status_reason: string | null;
   verified_count: Generated<number>;
+}
+
+export interface OwnershipChanges {
+  detected_at: Generated<Timestamp>;
+  id: Generated<Int8>;
+  identity_id: Int8;
+  kind: string;
+  manifest_id: Int8;
+  notified_at: Timestamp | null;
+  previous_owner_ids: Generated<ArrayType<Int8>>;
+  repository_id: Int8;
 }
 
 export interface Policies {
@@ -152,6 +171,7 @@ export interface DB {
   identities: Identities;
   manifest_children: ManifestChildren;
   manifests: Manifests;
+  ownership_changes: OwnershipChanges;
   policies: Policies;
   registries: Registries;
   repositories: Repositories;

@@ -9,6 +9,7 @@ import { RegistryError } from '../../common/errors.ts';
 import type { IndexManifestData, LearnImageData } from '../../common/jobs/index-manifest.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { Decider } from '../decider.ts';
+import type { OwnershipAnnouncer } from '../ownership.ts';
 import type { RegistryClient } from '../oci/client.ts';
 import type { ImageManifest } from '../oci/media-types.ts';
 import { SIMPLE_SIGNING_MEDIA_TYPE } from '../verification/cosign-layer.ts';
@@ -20,6 +21,7 @@ export interface IndexDeps {
   readonly verifier: SignatureVerifier;
   readonly maxPayloadBytes: number;
   readonly decider: Decider;
+  readonly ownership: OwnershipAnnouncer;
 }
 
 /** Children of one index that are indexed; more is hostile or absurd and is cut off (and said). */
@@ -93,9 +95,10 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
       });
     }
   }
-  const stored = await recordIndexedManifests(deps.db, registry, repository, manifests);
-  await deps.decider.decideManifests(stored.map((m) => m.id));
-  return { result: 'indexed', manifests: stored };
+  const recorded = await recordIndexedManifests(deps.db, registry, repository, manifests);
+  await deps.decider.decideManifests(recorded.manifests.map((m) => m.id));
+  await deps.ownership.announce(recorded.ownershipChanges);
+  return { result: 'indexed', manifests: recorded.manifests };
 }
 
 /**

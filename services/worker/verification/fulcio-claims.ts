@@ -1,36 +1,6 @@
 import { ASN1Obj } from '@sigstore/core';
 import type { ObjectIdentifierValuePair } from '@sigstore/protobuf-specs';
-
-const FULCIO_ARC = '1.3.6.1.4.1.57264.1.';
-
-/**
- * Fulcio certificate extensions (https://github.com/sigstore/fulcio/blob/main/docs/oid-info.md) by
- * the last arc of their OID. .1–.6 are the deprecated v1 extensions (raw string bytes); .8 onwards
- * are DER UTF8Strings.
- */
-export const FULCIO_CLAIMS: Readonly<Record<number, string>> = {
-  1: 'issuerV1',
-  2: 'githubWorkflowTrigger',
-  3: 'githubWorkflowSha',
-  4: 'githubWorkflowName',
-  5: 'githubWorkflowRepository',
-  6: 'githubWorkflowRef',
-  8: 'issuer',
-  9: 'buildSignerUri',
-  10: 'buildSignerDigest',
-  11: 'runnerEnvironment',
-  12: 'sourceRepositoryUri',
-  13: 'sourceRepositoryDigest',
-  14: 'sourceRepositoryRef',
-  15: 'sourceRepositoryIdentifier',
-  16: 'sourceRepositoryOwnerUri',
-  17: 'sourceRepositoryOwnerIdentifier',
-  18: 'buildConfigUri',
-  19: 'buildConfigDigest',
-  20: 'buildTrigger',
-  21: 'runInvocationUri',
-  22: 'sourceRepositoryVisibilityAtSigning',
-};
+import { FULCIO_ARC, FULCIO_CLAIMS } from '../../common/domain/fulcio.ts';
 
 const UTF8_STRING_TAG = 0x0c;
 

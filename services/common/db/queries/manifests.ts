@@ -23,6 +23,24 @@ export interface IndexedManifest {
   readonly discoveryError: string | null;
 }
 
+/** An identity that signed in a repository for the first time (see migrations: ownership_changes). */
+export interface OwnershipChange {
+  readonly id: string;
+  /** `initial`: the repository's first signer; `added`: drift — a signer new to a signed repository. */
+  readonly kind: 'initial' | 'added';
+  readonly registry: string;
+  readonly repository: string;
+  readonly digest: Digest;
+  readonly subject: string;
+  readonly issuer: string | null;
+  readonly previousOwners: number;
+}
+
+export interface RecordedIndex {
+  readonly manifests: StoredManifest[];
+  readonly ownershipChanges: OwnershipChange[];
+}
+
 export interface StoredManifest {
   readonly id: string;
   readonly digest: Digest;
@@ -35,19 +53,21 @@ export interface StoredManifest {
  * Writes everything one indexing job learnt, in one transaction under the repository lock:
  * manifests (upsert by repository + digest), index children, identities, and signatures (upsert by
  * manifest + material digest: a re-index never duplicates rows, and never forgets a signature it
- * saw before). Each manifest's status is then recomputed from all its stored signatures.
+ * saw before). Each manifest's status is then recomputed from all its stored signatures, and every
+ * verified identity new to the repository is recorded as an ownership change.
  */
 export async function recordIndexedManifests(
   db: Kysely<DB>,
   registry: string,
   repository: string,
   manifests: readonly IndexedManifest[],
-): Promise<StoredManifest[]> {
+): Promise<RecordedIndex> {
   return db.transaction().execute(async (trx) => {
     await lockRepository(trx, registry, repository);
     const repositoryId = await ensureRepository(trx, registry, repository);
     const ids = new Map<Digest, string>();
     const stored: StoredManifest[] = [];
+    const signers = new Map<string, { manifestId: string; digest: Digest; sig: SignatureRecord }>();
     for (const m of manifests) {
       const manifestId = await upsertManifest(trx, repositoryId, m);
       ids.set(m.digest, manifestId);
@@ -70,12 +90,58 @@ export async function recordIndexedManifests(
           .execute();
       }
       for (const sig of m.signatures) {
-        await upsertSignature(trx, manifestId, sig);
+        const identityId = await upsertSignature(trx, manifestId, sig);
+        if (identityId !== null && !signers.has(identityId)) {
+          signers.set(identityId, { manifestId, digest: m.digest, sig });
+        }
       }
       stored.push(await refreshStatus(trx, manifestId, m));
     }
-    return stored;
+    const ownershipChanges = await recordOwnershipChanges(trx, repositoryId, signers);
+    return { manifests: stored, ownershipChanges: ownershipChanges.map((c) => ({ ...c, registry, repository })) };
   });
+}
+
+/**
+ * Records the identities in `signers` that never signed in the repository before. Runs under the
+ * repository lock, so "before" is exact even with concurrent jobs for the same repository.
+ */
+async function recordOwnershipChanges(
+  trx: Transaction<DB>,
+  repositoryId: string,
+  signers: ReadonlyMap<string, { manifestId: string; digest: Digest; sig: SignatureRecord }>,
+): Promise<Omit<OwnershipChange, 'registry' | 'repository'>[]> {
+  if (signers.size === 0) {
+    return [];
+  }
+  const owners = (
+    await trx.selectFrom('ownership_changes').select('identity_id').where('repository_id', '=', repositoryId).orderBy('id').execute()
+  ).map((r) => r.identity_id);
+  const known = new Set(owners);
+  const changes: Omit<OwnershipChange, 'registry' | 'repository'>[] = [];
+  for (const [identityId, { manifestId, digest, sig }] of signers) {
+    if (known.has(identityId)) {
+      continue;
+    }
+    const kind = owners.length === 0 ? 'initial' : 'added';
+    const { id } = await trx
+      .insertInto('ownership_changes')
+      .values({ repository_id: repositoryId, identity_id: identityId, manifest_id: manifestId, kind, previous_owner_ids: [...owners] })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const identity = sig.verdict.identity;
+    changes.push({
+      id,
+      kind,
+      digest,
+      subject: identity?.subject ?? '',
+      issuer: identity?.issuer ?? null,
+      previousOwners: owners.length,
+    });
+    owners.push(identityId);
+    known.add(identityId);
+  }
+  return changes;
 }
 
 async function upsertManifest(trx: Transaction<DB>, repositoryId: string, m: IndexedManifest): Promise<string> {
@@ -113,7 +179,8 @@ async function upsertIdentity(trx: Transaction<DB>, sig: SignatureRecord): Promi
   return existing.id;
 }
 
-async function upsertSignature(trx: Transaction<DB>, manifestId: string, sig: SignatureRecord): Promise<void> {
+/** Upserts one signature; returns its signer's identity id when it verified. */
+async function upsertSignature(trx: Transaction<DB>, manifestId: string, sig: SignatureRecord): Promise<string | null> {
   const v = sig.verdict;
   // Only a verified signature names its signer in the identities table; a failed one keeps the
   // claimed identity on its own row (subject/issuer) but owns nothing.
@@ -152,6 +219,7 @@ async function upsertSignature(trx: Transaction<DB>, manifestId: string, sig: Si
     })
     .onConflict((oc) => oc.columns(['manifest_id', 'material_digest']).doUpdateSet(verdictColumns))
     .execute();
+  return identityId;
 }
 
 async function refreshStatus(trx: Transaction<DB>, manifestId: string, m: IndexedManifest): Promise<StoredManifest> {

@@ -1,0 +1,73 @@
+// Migrations run against ledgers that already hold data: each one that rewrites or derives rows is
+// applied here to a database migrated only up to its predecessor and filled with rows.
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb, type Db } from '../../services/common/db/client.ts';
+import { ensureDatabase, migrateToLatest, MIGRATIONS_DIR } from '../../services/common/db/migrate.ts';
+import { createLogger } from '../../services/common/logger.ts';
+import { PG_SERVER, TEST_DB_PREFIX } from '../helpers/db.ts';
+
+const name = `${TEST_DB_PREFIX}${randomBytes(6).toString('hex')}`;
+let db: Db;
+let partial: string;
+
+const digest = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
+
+beforeAll(async () => {
+  await ensureDatabase(`${PG_SERVER}/${name}`);
+  db = createDb(`${PG_SERVER}/${name}`, createLogger({ logLevel: 'silent' }));
+  partial = await mkdtemp(join(tmpdir(), 'signet-migrations-'));
+});
+
+afterAll(async () => {
+  await db?.destroy();
+  const admin = new pg.Client({ connectionString: `${PG_SERVER}/postgres` });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(name)} WITH (FORCE)`);
+  await admin.end();
+  await rm(partial, { recursive: true, force: true });
+});
+
+describe('migrations on a populated ledger', () => {
+  it('ownership: derives each repository’s signers, in the order they first signed, without alerting on history', async () => {
+    const files = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).sort();
+    const ownership = files.findIndex((f) => f.endsWith('_ownership.sql'));
+    expect(ownership).toBeGreaterThan(0);
+    for (const f of files.slice(0, ownership)) {
+      await copyFile(join(MIGRATIONS_DIR, f), join(partial, f));
+    }
+    await migrateToLatest(db, partial);
+
+    // Two repositories; a@x signs first in app, then b@x, then a@x again; only b@x signs in lib,
+    // and a failed signature by c@x owns nothing.
+    await sql`INSERT INTO registries (host) VALUES ('r.example')`.execute(db);
+    await sql`INSERT INTO repositories (registry_id, name) VALUES (1, 'app'), (1, 'lib')`.execute(db);
+    await sql`INSERT INTO manifests (repository_id, digest, media_type, size, status)
+      VALUES (1, ${digest(1)}, 'm', 1, 'verified'), (1, ${digest(2)}, 'm', 1, 'verified'), (2, ${digest(3)}, 'm', 1, 'verified')`.execute(db);
+    await sql`INSERT INTO identities (kind, subject, issuer) VALUES ('email', 'a@x', 'i'), ('email', 'b@x', 'i')`.execute(db);
+    let n = 10;
+    const sign = (manifest: number, identity: number | null, outcome = 'verified') =>
+      sql`INSERT INTO signatures (manifest_id, material_digest, format, source_digest, layer_index, layer_digest, outcome, identity_id, subject, payload, annotations)
+          VALUES (${manifest}, ${digest(n++)}, 'cosign_legacy', ${digest(99)}, 0, ${digest(98)}, ${outcome}, ${identity}, 'x', '\\x00', '{}')`.execute(db);
+    await sign(1, 1);
+    await sign(2, 2);
+    await sign(2, 1);
+    await sign(3, 2);
+    await sign(3, null, 'identity_mismatch');
+
+    await migrateToLatest(db);
+    const { rows } = await sql<{ repository_id: string; identity_id: string; manifest_id: string; kind: string; previous_owner_ids: string[]; notified: boolean }>`
+      SELECT repository_id, identity_id, manifest_id, kind, previous_owner_ids, notified_at IS NOT NULL AS notified
+      FROM ownership_changes ORDER BY repository_id, id`.execute(db);
+    expect(rows).toEqual([
+      { repository_id: '1', identity_id: '1', manifest_id: '1', kind: 'initial', previous_owner_ids: [], notified: true },
+      { repository_id: '1', identity_id: '2', manifest_id: '2', kind: 'added', previous_owner_ids: ['1'], notified: true },
+      { repository_id: '2', identity_id: '2', manifest_id: '3', kind: 'initial', previous_owner_ids: [], notified: true },
+    ]);
+  });
+});

@@ -4,6 +4,7 @@ import { Queue, type Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import { DecisionTable, type Learner } from './api/decision-table.ts';
+import { registerGraphql } from './api/graphql/yoga.ts';
 import { registerApiRoutes } from './api/server.ts';
 import type { Config } from './common/config.ts';
 import { createDb, type Db } from './common/db/client.ts';
@@ -19,6 +20,8 @@ import { registerIngestRoutes } from './ingest/server.ts';
 import { createDecider } from './worker/decider.ts';
 import { loadRegistryCredentials } from './worker/oci/auth.ts';
 import { createRegistryClient } from './worker/oci/client.ts';
+import { ALERTS_QUEUE } from './common/jobs/notify-ownership-change.ts';
+import { createOwnershipAnnouncer, startAlertWorker } from './worker/ownership.ts';
 import { reverifyUntrustedKeySignatures } from './worker/reverify.ts';
 import { loadTrustedKeys, loadTrustedRoot, type TrustedKey } from './worker/verification/trust.ts';
 import { createSignatureVerifier, type SignatureVerifier } from './worker/verification/verifier.ts';
@@ -112,6 +115,29 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
       verifyCosignLayer: (layer, subject, expected) => currentVerifier.verifyCosignLayer(layer, subject, expected),
     };
     const decider = createDecider({ db, redis: publisher, prefix: config.redis.queuePrefix, policy, policySource, log: log.child({ component: 'decider' }) });
+    let alerts: Queue | null = null;
+    if (config.alerts.webhookUrl !== null) {
+      alerts = new Queue(ALERTS_QUEUE, { connection: publisher, prefix: config.redis.queuePrefix });
+      alerts.on('error', (err) => log.warn({ err }, 'alerts queue error'));
+      const alertConnection = createRedis(config.redis.url, 'worker', log);
+      const alertWorker = startAlertWorker({
+        db,
+        url: config.alerts.webhookUrl,
+        timeoutMs: config.registry.timeoutMs,
+        connection: alertConnection,
+        prefix: config.redis.queuePrefix,
+        log: log.child({ component: 'alerts' }),
+      });
+      const queued = alerts;
+      steps.push({ name: 'alert-worker', run: () => alertWorker.close() });
+      steps.push({ name: 'alerts-queue', run: () => queued.close() });
+      steps.push({ name: 'alert-redis', run: () => alertConnection.quit() });
+    }
+    const ownership = createOwnershipAnnouncer({ db, redis: publisher, prefix: config.redis.queuePrefix, alerts, log: log.child({ component: 'ownership' }) });
+    void ownership.sweep().then(
+      (n) => n > 0 && log.info({ alerts: n }, 'queued undelivered ownership alerts'),
+      (err: unknown) => log.warn({ err }, 'could not sweep undelivered ownership alerts'),
+    );
     worker = startIndexWorker(
       {
         db,
@@ -127,6 +153,7 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
         verifier,
         maxPayloadBytes: config.verification.maxPayloadBytes,
         decider,
+        ownership,
       },
       { connection, prefix: config.redis.queuePrefix, concurrency: config.worker.concurrency, log: log.child({ component: 'worker' }) },
     );
@@ -143,7 +170,7 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
         return 0;
       });
     const reverify = async () => {
-      const reverified = await reverifyUntrustedKeySignatures(db, verifier);
+      const reverified = await reverifyUntrustedKeySignatures(db, verifier, ownership);
       if (reverified.length > 0) {
         log.info({ manifests: reverified.length }, 're-verified stored key signatures with the keys the policy names');
       }
@@ -205,6 +232,17 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     await table.start(subscriber, config.redis.queuePrefix);
     onPolicy.push((next) => table.setPolicy(next));
     registerApiRoutes(app, table);
+    if (config.api.tokens.length === 0) {
+      log.warn('SIGNET_API_TOKENS is not set: /graphql answers anyone who can reach this port');
+    }
+    registerGraphql(app, {
+      db,
+      log: log.child({ component: 'graphql' }),
+      tokens: config.api.tokens,
+      policyVersion: () => table.policyVersion,
+      subscriber,
+      prefix: config.redis.queuePrefix,
+    });
     steps.push({ name: 'subscriber-redis', run: () => subscriber.quit() });
   }
 

@@ -90,6 +90,11 @@ export class DecisionTable {
    * under the new version. Until the worker has re-decided an image, a lookup computes its decision
    * from the ledger's stored facts, so a policy change never makes answers `unknown`.
    */
+  /** The policy version answers are given under. */
+  get policyVersion(): string {
+    return this.#policy.version;
+  }
+
   async setPolicy(policy: Policy): Promise<void> {
     if (policy.version === this.#policy.version) {
       return;
@@ -122,7 +127,7 @@ export class DecisionTable {
   apply(event: LedgerEvent): void {
     if (event.type === 'tag') {
       this.#tags.set(tagKey(event.registry, event.repository, event.tag), event.digest);
-    } else if (event.policyVersion === this.#policy.version) {
+    } else if (event.type === 'decision' && event.policyVersion === this.#policy.version) {
       this.#decisions.set(key(event.registry, event.repository, event.digest), this.#entry(event, event.verifiedAt));
     }
   }

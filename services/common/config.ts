@@ -60,6 +60,8 @@ const Env = z.object({
   SIGNET_MAX_PAYLOAD_BYTES: positiveInt(256 * 1024),
   SIGNET_MAX_WEBHOOK_BYTES: positiveInt(1024 * 1024),
   SIGNET_SHUTDOWN_TIMEOUT_MS: positiveInt(25_000),
+  SIGNET_API_TOKENS: commaList(z.string().min(16, 'each token must be at least 16 characters')),
+  SIGNET_ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -99,6 +101,10 @@ export interface Config {
     /** How long a lookup of an unknown image waits for that indexing (0: answer `unknown` at once). */
     readonly waitMs: number;
   };
+  /** Bearer tokens for reading the ledger (GraphQL); empty leaves it open to anyone who can reach the port. */
+  readonly api: { readonly tokens: readonly string[] };
+  /** Where ownership-drift alerts go (Slack-compatible JSON); null sends none. */
+  readonly alerts: { readonly webhookUrl: string | null };
   readonly shutdownTimeoutMs: number;
   readonly logLevel: z.infer<typeof Env>['LOG_LEVEL'];
 }
@@ -176,6 +182,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     worker: { concurrency: e.SIGNET_WORKER_CONCURRENCY },
     policyPath: e.SIGNET_POLICY ?? null,
     decisions: { learnRegistries: e.SIGNET_LEARN_REGISTRIES.map((h) => h.toLowerCase()), waitMs: e.SIGNET_DECISION_WAIT_MS },
+    api: { tokens: e.SIGNET_API_TOKENS },
+    alerts: { webhookUrl: e.SIGNET_ALERT_WEBHOOK_URL ?? null },
     shutdownTimeoutMs: e.SIGNET_SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
   });

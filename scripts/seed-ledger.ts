@@ -1,0 +1,174 @@
+// Fills a ledger with synthetic data at scale, for benchmarks: by default 1M signatures on 500k
+// images across 100k repositories (5 registries), signed by 10k identities (keyless email and
+// GitHub-workflow URIs, and keys), one to three owners per repository, tags and ownership changes.
+// Everything is generated inside Postgres (generate_series), so 1M signatures take about a minute.
+//
+//   node scripts/seed-ledger.ts [--database postgres://…/signet_bench] [--signatures 1000000]
+//        [--repositories 100000] [--identities 10000] [--force]
+//
+// The database is created and migrated if needed; a ledger already seeded with the same sizes is
+// left as it is (unless --force). Prints a JSON summary on stdout.
+import { parseArgs } from 'node:util';
+import { sql } from 'kysely';
+import { createDb } from '../services/common/db/client.ts';
+import { ensureDatabase, migrateToLatest } from '../services/common/db/migrate.ts';
+import { createLogger } from '../services/common/logger.ts';
+
+const { values } = parseArgs({
+  options: {
+    database: { type: 'string', default: process.env.SEED_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/signet_bench' },
+    signatures: { type: 'string', default: '1000000' },
+    repositories: { type: 'string', default: '100000' },
+    identities: { type: 'string', default: '10000' },
+    force: { type: 'boolean', default: false },
+  },
+});
+
+const S = Number(values.signatures);
+const R = Number(values.repositories);
+const I = Number(values.identities);
+for (const [name, n] of Object.entries({ signatures: S, repositories: R, identities: I })) {
+  if (!Number.isInteger(n) || n < 1) {
+    throw new Error(`--${name} must be a positive integer`);
+  }
+}
+/** Two signatures per image. */
+const M = Math.max(1, Math.floor(S / 2));
+const PUBLIC_GOOD_REKOR = 'c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d';
+
+const log = createLogger({ logLevel: 'warn' });
+await ensureDatabase(values.database);
+const db = createDb(values.database, log, { statementTimeoutMs: 30 * 60_000, max: 2 });
+const started = performance.now();
+try {
+  await migrateToLatest(db);
+  const existing = await sql<{ n: string }>`SELECT count(*) AS n FROM signatures`.execute(db);
+  const have = Number(existing.rows[0]?.n ?? 0);
+  if (have === S && !values.force) {
+    console.log(JSON.stringify({ database: values.database, signatures: S, seeded: false, reason: 'already seeded' }));
+  } else {
+    await db.transaction().execute(async (trx) => {
+      const step = async (what: string, q: ReturnType<typeof sql>) => {
+        const t = performance.now();
+        await q.execute(trx);
+        process.stderr.write(`[seed] ${what}: ${Math.round(performance.now() - t)} ms\n`);
+      };
+      await step(
+        'truncate',
+        sql`TRUNCATE decisions, ownership_changes, signatures, identities, tags, manifest_children, manifests, repositories, registries RESTART IDENTITY CASCADE`,
+      );
+      // tag_history is append-only (trigger); a rebuild starts it empty.
+      await step('tag history', sql`ALTER TABLE tag_history DISABLE TRIGGER tag_history_append_only`);
+      await step('tag history', sql`TRUNCATE tag_history RESTART IDENTITY`);
+      await step('tag history', sql`ALTER TABLE tag_history ENABLE TRIGGER tag_history_append_only`);
+      await step(
+        'registries',
+        sql`INSERT INTO registries (host) VALUES ('ghcr.io'), ('docker.io'), ('quay.io'), ('registry.example.com'), ('123456789012.dkr.ecr.us-east-1.amazonaws.com')`,
+      );
+      await step(
+        'repositories',
+        sql`INSERT INTO repositories (registry_id, name)
+            SELECT 1 + (i % 5), 'org' || (i % 2000) || '/svc-' || i FROM generate_series(0, ${R - 1}) i`,
+      );
+      // A third each: GitHub Actions workflows, Google accounts, keys.
+      await step(
+        'identities',
+        sql`INSERT INTO identities (kind, subject, issuer)
+            SELECT CASE i % 3 WHEN 0 THEN 'uri' WHEN 1 THEN 'email' ELSE 'key' END,
+                   CASE i % 3
+                     WHEN 0 THEN 'https://github.com/org' || (i % 2000) || '/repo' || i || '/.github/workflows/release.yml@refs/heads/main'
+                     WHEN 1 THEN 'dev' || i || '@example.com'
+                     ELSE 'sha256:' || encode(sha256(('key' || i)::bytea), 'hex') END,
+                   CASE i % 3 WHEN 0 THEN 'https://token.actions.githubusercontent.com' WHEN 1 THEN 'https://accounts.google.com' ELSE NULL END
+            FROM generate_series(0, ${I - 1}) i`,
+      );
+      await step(
+        'manifests',
+        sql`INSERT INTO manifests (repository_id, digest, media_type, size, status, signature_count, verified_count, first_seen_at, indexed_at)
+            SELECT 1 + (i % ${R}), 'sha256:' || encode(sha256(('m' || i)::bytea), 'hex'),
+                   'application/vnd.oci.image.manifest.v1+json', 1000 + i % 5000, 'verified', 2, 2,
+                   now() - make_interval(secs => ${M} - i), now() - make_interval(secs => ${M} - i)
+            FROM generate_series(0, ${M - 1}) i`,
+      );
+      await step(
+        'tags',
+        sql`INSERT INTO tags (repository_id, name, digest, updated_at)
+            SELECT repository_id, 'v' || id, digest, first_seen_at FROM manifests`,
+      );
+      await step(
+        'tag history',
+        sql`INSERT INTO tag_history (repository_id, name, digest, seen_at)
+            SELECT repository_id, 'v' || id, digest, first_seen_at FROM manifests`,
+      );
+      // Signature i is on image 1 + i % M: the first M are each image's first signature, by the
+      // repository's main owner; the next M its second, by one of two co-owners (so a repository
+      // has one to three owners). 1 in 20 fails verification and owns nothing.
+      await step(
+        'signatures',
+        sql`INSERT INTO signatures (manifest_id, material_digest, format, source_digest, layer_index, layer_digest, outcome, reason,
+                                    identity_id, subject, issuer, claims, key_fingerprint, key_source, certificate_fingerprint,
+                                    rekor_log_id, rekor_log_index, rekor_integrated_time, trust_root_version, payload, annotations,
+                                    first_seen_at, verified_at)
+            SELECT s.manifest_id, 'sha256:' || encode(sha256(('s' || s.i)::bytea), 'hex'), 'cosign_legacy',
+                   'sha256:' || encode(sha256(('sig' || s.manifest_id)::bytea), 'hex'), s.i / ${M},
+                   'sha256:' || encode(sha256(('l' || s.i)::bytea), 'hex'),
+                   CASE WHEN s.failed THEN 'identity_mismatch' ELSE 'verified' END,
+                   CASE WHEN s.failed THEN 'certificate identity does not match the policy' END,
+                   CASE WHEN s.failed THEN NULL ELSE id.id END, id.subject, id.issuer,
+                   CASE WHEN id.kind = 'uri' THEN jsonb_build_object('issuer', id.issuer, 'sourceRepositoryUri',
+                        'https://github.com/org' || (s.repo % 2000) || '/svc-' || s.repo, 'sourceRepositoryRef', 'refs/heads/main',
+                        'buildTrigger', 'push', 'runnerEnvironment', 'github-hosted') ELSE '{}'::jsonb END,
+                   CASE WHEN id.kind = 'key' THEN id.subject END,
+                   CASE WHEN id.kind = 'key' THEN 'trusted_key' ELSE 'certificate' END,
+                   CASE WHEN id.kind = 'key' THEN NULL ELSE 'sha256:' || encode(sha256(('c' || s.i)::bytea), 'hex') END,
+                   ${PUBLIC_GOOD_REKOR}, 150000000 + s.i, now() - make_interval(secs => ${S} - s.i), 'sha256:seed',
+                   convert_to('{"critical":{"image":{"docker-manifest-digest":"' || s.manifest_id || '"}}}', 'UTF8'), '{}'::jsonb,
+                   now() - make_interval(secs => ${S} - s.i), now()
+            FROM (
+              SELECT i, 1 + (i % ${M}) AS manifest_id, (i % ${M}) % ${R} AS repo, i % 20 = 19 AS failed,
+                     1 + (((i % ${M}) % ${R}) * 7 + CASE WHEN i < ${M} THEN 0 ELSE 1 + (i % 2) END) % ${I} AS identity_id
+              FROM generate_series(0, ${S - 1}) i
+            ) s JOIN identities id ON id.id = s.identity_id`,
+      );
+      await step(
+        'manifest status',
+        sql`UPDATE manifests m SET verified_count = v.n, status = CASE WHEN v.n > 0 THEN 'verified' ELSE 'identity_mismatch' END
+            FROM (SELECT manifest_id, count(*) FILTER (WHERE outcome = 'verified') AS n FROM signatures GROUP BY manifest_id) v
+            WHERE v.manifest_id = m.id AND v.n < 2`,
+      );
+      // Ownership changes as the worker records them: each identity's first signature per repository.
+      await step(
+        'ownership changes',
+        sql`INSERT INTO ownership_changes (repository_id, identity_id, manifest_id, kind, previous_owner_ids, detected_at, notified_at)
+            SELECT repository_id, identity_id, manifest_id, CASE WHEN rank = 1 THEN 'initial' ELSE 'added' END,
+                   coalesce(previous, '{}'), first_seen_at, now()
+            FROM (
+              SELECT f.*, row_number() OVER w AS rank,
+                     array_agg(identity_id) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous
+              FROM (
+                SELECT DISTINCT ON (m.repository_id, s.identity_id) m.repository_id, s.identity_id, s.manifest_id, s.id AS signature_id, s.first_seen_at
+                FROM signatures s JOIN manifests m ON m.id = s.manifest_id
+                WHERE s.identity_id IS NOT NULL
+                ORDER BY m.repository_id, s.identity_id, s.id
+              ) f
+              WINDOW w AS (PARTITION BY repository_id ORDER BY signature_id)
+            ) ranked`,
+      );
+    });
+    await sql`ANALYZE`.execute(db);
+    const counts = await sql<Record<string, string>>`
+      SELECT (SELECT count(*) FROM signatures) AS signatures, (SELECT count(*) FROM manifests) AS images,
+             (SELECT count(*) FROM repositories) AS repositories, (SELECT count(*) FROM identities) AS identities,
+             (SELECT count(*) FROM ownership_changes) AS "ownershipChanges"`.execute(db);
+    console.log(
+      JSON.stringify({
+        database: values.database,
+        seeded: true,
+        ...Object.fromEntries(Object.entries(counts.rows[0] ?? {}).map(([k, v]) => [k, Number(v)])),
+        seconds: Math.round((performance.now() - started) / 100) / 10,
+      }),
+    );
+  }
+} finally {
+  await db.destroy();
+}

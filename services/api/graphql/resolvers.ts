@@ -1,0 +1,257 @@
+import { createGraphQLError } from 'graphql-yoga';
+import {
+  countIdentityImages,
+  countOwnershipChanges,
+  countRepositoryImages,
+  countTagMoves,
+  findImage,
+  findRepository,
+  identitiesBySubject,
+  pageIdentityImages,
+  pageOwnershipChanges,
+  pageRepositoryImages,
+  pageTagMoves,
+  tagsByRepositoryId,
+  type IdentityRow,
+  type ImageRow,
+  type SigningStats,
+} from '../../common/db/queries/ledger.ts';
+import { fulcioClaimOid } from '../../common/domain/fulcio.ts';
+import { ImageReferenceError, normalizeRegistry, parseImageReference } from '../../common/domain/image-ref.ts';
+import type { ImageModel, Loaders, OwnershipChangeModel, RepositoryOwnerModel } from './models.ts';
+import { badInput, connection, decodeCursor, pageSize } from './pagination.ts';
+import type { OwnershipChangeKind, Resolvers } from './types.generated.ts';
+
+/** Rekor instances whose entries have public web pages, by log id (hex, as cosign records it). */
+const PUBLIC_REKOR: Readonly<Record<string, { search: string; api: string }>> = {
+  c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d: {
+    search: 'https://search.sigstore.dev/?logIndex=',
+    api: 'https://rekor.sigstore.dev/api/v1/log/entries?logIndex=',
+  },
+};
+
+function rekorLink(logId: string | null, logIndex: string | null, kind: 'search' | 'api'): string | null {
+  const log = logId === null ? undefined : PUBLIC_REKOR[logId];
+  return log === undefined || logIndex === null ? null : `${log[kind]}${logIndex}`;
+}
+
+const iso = (d: Date | null | undefined): string | null => (d === null || d === undefined ? null : d.toISOString());
+
+function present<T>(rows: readonly (T | null | Error)[]): T[] {
+  return rows.filter((r): r is T => r !== null && !(r instanceof Error));
+}
+
+function kindIn(kind: OwnershipChangeKind | null | undefined): 'initial' | 'added' | null {
+  return kind === 'INITIAL' ? 'initial' : kind === 'ADDED' ? 'added' : null;
+}
+
+async function mustLoad<T>(p: Promise<T | null>, what: string): Promise<T> {
+  const v = await p;
+  if (v === null) {
+    // Rows are never deleted, so a dangling reference is a bug, not a user error (masked).
+    throw new Error(`${what} not found`);
+  }
+  return v;
+}
+
+function ownerModels(stats: readonly (SigningStats & { repositoryId: string })[]): RepositoryOwnerModel[] {
+  return stats.map((s) => ({ identityId: s.identityId, repositoryId: s.repositoryId, stats: s }));
+}
+
+export const resolvers: Resolvers = {
+  Query: {
+    async image(_, { ref }, { db }) {
+      let parsed;
+      try {
+        parsed = parseImageReference(ref);
+      } catch (err) {
+        if (err instanceof ImageReferenceError) {
+          throw badInput(err.message);
+        }
+        throw err;
+      }
+      const { registry, repository, digest, tag } = parsed;
+      return findImage(db, registry, repository, digest !== null ? { digest } : { tag: tag ?? 'latest' });
+    },
+    async identity(_, { subject, issuer }, { db }) {
+      const found = await identitiesBySubject(db, subject, issuer);
+      if (found.length > 1) {
+        throw createGraphQLError(
+          `${subject} signs with ${found.length} issuers (${found.map((i) => i.issuer ?? 'none').join(', ')}): pass issuer`,
+          { extensions: { code: 'AMBIGUOUS_IDENTITY' } },
+        );
+      }
+      return found[0] ?? null;
+    },
+    identities: (_, { subject }, { db }) => identitiesBySubject(db, subject),
+    repository: (_, { registry, name }, { db }) => findRepository(db, normalizeRegistry(registry), name),
+    async ownershipChanges(_, { first, after, registry, repository, kind }, { db }) {
+      const filter = { registry: registry === null || registry === undefined ? null : normalizeRegistry(registry), repository, kind: kindIn(kind) };
+      const page = await pageOwnershipChanges(db, filter, pageSize(first), decodeCursor('own', after));
+      return connection('own', page, (rows) => Promise.resolve(rows), () => countOwnershipChanges(db, filter));
+    },
+  },
+
+  Image: {
+    reference: (m) => `${m.registry}/${m.repository}@${m.digest}`,
+    firstSeenAt: (m) => m.firstSeenAt.toISOString(),
+    indexedAt: (m) => m.indexedAt.toISOString(),
+    deletedAt: (m) => iso(m.deletedAt),
+    tags: (m, _, { loaders }) => loaders.tags.load(m.id),
+    signatures: (m, _, { loaders }) => loaders.signatures.load(m.id),
+    async owners(m, _, { loaders }) {
+      const owners = await loaders.imageOwners.load(m.id);
+      return present(await loaders.identity.loadMany(owners.map((o) => o.identityId)));
+    },
+    async firstSignedAt(m, _, { loaders }) {
+      const owners = await loaders.imageOwners.load(m.id);
+      return owners.length === 0 ? null : new Date(Math.min(...owners.map((o) => o.firstSignedAt.getTime()))).toISOString();
+    },
+    async lastSignedAt(m, _, { loaders }) {
+      const owners = await loaders.imageOwners.load(m.id);
+      return owners.length === 0 ? null : new Date(Math.max(...owners.map((o) => o.lastSignedAt.getTime()))).toISOString();
+    },
+    decision: (m, _, { loaders }) => loaders.decision.load(m.id),
+    children: (m, _, { loaders }) => loaders.children.load(m.id),
+    parents: (m, _, { loaders }) => loaders.parents.load(m.id),
+    repositoryInfo: (m, _, { loaders }) => mustLoad(loaders.repository.load(m.repositoryId), `repository ${m.repositoryId}`),
+  },
+
+  IndexChild: {
+    platform: (c) => (c.platform_os === null && c.platform_architecture === null ? null : { os: c.platform_os, architecture: c.platform_architecture, variant: c.platform_variant }),
+    image: (c, _, { loaders }) => mustLoad(loaders.image.load(c.child_id), `manifest ${c.child_id}`),
+  },
+
+  IndexParent: {
+    platform: (c) => (c.platform_os === null && c.platform_architecture === null ? null : { os: c.platform_os, architecture: c.platform_architecture, variant: c.platform_variant }),
+    index: (c, _, { loaders }) => mustLoad(loaders.image.load(c.index_id), `manifest ${c.index_id}`),
+  },
+
+  Signature: {
+    status: (s) => s.outcome,
+    verified: (s) => s.outcome === 'verified',
+    identity(s, _, { loaders }) {
+      if (s.identity_id !== null) {
+        return loaders.identity.load(s.identity_id);
+      }
+      // Claimed, never proven: shown for diagnosis, owns nothing (no id in the identities table).
+      return s.subject === null ? null : { id: `claimed:${s.id}`, kind: s.subject.includes('@') ? 'email' : 'uri', subject: s.subject, issuer: s.issuer, firstSeenAt: s.first_seen_at };
+    },
+    keyName: (s) => s.key_name,
+    keyFingerprint: (s) => s.key_fingerprint,
+    keySource: (s) => s.key_source,
+    certificateFingerprint: (s) => s.certificate_fingerprint,
+    certificateNotBefore: (s) => iso(s.certificate_not_before),
+    certificateNotAfter: (s) => iso(s.certificate_not_after),
+    rekorLogIndex: (s) => s.rekor_log_index,
+    rekorLogId: (s) => s.rekor_log_id,
+    integratedTime: (s) => iso(s.rekor_integrated_time),
+    rekorUrl: (s) => rekorLink(s.rekor_log_id, s.rekor_log_index, 'search'),
+    rekorApiUrl: (s) => rekorLink(s.rekor_log_id, s.rekor_log_index, 'api'),
+    claims: (s) =>
+      Object.entries(s.claims as Record<string, unknown>)
+        .filter((e): e is [string, string] => typeof e[1] === 'string')
+        .map(([name, value]) => ({ name, value, oid: fulcioClaimOid(name) })),
+    trustRootVersion: (s) => s.trust_root_version,
+    sourceDigest: (s) => s.source_digest,
+    layerDigest: (s) => s.layer_digest,
+    firstSeenAt: (s) => s.first_seen_at.toISOString(),
+    verifiedAt: (s) => s.verified_at.toISOString(),
+    image: (s, _, { loaders }) => mustLoad(loaders.image.load(s.manifest_id), `manifest ${s.manifest_id}`),
+  },
+
+  Identity: {
+    firstSeenAt: (i) => i.firstSeenAt.toISOString(),
+    async images(i, { first, after, registry, repository }, { db, loaders }) {
+      const reg = registry === null || registry === undefined ? null : normalizeRegistry(registry);
+      const repo = repository ?? null;
+      const page = await pageIdentityImages(db, i.id, { first: pageSize(first), after: decodeCursor('img', after), registry: reg, repository: repo });
+      return connection(
+        'img',
+        page,
+        async (rows) => present<ImageModel>(await loaders.image.loadMany(rows.map((r) => r.id))),
+        () => countIdentityImages(db, i.id, reg, repo),
+      );
+    },
+    async repositories(i, { first, after }, { db }) {
+      const page = await pageOwnershipChanges(db, { identityId: i.id }, pageSize(first), decodeCursor('own', after));
+      return connection(
+        'own',
+        page,
+        (rows) => Promise.resolve(rows.map((r) => ({ identityId: r.identity_id, repositoryId: r.repository_id, stats: null }))),
+        () => countOwnershipChanges(db, { identityId: i.id }),
+      );
+    },
+    firstSignedAt: async (i, _, { loaders }) => iso((await loaders.identityStats.load(i.id))?.firstSignedAt),
+    lastSignedAt: async (i, _, { loaders }) => iso((await loaders.identityStats.load(i.id))?.lastSignedAt),
+  },
+
+  Repository: {
+    firstSeenAt: (r) => r.firstSeenAt.toISOString(),
+    async images(r, { first, after }, { db, loaders }) {
+      const page = await pageRepositoryImages(db, r.id, pageSize(first), decodeCursor('img', after));
+      return connection(
+        'img',
+        page,
+        async (rows) => present<ImageRow>(await loaders.image.loadMany(rows.map((x) => x.id))),
+        () => countRepositoryImages(db, r.id),
+      );
+    },
+    tags: (r, _, { db }) => tagsByRepositoryId(db, r.id),
+    async tagHistory(r, { tag, first, after }, { db }) {
+      const t = tag ?? null;
+      const page = await pageTagMoves(db, r.id, t, pageSize(first), decodeCursor('tag', after));
+      return connection('tag', page, (rows) => Promise.resolve(rows), () => countTagMoves(db, r.id, t));
+    },
+    owners: async (r, _, { loaders }) => ownerModels(await loaders.repositoryOwners.load(r.id)),
+    async ownershipChanges(r, { first, after }, { db }) {
+      const page = await pageOwnershipChanges(db, { repositoryId: r.id }, pageSize(first), decodeCursor('own', after));
+      return connection('own', page, (rows) => Promise.resolve(rows), () => countOwnershipChanges(db, { repositoryId: r.id }));
+    },
+  },
+
+  Tag: {
+    updatedAt: (t) => t.updated_at.toISOString(),
+    image: (t, _, { loaders }) => loaders.imageByDigest.load({ repositoryId: t.repository_id, digest: t.digest }),
+  },
+
+  TagMove: {
+    tag: (t) => t.name,
+    previousDigest: (t) => t.previous_digest,
+    seenAt: (t) => t.seen_at.toISOString(),
+  },
+
+  RepositoryOwner: {
+    identity: (o, _, { loaders }) => mustLoad(loaders.identity.load(o.identityId), `identity ${o.identityId}`),
+    repository: (o, _, { loaders }) => mustLoad(loaders.repository.load(o.repositoryId), `repository ${o.repositoryId}`),
+    firstSignedAt: async (o, _, { loaders }) => iso((await ownerStats(o, loaders))?.firstSignedAt),
+    lastSignedAt: async (o, _, { loaders }) => iso((await ownerStats(o, loaders))?.lastSignedAt),
+    imageCount: async (o, _, { loaders }) => (await ownerStats(o, loaders))?.imageCount ?? 0,
+  },
+
+  OwnershipChange: {
+    kind: (c: OwnershipChangeModel) => (c.kind === 'added' ? 'ADDED' : 'INITIAL'),
+    repository: (c, _, { loaders }) => mustLoad(loaders.repository.load(c.repository_id), `repository ${c.repository_id}`),
+    identity: (c, _, { loaders }) => mustLoad(loaders.identity.load(c.identity_id), `identity ${c.identity_id}`),
+    image: (c, _, { loaders }) => mustLoad(loaders.image.load(c.manifest_id), `manifest ${c.manifest_id}`),
+    previousOwners: async (c, _, { loaders }) => present<IdentityRow>(await loaders.identity.loadMany(c.previous_owner_ids)),
+    detectedAt: (c) => c.detected_at.toISOString(),
+  },
+
+  Decision: {
+    policyVersion: (d) => d.policy_version,
+    signers: (d) => d.signers as unknown as { subject: string; issuer: string | null }[],
+    verifiedAt: (d) => d.verified_at.toISOString(),
+    decidedAt: (d) => d.decided_at.toISOString(),
+  },
+
+  ImageConnection: { totalCount: (c) => c.count() },
+  RepositoryOwnershipConnection: { totalCount: (c) => c.count() },
+  TagMoveConnection: { totalCount: (c) => c.count() },
+  OwnershipChangeConnection: { totalCount: (c) => c.count() },
+};
+
+/** Null when the identity entered the repository but none of its signatures there verifies any more. */
+async function ownerStats(o: RepositoryOwnerModel, loaders: Loaders): Promise<SigningStats | null> {
+  return o.stats ?? loaders.ownerStats.load({ identityId: o.identityId, repositoryId: o.repositoryId });
+}

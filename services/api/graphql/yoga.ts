@@ -1,0 +1,149 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import type { FastifyInstance } from 'fastify';
+import { createPubSub, createSchema, createYoga } from 'graphql-yoga';
+import type { Redis } from 'ioredis';
+import type { Db } from '../../common/db/client.ts';
+import { ownershipChangesByIds, repositoriesByIds } from '../../common/db/queries/ledger.ts';
+import { eventsChannel, type LedgerEvent } from '../../common/events.ts';
+import type { Logger } from '../../common/logger.ts';
+import { createLoaders, type GraphqlContext, type OwnershipChangeModel } from './models.ts';
+import { resolvers } from './resolvers.ts';
+import type { SubscriptionOwnershipChangedArgs } from './types.generated.ts';
+
+const SDL = readFileSync(new URL('../../../schema/signet.graphql', import.meta.url), 'utf8');
+
+/** Abuse limits (graphql-armor); together with the page cap (100) they bound any one query's work. */
+export const GRAPHQL_LIMITS = { maxDepth: 12, maxCost: 5_000, maxAliases: 15, maxDirectives: 10, maxTokens: 2_000 } as const;
+
+export interface GraphqlDeps {
+  readonly db: Db;
+  readonly log: Logger;
+  /** Bearer tokens allowed to read; empty leaves the API open. */
+  readonly tokens: readonly string[];
+  /** The policy version `Image.decision` answers under. */
+  readonly policyVersion: () => string;
+  /** A Redis connection in subscriber mode already subscribed to the ledger-events channel, or null (no subscriptions). */
+  readonly subscriber: Redis | null;
+  readonly prefix: string;
+}
+
+const digestOf = (s: string) => createHash('sha256').update(s).digest();
+
+/** Constant-time check of `Authorization: Bearer <token>` against every configured token. */
+export function tokenAllowed(header: string | undefined, tokens: readonly Buffer[]): boolean {
+  const m = /^Bearer\s+(\S+)$/i.exec(header ?? '');
+  const presented = digestOf(m?.[1] ?? '');
+  let ok = false;
+  for (const t of tokens) {
+    ok = timingSafeEqual(presented, t) || ok;
+  }
+  return ok && m !== null;
+}
+
+/** `POST/GET /graphql` (graphql-yoga), GraphiQL in the browser, SSE subscriptions. */
+export function registerGraphql(app: FastifyInstance, deps: GraphqlDeps): void {
+  const pubsub = createPubSub<{ ownership: [id: string] }>();
+  if (deps.subscriber !== null) {
+    const channel = eventsChannel(deps.prefix);
+    deps.subscriber.on('message', (ch: string, message: string) => {
+      if (ch !== channel) {
+        return;
+      }
+      try {
+        const event = JSON.parse(message) as LedgerEvent;
+        if (event.type === 'ownership') {
+          pubsub.publish('ownership', event.id);
+        }
+      } catch {
+        // The decision table logs malformed events.
+      }
+    });
+  }
+
+  const schema = createSchema<GraphqlContext>({
+    typeDefs: SDL,
+    resolvers: [
+      resolvers,
+      {
+        Subscription: {
+          ownershipChanged: {
+            subscribe: (_: unknown, args: SubscriptionOwnershipChangedArgs, ctx: GraphqlContext) => ownershipChanges(pubsub.subscribe('ownership'), args, ctx.db),
+            resolve: (change: OwnershipChangeModel) => change,
+          },
+        },
+      },
+    ],
+  });
+
+  const log = deps.log;
+  const yoga = createYoga<object, GraphqlContext>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    graphiql: { title: 'Signet — ownership ledger' },
+    maskedErrors: true,
+    logging: {
+      debug: (...args: unknown[]) => log.debug({ args }, 'graphql'),
+      info: (...args: unknown[]) => log.info({ args }, 'graphql'),
+      warn: (...args: unknown[]) => log.warn({ args }, 'graphql'),
+      error: (...args: unknown[]) => log.error({ err: args[0] }, 'graphql error'),
+    },
+    context: () => {
+      const policyVersion = deps.policyVersion();
+      return { db: deps.db, loaders: createLoaders(deps.db, policyVersion), policyVersion };
+    },
+    plugins: [
+      EnvelopArmorPlugin({
+        maxDepth: { n: GRAPHQL_LIMITS.maxDepth },
+        costLimit: { maxCost: GRAPHQL_LIMITS.maxCost },
+        maxAliases: { n: GRAPHQL_LIMITS.maxAliases },
+        maxDirectives: { n: GRAPHQL_LIMITS.maxDirectives },
+        maxTokens: { n: GRAPHQL_LIMITS.maxTokens },
+        blockFieldSuggestion: { enabled: true },
+      }),
+    ],
+  });
+
+  const tokens = deps.tokens.map(digestOf);
+  app.route({
+    url: '/graphql',
+    method: ['GET', 'POST', 'OPTIONS'],
+    async handler(req, reply) {
+      // The GraphiQL page itself is public (it holds no data); every operation needs a token when tokens are set.
+      const graphiql = req.method === 'GET' && !('query' in (req.query as object)) && (req.headers.accept ?? '').includes('text/html');
+      if (tokens.length > 0 && !graphiql && req.method !== 'OPTIONS' && !tokenAllowed(req.headers.authorization, tokens)) {
+        return reply
+          .code(401)
+          .header('www-authenticate', 'Bearer realm="signet"')
+          .send({ errors: [{ message: 'a valid API token is required (Authorization: Bearer <token>; see SIGNET_API_TOKENS)', extensions: { code: 'UNAUTHENTICATED' } }] });
+      }
+      const response = await yoga.handleNodeRequestAndResponse(req, reply, {});
+      response.headers.forEach((value, key) => {
+        void reply.header(key, value);
+      });
+      reply.status(response.status);
+      return reply.send(response.body);
+    },
+  });
+}
+
+async function* ownershipChanges(ids: AsyncIterable<string>, args: SubscriptionOwnershipChangedArgs, db: Db): AsyncGenerator<OwnershipChangeModel> {
+  const kind = args.kind === 'ADDED' ? 'added' : args.kind === 'INITIAL' ? 'initial' : null;
+  for await (const id of ids) {
+    const [change] = await ownershipChangesByIds(db, [id]);
+    if (change === undefined || (kind !== null && change.kind !== kind)) {
+      continue;
+    }
+    const registry = args.registry?.toLowerCase() ?? null;
+    const repository = args.repository ?? null;
+    if (registry !== null || repository !== null) {
+      const [repo] = await repositoriesByIds(db, [change.repository_id]);
+      if (repo === undefined || (registry !== null && repo.registry !== registry) || (repository !== null && repo.name !== repository)) {
+        continue;
+      }
+    }
+    yield change;
+  }
+}

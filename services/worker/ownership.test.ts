@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Digest } from '../common/domain/digest.ts';
 import { ownershipAlertMessage } from './ownership.ts';
 
 describe('ownershipAlertMessage', () => {
@@ -8,7 +9,7 @@ describe('ownershipAlertMessage', () => {
       kind: 'added',
       registry: 'ghcr.io',
       repository: 'acme/app',
-      digest: `sha256:${'a'.repeat(64)}`,
+      digest: `sha256:${'a'.repeat(64)}` as Digest,
       subject: 'mallory@example.com',
       issuer: 'https://accounts.google.com',
       previousOwners: [{ subject: 'https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main', issuer: 'https://token.actions.githubusercontent.com' }],

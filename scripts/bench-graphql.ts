@@ -1,0 +1,139 @@
+// GraphQL latency on a large synthetic ledger (scripts/seed-ledger.ts: 1M signatures, 100k
+// repositories, 10k identities by default): `image(ref){owners signatures}` and
+// `identity{images(first:50)}`, each request naming a random image or identity from a sample of
+// 2,000. Load comes from autocannon in its own process (scripts/bench-load.ts), on loopback, at a
+// fixed moderate rate and at saturation. Yardstick in the same run: `/healthz` on the same server.
+//
+//   node scripts/bench-graphql.ts [--seconds 10] [--rate 100] [--connections 8] [--signatures 1000000] [--quick]
+//
+// Prints JSON. A measurement, not a test.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import { sql } from 'kysely';
+import { startSignet } from '../services/app.ts';
+import { loadConfig } from '../services/common/config.ts';
+import { createLogger } from '../services/common/logger.ts';
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '10' },
+    rate: { type: 'string', default: '100' },
+    connections: { type: 'string', default: '8' },
+    signatures: { type: 'string', default: '1000000' },
+    database: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/signet_bench' },
+    quick: { type: 'boolean', default: false },
+  },
+});
+const quick = values.quick;
+const seconds = quick ? 3 : Number(values.seconds);
+const signatures = quick ? 100_000 : Number(values.signatures);
+const database = quick ? `${values.database}_quick` : values.database;
+const run = promisify(execFile);
+const tmp = await mkdtemp(join(tmpdir(), 'signet-bench-graphql-'));
+const NODE = process.execPath;
+const script = (name: string) => fileURLToPath(new URL(name, import.meta.url));
+
+// Seeding is idempotent: a ledger already holding this many signatures is reused.
+const seeded = await run(
+  NODE,
+  [script('seed-ledger.ts'), '--database', database, '--signatures', String(signatures), '--repositories', String(signatures / 10), '--identities', String(signatures / 100)],
+  { maxBuffer: 1 << 20 },
+);
+const seed = JSON.parse(seeded.stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>;
+
+const config = loadConfig({
+  DATABASE_URL: database,
+  SIGNET_ROLES: 'api',
+  PORT: '0',
+  HOST: '127.0.0.1',
+  SIGNET_QUEUE_PREFIX: `signet-bench-${process.pid}`,
+  LOG_LEVEL: 'warn',
+});
+const signet = await startSignet(config, createLogger(config));
+const db = signet.db;
+
+const SAMPLE = 2_000;
+const images = await sql<{ ref: string }>`
+  SELECT g.host || '/' || r.name || '@' || m.digest AS ref
+  FROM manifests m TABLESAMPLE SYSTEM (5) JOIN repositories r ON r.id = m.repository_id JOIN registries g ON g.id = r.registry_id
+  LIMIT ${SAMPLE}`.execute(db);
+const identities = await sql<{ subject: string; issuer: string | null }>`
+  SELECT subject, issuer FROM identities ORDER BY random() LIMIT ${SAMPLE}`.execute(db);
+
+const imageQuery = `query($ref: String!) { image(ref: $ref) { digest owners { subject issuer } signatures { status rekorLogIndex identity { subject } } } }`;
+const identityQuery = `query($s: String!, $i: String) { identity(subject: $s, issuer: $i) { subject images(first: 50) { totalCount edges { cursor node { digest repository } } } } }`;
+const bodies = {
+  image: images.rows.map((r) => JSON.stringify({ query: imageQuery, variables: { ref: r.ref } })),
+  identity: identities.rows.map((r) => JSON.stringify({ query: identityQuery, variables: { s: r.subject, i: r.issuer } })),
+};
+
+interface Load {
+  rps: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  errors: number;
+  non2xx: number;
+}
+
+async function load(path: string, list: string[] | null, connections: number, rate?: number): Promise<Load> {
+  const opts = {
+    url: `${signet.url}${path}`,
+    ...(list === null ? { method: 'GET', bodies: [] } : { bodies: list }),
+    connections,
+    seconds,
+    ...(rate === undefined ? {} : { rate }),
+  };
+  const file = join(tmp, 'load.json');
+  await writeFile(file, JSON.stringify(opts));
+  const { stdout } = await run(NODE, [script('bench-load.ts'), file], { maxBuffer: 16 << 20 });
+  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as Load;
+}
+
+// One request of each first, to be sure they answer what they should.
+for (const [name, list] of [['image', bodies.image], ['identity', bodies.identity]] as const) {
+  const res = await fetch(`${signet.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: list[0] });
+  const body = (await res.json()) as { data?: Record<string, unknown>; errors?: unknown };
+  if (res.status !== 200 || body.errors !== undefined || body.data?.[name] === null) {
+    throw new Error(`${name} query did not answer: ${JSON.stringify(body).slice(0, 300)}`);
+  }
+}
+
+const connections = Number(values.connections);
+const rate = Number(values.rate);
+const yardstick = await load('/healthz', null, connections);
+const results = {
+  'image(ref){owners signatures}': {
+    atRate: await load('/graphql', bodies.image, 2, rate),
+    saturated: await load('/graphql', bodies.image, connections),
+  },
+  'identity{images(first:50)}': {
+    atRate: await load('/graphql', bodies.identity, 2, rate),
+    saturated: await load('/graphql', bodies.identity, connections),
+  },
+};
+console.log(
+  JSON.stringify(
+    {
+      ledger: seed,
+      seconds,
+      ratePerSecond: rate,
+      connections,
+      yardstick: { '/healthz (same server)': yardstick },
+      graphql: Object.fromEntries(
+        Object.entries(results).map(([k, v]) => [k, { ...v, saturatedRpsVsHealthz: Math.round((v.saturated.rps / yardstick.rps) * 100) / 100 }]),
+      ),
+    },
+    null,
+    2,
+  ),
+);
+for (const step of signet.shutdownSteps) {
+  await step.run().catch(() => undefined);
+}
+await rm(tmp, { recursive: true, force: true });

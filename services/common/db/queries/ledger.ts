@@ -203,18 +203,23 @@ export async function signingStatsByIdentityIds(db: Kysely<DB>, identityIds: rea
   return rows.map((r) => ({ identityId: r.identity_id ?? '', firstSignedAt: r.first, lastSignedAt: r.last, imageCount: Number(r.images) }));
 }
 
-/** Every verified signer of each repository, with first and last signed times and image counts. */
-export async function ownersByRepositoryIds(db: Kysely<DB>, repositoryIds: readonly string[]): Promise<(SigningStats & { repositoryId: string })[]> {
-  const rows = await db
+/**
+ * Every verified signer of each repository (or only `identityIds` among them), with first and last
+ * signed times and image counts.
+ */
+export async function ownersByRepositoryIds(
+  db: Kysely<DB>,
+  repositoryIds: readonly string[],
+  identityIds?: readonly string[],
+): Promise<(SigningStats & { repositoryId: string })[]> {
+  let q = db
     .selectFrom('signatures as s')
     .innerJoin('manifests as m', 'm.id', 's.manifest_id')
     .select(['m.repository_id', 's.identity_id'])
     .select((eb) => [eb.fn.min(signedAt).as('first'), eb.fn.max(signedAt).as('last'), eb.fn.count<string>('s.manifest_id').distinct().as('images')])
-    .where('m.repository_id', 'in', repositoryIds)
-    .where('s.identity_id', 'is not', null)
-    .groupBy(['m.repository_id', 's.identity_id'])
-    .orderBy('first')
-    .execute();
+    .where('m.repository_id', 'in', repositoryIds);
+  q = identityIds === undefined ? q.where('s.identity_id', 'is not', null) : q.where('s.identity_id', 'in', identityIds);
+  const rows = await q.groupBy(['m.repository_id', 's.identity_id']).orderBy('first').execute();
   return rows.map((r) => ({
     repositoryId: r.repository_id,
     identityId: r.identity_id ?? '',
@@ -400,7 +405,7 @@ export function ownershipChangesByIds(db: Kysely<DB>, ids: readonly string[]) {
   return db.selectFrom('ownership_changes as o').select(ownershipColumns).where('o.id', 'in', ids).execute();
 }
 
-/** One identity's signing stats within each of several repositories (batched on repository). */
+/** Identities' signing stats within repositories, for (identity, repository) pairs (one statement). */
 export async function identityStatsInRepositories(
   db: Kysely<DB>,
   keys: readonly { identityId: string; repositoryId: string }[],
@@ -408,22 +413,5 @@ export async function identityStatsInRepositories(
   if (keys.length === 0) {
     return [];
   }
-  const identityIds = [...new Set(keys.map((k) => k.identityId))];
-  const repositoryIds = [...new Set(keys.map((k) => k.repositoryId))];
-  const rows = await db
-    .selectFrom('signatures as s')
-    .innerJoin('manifests as m', 'm.id', 's.manifest_id')
-    .select(['m.repository_id', 's.identity_id'])
-    .select((eb) => [eb.fn.min(signedAt).as('first'), eb.fn.max(signedAt).as('last'), eb.fn.count<string>('s.manifest_id').distinct().as('images')])
-    .where('s.identity_id', 'in', identityIds)
-    .where('m.repository_id', 'in', repositoryIds)
-    .groupBy(['m.repository_id', 's.identity_id'])
-    .execute();
-  return rows.map((r) => ({
-    repositoryId: r.repository_id,
-    identityId: r.identity_id ?? '',
-    firstSignedAt: r.first,
-    lastSignedAt: r.last,
-    imageCount: Number(r.images),
-  }));
+  return ownersByRepositoryIds(db, [...new Set(keys.map((k) => k.repositoryId))], [...new Set(keys.map((k) => k.identityId))]);
 }

@@ -1,15 +1,10 @@
 import type { Kysely } from 'kysely';
 import type { Digest } from '../../domain/digest.ts';
 import type { DB } from '../schema.generated.ts';
+import type { OwnershipChange } from './manifests.ts';
 
-export interface OwnershipChangeDetail {
-  readonly id: string;
-  readonly kind: 'initial' | 'added';
-  readonly registry: string;
-  readonly repository: string;
-  readonly digest: Digest;
-  readonly subject: string;
-  readonly issuer: string | null;
+/** An ownership change with the identities that signed in the repository before it. */
+export interface OwnershipChangeDetail extends Omit<OwnershipChange, 'previousOwners'> {
   readonly previousOwners: readonly { subject: string; issuer: string | null }[];
   readonly detectedAt: Date;
   readonly notifiedAt: Date | null;

@@ -1,67 +1,66 @@
-// Decision-endpoint throughput and latency against a yardstick measured in the same run: a bare
-// node:http server answering a constant. Load comes from autocannon in a separate process, on
-// loopback, for both. Then the decision table's memory per entry at 1M entries.
+// Decision endpoints against a yardstick measured in the same run: a bare node:http(s) server
+// answering a constant — the ceiling of any Node endpoint on this machine. For the Gatekeeper
+// batch (10 images), the native single lookup and a Kubernetes AdmissionReview (a Pod with 3
+// containers), over HTTP and HTTPS (TLS 1.3): throughput at saturation (autocannon, closed loop),
+// latency at half of that rate (autocannon, whole milliseconds) and at a fixed moderate rate
+// (open loop, sub-millisecond timing), each from its own load process on loopback. Then the
+// decision table's memory per entry at 100k and 1M entries.
 //
-//   node --expose-gc scripts/bench-decisions.ts [seconds=10] [connections=10]
+//   node --expose-gc scripts/bench-decisions.ts [--seconds 10] [--connections 10] [--quick]
 //
 // Prints JSON. A measurement, not a test: absolute numbers depend on the machine; the ratios are
 // what to compare.
-import { execFile } from 'node:child_process';
-import { createServer } from 'node:http';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { DecisionTable } from '../services/api/decision-table.ts';
 import { sha256Digest } from '../services/common/domain/digest.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { parsePolicy } from '../services/common/policy/policy.ts';
+import setupTemplate from '../test/global-setup.ts';
 import { createTestDb } from '../test/helpers/db.ts';
 import { startTestSignet } from '../test/helpers/signet.ts';
-import setupTemplate from '../test/global-setup.ts';
+import { runLoad, type Load } from './lib/bench.ts';
 
-const seconds = Number(process.argv[2] ?? 10);
-const connections = Number(process.argv[3] ?? 10);
-const AUTOCANNON = fileURLToPath(new URL('../node_modules/.bin/autocannon', import.meta.url));
-const run = promisify(execFile);
-
-interface Result {
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-  non2xx: number;
-}
-
-async function load(url: string, body: string | null, rate?: number): Promise<Result> {
-  const args = ['-j', '-n', '-c', String(connections), '-d', String(seconds), '-W', '[', '-c', '2', '-d', '2', ']'];
-  if (body !== null) {
-    args.push('-m', 'POST', '-H', 'content-type=application/json', '-b', body);
-  }
-  if (rate !== undefined) {
-    args.push('-R', String(rate));
-  }
-  const { stdout } = await run(AUTOCANNON, [...args, url], { maxBuffer: 64 << 20 });
-  // With a warm-up, autocannon prints the warm-up's JSON line first; the measurement is the last.
-  const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as { requests: { average: number }; latency: { p50: number; p99: number }; errors: number; non2xx: number };
-  return { rps: Math.round(r.requests.average), p50: r.latency.p50, p99: r.latency.p99, errors: r.errors, non2xx: r.non2xx };
-}
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '10' },
+    rate: { type: 'string', default: '1000' },
+    quick: { type: 'boolean', default: false },
+  },
+});
+const quick = values.quick;
+const seconds = quick ? 2 : Number(values.seconds);
+const warmup = quick ? 1 : 2;
+const connections = Number(values.connections);
+const moderate = Number(values.rate);
 
 await setupTemplate();
 
+const tmp = await mkdtemp(join(tmpdir(), 'signet-bench-'));
+// A self-signed certificate for 127.0.0.1, for the HTTPS runs.
+execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'tls.key', '-out', 'tls.crt', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: tmp, stdio: 'ignore' });
+const tlsFiles = { cert: await readFile(join(tmp, 'tls.crt')), key: await readFile(join(tmp, 'tls.key')) };
+
 // Yardstick: the ceiling of any Node endpoint here.
 const constant = JSON.stringify({ ok: true });
-const bare = createServer((req, res) => {
+const answer = (req: IncomingMessage, res: ServerResponse) => {
   req.resume();
   req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(constant));
-});
+};
+const bare = createServer(answer);
+const bareTls = createHttpsServer({ ...tlsFiles, minVersion: 'TLSv1.3' }, answer);
 await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
-const bareUrl = `http://127.0.0.1:${(bare.address() as { port: number }).port}/`;
+await new Promise<void>((r) => bareTls.listen(0, '127.0.0.1', r));
+const bareUrl = { http: `http://127.0.0.1:${(bare.address() as { port: number }).port}/`, https: `https://127.0.0.1:${(bareTls.address() as { port: number }).port}/` };
 
 // Signet (api role) with 10 images in its ledger, each decided under the policy.
 const db = await createTestDb();
-const tmp = await mkdtemp(join(tmpdir(), 'signet-bench-'));
 const policyText = `allow_with_verification:
   registry.bench:
     team/*:
@@ -94,25 +93,77 @@ for (let i = 0; i < 10; i++) {
     .execute();
   images.push(`registry.bench/team/app@${digest}`);
 }
-const signet = await startTestSignet({ DATABASE_URL: db.url, SIGNET_ROLES: 'api', SIGNET_POLICY: join(tmp, 'policy.yaml'), LOG_LEVEL: 'warn' });
+const env = { DATABASE_URL: db.url, SIGNET_ROLES: 'api', SIGNET_POLICY: join(tmp, 'policy.yaml'), LOG_LEVEL: 'warn' };
+const signet = {
+  http: await startTestSignet(env),
+  https: await startTestSignet({ ...env, SIGNET_TLS_CERT: join(tmp, 'tls.crt'), SIGNET_TLS_KEY: join(tmp, 'tls.key') }),
+};
 
-const gatekeeperBody = JSON.stringify({ apiVersion: 'externaldata.gatekeeper.sh/v1beta1', kind: 'ProviderRequest', request: { keys: images } });
-const results: Record<string, Result> = {};
-results.bare = await load(bareUrl, '{}');
-results.gatekeeper10 = await load(`${signet.url}/gatekeeper/validate`, gatekeeperBody);
-results.decisions1 = await load(`${signet.url}/v1/decisions?image=${encodeURIComponent(images[0]!)}`, null);
-results.gatekeeper10AtHalf = await load(`${signet.url}/gatekeeper/validate`, gatekeeperBody, Math.round(results.gatekeeper10.rps / 2));
-await signet.stop();
+const gatekeeper = JSON.stringify({ apiVersion: 'externaldata.gatekeeper.sh/v1beta1', kind: 'ProviderRequest', request: { keys: images } });
+const admission = JSON.stringify({
+  apiVersion: 'admission.k8s.io/v1',
+  kind: 'AdmissionReview',
+  request: {
+    uid: '705ab4f5-6393-11e8-b7cc-42010a800002',
+    kind: { group: '', version: 'v1', kind: 'Pod' },
+    resource: { group: '', version: 'v1', resource: 'pods' },
+    operation: 'CREATE',
+    namespace: 'bench',
+    object: {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'bench', namespace: 'bench' },
+      spec: { containers: images.slice(0, 3).map((image, i) => ({ name: `c${i}`, image })) },
+    },
+  },
+});
+const endpoints = {
+  'gatekeeper /gatekeeper/validate (10 images)': { path: '/gatekeeper/validate', bodies: [gatekeeper] as string[] | null },
+  'native GET /v1/decisions (1 image)': { path: `/v1/decisions?image=${encodeURIComponent(images[0]!)}`, bodies: null },
+  'admission /admission/validate (Pod, 3 containers)': { path: '/admission/validate', bodies: [admission] },
+};
+const load = (url: string, bodies: string[] | null, rate?: number, precise = false) =>
+  runLoad({ url, bodies, connections, seconds, warmup, ...(rate === undefined ? {} : { rate, precise }) });
+
+interface EndpointResult {
+  saturated: Load;
+  atHalfOfSaturation: Load;
+  atModerateRate: Load;
+  /** Saturated requests/s over the bare server's, same method and protocol. */
+  rpsVsBare: number;
+}
+const results: Record<string, Record<string, EndpointResult>> = {};
+const bareResults: Record<string, { GET: Load; POST: Load }> = {};
+for (const proto of ['http', 'https'] as const) {
+  const bareFigures = { GET: await load(bareUrl[proto], null), POST: await load(bareUrl[proto], ['{}']) };
+  bareResults[proto] = bareFigures;
+  for (const [name, e] of Object.entries(endpoints)) {
+    const url = `${signet[proto].url}${e.path}`;
+    const saturated = await load(url, e.bodies);
+    (results[name] ??= {})[proto] = {
+      saturated,
+      atHalfOfSaturation: await load(url, e.bodies, Math.max(1, Math.round(saturated.rps / 2))),
+      atModerateRate: await load(url, e.bodies, moderate, true),
+      rpsVsBare: Number((saturated.rps / bareFigures[e.bodies === null ? 'GET' : 'POST'].rps).toFixed(3)),
+    };
+  }
+}
+await signet.http.stop();
+await signet.https.stop();
 bare.close();
+bareTls.close();
 
-// Memory per decision-table entry: 1M synthetic decisions applied as ledger events.
+// Memory per decision-table entry: synthetic decisions applied as ledger events.
 const gc = (globalThis as { gc?: () => void }).gc;
-let bytesPerEntry: number | null = null;
-if (gc !== undefined) {
+const bytesPerEntry: Record<string, number | string> = {};
+for (const N of [100_000, 1_000_000]) {
+  if (gc === undefined) {
+    bytesPerEntry[String(N)] = 'run with node --expose-gc';
+    continue;
+  }
   const table = new DecisionTable(db.db, policy, createLogger({ logLevel: 'silent' }));
   gc();
   const before = process.memoryUsage().heapUsed;
-  const N = 1_000_000;
   for (let i = 0; i < N; i++) {
     table.apply({
       type: 'decision',
@@ -129,7 +180,7 @@ if (gc !== undefined) {
     });
   }
   gc();
-  bytesPerEntry = Math.round((process.memoryUsage().heapUsed - before) / N);
+  bytesPerEntry[String(N)] = Math.round((process.memoryUsage().heapUsed - before) / N);
   if (table.size !== N) {
     throw new Error(`expected ${N} entries, got ${table.size}`);
   }
@@ -139,16 +190,7 @@ await rm(tmp, { recursive: true, force: true });
 
 console.log(
   JSON.stringify(
-    {
-      seconds,
-      connections,
-      results,
-      ratios: {
-        gatekeeper10RpsVsBare: Number((results.gatekeeper10.rps / results.bare.rps).toFixed(3)),
-        decisions1RpsVsBare: Number((results.decisions1.rps / results.bare.rps).toFixed(3)),
-      },
-      decisionTableBytesPerEntryAt1M: bytesPerEntry ?? 'run with node --expose-gc',
-    },
+    { seconds, connections, moderateRate: moderate, yardstick: { bare: bareResults }, endpoints: results, decisionTableBytesPerEntry: bytesPerEntry },
     null,
     2,
   ),

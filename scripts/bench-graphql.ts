@@ -8,15 +8,13 @@
 //
 // Prints JSON. A measurement, not a test.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { sql } from 'kysely';
 import { startSignet } from '../services/app.ts';
 import { loadConfig } from '../services/common/config.ts';
 import { createLogger } from '../services/common/logger.ts';
+import { runLoad, type Load } from './lib/bench.ts';
 
 const { values } = parseArgs({
   options: {
@@ -33,7 +31,6 @@ const seconds = quick ? 3 : Number(values.seconds);
 const signatures = quick ? 100_000 : Number(values.signatures);
 const database = quick ? `${values.database}_quick` : values.database;
 const run = promisify(execFile);
-const tmp = await mkdtemp(join(tmpdir(), 'signet-bench-graphql-'));
 const NODE = process.execPath;
 const script = (name: string) => fileURLToPath(new URL(name, import.meta.url));
 
@@ -71,28 +68,8 @@ const bodies = {
   identity: identities.rows.map((r) => JSON.stringify({ query: identityQuery, variables: { s: r.subject, i: r.issuer } })),
 };
 
-interface Load {
-  rps: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  errors: number;
-  non2xx: number;
-}
-
-async function load(path: string, list: string[] | null, connections: number, rate?: number): Promise<Load> {
-  const opts = {
-    url: `${signet.url}${path}`,
-    ...(list === null ? { method: 'GET', bodies: [] } : { bodies: list }),
-    connections,
-    seconds,
-    ...(rate === undefined ? {} : { rate }),
-  };
-  const file = join(tmp, 'load.json');
-  await writeFile(file, JSON.stringify(opts));
-  const { stdout } = await run(NODE, [script('bench-load.ts'), file], { maxBuffer: 16 << 20 });
-  return JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as Load;
+function load(path: string, list: string[] | null, connections: number, rate?: number): Promise<Load> {
+  return runLoad({ url: `${signet.url}${path}`, bodies: list, connections, seconds, ...(rate === undefined ? {} : { rate }) });
 }
 
 // One request of each first, to be sure they answer what they should.
@@ -136,4 +113,3 @@ console.log(
 for (const step of signet.shutdownSteps) {
   await step.run().catch(() => undefined);
 }
-await rm(tmp, { recursive: true, force: true });

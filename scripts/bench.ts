@@ -1,0 +1,225 @@
+// `npm run bench`: every benchmark, each in its own process, then BENCHMARKS.md regenerated from
+// their JSON with the machine's description and the goals. `npm run bench -- --quick` runs short
+// versions (under 2 minutes) and writes BENCHMARKS.quick.md instead, so a quick run never
+// overwrites the full figures.
+//
+// Each figure is a ratio against a yardstick measured in the same run where one exists: machines
+// here are shared and noisy, and absolute times drift.
+/* eslint-disable @typescript-eslint/no-unsafe-member-access --
+   this file renders the other benchmarks' JSON, whose shapes they own */
+import { execFile } from 'node:child_process';
+import { cpus, totalmem, release } from 'node:os';
+import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+const quick = values.quick;
+const run = promisify(execFile);
+const script = (name: string) => fileURLToPath(new URL(name, import.meta.url));
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- each benchmark's own JSON
+
+/** Runs one benchmark script; its JSON is the last top-level object it prints. */
+async function bench(name: string, args: string[], nodeFlags: string[] = []): Promise<{ json: Json; seconds: number; command: string }> {
+  const started = performance.now();
+  process.stderr.write(`[bench] ${name} ${args.join(' ')}\n`);
+  const { stdout } = await run(process.execPath, [...nodeFlags, script(name), ...args], { maxBuffer: 64 << 20, timeout: 20 * 60_000 });
+  const lines = stdout.split('\n');
+  const start = lines.lastIndexOf('{');
+  const json = JSON.parse((start === -1 ? lines.filter((l) => l.startsWith('{')).at(-1) : lines.slice(start).join('\n')) ?? '{}') as Json;
+  const seconds = Math.round((performance.now() - started) / 1000);
+  process.stderr.write(`[bench] ${name}: ${seconds} s\n`);
+  return { json, seconds, command: ['node', ...nodeFlags, `scripts/${name}`, ...args].join(' ') };
+}
+
+async function machine(): Promise<Record<string, string>> {
+  const client = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
+  await client.connect();
+  const pgVersion = ((await client.query<{ v: string }>('SHOW server_version')).rows[0]?.v ?? '?').split(' ')[0] ?? '?';
+  await client.end();
+  const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true });
+  await redis.connect();
+  const info = await redis.info('server');
+  redis.disconnect();
+  const registry = await run('/usr/bin/docker-registry', ['--version']).then(
+    (r) => r.stdout.trim(),
+    () => '?',
+  );
+  const cpu = cpus();
+  return {
+    CPU: `${cpu.length} × ${cpu[0]?.model.trim() ?? '?'}`,
+    memory: `${Math.round(totalmem() / 2 ** 30)} GiB`,
+    kernel: `Linux ${release()}`,
+    Node: process.version,
+    PostgreSQL: pgVersion,
+    Redis: /redis_version:(\S+)/.exec(info)?.[1] ?? '?',
+    registry,
+  };
+}
+
+const started = Date.now();
+const env = await machine();
+const r = {
+  verify: await bench('bench-verify.ts', ['--seconds', quick ? '1' : '5']),
+  decisions: await bench('bench-decisions.ts', quick ? ['--quick'] : ['--seconds', '10'], ['--expose-gc']),
+  live: await bench('bench-live.ts', quick ? ['--images', '10', '--seconds', '3'] : ['--images', '20', '--seconds', '10']),
+  ingest: await bench('bench-ingest.ts', quick ? ['--images', '60', '--rate', '20', '--saturate', '60'] : ['--images', '600', '--rate', '20', '--saturate', '400']),
+  graphql: await bench('bench-graphql.ts', quick ? ['--quick'] : ['--seconds', '10']),
+};
+const total = Math.round((Date.now() - started) / 1000);
+
+// ---- BENCHMARKS.md ----
+const ms = (v: unknown) => (typeof v === 'number' ? (v < 10 ? v.toFixed(2) : v.toFixed(0)) : String(v));
+const ok = (met: boolean) => (met ? 'met' : '**not met**');
+const d = r.decisions.json;
+const ep = d.endpoints as Record<string, Record<string, Json>>;
+const gk = ep['gatekeeper /gatekeeper/validate (10 images)']!;
+const live = r.live.json;
+const ing = r.ingest.json;
+const gq = r.graphql.json.graphql as Record<string, Json>;
+const gImage = gq['image(ref){owners signatures}']!;
+const gIdentity = gq['identity{images(first:50)}']!;
+const bytes = d.decisionTableBytesPerEntry as Record<string, number>;
+const minRatio = Math.min(...Object.values(ep).flatMap((e) => Object.values(e).map((x) => x.rpsVsBare as number)));
+
+const rows: string[][] = [
+  ['decision throughput vs bare Node server (worst endpoint, HTTP or HTTPS)', '≥ 0.6', minRatio.toFixed(2), ok(minRatio >= 0.6)],
+  ['Gatekeeper 10-image batch p99 at half of saturation (HTTP, autocannon, whole ms)', '≤ 1 ms', `${ms(gk.http!.atHalfOfSaturation.p99)} ms`, ok(gk.http!.atHalfOfSaturation.p99 <= 1)],
+  [`Gatekeeper 10-image batch p99 at ${d.moderateRate as number}/s (HTTP, sub-ms timing)`, '≤ 1 ms', `${ms(gk.http!.atModerateRate.p99)} ms`, ok(gk.http!.atModerateRate.p99 <= 1)],
+  ['live verification ÷ Signet, p50 (sequential requests)', '≥ 1000×', `${live.liveOverSignet.p50 as number}×`, ok(live.liveOverSignet.p50 >= 1000)],
+  [`push-to-decision p99 at ${ing.atRate.offeredPushesPerSecond as number} pushes/s`, '≤ 500 ms', `${ms(ing.atRate.pushToDecisionMs.p99)} ms`, ok(ing.atRate.pushToDecisionMs.p99 <= 500)],
+  ['GraphQL `image(ref){owners signatures}` p99 (at a moderate rate)', '≤ 5 ms', `${ms(gImage.atRate.p99)} ms`, ok(gImage.atRate.p99 <= 5)],
+  ['GraphQL `identity{images(first:50)}` p99 (at a moderate rate)', '≤ 15 ms', `${ms(gIdentity.atRate.p99)} ms`, ok(gIdentity.atRate.p99 <= 15)],
+  ['decision-table bytes per entry at 1M', '≤ 200', String(bytes['1000000']), ok(bytes['1000000']! <= 200)],
+];
+const table = (head: string[], body: string[][]) => [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...body.map((x) => `| ${x.join(' | ')} |`)].join('\n');
+
+const endpointRows = Object.entries(ep).flatMap(([name, byProto]) =>
+  Object.entries(byProto).map(([proto, x]) => [
+    name,
+    proto.toUpperCase(),
+    String(x.saturated.rps),
+    (x.rpsVsBare as number).toFixed(2),
+    `${ms(x.atHalfOfSaturation.p50)} / ${ms(x.atHalfOfSaturation.p99)}`,
+    `${ms(x.atModerateRate.p50)} / ${ms(x.atModerateRate.p99)}`,
+  ]),
+);
+const bare = d.yardstick.bare as Record<string, Record<string, Json>>;
+
+const md = `# Benchmarks
+
+Generated by \`npm run bench${quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 10)} in ${total} s${quick ? ' (quick mode: short runs, noisy — for a smoke check, not for the record)' : ''}.
+Every load generator runs in its own process on loopback; every server figure is set against a
+yardstick measured in the same run, because this machine is shared and absolute times drift
+between runs. Re-run it and compare ratios, not milliseconds.
+
+## Machine
+
+${table(['', ''], Object.entries(env).map(([k, v]) => [k, v]))}
+
+## Goals
+
+${table(['what', 'goal', 'measured', ''], rows)}
+
+## 1. Decision endpoints (\`scripts/bench-decisions.ts\`)
+
+An API-only Signet with 10 decided images. Saturation: autocannon, ${d.connections as number} connections, ${d.seconds as number} s.
+"Half" is autocannon limited to half the saturated rate (latency in whole milliseconds, truncated:
+0 means under 1 ms). "Moderate" is an open-loop generator at ${d.moderateRate as number} requests/s with sub-millisecond timing.
+Yardstick: a bare \`node:http\`/\`node:https\` server answering a constant — GET ${bare.http!.GET!.rps as number} and POST ${bare.http!.POST!.rps as number} requests/s over HTTP,
+GET ${bare.https!.GET!.rps as number} and POST ${bare.https!.POST!.rps as number} over HTTPS (TLS 1.3).
+
+${table(['endpoint', 'protocol', 'saturated req/s', 'vs bare', 'half: p50 / p99 ms', 'moderate: p50 / p99 ms'], endpointRows)}
+
+Decision-table memory (heap after GC, synthetic decisions): ${String(bytes['100000'])} bytes per entry at 100k, ${String(bytes['1000000'])} at 1M.
+
+## 2. Live verification baseline (\`scripts/bench-live.ts\`)
+
+What admission-time verifiers pay per request: resolve the tag, fetch the \`.sig\` manifest and its
+payload from a real local docker-registry, verify with sigstore (Signet's own registry client and
+verifier, no cache). Against Signet's \`POST /verify\` for the same ${live.images as number} keyless-signed images.
+Loopback and a local registry make this the *cheapest* live verification can be: real ones cross
+a network to the registry (and often Rekor and TUF).
+
+${table(
+  ['', 'Signet p50 / p99 ms', 'live p50 / p99 ms', 'live ÷ Signet'],
+  [
+    ['sequential requests', `${ms(live.sequentialMs.signet.p50)} / ${ms(live.sequentialMs.signet.p99)}`, `${ms(live.sequentialMs.live.p50)} / ${ms(live.sequentialMs.live.p99)}`, `${live.liveOverSignet.p50 as number}× / ${live.liveOverSignet.p99 as number}×`],
+    [`${live.ratePerSecond as number} requests/s (whole ms)`, `${ms(live.atRate.signet.p50)} / ${ms(live.atRate.signet.p99)}`, `${ms(live.atRate.live.p50)} / ${ms(live.atRate.live.p99)}`, ''],
+  ],
+)}
+
+## 3. Ingest (\`scripts/bench-ingest.ts\`)
+
+A real docker-registry notifying Signet (ingest+api in one process, the worker in another, as
+deployed), Postgres and Redis. Images are pushed and signed untimed (half keyless, half with a key
+and a Rekor entry); then their signatures are pushed, and the clock runs from the registry's 201
+for the signature push to the decision being \`allowed\` in the ledger.
+
+${table(
+  ['', 'images', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
+  [
+    [`push-to-decision at ${ing.atRate.offeredPushesPerSecond as number} pushes/s`, String(ing.atRate.allowed), ms(ing.atRate.pushToDecisionMs.p50), ms(ing.atRate.pushToDecisionMs.p90), ms(ing.atRate.pushToDecisionMs.p99), ms(ing.atRate.pushToDecisionMs.max)],
+    ...Object.entries(ing.atRate.stagesMs as Record<string, Json>).map(([stage, s]) => [`— stage: ${stage}`, '', ms(s.p50), ms(s.p90), ms(s.p99), ms(s.max)]),
+    [`push-to-decision at saturation (${ing.saturated.concurrency as number} pushers)`, String(ing.saturated.allowed), ms(ing.saturated.pushToDecisionMs.p50), ms(ing.saturated.pushToDecisionMs.p90), ms(ing.saturated.pushToDecisionMs.p99), ms(ing.saturated.pushToDecisionMs.max)],
+  ],
+)}
+
+Sustained at saturation: **${ing.saturated.imagesPerSecond as number} signed images/s** end to end. Peak RSS: worker ${ing.rssMaxMiB.worker as number} MiB.
+Stages come from the signature jobs' BullMQ timestamps: \`registryNotifyToQueued\` is from the
+push's 201 to the job being queued (negative when the registry notifies before it answers the
+push), \`job\` is the whole job — manifest and signature fetch, verification, ledger transaction,
+decision and its publication.
+
+## 4. Verification (\`scripts/bench-verify.ts\`)
+
+One core, real public-good signatures from \`../shared/fixtures\` through Signet's verifier.
+
+${table(
+  ['', 'per second', 'vs raw ECDSA P-256 verify'],
+  [
+    ['raw node:crypto ECDSA P-256 verify (yardstick)', String(r.verify.json.perCore.rawEcdsaP256VerifiesPerSecond), '1'],
+    ['keyless (Fulcio chain, SCT, Rekor SET, signature, Signet\'s checks)', String(r.verify.json.perCore.keylessVerificationsPerSecond), String(r.verify.json.ratios.keylessVsRawEcdsa)],
+    ['key-based (trusted key, Signet\'s checks)', String(r.verify.json.perCore.keyVerificationsPerSecond), String(r.verify.json.ratios.keyVsRawEcdsa)],
+  ],
+)}
+
+## 5. GraphQL (\`scripts/bench-graphql.ts\`)
+
+A synthetic ledger (\`scripts/seed-ledger.ts\`): ${String(r.graphql.json.ledger.signatures)} signatures. Each request names a random one of
+2,000 sampled images or identities. Yardstick: \`/healthz\` on the same server, ${String(r.graphql.json.yardstick['/healthz (same server)'].rps)} requests/s.
+
+${table(
+  ['query', `at ${String(r.graphql.json.ratePerSecond)}/s: p50 / p99 ms`, 'saturated req/s', 'saturated p50 / p99 ms', 'vs /healthz'],
+  Object.entries(gq).map(([q, x]) => [`\`${q}\``, `${ms(x.atRate.p50)} / ${ms(x.atRate.p99)}`, String(x.saturated.rps), `${ms(x.saturated.p50)} / ${ms(x.saturated.p99)}`, String(x.saturatedRpsVsHealthz)]),
+)}
+
+## What bounds the figures that fall short
+
+See the closing notes of the benchmark issue and \`BENCHMARKS.md\` history; in short:
+- **Throughput vs bare** on POST endpoints: the response bodies (a Gatekeeper answer for 10 images
+  is ~3.5 KB against the bare server's 11 bytes) and request parsing; a CPU profile of the batch
+  endpoint shows about a third of the time in the socket write of the response, which the bare
+  server does too, and Signet's own code (lookup, answer objects, fastify serialisation) ~20%.
+- **Latency at half of saturation**: on 2 cores the load generator and the server share the CPUs;
+  at a moderate rate the batch answers well under a millisecond at p50.
+- **Live ÷ Signet**: the baseline runs on loopback against a local registry with no Rekor or TUF
+  call; every network round trip a real verifier makes (tens of milliseconds to a remote registry)
+  multiplies the ratio.
+- **Decision-table memory**: the \`registry/repo@sha256:…\` key string (~100 bytes) and the Map slot.
+
+## Reproduce
+
+\`\`\`sh
+npm run bench              # everything, ~${Math.max(1, Math.round(total / 60))} min here; rewrites BENCHMARKS.md
+npm run bench -- --quick   # under 2 minutes; writes BENCHMARKS.quick.md
+${Object.values(r).map((x) => x.command).join('\n')}
+\`\`\`
+`;
+const out = fileURLToPath(new URL(quick ? '../BENCHMARKS.quick.md' : '../BENCHMARKS.md', import.meta.url));
+await writeFile(out, md);
+process.stderr.write(`[bench] wrote ${out} (${total} s)\n`);
+console.log(JSON.stringify({ seconds: total, ...Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.json])) }, null, 2));

@@ -17,8 +17,7 @@ import { createRedis } from './common/redis.ts';
 import type { ShutdownStep } from './common/shutdown.ts';
 import { registerIngestRoutes } from './ingest/server.ts';
 import { createDecider } from './worker/decider.ts';
-import { loadRegistryCredentials } from './worker/oci/auth.ts';
-import { createRegistryClient } from './worker/oci/client.ts';
+import { loadConfiguredCredentials, registryClientFromConfig } from './worker/oci/from-config.ts';
 import { reverifyUntrustedKeySignatures } from './worker/reverify.ts';
 import { loadTrustedKeys, loadTrustedRoot, type TrustedKey } from './worker/verification/trust.ts';
 import { createSignatureVerifier, type SignatureVerifier } from './worker/verification/verifier.ts';
@@ -97,7 +96,7 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     const [trust, trustedKeys, credentials] = await Promise.all([
       loadTrustedRoot(config.verification.trustedRootPath),
       loadTrustedKeys(config.verification.trustedKeysDir),
-      config.registry.authFile === null ? undefined : loadRegistryCredentials(config.registry.authFile),
+      loadConfiguredCredentials(config),
     ]);
     log.info({ trustedRoot: trust.path, trustRootVersion: trust.version, trustedKeys: trustedKeys.map((k) => k.name) }, 'trust loaded');
     const connection = createRedis(config.redis.url, 'worker', log);
@@ -115,15 +114,7 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     worker = startIndexWorker(
       {
         db,
-        registry: createRegistryClient({
-          insecureHosts: config.registry.insecureHosts,
-          endpoints: config.registry.endpoints,
-          credentials,
-          timeoutMs: config.registry.timeoutMs,
-          retries: config.registry.retries,
-          maxManifestBytes: config.registry.maxManifestBytes,
-          log: log.child({ component: 'registry' }),
-        }),
+        registry: registryClientFromConfig(config, credentials, log),
         verifier,
         maxPayloadBytes: config.verification.maxPayloadBytes,
         decider,

@@ -9,7 +9,9 @@ import type { Config } from './common/config.ts';
 import { createDb, type Db } from './common/db/client.ts';
 import { ensureDatabase, migrateToLatest } from './common/db/migrate.ts';
 import { createHttpServer, type ReadinessCheck } from './common/http.ts';
-import { INDEX_QUEUE } from './common/jobs/index-manifest.ts';
+import { WEBHOOK_SOURCES } from './common/domain/registry-event.ts';
+import { addJob } from './common/jobs/define-job.ts';
+import { INDEX_QUEUE, IndexManifestJob, type IndexManifestData } from './common/jobs/index-manifest.ts';
 import type { Logger } from './common/logger.ts';
 import { loadPolicy } from './common/policy/load.ts';
 import type { Policy } from './common/policy/policy.ts';
@@ -110,6 +112,10 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
       },
       verifyCosignLayer: (layer, subject, expected) => currentVerifier.verifyCosignLayer(layer, subject, expected),
     };
+    // Resolved tags and reconciliation crawls queue index jobs like ingest does.
+    const indexQueue = new Queue(INDEX_QUEUE, { connection: publisher, prefix: config.redis.queuePrefix });
+    indexQueue.on('error', (err) => log.warn({ err }, 'queue error'));
+    const enqueueIndex = (data: IndexManifestData) => addJob(indexQueue, IndexManifestJob, data);
     const decider = createDecider({ db, redis: publisher, prefix: config.redis.queuePrefix, policy, policySource, log: log.child({ component: 'decider' }) });
     worker = startIndexWorker(
       {
@@ -118,12 +124,14 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
         verifier,
         maxPayloadBytes: config.verification.maxPayloadBytes,
         decider,
+        enqueueIndex,
       },
       { connection, prefix: config.redis.queuePrefix, concurrency: config.worker.concurrency, log: log.child({ component: 'worker' }) },
     );
     // worker.close() waits for active jobs to finish; the shutdown deadline bounds it.
     const started = worker;
     steps.push({ name: 'worker', run: () => started.close() });
+    steps.push({ name: 'index-queue', run: () => indexQueue.close() });
     steps.push({ name: 'worker-redis', run: () => connection.quit() });
     steps.push({ name: 'publisher-redis', run: () => publisher.quit() });
     checks.push({ name: 'redis', check: () => connection.ping() });
@@ -158,14 +166,15 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     const producer = new Queue(INDEX_QUEUE, { connection, prefix: config.redis.queuePrefix });
     queue = producer;
     producer.on('error', (err) => log.warn({ err }, 'queue error'));
-    if (config.webhook === null) {
-      log.warn('SIGNET_WEBHOOK_TOKEN is not set: every webhook will be refused with 401');
+    const silent = WEBHOOK_SOURCES.filter((source) => !config.webhookSecrets.some((s) => s.source === source));
+    if (silent.length > 0) {
+      log.warn({ sources: silent }, 'no webhook secret for these sources: their deliveries will be refused with 401');
     }
     registerIngestRoutes(app, {
       db,
       queue: producer,
       log: log.child({ component: 'ingest' }),
-      token: config.webhook?.token ?? null,
+      secrets: config.webhookSecrets,
       publisher: connection,
       prefix: config.redis.queuePrefix,
       maxBodyBytes: config.http.maxWebhookBytes,

@@ -23,6 +23,7 @@ import { loadConfiguredCredentials, registryClientFromConfig } from './worker/oc
 import { reverifyUntrustedKeySignatures } from './worker/reverify.ts';
 import { loadTrustedKeys, loadTrustedRoot, type TrustedKey } from './worker/verification/trust.ts';
 import { createSignatureVerifier, type SignatureVerifier } from './worker/verification/verifier.ts';
+import { startReconciler } from './worker/reconcile/schedule.ts';
 import { startIndexWorker } from './worker/worker.ts';
 
 /** Keys a policy names, as trusted keys for the verifier. */
@@ -131,6 +132,20 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     // worker.close() waits for active jobs to finish; the shutdown deadline bounds it.
     const started = worker;
     steps.push({ name: 'worker', run: () => started.close() });
+    const reconcileConnection = createRedis(config.redis.url, 'worker', log);
+    const reconciler = await startReconciler(
+      { db, registry: registryClientFromConfig(config, credentials, log), enqueueIndex, log: log.child({ component: 'reconcile' }) },
+      {
+        producer: publisher,
+        connection: reconcileConnection,
+        prefix: config.redis.queuePrefix,
+        intervalMs: config.reconcile.intervalMs,
+        registries: config.registries.filter((r) => r.reconcile).map((r) => r.host),
+        log: log.child({ component: 'reconcile' }),
+      },
+    );
+    steps.push({ name: 'reconciler', run: () => reconciler.close() });
+    steps.push({ name: 'reconcile-redis', run: () => reconcileConnection.quit() });
     steps.push({ name: 'index-queue', run: () => indexQueue.close() });
     steps.push({ name: 'worker-redis', run: () => connection.quit() });
     steps.push({ name: 'publisher-redis', run: () => publisher.quit() });

@@ -20,7 +20,7 @@ const BAR_WIDTH = 24;
  * Hand-written because no progress package is a dependency and this is twenty lines.
  */
 export function createProgressReporter(out: ProgressStream, every = 100, now: () => number = Date.now): ProgressReporter {
-  let lastDraw = 0;
+  let lastDraw = -Infinity;
   let lastLine = 0;
   let drawn = false;
   const started = now();

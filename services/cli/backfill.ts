@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import type { Config } from '../common/config.ts';
@@ -86,6 +87,10 @@ export const backfill: Command = {
     io.onInterrupt(onSignal);
     try {
       await migrateToLatest(db);
+      if (redis.status !== 'ready') {
+        // A producer connection refuses commands until connected (no offline queue).
+        await once(redis, 'ready');
+      }
       const client = registryClientFromConfig(config, await loadConfiguredCredentials(config), log);
       const progress = createProgressReporter(io.stderr);
       const started = performance.now();
@@ -100,7 +105,7 @@ export const backfill: Command = {
       io.stdout.write(
         `${result.complete ? 'crawled' : 'interrupted after'} ${result.repositories} repositories and ${result.tags} tags of ${registry} in ${secs.toFixed(1)} s ` +
           `(${(result.checked / Math.max(secs, 0.001)).toFixed(1)} tags/s)${result.resumedAfter === null ? '' : `, resumed after ${result.resumedAfter}`}: ` +
-          `${result.queued} queued, ${result.tagMoves} tag moves recorded${result.referrersSkipped > 0 ? `, ${result.referrersSkipped} referrers not indexed yet` : ''}\n`,
+          `${result.queued} queued, ${result.tagsRecorded} tags recorded${result.referrersSkipped > 0 ? `, ${result.referrersSkipped} referrers not indexed yet` : ''}\n`,
       );
       if (!result.complete) {
         return 130;

@@ -42,8 +42,8 @@ export interface CrawlProgress {
 export interface CrawlResult extends CrawlProgress {
   /** Index jobs added (or collapsed onto existing ones) for digests the ledger lacked. */
   readonly jobIds: readonly string[];
-  /** Tags the ledger had pointing elsewhere (recorded as tag moves). */
-  readonly tagMoves: number;
+  /** Tags the ledger lacked or had pointing elsewhere: each is a tag-history row. */
+  readonly tagsRecorded: number;
   /** Referrers seen that the worker does not index yet (Sigstore bundles, attestations). */
   readonly referrersSkipped: number;
   /** The repository an interrupted crawl had finished, where this one resumed after. */
@@ -82,7 +82,7 @@ export async function crawlRegistry(deps: CrawlDeps, registry: string, repositor
     tags: 0,
     checked: 0,
     queued: 0,
-    tagMoves: 0,
+    tagsRecorded: 0,
     referrersSkipped: 0,
     repository: null as string | null,
     jobIds: new Set<string>(),
@@ -96,7 +96,7 @@ export async function crawlRegistry(deps: CrawlDeps, registry: string, repositor
     queued: state.queued,
     repository: state.repository,
     jobIds: [...state.jobIds],
-    tagMoves: state.tagMoves,
+    tagsRecorded: state.tagsRecorded,
     referrersSkipped: state.referrersSkipped,
     resumedAfter,
     complete,
@@ -145,7 +145,7 @@ interface CrawlState {
   tags: number;
   checked: number;
   queued: number;
-  tagMoves: number;
+  tagsRecorded: number;
   referrersSkipped: number;
   jobIds: Set<string>;
   /** Cleared the first time the registry answers the referrers API with 404 (distribution 2.x). */
@@ -222,7 +222,7 @@ async function crawlRepository(
     }
     if (ledger.tags.get(tag) !== digest) {
       await recordTag(deps.db, registry, repository, tag, digest, new Date());
-      state.tagMoves++;
+      state.tagsRecorded++;
     }
     await checkReferrers(deps, registry, repository, digest, ledger, state, enqueue);
   };

@@ -46,7 +46,7 @@ export async function startReconciler(deps: CrawlDeps, opts: ReconcilerOptions):
     async (job: Job) => {
       const data = ReconcileJob.schema.parse(job.data);
       const registries = data.registries.length > 0 ? data.registries : opts.registries;
-      const results: Record<string, Pick<CrawlResult, 'repositories' | 'tags' | 'queued' | 'tagMoves'> | { error: string }> = {};
+      const results: Record<string, Pick<CrawlResult, 'repositories' | 'tags' | 'queued' | 'tagsRecorded'> | { error: string }> = {};
       for (const registry of registries) {
         const started = performance.now();
         try {
@@ -54,7 +54,7 @@ export async function startReconciler(deps: CrawlDeps, opts: ReconcilerOptions):
             break;
           }
           const r = await crawlRegistry(deps, registry, null, { signal: stop.signal });
-          results[registry] = { repositories: r.repositories, tags: r.tags, queued: r.queued, tagMoves: r.tagMoves };
+          results[registry] = { repositories: r.repositories, tags: r.tags, queued: r.queued, tagsRecorded: r.tagsRecorded };
           opts.log.info({ registry, ...results[registry], ms: Math.round(performance.now() - started) }, 'reconciled');
         } catch (err) {
           results[registry] = { error: (err as Error).message };

@@ -4,7 +4,7 @@ import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Kysely, Transaction } from 'kysely';
-import { parseCosignTag } from '../common/domain/digest.ts';
+import { parseCosignTag, type Digest } from '../common/domain/digest.ts';
 import type { NormalizedDelivery, RegistryEvent, WebhookSource } from '../common/domain/registry-event.ts';
 import { recordDelivery } from '../common/db/queries/deliveries.ts';
 import { markManifestDeleted } from '../common/db/queries/manifests.ts';
@@ -247,6 +247,8 @@ async function handleDelivery(source: Source, secrets: readonly SourceSecret[], 
       } else if (event.kind === 'tag-push') {
         const { registry, repository, tag, eventId, at } = event;
         jobIds.push(await addJob(deps.queue, ResolveTagJob, { registry, repository, tag, source: source.name, eventId, eventAt: at }));
+      } else if (event.digest !== null) {
+        await forgetPushJob(deps.queue, event.registry, event.repository, event.digest, deps.log);
       }
     }
   } catch (err) {
@@ -283,6 +285,18 @@ async function handleDelivery(source: Source, secrets: readonly SourceSecret[], 
   return reply.code(202).send({ queued: jobIds, ignored: delivery.ignored, rejected: delivery.rejected });
 }
 
+
+/**
+ * A completed push job is kept a day so redeliveries collapse onto it; after a delete, the same
+ * digest pushed again must be indexed again (and unmarked), so its finished job is dropped.
+ */
+async function forgetPushJob(queue: Queue, registry: string, repository: string, digest: Digest, log: Logger): Promise<void> {
+  const jobId = IndexManifestJob.jobId({ registry, repository, digest, trigger: { kind: 'push' }, eventAt: new Date().toISOString() });
+  const state = await queue.getJobState(jobId);
+  if (state === 'completed' || state === 'failed') {
+    await queue.remove(jobId).catch((err: unknown) => log.warn({ err, jobId }, 'could not drop the push job of a deleted manifest'));
+  }
+}
 
 /** Tag moves and deletes are facts the event itself states; they need no registry call. */
 async function recordEventFacts(trx: Transaction<DB>, event: RegistryEvent): Promise<LedgerEvent | null> {

@@ -207,7 +207,7 @@ describe('replays and redeliveries never double-queue', () => {
   });
 });
 
-describe('a tag-only push against a real registry', () => {
+describe('a real registry notifying Signet', () => {
   let registry: RunningRegistry;
   let full: TestSignet;
   let fullDb: TestDb;
@@ -217,7 +217,8 @@ describe('a tag-only push against a real registry', () => {
     fullDb = await createTestDb();
     await writeFile(join(tmp, 'dockerhub.yaml'), `registries:\n  - host: 127.0.0.1:${port}\n    insecure: true\n    webhook: { source: dockerhub, secret: ${HARBOR_SECRET} }\n`);
     full = await startTestSignet({ DATABASE_URL: fullDb.url, SIGNET_REGISTRIES_FILE: join(tmp, 'dockerhub.yaml'), SIGNET_RECONCILE_INTERVAL: '0' });
-    registry = await startRegistry({ port });
+    await full.queue!.obliterate({ force: true });
+    registry = await startRegistry({ port, notifications: { url: `${full.url}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN } });
   });
 
   afterAll(async () => {
@@ -226,7 +227,11 @@ describe('a tag-only push against a real registry', () => {
     await fullDb?.drop();
   });
 
-  it('resolves the tag in the registry, records it and indexes the digest', async () => {
+  function manifest(digest: string) {
+    return fullDb.db.selectFrom('manifests').select(['digest', 'status', 'deleted_at']).where('digest', '=', digest).executeTakeFirst();
+  }
+
+  it('resolves a tag-only push (Docker Hub) in the registry, records it and indexes the digest once', async () => {
     const image = await pushRandomImage(registry.url, 'svendowideit/testhook', 'latest');
     const res = await post(full, 'dockerhub', readFixture('webhooks/dockerhub/push.json'), { authorization: '' }, `?token=${HARBOR_SECRET}`);
     expect(res.statusCode, res.body).toBe(202);
@@ -242,5 +247,45 @@ describe('a tag-only push against a real registry', () => {
     expect(row).toEqual({ digest: image.digest, status: 'unsigned' });
     const tags = await fullDb.db.selectFrom('tags').select(['name', 'digest']).execute();
     expect(tags).toEqual([{ name: 'latest', digest: image.digest }]);
+    // distribution's own notification and the resolved tag name the same digest: one index job.
+    const jobs = await full.queue!.getJobs(['completed', 'active', 'waiting', 'delayed']);
+    expect(jobs.filter((j) => j.name === 'index-manifest' && (j.data as { digest: string }).digest === image.digest)).toHaveLength(1);
+  });
+
+  it('marks a deleted manifest, keeps its rows and history, unmarks it when pushed again, and records tag moves', async () => {
+    const repo = 'team/deleted';
+    const first = await pushRandomImage(registry.url, repo, 'v1');
+    await eventually(async () => (await manifest(first.digest)) ?? undefined, 'first image indexed');
+    const second = await pushRandomImage(registry.url, repo, 'v1');
+    await eventually(async () => (await manifest(second.digest)) ?? undefined, 'second image indexed');
+
+    const del = await fetch(`${registry.url}/v2/${repo}/manifests/${first.digest}`, { method: 'DELETE' });
+    expect(del.status).toBe(202);
+    const marked = await eventually(async () => {
+      const row = await manifest(first.digest);
+      return row?.deleted_at === null ? undefined : row;
+    }, 'the delete notification marks the manifest');
+    expect(marked).toMatchObject({ digest: first.digest, status: 'unsigned' });
+
+    const history = await fullDb.db
+      .selectFrom('tag_history as h')
+      .innerJoin('repositories as r', 'r.id', 'h.repository_id')
+      .select(['h.digest', 'h.previous_digest'])
+      .where('r.name', '=', repo)
+      .orderBy('h.id')
+      .execute();
+    expect(history).toEqual([
+      { digest: first.digest, previous_digest: null },
+      { digest: second.digest, previous_digest: first.digest },
+    ]);
+
+    // The same bytes pushed again: the manifest exists again.
+    const res = await fetch(`${registry.url}/v2/${repo}/manifests/${first.digest}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      body: first.bytes,
+    });
+    expect(res.status).toBe(201);
+    await eventually(async () => ((await manifest(first.digest))?.deleted_at === null ? true : undefined), 're-push unmarks the manifest');
   });
 });

@@ -112,6 +112,21 @@ describe('the crawl', () => {
     expect(tags).toHaveLength(11);
     expect(await db.db.selectFrom('tag_history').selectAll().execute()).toHaveLength(11);
   });
+  it('finds an untagged image through its referrers fallback tag (sha256-<hex>) without indexing that index as an image', async () => {
+    const image = await pushRandomImage(registry.url, 'd/referred', null);
+    const fallback = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] };
+    await fetch(`${registry.url}/v2/d/referred/manifests/${image.digest.replace(':', '-')}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' },
+      body: JSON.stringify(fallback),
+    });
+    const client = createRegistryClient({ insecureHosts: [registry.host], timeoutMs: 5_000, retries: 0, maxManifestBytes: 1 << 20, log });
+    const queued: IndexManifestData[] = [];
+    const deps = { db: db.db, registry: client, log, enqueueIndex: (d: IndexManifestData) => Promise.resolve(String(queued.push(d))) };
+    const result = await crawlRegistry(deps, registry.host, 'd/referred');
+    expect(result).toMatchObject({ complete: true, tags: 1, queued: 1, tagsRecorded: 0 });
+    expect(queued).toEqual([expect.objectContaining({ digest: image.digest, trigger: { kind: 'push' } })]);
+  });
 });
 
 describe('the scheduled reconciliation when notifications are lost', () => {

@@ -7,14 +7,12 @@
 //   node scripts/bench-backfill.ts [images=500] [repositories=10]
 //
 // A measurement, not a test: numbers depend on the machine.
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { runBackfill } from '../test/helpers/cli.ts';
 import { pushCosignSignatures } from '../test/helpers/cosign-push.ts';
 import { createTestDb } from '../test/helpers/db.ts';
 import { pushRandomImage } from '../test/helpers/oci-push.ts';
 import { startRegistry } from '../test/helpers/registry.ts';
-import { startTestSignet, TEST_REDIS_URL } from '../test/helpers/signet.ts';
+import { startTestSignet } from '../test/helpers/signet.ts';
 import { generateTestKey, createTestSigstore, simpleSigningPayload } from '../test/signer/signer.ts';
 import setupTemplate from '../test/global-setup.ts';
 
@@ -42,17 +40,7 @@ try {
     }),
   );
   process.stdout.write(`pushed ${images} images (${Math.ceil(images / 2)} signed) to ${repositories} repositories in ${((performance.now() - pushStarted) / 1000).toFixed(1)} s\n`);
-  const cli = (...args: string[]) =>
-    promisify(execFile)(process.execPath, [fileURLToPath(new URL('../services/cli/main.ts', import.meta.url)), 'backfill', registry.host, ...args], {
-      env: {
-        PATH: process.env.PATH,
-        DATABASE_URL: db.url,
-        REDIS_URL: TEST_REDIS_URL,
-        SIGNET_QUEUE_PREFIX: signet.config.redis.queuePrefix,
-        SIGNET_INSECURE_REGISTRIES: registry.host,
-        LOG_LEVEL: 'warn',
-      },
-    });
+  const cli = (...args: string[]) => runBackfill(signet, registry.host, registry.host, ...args);
   process.stdout.write((await cli('--wait')).stdout);
   process.stdout.write(`second run: ${(await cli()).stdout}`);
 } finally {

@@ -1,12 +1,9 @@
 // Reconciliation against a real docker-registry (CNCF distribution 2.8): the crawl with Link
 // pagination and resume, the scheduled pass healing notifications that never arrived, and the
 // `signet backfill` CLI on a registry holding a few hundred images and signatures.
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +12,7 @@ import { INDEX_QUEUE, type IndexManifestData } from '../../services/common/jobs/
 import { createLogger } from '../../services/common/logger.ts';
 import { createRegistryClient } from '../../services/worker/oci/client.ts';
 import { crawlRegistry } from '../../services/worker/reconcile/crawl.ts';
+import { runBackfill } from '../helpers/cli.ts';
 import { pushCosignSignatures } from '../helpers/cosign-push.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { freePort } from '../helpers/net.ts';
@@ -208,17 +206,7 @@ describe('signet backfill on a registry holding a few hundred images and signatu
     await db?.drop();
   });
 
-  const cli = (...args: string[]) =>
-    promisify(execFile)(process.execPath, [fileURLToPath(new URL('../../services/cli/main.ts', import.meta.url)), 'backfill', ...args], {
-      env: {
-        PATH: process.env.PATH,
-        DATABASE_URL: db.url,
-        REDIS_URL: TEST_REDIS_URL,
-        SIGNET_QUEUE_PREFIX: signet.config.redis.queuePrefix,
-        SIGNET_INSECURE_REGISTRIES: registry.host,
-        LOG_LEVEL: 'warn',
-      },
-    });
+  const cli = (...args: string[]) => runBackfill(signet, registry.host, ...args);
 
   it('indexes every image and signature exactly once, and a second run queues nothing', async () => {
     // Eight repositories pushed in parallel, each one image at a time (distribution 2.8 can refuse

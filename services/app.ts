@@ -133,10 +133,9 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     const started = worker;
     steps.push({ name: 'worker', run: () => started.close() });
     const reconcileConnection = createRedis(config.redis.url, 'worker', log);
-    const reconciler = await startReconciler(
+    const reconciler = startReconciler(
       { db, registry: registryClientFromConfig(config, credentials, log), enqueueIndex, log: log.child({ component: 'reconcile' }) },
       {
-        producer: publisher,
         connection: reconcileConnection,
         prefix: config.redis.queuePrefix,
         intervalMs: config.reconcile.intervalMs,

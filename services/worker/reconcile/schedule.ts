@@ -5,8 +5,7 @@ import type { Logger } from '../../common/logger.ts';
 import { crawlRegistry, type CrawlDeps, type CrawlResult } from './crawl.ts';
 
 export interface ReconcilerOptions {
-  /** A producer connection (the scheduler's queue) and a worker connection (blocking). */
-  readonly producer: Redis;
+  /** A worker-role connection: commands wait for Redis rather than fail, so start never depends on it. */
   readonly connection: Redis;
   readonly prefix: string;
   /** 0 removes the schedule. */
@@ -26,19 +25,26 @@ export interface Reconciler {
  * and retried on the next pass; the others are still crawled. Interval 0 or no registries removes
  * the schedule, so turning reconciliation off takes effect on the next start.
  */
-export async function startReconciler(deps: CrawlDeps, opts: ReconcilerOptions): Promise<Reconciler> {
-  const queue = new Queue(RECONCILE_QUEUE, { connection: opts.producer, prefix: opts.prefix });
+export function startReconciler(deps: CrawlDeps, opts: ReconcilerOptions): Reconciler {
+  const queue = new Queue(RECONCILE_QUEUE, { connection: opts.connection, prefix: opts.prefix });
   queue.on('error', (err) => opts.log.warn({ err }, 'reconcile queue error'));
-  if (opts.intervalMs === 0 || opts.registries.length === 0) {
-    await queue.removeJobScheduler(RECONCILE_SCHEDULER_ID);
-    opts.log.info({ intervalMs: opts.intervalMs, registries: opts.registries.length }, 'scheduled reconciliation is off');
+  const off = opts.intervalMs === 0 || opts.registries.length === 0;
+  // In the background: the schedule is settled once Redis answers.
+  void (
+    off
+      ? queue.removeJobScheduler(RECONCILE_SCHEDULER_ID)
+      : queue.upsertJobScheduler(
+          RECONCILE_SCHEDULER_ID,
+          { every: opts.intervalMs },
+          { name: ReconcileJob.name, data: ReconcileJob.schema.parse({}), opts: ReconcileJob.options },
+        )
+  ).then(
+    () => opts.log.info({ intervalMs: opts.intervalMs, registries: opts.registries }, off ? 'scheduled reconciliation is off' : 'scheduled reconciliation'),
+    (err: unknown) => opts.log.error({ err }, 'cannot set the reconciliation schedule'),
+  );
+  if (off) {
     return { close: () => queue.close() };
   }
-  await queue.upsertJobScheduler(
-    RECONCILE_SCHEDULER_ID,
-    { every: opts.intervalMs },
-    { name: ReconcileJob.name, data: ReconcileJob.schema.parse({}), opts: ReconcileJob.options },
-  );
   // Closing stops a running crawl between repositories; its cursor lets the next pass resume.
   const stop = new AbortController();
   const worker = new Worker(
@@ -66,7 +72,6 @@ export async function startReconciler(deps: CrawlDeps, opts: ReconcilerOptions):
     { connection: opts.connection, prefix: opts.prefix, concurrency: 1, lockDuration: 120_000 },
   );
   worker.on('error', (err) => opts.log.error({ err }, 'reconcile worker error'));
-  opts.log.info({ intervalMs: opts.intervalMs, registries: opts.registries }, 'scheduled reconciliation');
   return {
     async close() {
       stop.abort();

@@ -49,7 +49,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['services/common/config.ts', 'services/main.ts', 'test/**', 'scripts/**', 'vitest.config.ts'],
+    files: ['services/common/config.ts', 'services/main.ts', 'services/cli/main.ts', 'test/**', 'scripts/**', 'vitest.config.ts'],
     rules: { 'no-process-env': 'off' },
   },
   // Module boundaries (STYLE.md): common imports no role; roles never import each other; the

@@ -10,7 +10,9 @@ import type { Config } from './common/config.ts';
 import { createDb, type Db } from './common/db/client.ts';
 import { ensureDatabase, migrateToLatest } from './common/db/migrate.ts';
 import { createHttpServer, type ReadinessCheck } from './common/http.ts';
-import { INDEX_QUEUE } from './common/jobs/index-manifest.ts';
+import { WEBHOOK_SOURCES } from './common/domain/registry-event.ts';
+import { addJob } from './common/jobs/define-job.ts';
+import { INDEX_QUEUE, IndexManifestJob, type IndexManifestData } from './common/jobs/index-manifest.ts';
 import type { Logger } from './common/logger.ts';
 import { loadPolicy } from './common/policy/load.ts';
 import type { Policy } from './common/policy/policy.ts';
@@ -18,13 +20,13 @@ import { createRedis } from './common/redis.ts';
 import type { ShutdownStep } from './common/shutdown.ts';
 import { registerIngestRoutes } from './ingest/server.ts';
 import { createDecider } from './worker/decider.ts';
-import { loadRegistryCredentials } from './worker/oci/auth.ts';
-import { createRegistryClient } from './worker/oci/client.ts';
 import { ALERTS_QUEUE } from './common/jobs/notify-ownership-change.ts';
+import { loadConfiguredCredentials, registryClientFromConfig } from './worker/oci/from-config.ts';
 import { createOwnershipAnnouncer, startAlertWorker } from './worker/ownership.ts';
 import { reverifyUntrustedKeySignatures } from './worker/reverify.ts';
 import { loadTrustedKeys, loadTrustedRoot, type TrustedKey } from './worker/verification/trust.ts';
 import { createSignatureVerifier, type SignatureVerifier } from './worker/verification/verifier.ts';
+import { startReconciler } from './worker/reconcile/schedule.ts';
 import { startIndexWorker } from './worker/worker.ts';
 
 /** Keys a policy names, as trusted keys for the verifier. */
@@ -100,7 +102,7 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     const [trust, trustedKeys, credentials] = await Promise.all([
       loadTrustedRoot(config.verification.trustedRootPath),
       loadTrustedKeys(config.verification.trustedKeysDir),
-      config.registry.authFile === null ? undefined : loadRegistryCredentials(config.registry.authFile),
+      loadConfiguredCredentials(config),
     ]);
     log.info({ trustedRoot: trust.path, trustRootVersion: trust.version, trustedKeys: trustedKeys.map((k) => k.name) }, 'trust loaded');
     const connection = createRedis(config.redis.url, 'worker', log);
@@ -114,6 +116,10 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
       },
       verifyCosignLayer: (layer, subject, expected) => currentVerifier.verifyCosignLayer(layer, subject, expected),
     };
+    // Resolved tags and reconciliation crawls queue index jobs like ingest does.
+    const indexQueue = new Queue(INDEX_QUEUE, { connection: publisher, prefix: config.redis.queuePrefix });
+    indexQueue.on('error', (err) => log.warn({ err }, 'queue error'));
+    const enqueueIndex = (data: IndexManifestData) => addJob(indexQueue, IndexManifestJob, data);
     const decider = createDecider({ db, redis: publisher, prefix: config.redis.queuePrefix, policy, policySource, log: log.child({ component: 'decider' }) });
     let alerts: Queue | null = null;
     if (config.alerts.webhookUrl !== null) {
@@ -141,25 +147,32 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     worker = startIndexWorker(
       {
         db,
-        registry: createRegistryClient({
-          insecureHosts: config.registry.insecureHosts,
-          endpoints: config.registry.endpoints,
-          credentials,
-          timeoutMs: config.registry.timeoutMs,
-          retries: config.registry.retries,
-          maxManifestBytes: config.registry.maxManifestBytes,
-          log: log.child({ component: 'registry' }),
-        }),
+        registry: registryClientFromConfig(config, credentials, log),
         verifier,
         maxPayloadBytes: config.verification.maxPayloadBytes,
         decider,
         ownership,
+        enqueueIndex,
       },
       { connection, prefix: config.redis.queuePrefix, concurrency: config.worker.concurrency, log: log.child({ component: 'worker' }) },
     );
     // worker.close() waits for active jobs to finish; the shutdown deadline bounds it.
     const started = worker;
     steps.push({ name: 'worker', run: () => started.close() });
+    const reconcileConnection = createRedis(config.redis.url, 'worker', log);
+    const reconciler = startReconciler(
+      { db, registry: registryClientFromConfig(config, credentials, log), enqueueIndex, log: log.child({ component: 'reconcile' }) },
+      {
+        connection: reconcileConnection,
+        prefix: config.redis.queuePrefix,
+        intervalMs: config.reconcile.intervalMs,
+        registries: config.registries.filter((r) => r.reconcile).map((r) => r.host),
+        log: log.child({ component: 'reconcile' }),
+      },
+    );
+    steps.push({ name: 'reconciler', run: () => reconciler.close() });
+    steps.push({ name: 'reconcile-redis', run: () => reconcileConnection.quit() });
+    steps.push({ name: 'index-queue', run: () => indexQueue.close() });
     steps.push({ name: 'worker-redis', run: () => connection.quit() });
     steps.push({ name: 'publisher-redis', run: () => publisher.quit() });
     checks.push({ name: 'redis', check: () => connection.ping() });
@@ -194,14 +207,15 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     const producer = new Queue(INDEX_QUEUE, { connection, prefix: config.redis.queuePrefix });
     queue = producer;
     producer.on('error', (err) => log.warn({ err }, 'queue error'));
-    if (config.webhook === null) {
-      log.warn('SIGNET_WEBHOOK_TOKEN is not set: every webhook will be refused with 401');
+    const silent = WEBHOOK_SOURCES.filter((source) => !config.webhookSecrets.some((s) => s.source === source));
+    if (silent.length > 0) {
+      log.warn({ sources: silent }, 'no webhook secret for these sources: their deliveries will be refused with 401');
     }
     registerIngestRoutes(app, {
       db,
       queue: producer,
       log: log.child({ component: 'ingest' }),
-      token: config.webhook?.token ?? null,
+      secrets: config.webhookSecrets,
       publisher: connection,
       prefix: config.redis.queuePrefix,
       maxBodyBytes: config.http.maxWebhookBytes,

@@ -1,5 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { WEBHOOK_SOURCES, type WebhookSource } from './domain/registry-event.ts';
+import { loadRegistriesFile, RegistriesFileError, type RegistryConfig } from './registries-file.ts';
 
 /** The public-good Sigstore trusted root shipped with Signet (see trust/PROVENANCE.md). */
 export const DEFAULT_TRUSTED_ROOT = fileURLToPath(new URL('../../trust/public-good/trusted_root.json', import.meta.url));
@@ -25,6 +27,27 @@ const commaList = <T extends z.ZodType<unknown, string>>(item: T) =>
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
+
+/** `15m`, `30s`, `1h`, `500ms` or bare milliseconds → milliseconds; `0` means off. */
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((s, ctx) => {
+      const m = /^(\d{1,9})(ms|s|m|h)?$/.exec(s.trim());
+      if (m === null) {
+        ctx.addIssue({ code: 'custom', message: 'expected a duration such as 15m, 30s, 1h or 0 (off)' });
+        return z.NEVER;
+      }
+      return Number(m[1]) * UNIT_MS[(m[2] ?? 'ms') as keyof typeof UNIT_MS];
+    });
+
+const webhookSecret = z.string().min(16, 'must be at least 16 characters').optional();
+const WebhookSecretEnv = z.object(
+  Object.fromEntries(WEBHOOK_SOURCES.map((s) => [`SIGNET_WEBHOOK_SECRET_${s.toUpperCase()}`, webhookSecret])) as Record<`SIGNET_WEBHOOK_SECRET_${Uppercase<WebhookSource>}`, typeof webhookSecret>,
+);
+
 /**
  * Every environment variable Signet reads. This is the only module that touches `process.env`.
  * Names in the issue's configuration contract are fixed; the rest are Signet's own.
@@ -49,6 +72,8 @@ const Env = z.object({
   SIGNET_REGISTRY_ENDPOINTS: commaList(
     z.string().regex(/^[a-z0-9.:[\]-]+=https?:\/\/[^/?#\s]+\/?$/i, 'expected name=http(s)://host[:port]'),
   ),
+  SIGNET_REGISTRIES_FILE: z.string().min(1).optional(),
+  SIGNET_RECONCILE_INTERVAL: duration('15m'),
   SIGNET_QUEUE_PREFIX: z
     .string()
     .regex(/^[a-zA-Z0-9_-]+$/, 'letters, digits, _ and - only')
@@ -63,7 +88,7 @@ const Env = z.object({
   SIGNET_API_TOKENS: commaList(z.string().min(16, 'each token must be at least 16 characters')),
   SIGNET_ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-});
+}).extend(WebhookSecretEnv.shape);
 
 export interface Config {
   readonly roles: readonly Role[];
@@ -78,6 +103,16 @@ export interface Config {
   readonly redis: { readonly url: string; readonly queuePrefix: string };
   /** `null` when no token is configured: webhooks are then refused (never accepted unauthenticated). */
   readonly webhook: { readonly token: string } | null;
+  /**
+   * Secrets each webhook source authenticates with: the registries file's (which name their
+   * registry), then `SIGNET_WEBHOOK_SECRET_<SOURCE>`, then SIGNET_WEBHOOK_TOKEN for every source.
+   * A source without any refuses every delivery.
+   */
+  readonly webhookSecrets: readonly { readonly source: WebhookSource; readonly secret: string; readonly registry: string | null }[];
+  /** Registries from SIGNET_REGISTRIES_FILE (their endpoints, insecure flags and credentials are merged into `registry`). */
+  readonly registries: readonly RegistryConfig[];
+  /** The scheduled reconciliation crawl of the registries file's registries; interval 0 is off. */
+  readonly reconcile: { readonly intervalMs: number };
   readonly verification: {
     readonly trustedRootPath: string;
     readonly trustedKeysDir: string | null;
@@ -86,6 +121,8 @@ export interface Config {
   readonly registry: {
     readonly insecureHosts: readonly string[];
     readonly authFile: string | null;
+    /** Credentials from the registries file; they win over the auth file's for the same host. */
+    readonly credentials: readonly (readonly [string, { readonly username: string; readonly password: string }])[];
     /** Registry name → base URL Signet fetches from, when they differ. */
     readonly endpoints: Readonly<Record<string, string>>;
     readonly timeoutMs: number;
@@ -147,6 +184,29 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if (e.SIGNET_TLS_CLIENT_CA !== undefined && e.SIGNET_TLS_CERT === undefined) {
     throw new ConfigError(['SIGNET_TLS_CLIENT_CA: needs SIGNET_TLS_CERT and SIGNET_TLS_KEY']);
   }
+  let registries: RegistryConfig[] = [];
+  if (e.SIGNET_REGISTRIES_FILE !== undefined) {
+    try {
+      registries = loadRegistriesFile(e.SIGNET_REGISTRIES_FILE);
+    } catch (err) {
+      if (err instanceof RegistriesFileError) {
+        throw new ConfigError(err.issues.map((i) => `SIGNET_REGISTRIES_FILE (${e.SIGNET_REGISTRIES_FILE}): ${i}`));
+      }
+      throw err;
+    }
+  }
+  const envEndpoints = e.SIGNET_REGISTRY_ENDPOINTS.map((pair) => {
+    const i = pair.indexOf('=');
+    return [pair.slice(0, i).toLowerCase(), pair.slice(i + 1).replace(/\/$/, '')] as const;
+  });
+  const webhookSecrets = [
+    ...registries.flatMap((r) => (r.webhook === null ? [] : [{ source: r.webhook.source, secret: r.webhook.secret, registry: r.host }])),
+    ...WEBHOOK_SOURCES.flatMap((source) => {
+      const secret = e[`SIGNET_WEBHOOK_SECRET_${source.toUpperCase() as Uppercase<WebhookSource>}`];
+      return secret === undefined ? [] : [{ source, secret, registry: null }];
+    }),
+    ...(e.SIGNET_WEBHOOK_TOKEN === undefined ? [] : WEBHOOK_SOURCES.map((source) => ({ source, secret: e.SIGNET_WEBHOOK_TOKEN!, registry: null }))),
+  ];
   return deepFreeze({
     roles: e.SIGNET_ROLES,
     http: {
@@ -161,20 +221,20 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     database: { url: e.DATABASE_URL },
     redis: { url: e.REDIS_URL, queuePrefix: e.SIGNET_QUEUE_PREFIX },
     webhook: e.SIGNET_WEBHOOK_TOKEN === undefined ? null : { token: e.SIGNET_WEBHOOK_TOKEN },
+    webhookSecrets,
+    registries,
+    reconcile: { intervalMs: e.SIGNET_RECONCILE_INTERVAL },
     verification: {
       trustedRootPath: e.SIGNET_TRUSTED_ROOT,
       trustedKeysDir: e.SIGNET_TRUSTED_KEYS ?? null,
       maxPayloadBytes: e.SIGNET_MAX_PAYLOAD_BYTES,
     },
     registry: {
-      insecureHosts: e.SIGNET_INSECURE_REGISTRIES.map((h) => h.toLowerCase()),
+      insecureHosts: [...new Set([...e.SIGNET_INSECURE_REGISTRIES.map((h) => h.toLowerCase()), ...registries.filter((r) => r.insecure).map((r) => r.host)])],
       authFile: e.SIGNET_REGISTRY_AUTH_FILE ?? null,
-      endpoints: Object.fromEntries(
-        e.SIGNET_REGISTRY_ENDPOINTS.map((pair) => {
-          const i = pair.indexOf('=');
-          return [pair.slice(0, i).toLowerCase(), pair.slice(i + 1).replace(/\/$/, '')];
-        }),
-      ),
+      credentials: registries.flatMap((r) => (r.credentials === null ? [] : [[r.host, r.credentials] as const])),
+      // The file's endpoint wins over SIGNET_REGISTRY_ENDPOINTS for the same registry.
+      endpoints: Object.fromEntries([...envEndpoints, ...registries.flatMap((r) => (r.endpoint === null ? [] : [[r.host, r.endpoint] as const]))]),
       timeoutMs: e.SIGNET_REGISTRY_TIMEOUT_MS,
       retries: e.SIGNET_REGISTRY_RETRIES,
       maxManifestBytes: e.SIGNET_MAX_MANIFEST_BYTES,

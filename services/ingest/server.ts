@@ -1,10 +1,11 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Kysely, Transaction } from 'kysely';
-import { parseCosignTag } from '../common/domain/digest.ts';
-import type { NormalizedDelivery, RegistryEvent } from '../common/domain/registry-event.ts';
+import { parseCosignTag, type Digest } from '../common/domain/digest.ts';
+import type { NormalizedDelivery, RegistryEvent, WebhookSource } from '../common/domain/registry-event.ts';
 import { recordDelivery } from '../common/db/queries/deliveries.ts';
 import { markManifestDeleted } from '../common/db/queries/manifests.ts';
 import { ensureRepository, lockRepository } from '../common/db/queries/repositories.ts';
@@ -12,30 +13,76 @@ import { recordTagPush } from '../common/db/queries/tags.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import { WebhookError } from '../common/errors.ts';
 import { publishEvents, type LedgerEvent } from '../common/events.ts';
-import { IndexManifestJob, type IndexManifestData } from '../common/jobs/index-manifest.ts';
+import { addJob } from '../common/jobs/define-job.ts';
+import { IndexManifestJob, indexJobFor, ResolveTagJob } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
+import { normalizeAcr } from './registries/acr.ts';
+import type { NormalizeContext } from './registries/delivery-builder.ts';
 import { DISTRIBUTION_CONTENT_TYPES, normalizeDistribution } from './registries/distribution.ts';
+import { normalizeDockerHub } from './registries/dockerhub.ts';
+import { normalizeEcr } from './registries/ecr.ts';
+import { normalizeGar } from './registries/gar.ts';
+import { normalizeGitHub } from './registries/github.ts';
+import { normalizeHarbor } from './registries/harbor.ts';
+import { normalizeQuay } from './registries/quay.ts';
 
 export interface IngestDeps {
   readonly db: Kysely<DB>;
   readonly queue: Queue;
   readonly log: Logger;
-  /** Bearer token webhooks must present; null refuses every webhook. */
-  readonly token: string | null;
+  /**
+   * Secrets per source (config.webhookSecrets). A source without any refuses every delivery;
+   * a secret with a registry names the registry its deliveries come from.
+   */
+  readonly secrets: readonly { readonly source: WebhookSource; readonly secret: string; readonly registry: string | null }[];
   readonly maxBodyBytes: number;
   /** Where tag moves are announced to API replicas (the ledger-events channel). */
   readonly publisher: Redis;
   readonly prefix: string;
 }
 
+/**
+ * How a source proves a delivery is its own:
+ * - `header`: the `Authorization` header is the secret, bare or as `Bearer <secret>` (distribution
+ *   and GitLab, Harbor's auth header, ACR custom headers, an EventBridge API destination's API key);
+ * - `url-token`: `?token=<secret>` in the webhook URL, or the header, for senders that cannot set
+ *   headers (Docker Hub, Quay, a Pub/Sub push subscription);
+ * - `hmac-sha256`: GitHub's `X-Hub-Signature-256: sha256=<hex HMAC of the raw body>`.
+ */
+type AuthScheme = 'header' | 'url-token' | 'hmac-sha256';
+
 interface Source {
-  readonly name: string;
+  readonly name: WebhookSource;
   readonly contentTypes: readonly string[];
-  normalize(body: unknown): NormalizedDelivery;
+  readonly auth: AuthScheme;
+  /** Header carrying the source's delivery id, the idempotency key when the body has none. */
+  readonly deliveryIdHeader?: string;
+  /**
+   * Answer 400 when nothing in a delivery is usable and something was rejected. Not for
+   * distribution, which retries a refused envelope forever and stops notifying behind it.
+   */
+  readonly refuseUnusable: boolean;
+  normalize(body: unknown, ctx: NormalizeContext, headers: IncomingHttpHeaders): NormalizedDelivery;
 }
 
+const JSON_TYPES = ['application/json'] as const;
+
 const SOURCES: readonly Source[] = [
-  { name: 'distribution', contentTypes: DISTRIBUTION_CONTENT_TYPES, normalize: normalizeDistribution },
+  { name: 'distribution', contentTypes: DISTRIBUTION_CONTENT_TYPES, auth: 'header', refuseUnusable: false, normalize: normalizeDistribution },
+  { name: 'harbor', contentTypes: [...JSON_TYPES, 'application/cloudevents+json'], auth: 'header', refuseUnusable: true, normalize: normalizeHarbor },
+  { name: 'dockerhub', contentTypes: JSON_TYPES, auth: 'url-token', refuseUnusable: true, normalize: normalizeDockerHub },
+  {
+    name: 'github',
+    contentTypes: JSON_TYPES,
+    auth: 'hmac-sha256',
+    deliveryIdHeader: 'x-github-delivery',
+    refuseUnusable: true,
+    normalize: (body, ctx, headers) => normalizeGitHub(body, ctx, headerValue(headers['x-github-event'])),
+  },
+  { name: 'quay', contentTypes: JSON_TYPES, auth: 'url-token', refuseUnusable: true, normalize: normalizeQuay },
+  { name: 'acr', contentTypes: JSON_TYPES, auth: 'header', refuseUnusable: true, normalize: normalizeAcr },
+  { name: 'ecr', contentTypes: JSON_TYPES, auth: 'header', refuseUnusable: true, normalize: normalizeEcr },
+  { name: 'gar', contentTypes: JSON_TYPES, auth: 'url-token', refuseUnusable: true, normalize: normalizeGar },
 ];
 
 const STATUS: Record<WebhookError['code'], number> = {
@@ -45,14 +92,26 @@ const STATUS: Record<WebhookError['code'], number> = {
   UNAVAILABLE: 503,
 };
 
+interface SourceSecret {
+  readonly secret: string;
+  /** sha256 of the secret: fixed-length, so comparisons are constant-time whatever its length. */
+  readonly digest: Buffer;
+  readonly registry: string | null;
+}
+
+/** Which configured secret authenticated a request (the registry it names travels with it). */
+const authenticated = new WeakMap<FastifyRequest, SourceSecret>();
+
 /**
  * `POST /webhooks/<source>`: authenticate, size-limit, validate, normalise, enqueue with
  * deterministic job ids, record tag moves and the delivery, answer 202. Never calls a registry.
  * Redis or Postgres unavailable → 503 at once, so the registry redelivers (jobs collapse by id).
  */
 export function registerIngestRoutes(app: FastifyInstance, deps: IngestDeps): void {
-  const expected = deps.token === null ? null : sha256(deps.token);
   for (const source of SOURCES) {
+    const secrets: SourceSecret[] = deps.secrets
+      .filter((s) => s.source === source.name)
+      .map((s) => ({ secret: s.secret, digest: sha256(s.secret), registry: s.registry }));
     void app.register((scope, _opts, done) => {
       scope.removeAllContentTypeParsers();
       scope.addContentTypeParser(
@@ -80,57 +139,117 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestDeps): vo
         req.log.error({ err }, 'webhook failed');
         return reply.code(503).send({ error: 'unavailable', message: 'Signet cannot accept the delivery now; retry later' });
       });
-      // Authenticate before the body is read, so unauthenticated senders cannot make us parse 1 MiB.
+      // Authenticate before the body is read, so unauthenticated senders cannot make us parse 1 MiB
+      // (an HMAC needs the body: its header must at least be there and well-formed).
       scope.addHook('onRequest', (req, _reply, done) => {
         try {
-          authenticate(expected, req.headers.authorization);
+          authenticateRequest(source, secrets, req);
           done();
         } catch (err) {
           done(err as Error);
         }
       });
-      scope.post(`/webhooks/${source.name}`, async (req, reply) => handleDelivery(source, deps, req, reply));
+      scope.post(`/webhooks/${source.name}`, async (req, reply) => handleDelivery(source, secrets, deps, req, reply));
       done();
     });
   }
 }
 
-function sha256(s: string): Buffer {
+function sha256(s: string | Buffer): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
-function authenticate(expected: Buffer | null, header: string | undefined): void {
-  if (expected === null) {
-    throw new WebhookError('UNAUTHORIZED', 'webhooks are disabled: SIGNET_WEBHOOK_TOKEN is not set');
-  }
-  const match = /^Bearer (.+)$/i.exec(header ?? '');
-  // Comparing fixed-length hashes keeps the comparison constant-time whatever the token's length.
-  if (match === null || !timingSafeEqual(sha256(match[1]!.trim()), expected)) {
-    throw new WebhookError('UNAUTHORIZED', 'missing or wrong bearer token');
-  }
+function headerValue(h: string | string[] | undefined): string | null {
+  return typeof h === 'string' && h.length > 0 ? h : null;
 }
 
-async function handleDelivery(source: Source, deps: IngestDeps, req: FastifyRequest, reply: FastifyReply) {
+/** The secret whose digest equals `presented`'s, comparing against every one (constant-time each). */
+function matchSecret(secrets: readonly SourceSecret[], presented: string): SourceSecret | undefined {
+  const digest = sha256(presented);
+  let found: SourceSecret | undefined;
+  for (const s of secrets) {
+    if (timingSafeEqual(digest, s.digest) && found === undefined) {
+      found = s;
+    }
+  }
+  return found;
+}
+
+function authenticateRequest(source: Source, secrets: readonly SourceSecret[], req: FastifyRequest): void {
+  if (secrets.length === 0) {
+    throw new WebhookError('UNAUTHORIZED', `webhooks from ${source.name} are disabled: no secret is configured (SIGNET_WEBHOOK_SECRET_${source.name.toUpperCase()}, the registries file or SIGNET_WEBHOOK_TOKEN)`);
+  }
+  if (source.auth === 'hmac-sha256') {
+    if (!/^sha256=[0-9a-f]{64}$/i.test(headerValue(req.headers['x-hub-signature-256']) ?? '')) {
+      throw new WebhookError('UNAUTHORIZED', 'missing or malformed X-Hub-Signature-256 header');
+    }
+    return;
+  }
+  const header = headerValue(req.headers.authorization);
+  const candidates = header === null ? [] : [header.replace(/^Bearer\s+/i, '').trim()];
+  if (source.auth === 'url-token') {
+    const token = (req.query as Record<string, unknown> | undefined)?.token;
+    if (typeof token === 'string') {
+      candidates.push(token);
+    }
+  }
+  for (const c of candidates) {
+    const match = matchSecret(secrets, c);
+    if (match !== undefined) {
+      authenticated.set(req, match);
+      return;
+    }
+  }
+  throw new WebhookError('UNAUTHORIZED', source.auth === 'url-token' ? 'missing or wrong token (?token= or Authorization)' : 'missing or wrong secret in the Authorization header');
+}
+
+/** GitHub's signature: HMAC-SHA256 of the raw body under one of the secrets, compared in constant time. */
+function verifyHmac(secrets: readonly SourceSecret[], req: FastifyRequest, raw: Buffer): SourceSecret {
+  const presented = Buffer.from((headerValue(req.headers['x-hub-signature-256']) ?? '').slice('sha256='.length), 'hex');
+  let found: SourceSecret | undefined;
+  for (const s of secrets) {
+    const expected = createHmac('sha256', s.secret).update(raw).digest();
+    if (presented.length === expected.length && timingSafeEqual(presented, expected) && found === undefined) {
+      found = s;
+    }
+  }
+  if (found === undefined) {
+    throw new WebhookError('UNAUTHORIZED', 'X-Hub-Signature-256 does not match the body under any configured secret');
+  }
+  return found;
+}
+
+async function handleDelivery(source: Source, secrets: readonly SourceSecret[], deps: IngestDeps, req: FastifyRequest, reply: FastifyReply) {
   const raw = req.body as Buffer;
+  const sender = source.auth === 'hmac-sha256' ? verifyHmac(secrets, req, raw) : authenticated.get(req);
   let body: unknown;
   try {
     body = JSON.parse(raw.toString('utf8'));
   } catch (err) {
     throw new WebhookError('MALFORMED', `body is not JSON: ${(err as Error).message}`);
   }
-  const delivery = source.normalize(body);
-  const jobs = delivery.events.flatMap((e) => (e.kind === 'push' ? [toJob(e)] : []));
+  const ctx: NormalizeContext = {
+    registry: sender?.registry ?? null,
+    deliveryId: source.deliveryIdHeader === undefined ? null : headerValue(req.headers[source.deliveryIdHeader])?.slice(0, 256) ?? null,
+    bodyHash: sha256(raw).toString('hex'),
+    receivedAt: new Date().toISOString(),
+  };
+  const delivery = source.normalize(body, ctx, req.headers);
+  if (source.refuseUnusable && delivery.events.length === 0 && delivery.rejected.length > 0) {
+    throw new WebhookError('MALFORMED', `nothing in the delivery is usable: ${delivery.rejected.map((r) => r.reason).join(' | ')}`.slice(0, 2000));
+  }
 
   const jobIds: string[] = [];
   try {
-    for (const data of jobs) {
-      const parsed = IndexManifestJob.schema.parse(data);
-      // add() rather than addBulk(): BullMQ dedupes by jobId on add.
-      const job = await deps.queue.add(IndexManifestJob.name, parsed, {
-        ...IndexManifestJob.options,
-        jobId: IndexManifestJob.jobId(parsed),
-      });
-      jobIds.push(job.id ?? IndexManifestJob.jobId(parsed));
+    for (const event of delivery.events) {
+      if (event.kind === 'push') {
+        jobIds.push(await addJob(deps.queue, IndexManifestJob, indexJobFor(event)));
+      } else if (event.kind === 'tag-push') {
+        const { registry, repository, tag, eventId, at } = event;
+        jobIds.push(await addJob(deps.queue, ResolveTagJob, { registry, repository, tag, source: source.name, eventId, eventAt: at }));
+      } else if (event.digest !== null) {
+        await forgetPushJob(deps.queue, event.registry, event.repository, event.digest, deps.log);
+      }
     }
   } catch (err) {
     req.log.warn({ err }, 'cannot queue webhook jobs; answering 503 so the registry redelivers');
@@ -166,25 +285,25 @@ async function handleDelivery(source: Source, deps: IngestDeps, req: FastifyRequ
   return reply.code(202).send({ queued: jobIds, ignored: delivery.ignored, rejected: delivery.rejected });
 }
 
-function toJob(e: Extract<RegistryEvent, { kind: 'push' }>): IndexManifestData {
-  const cosign = e.tag === null ? null : parseCosignTag(e.tag);
-  return {
-    registry: e.registry,
-    repository: e.repository,
-    digest: cosign?.kind === 'sig' || cosign?.kind === 'att' ? cosign.subject : e.digest,
-    trigger:
-      cosign?.kind === 'sig' || cosign?.kind === 'att'
-        ? { kind: 'signature', artifactDigest: e.digest, tag: e.tag ?? '' }
-        : { kind: 'push' },
-    eventAt: e.at,
-  };
+
+/**
+ * A completed push job is kept a day so redeliveries collapse onto it; after a delete, the same
+ * digest pushed again must be indexed again (and unmarked), so its finished job is dropped.
+ */
+async function forgetPushJob(queue: Queue, registry: string, repository: string, digest: Digest, log: Logger): Promise<void> {
+  const jobId = IndexManifestJob.jobId({ registry, repository, digest, trigger: { kind: 'push' }, eventAt: new Date().toISOString() });
+  const state = await queue.getJobState(jobId);
+  if (state === 'completed' || state === 'failed') {
+    await queue.remove(jobId).catch((err: unknown) => log.warn({ err, jobId }, 'could not drop the push job of a deleted manifest'));
+  }
 }
 
 /** Tag moves and deletes are facts the event itself states; they need no registry call. */
 async function recordEventFacts(trx: Transaction<DB>, event: RegistryEvent): Promise<LedgerEvent | null> {
   const cosign = event.tag === null ? null : parseCosignTag(event.tag);
-  if (event.kind === 'push' && (event.tag === null || cosign !== null)) {
-    // Pushed by digest, or a cosign artifact tag (its history is the signatures table's business).
+  if (event.kind === 'tag-push' || (event.kind === 'push' && (event.tag === null || cosign !== null))) {
+    // Pushed by digest, or a cosign artifact tag (its history is the signatures table's business);
+    // a tag push's tag is recorded once the worker has resolved it.
     return null;
   }
   await lockRepository(trx, event.registry, event.repository);
@@ -212,6 +331,10 @@ function summary(queued: number, d: NormalizedDelivery): string {
   }
   if (d.rejected.length > 0) {
     parts.push(`rejected ${d.rejected.length}: ${d.rejected.map((r) => r.reason).join(' | ')}`.slice(0, 2000));
+  }
+  const resolving = d.events.filter((e) => e.kind === 'tag-push');
+  if (resolving.length > 0) {
+    parts.push(`tags to resolve ${resolving.length}: ${resolving.map((e) => e.reason).join(' | ')}`.slice(0, 2000));
   }
   const deletes = d.events.filter((e) => e.kind === 'delete').length;
   if (deletes > 0) {

@@ -1,15 +1,26 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { z } from 'zod';
+import type { JobDefinition } from '../common/jobs/define-job.ts';
 import { RegistryError } from '../common/errors.ts';
-import { IndexManifestJob, LearnImageJob } from '../common/jobs/index-manifest.ts';
+import { IndexManifestJob, LearnImageJob, ResolveTagJob } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
-import { indexManifest, learnImage, type IndexDeps, type IndexResult } from './jobs/index-manifest.job.ts';
+import { indexManifest, learnImage, resolveTag, type IndexDeps, type IndexResult } from './jobs/index-manifest.job.ts';
 
 export interface WorkerOptions {
   readonly connection: Redis;
   readonly prefix: string;
   readonly concurrency: number;
   readonly log: Logger;
+}
+
+/** The payload parsed with the job's schema; an unparsable one fails for good (payloads outlive deploys). */
+function parsePayload<S extends z.ZodType>(def: JobDefinition<S>, data: unknown): z.infer<S> {
+  const parsed = def.schema.safeParse(data);
+  if (!parsed.success) {
+    throw new UnrecoverableError(`invalid job payload: ${parsed.error.message}`);
+  }
+  return parsed.data;
 }
 
 /**
@@ -28,20 +39,17 @@ export function startIndexWorker(deps: IndexDeps, opts: WorkerOptions): Worker {
       let bindings: Record<string, string>;
       let trigger: string;
       if (job.name === LearnImageJob.name) {
-        const parsed = LearnImageJob.schema.safeParse(job.data);
-        if (!parsed.success) {
-          throw new UnrecoverableError(`invalid job payload: ${parsed.error.message}`);
-        }
-        const data = parsed.data;
+        const data = parsePayload(LearnImageJob, job.data);
         bindings = { registry: data.registry, repository: data.repository, 'image.reference': data.reference };
         trigger = 'learn';
         run = (log) => learnImage(deps, data, log);
+      } else if (job.name === ResolveTagJob.name) {
+        const data = parsePayload(ResolveTagJob, job.data);
+        bindings = { registry: data.registry, repository: data.repository, 'image.tag': data.tag, source: data.source };
+        trigger = 'tag';
+        run = () => resolveTag(deps, data);
       } else if (job.name === IndexManifestJob.name) {
-        const parsed = IndexManifestJob.schema.safeParse(job.data);
-        if (!parsed.success) {
-          throw new UnrecoverableError(`invalid job payload: ${parsed.error.message}`);
-        }
-        const data = parsed.data;
+        const data = parsePayload(IndexManifestJob, job.data);
         bindings = { registry: data.registry, repository: data.repository, 'image.digest': data.digest };
         trigger = data.trigger.kind;
         run = (log) => indexManifest(deps, data, log);

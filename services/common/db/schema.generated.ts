@@ -33,6 +33,13 @@ export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface CrawlCursors {
+  last_repository: string | null;
+  registry: string;
+  started_at: Generated<Timestamp>;
+  updated_at: Generated<Timestamp>;
+}
+
 export interface Decisions {
   allowed: boolean;
   decided_at: Generated<Timestamp>;
@@ -167,6 +174,7 @@ export interface WebhookDeliveries {
 }
 
 export interface DB {
+  crawl_cursors: CrawlCursors;
   decisions: Decisions;
   identities: Identities;
   manifest_children: ManifestChildren;

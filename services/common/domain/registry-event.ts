@@ -1,7 +1,11 @@
 import type { Digest } from './digest.ts';
 
+/** Where webhooks come from: each is `POST /webhooks/<source>` with its own authentication. */
+export const WEBHOOK_SOURCES = ['distribution', 'harbor', 'dockerhub', 'github', 'quay', 'acr', 'ecr', 'gar'] as const;
+export type WebhookSource = (typeof WEBHOOK_SOURCES)[number];
+
 /** A registry notification normalised across sources: what Signet acts on. */
-export type RegistryEvent = ManifestPushEvent | ManifestDeleteEvent;
+export type RegistryEvent = ManifestPushEvent | TagPushEvent | ManifestDeleteEvent;
 
 export interface ManifestPushEvent {
   readonly kind: 'push';
@@ -13,6 +17,21 @@ export interface ManifestPushEvent {
   /** The tag pushed with the manifest, if it was pushed by tag. Display metadata only. */
   readonly tag: string | null;
   readonly at: string;
+}
+
+/**
+ * A tag was pushed but the notification names no (valid) digest: Docker Hub, Quay, or a published
+ * example with a placeholder digest. The worker resolves the tag to a digest before anything else.
+ */
+export interface TagPushEvent {
+  readonly kind: 'tag-push';
+  readonly eventId: string;
+  readonly registry: string;
+  readonly repository: string;
+  readonly tag: string;
+  readonly at: string;
+  /** Why the tag must be resolved (reported back with the delivery). */
+  readonly reason: string;
 }
 
 export interface ManifestDeleteEvent {

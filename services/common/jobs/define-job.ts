@@ -1,4 +1,4 @@
-import type { JobsOptions } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import type { z } from 'zod';
 
 /**
@@ -16,4 +16,15 @@ export interface JobDefinition<S extends z.ZodType> {
 
 export function defineJob<S extends z.ZodType>(def: JobDefinition<S>): JobDefinition<S> {
   return def;
+}
+
+/**
+ * Parses `data` with the job's schema (the producer side of "parse on both ends") and adds it under
+ * its deterministic id; resolves to the id. add(), not addBulk(): BullMQ dedupes by jobId on add.
+ */
+export async function addJob<S extends z.ZodType>(queue: Queue, def: JobDefinition<S>, data: z.input<S>): Promise<string> {
+  const parsed = def.schema.parse(data);
+  const jobId = def.jobId(parsed);
+  const job = await queue.add(def.name, parsed, { ...def.options, jobId });
+  return job.id ?? jobId;
 }

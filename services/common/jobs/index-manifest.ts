@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { isDigest } from '../domain/digest.ts';
+import { isDigest, parseCosignTag } from '../domain/digest.ts';
 import { defineJob } from './define-job.ts';
 
 export const INDEX_QUEUE = 'index';
@@ -73,3 +73,48 @@ export const LearnImageJob = defineJob({
   // Kept a day: the same unknown reference asked again does not hammer the registry.
   options: { ...IndexManifestJob.options, attempts: 3 },
 });
+
+export const ResolveTagData = z.object({
+  registry: z.string().min(1).max(255),
+  repository: z.string().min(1).max(255),
+  tag: z.string().min(1).max(128),
+  /** Which webhook source said so, and its event or delivery id: redeliveries collapse on it. */
+  source: z.string().min(1).max(32),
+  eventId: z.string().min(1).max(256),
+  /** When the registry said the push happened (ISO 8601). */
+  eventAt: z.iso.datetime({ offset: true }),
+});
+export type ResolveTagData = z.infer<typeof ResolveTagData>;
+
+/**
+ * A tag push whose notification names no digest (Docker Hub, Quay, placeholder digests): resolve
+ * the tag in the registry, record the tag move, then enqueue the ordinary index job (`push-<h>` or
+ * `sig-<h>`), so a digest a webhook, a backfill and a resolved tag all name is indexed once.
+ *
+ * The id includes the source's event id: a redelivery collapses onto the job, a new push of the same
+ * tag (new event id) resolves again. Completed jobs are kept only ten minutes: sources without event
+ * ids (Quay) derive one from the body, and an identical later notification must not be swallowed.
+ */
+export const ResolveTagJob = defineJob({
+  name: 'resolve-tag',
+  queue: INDEX_QUEUE,
+  schema: ResolveTagData,
+  jobId: (d) => `tag-${hashId(d.source, d.registry, d.repository, d.tag, d.eventId)}`,
+  options: { ...IndexManifestJob.options, removeOnComplete: { age: 600, count: 100_000 } },
+});
+
+/**
+ * The index job for a manifest pushed under `tag` (or by digest): a cosign `.sig`/`.att` artifact
+ * becomes a signature trigger for the image it signs, anything else a push of itself.
+ */
+export function indexJobFor(e: { registry: string; repository: string; digest: string; tag: string | null; at: string }): IndexManifestData {
+  const cosign = e.tag === null ? null : parseCosignTag(e.tag);
+  const signature = cosign?.kind === 'sig' || cosign?.kind === 'att' ? cosign : null;
+  return IndexManifestData.parse({
+    registry: e.registry,
+    repository: e.repository,
+    digest: signature === null ? e.digest : signature.subject,
+    trigger: signature === null ? { kind: 'push' } : { kind: 'signature', artifactDigest: e.digest, tag: e.tag ?? '' },
+    eventAt: e.at,
+  });
+}

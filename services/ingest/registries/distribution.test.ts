@@ -93,13 +93,13 @@ describe('normalizeDistribution', () => {
   describe('when an image event has invalid fields', () => {
     it.each([
       ['a 65-hex digest', (e: Record<string, any>) => (e.target.digest = `sha256:${'a'.repeat(65)}`), 'not a sha256 digest'],
-      ['no digest', (e: Record<string, any>) => delete e.target.digest, 'target.digest is missing'],
+      ['no digest', (e: Record<string, any>) => delete e.target.digest, 'no digest'],
       ['an uppercase repository', (e: Record<string, any>) => (e.target.repository = 'Library/Test'), 'not a repository name'],
       ['a path-traversal repository', (e: Record<string, any>) => (e.target.repository = '../../etc'), 'not a repository name'],
       ['a hostile host', (e: Record<string, any>) => {
         e.request.host = 'evil.com/../x';
         e.target.url = 'not a url';
-      }, 'no valid registry host'],
+      }, 'is not a registry host'],
       ['a bad tag', (e: Record<string, any>) => (e.target.tag = '-bad tag'), 'is not a tag'],
       ['a bad timestamp', (e: Record<string, any>) => (e.timestamp = 'yesterday'), 'not a date'],
     ])('rejects the event with %s (and keeps the delivery)', (_name, patch, reason) => {

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { cosignSignatureTag, isDigest, type Digest } from '../../common/domain/digest.ts';
+import { cosignSignatureTag, isDigest, parseCosignTag, type Digest } from '../../common/domain/digest.ts';
 import { type SignatureRecord, unprovenVerdict } from '../../common/domain/signature.ts';
 import { recordIndexedManifests, type IndexedManifest, type StoredManifest } from '../../common/db/queries/manifests.ts';
 import { recordTag } from '../../common/db/queries/tags.ts';
 import type { DB } from '../../common/db/schema.generated.ts';
 import { RegistryError } from '../../common/errors.ts';
-import type { IndexManifestData, LearnImageData } from '../../common/jobs/index-manifest.ts';
+import { indexJobFor, type IndexManifestData, type LearnImageData, type ResolveTagData } from '../../common/jobs/index-manifest.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { Decider } from '../decider.ts';
 import type { OwnershipAnnouncer } from '../ownership.ts';
@@ -22,6 +22,8 @@ export interface IndexDeps {
   readonly maxPayloadBytes: number;
   readonly decider: Decider;
   readonly ownership: OwnershipAnnouncer;
+  /** Adds an index job under its deterministic id (`push-<h>`, `sig-<h>`); resolves to the id. */
+  readonly enqueueIndex: (data: IndexManifestData) => Promise<string>;
 }
 
 /** Children of one index that are indexed; more is hostile or absurd and is cut off (and said). */
@@ -31,7 +33,8 @@ export const MAX_SIGNATURE_LAYERS = 64;
 
 export type IndexResult =
   | { readonly result: 'indexed'; readonly manifests: readonly StoredManifest[] }
-  | { readonly result: 'not_found'; readonly reason: string };
+  | { readonly result: 'not_found'; readonly reason: string }
+  | { readonly result: 'resolved'; readonly digest: Digest; readonly queued: string };
 
 /**
  * Indexes one manifest: fetches it (and, for an index, names its children), discovers each one's
@@ -121,6 +124,29 @@ export async function learnImage(deps: IndexDeps, data: LearnImageData, log: Log
     await recordTag(deps.db, registry, repository, reference, digest, new Date());
   }
   return result;
+}
+
+/**
+ * Resolves a pushed tag whose notification named no digest, records the tag move (cosign artifact
+ * tags are not image tags), then queues the ordinary index job, so the digest is indexed once
+ * whoever names it (a webhook with the digest, a backfill, this).
+ */
+export async function resolveTag(deps: IndexDeps, data: ResolveTagData): Promise<IndexResult> {
+  const { registry, repository, tag } = data;
+  let digest: Digest;
+  try {
+    digest = (await deps.registry.getManifest(registry, repository, tag)).digest;
+  } catch (err) {
+    if (err instanceof RegistryError && err.code === 'NOT_FOUND') {
+      return { result: 'not_found', reason: `${registry}/${repository}:${tag} is not in the registry (deleted or moved on?)` };
+    }
+    throw err;
+  }
+  if (parseCosignTag(tag) === null) {
+    await recordTag(deps.db, registry, repository, tag, digest, new Date(data.eventAt));
+  }
+  const queued = await deps.enqueueIndex(indexJobFor({ registry, repository, digest, tag, at: data.eventAt }));
+  return { result: 'resolved', digest, queued };
 }
 
 async function discoverSignatures(

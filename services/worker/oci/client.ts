@@ -45,6 +45,44 @@ export interface RegistryClient {
   getManifest(registry: string, repository: string, reference: Digest | string): Promise<FetchedManifest>;
   /** GET a blob (following redirects to storage), at most `maxBytes`, verified against `digest`. */
   getBlob(registry: string, repository: string, digest: Digest, maxBytes: number): Promise<Buffer>;
+  /**
+   * GET one page of a paginated JSON list: `_catalog` (`repository` null), `tags/list`,
+   * `referrers/<digest>` (relative to the repository), or a `next` path as returned. `next` is the path of
+   * the following page from the `Link: <…>; rel="next"` header (same registry only), or null.
+   */
+  listPage(registry: string, repository: string | null, path: string): Promise<ListPage>;
+}
+
+export interface ListPage {
+  readonly body: unknown;
+  readonly next: string | null;
+}
+
+/** Bodies of list endpoints are small JSON documents; a catalog page of 1000 names fits easily. */
+export const MAX_LIST_PAGE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The path of the `rel="next"` target of a `Link` header, when it is on `origin` (relative, or
+ * absolute with the same origin) and under `/v2/`; null otherwise.
+ */
+export function nextPageFromLink(link: string | null, origin: string): string | null {
+  if (link === null) {
+    return null;
+  }
+  for (const part of link.split(/,(?=\s*<)/)) {
+    const m = /^\s*<([^>]*)>\s*;(.*)$/.exec(part);
+    if (m === null || !/(^|;)\s*rel="?next"?\s*(;|$)/i.test(m[2]!)) {
+      continue;
+    }
+    let url: URL;
+    try {
+      url = new URL(m[1]!, origin);
+    } catch {
+      return null;
+    }
+    return url.origin === origin && url.pathname.startsWith('/v2/') ? `${url.pathname}${url.search}` : null;
+  }
+  return null;
 }
 
 /** A `TRANSIENT` 429 whose `Retry-After` is longer than Signet waits in-process; retry the job later. */
@@ -203,7 +241,10 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
 
   function resolve(registry: string, repository: string): Target {
     const host = validateRegistryHost(registry);
-    validateRepository(repository);
+    if (repository !== '') {
+      // '' is the registry itself (the catalog).
+      validateRepository(repository);
+    }
     const endpoint = endpoints.get(host);
     if (endpoint !== undefined) {
       return { host, origin: endpoint.origin, repository };
@@ -402,7 +443,7 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
   }
 
   function defaultScope(t: Target): string {
-    return `repository:${t.repository}:pull`;
+    return t.repository === '' ? 'registry:catalog:*' : `repository:${t.repository}:pull`;
   }
 
   function upFrontAuthorization(t: Target): string | undefined {
@@ -541,6 +582,23 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
       const manifest = parseManifest(bytes, res.headers.get('content-type'));
       log.debug({ manifest: what, digest, mediaType: manifest.mediaType, bytes: bytes.length }, 'fetched manifest');
       return { digest, mediaType: normalizeMediaType(manifest.mediaType), bytes, manifest };
+    },
+
+    async listPage(registry, repository, path) {
+      const t = resolve(registry, repository ?? '');
+      if (!path.startsWith('/v2/')) {
+        // Relative to the repository (`tags/list`), or to /v2/ for the catalog (`_catalog`).
+        path = repository === null ? `/v2/${path}` : `/v2/${t.repository}/${path}`;
+      }
+      const what = `list ${t.host}${path.split('?')[0]}`;
+      const res = await registryGet(t, path, 'application/json, application/vnd.oci.image.index.v1+json', MAX_LIST_PAGE_BYTES, what);
+      let body: unknown;
+      try {
+        body = JSON.parse(res.body.toString('utf8'));
+      } catch {
+        throw new RegistryError('INVALID', `${what}: the registry answered something that is not JSON`);
+      }
+      return { body, next: nextPageFromLink(res.headers.get('link'), new URL(t.origin).origin) };
     },
 
     async getBlob(registry, repository, digest, maxBytes) {

@@ -149,7 +149,8 @@ async function upsertManifest(trx: Transaction<DB>, repositoryId: string, m: Ind
     .insertInto('manifests')
     .values({ repository_id: repositoryId, digest: m.digest, media_type: m.mediaType, size: m.size, status: 'unsigned' })
     .onConflict((oc) =>
-      oc.columns(['repository_id', 'digest']).doUpdateSet({ media_type: m.mediaType, size: m.size, indexed_at: new Date() }),
+      // Fetched from the registry just now, so it exists again: a re-push after a delete unmarks it.
+      oc.columns(['repository_id', 'digest']).doUpdateSet({ media_type: m.mediaType, size: m.size, indexed_at: new Date(), deleted_at: null }),
     )
     .returning('id')
     .executeTakeFirstOrThrow();

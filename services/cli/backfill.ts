@@ -1,0 +1,142 @@
+import { once } from 'node:events';
+import { parseArgs } from 'node:util';
+import { Queue } from 'bullmq';
+import type { Config } from '../common/config.ts';
+import { createDb } from '../common/db/client.ts';
+import { migrateToLatest } from '../common/db/migrate.ts';
+import { isRegistryHost, isRepositoryName } from '../common/domain/image-ref.ts';
+import { addJob } from '../common/jobs/define-job.ts';
+import { INDEX_QUEUE, IndexManifestJob } from '../common/jobs/index-manifest.ts';
+import type { Logger } from '../common/logger.ts';
+import { createRedis } from '../common/redis.ts';
+import { loadConfiguredCredentials, registryClientFromConfig } from '../worker/oci/from-config.ts';
+import { crawlRegistry } from '../worker/reconcile/crawl.ts';
+import { createProgressReporter } from './progress.ts';
+import { UsageError, type Command, type CommandIo } from './command.ts';
+
+export const BACKFILL_USAGE = `usage: signet backfill <registry>[/<repository>] [--restart] [--wait] [--page-size N] [--concurrency N]
+
+Crawls the registry's catalog (or one repository), tag lists and referrers, and queues an index
+job for every digest the ledger lacks. An interrupted crawl of a whole registry resumes where it
+stopped unless --restart is given. Workers (signet with the worker role) do the indexing.
+
+  --restart         start the catalog from the top, ignoring an interrupted crawl
+  --wait            wait until the queued jobs are done, then report images per second
+  --page-size N     page size asked of _catalog and tags/list (default 100)
+  --concurrency N   tags resolved at once (default 8)
+`;
+
+/** `<registry>[/<repository>]`: the first component is always the registry host. */
+export function parseTarget(target: string): { registry: string; repository: string | null } {
+  const slash = target.indexOf('/');
+  const registry = (slash === -1 ? target : target.slice(0, slash)).toLowerCase();
+  const repository = slash === -1 ? null : target.slice(slash + 1);
+  if (!isRegistryHost(registry)) {
+    throw new UsageError(`${JSON.stringify(registry)} is not a registry host (host or host:port)`);
+  }
+  if (repository !== null && !isRepositoryName(repository)) {
+    throw new UsageError(`${JSON.stringify(repository)} is not a repository name`);
+  }
+  return { registry, repository };
+}
+
+function positive(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) {
+    return fallback;
+  }
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) {
+    throw new UsageError(`--${name} must be an integer from 1 to 10000`);
+  }
+  return n;
+}
+
+export const backfill: Command = {
+  summary: 'crawl a registry (or one repository) and queue what the ledger lacks',
+  usage: BACKFILL_USAGE,
+  async run(args: readonly string[], io: CommandIo, config: Config, log: Logger): Promise<number> {
+    const { values, positionals } = parseArgs({
+      args: [...args],
+      allowPositionals: true,
+      options: {
+        restart: { type: 'boolean', default: false },
+        wait: { type: 'boolean', default: false },
+        'page-size': { type: 'string' },
+        concurrency: { type: 'string' },
+      },
+    });
+    if (positionals.length !== 1) {
+      throw new UsageError('name exactly one <registry>[/<repository>]');
+    }
+    const { registry, repository } = parseTarget(positionals[0]!);
+    const pageSize = positive(values['page-size'], 'page-size', 100);
+    const concurrency = positive(values.concurrency, 'concurrency', 8);
+
+    const db = createDb(config.database.url, log);
+    const redis = createRedis(config.redis.url, 'producer', log);
+    const queue = new Queue(INDEX_QUEUE, { connection: redis, prefix: config.redis.queuePrefix });
+    queue.on('error', (err) => log.warn({ err }, 'queue error'));
+    const stop = new AbortController();
+    const onSignal = () => {
+      if (stop.signal.aborted) {
+        io.exit(130);
+      }
+      io.stderr.write('\nbackfill: stopping after this repository (Ctrl-C again to quit now); the next backfill resumes\n');
+      stop.abort();
+    };
+    io.onInterrupt(onSignal);
+    try {
+      await migrateToLatest(db);
+      if (redis.status !== 'ready') {
+        // A producer connection refuses commands until connected (no offline queue).
+        await once(redis, 'ready');
+      }
+      const client = registryClientFromConfig(config, await loadConfiguredCredentials(config), log);
+      const progress = createProgressReporter(io.stderr);
+      const started = performance.now();
+      const result = await crawlRegistry(
+        { db, registry: client, enqueueIndex: (data) => addJob(queue, IndexManifestJob, data), log },
+        registry,
+        repository,
+        { pageSize, concurrency, restart: values.restart, signal: stop.signal, onProgress: (p) => progress.update(p) },
+      );
+      progress.done();
+      const secs = (performance.now() - started) / 1000;
+      io.stdout.write(
+        `${result.complete ? 'crawled' : 'interrupted after'} ${result.repositories} repositories and ${result.tags} tags of ${registry} in ${secs.toFixed(1)} s ` +
+          `(${(result.checked / Math.max(secs, 0.001)).toFixed(1)} tags/s)${result.resumedAfter === null ? '' : `, resumed after ${result.resumedAfter}`}: ` +
+          `${result.queued} queued, ${result.tagsRecorded} tags recorded${result.referrersSkipped > 0 ? `, ${result.referrersSkipped} referrers not indexed yet` : ''}\n`,
+      );
+      if (!result.complete) {
+        return 130;
+      }
+      if (values.wait && result.jobIds.length > 0) {
+        const failed = await waitForJobs(queue, result.jobIds, io, stop.signal);
+        const total = (performance.now() - started) / 1000;
+        io.stdout.write(`indexed ${result.jobIds.length - failed} of ${result.jobIds.length} queued images in ${total.toFixed(1)} s (${((result.jobIds.length - failed) / total).toFixed(1)} images/s)\n`);
+        return failed > 0 ? 1 : 0;
+      }
+      return 0;
+    } finally {
+      await queue.close().catch(() => undefined);
+      await redis.quit().catch(() => undefined);
+      await db.destroy();
+    }
+  },
+};
+
+/** Polls the jobs' states until none is waiting, delayed or active; resolves to how many failed. */
+async function waitForJobs(queue: Queue, ids: readonly string[], io: CommandIo, signal: AbortSignal): Promise<number> {
+  let pending = [...ids];
+  let failed = 0;
+  while (pending.length > 0 && !signal.aborted) {
+    const states = await Promise.all(pending.map((id) => queue.getJobState(id)));
+    failed += states.filter((s) => s === 'failed').length;
+    pending = pending.filter((_, i) => states[i] !== 'completed' && states[i] !== 'failed' && states[i] !== 'unknown');
+    if (pending.length > 0) {
+      io.stderr.write(`backfill: waiting for ${pending.length} of ${ids.length} jobs\n`);
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+  }
+  return failed;
+}

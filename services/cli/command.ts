@@ -1,0 +1,23 @@
+import type { Config } from '../common/config.ts';
+import type { Logger } from '../common/logger.ts';
+
+/** What a subcommand may touch of the process: main.ts owns the real one. */
+export interface CommandIo {
+  readonly stdout: { write(s: string): unknown };
+  readonly stderr: { write(s: string): unknown; readonly isTTY?: boolean; readonly columns?: number };
+  /** Calls `handler` on SIGINT/SIGTERM. */
+  onInterrupt(handler: () => void): void;
+  exit(code: number): never;
+}
+
+/** A `signet <name>` subcommand. Resolves to the exit code. */
+export interface Command {
+  readonly summary: string;
+  readonly usage: string;
+  run(args: readonly string[], io: CommandIo, config: Config, log: Logger): Promise<number>;
+}
+
+/** Wrong arguments: the message and the command's usage are printed, exit code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}

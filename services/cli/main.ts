@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// `signet <command>`: operator commands beside the server (services/main.ts). Each command is a
+// module exporting a Command; this dispatcher reads the configuration once and maps errors to
+// exit codes (2 usage or configuration, 1 failure).
+import { ConfigError, loadConfig } from '../common/config.ts';
+import { createLogger } from '../common/logger.ts';
+import { backfill } from './backfill.ts';
+import { UsageError, type Command, type CommandIo } from './command.ts';
+
+const COMMANDS: Readonly<Record<string, Command>> = { backfill };
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  return `usage: signet <command> [options]\n\ncommands:\n${Object.entries(COMMANDS)
+    .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
+    .join('\n')}\n\nsignet <command> --help shows a command's options. Configuration is read from the environment, as for the server.\n`;
+}
+
+const io: CommandIo = {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  onInterrupt: (handler) => {
+    process.on('SIGINT', handler);
+    process.on('SIGTERM', handler);
+  },
+  exit: (code) => process.exit(code),
+};
+
+const [name, ...args] = process.argv.slice(2);
+const command = name === undefined ? undefined : COMMANDS[name];
+if (command === undefined) {
+  process.stderr.write(name === undefined || name === '--help' || name === 'help' ? usage() : `signet: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
+  process.exit(name === '--help' || name === 'help' ? 0 : 2);
+}
+if (args.includes('--help') || args.includes('-h')) {
+  process.stdout.write(command.usage);
+  process.exit(0);
+}
+try {
+  const config = loadConfig(process.env);
+  // Logs are NDJSON on stdout, as the server's; the command's own report is plain text.
+  const log = createLogger(config, { role: `cli-${name}` });
+  process.exitCode = await command.run(args, io, config, log);
+} catch (err) {
+  if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
+    process.stderr.write(`signet ${name}: ${(err as Error).message}\n\n${command.usage}`);
+    process.exit(2);
+  }
+  if (err instanceof ConfigError) {
+    process.stderr.write(`signet: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`signet ${name}: ${(err as Error).message}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,59 @@
+import type { Kysely } from 'kysely';
+import type { Digest } from '../../domain/digest.ts';
+import type { DB } from '../schema.generated.ts';
+
+/** What the ledger holds for one repository, for a crawl to compare the registry against. */
+export interface RepositoryLedger {
+  /** Manifest digest → deleted (marked by a delete event) or not. */
+  readonly manifests: ReadonlyMap<Digest, { readonly deleted: boolean }>;
+  /** Tag → the digest it points at now. */
+  readonly tags: ReadonlyMap<string, Digest>;
+  /** Digests of the signature manifests (`.sig`, referrers) whose signatures are recorded. */
+  readonly signatureSources: ReadonlySet<Digest>;
+}
+
+/** One read of a repository's manifests, tags and signature sources. */
+export async function getRepositoryLedger(db: Kysely<DB>, registry: string, repository: string): Promise<RepositoryLedger> {
+  const repo = db
+    .selectFrom('repositories as r')
+    .innerJoin('registries as g', 'g.id', 'r.registry_id')
+    .select('r.id')
+    .where('g.host', '=', registry)
+    .where('r.name', '=', repository);
+  const [manifests, tags, sources] = await Promise.all([
+    db.selectFrom('manifests').select(['digest', 'deleted_at']).where('repository_id', 'in', repo).execute(),
+    db.selectFrom('tags').select(['name', 'digest']).where('repository_id', 'in', repo).execute(),
+    db
+      .selectFrom('signatures as s')
+      .innerJoin('manifests as m', 'm.id', 's.manifest_id')
+      .select('s.source_digest')
+      .distinct()
+      .where('m.repository_id', 'in', repo)
+      .execute(),
+  ]);
+  return {
+    manifests: new Map(manifests.map((m) => [m.digest as Digest, { deleted: m.deleted_at !== null }])),
+    tags: new Map(tags.map((t) => [t.name, t.digest as Digest])),
+    signatureSources: new Set(sources.map((s) => s.source_digest as Digest)),
+  };
+}
+
+/** The last catalog repository an unfinished crawl of `registry` completed; undefined when none is unfinished. */
+export async function getCrawlCursor(db: Kysely<DB>, registry: string): Promise<{ lastRepository: string | null } | undefined> {
+  const row = await db.selectFrom('crawl_cursors').select('last_repository').where('registry', '=', registry).executeTakeFirst();
+  return row === undefined ? undefined : { lastRepository: row.last_repository };
+}
+
+/** Records that a crawl of `registry` finished `lastRepository` (null: started, nothing finished yet). */
+export async function saveCrawlCursor(db: Kysely<DB>, registry: string, lastRepository: string | null): Promise<void> {
+  await db
+    .insertInto('crawl_cursors')
+    .values({ registry, last_repository: lastRepository })
+    .onConflict((oc) => oc.column('registry').doUpdateSet({ last_repository: lastRepository, updated_at: new Date() }))
+    .execute();
+}
+
+/** A finished crawl leaves no cursor: the next one starts from the top. */
+export async function clearCrawlCursor(db: Kysely<DB>, registry: string): Promise<void> {
+  await db.deleteFrom('crawl_cursors').where('registry', '=', registry).execute();
+}

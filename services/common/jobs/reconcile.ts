@@ -1,0 +1,26 @@
+import { z } from 'zod';
+import { defineJob } from './define-job.ts';
+
+export const RECONCILE_QUEUE = 'reconcile';
+
+export const ReconcileData = z.object({
+  /** Registry hosts to crawl; the registries file's reconciled registries when empty. */
+  registries: z.array(z.string().min(1).max(255)).max(1_000).default([]),
+});
+export type ReconcileData = z.infer<typeof ReconcileData>;
+
+/**
+ * One reconciliation pass: crawl each configured registry and queue what the ledger lacks, healing
+ * notifications that were lost (distribution keeps them in memory; Harbor's are per project).
+ * Scheduled by a BullMQ job scheduler, so one pass runs per interval across all worker replicas.
+ */
+export const ReconcileJob = defineJob({
+  name: 'reconcile',
+  queue: RECONCILE_QUEUE,
+  schema: ReconcileData,
+  jobId: () => 'reconcile',
+  options: { attempts: 1, removeOnComplete: { count: 50 }, removeOnFail: { count: 50 } },
+});
+
+/** The job scheduler's id: upserted at worker start, removed when reconciliation is off. */
+export const RECONCILE_SCHEDULER_ID = 'reconcile-registries';

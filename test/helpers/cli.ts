@@ -1,0 +1,23 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { TEST_REDIS_URL, type TestSignet } from './signet.ts';
+
+const CLI = fileURLToPath(new URL('../../services/cli/main.ts', import.meta.url));
+
+/**
+ * Runs `signet backfill <args>` as a separate process, as an operator would, against the database
+ * and queue of `signet` (same Redis prefix), with `registryHost` reachable over plain HTTP.
+ */
+export function runBackfill(signet: TestSignet, registryHost: string, ...args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, [CLI, 'backfill', ...args], {
+    env: {
+      PATH: process.env.PATH,
+      DATABASE_URL: signet.config.database.url,
+      REDIS_URL: TEST_REDIS_URL,
+      SIGNET_QUEUE_PREFIX: signet.config.redis.queuePrefix,
+      SIGNET_INSECURE_REGISTRIES: registryHost,
+      LOG_LEVEL: 'warn',
+    },
+  });
+}

@@ -38,7 +38,7 @@ async function bench(name: string, args: string[], nodeFlags: string[] = []): Pr
 async function machine(): Promise<Record<string, string>> {
   const client = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
   await client.connect();
-  const pgVersion = ((await client.query<{ v: string }>('SHOW server_version')).rows[0]?.v ?? '?').split(' ')[0] ?? '?';
+  const pgVersion = ((await client.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? '?').split(' ')[0] ?? '?';
   await client.end();
   const redis = new Redis('redis://127.0.0.1:6379', { lazyConnect: true });
   await redis.connect();

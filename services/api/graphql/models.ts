@@ -7,7 +7,6 @@ import {
   identityStatsInRepositories,
   imagesByIds,
   imagesByRepositoryDigests,
-  ownersByImageIds,
   ownersByRepositoryIds,
   ownershipChangesByIds,
   parentsByChildIds,
@@ -85,16 +84,28 @@ function groupBy<K, V>(keys: readonly K[], rows: readonly V[], keyOf: (row: V) =
 export function createLoaders(db: Db, policyVersion: string) {
   const digestKey = (k: { repositoryId: string; digest: string }) => `${k.repositoryId}@${k.digest}`;
   const ownerKey = (k: { identityId: string; repositoryId: string }) => `${k.repositoryId}/${k.identityId}`;
-  return {
+  const loaders = {
     image: new DataLoader<string, ImageRow | null>(async (ids) => byKey(ids, await imagesByIds(db, ids), (r) => r.id)),
     imageByDigest: new DataLoader<{ repositoryId: string; digest: string }, ImageRow | null, string>(
       async (keys) => byKey(keys.map(digestKey), await imagesByRepositoryDigests(db, keys), digestKey),
       { cacheKeyFn: digestKey },
     ),
-    signatures: new DataLoader<string, SignatureRow[]>(async (ids) => groupBy(ids, await signaturesByImageIds(db, ids), (r) => r.manifest_id)),
-    imageOwners: new DataLoader<string, (SigningStats & { imageId: string })[]>(async (ids) =>
-      groupBy(ids, await ownersByImageIds(db, ids), (r) => r.imageId),
-    ),
+    signatures: new DataLoader<string, SignatureRow[]>(async (ids) => {
+      const rows = await signaturesByImageIds(db, ids);
+      // The verified signers came along (joined): the identity loader needs no query for them.
+      for (const r of rows) {
+        if (r.identity_id !== null && r.identity_kind !== null && r.identity_first_seen_at !== null && r.subject !== null) {
+          loaders.identity.prime(r.identity_id, {
+            id: r.identity_id,
+            kind: r.identity_kind,
+            subject: r.subject,
+            issuer: r.issuer,
+            firstSeenAt: r.identity_first_seen_at,
+          });
+        }
+      }
+      return groupBy(ids, rows, (r) => r.manifest_id);
+    }),
     tags: new DataLoader<string, string[]>(async (ids) =>
       groupBy(ids, await tagsByImageIds(db, ids), (r) => r.imageId).map((rows) => rows.map((r) => r.name)),
     ),
@@ -117,5 +128,6 @@ export function createLoaders(db: Db, policyVersion: string) {
     ),
     ownershipChange: new DataLoader<string, OwnershipChangeRow | null>(async (ids) => byKey(ids, await ownershipChangesByIds(db, ids), (r) => r.id)),
   };
+  return loaders;
 }
 export type Loaders = ReturnType<typeof createLoaders>;

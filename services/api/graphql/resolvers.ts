@@ -14,7 +14,9 @@ import {
   tagsByRepositoryId,
   type IdentityRow,
   type ImageRow,
+  type SignatureRow,
   type SigningStats,
+  signatureTime,
 } from '../../common/db/queries/ledger.ts';
 import { fulcioClaimOid } from '../../common/domain/fulcio.ts';
 import { ImageReferenceError, normalizeRegistry, parseImageReference } from '../../common/domain/image-ref.ts';
@@ -52,6 +54,24 @@ async function mustLoad<T>(p: Promise<T | null>, what: string): Promise<T> {
     throw new Error(`${what} not found`);
   }
   return v;
+}
+
+/** An image's verified signers, in the order they first signed it. */
+function signerIds(signatures: readonly SignatureRow[]): string[] {
+  const first = new Map<string, number>();
+  for (const s of signatures) {
+    if (s.identity_id !== null) {
+      const t = signatureTime(s).getTime();
+      first.set(s.identity_id, Math.min(t, first.get(s.identity_id) ?? t));
+    }
+  }
+  return [...first].sort((a, b) => a[1] - b[1]).map(([id]) => id);
+}
+
+/** The earliest (Math.min) or latest (Math.max) verified signature time, or null when none verified. */
+function signedBound(signatures: readonly SignatureRow[], pick: (...xs: number[]) => number): string | null {
+  const times = signatures.filter((s) => s.identity_id !== null).map((s) => signatureTime(s).getTime());
+  return times.length === 0 ? null : new Date(pick(...times)).toISOString();
 }
 
 function ownerModels(stats: readonly (SigningStats & { repositoryId: string })[]): RepositoryOwnerModel[] {
@@ -99,18 +119,9 @@ export const resolvers: Resolvers = {
     deletedAt: (m) => iso(m.deletedAt),
     tags: (m, _, { loaders }) => loaders.tags.load(m.id),
     signatures: (m, _, { loaders }) => loaders.signatures.load(m.id),
-    async owners(m, _, { loaders }) {
-      const owners = await loaders.imageOwners.load(m.id);
-      return present(await loaders.identity.loadMany(owners.map((o) => o.identityId)));
-    },
-    async firstSignedAt(m, _, { loaders }) {
-      const owners = await loaders.imageOwners.load(m.id);
-      return owners.length === 0 ? null : new Date(Math.min(...owners.map((o) => o.firstSignedAt.getTime()))).toISOString();
-    },
-    async lastSignedAt(m, _, { loaders }) {
-      const owners = await loaders.imageOwners.load(m.id);
-      return owners.length === 0 ? null : new Date(Math.max(...owners.map((o) => o.lastSignedAt.getTime()))).toISOString();
-    },
+    owners: async (m, _, { loaders }) => present<IdentityRow>(await loaders.identity.loadMany(signerIds(await loaders.signatures.load(m.id)))),
+    firstSignedAt: async (m, _, { loaders }) => signedBound(await loaders.signatures.load(m.id), Math.min),
+    lastSignedAt: async (m, _, { loaders }) => signedBound(await loaders.signatures.load(m.id), Math.max),
     decision: (m, _, { loaders }) => loaders.decision.load(m.id),
     children: (m, _, { loaders }) => loaders.children.load(m.id),
     parents: (m, _, { loaders }) => loaders.parents.load(m.id),

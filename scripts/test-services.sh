@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure what the tests talk to is running: PostgreSQL and Redis on 127.0.0.1 (started the
 # way this machine kind starts them), and Debian's docker-registry (CNCF distribution 2.8)
-# installed. Idempotent and quick when everything is already there. Run by `npm test` (pretest).
+# installed. Idempotent and quick when everything is already there. Run by `npm test` (pretest)
+# and `npm run bench` (prebench).
 set -euo pipefail
 
 say() { echo "[test-services] $*" >&2; }

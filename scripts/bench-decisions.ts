@@ -35,7 +35,7 @@ const { values } = parseArgs({
   },
 });
 const quick = values.quick;
-const seconds = quick ? 2 : Number(values.seconds);
+const seconds = quick ? 1 : Number(values.seconds);
 const warmup = quick ? 1 : 2;
 const connections = Number(values.connections);
 const moderate = Number(values.rate);

@@ -27,7 +27,8 @@ const { values } = parseArgs({
   },
 });
 const quick = values.quick;
-const seconds = quick ? 3 : Number(values.seconds);
+const seconds = quick ? 2 : Number(values.seconds);
+const warmup = quick ? 1 : 2;
 const signatures = quick ? 100_000 : Number(values.signatures);
 const database = quick ? `${values.database}_quick` : values.database;
 const run = promisify(execFile);
@@ -70,7 +71,7 @@ const bodies = {
 
 /** At a rate: the open-loop generator with sub-millisecond timing; without: autocannon at saturation. */
 function load(path: string, list: string[] | null, connections: number, rate?: number): Promise<Load> {
-  return runLoad({ url: `${signet.url}${path}`, bodies: list, connections, seconds, ...(rate === undefined ? {} : { rate, precise: true }) });
+  return runLoad({ url: `${signet.url}${path}`, bodies: list, connections, seconds, warmup, ...(rate === undefined ? {} : { rate, precise: true }) });
 }
 
 // One request of each first, to be sure they answer what they should.

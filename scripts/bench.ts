@@ -199,17 +199,29 @@ ${table(
 
 ## What bounds the figures that fall short
 
-See the closing notes of the benchmark issue and \`BENCHMARKS.md\` history; in short:
-- **Throughput vs bare** on POST endpoints: the response bodies (a Gatekeeper answer for 10 images
-  is ~3.5 KB against the bare server's 11 bytes) and request parsing; a CPU profile of the batch
-  endpoint shows about a third of the time in the socket write of the response, which the bare
-  server does too, and Signet's own code (lookup, answer objects, fastify serialisation) ~20%.
-- **Latency at half of saturation**: on 2 cores the load generator and the server share the CPUs;
-  at a moderate rate the batch answers well under a millisecond at p50.
-- **Live ÷ Signet**: the baseline runs on loopback against a local registry with no Rekor or TUF
-  call; every network round trip a real verifier makes (tens of milliseconds to a remote registry)
-  multiplies the ratio.
-- **Decision-table memory**: the \`registry/repo@sha256:…\` key string (~100 bytes) and the Map slot.
+From CPU profiles (\`node --cpu-prof\`) of each endpoint under load:
+- **Throughput vs bare, POST endpoints.** The Gatekeeper answer for 10 images is ~3.5 KB against
+  the bare server's 11 bytes, and its request ~1 KB. About a third of the server's CPU is the socket
+  write of the response (\`writeUtf8String\`), which grows with the body; Signet's own code (lookup,
+  answer objects) and fastify's serialisation are ~20%, zod ~2%. A JSON-schema'd route
+  (fast-json-stringify) measured slower than zod + JSON.stringify and was reverted. The single
+  lookup (GET, small answer) is at ~0.66 and the AdmissionReview at ~0.6.
+- **Latency at half of saturation.** On 2 cores the load generator and the server share the CPUs,
+  and autocannon reports whole milliseconds; at a moderate rate the open-loop figures show the
+  sub-millisecond answer.
+- **Live ÷ Signet.** The live baseline runs on loopback against a local registry with no Rekor or
+  TUF call, so it costs ~12 ms; a real live verifier crosses a network to the registry (and often
+  Rekor and TUF) — published figures are 1–2.4 s per image for Ratify and ~2 s per cosign check for
+  Connaisseur, which against Signet's ~0.25 ms is the 1000× and more. Signet's side cannot be made
+  much faster: it is at the Node HTTP ceiling (see section 1).
+- **GraphQL p99.** Two to four sequential Postgres round trips per query (each re-planned: the pg
+  driver sends unnamed statements), on a machine where Postgres, the load generator and the server
+  share 2 cores; the profile shows a third of the time in socket writes (Postgres and HTTP) and ~9%
+  in Kysely building queries. Every read is an index lookup (see the query plans in the closing
+  note of the GraphQL issue).
+- **Keyless verification** is ~6 ms of CPU: \`verifyOneShot\` (the Fulcio chain's P-384 signatures,
+  SCT, SET, the signature) is 58% of it and key export/buffer copies in sigstore's certificate
+  handling ~25%. It runs once per signature, at push time, never at admission.
 
 ## Reproduce
 

@@ -20,6 +20,7 @@ import { createRedis } from './common/redis.ts';
 import type { ShutdownStep } from './common/shutdown.ts';
 import { registerIngestRoutes } from './ingest/server.ts';
 import { createDecider } from './worker/decider.ts';
+import { hostAllowlist } from './common/domain/host-allowlist.ts';
 import { ALERTS_QUEUE } from './common/jobs/notify-ownership-change.ts';
 import { loadConfiguredCredentials, registryClientFromConfig } from './worker/oci/from-config.ts';
 import { createOwnershipAnnouncer, startAlertWorker } from './worker/ownership.ts';
@@ -211,8 +212,12 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     if (silent.length > 0) {
       log.warn({ sources: silent }, 'no webhook secret for these sources: their deliveries will be refused with 401');
     }
+    if (config.registry.allowed.length === 0) {
+      log.warn('no registry is allowed (SIGNET_ALLOWED_REGISTRIES, the registries file): every webhook event will be rejected');
+    }
     registerIngestRoutes(app, {
       db,
+      allowedRegistries: hostAllowlist(config.registry.allowed),
       queue: producer,
       log: log.child({ component: 'ingest' }),
       secrets: config.webhookSecrets,

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { WEBHOOK_SOURCES, type WebhookSource } from './domain/registry-event.ts';
+import { HOST_PATTERN } from './domain/host-allowlist.ts';
 import { loadRegistriesFile, RegistriesFileError, type RegistryConfig } from './registries-file.ts';
 
 /** The public-good Sigstore trusted root shipped with Signet (see trust/PROVENANCE.md). */
@@ -63,6 +64,8 @@ const Env = z.object({
   SIGNET_TRUSTED_KEYS: z.string().min(1).optional(),
   SIGNET_POLICY: z.string().min(1).optional(),
   SIGNET_LEARN_REGISTRIES: commaList(hostPort),
+  SIGNET_ALLOWED_REGISTRIES: commaList(z.string().regex(HOST_PATTERN, 'expected host[:port] or *.domain')),
+  SIGNET_ALLOWED_REDIRECT_HOSTS: commaList(z.string().regex(HOST_PATTERN, 'expected host[:port] or *.domain')),
   SIGNET_DECISION_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(0),
   SIGNET_TLS_CERT: z.string().min(1).optional(),
   SIGNET_TLS_KEY: z.string().min(1).optional(),
@@ -119,6 +122,13 @@ export interface Config {
     readonly maxPayloadBytes: number;
   };
   readonly registry: {
+    /**
+     * The only registries Signet contacts or accepts events for (host patterns): SIGNET_ALLOWED_REGISTRIES
+     * plus every registry the configuration names anyway (registries file, insecure, endpoints, learn).
+     */
+    readonly allowed: readonly string[];
+    /** Other hosts a registry may redirect to (blob storage) or name as its token realm. */
+    readonly redirectHosts: readonly string[];
     readonly insecureHosts: readonly string[];
     readonly authFile: string | null;
     /** Credentials from the registries file; they win over the auth file's for the same host. */
@@ -230,6 +240,18 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxPayloadBytes: e.SIGNET_MAX_PAYLOAD_BYTES,
     },
     registry: {
+      allowed: [
+        ...new Set(
+          [
+            ...e.SIGNET_ALLOWED_REGISTRIES,
+            ...registries.map((r) => r.host),
+            ...e.SIGNET_INSECURE_REGISTRIES,
+            ...envEndpoints.map(([name]) => name),
+            ...e.SIGNET_LEARN_REGISTRIES,
+          ].map((h) => h.toLowerCase()),
+        ),
+      ],
+      redirectHosts: e.SIGNET_ALLOWED_REDIRECT_HOSTS.map((h) => h.toLowerCase()),
       insecureHosts: [...new Set([...e.SIGNET_INSECURE_REGISTRIES.map((h) => h.toLowerCase()), ...registries.filter((r) => r.insecure).map((r) => r.host)])],
       authFile: e.SIGNET_REGISTRY_AUTH_FILE ?? null,
       credentials: registries.flatMap((r) => (r.credentials === null ? [] : [[r.host, r.credentials] as const])),

@@ -5,6 +5,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Kysely, Transaction } from 'kysely';
 import { parseCosignTag, type Digest } from '../common/domain/digest.ts';
+import type { HostAllowlist } from '../common/domain/host-allowlist.ts';
+import { normalizeRegistry } from '../common/domain/image-ref.ts';
 import type { NormalizedDelivery, RegistryEvent, WebhookSource } from '../common/domain/registry-event.ts';
 import { recordDelivery } from '../common/db/queries/deliveries.ts';
 import { markManifestDeleted } from '../common/db/queries/manifests.ts';
@@ -28,6 +30,8 @@ import { normalizeQuay } from './registries/quay.ts';
 
 export interface IngestDeps {
   readonly db: Kysely<DB>;
+  /** Registries whose events are acted on; events for any other are rejected. */
+  readonly allowedRegistries: HostAllowlist;
   readonly queue: Queue;
   readonly log: Logger;
   /**
@@ -234,7 +238,7 @@ async function handleDelivery(source: Source, secrets: readonly SourceSecret[], 
     bodyHash: sha256(raw).toString('hex'),
     receivedAt: new Date().toISOString(),
   };
-  const delivery = source.normalize(body, ctx, req.headers);
+  const delivery = refuseUnknownRegistries(source.normalize(body, ctx, req.headers), deps.allowedRegistries);
   if (source.refuseUnusable && delivery.events.length === 0 && delivery.rejected.length > 0) {
     throw new WebhookError('MALFORMED', `nothing in the delivery is usable: ${delivery.rejected.map((r) => r.reason).join(' | ')}`.slice(0, 2000));
   }
@@ -322,6 +326,29 @@ async function recordEventFacts(trx: Transaction<DB>, event: RegistryEvent): Pro
 
 function lockOrder(e: RegistryEvent): string {
   return `${e.registry}/${e.repository}`;
+}
+
+/**
+ * Events for registries Signet is not configured to contact become rejections: a webhook must not
+ * be able to send the worker to an arbitrary host (SSRF), and nothing is queued for them.
+ */
+function refuseUnknownRegistries(d: NormalizedDelivery, allowed: HostAllowlist): NormalizedDelivery {
+  const refused = d.events.filter((e) => !allowed.allows(e.registry) && !(normalizeRegistry(e.registry) === 'docker.io' && allowed.allows('docker.io')));
+  if (refused.length === 0) {
+    return d;
+  }
+  return {
+    ...d,
+    events: d.events.filter((e) => !refused.includes(e)),
+    rejected: [
+      ...d.rejected,
+      ...refused.map((e) => ({
+        index: -1,
+        eventId: e.eventId,
+        reason: `registry ${e.registry} is not one Signet may contact (SIGNET_ALLOWED_REGISTRIES or the registries file)`,
+      })),
+    ],
+  };
 }
 
 function summary(queued: number, d: NormalizedDelivery): string {

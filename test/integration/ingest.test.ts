@@ -16,7 +16,7 @@ let signet: TestSignet;
 
 beforeAll(async () => {
   db = await createTestDb();
-  signet = await startTestSignet({ DATABASE_URL: db.url, SIGNET_ROLES: 'ingest' });
+  signet = await startTestSignet({ DATABASE_URL: db.url, SIGNET_ROLES: 'ingest', SIGNET_ALLOWED_REGISTRIES: 'registrycluster.local' });
 });
 
 afterAll(async () => {
@@ -70,6 +70,19 @@ describe('POST /webhooks/distribution', () => {
       expect((await post(signet, V3_ENVELOPE, { 'content-type': contentType })).statusCode).toBe(202);
     },
   );
+
+  it('rejects events for a registry Signet is not configured to contact, queueing nothing (no SSRF)', async () => {
+    const forged = V3_ENVELOPE.toString('utf8').replaceAll('registrycluster.local', '169.254.169.254');
+    const res = await post(signet, forged);
+    expect(res.statusCode).toBe(202);
+    const body = res.json<{ queued: string[]; rejected: { reason: string }[] }>();
+    expect(body.queued).toEqual([]);
+    expect(body.rejected).toEqual([
+      expect.objectContaining({ reason: 'registry 169.254.169.254 is not one Signet may contact (SIGNET_ALLOWED_REGISTRIES or the registries file)' }),
+    ]);
+    const counts = await signet.queue!.getJobCounts('waiting', 'active', 'delayed', 'completed');
+    expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(0);
+  });
 
   it('collapses a duplicate delivery onto the same job', async () => {
     const first = await post(signet, V3_ENVELOPE);
@@ -177,7 +190,7 @@ describe('when Redis is unreachable', () => {
     redis = await startRedis();
     ownDb = await createTestDb();
     own = await eventually(
-      () => startTestSignet({ DATABASE_URL: ownDb!.url, SIGNET_ROLES: 'ingest', REDIS_URL: `redis://127.0.0.1:${port}` }),
+      () => startTestSignet({ DATABASE_URL: ownDb!.url, SIGNET_ROLES: 'ingest', REDIS_URL: `redis://127.0.0.1:${port}`, SIGNET_ALLOWED_REGISTRIES: 'registrycluster.local' }),
       'signet connected to the test redis',
     );
     expect((await post(own, V3_ENVELOPE)).statusCode).toBe(202);

@@ -30,6 +30,8 @@ beforeAll(async () => {
     SIGNET_ROLES: 'ingest',
     SIGNET_WEBHOOK_SECRET_GITHUB: GITHUB_SECRET,
     SIGNET_REGISTRIES_FILE: join(tmp, 'registries.yaml'),
+    // The registries the published payloads name (harbor.example.com comes from the file).
+    SIGNET_ALLOWED_REGISTRIES: 'registrycluster.local,localhost,docker.io,quay.io,ghcr.io,*.azurecr.io,*.dkr.ecr.us-east-1.amazonaws.com,*.dkr.ecr.us-west-2.amazonaws.com,*.pkg.dev',
   });
 });
 

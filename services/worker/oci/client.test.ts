@@ -701,6 +701,48 @@ describe('against a fake registry', () => {
     });
   });
 
+  describe('allowlists (no SSRF)', () => {
+    it('refuses a registry that is not allowed, before sending anything', async () => {
+      fake.handle((_req, res) => serveManifest(res, imageManifest()));
+      const err = await rejection(c({ allowedRegistries: ['registry.example.com'] }).getManifest(fake.host, 'a/b', 'v1'));
+      expect(err.code).toBe('REFUSED');
+      expect(err.message).toContain(`registry ${fake.host} is not one Signet may contact`);
+      expect(fake.requests).toEqual([]);
+      await c({ allowedRegistries: [fake.host] }).getManifest(fake.host, 'a/b', 'v1');
+      expect(fake.requests).toHaveLength(1);
+    });
+
+    it('follows a redirect to another host only when that host is allowed', async () => {
+      const blob = randomBytes(64);
+      const digest = sha256Digest(blob);
+      storage.handle((_req, res) => res.writeHead(200).end(blob));
+      fake.handle((_req, res) => res.writeHead(307, { location: `${storage.url}/bucket/${digest.slice(7)}` }).end());
+      const refused = await rejection(c({ allowedRegistries: [fake.host] }).getBlob(fake.host, 'a/b', digest, 4096));
+      expect(refused.code).toBe('REFUSED');
+      expect(refused.message).toContain(`redirect to ${storage.host}: not in SIGNET_ALLOWED_REDIRECT_HOSTS`);
+      expect(storage.requests).toEqual([]);
+      const got = await c({ allowedRegistries: [fake.host], allowedRedirectHosts: [storage.host] }).getBlob(fake.host, 'a/b', digest, 4096);
+      expect(got.equals(blob)).toBe(true);
+    });
+
+    it('asks a token realm on another host only when that host is allowed', async () => {
+      storage.handle((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: 't' })));
+      fake.handle((req, res) => {
+        if (req.headers.authorization === 'Bearer t') {
+          serveManifest(res, imageManifest());
+        } else {
+          res.writeHead(401, { 'www-authenticate': `Bearer realm="${storage.url}/token",service="s"` }).end();
+        }
+      });
+      const refused = await rejection(c({ allowedRegistries: [fake.host] }).getManifest(fake.host, 'a/b', 'v1'));
+      expect(refused.code).toBe('REFUSED');
+      expect(refused.message).toContain(`token realm on ${storage.host}`);
+      expect(storage.requests).toEqual([]);
+      await c({ allowedRegistries: [fake.host], allowedRedirectHosts: [storage.host] }).getManifest(fake.host, 'a/b', 'v1');
+      expect(storage.requests).toHaveLength(1);
+    });
+  });
+
   it('uses https for a host that is not in insecureHosts, and never falls back to plain HTTP', async () => {
     fake.handle((_req, res) => serveManifest(res, imageManifest()));
     const credentials = credentialStoreFrom([[fake.host, { username: 'alice', password: 'pw' }]]);

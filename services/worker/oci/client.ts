@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RegistryError } from '../../common/errors.ts';
 import { isDigest, sha256Digest, type Digest } from '../../common/domain/digest.ts';
+import { DOCKER_HUB_HOSTS, hostAllowlist } from '../../common/domain/host-allowlist.ts';
 import { isRegistryHost, isRepositoryName, isTag } from '../../common/domain/image-ref.ts';
 import type { Logger } from '../../common/logger.ts';
 import {
@@ -30,6 +31,17 @@ export interface RegistryClientOptions {
   readonly maxManifestBytes: number;
   readonly log: Logger;
   readonly userAgent?: string;
+  /**
+   * The registries Signet may contact (host patterns, see `hostAllowlist`); a request for any other
+   * is refused before anything is sent. Unset: any registry (tools and tests that build a client
+   * for one known registry).
+   */
+  readonly allowedRegistries?: readonly string[];
+  /**
+   * With `allowedRegistries`: the other hosts a registry may redirect to (blob storage, CDNs) or
+   * name as its token realm. A registry's own host and the allowed registries always are.
+   */
+  readonly allowedRedirectHosts?: readonly string[];
 }
 
 export interface FetchedManifest {
@@ -221,6 +233,16 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
       insecure.add(endpoint.host);
     }
   }
+  const allowed = opts.allowedRegistries === undefined ? null : hostAllowlist(opts.allowedRegistries);
+  const dockerHubAllowed = allowed?.allows('docker.io') === true;
+  const elsewhere =
+    opts.allowedRegistries === undefined
+      ? null
+      : hostAllowlist([...(opts.allowedRedirectHosts ?? []), ...opts.allowedRegistries, ...(dockerHubAllowed ? DOCKER_HUB_HOSTS : [])]);
+  /** May a redirect or a token realm of a registry at `from` take Signet to `to`? */
+  function mayGo(from: URL, to: URL): boolean {
+    return elsewhere === null || to.host === from.host || elsewhere.allows(to.host);
+  }
   const tokens = createTokenCache();
   /** host + repository → the scope the registry last asked for, to send its cached token up front. */
   const scopeOf = new Map<string, string>();
@@ -241,6 +263,12 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
 
   function resolve(registry: string, repository: string): Target {
     const host = validateRegistryHost(registry);
+    if (allowed !== null && !allowed.allows(host) && !(normalizeRegistryHost(host) === 'docker.io' && dockerHubAllowed)) {
+      throw new RegistryError(
+        'REFUSED',
+        `registry ${host} is not one Signet may contact: add it to SIGNET_ALLOWED_REGISTRIES (or the registries file)`,
+      );
+    }
     if (repository !== '') {
       // '' is the registry itself (the catalog).
       validateRepository(repository);
@@ -316,6 +344,9 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
     }
     if (next.username !== '' || next.password !== '') {
       throw new RegistryError('REFUSED', `${what}: refusing to follow a redirect carrying user info`);
+    }
+    if (!mayGo(from, next)) {
+      throw new RegistryError('REFUSED', `${what}: refusing to follow a redirect to ${next.host}: not in SIGNET_ALLOWED_REDIRECT_HOSTS`);
     }
     return next;
   }
@@ -501,6 +532,9 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
     }
     if (url.username !== '' || url.password !== '') {
       throw new RegistryError('REFUSED', `${what}: refusing a token realm carrying user info`);
+    }
+    if (!mayGo(new URL(t.origin), url)) {
+      throw new RegistryError('REFUSED', `${what}: refusing token realm on ${url.host}: not in SIGNET_ALLOWED_REDIRECT_HOSTS`);
     }
     if (service !== undefined) {
       url.searchParams.set('service', service);

@@ -25,6 +25,8 @@ export function registryClientFromConfig(config: Config, credentials: Credential
     timeoutMs: config.registry.timeoutMs,
     retries: config.registry.retries,
     maxManifestBytes: config.registry.maxManifestBytes,
+    allowedRegistries: config.registry.allowed,
+    allowedRedirectHosts: config.registry.redirectHosts,
     log: log.child({ component: 'registry' }),
   });
 }

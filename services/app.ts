@@ -247,7 +247,10 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
       }
       learner = { queue: learnQueue, registries: new Set(config.decisions.learnRegistries), waitMs: config.decisions.waitMs };
     }
-    const table = new DecisionTable(db, policy, log.child({ component: 'decision-table' }), learner);
+    const table = new DecisionTable(db, policy, log.child({ component: 'decision-table' }), learner, { allowUnknown: config.decisions.allowUnknown });
+    if (config.decisions.allowUnknown) {
+      log.warn('SIGNET_UNKNOWN_IMAGES=allow: images Signet has never indexed are admitted');
+    }
     await table.start(subscriber, config.redis.queuePrefix);
     onPolicy.push((next) => table.setPolicy(next));
     registerApiRoutes(app, table);

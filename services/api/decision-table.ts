@@ -105,11 +105,15 @@ export class DecisionTable {
 
   readonly #learner: Learner | null;
 
-  constructor(db: Kysely<DB>, policy: Policy, log: Logger, learner: Learner | null = null) {
+  /** Whether an image the ledger has never seen is allowed (SIGNET_UNKNOWN_IMAGES; deny by default). */
+  readonly #allowUnknown: boolean;
+
+  constructor(db: Kysely<DB>, policy: Policy, log: Logger, learner: Learner | null = null, opts: { allowUnknown?: boolean } = {}) {
     this.#db = db;
     this.#policy = policy;
     this.#log = log;
     this.#learner = learner;
+    this.#allowUnknown = opts.allowUnknown ?? false;
   }
 
   get size(): number {
@@ -222,7 +226,18 @@ export class DecisionTable {
         }
       }
     }
-    return { image, digest, ...d, verifiedAt: null, message: d.reason === 'unknown' ? `${formatImageReference(ref)} has not been indexed by Signet` : d.message };
+    if (d.reason !== 'unknown') {
+      return { image, digest, ...d, verifiedAt: null };
+    }
+    const message = `${formatImageReference(ref)} has not been indexed by Signet`;
+    return {
+      image,
+      digest,
+      ...d,
+      allowed: this.#allowUnknown,
+      verifiedAt: null,
+      message: this.#allowUnknown ? `${message}; allowed because SIGNET_UNKNOWN_IMAGES=allow` : message,
+    };
   }
 
   async #known(registry: string, repository: string, digest: Digest | null, reference: string): Promise<{ digest: Digest; entry: Entry } | null> {

@@ -66,6 +66,7 @@ const Env = z.object({
   SIGNET_LEARN_REGISTRIES: commaList(hostPort),
   SIGNET_ALLOWED_REGISTRIES: commaList(z.string().regex(HOST_PATTERN, 'expected host[:port] or *.domain')),
   SIGNET_ALLOWED_REDIRECT_HOSTS: commaList(z.string().regex(HOST_PATTERN, 'expected host[:port] or *.domain')),
+  SIGNET_UNKNOWN_IMAGES: z.enum(['deny', 'allow']).default('deny'),
   SIGNET_DECISION_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(0),
   SIGNET_TLS_CERT: z.string().min(1).optional(),
   SIGNET_TLS_KEY: z.string().min(1).optional(),
@@ -147,6 +148,8 @@ export interface Config {
     readonly learnRegistries: readonly string[];
     /** How long a lookup of an unknown image waits for that indexing (0: answer `unknown` at once). */
     readonly waitMs: number;
+    /** Whether an image the ledger has never seen (`unknown`) is allowed; deny by default. */
+    readonly allowUnknown: boolean;
   };
   /** Bearer tokens for reading the ledger (GraphQL); empty leaves it open to anyone who can reach the port. */
   readonly api: { readonly tokens: readonly string[] };
@@ -263,7 +266,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     worker: { concurrency: e.SIGNET_WORKER_CONCURRENCY },
     policyPath: e.SIGNET_POLICY ?? null,
-    decisions: { learnRegistries: e.SIGNET_LEARN_REGISTRIES.map((h) => h.toLowerCase()), waitMs: e.SIGNET_DECISION_WAIT_MS },
+    decisions: { learnRegistries: e.SIGNET_LEARN_REGISTRIES.map((h) => h.toLowerCase()), waitMs: e.SIGNET_DECISION_WAIT_MS, allowUnknown: e.SIGNET_UNKNOWN_IMAGES === 'allow' },
     api: { tokens: e.SIGNET_API_TOKENS },
     alerts: { webhookUrl: e.SIGNET_ALERT_WEBHOOK_URL ?? null },
     shutdownTimeoutMs: e.SIGNET_SHUTDOWN_TIMEOUT_MS,

@@ -180,6 +180,25 @@ allow_without_verification:`,
     expect(await ask(signet, `${registry.host}/team/app:v1`)).toMatchObject({ allowed: true });
   });
 
+  it('SIGNET_UNKNOWN_IMAGES=allow admits only images the ledger has never seen', async () => {
+    const unsigned = await pushRandomImage(registry.url, 'team/unknown-setting', 'v1');
+    await until(signet, `${registry.host}/team/unknown-setting:v1`, { reason: 'unsigned' });
+    const file = join(tmp, 'policy-unknown.yaml');
+    await writeFile(file, policyFor(`127.0.0.1:${port}`, 'alice@example.com'));
+    const lenient = await startTestSignet({ DATABASE_URL: db.url, SIGNET_ROLES: 'api', SIGNET_POLICY: file, SIGNET_UNKNOWN_IMAGES: 'allow' });
+    try {
+      const never = await ask(lenient, `${registry.host}/team/never-pushed:v1`);
+      expect(never).toMatchObject({ allowed: true, reason: 'unknown', digest: null });
+      expect((never as unknown as { message: string }).message).toContain('SIGNET_UNKNOWN_IMAGES=allow');
+      // Known to the ledger: the policy decides, whatever the setting.
+      expect(await ask(lenient, `${registry.host}/team/unknown-setting@${unsigned.digest}`)).toMatchObject({ allowed: false, reason: 'unsigned' });
+      // The default stays deny.
+      expect(await ask(signet, `${registry.host}/team/never-pushed:v1`)).toMatchObject({ allowed: false, reason: 'unknown' });
+    } finally {
+      await lenient.stop();
+    }
+  });
+
   it('rejects malformed requests with 400', async () => {
     for (const payload of [{}, { images: [] }, { images: 'x' }, { images: Array.from({ length: 300 }, () => 'a') }]) {
       expect((await signet.app.inject({ method: 'POST', url: '/v1/decisions', payload })).statusCode).toBe(400);

@@ -79,7 +79,9 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
   log.info({ policy: config.policyPath, policyVersion: policy.version }, 'policy loaded');
 
   const steps: ShutdownStep[] = [];
-  const checks: ReadinessCheck[] = [{ name: 'postgres', check: () => sql`SELECT 1`.execute(db) }];
+  // An API-only replica answers decisions from memory without Postgres: degraded, still ready.
+  const apiOnly = roles.has('api') && !roles.has('ingest') && !roles.has('worker');
+  const checks: ReadinessCheck[] = [{ name: 'postgres', check: () => sql`SELECT 1`.execute(db), degradable: apiOnly }];
   const tls = config.http.tls;
   const app = createHttpServer(
     log,
@@ -252,6 +254,14 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
       log.warn('SIGNET_UNKNOWN_IMAGES=allow: images Signet has never indexed are admitted');
     }
     await table.start(subscriber, config.redis.queuePrefix);
+    if (apiOnly) {
+      // Without the ledger-events channel answers go on from memory, marked stale.
+      checks.push({
+        name: 'redis',
+        degradable: true,
+        check: () => (subscriber.status === 'ready' ? Promise.resolve() : Promise.reject(new Error(`subscriber ${subscriber.status}`))),
+      });
+    }
     onPolicy.push((next) => table.setPolicy(next));
     registerApiRoutes(app, table);
     if (config.api.tokens.length === 0) {

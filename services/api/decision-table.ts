@@ -23,6 +23,12 @@ export interface ImageDecision {
   readonly signers: Decision['signers'];
   readonly policyVersion: string;
   readonly verifiedAt: string | null;
+  /**
+   * True when this replica may be behind the ledger: its ledger-events subscription is down, or
+   * Postgres could not be asked. The answer is still the last one known (never more permissive
+   * than it: an image the replica cannot look up is denied).
+   */
+  readonly stale: boolean;
 }
 
 /** One image's decision. `decision` is shared between every image decided alike (interned). */
@@ -107,6 +113,7 @@ export class DecisionTable {
 
   /** Whether an image the ledger has never seen is allowed (SIGNET_UNKNOWN_IMAGES; deny by default). */
   readonly #allowUnknown: boolean;
+  #subscriber: Redis | null = null;
 
   constructor(db: Kysely<DB>, policy: Policy, log: Logger, learner: Learner | null = null, opts: { allowUnknown?: boolean } = {}) {
     this.#db = db;
@@ -122,6 +129,7 @@ export class DecisionTable {
 
   /** Subscribes first, then loads, so nothing published during the load is missed. */
   async start(subscriber: Redis, prefix: string): Promise<void> {
+    this.#subscriber = subscriber;
     subscriber.on('message', (_channel: string, message: string) => {
       try {
         this.apply(JSON.parse(message) as LedgerEvent);
@@ -188,10 +196,15 @@ export class DecisionTable {
       const digest = ref.digest ?? this.#tags.get(tagKey(ref.registry, ref.repository, ref.tag ?? 'latest'));
       const entry = digest === undefined ? undefined : this.#decisions.get(ref.registry, ref.repository, digest);
       if (digest !== undefined && entry !== undefined) {
-        return Promise.resolve(answer(image, digest, entry));
+        return Promise.resolve(answer(image, digest, entry, this.#stale()));
       }
     }
     return this.#lookupSlow(image);
+  }
+
+  /** The ledger-events subscription is not live: updates may have been missed. */
+  #stale(): boolean {
+    return this.#subscriber !== null && this.#subscriber.status !== 'ready';
   }
 
   async #lookupSlow(image: string): Promise<ImageDecision> {
@@ -204,13 +217,30 @@ export class DecisionTable {
       this.#parsed.set(image, ref);
     } catch (err) {
       const message = err instanceof ImageReferenceError ? err.message : 'invalid image reference';
-      return { image, digest: null, allowed: false, reason: 'invalid_reference', message, signers: [], policyVersion: this.#policy.version, verifiedAt: null };
+      return { image, digest: null, allowed: false, reason: 'invalid_reference', message, signers: [], policyVersion: this.#policy.version, verifiedAt: null, stale: false };
     }
     const { registry, repository } = ref;
     const reference = ref.digest ?? ref.tag ?? 'latest';
-    const known = await this.#known(registry, repository, ref.digest, reference);
+    let known;
+    try {
+      known = await this.#known(registry, repository, ref.digest, reference);
+    } catch (err) {
+      // Postgres is unreachable and the answer is not in memory: deny, and say why. Never allow on an error.
+      this.#log.warn({ err, image }, 'ledger unreachable for a lookup not in memory');
+      return {
+        image,
+        digest: ref.digest,
+        allowed: false,
+        reason: 'unknown',
+        message: `${formatImageReference(ref)} is not in this replica's memory and the ledger is unreachable`,
+        signers: [],
+        policyVersion: this.#policy.version,
+        verifiedAt: null,
+        stale: true,
+      };
+    }
     if (known !== null) {
-      return answer(image, known.digest, known.entry);
+      return answer(image, known.digest, known.entry, this.#stale());
     }
     // Not in the ledger: the policy may still answer (allow_without_verification, not covered);
     // otherwise `unknown`, which is a denial.
@@ -222,12 +252,12 @@ export class DecisionTable {
         await sleep(WAIT_POLL_MS);
         const learnt = await this.#known(registry, repository, ref.digest, reference);
         if (learnt !== null) {
-          return answer(image, learnt.digest, learnt.entry);
+          return answer(image, learnt.digest, learnt.entry, this.#stale());
         }
       }
     }
     if (d.reason !== 'unknown') {
-      return { image, digest, ...d, verifiedAt: null };
+      return { image, digest, ...d, verifiedAt: null, stale: this.#stale() };
     }
     const message = `${formatImageReference(ref)} has not been indexed by Signet`;
     return {
@@ -236,6 +266,7 @@ export class DecisionTable {
       ...d,
       allowed: this.#allowUnknown,
       verifiedAt: null,
+      stale: this.#stale(),
       message: this.#allowUnknown ? `${message}; allowed because SIGNET_UNKNOWN_IMAGES=allow` : message,
     };
   }
@@ -316,8 +347,8 @@ export class DecisionTable {
   }
 }
 
-function answer(image: string, digest: Digest, entry: Entry): ImageDecision {
-  return { image, ...entry.decision, digest, verifiedAt: new Date(entry.verifiedAt).toISOString() };
+function answer(image: string, digest: Digest, entry: Entry, stale: boolean): ImageDecision {
+  return { image, ...entry.decision, digest, verifiedAt: new Date(entry.verifiedAt).toISOString(), stale };
 }
 
 function tagKey(registry: string, repository: string, tag: string): string {

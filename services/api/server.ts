@@ -20,6 +20,7 @@ const decisionSchema = {
     },
     policyVersion: { type: 'string' },
     verifiedAt: { type: ['string', 'null'] },
+    stale: { type: 'boolean' },
   },
 } as const;
 
@@ -126,6 +127,7 @@ function decisionValue(d: ImageDecision) {
     signers: d.signers,
     policyVersion: d.policyVersion,
     verifiedAt: d.verifiedAt,
+    stale: d.stale,
   };
 }
 

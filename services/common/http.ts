@@ -6,13 +6,19 @@ import type { Logger } from './logger.ts';
 export interface ReadinessCheck {
   readonly name: string;
   check(): Promise<unknown>;
+  /**
+   * The process still serves without it (an API replica answers decisions from memory when
+   * Postgres is down): its failure makes `/readyz` answer 200 `degraded`, not 503.
+   */
+  readonly degradable?: boolean;
 }
 
 const CHECK_TIMEOUT_MS = 2_000;
 
 /**
  * The HTTP host shared by every role: fastify with `/healthz` (the process is alive) and
- * `/readyz` (200 only when every dependency answers). Routes are added by the roles; `listen()`
+ * `/readyz` (200 `ready` when every dependency answers, 200 `degraded` when only degradable ones
+ * fail, else 503). Routes are added by the roles; `listen()`
  * is main.ts's business.
  */
 export interface TlsMaterial {
@@ -64,14 +70,15 @@ export function createHttpServer(log: Logger, checks: readonly ReadinessCheck[],
             c.check(),
             new Promise((_, reject) => setTimeout(() => reject(new Error('timed out')), CHECK_TIMEOUT_MS).unref()),
           ]);
-          return [c.name, 'ok'] as const;
+          return [c.name, 'ok', c] as const;
         } catch (err) {
-          return [c.name, `unavailable: ${(err as Error).message}`] as const;
+          return [c.name, `unavailable: ${(err as Error).message}`, c] as const;
         }
       }),
     );
-    const ready = results.every(([, r]) => r === 'ok');
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks: Object.fromEntries(results) });
+    const failed = results.filter(([, r]) => r !== 'ok');
+    const status = failed.length === 0 ? 'ready' : failed.every(([, , c]) => c.degradable === true) ? 'degraded' : 'not_ready';
+    return reply.code(status === 'not_ready' ? 503 : 200).send({ status, checks: Object.fromEntries(results.map(([n, r]) => [n, r])) });
   });
 
   return app;

@@ -18,6 +18,13 @@ export function createDb(url: string, log: Logger, opts: { max?: number; stateme
     application_name: 'signet',
   });
   pool.on('error', (err) => log.error({ err }, 'idle postgres client error'));
+  // pg-pool listens for errors only on idle clients. A connection that drops while checked out
+  // (Postgres restarted, a network cut mid-query) makes its client emit 'error' with nobody
+  // listening — an uncaught exception that kills the process. The query in flight is rejected
+  // anyway and the broken client is discarded on release; this listener only keeps us alive.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => log.warn({ err }, 'postgres connection lost'));
+  });
   return new Kysely<DB>({
     dialect: new PostgresDialect({ pool }),
     log(event) {

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULT_TRUSTED_ROOT, loadConfig } from './config.ts';
 
@@ -53,5 +56,39 @@ describe('loadConfig', () => {
     for (const name of ['DATABASE_URL', 'PORT', 'SIGNET_WEBHOOK_TOKEN', 'SIGNET_ROLES', 'SIGNET_INSECURE_REGISTRIES']) {
       expect(issues).toContain(name);
     }
+  });
+
+  it('reads secrets from <NAME>_FILE, refuses both or an unreadable file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'signet-config-'));
+    writeFileSync(join(dir, 'token'), 'token-from-a-file-0123456789\n');
+    writeFileSync(join(dir, 'api'), 'api-token-0123456789abcdef,second-token-0123456789');
+    const c = loadConfig({ SIGNET_WEBHOOK_TOKEN_FILE: join(dir, 'token'), SIGNET_API_TOKENS_FILE: join(dir, 'api') });
+    expect(c.webhook).toEqual({ token: 'token-from-a-file-0123456789' });
+    expect(c.api.tokens).toEqual(['api-token-0123456789abcdef', 'second-token-0123456789']);
+    expect(() => loadConfig({ SIGNET_WEBHOOK_TOKEN: 'x'.repeat(16), SIGNET_WEBHOOK_TOKEN_FILE: join(dir, 'token') })).toThrow(
+      'SIGNET_WEBHOOK_TOKEN and SIGNET_WEBHOOK_TOKEN_FILE: set one, not both',
+    );
+    expect(() => loadConfig({ DATABASE_URL_FILE: join(dir, 'missing') })).toThrow(/DATABASE_URL_FILE: cannot read/);
+  });
+
+  it('allows the registries the configuration names, plus SIGNET_ALLOWED_REGISTRIES', () => {
+    const c = loadConfig({
+      SIGNET_ALLOWED_REGISTRIES: 'ghcr.io, *.dkr.ecr.us-east-1.amazonaws.com',
+      SIGNET_INSECURE_REGISTRIES: '127.0.0.1:5000',
+      SIGNET_REGISTRY_ENDPOINTS: 'localhost:5000=http://registry:5000',
+      SIGNET_LEARN_REGISTRIES: 'docker.io',
+      SIGNET_ALLOWED_REDIRECT_HOSTS: '*.s3.amazonaws.com',
+    });
+    expect([...c.registry.allowed].sort()).toEqual(['*.dkr.ecr.us-east-1.amazonaws.com', '127.0.0.1:5000', 'docker.io', 'ghcr.io', 'localhost:5000']);
+    expect(c.registry.redirectHosts).toEqual(['*.s3.amazonaws.com']);
+    expect(loadConfig({}).registry.allowed).toEqual([]);
+    expect(() => loadConfig({ SIGNET_ALLOWED_REGISTRIES: 'https://ghcr.io' })).toThrow(ConfigError);
+    expect(() => loadConfig({ SIGNET_ALLOWED_REGISTRIES: '*' })).toThrow(ConfigError);
+  });
+
+  it('denies unknown images unless told otherwise', () => {
+    expect(loadConfig({}).decisions.allowUnknown).toBe(false);
+    expect(loadConfig({ SIGNET_UNKNOWN_IMAGES: 'allow' }).decisions.allowUnknown).toBe(true);
+    expect(() => loadConfig({ SIGNET_UNKNOWN_IMAGES: 'maybe' })).toThrow(ConfigError);
   });
 });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { WEBHOOK_SOURCES, type WebhookSource } from './domain/registry-event.ts';
@@ -178,6 +179,41 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/** Variables holding secrets; each may instead name a file with `<NAME>_FILE` (Kubernetes and Docker secrets). */
+const SECRET_VARIABLES = [
+  'DATABASE_URL',
+  'REDIS_URL',
+  'SIGNET_WEBHOOK_TOKEN',
+  'SIGNET_API_TOKENS',
+  'SIGNET_ALERT_WEBHOOK_URL',
+  ...WEBHOOK_SOURCES.map((s) => `SIGNET_WEBHOOK_SECRET_${s.toUpperCase()}`),
+];
+
+/** Reads `<NAME>_FILE` into `<NAME>` (one trailing newline dropped); both set, or an unreadable file, is an error. */
+function withSecretFiles(env: Record<string, string>): Record<string, string> {
+  const out = { ...env };
+  const issues: string[] = [];
+  for (const name of SECRET_VARIABLES) {
+    const file = env[`${name}_FILE`];
+    if (file === undefined) {
+      continue;
+    }
+    if (env[name] !== undefined) {
+      issues.push(`${name} and ${name}_FILE: set one, not both`);
+      continue;
+    }
+    try {
+      out[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      issues.push(`${name}_FILE: cannot read ${file}: ${(err as Error).message}`);
+    }
+  }
+  if (issues.length > 0) {
+    throw new ConfigError(issues);
+  }
+  return out;
+}
+
 /**
  * Parses the environment once. Throws {@link ConfigError} listing every problem, not only the first.
  *
@@ -185,7 +221,7 @@ function deepFreeze<T>(value: T): T {
  */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   // Empty strings mean "unset" so that `FOO= npm start` behaves like not setting FOO.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const cleaned = withSecretFiles(Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== '')));
   const parsed = Env.safeParse(cleaned);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`));

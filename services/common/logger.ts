@@ -1,11 +1,11 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config.ts';
 
 export type { Logger };
 
 /** The root logger: NDJSON on stdout, secrets redacted. Children carry `role`, `job.id`, `req.id`. */
-export function createLogger(config: Pick<Config, 'logLevel'>, bindings: Record<string, unknown> = {}): Logger {
-  return pino({
+export function createLogger(config: Pick<Config, 'logLevel'>, bindings: Record<string, unknown> = {}, destination?: DestinationStream): Logger {
+  const options = {
     level: config.logLevel,
     base: { service: 'signet', ...bindings },
     redact: {
@@ -13,5 +13,6 @@ export function createLogger(config: Pick<Config, 'logLevel'>, bindings: Record<
       censor: '[redacted]',
     },
     timestamp: pino.stdTimeFunctions.isoTime,
-  });
+  };
+  return destination === undefined ? pino(options) : pino(options, destination);
 }

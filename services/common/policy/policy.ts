@@ -155,6 +155,17 @@ function checkPattern(pattern: string, at: string, issues: string[]): void {
   }
 }
 
+/**
+ * Unrelated identities of every shape Fulcio issues: a regexp that accepts all of them accepts
+ * anyone (`.*`, `.+@.+`, `https://.*|.*@.*`) and is refused.
+ */
+export const ANY_IDENTITY_PROBES = [
+  'attacker@evil.example',
+  'https://github.com/evil-org/evil-repo/.github/workflows/release.yml@refs/heads/main',
+  'https://gitlab.com/evil-group/evil-project//.gitlab-ci.yml@refs/heads/main',
+  'spiffe://evil.example/ns/default/sa/default',
+] as const;
+
 function matcher(exact: string | undefined, regexp: string | undefined, what: string, at: string, issues: string[]): Matcher | null {
   if (exact !== undefined && regexp !== undefined) {
     issues.push(`${at}: give certificate-${what} or certificate-${what}-regexp, not both`);
@@ -210,6 +221,12 @@ function toRule(pattern: string, r: RawRule, at: string, issues: string[]): Veri
     issues.push(`${at}.insecure-ignore-tlog: keyless signatures always need the transparency log (their certificate expires in minutes)`);
   }
   const identity = matcher(r['certificate-identity'], r['certificate-identity-regexp'], 'identity', at, issues);
+  if (identity !== null && 'regexp' in identity && ANY_IDENTITY_PROBES.every((probe) => identity.regexp.test(probe))) {
+    issues.push(
+      `${at}.certificate-identity-regexp: ${JSON.stringify(identity.source)} accepts any identity; name who may sign (an email domain, a GitHub organisation or repository)`,
+    );
+    return null;
+  }
   const issuer = matcher(r['certificate-oidc-issuer'], r['certificate-oidc-issuer-regexp'], 'oidc-issuer', at, issues);
   if (identity === null || issuer === null) {
     return null;

@@ -23,6 +23,7 @@ import { createLogger } from '../services/common/logger.ts';
 import { parsePolicy } from '../services/common/policy/policy.ts';
 import setupTemplate from '../test/global-setup.ts';
 import { createTestDb } from '../test/helpers/db.ts';
+import { seedAllowedImages } from '../test/helpers/ledger.ts';
 import { startTestSignet } from '../test/helpers/signet.ts';
 import { runLoad, type Load } from './lib/bench.ts';
 
@@ -69,30 +70,15 @@ const policyText = `allow_with_verification:
 `;
 await writeFile(join(tmp, 'policy.yaml'), policyText);
 const policy = parsePolicy(policyText);
-const { id: registryId } = await db.db.insertInto('registries').values({ host: 'registry.bench' }).returning('id').executeTakeFirstOrThrow();
-const { id: repositoryId } = await db.db.insertInto('repositories').values({ registry_id: registryId, name: 'team/app' }).returning('id').executeTakeFirstOrThrow();
-const images: string[] = [];
-for (let i = 0; i < 10; i++) {
-  const digest = sha256Digest(`image-${i}`);
-  const { id } = await db.db
-    .insertInto('manifests')
-    .values({ repository_id: repositoryId, digest, media_type: 'application/vnd.oci.image.manifest.v1+json', size: 1, status: 'verified' })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  await db.db
-    .insertInto('decisions')
-    .values({
-      manifest_id: id,
-      policy_version: policy.version,
-      allowed: true,
-      reason: 'verified',
-      message: 'signed by alice@example.com',
-      signers: JSON.stringify([{ subject: 'alice@example.com', issuer: 'https://accounts.example.com' }]),
-      verified_at: new Date(),
-    })
-    .execute();
-  images.push(`registry.bench/team/app@${digest}`);
-}
+const digests = Array.from({ length: 10 }, (_, i) => sha256Digest(`image-${i}`));
+await seedAllowedImages(db.db, {
+  registry: 'registry.bench',
+  repository: 'team/app',
+  digests,
+  policyVersion: policy.version,
+  signer: { subject: 'alice@example.com', issuer: 'https://accounts.example.com' },
+});
+const images = digests.map((d) => `registry.bench/team/app@${d}`);
 const env = { DATABASE_URL: db.url, SIGNET_ROLES: 'api', SIGNET_POLICY: join(tmp, 'policy.yaml'), LOG_LEVEL: 'warn' };
 const signet = {
   http: await startTestSignet(env),

@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import autocannon from 'autocannon';
+import type { Load } from './lib/bench.ts';
 
 interface Options {
   url: string;
@@ -34,15 +35,7 @@ interface Options {
   warmup?: number;
 }
 
-interface Figures {
-  rps: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  errors: number;
-  non2xx: number;
-}
+type Figures = Load;
 
 const opts = JSON.parse(readFileSync(process.argv[2] ?? '', 'utf8')) as Options;
 const url = new URL(opts.url);

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Digest } from '../../services/common/domain/digest.ts';
 import { parsePolicy } from '../../services/common/policy/policy.ts';
 import { createTestDb, PG_SERVER, type TestDb } from '../helpers/db.ts';
+import { seedAllowedImages } from '../helpers/ledger.ts';
 import { eventually, startTestSignet, type TestSignet } from '../helpers/signet.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -29,25 +30,13 @@ beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'signet-degraded-'));
   await writeFile(join(tmp, 'policy.yaml'), POLICY);
   // The ledger as the worker leaves it: one image, decided allowed under the policy.
-  const { id: registryId } = await db.db.insertInto('registries').values({ host: 'registry.example.com' }).returning('id').executeTakeFirstOrThrow();
-  const { id: repositoryId } = await db.db.insertInto('repositories').values({ registry_id: registryId, name: 'team/app' }).returning('id').executeTakeFirstOrThrow();
-  const { id } = await db.db
-    .insertInto('manifests')
-    .values({ repository_id: repositoryId, digest: known, media_type: 'application/vnd.oci.image.manifest.v1+json', size: 1, status: 'verified' })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  await db.db
-    .insertInto('decisions')
-    .values({
-      manifest_id: id,
-      policy_version: parsePolicy(POLICY).version,
-      allowed: true,
-      reason: 'verified',
-      message: 'signed by alice@example.com',
-      signers: JSON.stringify([{ subject: 'alice@example.com', issuer: 'https://accounts.example.com' }]),
-      verified_at: new Date(),
-    })
-    .execute();
+  await seedAllowedImages(db.db, {
+    registry: 'registry.example.com',
+    repository: 'team/app',
+    digests: [known],
+    policyVersion: parsePolicy(POLICY).version,
+    signer: { subject: 'alice@example.com', issuer: 'https://accounts.example.com' },
+  });
   const pg = new URL(PG_SERVER);
   proxy = await startTcpProxy(pg.hostname, Number(pg.port || 5432));
   const url = new URL(db.url);

@@ -1,0 +1,41 @@
+import type { Db } from '../../services/common/db/client.ts';
+import type { Digest } from '../../services/common/domain/digest.ts';
+
+/**
+ * Writes what the worker leaves behind for a verified image allowed under `policyVersion`:
+ * registry, repository, manifest and decision rows. For tests and benchmarks of the API side
+ * alone (decision endpoints, degraded modes), where indexing through a registry adds nothing.
+ */
+export async function seedAllowedImages(db: Db, opts: { registry: string; repository: string; digests: readonly Digest[]; policyVersion: string; signer: { subject: string; issuer: string } }): Promise<void> {
+  const { id: registryId } = await db
+    .insertInto('registries')
+    .values({ host: opts.registry })
+    .onConflict((oc) => oc.column('host').doUpdateSet({ host: opts.registry }))
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  const { id: repositoryId } = await db
+    .insertInto('repositories')
+    .values({ registry_id: registryId, name: opts.repository })
+    .onConflict((oc) => oc.columns(['registry_id', 'name']).doUpdateSet({ name: opts.repository }))
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  for (const digest of opts.digests) {
+    const { id } = await db
+      .insertInto('manifests')
+      .values({ repository_id: repositoryId, digest, media_type: 'application/vnd.oci.image.manifest.v1+json', size: 1, status: 'verified' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await db
+      .insertInto('decisions')
+      .values({
+        manifest_id: id,
+        policy_version: opts.policyVersion,
+        allowed: true,
+        reason: 'verified',
+        message: `signed by ${opts.signer.subject}`,
+        signers: JSON.stringify([opts.signer]),
+        verified_at: new Date(),
+      })
+      .execute();
+  }
+}

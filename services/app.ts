@@ -1,4 +1,5 @@
 import { unwatchFile, watchFile } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import { Queue, type Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
@@ -8,7 +9,7 @@ import { registerGraphql } from './api/graphql/yoga.ts';
 import { registerApiRoutes } from './api/server.ts';
 import type { Config } from './common/config.ts';
 import { createDb, type Db } from './common/db/client.ts';
-import { ensureDatabase, migrateToLatest } from './common/db/migrate.ts';
+import { ensureDatabase, isConnectionError, migrateToLatest } from './common/db/migrate.ts';
 import { createHttpServer, type ReadinessCheck } from './common/http.ts';
 import { WEBHOOK_SOURCES } from './common/domain/registry-event.ts';
 import { addJob } from './common/jobs/define-job.ts';
@@ -58,21 +59,37 @@ export interface Signet {
   readonly shutdownSteps: readonly ShutdownStep[];
 }
 
+/** About a minute of waiting for Postgres at start-up (backoff 0.5 s doubling to 5 s). */
+const STARTUP_DB_ATTEMPTS = 15;
+
 /**
  * Builds and starts the roles in `config.roles` on one HTTP server: creates and migrates the
  * database, loads trust material, connects Redis, starts the worker and listens. Used by main.ts
  * and, with a test configuration, by the integration tests.
  */
 export async function startSignet(config: Config, log: Logger): Promise<Signet> {
-
   const roles = new Set(config.roles);
-  if (await ensureDatabase(config.database.url)) {
-    log.info('created the database');
-  }
   const db = createDb(config.database.url, log);
-  const applied = await migrateToLatest(db);
-  if (applied.length > 0) {
-    log.info({ applied }, 'applied migrations');
+  // Postgres may be restarting while Signet starts (or restarts): wait for it rather than exit.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if (await ensureDatabase(config.database.url)) {
+        log.info('created the database');
+      }
+      const applied = await migrateToLatest(db);
+      if (applied.length > 0) {
+        log.info({ applied }, 'applied migrations');
+      }
+      break;
+    } catch (err) {
+      const cause = (err as { cause?: unknown }).cause ?? err;
+      if (attempt >= STARTUP_DB_ATTEMPTS || !isConnectionError(cause)) {
+        await db.destroy();
+        throw err;
+      }
+      log.warn({ err: cause, attempt }, 'waiting for Postgres');
+      await sleep(Math.min(5_000, 250 * 2 ** attempt));
+    }
   }
 
   const { policy, source: policySource } = await loadPolicy(config.policyPath);
@@ -157,7 +174,7 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
         ownership,
         enqueueIndex,
       },
-      { connection, prefix: config.redis.queuePrefix, concurrency: config.worker.concurrency, log: log.child({ component: 'worker' }) },
+      { connection, prefix: config.redis.queuePrefix, concurrency: config.worker.concurrency, lockMs: config.worker.lockMs, log: log.child({ component: 'worker' }) },
     );
     // worker.close() waits for active jobs to finish; the shutdown deadline bounds it.
     const started = worker;

@@ -84,6 +84,7 @@ const Env = z.object({
     .regex(/^[a-zA-Z0-9_-]+$/, 'letters, digits, _ and - only')
     .default('signet'),
   SIGNET_WORKER_CONCURRENCY: positiveInt(4),
+  SIGNET_WORKER_LOCK_MS: z.coerce.number().int().min(1_000).max(600_000).default(60_000),
   SIGNET_REGISTRY_TIMEOUT_MS: positiveInt(15_000),
   SIGNET_REGISTRY_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
   SIGNET_MAX_MANIFEST_BYTES: positiveInt(4 * 1024 * 1024),
@@ -141,7 +142,8 @@ export interface Config {
     readonly retries: number;
     readonly maxManifestBytes: number;
   };
-  readonly worker: { readonly concurrency: number };
+  /** `lockMs`: how long a job's lock lasts without renewal — a dead worker's job runs again this long after. */
+  readonly worker: { readonly concurrency: number; readonly lockMs: number };
   /** Path of the policy file; null denies every image (`not_covered_by_policy`). */
   readonly policyPath: string | null;
   readonly decisions: {
@@ -300,7 +302,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       retries: e.SIGNET_REGISTRY_RETRIES,
       maxManifestBytes: e.SIGNET_MAX_MANIFEST_BYTES,
     },
-    worker: { concurrency: e.SIGNET_WORKER_CONCURRENCY },
+    worker: { concurrency: e.SIGNET_WORKER_CONCURRENCY, lockMs: e.SIGNET_WORKER_LOCK_MS },
     policyPath: e.SIGNET_POLICY ?? null,
     decisions: { learnRegistries: e.SIGNET_LEARN_REGISTRIES.map((h) => h.toLowerCase()), waitMs: e.SIGNET_DECISION_WAIT_MS, allowUnknown: e.SIGNET_UNKNOWN_IMAGES === 'allow' },
     api: { tokens: e.SIGNET_API_TOKENS },

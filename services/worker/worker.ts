@@ -11,6 +11,8 @@ export interface WorkerOptions {
   readonly connection: Redis;
   readonly prefix: string;
   readonly concurrency: number;
+  /** Lock duration: a job whose worker died is picked up again this long after its last renewal. */
+  readonly lockMs: number;
   readonly log: Logger;
 }
 
@@ -83,7 +85,8 @@ export function startIndexWorker(deps: IndexDeps, opts: WorkerOptions): Worker {
       prefix: opts.prefix,
       concurrency: opts.concurrency,
       // A job whose worker died is picked up again after this long without a lock renewal.
-      lockDuration: 60_000,
+      lockDuration: opts.lockMs,
+      stalledInterval: Math.min(30_000, Math.ceil(opts.lockMs / 2)),
       maxStalledCount: 3,
     },
   );

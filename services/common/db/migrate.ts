@@ -54,6 +54,9 @@ export async function ensureDatabase(url: string): Promise<boolean> {
   const admin = new URL(url);
   admin.pathname = '/postgres';
   const client = new pg.Client({ connectionString: admin.toString(), connectionTimeoutMillis: 5_000 });
+  // A connection dropped mid-query rejects that query; without a listener it would also be an
+  // uncaught 'error' event.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
@@ -72,4 +75,14 @@ export async function ensureDatabase(url: string): Promise<boolean> {
   } finally {
     await client.end();
   }
+}
+
+/** Connection-level failures worth waiting out at start-up (Postgres restarting, a network blip). */
+export function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  const message = err instanceof Error ? err.message : '';
+  return (
+    (typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P03', '57P01'].includes(code)) ||
+    /Connection terminated|timeout exceeded when trying to connect|the database system is (starting up|shutting down)/i.test(message)
+  );
 }

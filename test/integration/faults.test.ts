@@ -3,7 +3,10 @@
 // server of this test's own, with AOF) is killed and restarted, Postgres is cut off (a TCP proxy in
 // front of the real one) and restored, and the registry answers the worker with 503s, 429s and
 // hangs (an HTTP proxy in front of it). Afterwards every pushed image is in the ledger exactly
-// once, its signature verified and its decision allowed — nothing acknowledged was lost.
+// once, its signature verified and its decision allowed — nothing acknowledged was lost — and two
+// API replicas give the same answers. Signet's webhook endpoint is also down for a stretch (the
+// registry's retries and the reconciliation crawl cover it), and an API replica with Redis down
+// answers from memory, marked stale.
 //
 // FAULTS_IMAGES sets the burst (default 40; the soak run uses thousands: `npm run soak`).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -38,6 +41,10 @@ let pg: TcpProxy;
 let redisPort: number;
 let redis: ChildProcess | null = null;
 let signet: TestSignet;
+/** A second API replica: both must give the same answers. */
+let replica: TestSignet;
+/** Between the registry and Signet's webhook endpoint, to take the endpoint down for a stretch. */
+let notify: TcpProxy;
 let worker: ChildProcess | null = null;
 let env: Record<string, string>;
 const key = generateTestKey();
@@ -136,14 +143,19 @@ beforeAll(async () => {
   };
   signet = await eventually(() => startTestSignet({ ...env, SIGNET_ROLES: 'ingest,api', LOG_LEVEL: 'silent' }), 'signet connected to the test redis');
   worker = startWorker();
-  registry = await startRegistry({ port, notifications: { url: `${signet.url}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN } });
+  replica = await startTestSignet({ ...env, SIGNET_ROLES: 'api', LOG_LEVEL: 'silent' });
+  const signetPort = new URL(signet.url).port;
+  notify = await startTcpProxy('127.0.0.1', Number(signetPort));
+  registry = await startRegistry({ port, notifications: { url: `http://127.0.0.1:${notify.port}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN } });
 }, 60_000);
 
 afterAll(async () => {
   finished = true;
   await stop(worker, 'SIGKILL');
   await registry?.stop();
+  await replica?.stop();
   await signet?.stop();
+  await notify?.close();
   await faults?.close();
   await pg?.close();
   await stop(redis, 'SIGKILL');
@@ -167,6 +179,7 @@ describe('faults', () => {
     faults.setDecider((_req, n) => (n % 25 === 7 ? 'hang' : n % 16 === 3 ? '429' : n % 8 === 5 ? '503' : 'pass'));
 
     const burstStarted = Date.now();
+    let staleAnswered = false;
     const third = Math.floor(IMAGES / 3);
     for (const [i, p] of prepared.entries()) {
       await pushCosignSignatures(registry.url, p.repo, p.digest, [p.layer]);
@@ -177,8 +190,30 @@ describe('faults', () => {
       }
       if (i === 2 * third) {
         await stop(redis, 'SIGKILL');
+        // With Redis down, an API replica answers what it knows from memory, marked stale.
+        const decided = await db.db
+          .selectFrom('decisions as d')
+          .innerJoin('manifests as m', 'm.id', 'd.manifest_id')
+          .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+          .select(['m.digest', 'r.name'])
+          .where('d.allowed', '=', true)
+          .limit(1)
+          .executeTakeFirst();
+        if (decided !== undefined) {
+          await eventually(async () => {
+            const res = await replica.app.inject({ method: 'GET', url: `/v1/decisions?image=${encodeURIComponent(`${registry.host}/${decided.name}@${decided.digest}`)}` });
+            const answer = res.json<{ allowed: boolean; stale: boolean }>();
+            return answer.allowed && answer.stale ? true : undefined;
+          }, 'a stale answer from memory while Redis is down', 10_000);
+          staleAnswered = true;
+        }
         await sleep(1_000);
         redis = await startRedis();
+      }
+      if (i === Math.floor(IMAGES / 4)) {
+        // Signet's webhook endpoint down for a stretch: the registry retries, the crawl heals.
+        notify.cut();
+        setTimeout(() => notify.restore(), 3_000);
       }
       if (i === Math.floor(IMAGES / 2)) {
         pg.cut();
@@ -237,13 +272,16 @@ describe('faults', () => {
     if (process.env.FAULTS_IMAGES !== undefined) {
       // The soak run's figures (npm run soak).
       console.log(
-        JSON.stringify({ images: IMAGES, faultsInjected: { ...faults.injected, workerKilled: 1, redisRestarted: 1, postgresCut: 1 }, lost: 0, duplicates: 0, drainedSeconds: drainedMs / 1000 }),
+        JSON.stringify({ images: IMAGES, faultsInjected: { ...faults.injected, workerKilled: 1, redisRestarted: 1, postgresCut: 1, webhookEndpointDown: 1 }, lost: 0, duplicates: 0, drainedSeconds: drainedMs / 1000 }),
       );
     }
-    // The API agrees, from memory.
-    for (const p of prepared.slice(0, 5)) {
-      const res = await signet.app.inject({ method: 'GET', url: `/v1/decisions?image=${encodeURIComponent(`${registry.host}/${p.repo}@${p.digest}`)}` });
-      expect(res.json()).toMatchObject({ allowed: true, reason: 'verified' });
+    expect(staleAnswered).toBe(true);
+    // Both API replicas agree on every image, from memory, and are fresh again.
+    for (const p of prepared) {
+      const url = `/v1/decisions?image=${encodeURIComponent(`${registry.host}/${p.repo}@${p.digest}`)}`;
+      const [a, b] = await Promise.all([signet.app.inject({ method: 'GET', url }), replica.app.inject({ method: 'GET', url })]);
+      expect(a.json()).toMatchObject({ allowed: true, reason: 'verified' });
+      expect(b.json()).toEqual(a.json());
     }
   }, 300_000);
 });

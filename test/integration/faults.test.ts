@@ -233,7 +233,7 @@ describe('faults', () => {
         .where('d.allowed', '=', true)
         .execute();
     try {
-      await eventually(async () => ((await allowed()).length === IMAGES ? true : undefined), `all ${IMAGES} images allowed`, 180_000);
+      await eventually(async () => ((await allowed()).length === IMAGES ? true : undefined), `all ${IMAGES} images allowed`, 60_000 + IMAGES * 150);
     } catch (err) {
       // Say where the missing ones are stuck.
       const done = new Set((await allowed()).map((r) => r.digest));
@@ -283,5 +283,5 @@ describe('faults', () => {
       expect(a.json()).toMatchObject({ allowed: true, reason: 'verified' });
       expect(b.json()).toEqual(a.json());
     }
-  }, 300_000);
+  }, 180_000 + IMAGES * 500);
 });

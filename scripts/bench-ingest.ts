@@ -28,7 +28,7 @@ import { pushRandomImage } from '../test/helpers/oci-push.ts';
 import { startRegistry } from '../test/helpers/registry.ts';
 import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN } from '../test/helpers/signet.ts';
 import type { CosignLayer } from '../services/worker/verification/cosign-layer.ts';
-import { createTestSigstore, generateTestKey, simpleSigningPayload } from '../test/signer/signer.ts';
+import { createTestSigstore, generateTestKey, keylessAndKeyPolicy, simpleSigningPayload } from '../test/signer/signer.ts';
 import { percentile } from './lib/bench.ts';
 
 const { values } = parseArgs({
@@ -55,16 +55,7 @@ const port = await freePort();
 const host = `127.0.0.1:${port}`;
 await writeFile(
   join(tmp, 'policy.yaml'),
-  [
-    'allow_with_verification:',
-    `  "${host}":`,
-    '    keyless/*:',
-    `      certificate-identity: ${SIGNER.email}`,
-    `      certificate-oidc-issuer: ${SIGNER.issuer}`,
-    '    keyed/*:',
-    `      key: ${JSON.stringify(key.publicKeyPem)}`,
-    '',
-  ].join('\n'),
+  keylessAndKeyPolicy(host, SIGNER, key),
 );
 const env = {
   DATABASE_URL: db.url,

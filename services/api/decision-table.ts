@@ -83,6 +83,7 @@ function repositoryKey(registry: string, repository: string): string {
 }
 
 const WARM_PAGE = 5_000;
+const RESYNC_RETRY_MS = 5_000;
 const WAIT_POLL_MS = 50;
 const MAX_PARSED = 100_000;
 
@@ -114,6 +115,9 @@ export class DecisionTable {
   /** Whether an image the ledger has never seen is allowed (SIGNET_UNKNOWN_IMAGES; deny by default). */
   readonly #allowUnknown: boolean;
   #subscriber: Redis | null = null;
+  /** The subscription dropped since the last complete load: events may have been missed. */
+  #missedEvents = false;
+  #resyncing = false;
 
   constructor(db: Kysely<DB>, policy: Policy, log: Logger, learner: Learner | null = null, opts: { allowUnknown?: boolean } = {}) {
     this.#db = db;
@@ -139,6 +143,30 @@ export class DecisionTable {
     });
     await subscriber.subscribe(eventsChannel(prefix));
     await this.warm();
+    // While the subscription was down, decisions were published that this replica never heard:
+    // when it is back (ioredis re-subscribes), reload from Postgres. Until then answers are `stale`.
+    subscriber.on('close', () => {
+      this.#missedEvents = true;
+    });
+    const resync = (): void => {
+      if (!this.#missedEvents || this.#resyncing || subscriber.status !== 'ready') {
+        return;
+      }
+      this.#resyncing = true;
+      this.#log.info('ledger-events subscription is back: reloading decisions missed meanwhile');
+      this.warm().then(
+        () => {
+          this.#missedEvents = false;
+          this.#resyncing = false;
+        },
+        (err: unknown) => {
+          this.#resyncing = false;
+          this.#log.warn({ err }, 'could not reload decisions after the subscription came back; retrying, answers stay stale meanwhile');
+          setTimeout(resync, RESYNC_RETRY_MS).unref();
+        },
+      );
+    };
+    subscriber.on('ready', resync);
   }
 
   /** The policy version answers are given under. */
@@ -167,7 +195,11 @@ export class DecisionTable {
     for (;;) {
       const page = await listDecisions(this.#db, this.#policy.version, after, WARM_PAGE);
       for (const d of page.decisions) {
-        this.#decisions.set(d.registry, d.repository, d.digest, this.#entry(d, d.verifiedAt));
+        // Never replace what an event brought meanwhile with an older row.
+        const held = this.#decisions.get(d.registry, d.repository, d.digest);
+        if (held === undefined || held.verifiedAt <= d.verifiedAt.getTime()) {
+          this.#decisions.set(d.registry, d.repository, d.digest, this.#entry(d, d.verifiedAt));
+        }
       }
       if (page.last === null) {
         break;
@@ -204,7 +236,7 @@ export class DecisionTable {
 
   /** The ledger-events subscription is not live: updates may have been missed. */
   #stale(): boolean {
-    return this.#subscriber !== null && this.#subscriber.status !== 'ready';
+    return this.#missedEvents || (this.#subscriber !== null && this.#subscriber.status !== 'ready');
   }
 
   async #lookupSlow(image: string): Promise<ImageDecision> {

@@ -26,7 +26,7 @@ import { pushRandomImage } from '../helpers/oci-push.ts';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.ts';
 import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { createTestSigstore, generateTestKey, simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
+import { createTestSigstore, generateTestKey, keylessAndKeyPolicy, simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
 
 const IMAGES = Number(process.env.FAULTS_IMAGES ?? 40);
 const MAIN = fileURLToPath(new URL('../../services/main.ts', import.meta.url));
@@ -112,16 +112,7 @@ beforeAll(async () => {
   await writeFile(join(tmp, 'trusted_root.json'), JSON.stringify(sigstore.trustedRoot));
   await writeFile(
     join(tmp, 'policy.yaml'),
-    [
-      'allow_with_verification:',
-      `  "${host}":`,
-      '    keyless/*:',
-      `      certificate-identity: ${SIGNER.email}`,
-      `      certificate-oidc-issuer: ${SIGNER.issuer}`,
-      '    keyed/*:',
-      `      key: ${JSON.stringify(key.publicKeyPem)}`,
-      '',
-    ].join('\n'),
+    keylessAndKeyPolicy(host, SIGNER, key),
   );
   // The worker reaches the registry through the fault proxy; the crawl heals lost notifications.
   await writeFile(join(tmp, 'registries.yaml'), `registries:\n  - host: "${host}"\n    endpoint: "${faults.url}"\n    insecure: true\n`);

@@ -209,3 +209,20 @@ function transparencyLog(baseUrl: string, publicKey: KeyObject): Record<string, 
 function generateP256(): KeyPairKeyObjectResult {
   return generateKeyPairSync('ec', { namedCurve: 'P-256' });
 }
+
+/**
+ * A policy for `host` under which `keyless/*` must be signed keyless by `signer` and `keyed/*`
+ * with `key` (and a Rekor entry): what the end-to-end tests and benchmarks push.
+ */
+export function keylessAndKeyPolicy(host: string, signer: { email: string; issuer: string }, key: TestKey): string {
+  return [
+    'allow_with_verification:',
+    `  "${host}":`,
+    '    keyless/*:',
+    `      certificate-identity: ${signer.email}`,
+    `      certificate-oidc-issuer: ${signer.issuer}`,
+    '    keyed/*:',
+    `      key: ${JSON.stringify(key.publicKeyPem)}`,
+    '',
+  ].join('\n');
+}

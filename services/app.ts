@@ -289,8 +289,7 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
       log: log.child({ component: 'graphql' }),
       tokens: config.api.tokens,
       policyVersion: () => table.policyVersion,
-      subscriber,
-      prefix: config.redis.queuePrefix,
+      ledgerEvents: (listener) => table.onEvent(listener),
     });
     steps.push({ name: 'subscriber-redis', run: () => subscriber.quit() });
   }

@@ -52,7 +52,12 @@ class DecisionStore {
   }
 
   get(registry: string, repository: string, digest: Digest): Entry | undefined {
-    return this.#repositories.get(repositoryKey(registry, repository))?.get(rawDigest(digest));
+    return this.getByKey(repositoryKey(registry, repository), rawDigest(digest));
+  }
+
+  /** The hot path's lookup, with both keys computed once per reference string (see `Parsed`). */
+  getByKey(repository: string, raw: string): Entry | undefined {
+    return this.#repositories.get(repository)?.get(raw);
   }
 
   set(registry: string, repository: string, digest: Digest, entry: Entry): void {
@@ -82,6 +87,14 @@ function repositoryKey(registry: string, repository: string): string {
   return `${registry}/${repository}`;
 }
 
+/** A reference string as parsed once, with the decision store's keys for it. */
+interface Parsed {
+  readonly ref: ImageReference;
+  readonly repository: string;
+  /** The digest's store key, for references by digest; a tag's digest is looked up each time. */
+  readonly raw: string | null;
+}
+
 const WARM_PAGE = 5_000;
 const RESYNC_RETRY_MS = 5_000;
 const WAIT_POLL_MS = 50;
@@ -105,7 +118,7 @@ export class DecisionTable {
   /** Identical decisions (same reason, message, signers, rule) are stored once. */
   readonly #interned = new Map<string, Decision>();
   /** Parsed references by the exact string admission points send (bounded; cleared when full). */
-  readonly #parsed = new Map<string, ImageReference>();
+  readonly #parsed = new Map<string, Parsed>();
   readonly #db: Kysely<DB>;
   #policy: Policy;
   readonly #log: Logger;
@@ -115,6 +128,7 @@ export class DecisionTable {
   /** Whether an image the ledger has never seen is allowed (SIGNET_UNKNOWN_IMAGES; deny by default). */
   readonly #allowUnknown: boolean;
   #subscriber: Redis | null = null;
+  readonly #listeners: ((event: LedgerEvent) => void)[] = [];
   /** The subscription dropped since the last complete load: events may have been missed. */
   #missedEvents = false;
   #resyncing = false;
@@ -135,10 +149,16 @@ export class DecisionTable {
   async start(subscriber: Redis, prefix: string): Promise<void> {
     this.#subscriber = subscriber;
     subscriber.on('message', (_channel: string, message: string) => {
+      let event: LedgerEvent;
       try {
-        this.apply(JSON.parse(message) as LedgerEvent);
+        event = JSON.parse(message) as LedgerEvent;
       } catch (err) {
         this.#log.warn({ err }, 'ignoring a malformed ledger event');
+        return;
+      }
+      this.apply(event);
+      for (const listener of this.#listeners) {
+        listener(event);
       }
     });
     await subscriber.subscribe(eventsChannel(prefix));
@@ -167,6 +187,11 @@ export class DecisionTable {
       );
     };
     subscriber.on('ready', resync);
+  }
+
+  /** Calls `listener` with every ledger event this replica receives, after applying it. */
+  onEvent(listener: (event: LedgerEvent) => void): void {
+    this.#listeners.push(listener);
   }
 
   /** The policy version answers are given under. */
@@ -223,10 +248,11 @@ export class DecisionTable {
   /** Answers one image reference (tag or digest) under the current policy. */
   lookup(image: string): Promise<ImageDecision> {
     // The hot path: reference parsed before and its decision in memory — no await, no I/O.
-    const ref = this.#parsed.get(image);
-    if (ref !== undefined) {
+    const parsed = this.#parsed.get(image);
+    if (parsed !== undefined) {
+      const { ref } = parsed;
       const digest = ref.digest ?? this.#tags.get(tagKey(ref.registry, ref.repository, ref.tag ?? 'latest'));
-      const entry = digest === undefined ? undefined : this.#decisions.get(ref.registry, ref.repository, digest);
+      const entry = digest === undefined ? undefined : this.#decisions.getByKey(parsed.repository, parsed.raw ?? rawDigest(digest));
       if (digest !== undefined && entry !== undefined) {
         return Promise.resolve(answer(image, digest, entry, this.#stale()));
       }
@@ -246,7 +272,7 @@ export class DecisionTable {
       if (this.#parsed.size >= MAX_PARSED) {
         this.#parsed.clear();
       }
-      this.#parsed.set(image, ref);
+      this.#parsed.set(image, { ref, repository: repositoryKey(ref.registry, ref.repository), raw: ref.digest === null ? null : rawDigest(ref.digest) });
     } catch (err) {
       const message = err instanceof ImageReferenceError ? err.message : 'invalid image reference';
       return { image, digest: null, allowed: false, reason: 'invalid_reference', message, signers: [], policyVersion: this.#policy.version, verifiedAt: null, stale: false };

@@ -6,7 +6,6 @@ import type { Redis } from 'ioredis';
 import type { Kysely, Transaction } from 'kysely';
 import { parseCosignTag, type Digest } from '../common/domain/digest.ts';
 import type { HostAllowlist } from '../common/domain/host-allowlist.ts';
-import { normalizeRegistry } from '../common/domain/image-ref.ts';
 import type { NormalizedDelivery, RegistryEvent, WebhookSource } from '../common/domain/registry-event.ts';
 import { recordDelivery } from '../common/db/queries/deliveries.ts';
 import { markManifestDeleted } from '../common/db/queries/manifests.ts';
@@ -333,7 +332,7 @@ function lockOrder(e: RegistryEvent): string {
  * be able to send the worker to an arbitrary host (SSRF), and nothing is queued for them.
  */
 function refuseUnknownRegistries(d: NormalizedDelivery, allowed: HostAllowlist): NormalizedDelivery {
-  const refused = d.events.filter((e) => !allowed.allows(e.registry) && !(normalizeRegistry(e.registry) === 'docker.io' && allowed.allows('docker.io')));
+  const refused = d.events.filter((e) => !allowed.allowsRegistry(e.registry));
   if (refused.length === 0) {
     return d;
   }

@@ -263,7 +263,7 @@ describe('faults', () => {
     if (process.env.FAULTS_IMAGES !== undefined) {
       // The soak run's figures (npm run soak).
       console.log(
-        JSON.stringify({ images: IMAGES, faultsInjected: { ...faults.injected, workerKilled: 1, redisRestarted: 1, postgresCut: 1, webhookEndpointDown: 1 }, lost: 0, duplicates: 0, drainedSeconds: drainedMs / 1000 }),
+        JSON.stringify({ images: IMAGES, faultsInjected: { ...faults.injected, workerKilled: 1, redisRestarted: 1, postgresCut: 1, webhookEndpointDown: 1 }, lost: IMAGES - (await allowed()).length, duplicates: manifests.length + signatures.length - 2 * IMAGES, drainedSeconds: drainedMs / 1000 }),
       );
     }
     expect(staleAnswered).toBe(true);

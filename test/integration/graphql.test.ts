@@ -394,8 +394,7 @@ describe('GraphQL ownership API', () => {
       log: createLogger({ logLevel: 'silent' }),
       tokens: [],
       policyVersion: () => signet.policy.version,
-      subscriber: null,
-      prefix: 'unused',
+      ledgerEvents: null,
     });
     const run = async (first: number) => {
       statements = 0;

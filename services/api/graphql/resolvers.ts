@@ -43,7 +43,8 @@ function present<T>(rows: readonly (T | null | Error)[]): T[] {
   return rows.filter((r): r is T => r !== null && !(r instanceof Error));
 }
 
-function kindIn(kind: OwnershipChangeKind | null | undefined): 'initial' | 'added' | null {
+/** The GraphQL enum → the ledger's `ownership_changes.kind`; null for no filter. */
+export function kindIn(kind: OwnershipChangeKind | null | undefined): 'initial' | 'added' | null {
   return kind === 'INITIAL' ? 'initial' : kind === 'ADDED' ? 'added' : null;
 }
 

@@ -3,13 +3,12 @@ import { readFileSync } from 'node:fs';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import type { FastifyInstance } from 'fastify';
 import { createPubSub, createSchema, createYoga } from 'graphql-yoga';
-import type { Redis } from 'ioredis';
 import type { Db } from '../../common/db/client.ts';
 import { ownershipChangesByIds, repositoriesByIds } from '../../common/db/queries/ledger.ts';
-import { eventsChannel, type LedgerEvent } from '../../common/events.ts';
+import type { LedgerEvent } from '../../common/events.ts';
 import type { Logger } from '../../common/logger.ts';
 import { createLoaders, type GraphqlContext, type OwnershipChangeModel } from './models.ts';
-import { resolvers } from './resolvers.ts';
+import { kindIn, resolvers } from './resolvers.ts';
 import type { SubscriptionOwnershipChangedArgs } from './types.generated.ts';
 
 const SDL = readFileSync(new URL('../../../schema/signet.graphql', import.meta.url), 'utf8');
@@ -24,9 +23,8 @@ export interface GraphqlDeps {
   readonly tokens: readonly string[];
   /** The policy version `Image.decision` answers under. */
   readonly policyVersion: () => string;
-  /** A Redis connection in subscriber mode already subscribed to the ledger-events channel, or null (no subscriptions). */
-  readonly subscriber: Redis | null;
-  readonly prefix: string;
+  /** Where this replica's ledger events arrive (the decision table's feed), or null: no subscriptions. */
+  readonly ledgerEvents: ((listener: (event: LedgerEvent) => void) => void) | null;
 }
 
 const digestOf = (s: string) => createHash('sha256').update(s).digest();
@@ -45,22 +43,11 @@ export function tokenAllowed(header: string | undefined, tokens: readonly Buffer
 /** `POST/GET /graphql` (graphql-yoga), GraphiQL in the browser, SSE subscriptions. */
 export function registerGraphql(app: FastifyInstance, deps: GraphqlDeps): void {
   const pubsub = createPubSub<{ ownership: [id: string] }>();
-  if (deps.subscriber !== null) {
-    const channel = eventsChannel(deps.prefix);
-    deps.subscriber.on('message', (ch: string, message: string) => {
-      if (ch !== channel) {
-        return;
-      }
-      try {
-        const event = JSON.parse(message) as LedgerEvent;
-        if (event.type === 'ownership') {
-          pubsub.publish('ownership', event.id);
-        }
-      } catch {
-        // The decision table logs malformed events.
-      }
-    });
-  }
+  deps.ledgerEvents?.((event) => {
+    if (event.type === 'ownership') {
+      pubsub.publish('ownership', event.id);
+    }
+  });
 
   const schema = createSchema<GraphqlContext>({
     typeDefs: SDL,
@@ -130,7 +117,7 @@ export function registerGraphql(app: FastifyInstance, deps: GraphqlDeps): void {
 }
 
 async function* ownershipChanges(ids: AsyncIterable<string>, args: SubscriptionOwnershipChangedArgs, db: Db): AsyncGenerator<OwnershipChangeModel> {
-  const kind = args.kind === 'ADDED' ? 'added' : args.kind === 'INITIAL' ? 'initial' : null;
+  const kind = kindIn(args.kind);
   for await (const id of ids) {
     const [change] = await ownershipChangesByIds(db, [id]);
     if (change === undefined || (kind !== null && change.kind !== kind)) {

@@ -1,3 +1,5 @@
+import { normalizeRegistry } from './image-ref.ts';
+
 /**
  * Which hosts Signet may contact: exact `host[:port]` names (case-insensitive) and `*.example.com`
  * patterns, which match any subdomain of example.com at any depth but not example.com itself.
@@ -5,6 +7,8 @@
 export interface HostAllowlist {
   readonly patterns: readonly string[];
   allows(host: string): boolean;
+  /** `allows`, for a registry name: Docker Hub's aliases (`index.docker.io`, …) count as `docker.io`. */
+  allowsRegistry(registry: string): boolean;
 }
 
 export function hostAllowlist(patterns: Iterable<string>): HostAllowlist {
@@ -23,12 +27,14 @@ export function hostAllowlist(patterns: Iterable<string>): HostAllowlist {
       exact.add(p);
     }
   }
+  const allows = (host: string): boolean => {
+    const h = host.toLowerCase();
+    return exact.has(h) || suffixes.some((s) => h.endsWith(s) && !h.includes(':') && h.length > s.length);
+  };
   return {
     patterns: all,
-    allows(host: string) {
-      const h = host.toLowerCase();
-      return exact.has(h) || suffixes.some((s) => h.endsWith(s) && !h.includes(':') && h.length > s.length);
-    },
+    allows,
+    allowsRegistry: (registry) => allows(registry) || allows(normalizeRegistry(registry)),
   };
 }
 

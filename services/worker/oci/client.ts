@@ -263,7 +263,7 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
 
   function resolve(registry: string, repository: string): Target {
     const host = validateRegistryHost(registry);
-    if (allowed !== null && !allowed.allows(host) && !(normalizeRegistryHost(host) === 'docker.io' && dockerHubAllowed)) {
+    if (allowed !== null && !allowed.allowsRegistry(host)) {
       throw new RegistryError(
         'REFUSED',
         `registry ${host} is not one Signet may contact: add it to SIGNET_ALLOWED_REGISTRIES (or the registries file)`,

@@ -3,6 +3,7 @@ import type { Digest } from '../../domain/digest.ts';
 import type { ManifestStatus, SignatureOutcome } from '../../domain/outcome.ts';
 import type { Decision, DecisionReason, ManifestFacts, SignatureFact, Signer } from '../../domain/decision.ts';
 import type { DB } from '../schema.generated.ts';
+import { findImage } from './ledger.ts';
 
 /** A manifest as the decision table keys it, with the facts the policy reads. */
 export interface DecisionInput {
@@ -223,14 +224,5 @@ export async function listTags(db: Kysely<DB>): Promise<{ registry: string; repo
 }
 
 export async function findManifestId(db: Kysely<DB>, registry: string, repository: string, digest: Digest): Promise<string | null> {
-  const row = await db
-    .selectFrom('manifests as m')
-    .innerJoin('repositories as r', 'r.id', 'm.repository_id')
-    .innerJoin('registries as g', 'g.id', 'r.registry_id')
-    .select('m.id')
-    .where('g.host', '=', registry)
-    .where('r.name', '=', repository)
-    .where('m.digest', '=', digest)
-    .executeTakeFirst();
-  return row?.id ?? null;
+  return (await findImage(db, registry, repository, { digest }))?.id ?? null;
 }

@@ -8,7 +8,7 @@
 // Prints JSON: verifications per second and the ratio to raw ECDSA verifies per second.
 import { createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { DEFAULT_TRUSTED_ROOT } from '../services/common/config.ts';
+import { DEFAULT_TRUSTED_ROOTS } from '../services/common/config.ts';
 import { parseDigest } from '../services/common/domain/digest.ts';
 import { keyFingerprint, loadTrustedRoot } from '../services/worker/verification/trust.ts';
 import { createSignatureVerifier } from '../services/worker/verification/verifier.ts';
@@ -39,7 +39,7 @@ const DIR = 'cosign/connaisseur-testimage/manifests';
 const KEYLESS = parseDigest('sha256:31dc72a13a0c34b40eb95419d2b2fd67320c856baf3b72da518023ee8d370aee');
 const KEYED = parseDigest('sha256:071bf7a986f1ca9cb2a1f0bc8392822a7777f90d58f2d2c6f271913e08de7c81');
 const aliceKey = createPublicKey(readFixture('cosign/connaisseur-testimage/keys/alice.pub').toString('utf8'));
-const verifier = createSignatureVerifier(await loadTrustedRoot(DEFAULT_TRUSTED_ROOT), [
+const verifier = createSignatureVerifier(await loadTrustedRoot(DEFAULT_TRUSTED_ROOTS[0]!), [
   { name: 'alice', key: aliceKey, fingerprint: keyFingerprint(aliceKey) },
 ]);
 const keyless = cosignLayersFromFixture(DIR, `sha256-${KEYLESS.slice(7)}.sig.json`)[0]!;

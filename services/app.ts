@@ -26,7 +26,7 @@ import { ALERTS_QUEUE } from './common/jobs/notify-ownership-change.ts';
 import { loadConfiguredCredentials, registryClientFromConfig } from './worker/oci/from-config.ts';
 import { createOwnershipAnnouncer, startAlertWorker } from './worker/ownership.ts';
 import { reverifyUntrustedKeySignatures } from './worker/reverify.ts';
-import { loadTrustedKeys, loadTrustedRoot, type TrustedKey } from './worker/verification/trust.ts';
+import { loadTrustedKeys, loadTrustedRoots, type TrustedKey } from './worker/verification/trust.ts';
 import { createSignatureVerifier, type SignatureVerifier } from './worker/verification/verifier.ts';
 import { startReconciler } from './worker/reconcile/schedule.ts';
 import { startIndexWorker } from './worker/worker.ts';
@@ -120,11 +120,14 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
   let queue: Queue | null = null;
   if (roles.has('worker')) {
     const [trust, trustedKeys, credentials] = await Promise.all([
-      loadTrustedRoot(config.verification.trustedRootPath),
+      loadTrustedRoots(config.verification.trustedRootPaths),
       loadTrustedKeys(config.verification.trustedKeysDir),
       loadConfiguredCredentials(config),
     ]);
-    log.info({ trustedRoot: trust.path, trustRootVersion: trust.version, trustedKeys: trustedKeys.map((k) => k.name) }, 'trust loaded');
+    log.info(
+      { trustedRoots: trust.map((t) => ({ path: t.path, version: t.version })), trustedKeys: trustedKeys.map((k) => k.name) },
+      'trust loaded',
+    );
     const connection = createRedis(config.redis.url, 'worker', log);
     const publisher = createRedis(config.redis.url, 'producer', log);
     // Keys a policy names are trusted for verification too: the policy decides what they may sign.
@@ -134,7 +137,12 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
       get trustRootVersion() {
         return currentVerifier.trustRootVersion;
       },
+      get roots() {
+        return currentVerifier.roots;
+      },
       verifyCosignLayer: (layer, subject, expected) => currentVerifier.verifyCosignLayer(layer, subject, expected),
+      verifyCosignAttestation: (layer, subject, expected) => currentVerifier.verifyCosignAttestation(layer, subject, expected),
+      verifyBundle: (bundle, subject, expected) => currentVerifier.verifyBundle(bundle, subject, expected),
     };
     // Resolved tags and reconciliation crawls queue index jobs like ingest does.
     const indexQueue = new Queue(INDEX_QUEUE, { connection: publisher, prefix: config.redis.queuePrefix });

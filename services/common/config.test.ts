@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_TRUSTED_ROOT, loadConfig } from './config.ts';
+import { ConfigError, DEFAULT_TRUSTED_ROOTS, loadConfig } from './config.ts';
 
 describe('loadConfig', () => {
   it('uses the documented defaults on an empty environment', () => {
@@ -12,7 +12,7 @@ describe('loadConfig', () => {
     expect(c.http.port).toBe(8080);
     expect(c.roles).toEqual(['ingest', 'worker', 'api']);
     expect(c.webhook).toBeNull();
-    expect(c.verification.trustedRootPath).toBe(DEFAULT_TRUSTED_ROOT);
+    expect(c.verification.trustedRootPaths).toEqual(DEFAULT_TRUSTED_ROOTS);
     expect(c.verification.trustedKeysDir).toBeNull();
     expect(c.registry.insecureHosts).toEqual([]);
     expect(c.http.maxWebhookBytes).toBe(1024 * 1024);

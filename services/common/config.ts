@@ -5,8 +5,11 @@ import { WEBHOOK_SOURCES, type WebhookSource } from './domain/registry-event.ts'
 import { HOST_PATTERN } from './domain/host-allowlist.ts';
 import { loadRegistriesFile, RegistriesFileError, type RegistryConfig } from './registries-file.ts';
 
-/** The public-good Sigstore trusted root shipped with Signet (see trust/PROVENANCE.md). */
-export const DEFAULT_TRUSTED_ROOT = fileURLToPath(new URL('../../trust/public-good/trusted_root.json', import.meta.url));
+/** The Sigstore trusted roots shipped with Signet, public-good first, then GitHub's (see trust/PROVENANCE.md). */
+export const DEFAULT_TRUSTED_ROOTS = [
+  fileURLToPath(new URL('../../trust/public-good/trusted_root.json', import.meta.url)),
+  fileURLToPath(new URL('../../trust/github/trusted_root.json', import.meta.url)),
+];
 
 export const ROLES = ['ingest', 'worker', 'api'] as const;
 export type Role = (typeof ROLES)[number];
@@ -61,7 +64,7 @@ const Env = z.object({
   HOST: z.string().default('0.0.0.0'),
   SIGNET_ROLES: commaList(z.enum(ROLES)).transform((r) => (r.length === 0 ? [...ROLES] : r)),
   SIGNET_WEBHOOK_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
-  SIGNET_TRUSTED_ROOT: z.string().min(1).default(DEFAULT_TRUSTED_ROOT),
+  SIGNET_TRUSTED_ROOT: z.string().min(1).default(DEFAULT_TRUSTED_ROOTS.join(',')),
   SIGNET_TRUSTED_KEYS: z.string().min(1).optional(),
   SIGNET_POLICY: z.string().min(1).optional(),
   SIGNET_LEARN_REGISTRIES: commaList(hostPort),
@@ -120,7 +123,8 @@ export interface Config {
   /** The scheduled reconciliation crawl of the registries file's registries; interval 0 is off. */
   readonly reconcile: { readonly intervalMs: number };
   readonly verification: {
-    readonly trustedRootPath: string;
+    /** Trusted root files or directories of them, tried in order. */
+    readonly trustedRootPaths: readonly string[];
     readonly trustedKeysDir: string | null;
     readonly maxPayloadBytes: number;
   };
@@ -276,7 +280,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     registries,
     reconcile: { intervalMs: e.SIGNET_RECONCILE_INTERVAL },
     verification: {
-      trustedRootPath: e.SIGNET_TRUSTED_ROOT,
+      trustedRootPaths: e.SIGNET_TRUSTED_ROOT.split(',').map((p) => p.trim()).filter((p) => p !== ''),
       trustedKeysDir: e.SIGNET_TRUSTED_KEYS ?? null,
       maxPayloadBytes: e.SIGNET_MAX_PAYLOAD_BYTES,
     },

@@ -7,7 +7,7 @@
 import { readdirSync } from 'node:fs';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_TRUSTED_ROOT } from '../../services/common/config.ts';
+import { DEFAULT_TRUSTED_ROOTS } from '../../services/common/config.ts';
 import { isDigest, sha256Digest } from '../../services/common/domain/digest.ts';
 import { formatImageReference, ImageReferenceError, isRegistryHost, isRepositoryName, parseImageReference } from '../../services/common/domain/image-ref.ts';
 import type { NormalizedDelivery } from '../../services/common/domain/registry-event.ts';
@@ -273,7 +273,7 @@ describe('parsePolicy', () => {
 
 let verifier: SignatureVerifier;
 beforeAll(async () => {
-  verifier = createSignatureVerifier(await loadTrustedRoot(DEFAULT_TRUSTED_ROOT), []);
+  verifier = createSignatureVerifier(await loadTrustedRoot(DEFAULT_TRUSTED_ROOTS[0]!), []);
 });
 
 const realLayer = () =>

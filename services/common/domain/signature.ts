@@ -23,7 +23,11 @@ export interface SignatureVerdict {
   } | null;
   readonly certificate: { readonly fingerprint: string; readonly notBefore: Date; readonly notAfter: Date } | null;
   /** Rekor entry: log id (hex), 64-bit log index as a decimal string, integrated time. */
-  readonly rekor: { readonly logId: string; readonly logIndex: string; readonly integratedTime: Date } | null;
+  readonly rekor: { readonly logId: string; readonly logIndex: string; readonly integratedTime: Date | null } | null;
+  /** Signing time from an RFC 3161 timestamp authority, when the material carries one (Rekor v2, GitHub). */
+  readonly tsaTime: Date | null;
+  /** The in-toto predicate type of a DSSE statement (attestations, cosign v3 signatures); null otherwise. */
+  readonly predicateType: string | null;
   /** The `optional` section of the signed payload (cosign `-a key=value` annotations). */
   readonly annotations: Readonly<Record<string, unknown>> | null;
   readonly trustRootVersion: string;
@@ -35,10 +39,42 @@ export function unprovenVerdict(
   reason: string | null,
   trustRootVersion: string,
 ): SignatureVerdict {
-  return { outcome, reason, identity: null, claims: {}, key: null, certificate: null, rekor: null, annotations: null, trustRootVersion };
+  return {
+    outcome,
+    reason,
+    identity: null,
+    claims: {},
+    key: null,
+    certificate: null,
+    rekor: null,
+    tsaTime: null,
+    predicateType: null,
+    annotations: null,
+    trustRootVersion,
+  };
 }
 
-export type SignatureFormat = 'cosign_legacy';
+/**
+ * Where a signature came from: a cosign `.sig` layer, a cosign `.att` layer (DSSE in-toto), or a
+ * Sigstore bundle (an OCI 1.1 referrer, cosign v3 and GitHub artifact attestations).
+ */
+export type SignatureFormat = 'cosign_legacy' | 'cosign_attestation' | 'sigstore_bundle';
+
+/**
+ * A signature vouches for the image and counts for ownership and admission; an attestation states
+ * something about it (provenance, SBOM) and is recorded, not counted.
+ */
+export type SignatureKind = 'signature' | 'attestation';
+
+/** The predicate cosign v3 wraps a plain image signature in. */
+export const COSIGN_SIGN_PREDICATE = 'https://sigstore.dev/cosign/sign/v1';
+
+export function signatureKind(format: SignatureFormat, predicateType: string | null): SignatureKind {
+  if (format === 'cosign_attestation') {
+    return 'attestation';
+  }
+  return predicateType === null || predicateType === COSIGN_SIGN_PREDICATE ? 'signature' : 'attestation';
+}
 
 /** A signature found on a manifest, with its raw material so it can be re-verified later. */
 export interface SignatureRecord {

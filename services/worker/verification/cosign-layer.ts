@@ -11,6 +11,10 @@ export const COSIGN_ANNOTATION = {
 } as const;
 
 export const SIMPLE_SIGNING_MEDIA_TYPE = 'application/vnd.dev.cosign.simplesigning.v1+json';
+/** Media type of the layers of a cosign `.att` manifest: one DSSE envelope each. */
+export const DSSE_ENVELOPE_MEDIA_TYPE = 'application/vnd.dsse.envelope.v1+json';
+/** cosign's annotation naming an attestation layer's predicate type. */
+export const PREDICATE_TYPE_ANNOTATION = 'predicateType';
 
 /** One signature as cosign stores it: the simple-signing payload and the layer's annotations. */
 export interface CosignLayer {
@@ -109,31 +113,58 @@ export function cosignLayerToBundle(
   if (signature === undefined || signature.length === 0) {
     throw new MalformedSignatureError(`the layer has no ${COSIGN_ANNOTATION.signature} annotation`);
   }
+  return v01Bundle(opts.certificate, opts.rekor, opts.keyHint, {
+    messageSignature: {
+      messageDigest: { algorithm: 'SHA2_256', digest: createHash('sha256').update(layer.payload).digest('base64') },
+      signature,
+    },
+  });
+}
+
+/** A DSSE envelope as cosign stores it in a `.att` layer (payload and signatures base64). */
+export interface DsseEnvelopeJson {
+  readonly payloadType: string;
+  readonly payload: string;
+  readonly signatures: readonly { readonly keyid?: string | undefined; readonly sig: string }[];
+}
+
+/**
+ * Converts a cosign `.att` layer (DSSE envelope plus certificate and Rekor bundle annotations)
+ * into a v0.1 DSSE bundle. The Rekor entry is whatever cosign logged (`intoto` 0.0.2 or `dsse`).
+ */
+export function cosignAttestationToBundle(envelope: DsseEnvelopeJson, certificate: X509Certificate | null, rekor: RekorBundle | null): Bundle {
+  return v01Bundle(certificate, rekor, '', {
+    dsseEnvelope: {
+      payloadType: envelope.payloadType,
+      payload: envelope.payload,
+      signatures: envelope.signatures.map((s) => ({ keyid: s.keyid ?? '', sig: s.sig })),
+    },
+  });
+}
+
+function v01Bundle(certificate: X509Certificate | null, rekor: RekorBundle | null, keyHint: string | undefined, content: Record<string, unknown>): Bundle {
   const tlogEntries =
-    opts.rekor === null
+    rekor === null
       ? []
       : [
           {
-            logIndex: opts.rekor.Payload.logIndex,
-            logId: { keyId: Buffer.from(opts.rekor.Payload.logID, 'hex').toString('base64') },
-            kindVersion: kindVersionOf(opts.rekor.Payload.body),
-            integratedTime: opts.rekor.Payload.integratedTime,
-            inclusionPromise: { signedEntryTimestamp: opts.rekor.SignedEntryTimestamp },
-            canonicalizedBody: opts.rekor.Payload.body,
+            logIndex: rekor.Payload.logIndex,
+            logId: { keyId: Buffer.from(rekor.Payload.logID, 'hex').toString('base64') },
+            kindVersion: kindVersionOf(rekor.Payload.body),
+            integratedTime: rekor.Payload.integratedTime,
+            inclusionPromise: { signedEntryTimestamp: rekor.SignedEntryTimestamp },
+            canonicalizedBody: rekor.Payload.body,
           },
         ];
   const verificationMaterial =
-    opts.certificate !== null
-      ? { x509CertificateChain: { certificates: [{ rawBytes: opts.certificate.raw.toString('base64') }] }, tlogEntries }
-      : { publicKey: { hint: opts.keyHint ?? '' }, tlogEntries };
+    certificate !== null
+      ? { x509CertificateChain: { certificates: [{ rawBytes: certificate.raw.toString('base64') }] }, tlogEntries }
+      : { publicKey: { hint: keyHint ?? '' }, tlogEntries };
   try {
     return bundleFromJSON({
       mediaType: BUNDLE_V01_MEDIA_TYPE,
       verificationMaterial: { ...verificationMaterial, timestampVerificationData: undefined },
-      messageSignature: {
-        messageDigest: { algorithm: 'SHA2_256', digest: createHash('sha256').update(layer.payload).digest('base64') },
-        signature,
-      },
+      ...content,
     });
   } catch (err) {
     throw new MalformedSignatureError(`cannot build a Sigstore bundle from the layer: ${(err as Error).message}`, {
@@ -143,6 +174,15 @@ export function cosignLayerToBundle(
 }
 
 function kindVersionOf(bodyB64: string): { kind: string; version: string } {
-  const body = parseHashedRekordBody(bodyB64);
-  return { kind: body.kind, version: body.apiVersion };
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.from(bodyB64, 'base64').toString('utf8'));
+  } catch (err) {
+    throw new MalformedSignatureError('the Rekor entry body is not JSON', { cause: err });
+  }
+  const { kind, apiVersion } = (body ?? {}) as { kind?: unknown; apiVersion?: unknown };
+  if (typeof kind !== 'string' || typeof apiVersion !== 'string') {
+    throw new MalformedSignatureError('the Rekor entry body has no kind and apiVersion');
+  }
+  return { kind, version: apiVersion };
 }

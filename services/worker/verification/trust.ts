@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 
@@ -44,6 +44,36 @@ export async function loadTrustedRoot(path: string): Promise<LoadedTrustedRoot> 
     throw new TrustConfigError(`the trusted root ${path} has neither certificate authorities nor transparency logs`);
   }
   return { root, version: `sha256:${createHash('sha256').update(text).digest('hex')}`, path };
+}
+
+/**
+ * Loads every trusted root named: a file, or a directory whose `*.json` files are roots (sorted by
+ * name). Two files with the same content count once. Any unreadable root stops start-up.
+ */
+export async function loadTrustedRoots(paths: readonly string[]): Promise<LoadedTrustedRoot[]> {
+  const files: string[] = [];
+  for (const path of paths) {
+    let isDir: boolean;
+    try {
+      isDir = (await stat(path)).isDirectory();
+    } catch (err) {
+      throw new TrustConfigError(`cannot read the trusted root ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    if (isDir) {
+      const names = (await readdir(path)).filter((f) => f.endsWith('.json')).sort();
+      if (names.length === 0) {
+        throw new TrustConfigError(`the trusted root directory ${path} has no *.json files`);
+      }
+      files.push(...names.map((n) => join(path, n)));
+    } else {
+      files.push(path);
+    }
+  }
+  if (files.length === 0) {
+    throw new TrustConfigError('no trusted root is configured (SIGNET_TRUSTED_ROOT)');
+  }
+  const roots = await Promise.all(files.map((f) => loadTrustedRoot(f)));
+  return roots.filter((r, i) => roots.findIndex((o) => o.version === r.version) === i);
 }
 
 export function keyFingerprint(key: KeyObject): string {

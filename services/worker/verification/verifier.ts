@@ -1,19 +1,24 @@
-import { createPublicKey, verify as cryptoVerify, type KeyObject, type X509Certificate } from 'node:crypto';
-import type { Bundle } from '@sigstore/bundle';
+import { createPublicKey, verify as cryptoVerify, type KeyObject, X509Certificate } from 'node:crypto';
+import type { Bundle, TransparencyLogEntry } from '@sigstore/bundle';
+import { RFC3161Timestamp } from '@sigstore/core';
+import { HashAlgorithm } from '@sigstore/protobuf-specs';
 import {
   PolicyError,
   toSignedEntity,
   toTrustMaterial,
   VerificationError,
   Verifier,
+  type SignedEntity,
   type Signer,
 } from '@sigstore/verify';
 import { z } from 'zod';
 import type { Digest } from '../../common/domain/digest.ts';
 import type { SignatureOutcome } from '../../common/domain/outcome.ts';
 import { type SignatureVerdict, type SignerIdentity, unprovenVerdict } from '../../common/domain/signature.ts';
+import { type InTotoStatement, parseBundle, parseStatement, slsaClaims, statementNames, tlogEntryKeys } from './bundle.ts';
 import {
   COSIGN_ANNOTATION,
+  cosignAttestationToBundle,
   cosignLayerToBundle,
   type CosignLayer,
   type HashedRekordBody,
@@ -37,13 +42,34 @@ export interface ExpectedIdentity {
 }
 
 export interface SignatureVerifier {
-  /** sha256 of the trusted root file; recorded on every signature. */
+  /**
+   * Version of the trust configuration: the sha256 of the trusted root file when there is one,
+   * else a digest over every root's version. Recorded on signatures that no root verified.
+   */
   readonly trustRootVersion: string;
+  /** The roots, in the order they are tried. */
+  readonly roots: readonly Pick<LoadedTrustedRoot, 'version' | 'path'>[];
   /**
    * Verifies one legacy cosign layer attached to `subject`. Never throws: every failure is a typed
    * outcome with a reason. Pure CPU work, no I/O.
    */
   verifyCosignLayer(layer: CosignLayer, subject: Digest, expected?: ExpectedIdentity): SignatureVerdict;
+  /** Verifies one cosign `.att` layer: `layer.payload` is the DSSE envelope, bound to `subject` by its in-toto subject. */
+  verifyCosignAttestation(layer: CosignLayer, subject: Digest, expected?: ExpectedIdentity): SignatureVerdict;
+  /**
+   * Verifies a serialized Sigstore bundle (v0.1–v0.3) attached to `subject`: a DSSE in-toto
+   * statement must name the subject's digest; a message signature must sign the subject's bytes.
+   */
+  verifyBundle(bundle: Uint8Array, subject: BundleSubject, expected?: ExpectedIdentity): SignatureVerdict;
+}
+
+/**
+ * What a bundle is checked against: the artifact's digest (`sha256:<hex>` for images; another
+ * algorithm only binds DSSE statements), and its bytes (the manifest) for message signatures.
+ */
+export interface BundleSubject {
+  readonly digest: Digest | `${string}:${string}`;
+  readonly bytes?: Buffer;
 }
 
 const SimpleSigningPayload = z.object({
@@ -55,6 +81,12 @@ const SimpleSigningPayload = z.object({
   optional: z.record(z.string(), z.unknown()).nullable().optional(),
 });
 
+const DsseEnvelopeJson = z.object({
+  payloadType: z.string().max(1024),
+  payload: z.base64(),
+  signatures: z.array(z.object({ keyid: z.string().max(1024).optional(), sig: z.base64().min(1) })),
+});
+
 class Failure extends Error {
   readonly outcome: SignatureOutcome;
   constructor(outcome: SignatureOutcome, message: string) {
@@ -63,109 +95,108 @@ class Failure extends Error {
   }
 }
 
+type Partial = Omit<SignatureVerdict, 'outcome' | 'reason'>;
+
+interface Root {
+  readonly loaded: LoadedTrustedRoot;
+  readonly verifier: Verifier;
+  readonly options: { tlogThreshold: number; ctlogThreshold: number; timestampThreshold: number };
+}
+
 /**
- * Builds the verifier once per process from a trusted root and the operator's trusted keys.
- * Keyless signatures go through `@sigstore/verify` (Fulcio chain at the Rekor integrated time, SCT,
- * SET, signature); key-based ones through node:crypto, plus the SET when a Rekor bundle is present.
- * On top of that it does the checks sigstore does not: payload type, subject digest binding, EKU,
- * and that the Rekor entry was made with the signing certificate or key.
+ * Builds the verifier once per process from the trusted roots and the operator's trusted keys.
+ * Keyless signatures go through `@sigstore/verify` (Fulcio chain at the verified time, SCT, SET or
+ * inclusion proof, RFC 3161 timestamps, signature) against each root in turn; key-based ones
+ * through the trusted keys, or the key in a Rekor entry. On top of that it does the checks
+ * sigstore does not: payload type, subject digest binding, EKU, single DSSE signature, and that
+ * the transparency-log entry was made with the signing certificate or key.
  */
-export function createSignatureVerifier(trust: LoadedTrustedRoot, trustedKeys: readonly TrustedKey[]): SignatureVerifier {
-  const keylessVerifier = new Verifier(toTrustMaterial(trust.root));
-
-  function verifyKeyless(bundle: Bundle, payload: Buffer): Signer {
-    return keylessVerifier.verify(toSignedEntity(bundle, payload));
+export function createSignatureVerifier(
+  trust: LoadedTrustedRoot | readonly LoadedTrustedRoot[],
+  trustedKeys: readonly TrustedKey[],
+): SignatureVerifier {
+  const loaded = Array.isArray(trust) ? (trust as readonly LoadedTrustedRoot[]) : [trust as LoadedTrustedRoot];
+  if (loaded.length === 0) {
+    throw new Error('at least one trusted root is required');
   }
+  const roots: Root[] = loaded.map((l) => {
+    // A root without transparency or CT logs (GitHub's instance) proves time with a TSA alone.
+    const options = {
+      tlogThreshold: l.root.tlogs.length > 0 ? 1 : 0,
+      ctlogThreshold: l.root.ctlogs.length > 0 ? 1 : 0,
+      timestampThreshold: 1,
+    };
+    return { loaded: l, verifier: new Verifier(toTrustMaterial(l.root), options), options };
+  });
+  const setVersion = trustSetVersion(loaded);
 
-  function verifyKeyWithTlog(bundle: Bundle, payload: Buffer, key: KeyObject): void {
-    // The key finder ignores the hint: the key was already chosen (trusted, or the one Rekor logged).
-    const material = toTrustMaterial(trust.root, () => ({ publicKey: key, validFor: () => true }));
-    new Verifier(material).verify(toSignedEntity(bundle, payload));
-  }
-
-  return {
-    trustRootVersion: trust.version,
-    verifyCosignLayer(layer, subject, expected) {
-      let partial: Omit<SignatureVerdict, 'outcome' | 'reason'> = unprovenVerdict('malformed', null, trust.version);
+  /** Runs `attempt` against each root; the first that verifies wins, else the most telling failure. */
+  function acrossRoots(attempt: (root: Root) => Signer): { signer: Signer; root: Root } {
+    const failures: unknown[] = [];
+    for (const root of roots) {
       try {
-        const payload = parsePayload(layer.payload);
-        partial = { ...partial, annotations: payload.optional ?? null };
-        const signatureB64 = layer.annotations[COSIGN_ANNOTATION.signature] ?? '';
-        const signature = decodeSignature(signatureB64);
-        const certPem = layer.annotations[COSIGN_ANNOTATION.certificate];
-        const rekorText = layer.annotations[COSIGN_ANNOTATION.bundle];
-        const rekor = rekorText === undefined || rekorText === '' ? null : parseRekorBundle(rekorText);
-        const body = rekor === null ? null : parseHashedRekordBody(rekor.Payload.body);
-        if (rekor !== null) {
-          partial = { ...partial, rekor: rekorSummary(rekor) };
-        }
-        if (body !== null && body.spec.data.hash.value.toLowerCase() !== sha256Hex(layer.payload)) {
-          throw new Failure('invalid_signature', 'the payload is not the one whose digest was logged in Rekor (payload tampered with)');
-        }
-
-        if (certPem !== undefined && certPem !== '') {
-          const cert = parseCertificatePem(certPem);
-          partial = {
-            ...partial,
-            certificate: {
-              fingerprint: `sha256:${sha256Hex(cert.raw)}`,
-              notBefore: new Date(cert.validFrom),
-              notAfter: new Date(cert.validTo),
-            },
-            key: { fingerprint: keyFingerprint(cert.publicKey), source: 'certificate', name: null },
-          };
-          if (rekor === null || body === null) {
-            throw new Failure('tlog_missing', 'keyless signature without a Rekor bundle: nothing proves the certificate was valid when it signed');
-          }
-          assertRekorKeyMatches(body, { cert });
-          if (!(cert.keyUsage ?? []).includes(CODE_SIGNING_EKU)) {
-            throw new Failure('cert_invalid', 'the signing certificate lacks the codeSigning extended key usage');
-          }
-          const signer = verifyKeyless(cosignLayerToBundle(layer, { certificate: cert, rekor }), layer.payload);
-          const san = signer.identity?.subjectAlternativeName;
-          const issuer = signer.identity?.extensions?.issuer ?? null;
-          if (san === undefined || san === '') {
-            throw new Failure('cert_invalid', 'the signing certificate has no email or URI subject alternative name');
-          }
-          partial = {
-            ...partial,
-            identity: { kind: san.includes('://') ? 'uri' : 'email', subject: san, issuer },
-            claims: decodeFulcioClaims(signer.identity?.oids),
-          };
-        } else {
-          partial = { ...partial, ...verifyKeyBased(layer, signature, rekor, body) };
-        }
-
-        assertBoundToSubject(payload, subject);
-        if (expected !== undefined && partial.identity !== null) {
-          assertExpectedIdentity(partial.identity, expected);
-        }
-        return { ...partial, outcome: 'verified', reason: null };
+        return { signer: attempt(root), root };
       } catch (err) {
-        const { outcome, reason } = classify(err);
-        return { ...partial, outcome, reason };
+        failures.push(err);
       }
-    },
-  };
+    }
+    throw failures.find((f) => classify(f).outcome !== 'untrusted_root') ?? failures[0];
+  }
 
-  function verifyKeyBased(
-    layer: CosignLayer,
-    signature: Buffer,
-    rekor: RekorBundle | null,
-    body: HashedRekordBody | null,
-  ): Pick<SignatureVerdict, 'identity' | 'key'> {
-    const trusted = trustedKeys.find((k) => cryptoVerify('sha256', layer.payload, k.key, signature));
+  function verifyWithKey(root: Root, entity: SignedEntity, key: KeyObject): Signer {
+    // The key finder ignores the hint: the key was already chosen (trusted, or the one Rekor logged).
+    const material = toTrustMaterial(root.loaded.root, () => ({ publicKey: key, validFor: () => true }));
+    const tlog = entity.tlogEntries.length > 0;
+    return new Verifier(material, {
+      ...root.options,
+      ctlogThreshold: 0,
+      tlogThreshold: tlog ? 1 : 0,
+      timestampThreshold: tlog || entity.timestamps.length > 0 ? 1 : 0,
+    }).verify(entity);
+  }
+
+  /** Verifies `entity` signed by a certificate; returns the identity, claims and the root used. */
+  function verifyCertificate(entity: SignedEntity, cert: X509Certificate, tlogKeys: readonly KeyObject[] | null): Partial {
+    if (!(cert.keyUsage ?? []).includes(CODE_SIGNING_EKU)) {
+      throw new Failure('cert_invalid', 'the signing certificate lacks the codeSigning extended key usage');
+    }
+    if (tlogKeys !== null && !tlogKeys.some((k) => k.equals(cert.publicKey))) {
+      throw new Failure('tlog_invalid', 'the transparency log entry was logged with a different key than the one that signed');
+    }
+    const { signer, root } = acrossRoots((r) => r.verifier.verify(entity));
+    const san = signer.identity?.subjectAlternativeName;
+    const issuer = signer.identity?.extensions?.issuer ?? null;
+    if (san === undefined || san === '') {
+      throw new Failure('cert_invalid', 'the signing certificate has no email or URI subject alternative name');
+    }
+    return {
+      ...unprovenVerdict('malformed', null, root.loaded.version),
+      identity: { kind: san.includes('://') ? 'uri' : 'email', subject: san, issuer },
+      claims: decodeFulcioClaims(signer.identity?.oids),
+      key: { fingerprint: keyFingerprint(cert.publicKey), source: 'certificate', name: null },
+      certificate: { fingerprint: `sha256:${sha256Hex(cert.raw)}`, notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo) },
+    };
+  }
+
+  /**
+   * Verifies `entity` signed by a key: a trusted key whose signature check passes, else the key a
+   * Rekor entry names (then the entry's SET/proof must verify). `check` is the raw signature check.
+   */
+  function verifyKey(entity: SignedEntity, tlogKeys: readonly KeyObject[], hint: string | null): Partial {
+    const ordered = hint === null ? trustedKeys : [...trustedKeys.filter((k) => keyMatchesHint(k, hint)), ...trustedKeys.filter((k) => !keyMatchesHint(k, hint))];
+    const trusted = ordered.find((k) => entity.signature.verifySignature(k.key));
     let key: KeyObject;
     let source: 'trusted_key' | 'tlog';
     if (trusted !== undefined) {
       key = trusted.key;
       source = 'trusted_key';
-    } else if (rekor !== null && body !== null) {
-      key = rekorPublicKey(body);
-      source = 'tlog';
-      if (!cryptoVerify('sha256', layer.payload, key, signature)) {
+    } else if (tlogKeys.length > 0) {
+      const logged = tlogKeys.find((k) => entity.signature.verifySignature(k));
+      if (logged === undefined) {
         throw new Failure('invalid_signature', 'the signature does not verify with the key logged in Rekor');
       }
+      key = logged;
+      source = 'tlog';
     } else {
       throw new Failure(
         'untrusted_root',
@@ -174,15 +205,270 @@ export function createSignatureVerifier(trust: LoadedTrustedRoot, trustedKeys: r
           : `key-based signature that none of the ${trustedKeys.length} trusted keys verifies, and it has no Rekor entry`,
       );
     }
-    const fingerprint = keyFingerprint(key);
-    if (rekor !== null && body !== null) {
-      assertRekorKeyMatches(body, { key });
-      verifyKeyWithTlog(cosignLayerToBundle(layer, { certificate: null, rekor, keyHint: fingerprint }), layer.payload, key);
+    if (tlogKeys.length > 0 && !tlogKeys.some((k) => k.equals(key))) {
+      throw new Failure('tlog_invalid', 'the transparency log entry was logged with a different key than the one that signed');
     }
+    let version = setVersion;
+    if (entity.tlogEntries.length > 0 || entity.timestamps.length > 0) {
+      version = acrossRoots((r) => verifyWithKey(r, entity, key)).root.loaded.version;
+    }
+    const fingerprint = keyFingerprint(key);
     return {
+      ...unprovenVerdict('malformed', null, version),
       identity: { kind: 'key', subject: fingerprint, issuer: null },
       key: { fingerprint, source, name: trusted?.name ?? null },
     };
+  }
+
+  function finish(partial: Partial, expected: ExpectedIdentity | undefined): SignatureVerdict {
+    if (expected !== undefined && partial.identity !== null) {
+      assertExpectedIdentity(partial.identity, expected);
+    }
+    return { ...partial, outcome: 'verified', reason: null };
+  }
+
+  function fail(partial: Partial, err: unknown): SignatureVerdict {
+    const { outcome, reason } = classify(err);
+    return { ...partial, outcome, reason };
+  }
+
+  return {
+    trustRootVersion: setVersion,
+    roots: loaded.map((l) => ({ version: l.version, path: l.path })),
+
+    verifyCosignLayer(layer, subject, expected) {
+      let partial: Partial = unprovenVerdict('malformed', null, setVersion);
+      try {
+        const payload = parsePayload(layer.payload);
+        partial = { ...partial, annotations: payload.optional ?? null };
+        const { cert, rekor, body } = layerMaterial(layer, parseHashedRekordBody);
+        if (rekor !== null) {
+          partial = { ...partial, rekor: rekorSummary(rekor) };
+        }
+        if (body !== null && body.spec.data.hash.value.toLowerCase() !== sha256Hex(layer.payload)) {
+          throw new Failure('invalid_signature', 'the payload is not the one whose digest was logged in Rekor (payload tampered with)');
+        }
+        const signature = decodeSignature(layer.annotations[COSIGN_ANNOTATION.signature] ?? '');
+        const tlogKeys = body === null ? [] : [rekorPublicKey(body)];
+        if (cert !== null) {
+          partial = { ...partial, ...certificateSummary(cert) };
+          if (rekor === null) {
+            throw new Failure('tlog_missing', 'keyless signature without a Rekor bundle: nothing proves the certificate was valid when it signed');
+          }
+          assertRekorCertificate(body, cert);
+          const entity = toSignedEntity(cosignLayerToBundle(layer, { certificate: cert, rekor }), layer.payload);
+          partial = { ...partial, ...verifyCertificate(entity, cert, tlogKeys), rekor: partial.rekor, annotations: partial.annotations };
+        } else {
+          const bundle = cosignLayerToBundle(layer, { certificate: null, rekor, keyHint: '' });
+          const entity = rawKeyEntity(toSignedEntity(bundle, layer.payload), layer.payload, signature);
+          partial = { ...partial, ...verifyKey(entity, tlogKeys, null), rekor: partial.rekor, annotations: partial.annotations };
+        }
+        assertBoundToSubject(payload, subject);
+        return finish(partial, expected);
+      } catch (err) {
+        return fail(partial, err);
+      }
+    },
+
+    verifyCosignAttestation(layer, subject, expected) {
+      let partial: Partial = unprovenVerdict('malformed', null, setVersion);
+      try {
+        const envelope = parseEnvelope(layer.payload);
+        const statement = parseStatement(envelope.payloadType, Buffer.from(envelope.payload, 'base64'));
+        partial = { ...partial, predicateType: statement.predicateType, claims: slsaClaims(statement) };
+        const { cert, rekor } = layerMaterial(layer, null);
+        if (rekor !== null) {
+          partial = { ...partial, rekor: rekorSummary(rekor) };
+        }
+        const bundle = cosignAttestationToBundle(envelope, cert, rekor);
+        const entity = toSignedEntity(bundle);
+        const tlogKeys = bundle.verificationMaterial.tlogEntries.flatMap((e) => tlogEntryKeys(e));
+        const statementClaims = partial.claims;
+        if (cert !== null) {
+          partial = { ...partial, ...certificateSummary(cert) };
+          if (rekor === null) {
+            throw new Failure('tlog_missing', 'keyless attestation without a Rekor bundle: nothing proves the certificate was valid when it signed');
+          }
+          const proven = verifyCertificate(entity, cert, tlogKeys);
+          partial = { ...partial, ...proven, claims: { ...proven.claims, ...statementClaims }, rekor: partial.rekor, predicateType: statement.predicateType };
+        } else {
+          partial = { ...partial, ...verifyKey(entity, tlogKeys, null), claims: statementClaims, rekor: partial.rekor, predicateType: statement.predicateType };
+        }
+        assertStatementNames(statement, subject);
+        return finish(partial, expected);
+      } catch (err) {
+        return fail(partial, err);
+      }
+    },
+
+    verifyBundle(bytes, subject, expected) {
+      let partial: Partial = unprovenVerdict('malformed', null, setVersion);
+      try {
+        const bundle = parseBundle(bytes);
+        const [entry] = bundle.verificationMaterial.tlogEntries;
+        partial = { ...partial, rekor: entry === undefined ? null : tlogSummary(entry), tsaTime: tsaTime(bundle) };
+        let statement: InTotoStatement | null = null;
+        let entity: SignedEntity;
+        if (bundle.content.$case === 'dsseEnvelope') {
+          const envelope = bundle.content.dsseEnvelope;
+          if (envelope.signatures.length !== 1) {
+            throw new Failure('malformed', `the DSSE envelope has ${envelope.signatures.length} signatures; exactly one is required`);
+          }
+          statement = parseStatement(envelope.payloadType, envelope.payload);
+          partial = { ...partial, predicateType: statement.predicateType, claims: slsaClaims(statement) };
+          entity = toSignedEntity(bundle);
+        } else {
+          const { messageDigest } = bundle.content.messageSignature;
+          if (messageDigest === undefined || messageDigest.algorithm !== HashAlgorithm.SHA2_256 || messageDigest.digest.toString('hex') !== subject.digest.slice(7)) {
+            throw new Failure('digest_mismatch', `the bundle's message digest is not ${subject.digest} (signature made for another artifact)`);
+          }
+          if (subject.bytes === undefined) {
+            throw new Failure('malformed', 'a message-signature bundle needs the signed bytes to verify');
+          }
+          entity = toSignedEntity(bundle, subject.bytes);
+        }
+        const tlogKeys = bundle.verificationMaterial.tlogEntries.flatMap((e) => tlogEntryKeys(e));
+        const statementClaims = partial.claims;
+        const material = bundle.verificationMaterial.content;
+        if (material.$case === 'publicKey') {
+          partial = { ...partial, ...verifyKey(entity, tlogKeys, material.publicKey.hint ?? null), claims: statementClaims, rekor: partial.rekor, tsaTime: partial.tsaTime, predicateType: partial.predicateType };
+        } else {
+          const raw = material.$case === 'certificate' ? material.certificate.rawBytes : material.x509CertificateChain.certificates[0]?.rawBytes;
+          if (raw === undefined) {
+            throw new Failure('malformed', 'the bundle has an empty certificate chain');
+          }
+          const cert = parseCertificateDer(raw);
+          partial = { ...partial, ...certificateSummary(cert) };
+          if (material.$case === 'x509CertificateChain') {
+            assertOrderedChain(material.x509CertificateChain.certificates.map((c) => c.rawBytes));
+          }
+          const proven = verifyCertificate(entity, cert, tlogKeys.length > 0 ? tlogKeys : null);
+          partial = { ...partial, ...proven, claims: { ...proven.claims, ...statementClaims }, rekor: partial.rekor, tsaTime: partial.tsaTime, predicateType: partial.predicateType };
+        }
+        if (statement !== null) {
+          assertStatementNames(statement, subject.digest);
+        }
+        return finish(partial, expected);
+      } catch (err) {
+        return fail(partial, err);
+      }
+    },
+  };
+}
+
+/** `sha256` of the only root's file, or of every root's version in order when there are several. */
+export function trustSetVersion(roots: readonly Pick<LoadedTrustedRoot, 'version'>[]): string {
+  if (roots.length === 1) {
+    return roots[0]!.version;
+  }
+  return `sha256:${sha256Hex(Buffer.from(roots.map((r) => r.version).join('\n')))}`;
+}
+
+function keyMatchesHint(key: TrustedKey, hint: string): boolean {
+  return hint !== '' && (hint === key.name || hint === key.fingerprint || hint === Buffer.from(key.fingerprint.slice(7), 'hex').toString('base64'));
+}
+
+/**
+ * A key-based legacy layer verified with node:crypto: sigstore's message-signature content checks
+ * the digest of the payload and the signature, the same as cosign's raw `crypto.verify`.
+ */
+function rawKeyEntity(entity: SignedEntity, payload: Buffer, signature: Buffer): SignedEntity {
+  // Keeps the content's prototype: sigstore calls its other methods (compareDigest, compareSignature).
+  const content = Object.create(entity.signature) as SignedEntity['signature'];
+  content.verifySignature = (key: KeyObject) => cryptoVerify('sha256', payload, key, signature);
+  return { ...entity, signature: content };
+}
+
+function layerMaterial<B>(
+  layer: CosignLayer,
+  parseBody: ((b64: string) => B) | null,
+): { cert: X509Certificate | null; rekor: RekorBundle | null; body: B | null } {
+  const certPem = layer.annotations[COSIGN_ANNOTATION.certificate];
+  const rekorText = layer.annotations[COSIGN_ANNOTATION.bundle];
+  const rekor = rekorText === undefined || rekorText === '' ? null : parseRekorBundle(rekorText);
+  return {
+    cert: certPem === undefined || certPem === '' ? null : parseCertificatePem(certPem),
+    rekor,
+    body: rekor === null || parseBody === null ? null : parseBody(rekor.Payload.body),
+  };
+}
+
+function certificateSummary(cert: X509Certificate): Pick<SignatureVerdict, 'certificate' | 'key'> {
+  return {
+    certificate: { fingerprint: `sha256:${sha256Hex(cert.raw)}`, notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo) },
+    key: { fingerprint: keyFingerprint(cert.publicKey), source: 'certificate', name: null },
+  };
+}
+
+function parseEnvelope(bytes: Buffer): z.infer<typeof DsseEnvelopeJson> {
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new Failure('malformed', 'the attestation layer is not a JSON DSSE envelope');
+  }
+  const parsed = DsseEnvelopeJson.safeParse(json);
+  if (!parsed.success) {
+    throw new Failure('malformed', `the attestation layer is not a DSSE envelope: ${z.prettifyError(parsed.error)}`);
+  }
+  if (parsed.data.signatures.length !== 1) {
+    throw new Failure('malformed', `the DSSE envelope has ${parsed.data.signatures.length} signatures; exactly one is required`);
+  }
+  return parsed.data;
+}
+
+function parseCertificateDer(raw: Buffer): X509Certificate {
+  try {
+    return new X509Certificate(raw);
+  } catch (err) {
+    throw new MalformedSignatureError('the bundle certificate is not a DER X.509 certificate', { cause: err });
+  }
+}
+
+/**
+ * Only the leaf of a bundle's chain is used: trust comes from the trusted root. The rest must
+ * still be a chain, each certificate issued by the next (sigstore-go accepts a well-ordered chain
+ * that ends in its root; a root placed out of order is the conformance suite's rejected case).
+ */
+function assertOrderedChain(raws: readonly Buffer[]): void {
+  const certs = raws.map((r) => parseCertificateDer(r));
+  for (let i = 0; i + 1 < certs.length; i++) {
+    const child = certs[i]!;
+    const parent = certs[i + 1]!;
+    if (!child.checkIssued(parent) || !child.verify(parent.publicKey)) {
+      throw new Failure('cert_invalid', `the bundle's certificate chain is out of order: certificate ${i + 1} was not issued by certificate ${i + 2}`);
+    }
+  }
+}
+
+/** The statement's subjects must include the image: otherwise it is about another artifact (replayed). */
+function assertStatementNames(statement: InTotoStatement, subject: string): void {
+  const colon = subject.indexOf(':');
+  if (!statementNames(statement, subject.slice(0, colon), subject.slice(colon + 1))) {
+    const named = statement.subject.map((s) => (s.digest.sha256 === undefined ? (s.name ?? '?') : `sha256:${s.digest.sha256}`)).slice(0, 3);
+    throw new Failure('digest_mismatch', `the in-toto statement is about ${named.join(', ').slice(0, 200)}, not ${subject} (attestation copied from another artifact)`);
+  }
+}
+
+function tlogSummary(entry: TransparencyLogEntry): NonNullable<SignatureVerdict['rekor']> {
+  const seconds = Number(entry.integratedTime);
+  return {
+    logId: entry.logId.keyId.toString('hex'),
+    logIndex: String(entry.logIndex),
+    // Rekor v2 entries carry no integrated time: the time comes from a TSA.
+    integratedTime: seconds > 0 ? new Date(seconds * 1000) : null,
+  };
+}
+
+function tsaTime(bundle: Bundle): Date | null {
+  const ts = bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps[0];
+  if (ts === undefined) {
+    return null;
+  }
+  try {
+    return RFC3161Timestamp.parse(Buffer.from(ts.signedTimestamp)).signingTime;
+  } catch {
+    return null;
   }
 }
 
@@ -227,18 +513,11 @@ function rekorPublicKey(body: HashedRekordBody): KeyObject {
   }
 }
 
-/** cosign checks this and sigstore-js does not: the logged entry was made with the signing cert/key. */
-function assertRekorKeyMatches(body: HashedRekordBody, signer: { cert: X509Certificate } | { key: KeyObject }): void {
-  const logged = rekorPublicKey(body);
-  const signing = 'cert' in signer ? signer.cert.publicKey : signer.key;
-  if (!logged.equals(signing)) {
-    throw new Failure('tlog_invalid', 'the Rekor entry was logged with a different key than the one that signed');
-  }
-  if ('cert' in signer) {
-    const pem = Buffer.from(body.spec.signature.publicKey.content, 'base64').toString('utf8');
-    if (pem.includes('CERTIFICATE') && !parseCertificatePem(pem).raw.equals(signer.cert.raw)) {
-      throw new Failure('tlog_invalid', 'the Rekor entry was logged with a different certificate');
-    }
+/** cosign checks this and sigstore-js does not: the logged entry was made with the signing certificate. */
+function assertRekorCertificate(body: HashedRekordBody | null, cert: X509Certificate): void {
+  const pem = body === null ? '' : Buffer.from(body.spec.signature.publicKey.content, 'base64').toString('utf8');
+  if (pem.includes('CERTIFICATE') && !parseCertificatePem(pem).raw.equals(cert.raw)) {
+    throw new Failure('tlog_invalid', 'the Rekor entry was logged with a different certificate');
   }
 }
 

@@ -25,7 +25,7 @@ import { hostAllowlist } from './common/domain/host-allowlist.ts';
 import { ALERTS_QUEUE } from './common/jobs/notify-ownership-change.ts';
 import { loadConfiguredCredentials, registryClientFromConfig } from './worker/oci/from-config.ts';
 import { createOwnershipAnnouncer, startAlertWorker } from './worker/ownership.ts';
-import { reverifyUntrustedKeySignatures } from './worker/reverify.ts';
+import { reverifyLedger } from './worker/reverify.ts';
 import { loadTrustedKeys, loadTrustedRoots, type TrustedKey } from './worker/verification/trust.ts';
 import { createSignatureVerifier, type SignatureVerifier } from './worker/verification/verifier.ts';
 import { startReconciler } from './worker/reconcile/schedule.ts';
@@ -211,9 +211,9 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
         return 0;
       });
     const reverify = async () => {
-      const reverified = await reverifyUntrustedKeySignatures(db, verifier, ownership);
-      if (reverified.length > 0) {
-        log.info({ manifests: reverified.length }, 're-verified stored key signatures with the keys the policy names');
+      const reverified = await reverifyLedger(db, verifier, ownership, { onlyUntrustedKeys: true });
+      if (reverified.manifestIds.length > 0) {
+        log.info({ manifests: reverified.manifestIds.length }, 're-verified stored key signatures with the keys the policy names');
       }
     };
     // At start (the policy may have changed while Signet was down) and on every policy change:

@@ -70,6 +70,7 @@ export interface ManifestChildren {
 }
 
 export interface Manifests {
+  attestation_count: Generated<number>;
   deleted_at: Timestamp | null;
   digest: string;
   first_seen_at: Generated<Timestamp>;
@@ -128,19 +129,23 @@ export interface Signatures {
   key_fingerprint: string | null;
   key_name: string | null;
   key_source: string | null;
+  kind: Generated<string>;
   layer_digest: string;
   layer_index: number;
   manifest_id: Int8;
   material_digest: string;
   outcome: string;
   payload: Buffer;
+  predicate_type: string | null;
   reason: string | null;
   rekor_integrated_time: Timestamp | null;
   rekor_log_id: string | null;
   rekor_log_index: Int8 | null;
   source_digest: string;
   subject: string | null;
+  subject_bytes: Buffer | null;
   trust_root_version: string | null;
+  tsa_time: Timestamp | null;
   verified_at: Generated<Timestamp>;
 }
 

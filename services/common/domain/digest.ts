@@ -31,13 +31,16 @@ export function cosignSignatureTag(digest: Digest): string {
   return `${digestTagPrefix(digest)}.sig`;
 }
 
-const COSIGN_TAG = /^sha256-([0-9a-f]{64})\.(sig|att|sbom)$/;
+const COSIGN_TAG = /^sha256-([0-9a-f]{64})(?:\.(sig|att|sbom))?$/;
 
-/** If `tag` is a cosign artifact tag (`sha256-<hex>.sig|.att|.sbom`), the subject digest and kind. */
-export function parseCosignTag(tag: string): { subject: Digest; kind: 'sig' | 'att' | 'sbom' } | null {
+/**
+ * If `tag` is a cosign artifact tag (`sha256-<hex>.sig|.att|.sbom`) or the referrers tag schema's
+ * `sha256-<hex>` (an index of the digest's referrers), the subject digest and kind.
+ */
+export function parseCosignTag(tag: string): { subject: Digest; kind: 'sig' | 'att' | 'sbom' | 'referrers' } | null {
   const m = COSIGN_TAG.exec(tag);
   if (m === null) {
     return null;
   }
-  return { subject: `sha256:${m[1]}` as Digest, kind: m[2] as 'sig' | 'att' | 'sbom' };
+  return { subject: `sha256:${m[1]}` as Digest, kind: (m[2] ?? 'referrers') as 'sig' | 'att' | 'sbom' | 'referrers' };
 }

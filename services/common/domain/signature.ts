@@ -86,6 +86,8 @@ export interface SignatureRecord {
   readonly layerIndex: number;
   readonly layerDigest: string;
   readonly payload: Buffer;
+  /** For a message-signature bundle, the manifest bytes it signs (needed to re-verify it offline). */
+  readonly subjectBytes: Buffer | null;
   readonly layerAnnotations: Readonly<Record<string, string>>;
   readonly verdict: SignatureVerdict;
 }

@@ -104,12 +104,13 @@ export const ResolveTagJob = defineJob({
 });
 
 /**
- * The index job for a manifest pushed under `tag` (or by digest): a cosign `.sig`/`.att` artifact
- * becomes a signature trigger for the image it signs, anything else a push of itself.
+ * The index job for a manifest pushed under `tag` (or by digest): a cosign `.sig`/`.att` artifact or
+ * a referrers-tag index (`sha256-<hex>`) becomes a signature trigger for the image it is about,
+ * anything else a push of itself.
  */
 export function indexJobFor(e: { registry: string; repository: string; digest: string; tag: string | null; at: string }): IndexManifestData {
   const cosign = e.tag === null ? null : parseCosignTag(e.tag);
-  const signature = cosign?.kind === 'sig' || cosign?.kind === 'att' ? cosign : null;
+  const signature = cosign?.kind === 'sig' || cosign?.kind === 'att' || cosign?.kind === 'referrers' ? cosign : null;
   return IndexManifestData.parse({
     registry: e.registry,
     repository: e.repository,

@@ -1,7 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { cosignSignatureTag, isDigest, parseCosignTag, type Digest } from '../../common/domain/digest.ts';
-import { type SignatureRecord, unprovenVerdict } from '../../common/domain/signature.ts';
+import { isDigest, parseCosignTag, type Digest } from '../../common/domain/digest.ts';
 import { recordIndexedManifests, type IndexedManifest, type StoredManifest } from '../../common/db/queries/manifests.ts';
 import { recordTag } from '../../common/db/queries/tags.ts';
 import type { DB } from '../../common/db/schema.generated.ts';
@@ -11,9 +9,8 @@ import type { Logger } from '../../common/logger.ts';
 import type { Decider } from '../decider.ts';
 import type { OwnershipAnnouncer } from '../ownership.ts';
 import type { RegistryClient } from '../oci/client.ts';
-import type { ImageManifest } from '../oci/media-types.ts';
-import { SIMPLE_SIGNING_MEDIA_TYPE } from '../verification/cosign-layer.ts';
 import type { SignatureVerifier } from '../verification/verifier.ts';
+import { discoverSignatures, isSignatureArtifact } from './discovery.ts';
 
 export interface IndexDeps {
   readonly db: Kysely<DB>;
@@ -28,19 +25,21 @@ export interface IndexDeps {
 
 /** Children of one index that are indexed; more is hostile or absurd and is cut off (and said). */
 export const MAX_INDEX_CHILDREN = 64;
-/** Signature layers read from one `.sig` manifest. */
-export const MAX_SIGNATURE_LAYERS = 64;
 
 export type IndexResult =
   | { readonly result: 'indexed'; readonly manifests: readonly StoredManifest[] }
   | { readonly result: 'not_found'; readonly reason: string }
+  /** Not an image (a referrer artifact that is not a signature), or a manifest Signet refuses to read. */
+  | { readonly result: 'skipped' | 'malformed'; readonly reason: string }
   | { readonly result: 'resolved'; readonly digest: Digest; readonly queued: string };
 
 /**
  * Indexes one manifest: fetches it (and, for an index, names its children), discovers each one's
- * cosign signatures under `sha256-<hex>.sig`, verifies every layer and writes the ledger in one
- * transaction. Registry trouble (`RegistryError` TRANSIENT) propagates so the job retries; an
- * image that no longer exists completes as `not_found`; every signature ends in a stored outcome.
+ * signatures and attestations (cosign `.sig`/`.att` tags, OCI 1.1 referrers or the referrers tag
+ * schema), verifies every one and writes the ledger in one transaction. Registry trouble
+ * (`RegistryError` TRANSIENT) propagates so the job retries; an image that no longer exists
+ * completes as `not_found`, a manifest Signet refuses to read (too large, not a manifest) as
+ * `malformed`; every signature ends in a stored outcome.
  */
 export async function indexManifest(deps: IndexDeps, data: IndexManifestData, log: Logger): Promise<IndexResult> {
   const { registry, repository } = data;
@@ -51,7 +50,20 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
     if (err instanceof RegistryError && err.code === 'NOT_FOUND') {
       return { result: 'not_found', reason: `${registry}/${repository}@${data.digest} is not in the registry (deleted?)` };
     }
+    if (err instanceof RegistryError && (err.code === 'INVALID' || err.code === 'TOO_LARGE')) {
+      // Retrying cannot help; nothing is recorded, so admission keeps answering "unknown" (deny).
+      return { result: 'malformed', reason: err.message };
+    }
     throw err;
+  }
+  const referred = subject.manifest.subject;
+  if (referred !== undefined) {
+    // An OCI 1.1 referrer pushed by digest (cosign v3 signatures, GitHub attestations): index the
+    // image it is about. Any other referrer (an SBOM, a Notary signature) is not an image.
+    if (data.trigger.kind === 'push' && isSignatureArtifact(subject.manifest.artifactType ?? subject.manifest.annotations?.['org.opencontainers.image.artifactType'] ?? layerArtifactType(subject.manifest))) {
+      return indexManifest(deps, { ...data, digest: referred.digest, trigger: { kind: 'signature', artifactDigest: subject.digest, tag: '' } }, log);
+    }
+    return { result: 'skipped', reason: `${subject.digest} is a referrer of ${referred.digest} (${subject.manifest.artifactType ?? 'no artifact type'}), not an image` };
   }
 
   const manifests: IndexedManifest[] = [
@@ -65,11 +77,9 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
       // still point at the previous signature manifest (or nowhere) when the job runs.
       ...(await discoverSignatures(
         deps,
-        registry,
-        repository,
-        subject.digest,
+        { registry, repository, digest: subject.digest, bytes: subject.bytes },
         log,
-        data.trigger.kind === 'signature' ? data.trigger.artifactDigest : undefined,
+        data.trigger.kind === 'signature' ? { digest: data.trigger.artifactDigest, tag: data.trigger.tag } : undefined,
       )),
     },
   ];
@@ -94,7 +104,7 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
               ? null
               : { os: child.platform.os, architecture: child.platform.architecture, variant: child.platform.variant ?? null },
         },
-        ...(await discoverSignatures(deps, registry, repository, child.digest, log)),
+        ...(await discoverSignatures(deps, { registry, repository, digest: child.digest }, log)),
       });
     }
   }
@@ -149,85 +159,11 @@ export async function resolveTag(deps: IndexDeps, data: ResolveTagData): Promise
   return { result: 'resolved', digest, queued };
 }
 
-async function discoverSignatures(
-  deps: IndexDeps,
-  registry: string,
-  repository: string,
-  digest: Digest,
-  log: Logger,
-  signatureManifest?: Digest,
-): Promise<Pick<IndexedManifest, 'signatures' | 'discoveryError'>> {
-  let sig;
-  try {
-    sig = await deps.registry.getManifest(registry, repository, signatureManifest ?? cosignSignatureTag(digest));
-  } catch (err) {
-    if (err instanceof RegistryError && err.code === 'NOT_FOUND') {
-      // The pushed signature manifest is gone again (replaced and deleted): whatever the tag holds now.
-      return signatureManifest === undefined
-        ? { signatures: [], discoveryError: null }
-        : discoverSignatures(deps, registry, repository, digest, log);
-    }
-    if (err instanceof RegistryError && (err.code === 'INVALID' || err.code === 'TOO_LARGE')) {
-      return { signatures: [], discoveryError: `the signature manifest ${cosignSignatureTag(digest)} is unusable: ${err.message}` };
-    }
-    throw err;
+/** An artifact manifest without `artifactType` is typed by its config media type (OCI 1.1). */
+function layerArtifactType(manifest: { kind: string; config?: { mediaType: string }; layers?: readonly { mediaType: string }[] }): string | undefined {
+  if (manifest.kind !== 'image') {
+    return undefined;
   }
-  if (sig.manifest.kind !== 'image') {
-    return { signatures: [], discoveryError: `the signature tag ${cosignSignatureTag(digest)} holds an index, not a signature manifest` };
-  }
-  const layers = sig.manifest.layers.filter((l) => l.mediaType === SIMPLE_SIGNING_MEDIA_TYPE);
-  if (layers.length > MAX_SIGNATURE_LAYERS) {
-    log.warn({ layers: layers.length, max: MAX_SIGNATURE_LAYERS }, 'signature manifest has too many layers; verifying the first ones');
-  }
-  const signatures: SignatureRecord[] = [];
-  for (const layer of layers.slice(0, MAX_SIGNATURE_LAYERS)) {
-    signatures.push(await verifyLayer(deps, registry, repository, digest, sig.digest, sig.manifest, layer));
-  }
-  return { signatures, discoveryError: null };
-}
-
-async function verifyLayer(
-  deps: IndexDeps,
-  registry: string,
-  repository: string,
-  subject: Digest,
-  sourceDigest: Digest,
-  manifest: ImageManifest,
-  layer: ImageManifest['layers'][number],
-): Promise<SignatureRecord> {
-  const annotations = layer.annotations ?? {};
-  const base = {
-    format: 'cosign_legacy' as const,
-    materialDigest: materialDigest(layer.digest, annotations),
-    sourceDigest,
-    layerIndex: manifest.layers.indexOf(layer),
-    layerDigest: layer.digest,
-    layerAnnotations: annotations,
-  };
-  let payload: Buffer;
-  try {
-    payload = await deps.registry.getBlob(registry, repository, layer.digest, deps.maxPayloadBytes);
-  } catch (err) {
-    if (err instanceof RegistryError && !err.transient && err.code !== 'UNAUTHORIZED') {
-      return {
-        ...base,
-        payload: Buffer.alloc(0),
-        verdict: unprovenVerdict(
-          'malformed',
-          `signature payload ${layer.digest} (layer ${base.layerIndex}) cannot be read: ${err.message}`,
-          deps.verifier.trustRootVersion,
-        ),
-      };
-    }
-    throw err;
-  }
-  return { ...base, payload, verdict: deps.verifier.verifyCosignLayer({ payload, annotations }, subject) };
-}
-
-/** Identifies a signature by everything that makes it: the payload digest and the annotations. */
-function materialDigest(layerDigest: string, annotations: Readonly<Record<string, string>>): Digest {
-  const sorted = Object.keys(annotations)
-    .sort()
-    .map((k) => [k, annotations[k]]);
-  return `sha256:${createHash('sha256').update(JSON.stringify([layerDigest, sorted])).digest('hex')}` as Digest;
+  const layer = manifest.layers?.[0]?.mediaType;
+  return isSignatureArtifact(layer) ? layer : manifest.config?.mediaType;
 }

@@ -9,6 +9,7 @@ import { RegistryError } from '../../common/errors.ts';
 import { indexJobFor, type IndexManifestData } from '../../common/jobs/index-manifest.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { RegistryClient } from '../oci/client.ts';
+import { isSignatureArtifact } from '../jobs/discovery.ts';
 
 export interface CrawlDeps {
   readonly db: Kysely<DB>;
@@ -44,7 +45,7 @@ export interface CrawlResult extends CrawlProgress {
   readonly jobIds: readonly string[];
   /** Tags the ledger lacked or had pointing elsewhere: each is a tag-history row. */
   readonly tagsRecorded: number;
-  /** Referrers seen that the worker does not index yet (Sigstore bundles, attestations). */
+  /** Referrers seen that are not signatures or Sigstore bundles (SBOMs, Notary signatures, …). */
   readonly referrersSkipped: number;
   /** The repository an interrupted crawl had finished, where this one resumed after. */
   readonly resumedAfter: string | null;
@@ -58,8 +59,6 @@ const Referrers = z.looseObject({
   manifests: z.array(z.looseObject({ digest: z.string(), artifactType: z.string().optional() })).nullish(),
 });
 
-/** cosign's OCI 1.1 signature artifacts, which the worker verifies like `.sig` manifests. */
-const COSIGN_SIGNATURE_ARTIFACT = 'application/vnd.dev.cosign.artifact.sig.v1+json';
 /** The referrers tag schema's fallback tag: `sha256-<hex>` with no suffix. */
 const REFERRERS_TAG = /^sha256-([0-9a-f]{64})$/;
 
@@ -203,7 +202,7 @@ async function crawlRepository(
       if (needsIndex(subject)) {
         // An image the ledger lacks: its index job finds its signatures itself.
         await enqueue({ registry, repository, digest: subject, trigger: { kind: 'push' }, eventAt: now() });
-      } else if (cosign?.kind === 'sig' && ledger.manifests.has(subject)) {
+      } else if (cosign !== null && cosign.kind !== 'sbom' && ledger.manifests.has(subject)) {
         const sig = await resolve(deps, registry, repository, tag);
         if (sig !== null && !ledger.signatureSources.has(sig)) {
           await enqueue(indexJobFor({ registry, repository, digest: sig, tag, at: now() }));
@@ -263,7 +262,7 @@ async function checkReferrers(
       if (!isDigest(r.digest) || ledger.signatureSources.has(r.digest)) {
         continue;
       }
-      if (r.artifactType === COSIGN_SIGNATURE_ARTIFACT) {
+      if (isSignatureArtifact(r.artifactType)) {
         await enqueue({ registry, repository, digest, trigger: { kind: 'signature', artifactDigest: r.digest, tag: '' }, eventAt: new Date().toISOString() });
       } else {
         state.referrersSkipped++;

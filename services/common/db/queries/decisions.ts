@@ -59,6 +59,8 @@ export async function loadDecisionInputs(db: Kysely<DB>, manifestIds: readonly s
       's.payload',
     ])
     .where('s.manifest_id', 'in', [...manifestIds])
+    // Attestations say something about an image; only signatures vouch for it.
+    .where('s.kind', '=', 'signature')
     .orderBy('s.id')
     .execute();
   const byManifest = new Map<string, SignatureFact[]>();

@@ -1,7 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Digest } from '../../domain/digest.ts';
 import { summarizeOutcomes, type ManifestStatus, type SignatureOutcome } from '../../domain/outcome.ts';
-import type { SignatureRecord } from '../../domain/signature.ts';
+import { signatureKind, type SignatureRecord } from '../../domain/signature.ts';
 import type { DB } from '../schema.generated.ts';
 import { ensureRepository, lockRepository } from './repositories.ts';
 
@@ -184,8 +184,9 @@ async function upsertIdentity(trx: Transaction<DB>, sig: SignatureRecord): Promi
 async function upsertSignature(trx: Transaction<DB>, manifestId: string, sig: SignatureRecord): Promise<string | null> {
   const v = sig.verdict;
   // Only a verified signature names its signer in the identities table; a failed one keeps the
-  // claimed identity on its own row (subject/issuer) but owns nothing.
-  const identityId = v.outcome === 'verified' ? await upsertIdentity(trx, sig) : null;
+  // claimed identity on its own row (subject/issuer) but owns nothing, and so does an attestation.
+  const kind = signatureKind(sig.format, v.predicateType);
+  const identityId = v.outcome === 'verified' && kind === 'signature' ? await upsertIdentity(trx, sig) : null;
   const verdictColumns = {
     outcome: v.outcome,
     reason: v.reason,
@@ -202,6 +203,9 @@ async function upsertSignature(trx: Transaction<DB>, manifestId: string, sig: Si
     rekor_log_id: v.rekor?.logId ?? null,
     rekor_log_index: v.rekor?.logIndex ?? null,
     rekor_integrated_time: v.rekor?.integratedTime ?? null,
+    tsa_time: v.tsaTime,
+    predicate_type: v.predicateType,
+    kind,
     trust_root_version: v.trustRootVersion,
     verified_at: new Date(),
   };
@@ -215,6 +219,7 @@ async function upsertSignature(trx: Transaction<DB>, manifestId: string, sig: Si
       layer_index: sig.layerIndex,
       layer_digest: sig.layerDigest,
       payload: sig.payload,
+      subject_bytes: sig.subjectBytes,
       annotations: JSON.stringify(sig.layerAnnotations),
       ...verdictColumns,
     })
@@ -224,7 +229,9 @@ async function upsertSignature(trx: Transaction<DB>, manifestId: string, sig: Si
 }
 
 async function refreshStatus(trx: Transaction<DB>, manifestId: string, m: IndexedManifest): Promise<StoredManifest> {
-  const rows = await trx.selectFrom('signatures').select(['outcome', 'reason']).where('manifest_id', '=', manifestId).execute();
+  const all = await trx.selectFrom('signatures').select(['outcome', 'reason', 'kind']).where('manifest_id', '=', manifestId).execute();
+  // Attestations are recorded, not counted: an image with only attestations is unsigned.
+  const rows = all.filter((r) => r.kind === 'signature');
   const outcomes = rows.map((r) => r.outcome as SignatureOutcome);
   let status = summarizeOutcomes(outcomes);
   let reason = status === 'verified' || status === 'unsigned' ? null : (rows.find((r) => r.outcome === status)?.reason ?? null);
@@ -235,7 +242,14 @@ async function refreshStatus(trx: Transaction<DB>, manifestId: string, m: Indexe
   const verifiedCount = outcomes.filter((o) => o === 'verified').length;
   await trx
     .updateTable('manifests')
-    .set({ status, status_reason: reason, signature_count: rows.length, verified_count: verifiedCount, indexed_at: new Date() })
+    .set({
+      status,
+      status_reason: reason,
+      signature_count: rows.length,
+      verified_count: verifiedCount,
+      attestation_count: all.length - rows.length,
+      indexed_at: new Date(),
+    })
     .where('id', '=', manifestId)
     .execute();
   return { id: manifestId, digest: m.digest, status, signatureCount: rows.length, verifiedCount };
@@ -258,23 +272,33 @@ export async function markManifestDeleted(
   return Number(result.numUpdatedRows);
 }
 
-/** A stored key-based signature that no trusted key verified, with what re-verifying it needs. */
-export interface UnverifiedKeySignature extends Omit<SignatureRecord, 'verdict'> {
+/** A stored signature with what re-verifying it needs (its material), and its current verdict's key facts. */
+export interface StoredSignature extends Omit<SignatureRecord, 'verdict'> {
+  readonly id: string;
   readonly registry: string;
   readonly repository: string;
   readonly digest: Digest;
   readonly mediaType: string;
   readonly size: number;
+  readonly outcome: SignatureOutcome;
+  readonly trustRootVersion: string | null;
 }
 
-/** Key-based signatures stored as `untrusted_root`: the ones a newly trusted key may verify. */
-export async function listUntrustedKeySignatures(db: Kysely<DB>): Promise<UnverifiedKeySignature[]> {
-  const rows = await db
+/**
+ * One page of stored signatures in id order, after `afterId`: every one, or only the key-based
+ * ones stored as `untrusted_root` (the ones a newly trusted key may verify).
+ */
+export async function listStoredSignatures(
+  db: Kysely<DB>,
+  opts: { afterId: string | null; limit: number; onlyUntrustedKeys?: boolean },
+): Promise<StoredSignature[]> {
+  let q = db
     .selectFrom('signatures as s')
     .innerJoin('manifests as m', 'm.id', 's.manifest_id')
     .innerJoin('repositories as r', 'r.id', 'm.repository_id')
     .innerJoin('registries as g', 'g.id', 'r.registry_id')
     .select([
+      's.id',
       'g.host',
       'r.name',
       'm.digest',
@@ -286,13 +310,22 @@ export async function listUntrustedKeySignatures(db: Kysely<DB>): Promise<Unveri
       's.layer_index',
       's.layer_digest',
       's.payload',
+      's.subject_bytes',
       's.annotations',
+      's.outcome',
+      's.trust_root_version',
     ])
-    .where('s.outcome', '=', 'untrusted_root')
-    .where('s.certificate_fingerprint', 'is', null)
     .orderBy('s.id')
-    .execute();
+    .limit(opts.limit);
+  if (opts.afterId !== null) {
+    q = q.where('s.id', '>', opts.afterId);
+  }
+  if (opts.onlyUntrustedKeys === true) {
+    q = q.where('s.outcome', '=', 'untrusted_root').where('s.certificate_fingerprint', 'is', null);
+  }
+  const rows = await q.execute();
   return rows.map((r) => ({
+    id: r.id,
     registry: r.host,
     repository: r.name,
     digest: r.digest as Digest,
@@ -304,6 +337,9 @@ export async function listUntrustedKeySignatures(db: Kysely<DB>): Promise<Unveri
     layerIndex: r.layer_index,
     layerDigest: r.layer_digest,
     payload: r.payload,
+    subjectBytes: r.subject_bytes,
     layerAnnotations: r.annotations as Record<string, string>,
+    outcome: r.outcome as SignatureOutcome,
+    trustRootVersion: r.trust_root_version,
   }));
 }

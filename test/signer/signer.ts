@@ -36,6 +36,32 @@ export interface TestSigstore {
    * key's PEM and adds the bundle annotation; otherwise the layer carries only the signature.
    */
   signWithKey(payload: Buffer, key: TestKey, opts?: { tlog?: boolean }): Promise<CosignLayer>;
+  /**
+   * Signs an in-toto statement keyless into a Sigstore bundle v0.3 (`application/vnd.dev.sigstore.bundle.v0.3+json`),
+   * as cosign v3 and GitHub attestations do: DSSE envelope, certificate, and a `dsse` 0.0.1 Rekor
+   * entry with an inclusion proof (checkpoint) and a SET. Returns the serialized bundle.
+   */
+  signDsseBundle(statement: object, identity: KeylessIdentity): Promise<Buffer>;
+  /** Signs `artifact` (e.g. manifest bytes) keyless into a v0.3 message-signature bundle (hashedrekord entry). */
+  signMessageBundle(artifact: Buffer, identity: KeylessIdentity): Promise<Buffer>;
+  /**
+   * A cosign `.att` layer, as `cosign attest` (v2) writes it: the DSSE envelope as the payload,
+   * certificate, chain and a Rekor bundle whose entry is `intoto` 0.0.2, and the `predicateType` annotation.
+   */
+  attestKeyless(statement: { predicateType: string }, identity: KeylessIdentity): Promise<CosignLayer>;
+}
+
+export const IN_TOTO_STATEMENT_V1 = 'https://in-toto.io/Statement/v1';
+
+/** An in-toto statement about an image digest (`sha256:<hex>`). */
+export function inTotoStatement(digest: string, predicateType: string, predicate: object, name = 'image'): { predicateType: string } & Record<string, unknown> {
+  return { _type: IN_TOTO_STATEMENT_V1, subject: [{ name, digest: { sha256: digest.replace(/^sha256:/, '') } }], predicateType, predicate };
+}
+
+/** DSSE pre-authentication encoding: what a DSSE signature signs. */
+function pae(payloadType: string, payload: Buffer): Buffer {
+  const type = Buffer.from(payloadType, 'utf8');
+  return Buffer.concat([Buffer.from(`DSSEv1 ${type.length} `), type, Buffer.from(` ${payload.length} `), payload]);
 }
 
 const REKOR_URL = 'https://rekor.test.invalid';
@@ -49,7 +75,10 @@ interface RekorLogEntry {
   integratedTime: number;
   logID: string;
   logIndex: number;
-  verification: { signedEntryTimestamp: string };
+  verification: {
+    signedEntryTimestamp: string;
+    inclusionProof?: { logIndex: number; treeSize: number; rootHash: string; hashes: string[]; checkpoint: string };
+  };
 }
 type MockTLog = Awaited<ReturnType<typeof initializeTLog>>;
 
@@ -102,6 +131,68 @@ export async function createTestSigstore(): Promise<TestSigstore> {
       };
     },
 
+    async signDsseBundle(statement, identity) {
+      const { leaf, sign: signBytes } = await keylessSigner(ca, identity);
+      const payload = Buffer.from(JSON.stringify(statement));
+      const payloadType = 'application/vnd.in-toto+json';
+      const sig = signBytes(pae(payloadType, payload));
+      const envelope = { payloadType, payload: payload.toString('base64'), signatures: [{ keyid: '', sig: sig.toString('base64') }] };
+      const entry = await logEntry(tlog, {
+        apiVersion: '0.0.1',
+        kind: 'dsse',
+        spec: {
+          envelopeHash: { algorithm: 'sha256', value: createHash('sha256').update(JSON.stringify(envelope)).digest('hex') },
+          payloadHash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') },
+          signatures: [{ signature: sig.toString('base64'), verifier: Buffer.from(leaf.pem).toString('base64') }],
+        },
+      });
+      return bundleV03({ certificate: { rawBytes: leaf.der.toString('base64') }, tlogEntries: [bundleTlogEntry(entry, 'dsse', '0.0.1')] }, { dsseEnvelope: envelope });
+    },
+
+    async signMessageBundle(artifact, identity) {
+      const { leaf, sign: signBytes } = await keylessSigner(ca, identity);
+      const signature = signBytes(artifact).toString('base64');
+      const entry = await logHashedRekord(tlog, artifact, signature, leaf.pem);
+      return bundleV03(
+        { certificate: { rawBytes: leaf.der.toString('base64') }, tlogEntries: [bundleTlogEntry(entry, 'hashedrekord', '0.0.1')] },
+        { messageSignature: { messageDigest: { algorithm: 'SHA2_256', digest: createHash('sha256').update(artifact).digest('base64') }, signature } },
+      );
+    },
+
+    async attestKeyless(statement, identity) {
+      const { leaf, sign: signBytes } = await keylessSigner(ca, identity);
+      const payload = Buffer.from(JSON.stringify(statement));
+      const payloadType = 'application/vnd.in-toto+json';
+      const sig = signBytes(pae(payloadType, payload)).toString('base64');
+      const envelope = { payloadType, payload: payload.toString('base64'), signatures: [{ keyid: '', sig }] };
+      const entry = await logEntry(tlog, {
+        apiVersion: '0.0.2',
+        kind: 'intoto',
+        spec: {
+          content: {
+            envelope: {
+              payloadType,
+              // Rekor's intoto 0.0.2 stores the payload and signature base64 twice over.
+              payload: Buffer.from(envelope.payload).toString('base64'),
+              signatures: [{ sig: Buffer.from(sig).toString('base64'), publicKey: Buffer.from(leaf.pem).toString('base64') }],
+            },
+            hash: { algorithm: 'sha256', value: createHash('sha256').update(JSON.stringify(envelope)).digest('hex') },
+            payloadHash: { algorithm: 'sha256', value: createHash('sha256').update(payload).digest('hex') },
+          },
+        },
+      });
+      return {
+        payload: Buffer.from(JSON.stringify(envelope)),
+        annotations: {
+          [COSIGN_ANNOTATION.signature]: '',
+          [COSIGN_ANNOTATION.certificate]: leaf.pem,
+          [COSIGN_ANNOTATION.chain]: ca.intermediate.pem + ca.root.pem,
+          [COSIGN_ANNOTATION.bundle]: rekorBundleAnnotation(entry),
+          predicateType: statement.predicateType,
+        },
+      };
+    },
+
     async signWithKey(payload, key, opts = {}) {
       const signature = sign('sha256', payload, key.privateKey).toString('base64');
       const annotations: Record<string, string> = { [COSIGN_ANNOTATION.signature]: signature };
@@ -112,6 +203,54 @@ export async function createTestSigstore(): Promise<TestSigstore> {
       return { payload, annotations };
     },
   };
+}
+
+/** A fresh keyless signing key and its Fulcio leaf; `sign` signs with the leaf's key (ECDSA P-256, SHA-256). */
+async function keylessSigner(ca: Awaited<ReturnType<typeof createFulcioCA>>, identity: KeylessIdentity) {
+  const keys = await globalThis.crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
+  const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000);
+  const leaf = await ca.issueLeaf(keys.publicKey, identity, notBefore);
+  const privateKey = KeyObject.from(keys.privateKey);
+  return { leaf, sign: (bytes: Buffer) => sign('sha256', bytes, privateKey) };
+}
+
+function bundleV03(verificationMaterial: Record<string, unknown>, content: Record<string, unknown>): Buffer {
+  return Buffer.from(JSON.stringify({ mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json', verificationMaterial, ...content }));
+}
+
+/** A Rekor v1 log entry as a bundle's `tlogEntries[]` item, with its inclusion proof and SET. */
+function bundleTlogEntry(entry: RekorLogEntry, kind: string, version: string): Record<string, unknown> {
+  const proof = entry.verification.inclusionProof!;
+  return {
+    logIndex: String(entry.logIndex),
+    logId: { keyId: Buffer.from(entry.logID, 'hex').toString('base64') },
+    kindVersion: { kind, version },
+    integratedTime: String(entry.integratedTime),
+    inclusionPromise: { signedEntryTimestamp: entry.verification.signedEntryTimestamp },
+    inclusionProof: {
+      logIndex: String(proof.logIndex),
+      rootHash: Buffer.from(proof.rootHash, 'hex').toString('base64'),
+      treeSize: String(proof.treeSize),
+      hashes: proof.hashes,
+      checkpoint: { envelope: proof.checkpoint },
+    },
+    canonicalizedBody: entry.body,
+  };
+}
+
+/** Logs any proposed entry body to the test Rekor, with a log index unique in this process. */
+async function logEntry(tlog: MockTLog, proposedEntry: object): Promise<RekorLogEntry> {
+  for (;;) {
+    const response = (await tlog.log(proposedEntry)) as Record<string, RekorLogEntry>;
+    const [entry] = Object.values(response);
+    if (entry === undefined) {
+      throw new Error('the mock TLog returned no entry');
+    }
+    if (!usedLogIndexes.has(entry.logIndex)) {
+      usedLogIndexes.add(entry.logIndex);
+      return entry;
+    }
+  }
 }
 
 /** Generates a cosign-style ECDSA P-256 signing key. */
@@ -165,17 +304,7 @@ async function logHashedRekord(
       signature: { content: signatureB64, publicKey: { content: Buffer.from(publicKeyPem, 'utf8').toString('base64') } },
     },
   };
-  for (;;) {
-    const response = (await tlog.log(proposedEntry)) as Record<string, RekorLogEntry>;
-    const [entry] = Object.values(response);
-    if (entry === undefined) {
-      throw new Error('the mock TLog returned no entry');
-    }
-    if (!usedLogIndexes.has(entry.logIndex)) {
-      usedLogIndexes.add(entry.logIndex);
-      return entry;
-    }
-  }
+  return logEntry(tlog, proposedEntry);
 }
 
 /** The `dev.sigstore.cosign/bundle` annotation: cosign's `RekorBundle` JSON, logID in hex. */

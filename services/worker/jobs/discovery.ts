@@ -228,7 +228,7 @@ async function verifyLayer(
         : deps.verifier.verifyBundle(payload, { digest: subject.digest, ...(withBytes.bytes === undefined ? {} : { bytes: withBytes.bytes }) });
   // A message-signature bundle signs the manifest bytes: kept, so it can be re-verified offline.
   const keepBytes = format === 'sigstore_bundle' && verdict.predicateType === null && withBytes.bytes !== undefined;
-  return { ...base, payload, subjectBytes: keepBytes ? withBytes.bytes! : null, verdict };
+  return { ...base, payload, subjectBytes: keepBytes ? withBytes.bytes : null, verdict };
 }
 
 /** Identifies a signature by everything that makes it: the payload digest and the annotations. */

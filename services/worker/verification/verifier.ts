@@ -307,6 +307,15 @@ export function createSignatureVerifier(
         const bundle = parseBundle(bytes);
         const [entry] = bundle.verificationMaterial.tlogEntries;
         partial = { ...partial, rekor: entry === undefined ? null : tlogSummary(entry), tsaTime: tsaTime(bundle) };
+        const material = bundle.verificationMaterial.content;
+        // Parsed before sigstore sees it, so garbage gets a plain reason.
+        const cert =
+          material.$case === 'publicKey'
+            ? null
+            : parseCertificateDer(
+                (material.$case === 'certificate' ? material.certificate.rawBytes : material.x509CertificateChain.certificates[0]?.rawBytes) ??
+                  Buffer.alloc(0),
+              );
         let statement: InTotoStatement | null = null;
         let entity: SignedEntity;
         if (bundle.content.$case === 'dsseEnvelope') {
@@ -329,15 +338,9 @@ export function createSignatureVerifier(
         }
         const tlogKeys = bundle.verificationMaterial.tlogEntries.flatMap((e) => tlogEntryKeys(e));
         const statementClaims = partial.claims;
-        const material = bundle.verificationMaterial.content;
-        if (material.$case === 'publicKey') {
-          partial = { ...partial, ...verifyKey(entity, tlogKeys, material.publicKey.hint ?? null), claims: statementClaims, rekor: partial.rekor, tsaTime: partial.tsaTime, predicateType: partial.predicateType };
+        if (cert === null) {
+          partial = { ...partial, ...verifyKey(entity, tlogKeys, material.$case === 'publicKey' ? (material.publicKey.hint ?? null) : null), claims: statementClaims, rekor: partial.rekor, tsaTime: partial.tsaTime, predicateType: partial.predicateType };
         } else {
-          const raw = material.$case === 'certificate' ? material.certificate.rawBytes : material.x509CertificateChain.certificates[0]?.rawBytes;
-          if (raw === undefined) {
-            throw new Failure('malformed', 'the bundle has an empty certificate chain');
-          }
-          const cert = parseCertificateDer(raw);
           partial = { ...partial, ...certificateSummary(cert) };
           if (material.$case === 'x509CertificateChain') {
             assertOrderedChain(material.x509CertificateChain.certificates.map((c) => c.rawBytes));
@@ -418,6 +421,9 @@ function parseEnvelope(bytes: Buffer): z.infer<typeof DsseEnvelopeJson> {
 }
 
 function parseCertificateDer(raw: Buffer): X509Certificate {
+  if (raw.length === 0) {
+    throw new MalformedSignatureError('the bundle has no certificate (empty certificate chain)');
+  }
   try {
     return new X509Certificate(raw);
   } catch (err) {

@@ -1,0 +1,276 @@
+// Every signature format end to end through a real docker-registry (distribution 2.8, which has no
+// referrers API, so Sigstore bundles travel by the referrers tag schema): cosign v3 bundles, GitHub
+// style SLSA provenance bundles, cosign `.att` attestations, legacy `.sig` signatures, multi-arch
+// indexes with children signed apart, and a replayed attestation. The ledger is read directly.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Digest } from '../../services/common/domain/digest.ts';
+import { COSIGN_SIGN_PREDICATE } from '../../services/common/domain/signature.ts';
+import { createLogger } from '../../services/common/logger.ts';
+import { discoverSignatures } from '../../services/worker/jobs/discovery.ts';
+import { createRegistryClient } from '../../services/worker/oci/client.ts';
+import { SLSA_V02, SLSA_V1 } from '../../services/worker/verification/bundle.ts';
+import { loadTrustedRoots } from '../../services/worker/verification/trust.ts';
+import { createSignatureVerifier } from '../../services/worker/verification/verifier.ts';
+import { pushBundleReferrer, pushCosignAttestations, pushCosignSignatures } from '../helpers/cosign-push.ts';
+import { createTestDb, type TestDb } from '../helpers/db.ts';
+import { freePort } from '../helpers/net.ts';
+import { OCI_INDEX, OCI_MANIFEST, pushIndex, pushRandomImage } from '../helpers/oci-push.ts';
+import { startReferrersShim, type ReferrersShim } from '../helpers/referrers-shim.ts';
+import { startRegistry, type RunningRegistry } from '../helpers/registry.ts';
+import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
+import { createTestSigstore, inTotoStatement, simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
+
+const ALICE = { email: 'alice@example.com', issuer: 'https://accounts.example.com' };
+const BUILDER = { uri: 'https://github.com/org/app/.github/workflows/release.yml@refs/tags/v1', issuer: 'https://token.actions.githubusercontent.com' };
+
+const slsaV1 = {
+  buildDefinition: {
+    buildType: 'https://actions.github.io/buildtypes/workflow/v1',
+    externalParameters: { workflow: { ref: 'refs/tags/v1', repository: 'https://github.com/org/app', path: '.github/workflows/release.yml' } },
+    resolvedDependencies: [{ uri: 'git+https://github.com/org/app@refs/tags/v1', digest: { gitCommit: 'b'.repeat(40) } }],
+  },
+  runDetails: { builder: { id: 'https://github.com/actions/runner/github-hosted' } },
+};
+const slsaV02 = {
+  builder: { id: 'https://cloudbuild.googleapis.com/GoogleHostedWorker' },
+  invocation: { configSource: { uri: 'git+https://source.developers.google.com/p/proj/r/app@refs/heads/main', digest: { sha1: 'c'.repeat(40) } } },
+};
+
+let db: TestDb;
+let registry: RunningRegistry;
+let signet: TestSignet;
+let sigstore: TestSigstore;
+let tmp: string;
+let shim: ReferrersShim;
+
+beforeAll(async () => {
+  [db, sigstore] = await Promise.all([createTestDb(), createTestSigstore()]);
+  tmp = await mkdtemp(join(tmpdir(), 'signet-formats-'));
+  await writeFile(join(tmp, 'trusted_root.json'), JSON.stringify(sigstore.trustedRoot));
+  const port = await freePort();
+  // Signet reaches the registry through a shim that can add the referrers API (off until the last tests).
+  shim = await startReferrersShim(`http://127.0.0.1:${port}`);
+  const policy = join(tmp, 'policy.yaml');
+  await writeFile(
+    policy,
+    [
+      'allow_with_verification:',
+      `  "127.0.0.1:${port}":`,
+      '    "*/*":',
+      `      certificate-identity: ${ALICE.email}`,
+      `      certificate-oidc-issuer: ${ALICE.issuer}`,
+      '',
+    ].join('\n'),
+  );
+  signet = await startTestSignet({
+    DATABASE_URL: db.url,
+    SIGNET_TRUSTED_ROOT: join(tmp, 'trusted_root.json'),
+    SIGNET_INSECURE_REGISTRIES: `127.0.0.1:${port}`,
+    SIGNET_POLICY: policy,
+    SIGNET_REGISTRY_ENDPOINTS: `127.0.0.1:${port}=${shim.url}`,
+  });
+  registry = await startRegistry({ port, notifications: { url: `${signet.url}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN } });
+});
+
+afterAll(async () => {
+  await shim?.close();
+  await registry?.stop();
+  await signet?.stop();
+  await db?.drop();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+function rowsOf(repo: string, digest: Digest) {
+  return db.db
+    .selectFrom('signatures as s')
+    .innerJoin('manifests as m', 'm.id', 's.manifest_id')
+    .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+    .select([
+      's.format',
+      's.kind',
+      's.outcome',
+      's.reason',
+      's.subject',
+      's.issuer',
+      's.identity_id',
+      's.predicate_type',
+      's.claims',
+      's.rekor_log_index',
+      's.rekor_log_id',
+      's.rekor_integrated_time',
+      'm.status',
+      'm.signature_count',
+      'm.attestation_count',
+    ])
+    .where('r.name', '=', repo)
+    .where('m.digest', '=', digest)
+    .orderBy('s.id')
+    .execute();
+}
+
+/** Waits until `digest` has `n` signature/attestation rows and returns them. */
+function rows(repo: string, digest: Digest, n: number) {
+  return eventually(async () => {
+    const r = await rowsOf(repo, digest);
+    return r.length >= n ? r : undefined;
+  }, `${repo}@${digest} has ${n} signature rows`);
+}
+
+async function decision(repo: string, digest: Digest): Promise<{ allowed: boolean; reason: string }> {
+  const res = await signet.app.inject({ method: 'GET', url: `/v1/decisions?image=${encodeURIComponent(`${registry.host}/${repo}@${digest}`)}` });
+  return res.json();
+}
+
+const subjectOf = (img: { digest: Digest; bytes: Buffer }, mediaType = OCI_MANIFEST) => ({ digest: img.digest, mediaType, size: img.bytes.length });
+
+describe('formats through a real registry (referrers tag schema, .att, .sig)', () => {
+  it('a cosign v3 signature bundle is found through the referrers tag, verified, and allows the image', async () => {
+    const repo = 'v3/app';
+    const image = await pushRandomImage(registry.url, repo, 'v1');
+    const bundle = await sigstore.signDsseBundle(inTotoStatement(image.digest, COSIGN_SIGN_PREDICATE, {}), ALICE);
+    await pushBundleReferrer(registry.url, repo, subjectOf(image), bundle, COSIGN_SIGN_PREDICATE);
+    const [sig] = await rows(repo, image.digest, 1);
+    expect(sig).toMatchObject({
+      format: 'sigstore_bundle',
+      kind: 'signature',
+      outcome: 'verified',
+      subject: ALICE.email,
+      issuer: ALICE.issuer,
+      predicate_type: COSIGN_SIGN_PREDICATE,
+      status: 'verified',
+    });
+    expect(sig!.identity_id).not.toBeNull();
+    expect(sig!.rekor_log_index).toMatch(/^\d+$/);
+    expect(sig!.rekor_integrated_time).toBeInstanceOf(Date);
+    await eventually(async () => ((await decision(repo, image.digest)).allowed ? true : undefined), 'the image is allowed');
+
+    // The job that found it may have been the referrer push's own (re-targeted at its subject). A
+    // plain discovery of the image, with nothing pushed to go on, finds it through the referrers
+    // tag (distribution 2.8 answers the referrers API with 404).
+    const client = createRegistryClient({ insecureHosts: [registry.host], timeoutMs: 5000, retries: 0, maxManifestBytes: 4 << 20, log: createLogger({ logLevel: 'silent' }) });
+    const verifier = createSignatureVerifier(await loadTrustedRoots([join(tmp, 'trusted_root.json')]), []);
+    const found = await discoverSignatures({ registry: client, verifier, maxPayloadBytes: 1 << 18 }, { registry: registry.host, repository: repo, digest: image.digest }, createLogger({ logLevel: 'silent' }));
+    expect(found.discoveryError).toBeNull();
+    expect(found.signatures.map((x) => [x.format, x.verdict.outcome])).toEqual([['sigstore_bundle', 'verified']]);
+  });
+
+  it('GitHub-style SLSA v1 provenance (bundle referrer) and a cosign .att SLSA v0.2 attestation are recorded with their claims, and do not count as signatures', async () => {
+    const repo = 'attested/app';
+    const image = await pushRandomImage(registry.url, repo, 'v1');
+    const provenance = await sigstore.signDsseBundle(inTotoStatement(image.digest, SLSA_V1, slsaV1), BUILDER);
+    await pushBundleReferrer(registry.url, repo, subjectOf(image), provenance, SLSA_V1);
+    await pushCosignAttestations(registry.url, repo, image.digest, [await sigstore.attestKeyless(inTotoStatement(image.digest, SLSA_V02, slsaV02), ALICE)]);
+    const found = await rows(repo, image.digest, 2);
+    const bundle = found.find((r) => r.format === 'sigstore_bundle')!;
+    const att = found.find((r) => r.format === 'cosign_attestation')!;
+    expect(bundle).toMatchObject({ kind: 'attestation', outcome: 'verified', predicate_type: SLSA_V1, subject: BUILDER.uri, identity_id: null });
+    expect(bundle.claims).toMatchObject({
+      issuer: BUILDER.issuer,
+      slsaBuilderId: 'https://github.com/actions/runner/github-hosted',
+      slsaSourceRepository: 'https://github.com/org/app',
+      slsaSourceRef: 'refs/tags/v1',
+      slsaSourceDigest: `gitCommit:${'b'.repeat(40)}`,
+    });
+    expect(att).toMatchObject({ kind: 'attestation', outcome: 'verified', predicate_type: SLSA_V02, subject: ALICE.email, identity_id: null });
+    expect(att.claims).toMatchObject({ slsaBuilderId: slsaV02.builder.id, slsaSourceDigest: `sha1:${'c'.repeat(40)}` });
+    expect(att.rekor_log_index).toMatch(/^\d+$/);
+    // Attestations alone sign nothing: the image stays unsigned and denied, even by alice's attestation.
+    expect(found[0]).toMatchObject({ status: 'unsigned', signature_count: 0, attestation_count: 2 });
+    expect(await decision(repo, image.digest)).toMatchObject({ allowed: false });
+    // Attesters are not owners.
+    const owners = await db.db.selectFrom('ownership_changes as o').innerJoin('repositories as r', 'r.id', 'o.repository_id').select('o.id').where('r.name', '=', repo).execute();
+    expect(owners).toEqual([]);
+  });
+
+  it('an attestation replayed from another image is recorded as digest_mismatch, never verified', async () => {
+    const repo = 'replay/app';
+    const [image, other] = [await pushRandomImage(registry.url, repo, 'v1'), await pushRandomImage(registry.url, repo, 'v2')];
+    await pushCosignAttestations(registry.url, repo, image.digest, [await sigstore.attestKeyless(inTotoStatement(other.digest, SLSA_V1, slsaV1), ALICE)]);
+    const stolen = await sigstore.signDsseBundle(inTotoStatement(other.digest, COSIGN_SIGN_PREDICATE, {}), ALICE);
+    await pushBundleReferrer(registry.url, repo, subjectOf(image), stolen, COSIGN_SIGN_PREDICATE);
+    const found = await rows(repo, image.digest, 2);
+    expect(found.map((r) => [r.format, r.outcome])).toEqual(
+      expect.arrayContaining([
+        ['cosign_attestation', 'digest_mismatch'],
+        ['sigstore_bundle', 'digest_mismatch'],
+      ]),
+    );
+    for (const r of found) {
+      expect(r.reason).toContain(other.digest);
+      expect(r.identity_id).toBeNull();
+    }
+    expect(await decision(repo, image.digest)).toMatchObject({ allowed: false });
+  });
+
+  it('a multi-arch index: the index signed with a v3 bundle, each child with legacy .sig or a message-signature bundle', async () => {
+    const repo = 'multi/app';
+    const index = await pushIndex(registry.url, repo, 'v1');
+    const [amd64, arm64] = index.images;
+    await pushBundleReferrer(
+      registry.url,
+      repo,
+      subjectOf(index, OCI_INDEX),
+      await sigstore.signDsseBundle(inTotoStatement(index.digest, COSIGN_SIGN_PREDICATE, {}), ALICE),
+      COSIGN_SIGN_PREDICATE,
+    );
+    await pushCosignSignatures(registry.url, repo, amd64!.digest, [await sigstore.signKeyless(simpleSigningPayload(`${registry.host}/${repo}`, amd64!.digest), ALICE)]);
+    await pushBundleReferrer(registry.url, repo, subjectOf(arm64!), await sigstore.signMessageBundle(arm64!.bytes, ALICE), null);
+    const [top] = await rows(repo, index.digest, 1);
+    const [a] = await rows(repo, amd64!.digest, 1);
+    const [b] = await rows(repo, arm64!.digest, 1);
+    expect(top).toMatchObject({ format: 'sigstore_bundle', outcome: 'verified', predicate_type: COSIGN_SIGN_PREDICATE });
+    expect(a).toMatchObject({ format: 'cosign_legacy', outcome: 'verified' });
+    expect(b).toMatchObject({ format: 'sigstore_bundle', outcome: 'verified', predicate_type: null, kind: 'signature' });
+    for (const digest of [index.digest, amd64!.digest, arm64!.digest]) {
+      await eventually(async () => ((await decision(repo, digest)).allowed ? true : undefined), `${digest} allowed`);
+    }
+  });
+
+  it('a referrer that names another image as its subject is not taken for this one', async () => {
+    const repo = 'misfiled/app';
+    const [image, other] = [await pushRandomImage(registry.url, repo, 'v1'), await pushRandomImage(registry.url, repo, 'v2')];
+    // A bundle for `other`, listed in `image`'s referrers tag (a broken or hostile registry).
+    const bundle = await sigstore.signDsseBundle(inTotoStatement(other.digest, COSIGN_SIGN_PREDICATE, {}), ALICE);
+    const referrer = await pushBundleReferrer(registry.url, repo, subjectOf(other), bundle, COSIGN_SIGN_PREDICATE);
+    const index = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: referrer, size: 1, artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json' }] };
+    const { pushManifest } = await import('../helpers/oci-push.ts');
+    await pushManifest(registry.url, repo, `sha256-${image.digest.slice(7)}`, Buffer.from(JSON.stringify(index)), OCI_INDEX);
+    const m = await eventually(async () => {
+      const row = await db.db
+        .selectFrom('manifests as m')
+        .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+        .select(['m.status', 'm.status_reason', 'm.signature_count'])
+        .where('r.name', '=', repo)
+        .where('m.digest', '=', image.digest)
+        .executeTakeFirst();
+      return row?.status === 'malformed' ? row : undefined;
+    }, 'image marked malformed');
+    expect(m.status_reason).toContain(`names ${other.digest} as its subject`);
+    expect(m.signature_count).toBe(0);
+  });
+});
+
+describe('a registry with the OCI 1.1 referrers API', () => {
+  beforeAll(() => shim.setApi(true));
+  afterAll(() => shim.setApi(false));
+
+  it('bundles are found through the API (the fallback tag is never read) and verified', async () => {
+    const repo = 'api/app';
+    const before = { ...shim.counts };
+    const image = await pushRandomImage(registry.url, repo, 'v1');
+    await pushBundleReferrer(registry.url, repo, subjectOf(image), await sigstore.signDsseBundle(inTotoStatement(image.digest, COSIGN_SIGN_PREDICATE, {}), ALICE), COSIGN_SIGN_PREDICATE);
+    await pushBundleReferrer(registry.url, repo, subjectOf(image), await sigstore.signDsseBundle(inTotoStatement(image.digest, SLSA_V1, slsaV1), BUILDER), SLSA_V1);
+    const found = await rows(repo, image.digest, 2);
+    expect(found.map((r) => [r.kind, r.outcome, r.predicate_type]).sort()).toEqual([
+      ['attestation', 'verified', SLSA_V1],
+      ['signature', 'verified', COSIGN_SIGN_PREDICATE],
+    ]);
+    expect(shim.counts.api).toBeGreaterThan(before.api);
+    // Referrers-tag pushes notify Signet, whose jobs fetch that index by digest; by name, never.
+    await eventually(async () => ((await decision(repo, image.digest)).allowed ? true : undefined), 'the image is allowed');
+    expect(shim.counts.hiddenTags).toBe(before.hiddenTags);
+  });
+});

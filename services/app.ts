@@ -26,8 +26,9 @@ import { ALERTS_QUEUE } from './common/jobs/notify-ownership-change.ts';
 import { loadConfiguredCredentials, registryClientFromConfig } from './worker/oci/from-config.ts';
 import { createOwnershipAnnouncer, startAlertWorker } from './worker/ownership.ts';
 import { reverifyLedger } from './worker/reverify.ts';
+import { createCachingVerifier, type VerificationCacheStats } from './worker/verification/cache.ts';
 import { loadTrustedKeys, loadTrustedRoots, type TrustedKey } from './worker/verification/trust.ts';
-import { createSignatureVerifier, type SignatureVerifier } from './worker/verification/verifier.ts';
+import { createSignatureVerifier } from './worker/verification/verifier.ts';
 import { startReconciler } from './worker/reconcile/schedule.ts';
 import { startIndexWorker } from './worker/worker.ts';
 
@@ -44,6 +45,8 @@ export interface Signet {
   /** The index queue when this process runs ingest (the producer side). */
   readonly queue: Queue | null;
   readonly worker: Worker | null;
+  /** Hits and misses of the worker's verification cache (null without the worker role). */
+  verificationCache(): VerificationCacheStats | null;
   readonly policy: Policy;
   /** Settles when the start-up re-decision of the ledger (worker role) is done. */
   readonly redecided: Promise<number>;
@@ -118,6 +121,7 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
   let current = policy;
   const onPolicy: ((policy: Policy, source: string) => Promise<unknown>)[] = [];
   let queue: Queue | null = null;
+  let cacheStats: () => VerificationCacheStats | null = () => null;
   if (roles.has('worker')) {
     const [trust, trustedKeys, credentials] = await Promise.all([
       loadTrustedRoots(config.verification.trustedRootPaths),
@@ -133,7 +137,10 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     // Keys a policy names are trusted for verification too: the policy decides what they may sign.
     // The verifier is rebuilt when the policy changes; jobs always use the current one.
     let currentVerifier = createSignatureVerifier(trust, [...trustedKeys, ...policyKeys(policy)]);
-    const verifier: SignatureVerifier = {
+    const verifier = createCachingVerifier({
+      get version() {
+        return currentVerifier.version;
+      },
       get trustRootVersion() {
         return currentVerifier.trustRootVersion;
       },
@@ -143,7 +150,8 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
       verifyCosignLayer: (layer, subject, expected) => currentVerifier.verifyCosignLayer(layer, subject, expected),
       verifyCosignAttestation: (layer, subject, expected) => currentVerifier.verifyCosignAttestation(layer, subject, expected),
       verifyBundle: (bundle, subject, expected) => currentVerifier.verifyBundle(bundle, subject, expected),
-    };
+    });
+    cacheStats = () => verifier.stats();
     // Resolved tags and reconciliation crawls queue index jobs like ingest does.
     const indexQueue = new Queue(INDEX_QUEUE, { connection: publisher, prefix: config.redis.queuePrefix });
     indexQueue.on('error', (err) => log.warn({ err }, 'queue error'));
@@ -330,6 +338,7 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     db,
     queue,
     worker,
+    verificationCache: () => cacheStats(),
     url,
     get policy() {
       return current;

@@ -17,7 +17,7 @@ import { createSignatureVerifier } from '../../services/worker/verification/veri
 import { pushBundleReferrer, pushCosignAttestations, pushCosignSignatures } from '../helpers/cosign-push.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { freePort } from '../helpers/net.ts';
-import { OCI_INDEX, OCI_MANIFEST, pushIndex, pushRandomImage } from '../helpers/oci-push.ts';
+import { OCI_INDEX, OCI_MANIFEST, pushBlob, pushIndex, pushManifest, pushRandomImage } from '../helpers/oci-push.ts';
 import { startReferrersShim, type ReferrersShim } from '../helpers/referrers-shim.ts';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.ts';
 import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
@@ -236,7 +236,6 @@ describe('formats through a real registry (referrers tag schema, .att, .sig)', (
     const bundle = await sigstore.signDsseBundle(inTotoStatement(other.digest, COSIGN_SIGN_PREDICATE, {}), ALICE);
     const referrer = await pushBundleReferrer(registry.url, repo, subjectOf(other), bundle, COSIGN_SIGN_PREDICATE);
     const index = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: referrer, size: 1, artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json' }] };
-    const { pushManifest } = await import('../helpers/oci-push.ts');
     await pushManifest(registry.url, repo, `sha256-${image.digest.slice(7)}`, Buffer.from(JSON.stringify(index)), OCI_INDEX);
     const m = await eventually(async () => {
       const row = await db.db
@@ -250,6 +249,42 @@ describe('formats through a real registry (referrers tag schema, .att, .sig)', (
     }, 'image marked malformed');
     expect(m.status_reason).toContain(`names ${other.digest} as its subject`);
     expect(m.signature_count).toBe(0);
+  });
+});
+
+describe('the verification cache', () => {
+  it('re-pushing signed images to another repository (a promotion) verifies nothing again', async () => {
+    const images = [];
+    for (let i = 0; i < 4; i++) {
+      const image = await pushRandomImage(registry.url, 'stage/app', `v${i}`);
+      const sig = await sigstore.signKeyless(simpleSigningPayload(`${registry.host}/stage/app`, image.digest), ALICE);
+      const bundle = await sigstore.signDsseBundle(inTotoStatement(image.digest, SLSA_V1, slsaV1), BUILDER);
+      await pushCosignSignatures(registry.url, 'stage/app', image.digest, [sig]);
+      await pushBundleReferrer(registry.url, 'stage/app', subjectOf(image), bundle, SLSA_V1);
+      images.push({ image, sig, bundle });
+    }
+    for (const { image } of images) {
+      await rows('stage/app', image.digest, 2);
+    }
+    const before = signet.verificationCache()!;
+    for (const { image, sig, bundle } of images) {
+      await pushBlob(registry.url, 'prod/app', image.config.bytes);
+      await pushBlob(registry.url, 'prod/app', image.layer.bytes);
+      await pushManifest(registry.url, 'prod/app', 'latest', image.bytes, OCI_MANIFEST);
+      await pushCosignSignatures(registry.url, 'prod/app', image.digest, [sig]);
+      await pushBundleReferrer(registry.url, 'prod/app', subjectOf(image), bundle, SLSA_V1);
+    }
+    for (const { image } of images) {
+      const promoted = await rows('prod/app', image.digest, 2);
+      expect(promoted.map((r) => r.outcome)).toEqual(['verified', 'verified']);
+    }
+    const after = signet.verificationCache()!;
+    const hits = after.hits - before.hits;
+    const misses = after.misses - before.misses;
+    // Every signature of the promoted images (8) was looked up at least once; none was verified again.
+    expect(hits).toBeGreaterThanOrEqual(8);
+    expect(misses).toBe(0);
+    console.log(`verification cache on a promotion re-push: ${hits} hits, ${misses} misses (hit rate ${(hits / (hits + misses)).toFixed(2)})`);
   });
 });
 

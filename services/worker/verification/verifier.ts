@@ -42,6 +42,8 @@ export interface ExpectedIdentity {
 }
 
 export interface SignatureVerifier {
+  /** Identifies the trust configuration as a whole (roots and keys): equal versions verify alike. */
+  readonly version: string;
   /**
    * Version of the trust configuration: the sha256 of the trusted root file when there is one,
    * else a digest over every root's version. Recorded on signatures that no root verified.
@@ -232,7 +234,9 @@ export function createSignatureVerifier(
     return { ...partial, outcome, reason };
   }
 
+  const version = `sha256:${sha256Hex(Buffer.from([setVersion, ...trustedKeys.map((k) => k.fingerprint).sort()].join('\n')))}`;
   return {
+    version,
     trustRootVersion: setVersion,
     roots: loaded.map((l) => ({ version: l.version, path: l.path })),
 

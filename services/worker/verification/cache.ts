@@ -1,0 +1,74 @@
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { SignatureVerdict } from '../../common/domain/signature.ts';
+import type { BundleSubject, SignatureVerifier } from './verifier.ts';
+
+export interface VerificationCacheStats {
+  readonly hits: number;
+  readonly misses: number;
+  readonly size: number;
+}
+
+export interface CachingVerifier extends SignatureVerifier {
+  stats(): VerificationCacheStats;
+}
+
+/**
+ * Remembers verdicts by (signature material, subject, trust configuration): the same signature on
+ * the same image under the same trusted roots and keys is verified once per process. A verdict
+ * depends on nothing else — keyless certificates are checked at the signing time the material
+ * proves, not at "now" — so a hit is exact. The key includes `verifier.version`, which changes when
+ * roots or keys do (a policy naming a new key), so old verdicts are never reused across them.
+ */
+export function createCachingVerifier(verifier: SignatureVerifier, max = 10_000): CachingVerifier {
+  const cache = new LRUCache<string, SignatureVerdict>({ max });
+  let hits = 0;
+  let misses = 0;
+  const cached = (parts: readonly (string | Uint8Array)[], verify: () => SignatureVerdict): SignatureVerdict => {
+    const h = createHash('sha256').update(verifier.version);
+    for (const p of parts) {
+      // Length-prefixed, so no two part lists hash alike.
+      h.update(String(p.length)).update(':').update(p);
+    }
+    const key = h.digest('base64');
+    const hit = cache.get(key);
+    if (hit !== undefined) {
+      hits++;
+      return hit;
+    }
+    misses++;
+    const verdict = verify();
+    cache.set(key, verdict);
+    return verdict;
+  };
+  const layerParts = (kind: string, payload: Buffer, annotations: Readonly<Record<string, string>>, subject: string) => [
+    kind,
+    payload,
+    JSON.stringify(Object.entries(annotations).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+    subject,
+  ];
+  return {
+    get version() {
+      return verifier.version;
+    },
+    get trustRootVersion() {
+      return verifier.trustRootVersion;
+    },
+    get roots() {
+      return verifier.roots;
+    },
+    verifyCosignLayer: (layer, subject, expected) =>
+      expected !== undefined
+        ? verifier.verifyCosignLayer(layer, subject, expected)
+        : cached(layerParts('sig', layer.payload, layer.annotations, subject), () => verifier.verifyCosignLayer(layer, subject)),
+    verifyCosignAttestation: (layer, subject, expected) =>
+      expected !== undefined
+        ? verifier.verifyCosignAttestation(layer, subject, expected)
+        : cached(layerParts('att', layer.payload, layer.annotations, subject), () => verifier.verifyCosignAttestation(layer, subject)),
+    verifyBundle: (bundle: Uint8Array, subject: BundleSubject, expected) =>
+      expected !== undefined
+        ? verifier.verifyBundle(bundle, subject, expected)
+        : cached(['bundle', bundle, subject.digest, subject.bytes ?? ''], () => verifier.verifyBundle(bundle, subject)),
+    stats: () => ({ hits, misses, size: cache.size }),
+  };
+}

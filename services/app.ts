@@ -27,17 +27,10 @@ import { loadConfiguredCredentials, registryClientFromConfig } from './worker/oc
 import { createOwnershipAnnouncer, startAlertWorker } from './worker/ownership.ts';
 import { reverifyLedger } from './worker/reverify.ts';
 import { createCachingVerifier, type VerificationCacheStats } from './worker/verification/cache.ts';
-import { loadTrustedKeys, loadTrustedRoots, type TrustedKey } from './worker/verification/trust.ts';
+import { loadTrustedKeys, loadTrustedRoots, policyKeys } from './worker/verification/trust.ts';
 import { createSignatureVerifier } from './worker/verification/verifier.ts';
 import { startReconciler } from './worker/reconcile/schedule.ts';
 import { startIndexWorker } from './worker/worker.ts';
-
-/** Keys a policy names, as trusted keys for the verifier. */
-function policyKeys(policy: Policy): TrustedKey[] {
-  return [...policy.withVerification.entries()].flatMap(([host, rules]) =>
-    rules.flatMap((r) => (r.kind === 'key' ? r.keys.map((k) => ({ name: `policy:${host}/${r.pattern}`, fingerprint: k.fingerprint, key: k.key })) : [])),
-  );
-}
 
 export interface Signet {
   readonly app: FastifyInstance;

@@ -4,10 +4,13 @@
 // exit codes (2 usage or configuration, 1 failure).
 import { ConfigError, loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
+import { PolicyConfigError } from '../common/policy/policy.ts';
+import { TrustConfigError } from '../worker/verification/trust.ts';
 import { backfill } from './backfill.ts';
+import { reverify } from './reverify.ts';
 import { UsageError, type Command, type CommandIo } from './command.ts';
 
-const COMMANDS: Readonly<Record<string, Command>> = { backfill };
+const COMMANDS: Readonly<Record<string, Command>> = { backfill, reverify };
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
@@ -46,7 +49,7 @@ try {
     process.stderr.write(`signet ${name}: ${(err as Error).message}\n\n${command.usage}`);
     process.exit(2);
   }
-  if (err instanceof ConfigError) {
+  if (err instanceof ConfigError || err instanceof TrustConfigError || err instanceof PolicyConfigError) {
     process.stderr.write(`signet: ${err.message}\n`);
     process.exit(2);
   }

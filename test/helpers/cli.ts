@@ -21,3 +21,17 @@ export function runBackfill(signet: TestSignet, registryHost: string, ...args: s
     },
   });
 }
+
+/** Runs `signet <args>` as a separate process with exactly `env` (plus PATH); resolves with its exit code, never throws on one. */
+export function runSignetCli(args: readonly string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', ...env } }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1;
+      if (code === -1) {
+        reject(err);
+        return;
+      }
+      resolve({ code, stdout, stderr });
+    });
+  });
+}

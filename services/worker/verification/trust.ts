@@ -2,6 +2,7 @@ import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
+import type { Policy } from '../../common/policy/policy.ts';
 
 /** A trusted root as loaded from a `trusted_root.json` file; `version` is the sha256 of the file. */
 export interface LoadedTrustedRoot {
@@ -105,4 +106,11 @@ export async function loadTrustedKeys(dir: string | null): Promise<TrustedKey[]>
     keys.push({ name: basename(file).replace(/\.(pub|pem)$/i, ''), fingerprint: keyFingerprint(key), key });
   }
   return keys;
+}
+
+/** Keys a policy names (`key:` rules), as trusted keys for the verifier: the policy decides what they may sign. */
+export function policyKeys(policy: Policy): TrustedKey[] {
+  return [...policy.withVerification.entries()].flatMap(([host, rules]) =>
+    rules.flatMap((r) => (r.kind === 'key' ? r.keys.map((k) => ({ name: `policy:${host}/${r.pattern}`, fingerprint: k.fingerprint, key: k.key })) : [])),
+  );
 }

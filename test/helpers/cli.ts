@@ -26,11 +26,11 @@ export function runBackfill(signet: TestSignet, registryHost: string, ...args: s
 export function runSignetCli(args: readonly string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', ...env } }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1;
-      if (code === -1) {
+      if (err !== null && typeof err.code !== 'number') {
         reject(err);
         return;
       }
+      const code = err === null ? 0 : (err.code as number);
       resolve({ code, stdout, stderr });
     });
   });

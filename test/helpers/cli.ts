@@ -27,7 +27,7 @@ export function runSignetCli(args: readonly string[], env: Record<string, string
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', ...env } }, (err, stdout, stderr) => {
       if (err !== null && typeof err.code !== 'number') {
-        reject(err);
+        reject(new Error(`signet ${args.join(' ')} did not run: ${err.message}`, { cause: err }));
         return;
       }
       const code = err === null ? 0 : (err.code as number);

@@ -60,6 +60,7 @@ await writeFile(
 const env = {
   DATABASE_URL: db.url,
   SIGNET_TRUSTED_ROOT: join(tmp, 'trusted_root.json'),
+    SIGNET_TUF_REFRESH: '0',
   SIGNET_POLICY: join(tmp, 'policy.yaml'),
   SIGNET_INSECURE_REGISTRIES: host,
   LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',

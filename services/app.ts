@@ -27,7 +27,8 @@ import { loadConfiguredCredentials, registryClientFromConfig } from './worker/oc
 import { createOwnershipAnnouncer, startAlertWorker } from './worker/ownership.ts';
 import { reverifyLedger } from './worker/reverify.ts';
 import { createCachingVerifier, type VerificationCacheStats } from './worker/verification/cache.ts';
-import { loadTrustedKeys, loadTrustedRoots, policyKeys } from './worker/verification/trust.ts';
+import { loadTrustedKeys, loadTrustedRoots, policyKeys, type LoadedTrustedRoot } from './worker/verification/trust.ts';
+import { startTufRefresher } from './worker/verification/tuf.ts';
 import { createSignatureVerifier } from './worker/verification/verifier.ts';
 import { startReconciler } from './worker/reconcile/schedule.ts';
 import { startIndexWorker } from './worker/worker.ts';
@@ -129,7 +130,22 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     const publisher = createRedis(config.redis.url, 'producer', log);
     // Keys a policy names are trusted for verification too: the policy decides what they may sign.
     // The verifier is rebuilt when the policy changes; jobs always use the current one.
-    let currentVerifier = createSignatureVerifier(trust, [...trustedKeys, ...policyKeys(policy)]);
+    // A root refreshed over TUF (SIGNET_TUF_*) is tried before the files, which stay as the fallback.
+    let tufRoot: LoadedTrustedRoot | null = null;
+    let currentPolicy = policy;
+    const buildVerifier = () =>
+      createSignatureVerifier(
+        [...(tufRoot === null ? [] : [tufRoot]), ...trust.filter((t) => t.version !== tufRoot?.version)],
+        [...trustedKeys, ...policyKeys(currentPolicy)],
+      );
+    let currentVerifier = buildVerifier();
+    if (config.verification.tuf !== null) {
+      const tuf = startTufRefresher({ ...config.verification.tuf, timeoutMs: config.registry.timeoutMs }, log.child({ component: 'tuf' }), (root) => {
+        tufRoot = root;
+        currentVerifier = buildVerifier();
+      });
+      steps.push({ name: 'tuf', run: () => Promise.resolve(tuf.stop()) });
+    }
     const verifier = createCachingVerifier({
       get version() {
         return currentVerifier.version;
@@ -224,7 +240,8 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
       return redecide();
     });
     onPolicy.push(async (next, source) => {
-      currentVerifier = createSignatureVerifier(trust, [...trustedKeys, ...policyKeys(next)]);
+      currentPolicy = next;
+      currentVerifier = buildVerifier();
       await reverify();
       decider.setPolicy(next, source);
       return redecide();

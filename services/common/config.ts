@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { WEBHOOK_SOURCES, type WebhookSource } from './domain/registry-event.ts';
@@ -82,6 +84,10 @@ const Env = z.object({
   ),
   SIGNET_REGISTRIES_FILE: z.string().min(1).optional(),
   SIGNET_RECONCILE_INTERVAL: duration('15m'),
+  SIGNET_TUF_REFRESH: duration('24h'),
+  SIGNET_TUF_MIRROR: z.url({ protocol: /^https?$/ }).default('https://tuf-repo-cdn.sigstore.dev'),
+  SIGNET_TUF_ROOT: z.string().min(1).optional(),
+  SIGNET_TUF_CACHE: z.string().min(1).default(join(tmpdir(), 'signet-tuf')),
   SIGNET_QUEUE_PREFIX: z
     .string()
     .regex(/^[a-zA-Z0-9_-]+$/, 'letters, digits, _ and - only')
@@ -126,6 +132,8 @@ export interface Config {
     /** Trusted root files or directories of them, tried in order. */
     readonly trustedRootPaths: readonly string[];
     readonly trustedKeysDir: string | null;
+    /** Background refresh of a trusted root from a TUF repository; null when SIGNET_TUF_REFRESH is 0. */
+    readonly tuf: { readonly mirrorUrl: string; readonly rootPath: string | null; readonly cachePath: string; readonly intervalMs: number } | null;
     readonly maxPayloadBytes: number;
   };
   readonly registry: {
@@ -282,6 +290,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     verification: {
       trustedRootPaths: e.SIGNET_TRUSTED_ROOT.split(',').map((p) => p.trim()).filter((p) => p !== ''),
       trustedKeysDir: e.SIGNET_TRUSTED_KEYS ?? null,
+      tuf:
+        e.SIGNET_TUF_REFRESH === 0
+          ? null
+          : { mirrorUrl: e.SIGNET_TUF_MIRROR, rootPath: e.SIGNET_TUF_ROOT ?? null, cachePath: e.SIGNET_TUF_CACHE, intervalMs: e.SIGNET_TUF_REFRESH },
       maxPayloadBytes: e.SIGNET_MAX_PAYLOAD_BYTES,
     },
     registry: {

@@ -26,6 +26,8 @@ export async function startTestSignet(env: Record<string, string>): Promise<Test
     SIGNET_WEBHOOK_TOKEN: TEST_WEBHOOK_TOKEN,
     SIGNET_QUEUE_PREFIX: prefix,
     SIGNET_REGISTRY_RETRIES: '1',
+    // No TUF refresh unless a test asks: the machine is offline, and the roots come from files.
+    SIGNET_TUF_REFRESH: '0',
     LOG_LEVEL: process.env.SIGNET_TEST_LOG_LEVEL ?? 'silent',
     ...env,
   });

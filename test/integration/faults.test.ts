@@ -123,6 +123,7 @@ beforeAll(async () => {
     REDIS_URL: `redis://127.0.0.1:${redisPort}`,
     SIGNET_WEBHOOK_TOKEN: TEST_WEBHOOK_TOKEN,
     SIGNET_TRUSTED_ROOT: join(tmp, 'trusted_root.json'),
+    SIGNET_TUF_REFRESH: '0',
     SIGNET_POLICY: join(tmp, 'policy.yaml'),
     SIGNET_REGISTRIES_FILE: join(tmp, 'registries.yaml'),
     SIGNET_RECONCILE_INTERVAL: '5s',

@@ -30,21 +30,26 @@ export async function loadTrustedRoot(path: string): Promise<LoadedTrustedRoot> 
   } catch (err) {
     throw new TrustConfigError(`cannot read the trusted root ${path}: ${(err as Error).message}`, { cause: err });
   }
+  return parseTrustedRoot(text, path);
+}
+
+/** Parses the bytes of a `trusted_root.json`; `version` is their sha256. `source` names it in errors and logs. */
+export function parseTrustedRoot(text: Uint8Array, source: string): LoadedTrustedRoot {
   let json: unknown;
   try {
-    json = JSON.parse(text.toString('utf8'));
+    json = JSON.parse(Buffer.from(text).toString('utf8'));
   } catch (err) {
-    throw new TrustConfigError(`the trusted root ${path} is not JSON: ${(err as Error).message}`, { cause: err });
+    throw new TrustConfigError(`the trusted root ${source} is not JSON: ${(err as Error).message}`, { cause: err });
   }
   const mediaType = (json as { mediaType?: unknown } | null)?.mediaType;
   if (typeof mediaType !== 'string' || !mediaType.startsWith('application/vnd.dev.sigstore.trustedroot')) {
-    throw new TrustConfigError(`${path} is not a Sigstore trusted root (mediaType ${JSON.stringify(mediaType)})`);
+    throw new TrustConfigError(`${source} is not a Sigstore trusted root (mediaType ${JSON.stringify(mediaType)})`);
   }
   const root = TrustedRoot.fromJSON(json);
   if (root.certificateAuthorities.length === 0 && root.tlogs.length === 0) {
-    throw new TrustConfigError(`the trusted root ${path} has neither certificate authorities nor transparency logs`);
+    throw new TrustConfigError(`the trusted root ${source} has neither certificate authorities nor transparency logs`);
   }
-  return { root, version: `sha256:${createHash('sha256').update(text).digest('hex')}`, path };
+  return { root, version: `sha256:${createHash('sha256').update(text).digest('hex')}`, path: source };
 }
 
 /**

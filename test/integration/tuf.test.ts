@@ -74,7 +74,7 @@ async function pushSignedBy(sigstore: TestSigstore, repo: string) {
 
 describe('TUF refresh', () => {
   it('verifies with the root the TUF repository serves, and still with the file root', async () => {
-    await eventually(async () => (tuf.requests() > 0 ? true : undefined), 'the TUF repository was asked');
+    await eventually(() => Promise.resolve(tuf.requests() > 0 ? true : undefined), 'the TUF repository was asked');
     const tufVersion = `sha256:${createHash('sha256').update(tufTarget).digest('hex')}`;
     const viaTuf = await eventually(async () => {
       const row = await pushSignedBy(fromTuf, `tuf/app-${Math.random().toString(36).slice(2, 8)}`);

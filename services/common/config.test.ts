@@ -15,7 +15,7 @@ describe('loadConfig', () => {
     expect(c.verification.trustedRootPaths).toEqual(DEFAULT_TRUSTED_ROOTS);
     expect(c.verification.trustedKeysDir).toBeNull();
     expect(c.registry.insecureHosts).toEqual([]);
-    expect(c.http.maxWebhookBytes).toBe(1024 * 1024);
+    expect(c.http.maxWebhookBytes).toBe(8 * 1024 * 1024);
     expect(Object.isFrozen(c.registry)).toBe(true);
   });
 

@@ -98,7 +98,10 @@ const Env = z.object({
   SIGNET_REGISTRY_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
   SIGNET_MAX_MANIFEST_BYTES: positiveInt(4 * 1024 * 1024),
   SIGNET_MAX_PAYLOAD_BYTES: positiveInt(256 * 1024),
-  SIGNET_MAX_WEBHOOK_BYTES: positiveInt(1024 * 1024),
+  // distribution's push notification lists every descriptor of the manifest, so it grows with the
+  // manifest (up to the registry's own 4 MiB cap), and any non-2xx is retried forever, holding up
+  // every later notification: the limit must stay above what a registry can send.
+  SIGNET_MAX_WEBHOOK_BYTES: positiveInt(8 * 1024 * 1024),
   SIGNET_SHUTDOWN_TIMEOUT_MS: positiveInt(25_000),
   SIGNET_API_TOKENS: commaList(z.string().min(16, 'each token must be at least 16 characters')),
   SIGNET_ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),

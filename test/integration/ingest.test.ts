@@ -141,9 +141,9 @@ describe('POST /webhooks/distribution', () => {
       expect(await signet.queue!.count()).toBe(0);
     });
 
-    it('the body is over 1 MiB (413)', async () => {
+    it('the body is over SIGNET_MAX_WEBHOOK_BYTES (413)', async () => {
       const before = await deliveryCount();
-      const res = await post(signet, Buffer.alloc(1024 * 1024 + 1, 0x20));
+      const res = await post(signet, Buffer.alloc(signet.config.http.maxWebhookBytes + 1, 0x20));
       expect(res.statusCode).toBe(413);
       expect(await deliveryCount()).toBe(before);
     });

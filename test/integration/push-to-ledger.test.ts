@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../services/common/domain/digest.ts';
-import { COSIGN_ANNOTATION } from '../../services/worker/verification/cosign-layer.ts';
-import { pushCosignSignatures } from '../helpers/cosign-push.ts';
+import { COSIGN_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE } from '../../services/worker/verification/cosign-layer.ts';
+import { pushBundleReferrer, pushCosignAttestations, pushCosignSignatures } from '../helpers/cosign-push.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { freePort } from '../helpers/net.ts';
-import { pushIndex, pushRandomImage } from '../helpers/oci-push.ts';
+import { OCI_INDEX, OCI_MANIFEST, pushBlob, pushIndex, pushManifest, pushRandomImage } from '../helpers/oci-push.ts';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.ts';
 import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
 import { createTestSigstore, generateTestKey, simpleSigningPayload, type TestKey, type TestSigstore } from '../signer/signer.ts';
@@ -308,6 +308,89 @@ describe('hostile signature artifacts', () => {
     }, 'image marked malformed');
     expect(m.status_reason).toContain('holds an index');
     expect(m.signature_count).toBe(0);
+  });
+
+  it('a .sig manifest with thousands of layers is refused as malformed, with the reason', async () => {
+    const repo = 'team-a/many-layers';
+    const image = await pushRandomImage(registry.url, repo, 'v1');
+    const payload = simpleSigningPayload(ref(repo), image.digest);
+    const blob = await pushBlob(registry.url, repo, payload);
+    const config = await pushBlob(registry.url, repo, Buffer.from('{}'));
+    const layer = { mediaType: SIMPLE_SIGNING_MEDIA_TYPE, digest: blob, size: payload.length, annotations: { [COSIGN_ANNOTATION.signature]: 'AAAA' } };
+    await pushManifest(
+      registry.url,
+      repo,
+      `sha256-${image.digest.slice(7)}.sig`,
+      { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config, size: 2 }, layers: Array.from({ length: 3000 }, () => layer) },
+      OCI_MANIFEST,
+    );
+    // distribution's notification lists every layer (over 1 MiB here) and is retried until accepted.
+    const m = await eventually(async () => {
+      const row = await manifestRow(repo, image.digest);
+      return row?.status === 'malformed' ? row : undefined;
+    }, 'image marked malformed');
+    expect(m.status_reason).toMatch(/more than 1000 layers/);
+    expect(m.verified_count).toBe(0);
+  });
+
+  it('garbage in every format is a malformed row with a reason, never verified', async () => {
+    const repo = 'team-a/garbage';
+    const image = await pushRandomImage(registry.url, repo, 'v1');
+    await pushCosignSignatures(registry.url, repo, image.digest, [
+      { payload: Buffer.from('\u0000 not json'), annotations: { [COSIGN_ANNOTATION.signature]: 'AAAA' } },
+      {
+        payload: simpleSigningPayload(ref(repo), image.digest),
+        annotations: { [COSIGN_ANNOTATION.signature]: 'AAAA', [COSIGN_ANNOTATION.certificate]: '-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n' },
+      },
+    ]);
+    await pushCosignAttestations(registry.url, repo, image.digest, [{ payload: Buffer.from('{"payloadType":"x"}'), annotations: {} }]);
+    await pushBundleReferrer(
+      registry.url,
+      repo,
+      { digest: image.digest, mediaType: OCI_MANIFEST, size: image.bytes.length },
+      Buffer.from(JSON.stringify({ mediaType: 'application/vnd.dev.sigstore.bundle.v0.9+json' })),
+      null,
+    );
+    const { signatures } = await indexed(repo, image.digest, 2);
+    const all = await eventually(async () => {
+      const rows = await signaturesOf((await manifestRow(repo, image.digest))!.id);
+      return rows.length >= 4 ? rows : undefined;
+    }, 'four rows');
+    expect(signatures.length).toBeGreaterThanOrEqual(2);
+    expect(all.map((r) => [r.format, r.outcome])).toEqual([
+      ['cosign_legacy', 'malformed'],
+      ['cosign_legacy', 'malformed'],
+      ['cosign_attestation', 'malformed'],
+      ['sigstore_bundle', 'malformed'],
+    ]);
+    expect(all.map((r) => r.reason)).toEqual([
+      expect.stringMatching(/not JSON/),
+      expect.stringMatching(/certificate/),
+      expect.stringMatching(/DSSE envelope/),
+      expect.stringMatching(/unsupported bundle media type/),
+    ]);
+    expect((await manifestRow(repo, image.digest))!.status).toBe('malformed');
+  });
+
+  it('an index nested in an index is recorded, and its own children are not walked (bounded work, no cycles)', async () => {
+    const repo = 'team-a/nested';
+    const inner = await pushIndex(registry.url, repo, 'inner');
+    const outer = await pushManifest(
+      registry.url,
+      repo,
+      'outer',
+      { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_INDEX, digest: inner.digest, size: inner.bytes.length }] },
+      OCI_INDEX,
+    );
+    await eventually(async () => ((await manifestRow(repo, outer)) === undefined ? undefined : true), 'outer index recorded');
+    const children = await db.db
+      .selectFrom('manifest_children as c')
+      .innerJoin('manifests as p', 'p.id', 'c.index_id')
+      .innerJoin('manifests as k', 'k.id', 'c.child_id')
+      .select(['p.digest as parent', 'k.digest as child'])
+      .where('p.digest', '=', outer)
+      .execute();
+    expect(children).toEqual([{ parent: outer, child: inner.digest }]);
   });
 });
 

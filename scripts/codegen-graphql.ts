@@ -39,6 +39,7 @@ const output = await codegen({
       RepositoryOwnershipConnection: `${models}#ConnectionModel<RepositoryOwnerModel>`,
       TagMoveConnection: `${models}#ConnectionModel<TagMoveModel>`,
       OwnershipChangeConnection: `${models}#ConnectionModel<OwnershipChangeModel>`,
+      SignatureConnection: `${models}#ConnectionModel<SignatureModel>`,
     },
     scalars: { ID: 'string' },
   },

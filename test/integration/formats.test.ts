@@ -309,3 +309,45 @@ describe('a registry with the OCI 1.1 referrers API', () => {
     expect(shim.counts.hiddenTags).toBe(before.hiddenTags);
   });
 });
+
+describe('GraphQL over every format', () => {
+  async function query(q: string, variables: Record<string, unknown>): Promise<any> {
+    const res = await signet.app.inject({ method: 'POST', url: '/graphql', payload: { query: q, variables } });
+    const body = res.json<{ data?: unknown; errors?: unknown[] }>();
+    expect(body.errors).toBeUndefined();
+    return body.data;
+  }
+
+  it('shows signatures and attestations apart, with format, predicate type, claims and Rekor coordinates; finds them by claim', async () => {
+    const repo = 'graphql/app';
+    const image = await pushRandomImage(registry.url, repo, 'v1');
+    await pushBundleReferrer(registry.url, repo, subjectOf(image), await sigstore.signDsseBundle(inTotoStatement(image.digest, COSIGN_SIGN_PREDICATE, {}), ALICE), COSIGN_SIGN_PREDICATE);
+    await pushBundleReferrer(registry.url, repo, subjectOf(image), await sigstore.signDsseBundle(inTotoStatement(image.digest, SLSA_V1, slsaV1), BUILDER), SLSA_V1);
+    await rows(repo, image.digest, 2);
+    const fields = 'format kind predicateType verified rekorLogIndex integratedTime identity { subject issuer } claims { name oid value }';
+    const d = await query(`query($ref: String!) { image(ref: $ref) { status owners { subject } signatures { ${fields} } attestations { ${fields} } } }`, {
+      ref: `${registry.host}/${repo}@${image.digest}`,
+    });
+    expect(d.image.status).toBe('verified');
+    expect(d.image.owners).toEqual([{ subject: ALICE.email }]);
+    expect(d.image.signatures).toEqual([
+      expect.objectContaining({ format: 'sigstore_bundle', kind: 'signature', predicateType: COSIGN_SIGN_PREDICATE, verified: true, identity: { subject: ALICE.email, issuer: ALICE.issuer } }),
+    ]);
+    const [att] = d.image.attestations;
+    expect(att).toMatchObject({ format: 'sigstore_bundle', kind: 'attestation', predicateType: SLSA_V1, verified: true, identity: { subject: BUILDER.uri } });
+    expect(att.rekorLogIndex).toMatch(/^\d+$/);
+    expect(att.claims).toEqual(
+      expect.arrayContaining([
+        { name: 'issuer', oid: '1.3.6.1.4.1.57264.1.8', value: BUILDER.issuer },
+        { name: 'slsaSourceRepository', oid: null, value: 'https://github.com/org/app' },
+      ]),
+    );
+
+    const byClaim = await query(
+      `query($v: String!) { signaturesWithClaim(name: "slsaSourceRepository", value: $v, first: 100) { totalCount nodes { kind image { reference } } } }`,
+      { v: 'https://github.com/org/app' },
+    );
+    expect(byClaim.signaturesWithClaim.nodes).toEqual(expect.arrayContaining([{ kind: 'attestation', image: { reference: `${registry.host}/${repo}@${image.digest}` } }]));
+    expect(byClaim.signaturesWithClaim.totalCount).toBeGreaterThanOrEqual(1);
+  });
+});

@@ -2,6 +2,7 @@ import { createGraphQLError } from 'graphql-yoga';
 import {
   countIdentityImages,
   countOwnershipChanges,
+  countSignaturesWithClaim,
   countRepositoryImages,
   countTagMoves,
   findImage,
@@ -9,6 +10,7 @@ import {
   identitiesBySubject,
   pageIdentityImages,
   pageOwnershipChanges,
+  pageSignaturesWithClaim,
   pageRepositoryImages,
   pageTagMoves,
   tagsByRepositoryId,
@@ -106,6 +108,14 @@ export const resolvers: Resolvers = {
     },
     identities: (_, { subject }, { db }) => identitiesBySubject(db, subject),
     repository: (_, { registry, name }, { db }) => findRepository(db, normalizeRegistry(registry), name),
+    async signaturesWithClaim(_, { name, value, verifiedOnly, first, after }, { db }) {
+      if (name.length > 128 || value.length > 4096) {
+        throw badInput('claim name or value too long');
+      }
+      const filter = { name, value, verifiedOnly: verifiedOnly !== false };
+      const page = await pageSignaturesWithClaim(db, filter, pageSize(first), decodeCursor('sig', after));
+      return connection('sig', page, (rows) => Promise.resolve(rows), () => countSignaturesWithClaim(db, filter));
+    },
     async ownershipChanges(_, { first, after, registry, repository, kind }, { db }) {
       const filter = { registry: registry === null || registry === undefined ? null : normalizeRegistry(registry), repository, kind: kindIn(kind) };
       const page = await pageOwnershipChanges(db, filter, pageSize(first), decodeCursor('own', after));
@@ -119,7 +129,8 @@ export const resolvers: Resolvers = {
     indexedAt: (m) => m.indexedAt.toISOString(),
     deletedAt: (m) => iso(m.deletedAt),
     tags: (m, _, { loaders }) => loaders.tags.load(m.id),
-    signatures: (m, _, { loaders }) => loaders.signatures.load(m.id),
+    signatures: async (m, _, { loaders }) => (await loaders.signatures.load(m.id)).filter((s) => s.kind === 'signature'),
+    attestations: async (m, _, { loaders }) => (await loaders.signatures.load(m.id)).filter((s) => s.kind === 'attestation'),
     owners: async (m, _, { loaders }) => present<IdentityRow>(await loaders.identity.loadMany(signerIds(await loaders.signatures.load(m.id)))),
     firstSignedAt: async (m, _, { loaders }) => signedBound(await loaders.signatures.load(m.id), Math.min),
     lastSignedAt: async (m, _, { loaders }) => signedBound(await loaders.signatures.load(m.id), Math.max),
@@ -158,6 +169,8 @@ export const resolvers: Resolvers = {
     rekorLogIndex: (s) => s.rekor_log_index,
     rekorLogId: (s) => s.rekor_log_id,
     integratedTime: (s) => iso(s.rekor_integrated_time),
+    timestampedAt: (s) => iso(s.tsa_time),
+    predicateType: (s) => s.predicate_type,
     rekorUrl: (s) => rekorLink(s.rekor_log_id, s.rekor_log_index, 'search'),
     rekorApiUrl: (s) => rekorLink(s.rekor_log_id, s.rekor_log_index, 'api'),
     claims: (s) =>
@@ -261,6 +274,7 @@ export const resolvers: Resolvers = {
   RepositoryOwnershipConnection: { totalCount: (c) => c.count() },
   TagMoveConnection: { totalCount: (c) => c.count() },
   OwnershipChangeConnection: { totalCount: (c) => c.count() },
+  SignatureConnection: { totalCount: (c) => c.count() },
 };
 
 /** Null when the identity entered the repository but none of its signatures there verifies any more. */

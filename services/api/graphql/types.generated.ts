@@ -41,6 +41,12 @@ export type Query = {
   /** Every identity with this subject, one per OIDC issuer. */
   identities: Array<Identity>;
   repository?: Maybe<Repository>;
+  /**
+   * Signatures and attestations carrying a claim, newest first: a Fulcio claim such as
+   * `sourceRepositoryUri` = `https://github.com/org/app` (every image built from that repository's
+   * workflows), or an attestation's `slsaBuilderId`. Only verified ones unless `verifiedOnly: false`.
+   */
+  signaturesWithClaim: SignatureConnection;
   /** Identities signing in a repository for the first time, newest first, across all repositories (or filtered). */
   ownershipChanges: OwnershipChangeConnection;
 };
@@ -113,6 +119,24 @@ export type QueryRepositoryArgs = {
  * Lists that can grow without bound are Relay connections: `first` is capped at 100 (default 20),
  * `after` is the `endCursor` of the previous page.
  */
+export type QuerySignaturesWithClaimArgs = {
+  name: Scalars['String']['input'];
+  value: Scalars['String']['input'];
+  verifiedOnly?: InputMaybe<Scalars['Boolean']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  after?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/**
+ * Signet's ownership ledger: who signed which image, what each identity signed, who owns each
+ * repository — across every registry Signet hears from. Read-only; every answer comes from the
+ * ledger in Postgres (no registry, Rekor or TUF call).
+ *
+ * Times are RFC 3339 strings in UTC. 64-bit integers (Rekor log indexes) are decimal strings.
+ * Lists that can grow without bound are Relay connections: `first` is capped at 100 (default 20),
+ * `after` is the `endCursor` of the previous page.
+ */
 export type QueryOwnershipChangesArgs = {
   first?: InputMaybe<Scalars['Int']['input']>;
   after?: InputMaybe<Scalars['String']['input']>;
@@ -153,8 +177,14 @@ export type Image = {
   statusReason?: Maybe<Scalars['String']['output']>;
   /** Tags that point at this digest now. */
   tags: Array<Scalars['String']['output']>;
-  /** Every signature found for it, verified or not. */
+  /** Every signature found for it, verified or not (attestations are listed apart). */
   signatures: Array<Signature>;
+  /**
+   * Attestations about it (in-toto statements: SLSA provenance, SBOMs, …), verified or not. They
+   * are bound to the image like signatures, but vouch for nothing: their signers are not owners and
+   * they count for no admission decision.
+   */
+  attestations: Array<Signature>;
   /** Identities with a verified signature on this image. */
   owners: Array<Identity>;
   /** Time of the earliest and latest verified signature (Rekor integrated time, else when first seen). */
@@ -195,8 +225,16 @@ export type Platform = {
 export type Signature = {
   __typename?: 'Signature';
   id: Scalars['ID']['output'];
-  /** How it was attached: `cosign_legacy` (a `sha256-<hex>.sig` tag layer). */
+  /**
+   * How it was attached: `cosign_legacy` (a layer of the `sha256-<hex>.sig` manifest),
+   * `cosign_attestation` (a DSSE layer of `sha256-<hex>.att`) or `sigstore_bundle` (a Sigstore
+   * bundle v0.1–v0.3 attached as an OCI 1.1 referrer: cosign v3, GitHub artifact attestations).
+   */
   format: Scalars['String']['output'];
+  /** `signature` (vouches for the image) or `attestation` (states something about it). */
+  kind: Scalars['String']['output'];
+  /** The in-toto predicate type of a DSSE statement, e.g. `https://slsa.dev/provenance/v1`, `https://sigstore.dev/cosign/sign/v1`. */
+  predicateType?: Maybe<Scalars['String']['output']>;
   /** `verified`, or why not: `invalid_signature`, `digest_mismatch`, `untrusted_root`, `identity_mismatch`, `tlog_missing`, `tlog_invalid`, `cert_invalid`, `malformed`. */
   status: Scalars['String']['output'];
   verified: Scalars['Boolean']['output'];
@@ -215,11 +253,17 @@ export type Signature = {
   rekorLogIndex?: Maybe<Scalars['String']['output']>;
   rekorLogId?: Maybe<Scalars['String']['output']>;
   integratedTime?: Maybe<Scalars['String']['output']>;
+  /** Signing time from an RFC 3161 timestamp authority, when the material carries one (Rekor v2, GitHub's Sigstore). */
+  timestampedAt?: Maybe<Scalars['String']['output']>;
   /** The entry in Rekor's search UI (public-good instance only; null for private logs). */
   rekorUrl?: Maybe<Scalars['String']['output']>;
   /** The entry in Rekor's API (public-good instance only). */
   rekorApiUrl?: Maybe<Scalars['String']['output']>;
-  /** Fulcio certificate claims (OIDs 1.3.6.1.4.1.57264.1.*), by name. */
+  /**
+   * Fulcio certificate claims (OIDs 1.3.6.1.4.1.57264.1.*) by name, and for SLSA provenance the
+   * statement's `slsaBuilderId`, `slsaBuildType`, `slsaSourceRepository`, `slsaSourceRef`,
+   * `slsaSourceDigest` and `slsaInvocationId`.
+   */
   claims: Array<Claim>;
   /** Version of the trust root that verified it. */
   trustRootVersion?: Maybe<Scalars['String']['output']>;
@@ -235,7 +279,7 @@ export type Claim = {
   __typename?: 'Claim';
   /** e.g. `sourceRepositoryUri`, `buildSignerUri`, `githubWorkflowTrigger` */
   name: Scalars['String']['output'];
-  /** The certificate extension's OID, e.g. `1.3.6.1.4.1.57264.1.12` */
+  /** The certificate extension's OID, e.g. `1.3.6.1.4.1.57264.1.12`; null for claims from an attestation's statement */
   oid?: Maybe<Scalars['String']['output']>;
   value: Scalars['String']['output'];
 };
@@ -381,6 +425,21 @@ export type PageInfo = {
   endCursor?: Maybe<Scalars['String']['output']>;
 };
 
+export type SignatureConnection = {
+  __typename?: 'SignatureConnection';
+  edges: Array<SignatureEdge>;
+  nodes: Array<Signature>;
+  pageInfo: PageInfo;
+  /** Total matching, whatever the page. */
+  totalCount: Scalars['Int']['output'];
+};
+
+export type SignatureEdge = {
+  __typename?: 'SignatureEdge';
+  cursor: Scalars['String']['output'];
+  node: Signature;
+};
+
 export type ImageConnection = {
   __typename?: 'ImageConnection';
   edges: Array<ImageEdge>;
@@ -512,6 +571,7 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
 export type ResolversTypes = {
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Image: ResolverTypeWrapper<ImageModel>;
@@ -520,7 +580,6 @@ export type ResolversTypes = {
   Platform: ResolverTypeWrapper<Platform>;
   Signature: ResolverTypeWrapper<SignatureModel>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
-  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   Claim: ResolverTypeWrapper<Claim>;
   Identity: ResolverTypeWrapper<IdentityModel>;
   Repository: ResolverTypeWrapper<RepositoryModel>;
@@ -532,6 +591,8 @@ export type ResolversTypes = {
   Decision: ResolverTypeWrapper<DecisionModel>;
   DecisionSigner: ResolverTypeWrapper<DecisionSigner>;
   PageInfo: ResolverTypeWrapper<PageInfo>;
+  SignatureConnection: ResolverTypeWrapper<ConnectionModel<SignatureModel>>;
+  SignatureEdge: ResolverTypeWrapper<Omit<SignatureEdge, 'node'> & { node: ResolversTypes['Signature'] }>;
   ImageConnection: ResolverTypeWrapper<ConnectionModel<ImageModel>>;
   ImageEdge: ResolverTypeWrapper<Omit<ImageEdge, 'node'> & { node: ResolversTypes['Image'] }>;
   RepositoryOwnershipConnection: ResolverTypeWrapper<ConnectionModel<RepositoryOwnerModel>>;
@@ -546,6 +607,7 @@ export type ResolversTypes = {
 export type ResolversParentTypes = {
   Query: Record<PropertyKey, never>;
   String: Scalars['String']['output'];
+  Boolean: Scalars['Boolean']['output'];
   Int: Scalars['Int']['output'];
   Subscription: Record<PropertyKey, never>;
   Image: ImageModel;
@@ -554,7 +616,6 @@ export type ResolversParentTypes = {
   Platform: Platform;
   Signature: SignatureModel;
   ID: Scalars['ID']['output'];
-  Boolean: Scalars['Boolean']['output'];
   Claim: Claim;
   Identity: IdentityModel;
   Repository: RepositoryModel;
@@ -565,6 +626,8 @@ export type ResolversParentTypes = {
   Decision: DecisionModel;
   DecisionSigner: DecisionSigner;
   PageInfo: PageInfo;
+  SignatureConnection: ConnectionModel<SignatureModel>;
+  SignatureEdge: Omit<SignatureEdge, 'node'> & { node: ResolversParentTypes['Signature'] };
   ImageConnection: ConnectionModel<ImageModel>;
   ImageEdge: Omit<ImageEdge, 'node'> & { node: ResolversParentTypes['Image'] };
   RepositoryOwnershipConnection: ConnectionModel<RepositoryOwnerModel>;
@@ -580,6 +643,7 @@ export type QueryResolvers<ContextType = GraphqlContext, ParentType extends Reso
   identity?: Resolver<Maybe<ResolversTypes['Identity']>, ParentType, ContextType, RequireFields<QueryIdentityArgs, 'subject'>>;
   identities?: Resolver<Array<ResolversTypes['Identity']>, ParentType, ContextType, RequireFields<QueryIdentitiesArgs, 'subject'>>;
   repository?: Resolver<Maybe<ResolversTypes['Repository']>, ParentType, ContextType, RequireFields<QueryRepositoryArgs, 'registry' | 'name'>>;
+  signaturesWithClaim?: Resolver<ResolversTypes['SignatureConnection'], ParentType, ContextType, RequireFields<QuerySignaturesWithClaimArgs, 'name' | 'value' | 'verifiedOnly'>>;
   ownershipChanges?: Resolver<ResolversTypes['OwnershipChangeConnection'], ParentType, ContextType, Partial<QueryOwnershipChangesArgs>>;
 };
 
@@ -598,6 +662,7 @@ export type ImageResolvers<ContextType = GraphqlContext, ParentType extends Reso
   statusReason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   tags?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
   signatures?: Resolver<Array<ResolversTypes['Signature']>, ParentType, ContextType>;
+  attestations?: Resolver<Array<ResolversTypes['Signature']>, ParentType, ContextType>;
   owners?: Resolver<Array<ResolversTypes['Identity']>, ParentType, ContextType>;
   firstSignedAt?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   lastSignedAt?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -629,6 +694,8 @@ export type PlatformResolvers<ContextType = GraphqlContext, ParentType extends R
 export type SignatureResolvers<ContextType = GraphqlContext, ParentType extends ResolversParentTypes['Signature'] = ResolversParentTypes['Signature']> = {
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   format?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  kind?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  predicateType?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   status?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   verified?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   reason?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
@@ -642,6 +709,7 @@ export type SignatureResolvers<ContextType = GraphqlContext, ParentType extends 
   rekorLogIndex?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   rekorLogId?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   integratedTime?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  timestampedAt?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   rekorUrl?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   rekorApiUrl?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   claims?: Resolver<Array<ResolversTypes['Claim']>, ParentType, ContextType>;
@@ -735,6 +803,18 @@ export type PageInfoResolvers<ContextType = GraphqlContext, ParentType extends R
   endCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
+export type SignatureConnectionResolvers<ContextType = GraphqlContext, ParentType extends ResolversParentTypes['SignatureConnection'] = ResolversParentTypes['SignatureConnection']> = {
+  edges?: Resolver<Array<ResolversTypes['SignatureEdge']>, ParentType, ContextType>;
+  nodes?: Resolver<Array<ResolversTypes['Signature']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+  totalCount?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+};
+
+export type SignatureEdgeResolvers<ContextType = GraphqlContext, ParentType extends ResolversParentTypes['SignatureEdge'] = ResolversParentTypes['SignatureEdge']> = {
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['Signature'], ParentType, ContextType>;
+};
+
 export type ImageConnectionResolvers<ContextType = GraphqlContext, ParentType extends ResolversParentTypes['ImageConnection'] = ResolversParentTypes['ImageConnection']> = {
   edges?: Resolver<Array<ResolversTypes['ImageEdge']>, ParentType, ContextType>;
   nodes?: Resolver<Array<ResolversTypes['Image']>, ParentType, ContextType>;
@@ -801,6 +881,8 @@ export type Resolvers<ContextType = GraphqlContext> = {
   Decision?: DecisionResolvers<ContextType>;
   DecisionSigner?: DecisionSignerResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
+  SignatureConnection?: SignatureConnectionResolvers<ContextType>;
+  SignatureEdge?: SignatureEdgeResolvers<ContextType>;
   ImageConnection?: ImageConnectionResolvers<ContextType>;
   ImageEdge?: ImageEdgeResolvers<ContextType>;
   RepositoryOwnershipConnection?: RepositoryOwnershipConnectionResolvers<ContextType>;

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { type ExpressionBuilder, sql, type Kysely } from 'kysely';
 import type { DB } from '../schema.generated.ts';
 
 // Reads behind the GraphQL API. The `…ByIds` functions take many keys at once (DataLoader batches);
@@ -47,8 +47,8 @@ export interface Page<T> {
   readonly hasNextPage: boolean;
 }
 
-/** When a signature was made: Rekor's integrated time, else when Signet first saw it. */
-const signedAt = sql<Date>`coalesce(s.rekor_integrated_time, s.first_seen_at)`;
+/** When a signature was made: Rekor's integrated time, else a TSA's, else when Signet first saw it. */
+const signedAt = sql<Date>`coalesce(s.rekor_integrated_time, s.tsa_time, s.first_seen_at)`;
 
 function selectImages(db: Kysely<DB>) {
   return db
@@ -96,8 +96,7 @@ export async function findImage(
   return (await q.executeTakeFirst()) ?? null;
 }
 
-/** Every signature of each image, with its verified signer's identity row (joined: no second query). */
-export function signaturesByImageIds(db: Kysely<DB>, imageIds: readonly string[]) {
+function selectSignatures(db: Kysely<DB>) {
   return db
     .selectFrom('signatures as s')
     .leftJoin('identities as i', 'i.id', 's.identity_id')
@@ -120,6 +119,9 @@ export function signaturesByImageIds(db: Kysely<DB>, imageIds: readonly string[]
       's.rekor_log_id',
       's.rekor_log_index',
       's.rekor_integrated_time',
+      's.tsa_time',
+      's.kind',
+      's.predicate_type',
       's.trust_root_version',
       's.source_digest',
       's.layer_digest',
@@ -127,16 +129,51 @@ export function signaturesByImageIds(db: Kysely<DB>, imageIds: readonly string[]
       's.verified_at',
       'i.kind as identity_kind',
       'i.first_seen_at as identity_first_seen_at',
-    ])
-    .where('s.manifest_id', 'in', imageIds)
-    .orderBy('s.id')
-    .execute();
+    ]);
+}
+
+/** Every signature of each image, with its verified signer's identity row (joined: no second query). */
+export function signaturesByImageIds(db: Kysely<DB>, imageIds: readonly string[]) {
+  return selectSignatures(db).where('s.manifest_id', 'in', imageIds).orderBy('s.id').execute();
+}
+
+/** A claim to look for: `claims @> {name: value}` (the GIN index on claims answers it). */
+export interface ClaimFilter {
+  readonly name: string;
+  readonly value: string;
+  readonly verifiedOnly: boolean;
+}
+
+function hasClaim(f: ClaimFilter) {
+  return (eb: ExpressionBuilder<DB & { s: DB['signatures'] }, 's'>) =>
+    eb.and([
+      eb(sql`s.claims`, '@>', sql`${JSON.stringify({ [f.name]: f.value })}::jsonb`),
+      ...(f.verifiedOnly ? [eb('s.outcome', '=', 'verified')] : []),
+    ]);
+}
+
+/** Signatures and attestations carrying a claim, newest first. */
+export async function pageSignaturesWithClaim(db: Kysely<DB>, f: ClaimFilter, first: number, after: string | null): Promise<Page<SignatureRow>> {
+  let q = selectSignatures(db).where(hasClaim(f)).orderBy('s.id', 'desc').limit(first + 1);
+  if (after !== null) {
+    q = q.where('s.id', '<', after);
+  }
+  return page(await q.execute(), first);
+}
+
+export async function countSignaturesWithClaim(db: Kysely<DB>, f: ClaimFilter): Promise<number> {
+  const row = await db
+    .selectFrom('signatures as s')
+    .where(hasClaim(f))
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 export type SignatureRow = Awaited<ReturnType<typeof signaturesByImageIds>>[number];
 
-/** When a stored signature was made: Rekor's integrated time, else when Signet first saw it. */
-export function signatureTime(s: Pick<SignatureRow, 'rekor_integrated_time' | 'first_seen_at'>): Date {
-  return s.rekor_integrated_time ?? s.first_seen_at;
+/** When a stored signature was made: Rekor's integrated time, else a TSA's, else when Signet first saw it. */
+export function signatureTime(s: Pick<SignatureRow, 'rekor_integrated_time' | 'tsa_time' | 'first_seen_at'>): Date {
+  return s.rekor_integrated_time ?? s.tsa_time ?? s.first_seen_at;
 }
 
 /** Current tags naming each image. */

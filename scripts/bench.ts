@@ -184,6 +184,9 @@ ${table(
     ['raw node:crypto ECDSA P-256 verify (yardstick)', String(r.verify.json.perCore.rawEcdsaP256VerifiesPerSecond), '1'],
     ['keyless (Fulcio chain, SCT, Rekor SET, signature, Signet\'s checks)', String(r.verify.json.perCore.keylessVerificationsPerSecond), String(r.verify.json.ratios.keylessVsRawEcdsa)],
     ['key-based (trusted key, Signet\'s checks)', String(r.verify.json.perCore.keyVerificationsPerSecond), String(r.verify.json.ratios.keyVsRawEcdsa)],
+    ['Sigstore bundle v0.3, message signature (inclusion proof, checkpoint, SET)', String(r.verify.json.perCore.bundleV03MessageSignaturesPerSecond), String(r.verify.json.ratios.bundleMessageVsRawEcdsa)],
+    ['Sigstore bundle v0.3, DSSE in-toto attestation', String(r.verify.json.perCore.bundleV03DsseAttestationsPerSecond), String(r.verify.json.ratios.bundleDsseVsRawEcdsa)],
+    ['verification cache hit (a signature seen again)', String(r.verify.json.perCore.cacheHitsPerSecond), String(r.verify.json.ratios.cacheHitVsRawEcdsa)],
   ],
 )}
 

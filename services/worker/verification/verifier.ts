@@ -263,8 +263,9 @@ export function createSignatureVerifier(
           const entity = toSignedEntity(cosignLayerToBundle(layer, { certificate: cert, rekor }), layer.payload);
           partial = { ...partial, ...verifyCertificate(entity, cert, tlogKeys), rekor: partial.rekor, annotations: partial.annotations };
         } else {
-          const bundle = cosignLayerToBundle(layer, { certificate: null, rekor, keyHint: '' });
-          const entity = rawKeyEntity(toSignedEntity(bundle, layer.payload), layer.payload, signature);
+          const entity = rekor === null
+            ? plainKeyEntity(layer.payload, signature)
+            : rawKeyEntity(toSignedEntity(cosignLayerToBundle(layer, { certificate: null, rekor, keyHint: '' }), layer.payload), layer.payload, signature);
           partial = { ...partial, ...verifyKey(entity, tlogKeys, null), rekor: partial.rekor, annotations: partial.annotations };
         }
         assertBoundToSubject(payload, subject);
@@ -373,6 +374,15 @@ export function trustSetVersion(roots: readonly Pick<LoadedTrustedRoot, 'version
 
 function keyMatchesHint(key: TrustedKey, hint: string): boolean {
   return hint !== '' && (hint === key.name || hint === key.fingerprint || hint === Buffer.from(key.fingerprint.slice(7), 'hex').toString('base64'));
+}
+
+/** A key-based legacy layer with no Rekor entry: only its signature can be checked (no bundle to build). */
+function plainKeyEntity(payload: Buffer, signature: Buffer): SignedEntity {
+  return {
+    signature: { verifySignature: (key: KeyObject) => cryptoVerify('sha256', payload, key, signature) },
+    tlogEntries: [],
+    timestamps: [],
+  } as unknown as SignedEntity;
 }
 
 /**

@@ -105,7 +105,7 @@ export const backfill: Command = {
       io.stdout.write(
         `${result.complete ? 'crawled' : 'interrupted after'} ${result.repositories} repositories and ${result.tags} tags of ${registry} in ${secs.toFixed(1)} s ` +
           `(${(result.checked / Math.max(secs, 0.001)).toFixed(1)} tags/s)${result.resumedAfter === null ? '' : `, resumed after ${result.resumedAfter}`}: ` +
-          `${result.queued} queued, ${result.tagsRecorded} tags recorded${result.referrersSkipped > 0 ? `, ${result.referrersSkipped} referrers not indexed yet` : ''}\n`,
+          `${result.queued} queued, ${result.tagsRecorded} tags recorded${result.referrersSkipped > 0 ? `, ${result.referrersSkipped} referrers that are not signatures (skipped)` : ''}\n`,
       );
       if (!result.complete) {
         return 130;

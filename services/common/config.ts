@@ -96,6 +96,7 @@ const Env = z.object({
   SIGNET_WORKER_LOCK_MS: z.coerce.number().int().min(1_000).max(600_000).default(60_000),
   SIGNET_REGISTRY_TIMEOUT_MS: positiveInt(15_000),
   SIGNET_REGISTRY_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+  SIGNET_REGISTRY_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   SIGNET_MAX_MANIFEST_BYTES: positiveInt(4 * 1024 * 1024),
   SIGNET_MAX_PAYLOAD_BYTES: positiveInt(256 * 1024),
   // distribution's push notification lists every descriptor of the manifest, so it grows with the
@@ -155,6 +156,9 @@ export interface Config {
     readonly endpoints: Readonly<Record<string, string>>;
     readonly timeoutMs: number;
     readonly retries: number;
+    /** Requests in flight to one registry at most (per process), and the registries file's own limits. */
+    readonly concurrency: number;
+    readonly concurrencyByRegistry: Readonly<Record<string, number>>;
     readonly maxManifestBytes: number;
   };
   /** `lockMs`: how long a job's lock lasts without renewal — a dead worker's job runs again this long after. */
@@ -319,6 +323,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       endpoints: Object.fromEntries([...envEndpoints, ...registries.flatMap((r) => (r.endpoint === null ? [] : [[r.host, r.endpoint] as const]))]),
       timeoutMs: e.SIGNET_REGISTRY_TIMEOUT_MS,
       retries: e.SIGNET_REGISTRY_RETRIES,
+      concurrency: e.SIGNET_REGISTRY_CONCURRENCY,
+      concurrencyByRegistry: Object.fromEntries(registries.flatMap((r) => (r.concurrency === null ? [] : [[r.host, r.concurrency] as const]))),
       maxManifestBytes: e.SIGNET_MAX_MANIFEST_BYTES,
     },
     worker: { concurrency: e.SIGNET_WORKER_CONCURRENCY, lockMs: e.SIGNET_WORKER_LOCK_MS },

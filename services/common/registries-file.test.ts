@@ -28,13 +28,14 @@ describe('parseRegistriesFile', () => {
     endpoint: http://registry:5000/
     insecure: true
     reconcile: false
+    concurrency: 2
     webhook: { source: distribution, secret: ${SECRET} }
 `,
       (path) => `${path.endsWith('webhook') ? SECRET : 'pw'}\n`.trim(),
     );
     expect(regs).toEqual([
-      { host: 'harbor.example.com', endpoint: null, insecure: false, credentials: { username: 'signet', password: 'pw' }, webhook: { source: 'harbor', secret: SECRET }, reconcile: true },
-      { host: '127.0.0.1:5000', endpoint: 'http://registry:5000', insecure: true, credentials: null, webhook: { source: 'distribution', secret: SECRET }, reconcile: false },
+      { host: 'harbor.example.com', endpoint: null, insecure: false, credentials: { username: 'signet', password: 'pw' }, webhook: { source: 'harbor', secret: SECRET }, reconcile: true, concurrency: null },
+      { host: '127.0.0.1:5000', endpoint: 'http://registry:5000', insecure: true, credentials: null, webhook: { source: 'distribution', secret: SECRET }, reconcile: false, concurrency: 2 },
     ]);
   });
 

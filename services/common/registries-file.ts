@@ -17,6 +17,8 @@ export interface RegistryConfig {
   readonly webhook: { readonly source: WebhookSource; readonly secret: string } | null;
   /** Included in the scheduled reconciliation crawl. */
   readonly reconcile: boolean;
+  /** Requests Signet keeps in flight to it at most (per process); null: SIGNET_REGISTRY_CONCURRENCY. */
+  readonly concurrency: number | null;
 }
 
 const secretValue = z.string().min(16, 'must be at least 16 characters');
@@ -37,6 +39,7 @@ const Entry = z.strictObject({
   credentials: Credentials.optional(),
   webhook: z.strictObject({ source: z.enum(WEBHOOK_SOURCES), secret: z.string().min(1).optional(), secretFile: z.string().min(1).optional() }).optional(),
   reconcile: z.boolean().default(true),
+  concurrency: z.number().int().min(1).max(256).optional(),
 });
 
 const RegistriesFile = z.strictObject({ registries: z.array(Entry).max(1_000) }).superRefine((doc, ctx) => {
@@ -117,7 +120,7 @@ export function parseRegistriesFile(text: string, readSecret: (path: string) => 
       }
       webhook = { source: r.webhook.source, secret };
     }
-    return { host: r.host, endpoint: r.endpoint ?? null, insecure: r.insecure, credentials, webhook, reconcile: r.reconcile };
+    return { host: r.host, endpoint: r.endpoint ?? null, insecure: r.insecure, credentials, webhook, reconcile: r.reconcile, concurrency: r.concurrency ?? null };
   });
   if (issues.length > 0) {
     throw new RegistriesFileError(issues);

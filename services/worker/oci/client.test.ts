@@ -6,7 +6,7 @@ import { RegistryError } from '../../common/errors.ts';
 import { sha256Digest, type Digest } from '../../common/domain/digest.ts';
 import { startRegistry, type RunningRegistry } from '../../../test/helpers/registry.ts';
 import { pushBlob, pushIndex, pushManifest, pushRandomImage } from '../../../test/helpers/oci-push.ts';
-import { credentialStoreFrom } from './auth.ts';
+import { credentialStoreFrom, parseDockerConfig } from './auth.ts';
 import { createRegistryClient, RegistryRateLimitError, type RegistryClientOptions } from './client.ts';
 import { OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST } from './media-types.ts';
 
@@ -752,5 +752,199 @@ describe('against a fake registry', () => {
     expect(fake.requests).toEqual([]);
     const entries = logLines.map((l) => JSON.parse(l) as { msg: string; url?: string });
     expect(entries.filter((e) => e.msg === 'registry request').every((e) => e.url?.startsWith('https://') === true)).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The token realms of the big public registries, as they answer (captured shapes), played by a
+// fake registry and a fake auth server on loopback: the real hosts are not reachable from tests.
+
+describe('token realms of Docker Hub, GHCR and Quay', () => {
+  let registry: Fake;
+  let auth: Fake;
+  beforeAll(async () => {
+    [registry, auth] = await Promise.all([startFake(), startFake()]);
+  });
+  afterAll(async () => {
+    await registry.close();
+    await auth.close();
+  });
+  beforeEach(() => {
+    registry.requests.length = 0;
+    auth.requests.length = 0;
+    logLines.length = 0;
+  });
+
+  const manifest = imageManifest();
+
+  interface Provider {
+    readonly name: string;
+    /** As image references name the registry (mapped to the fake by `endpoints`). */
+    readonly host: string;
+    readonly repository: string;
+    /** The repository the registry API sees. */
+    readonly apiRepository: string;
+    readonly challenge: (realm: string) => string;
+    readonly realmPath: string;
+    readonly tokenBody: (token: string) => Record<string, unknown>;
+    readonly expectedScope: string;
+    readonly expectedService: string;
+  }
+  const providers: Provider[] = [
+    {
+      name: 'Docker Hub',
+      host: 'docker.io',
+      repository: 'nginx',
+      apiRepository: 'library/nginx',
+      realmPath: '/token',
+      challenge: (realm) => `Bearer realm="${realm}",service="registry.docker.io",scope="repository:library/nginx:pull"`,
+      tokenBody: (t) => ({ token: t, access_token: t, expires_in: 300, issued_at: new Date().toISOString() }),
+      expectedScope: 'repository:library/nginx:pull',
+      expectedService: 'registry.docker.io',
+    },
+    {
+      name: 'GHCR',
+      host: 'ghcr.io',
+      repository: 'acme/app',
+      apiRepository: 'acme/app',
+      realmPath: '/token',
+      challenge: (realm) => `Bearer realm="${realm}",service="ghcr.io",scope="repository:acme/app:pull"`,
+      tokenBody: (t) => ({ token: t }),
+      expectedScope: 'repository:acme/app:pull',
+      expectedService: 'ghcr.io',
+    },
+    {
+      name: 'Quay (no scope in the challenge)',
+      host: 'quay.io',
+      repository: 'org/app',
+      apiRepository: 'org/app',
+      realmPath: '/v2/auth',
+      challenge: (realm) => `Bearer realm="${realm}",service="quay.io"`,
+      tokenBody: (t) => ({ token: t }),
+      expectedScope: 'repository:org/app:pull',
+      expectedService: 'quay.io',
+    },
+  ];
+
+  /** Serves `p`: the registry wants a token the auth server issues (per-credential tokens when logged in). */
+  function play(p: Provider, opts: { password?: string; revokeFirst?: boolean } = {}): void {
+    let issued = 0;
+    const valid = new Set<string>();
+    auth.handle((req, res) => {
+      const u = new URL(req.url ?? '/', 'http://x');
+      if (u.pathname !== p.realmPath) {
+        res.writeHead(404).end();
+        return;
+      }
+      if (req.headers.authorization !== undefined && req.headers.authorization !== basic('robot', opts.password ?? '')) {
+        res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"incorrect username or password"}');
+        return;
+      }
+      const token = `${req.headers.authorization === undefined ? 'anon' : 'user'}-${++issued}`;
+      valid.add(token);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(p.tokenBody(token)));
+    });
+    registry.handle((req, res) => {
+      const u = new URL(req.url ?? '/', 'http://x');
+      const token = req.headers.authorization?.replace(/^Bearer /, '');
+      if (token !== undefined && valid.has(token) && u.pathname === `/v2/${p.apiRepository}/manifests/v1`) {
+        if (opts.revokeFirst === true && token.endsWith('-1') && registry.requests.length > 2) {
+          valid.delete(token);
+        } else {
+          serveManifest(res, manifest);
+          return;
+        }
+      }
+      res.writeHead(401, { 'www-authenticate': p.challenge(`${auth.url}${p.realmPath}`), 'content-type': 'application/json' });
+      res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+    });
+  }
+
+  const forProvider = (p: Provider, o: Partial<RegistryClientOptions> = {}) =>
+    client({ insecureHosts: [registry.host, auth.host], endpoints: { [p.host]: registry.url }, retries: 0, ...o });
+
+  for (const p of providers) {
+    it(`${p.name}: anonymous pull token, the realm's service and scope, reused for the next request`, async () => {
+      play(p);
+      const c = forProvider(p);
+      expect((await c.getManifest(p.host, p.repository, 'v1')).digest).toBe(sha256Digest(manifest));
+      await c.getManifest(p.host, p.repository, 'v1');
+      expect(auth.requests).toHaveLength(1);
+      expect(auth.requests[0]).toMatchObject({ authorization: undefined });
+      expect(auth.requests[0]!.query.get('service')).toBe(p.expectedService);
+      expect(auth.requests[0]!.query.getAll('scope')).toEqual([p.expectedScope]);
+      expect(registry.requests.map((r) => r.path)).toEqual([`/v2/${p.apiRepository}/manifests/v1`, `/v2/${p.apiRepository}/manifests/v1`, `/v2/${p.apiRepository}/manifests/v1`]);
+    });
+
+    it(`${p.name}: logged in with credentials from a docker config.json; a wrong password is UNAUTHORIZED and never shown`, async () => {
+      const key = p.host === 'docker.io' ? 'https://index.docker.io/v1/' : p.host;
+      const config = (password: string) => parseDockerConfig(JSON.stringify({ auths: { [key]: { auth: Buffer.from(`robot:${password}`).toString('base64') } } }));
+      play(p, { password: 'pat-0123456789' });
+      await forProvider(p, { credentials: config('pat-0123456789') }).getManifest(p.host, p.repository, 'v1');
+      expect(auth.requests[0]!.authorization).toBe(basic('robot', 'pat-0123456789'));
+      const err = await rejection(forProvider(p, { credentials: config('wrong-password-42') }).getManifest(p.host, p.repository, 'v1'));
+      expect(err.code).toBe('UNAUTHORIZED');
+      expect(err.message).toMatch(/refused the configured credentials/);
+      expect(err.message + logLines.join('')).not.toContain('wrong-password-42');
+    });
+  }
+
+  it('a cached token the registry stops accepting is replaced once, not in a loop', async () => {
+    const p = providers[1]!;
+    play(p, { revokeFirst: true });
+    const c = forProvider(p);
+    await c.getManifest(p.host, p.repository, 'v1');
+    await c.getManifest(p.host, p.repository, 'v1');
+    expect(auth.requests).toHaveLength(2);
+    expect(registry.requests.map((r) => r.authorization)).toEqual([undefined, 'Bearer anon-1', 'Bearer anon-1', 'Bearer anon-2']);
+  });
+});
+
+describe('concurrency limit per registry', () => {
+  let slow: Fake;
+  let other: Fake;
+  beforeAll(async () => {
+    [slow, other] = await Promise.all([startFake(), startFake()]);
+  });
+  afterAll(async () => {
+    await slow.close();
+    await other.close();
+  });
+
+  /** Answers each manifest request after `ms`, counting how many are open at once. */
+  function counting(fake: Fake, ms: number): { max: () => number } {
+    let open = 0;
+    let max = 0;
+    const body = imageManifest();
+    fake.handle((_req, res) => {
+      open++;
+      max = Math.max(max, open);
+      setTimeout(() => {
+        open--;
+        serveManifest(res, body);
+      }, ms);
+    });
+    return { max: () => max };
+  }
+
+  it('keeps at most `concurrency` requests in flight to one registry, and a registry-specific limit wins', async () => {
+    const a = counting(slow, 20);
+    const b = counting(other, 20);
+    const c = client({ insecureHosts: [slow.host, other.host], concurrency: 3, concurrencyByRegistry: { [other.host]: 1 } });
+    await Promise.all([
+      ...Array.from({ length: 24 }, () => c.getManifest(slow.host, 'a/b', 'v1')),
+      ...Array.from({ length: 6 }, () => c.getManifest(other.host, 'a/b', 'v1')),
+    ]);
+    expect(a.max()).toBe(3);
+    expect(b.max()).toBe(1);
+  });
+
+  it('time spent waiting for a slot does not count against the request timeout', async () => {
+    const a = counting(slow, 100);
+    const c = client({ insecureHosts: [slow.host], concurrency: 1, timeoutMs: 1_000, retries: 0 });
+    // Twelve requests of 100 ms in one slot take well over the 1 s timeout in all; each alone is within it.
+    const results = await Promise.all(Array.from({ length: 12 }, () => c.getManifest(slow.host, 'a/b', 'v1')));
+    expect(results).toHaveLength(12);
+    expect(a.max()).toBe(1);
   });
 });

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { RegistryError } from '../../common/errors.ts';
 import { isDigest, sha256Digest, type Digest } from '../../common/domain/digest.ts';
 import { DOCKER_HUB_HOSTS, hostAllowlist } from '../../common/domain/host-allowlist.ts';
@@ -14,6 +15,9 @@ import {
 } from './auth.ts';
 import { MANIFEST_MEDIA_TYPES, normalizeMediaType, parseManifest, type ParsedManifest } from './media-types.ts';
 
+/** Requests in flight to one registry when nothing else is configured. */
+export const DEFAULT_CONCURRENCY = 8;
+
 export interface RegistryClientOptions {
   /** `host[:port]` names spoken to over plain HTTP; every other host is HTTPS only. */
   readonly insecureHosts: readonly string[];
@@ -28,6 +32,13 @@ export interface RegistryClientOptions {
   readonly timeoutMs: number;
   /** Extra attempts after a 5xx, 408, 429, timeout or connection error. */
   readonly retries: number;
+  /**
+   * Requests in flight to one registry at most (default 8); more wait their turn, in order. The
+   * wait does not count against `timeoutMs`, and a retry's back-off holds no slot.
+   */
+  readonly concurrency?: number;
+  /** Per-registry limits (registry name as in events → limit), over `concurrency`. */
+  readonly concurrencyByRegistry?: Readonly<Record<string, number>>;
   readonly maxManifestBytes: number;
   readonly log: Logger;
   readonly userAgent?: string;
@@ -243,6 +254,16 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
   function mayGo(from: URL, to: URL): boolean {
     return elsewhere === null || to.host === from.host || elsewhere.allows(to.host);
   }
+  const limits = new Map<string, LimitFunction>();
+  /** Runs `fn` in one of `host`'s request slots (FIFO). */
+  function inSlot<T>(host: string, fn: () => Promise<T>): Promise<T> {
+    let limit = limits.get(host);
+    if (limit === undefined) {
+      limit = pLimit(opts.concurrencyByRegistry?.[host] ?? opts.concurrency ?? DEFAULT_CONCURRENCY);
+      limits.set(host, limit);
+    }
+    return limit(fn);
+  }
   const tokens = createTokenCache();
   /** host + repository → the scope the registry last asked for, to send its cached token up front. */
   const scopeOf = new Map<string, string>();
@@ -273,16 +294,14 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
       // '' is the registry itself (the catalog).
       validateRepository(repository);
     }
+    const dockerHub = normalizeRegistryHost(host) === 'docker.io';
+    // Docker Hub's official images live under library/, at the API host or any mirror of it.
+    const repo = dockerHub && repository !== '' && !repository.includes('/') ? `library/${repository}` : repository;
     const endpoint = endpoints.get(host);
     if (endpoint !== undefined) {
-      return { host, origin: endpoint.origin, repository };
+      return { host, origin: endpoint.origin, repository: repo };
     }
-    let apiHost = host;
-    let repo = repository;
-    if (normalizeRegistryHost(host) === 'docker.io') {
-      apiHost = DOCKER_HUB_API;
-      repo = repository.includes('/') ? repository : `library/${repository}`;
-    }
+    const apiHost = dockerHub ? DOCKER_HUB_API : host;
     const secure = !insecure.has(urlHost('http:', apiHost));
     return { host, origin: `${secure ? 'https' : 'http'}://${apiHost}`, repository: repo };
   }
@@ -566,7 +585,7 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
   /** GET a registry API path: retries, the auth flow, then maps what is left to a RegistryError. */
   async function registryGet(t: Target, path: string, accept: string | undefined, maxBytes: number, what: string): Promise<HttpResult> {
     const url = new URL(`${t.origin}${path}`);
-    const res = await withRetries(what, async () => {
+    const res = await withRetries(what, () => inSlot(t.host, async () => {
       const sent = upFrontAuthorization(t);
       const first = await send(url, withAuth(baseHeaders(accept), sent), maxBytes, what);
       if (first.status !== 401) {
@@ -574,7 +593,7 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
       }
       const next = await authorize(t, first, sent, what);
       return next === undefined ? first : await send(url, withAuth(baseHeaders(accept), next), maxBytes, what);
-    });
+    }));
     if (res.status >= 200 && res.status < 300) {
       return res;
     }

@@ -24,6 +24,8 @@ export function registryClientFromConfig(config: Config, credentials: Credential
     credentials,
     timeoutMs: config.registry.timeoutMs,
     retries: config.registry.retries,
+    concurrency: config.registry.concurrency,
+    concurrencyByRegistry: config.registry.concurrencyByRegistry,
     maxManifestBytes: config.registry.maxManifestBytes,
     allowedRegistries: config.registry.allowed,
     allowedRedirectHosts: config.registry.redirectHosts,

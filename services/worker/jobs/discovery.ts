@@ -106,9 +106,17 @@ export async function discoverSignatures(
       add(artifact);
     }
   }
-  add(await fetch(`${prefix}.sig`, `the signature manifest ${prefix}.sig`));
-  add(await fetch(`${prefix}.att`, `the attestation manifest ${prefix}.att`));
-  await addReferrers(await listReferrers(deps, subject, fetch));
+  // The three places are independent: asked at once, a job waits for the slowest, not the sum.
+  // A pushed `.sig`/`.att` manifest stands for its tag (which may still point at the one before).
+  const pushedKind = pushed === undefined ? null : (parseCosignTag(pushed.tag)?.kind ?? null);
+  const [sig, att, referrers] = await Promise.all([
+    pushedKind === 'sig' ? null : fetch(`${prefix}.sig`, `the signature manifest ${prefix}.sig`),
+    pushedKind === 'att' ? null : fetch(`${prefix}.att`, `the attestation manifest ${prefix}.att`),
+    listReferrers(deps, subject, fetch),
+  ]);
+  add(sig);
+  add(att);
+  await addReferrers(referrers);
 
   const signatures: SignatureRecord[] = [];
   let subjectBytes = subject.bytes;

@@ -11,6 +11,8 @@ import type { Config } from './common/config.ts';
 import { createDb, type Db } from './common/db/client.ts';
 import { ensureDatabase, isConnectionError, migrateToLatest } from './common/db/migrate.ts';
 import { createHttpServer, type ReadinessCheck } from './common/http.ts';
+import { createMetrics } from './common/metrics.ts';
+import { registerMetrics } from './common/metrics-routes.ts';
 import { WEBHOOK_SOURCES } from './common/domain/registry-event.ts';
 import { addJob } from './common/jobs/define-job.ts';
 import { INDEX_QUEUE, IndexManifestJob, type IndexManifestData } from './common/jobs/index-manifest.ts';
@@ -109,6 +111,10 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
         },
   );
   steps.push({ name: 'http', run: () => app.close() });
+  const metrics = createMetrics();
+  registerMetrics(app, metrics);
+  /** Queues whose job counts `/metrics` reports (each queue name once). */
+  const observedQueues = new Map<string, Queue>();
 
   let worker: Worker | null = null;
   let redecided: Promise<number> = Promise.resolve(0);
@@ -161,14 +167,21 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
       verifyBundle: (bundle, subject, expected) => currentVerifier.verifyBundle(bundle, subject, expected),
     });
     cacheStats = () => verifier.stats();
+    metrics.gauge('signet_verification_cache_lookups', 'Verification cache lookups since start, by result (hit, miss).', ['result'], (g) => {
+      const s = verifier.stats();
+      g.set({ result: 'hit' }, s.hits);
+      g.set({ result: 'miss' }, s.misses);
+    });
     // Resolved tags and reconciliation crawls queue index jobs like ingest does.
     const indexQueue = new Queue(INDEX_QUEUE, { connection: publisher, prefix: config.redis.queuePrefix });
+    observedQueues.set(INDEX_QUEUE, indexQueue);
     indexQueue.on('error', (err) => log.warn({ err }, 'queue error'));
     const enqueueIndex = (data: IndexManifestData) => addJob(indexQueue, IndexManifestJob, data);
     const decider = createDecider({ db, redis: publisher, prefix: config.redis.queuePrefix, policy, policySource, log: log.child({ component: 'decider' }) });
     let alerts: Queue | null = null;
     if (config.alerts.webhookUrl !== null) {
       alerts = new Queue(ALERTS_QUEUE, { connection: publisher, prefix: config.redis.queuePrefix });
+      observedQueues.set(ALERTS_QUEUE, alerts);
       alerts.on('error', (err) => log.warn({ err }, 'alerts queue error'));
       const alertConnection = createRedis(config.redis.url, 'worker', log);
       const alertWorker = startAlertWorker({
@@ -192,14 +205,15 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     worker = startIndexWorker(
       {
         db,
-        registry: registryClientFromConfig(config, credentials, log),
+        registry: registryClientFromConfig(config, credentials, log, (host, status) => metrics.registryRequests.inc({ registry: host, status: String(status) })),
         verifier,
+        metrics,
         maxPayloadBytes: config.verification.maxPayloadBytes,
         decider,
         ownership,
         enqueueIndex,
       },
-      { connection, prefix: config.redis.queuePrefix, concurrency: config.worker.concurrency, lockMs: config.worker.lockMs, log: log.child({ component: 'worker' }) },
+      { connection, prefix: config.redis.queuePrefix, concurrency: config.worker.concurrency, lockMs: config.worker.lockMs, log: log.child({ component: 'worker' }), metrics },
     );
     // worker.close() waits for active jobs to finish; the shutdown deadline bounds it.
     const started = worker;
@@ -252,6 +266,9 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     const connection = createRedis(config.redis.url, 'producer', log);
     const producer = new Queue(INDEX_QUEUE, { connection, prefix: config.redis.queuePrefix });
     queue = producer;
+    if (!observedQueues.has(INDEX_QUEUE)) {
+      observedQueues.set(INDEX_QUEUE, producer);
+    }
     producer.on('error', (err) => log.warn({ err }, 'queue error'));
     const silent = WEBHOOK_SOURCES.filter((source) => !config.webhookSecrets.some((s) => s.source === source));
     if (silent.length > 0) {
@@ -307,6 +324,11 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     }
     onPolicy.push((next) => table.setPolicy(next));
     registerApiRoutes(app, table);
+    metrics.gauge('signet_decision_table_entries', 'Images in this replica\'s in-memory decision table.', [], (g) => g.set(table.size));
+    metrics.gauge('signet_decision_table_oldest_entry_age_seconds', 'Age of the oldest verification behind an entry of the decision table.', [], (g) => {
+      const oldest = table.oldestVerifiedAt();
+      g.set(oldest === null ? 0 : Math.max(0, Date.now() - oldest) / 1000);
+    });
     if (config.api.tokens.length === 0) {
       log.warn('SIGNET_API_TOKENS is not set: /graphql answers anyone who can reach this port');
     }
@@ -341,6 +363,17 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     const path = config.policyPath;
     watchFile(path, { interval: 1_000 }, () => void reloadPolicy());
     steps.unshift({ name: 'policy-watch', run: () => Promise.resolve(unwatchFile(path)) });
+  }
+
+  if (observedQueues.size > 0) {
+    metrics.gauge('signet_queue_jobs', 'Jobs in each queue by state (read from Redis on scrape).', ['queue', 'state'], async (g) => {
+      for (const [name, q] of observedQueues) {
+        const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'waiting-children');
+        for (const [state, n] of Object.entries(counts)) {
+          g.set({ queue: name, state }, n);
+        }
+      }
+    });
   }
 
   return {

@@ -51,6 +51,19 @@ class DecisionStore {
     return this.#size;
   }
 
+  /** Epoch ms of the oldest verification among the entries (a full scan: for scrapes, not the hot path). */
+  oldestVerifiedAt(): number | null {
+    let oldest: number | null = null;
+    for (const entries of this.#repositories.values()) {
+      for (const e of entries.values()) {
+        if (e.verifiedAt > 0 && (oldest === null || e.verifiedAt < oldest)) {
+          oldest = e.verifiedAt;
+        }
+      }
+    }
+    return oldest;
+  }
+
   get(registry: string, repository: string, digest: Digest): Entry | undefined {
     return this.getByKey(repositoryKey(registry, repository), rawDigest(digest));
   }
@@ -143,6 +156,11 @@ export class DecisionTable {
 
   get size(): number {
     return this.#decisions.size;
+  }
+
+  /** When the decision of the longest-unchanged entry was verified (epoch ms), null when empty. */
+  oldestVerifiedAt(): number | null {
+    return this.#decisions.oldestVerifiedAt();
   }
 
   /** Subscribes first, then loads, so nothing published during the load is missed. */

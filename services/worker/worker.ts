@@ -5,6 +5,7 @@ import type { JobDefinition } from '../common/jobs/define-job.ts';
 import { RegistryError } from '../common/errors.ts';
 import { IndexManifestJob, LearnImageJob, ResolveTagJob } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
+import type { Metrics } from '../common/metrics.ts';
 import { indexManifest, learnImage, resolveTag, type IndexDeps, type IndexResult } from './jobs/index-manifest.job.ts';
 
 export interface WorkerOptions {
@@ -14,6 +15,7 @@ export interface WorkerOptions {
   /** Lock duration: a job whose worker died is picked up again this long after its last renewal. */
   readonly lockMs: number;
   readonly log: Logger;
+  readonly metrics?: Metrics;
 }
 
 /** The payload parsed with the job's schema; an unparsable one fails for good (payloads outlive deploys). */
@@ -59,8 +61,22 @@ export function startIndexWorker(deps: IndexDeps, opts: WorkerOptions): Worker {
         throw new UnrecoverableError(`unknown job ${job.name}`);
       }
       const log = base.child(bindings);
+      const observe = (result: string) => {
+        opts.metrics?.jobDuration.observe({ job: job.name, result }, (performance.now() - started) / 1000);
+      };
+      if (job.processedOn !== undefined) {
+        opts.metrics?.jobWait.observe({ job: job.name }, Math.max(0, job.processedOn - job.timestamp) / 1000);
+      }
       try {
         const result = await run(log);
+        observe(result.result);
+        if (result.result === 'indexed' && job.name === IndexManifestJob.name) {
+          // Push reported → decision published (the decider published before indexManifest returned).
+          const eventAt = Date.parse((job.data as { eventAt: string }).eventAt);
+          if (Number.isFinite(eventAt)) {
+            opts.metrics?.ledgerLag.observe(Math.max(0, Date.now() - eventAt) / 1000);
+          }
+        }
         log.info(
           {
             result: result.result,
@@ -72,6 +88,7 @@ export function startIndexWorker(deps: IndexDeps, opts: WorkerOptions): Worker {
         );
         return result;
       } catch (err) {
+        observe('failed');
         const permanent = err instanceof RegistryError && !err.transient && err.code !== 'UNAUTHORIZED';
         log.warn({ err, permanent, ms: Math.round(performance.now() - started) }, 'job failed');
         if (permanent) {

@@ -6,6 +6,8 @@ import type { DB } from '../../common/db/schema.generated.ts';
 import { RegistryError } from '../../common/errors.ts';
 import { indexJobFor, type IndexManifestData, type LearnImageData, type ResolveTagData } from '../../common/jobs/index-manifest.ts';
 import type { Logger } from '../../common/logger.ts';
+import type { Metrics } from '../../common/metrics.ts';
+import { signatureKind } from '../../common/domain/signature.ts';
 import type { Decider } from '../decider.ts';
 import type { OwnershipAnnouncer } from '../ownership.ts';
 import type { RegistryClient } from '../oci/client.ts';
@@ -19,6 +21,7 @@ export interface IndexDeps {
   readonly maxPayloadBytes: number;
   readonly decider: Decider;
   readonly ownership: OwnershipAnnouncer;
+  readonly metrics?: Metrics;
   /** Adds an index job under its deterministic id (`push-<h>`, `sig-<h>`); resolves to the id. */
   readonly enqueueIndex: (data: IndexManifestData) => Promise<string>;
 }
@@ -106,6 +109,11 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
         },
         ...(await discoverSignatures(deps, { registry, repository, digest: child.digest }, log)),
       });
+    }
+  }
+  for (const m of manifests) {
+    for (const s of m.signatures) {
+      deps.metrics?.verifications.inc({ format: s.format, kind: signatureKind(s.format, s.verdict.predicateType), outcome: s.verdict.outcome });
     }
   }
   const recorded = await recordIndexedManifests(deps.db, registry, repository, manifests);

@@ -39,6 +39,8 @@ export interface RegistryClientOptions {
   readonly concurrency?: number;
   /** Per-registry limits (registry name as in events → limit), over `concurrency`. */
   readonly concurrencyByRegistry?: Readonly<Record<string, number>>;
+  /** Called after every HTTP request with the host asked and its status, or `error` (metrics). */
+  readonly onRequest?: (host: string, status: number | 'error') => void;
   readonly maxManifestBytes: number;
   readonly log: Logger;
   readonly userAgent?: string;
@@ -338,6 +340,7 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
       } finally {
         const ms = Math.round(performance.now() - began);
         log.debug({ method: 'GET', url: safeUrl(current), status, ms, error: failure }, 'registry request');
+        opts.onRequest?.(current.host, status ?? 'error');
       }
     }
   }

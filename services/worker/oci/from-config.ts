@@ -17,7 +17,12 @@ export async function loadConfiguredCredentials(config: Config): Promise<Credent
 }
 
 /** The registry client every role builds the same way from the configuration. */
-export function registryClientFromConfig(config: Config, credentials: CredentialStore | undefined, log: Logger): RegistryClient {
+export function registryClientFromConfig(
+  config: Config,
+  credentials: CredentialStore | undefined,
+  log: Logger,
+  onRequest?: (host: string, status: number | 'error') => void,
+): RegistryClient {
   return createRegistryClient({
     insecureHosts: config.registry.insecureHosts,
     endpoints: config.registry.endpoints,
@@ -30,5 +35,6 @@ export function registryClientFromConfig(config: Config, credentials: Credential
     allowedRegistries: config.registry.allowed,
     allowedRedirectHosts: config.registry.redirectHosts,
     log: log.child({ component: 'registry' }),
+    ...(onRequest === undefined ? {} : { onRequest }),
   });
 }

@@ -1,0 +1,94 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * Signet's Prometheus metrics, one registry per process (served at `/metrics`). Series that are
+ * cheap to read on scrape (queue depth, decision-table size, verification cache) are gauges read
+ * by collectors that the roles add; the rest are counted where things happen.
+ */
+export interface Metrics {
+  readonly registry: Registry;
+  readonly webhookDeliveries: Counter<'source' | 'status'>;
+  readonly jobDuration: Histogram<'job' | 'result'>;
+  readonly jobWait: Histogram<'job'>;
+  readonly verifications: Counter<'format' | 'kind' | 'outcome'>;
+  readonly registryRequests: Counter<'registry' | 'status'>;
+  readonly ledgerLag: Histogram;
+  readonly decisionRequests: Counter<'endpoint' | 'status'>;
+  readonly decisionDuration: Histogram<'endpoint'>;
+  /** Adds a gauge whose value(s) are read on each scrape. */
+  gauge<L extends string>(name: string, help: string, labelNames: readonly L[], read: (g: Gauge<L>) => void | Promise<void>): void;
+}
+
+const SECONDS_FAST = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+const SECONDS_SLOW = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'signet_' });
+  const registers = [registry];
+  return {
+    registry,
+    webhookDeliveries: new Counter({
+      name: 'signet_webhook_deliveries_total',
+      help: 'Webhook deliveries by source and HTTP status answered (202 accepted; 4xx refused; 503 queue down).',
+      labelNames: ['source', 'status'],
+      registers,
+    }),
+    jobDuration: new Histogram({
+      name: 'signet_job_duration_seconds',
+      help: 'Worker job processing time by job name and result (indexed, not_found, resolved, skipped, malformed, failed).',
+      labelNames: ['job', 'result'],
+      buckets: SECONDS_SLOW,
+      registers,
+    }),
+    jobWait: new Histogram({
+      name: 'signet_job_wait_seconds',
+      help: 'Time a job waited in the queue before a worker took it.',
+      labelNames: ['job'],
+      buckets: SECONDS_SLOW,
+      registers,
+    }),
+    verifications: new Counter({
+      name: 'signet_verifications_total',
+      help: 'Signatures and attestations verified (cache hits included), by format, kind and outcome.',
+      labelNames: ['format', 'kind', 'outcome'],
+      registers,
+    }),
+    registryRequests: new Counter({
+      name: 'signet_registry_requests_total',
+      help: 'HTTP requests to registries (token realms and blob storage included) by host and status; "error" when no answer came.',
+      labelNames: ['registry', 'status'],
+      registers,
+    }),
+    ledgerLag: new Histogram({
+      name: 'signet_ledger_lag_seconds',
+      help: 'From the push the registry reported to the decision being published (index jobs).',
+      buckets: SECONDS_SLOW,
+      registers,
+    }),
+    decisionRequests: new Counter({
+      name: 'signet_decision_requests_total',
+      help: 'Decision requests by endpoint and HTTP status.',
+      labelNames: ['endpoint', 'status'],
+      registers,
+    }),
+    decisionDuration: new Histogram({
+      name: 'signet_decision_request_duration_seconds',
+      help: 'Decision request latency in the server, by endpoint.',
+      labelNames: ['endpoint'],
+      buckets: SECONDS_FAST,
+      registers,
+    }),
+    gauge(name, help, labelNames, read) {
+      new Gauge({
+        name,
+        help,
+        labelNames: [...labelNames],
+        registers,
+        async collect() {
+          await read(this);
+        },
+      });
+    },
+  };
+}

@@ -1,0 +1,115 @@
+// What an operator's Prometheus sees: a signed image pushed through a real docker-registry, a
+// decision asked, then `/metrics` read as a scraper does. The Grafana dashboard in deploy/ is
+// checked against the same output: every series it queries exists.
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pushCosignSignatures } from '../helpers/cosign-push.ts';
+import { createTestDb, type TestDb } from '../helpers/db.ts';
+import { freePort } from '../helpers/net.ts';
+import { pushRandomImage } from '../helpers/oci-push.ts';
+import { startRegistry, type RunningRegistry } from '../helpers/registry.ts';
+import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
+import { createTestSigstore, simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
+
+const ALICE = { email: 'alice@example.com', issuer: 'https://accounts.example.com' };
+const DASHBOARD = fileURLToPath(new URL('../../deploy/grafana/signet-dashboard.json', import.meta.url));
+
+let db: TestDb;
+let registry: RunningRegistry;
+let signet: TestSignet;
+let sigstore: TestSigstore;
+let tmp: string;
+
+beforeAll(async () => {
+  [db, sigstore] = await Promise.all([createTestDb(), createTestSigstore()]);
+  tmp = await mkdtemp(join(tmpdir(), 'signet-metrics-'));
+  await writeFile(join(tmp, 'trusted_root.json'), JSON.stringify(sigstore.trustedRoot));
+  const port = await freePort();
+  await writeFile(join(tmp, 'policy.yaml'), `allow_with_verification:\n  "127.0.0.1:${port}":\n    "*/*":\n      certificate-identity: ${ALICE.email}\n      certificate-oidc-issuer: ${ALICE.issuer}\n`);
+  signet = await startTestSignet({
+    DATABASE_URL: db.url,
+    SIGNET_TRUSTED_ROOT: join(tmp, 'trusted_root.json'),
+    SIGNET_INSECURE_REGISTRIES: `127.0.0.1:${port}`,
+    SIGNET_POLICY: join(tmp, 'policy.yaml'),
+    SIGNET_ALERT_WEBHOOK_URL: 'http://127.0.0.1:9/alerts',
+  });
+  registry = await startRegistry({ port, notifications: { url: `${signet.url}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN } });
+});
+
+afterAll(async () => {
+  await registry?.stop();
+  await signet?.stop();
+  await db?.drop();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+/** Scrapes /metrics as Prometheus does; returns the text and one sample's value by series. */
+async function scrape(): Promise<{ text: string; value: (series: string) => number }> {
+  const res = await fetch(`${signet.url}/metrics`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  const text = await res.text();
+  return {
+    text,
+    value(series) {
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+      return line === undefined ? Number.NaN : Number(line.slice(series.length + 1));
+    },
+  };
+}
+
+describe('/metrics', () => {
+  it('counts the push, the verification, the registry requests, the jobs and the decision', async () => {
+    const repo = 'metrics/app';
+    const image = await pushRandomImage(registry.url, repo, 'v1');
+    await pushCosignSignatures(registry.url, repo, image.digest, [await sigstore.signKeyless(simpleSigningPayload(`${registry.host}/${repo}`, image.digest), ALICE)]);
+    const ref = `${registry.host}/${repo}@${image.digest}`;
+    await eventually(async () => {
+      const res = await signet.app.inject({ method: 'GET', url: `/v1/decisions?image=${encodeURIComponent(ref)}` });
+      return res.json<{ allowed: boolean }>().allowed ? true : undefined;
+    }, 'the image is allowed');
+    await fetch(`${signet.url}/v1/decisions?image=${encodeURIComponent(ref)}`);
+
+    const m = await scrape();
+    expect(m.value('signet_webhook_deliveries_total{source="distribution",status="202"}')).toBeGreaterThanOrEqual(2);
+    expect(m.value('signet_verifications_total{format="cosign_legacy",kind="signature",outcome="verified"}')).toBeGreaterThanOrEqual(1);
+    expect(m.value(`signet_registry_requests_total{registry="${registry.host}",status="200"}`)).toBeGreaterThanOrEqual(2);
+    expect(m.value(`signet_registry_requests_total{registry="${registry.host}",status="404"}`)).toBeGreaterThanOrEqual(1);
+    expect(m.value('signet_job_duration_seconds_count{job="index-manifest",result="indexed"}')).toBeGreaterThanOrEqual(1);
+    expect(m.value('signet_ledger_lag_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(m.value('signet_decision_requests_total{endpoint="/v1/decisions",status="200"}')).toBeGreaterThanOrEqual(2);
+    expect(m.value('signet_decision_request_duration_seconds_count{endpoint="/v1/decisions"}')).toBeGreaterThanOrEqual(2);
+    expect(m.value('signet_decision_table_entries')).toBeGreaterThanOrEqual(1);
+    expect(m.value('signet_decision_table_oldest_entry_age_seconds')).toBeGreaterThanOrEqual(0);
+    expect(m.value('signet_queue_jobs{queue="index",state="completed"}')).toBeGreaterThanOrEqual(1);
+    expect(m.value('signet_queue_jobs{queue="alerts",state="waiting"}')).toBe(0);
+    expect(m.value('signet_verification_cache_lookups{result="miss"}')).toBeGreaterThanOrEqual(1);
+    expect(m.value('signet_process_resident_memory_bytes')).toBeGreaterThan(0);
+    // What an operator sees, for the closing note.
+    console.log(m.text.split('\n').filter((l) => /^signet_(webhook|verifications|registry_requests|decision_requests|queue_jobs\{queue="index",state="(completed|waiting)"|decision_table|ledger_lag_seconds_(count|sum)|verification_cache)/.test(l)).join('\n'));
+  });
+
+  it('counts refused webhooks by status', async () => {
+    const before = (await scrape()).value('signet_webhook_deliveries_total{source="distribution",status="401"}');
+    const res = await fetch(`${signet.url}/webhooks/distribution`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(res.status).toBe(401);
+    const after = (await scrape()).value('signet_webhook_deliveries_total{source="distribution",status="401"}');
+    expect(after).toBe((Number.isNaN(before) ? 0 : before) + 1);
+  });
+
+  it('the Grafana dashboard queries only series Signet exports', async () => {
+    const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
+    const { text } = await scrape();
+    const exported = new Set(text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]!));
+    const names = dashboard.panels.flatMap((p) => p.targets.flatMap((t) => t.expr.match(/signet_[a-z0-9_]+/g) ?? []));
+    expect(names.length).toBeGreaterThan(10);
+    for (const name of names) {
+      const base = name.replace(/_(bucket|sum|count)$/, '');
+      expect(exported.has(name) || exported.has(base), `${name} is not exported`).toBe(true);
+    }
+  });
+});

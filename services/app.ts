@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import { DecisionTable, type Learner } from './api/decision-table.ts';
 import { registerGraphql } from './api/graphql/yoga.ts';
+import { registerQueueDashboard } from './api/queue-dashboard.ts';
 import { registerApiRoutes } from './api/server.ts';
 import type { Config } from './common/config.ts';
 import { createDb, type Db } from './common/db/client.ts';
@@ -324,13 +325,22 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     }
     onPolicy.push((next) => table.setPolicy(next));
     registerApiRoutes(app, table);
+    // The queue dashboard reads the queues through its own connection (API-only replicas have none).
+    const boardConnection = createRedis(config.redis.url, 'producer', log);
+    const boardQueues = [INDEX_QUEUE, ALERTS_QUEUE].map((name) => new Queue(name, { connection: boardConnection, prefix: config.redis.queuePrefix }));
+    for (const q of boardQueues) {
+      q.on('error', (err) => log.warn({ err }, 'queue dashboard: queue error'));
+      steps.push({ name: `board-${q.name}`, run: () => q.close() });
+    }
+    steps.push({ name: 'board-redis', run: () => boardConnection.quit() });
+    await registerQueueDashboard(app, boardQueues, config.api.tokens);
     metrics.gauge('signet_decision_table_entries', 'Images in this replica\'s in-memory decision table.', [], (g) => g.set(table.size));
     metrics.gauge('signet_decision_table_oldest_entry_age_seconds', 'Age of the oldest verification behind an entry of the decision table.', [], (g) => {
       const oldest = table.oldestVerifiedAt();
       g.set(oldest === null ? 0 : Math.max(0, Date.now() - oldest) / 1000);
     });
     if (config.api.tokens.length === 0) {
-      log.warn('SIGNET_API_TOKENS is not set: /graphql answers anyone who can reach this port');
+      log.warn('SIGNET_API_TOKENS is not set: /graphql and the queue dashboard (/admin/queues) answer anyone who can reach this port');
     }
     registerGraphql(app, {
       db,

@@ -60,6 +60,13 @@ export function createHttpServer(log: Logger, checks: readonly ReadinessCheck[],
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });
 
+  // Every answer names its request id (the caller's `x-request-id` when it sent a sane one): the
+  // same id is on every log line of the request.
+  app.addHook('onRequest', (req, reply, done) => {
+    reply.header('x-request-id', req.id);
+    done();
+  });
+
   app.get('/healthz', (_req, reply) => reply.send({ status: 'ok' }));
 
   app.get('/readyz', async (_req, reply) => {

@@ -93,6 +93,13 @@ describe('/metrics', () => {
     console.log(m.text.split('\n').filter((l) => /^signet_(webhook|verifications|registry_requests|decision_requests|queue_jobs\{queue="index",state="(completed|waiting)"|decision_table|ledger_lag_seconds_(count|sum)|verification_cache)/.test(l)).join('\n'));
   });
 
+  it('echoes a sane x-request-id and makes one up otherwise', async () => {
+    const given = await fetch(`${signet.url}/healthz`, { headers: { 'x-request-id': 'trace-42.a_b' } });
+    expect(given.headers.get('x-request-id')).toBe('trace-42.a_b');
+    const hostile = await fetch(`${signet.url}/healthz`, { headers: { 'x-request-id': 'a b\u00e9'.repeat(30) } });
+    expect(hostile.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it('counts refused webhooks by status', async () => {
     const before = (await scrape()).value('signet_webhook_deliveries_total{source="distribution",status="401"}');
     const res = await fetch(`${signet.url}/webhooks/distribution`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });

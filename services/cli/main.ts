@@ -8,9 +8,11 @@ import { PolicyConfigError } from '../common/policy/policy.ts';
 import { TrustConfigError } from '../worker/verification/trust.ts';
 import { backfill } from './backfill.ts';
 import { reverify } from './reverify.ts';
+import { signedBy, whoOwns } from './ledger-commands.ts';
+import { policy } from './policy.ts';
 import { UsageError, type Command, type CommandIo } from './command.ts';
 
-const COMMANDS: Readonly<Record<string, Command>> = { backfill, reverify };
+const COMMANDS: Readonly<Record<string, Command>> = { backfill, reverify, 'who-owns': whoOwns, 'signed-by': signedBy, policy };
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));

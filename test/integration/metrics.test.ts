@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runSignetCli } from '../helpers/cli.ts';
 import { pushCosignSignatures } from '../helpers/cosign-push.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { freePort } from '../helpers/net.ts';
@@ -106,6 +107,27 @@ describe('/metrics', () => {
     expect(res.status).toBe(401);
     const after = (await scrape()).value('signet_webhook_deliveries_total{source="distribution",status="401"}');
     expect(after).toBe((Number.isNaN(before) ? 0 : before) + 1);
+  });
+
+  it('the CLI answers from the same ledger: who-owns and signed-by, tables and --json, with exit codes', async () => {
+    const env = { DATABASE_URL: db.url };
+    const ref = `${registry.host}/metrics/app:v1`;
+    const owns = await runSignetCli(['who-owns', ref], env);
+    expect(owns.code, owns.stderr).toBe(0);
+    expect(owns.stdout).toMatch(/^127\.0\.0\.1:\d+\/metrics\/app@sha256:[0-9a-f]{64}\nstatus: verified\nowners: alice@example\.com \(https:\/\/accounts\.example\.com\)/);
+    expect(owns.stdout).toMatch(/kind\s+outcome\s+signer\s+issuer\s+format\s+rekor\s+signed at/);
+    expect(owns.stdout).toMatch(/signature\s+verified\s+alice@example\.com\s+https:\/\/accounts\.example\.com\s+cosign_legacy\s+\d+/);
+    const json = JSON.parse((await runSignetCli(['who-owns', ref, '--json'], env)).stdout) as { status: string; owners: unknown[] };
+    expect(json).toMatchObject({ status: 'verified', owners: [{ subject: ALICE.email, issuer: ALICE.issuer }] });
+    expect((await runSignetCli(['who-owns', `${registry.host}/metrics/nope:v1`], env)).code).toBe(3);
+    expect((await runSignetCli(['who-owns', 'not a reference!'], env)).code).toBe(2);
+
+    const by = await runSignetCli(['signed-by', ALICE.email], env);
+    expect(by.code, by.stderr).toBe(0);
+    expect(by.stdout).toContain(`${ALICE.email} (${ALICE.issuer}): 1 images`);
+    expect(by.stdout).toMatch(/metrics\/app@sha256:[0-9a-f]{64}\s+verified/);
+    expect((await runSignetCli(['signed-by', 'mallory@example.com'], env)).code).toBe(3);
+    console.log(`$ signet who-owns ${ref}\n${owns.stdout}\n$ signet signed-by ${ALICE.email}\n${by.stdout}`);
   });
 
   it('the Grafana dashboard queries only series Signet exports', async () => {

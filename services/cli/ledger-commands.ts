@@ -1,0 +1,163 @@
+import { parseArgs } from 'node:util';
+import type { Kysely } from 'kysely';
+import type { Config } from '../common/config.ts';
+import { createDb } from '../common/db/client.ts';
+import { findImage, identitiesBySubject, imagesByIds, pageIdentityImages, signaturesByImageIds, signatureTime } from '../common/db/queries/ledger.ts';
+import type { DB } from '../common/db/schema.generated.ts';
+import { ImageReferenceError, parseImageReference } from '../common/domain/image-ref.ts';
+import type { Logger } from '../common/logger.ts';
+import { UsageError, type Command, type CommandIo } from './command.ts';
+import { formatTable } from './table.ts';
+
+/** Exit code when the ledger has no such image or identity. */
+export const EXIT_NOT_FOUND = 3;
+
+async function withDb<T>(config: Config, log: Logger, fn: (db: Kysely<DB>) => Promise<T>): Promise<T> {
+  const db = createDb(config.database.url, log);
+  try {
+    return await fn(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
+export const WHO_OWNS_USAGE = `usage: signet who-owns <image reference> [--json]
+
+Who signed an image, from the ledger (no registry call): every signature and attestation with its
+signer, outcome, format and Rekor entry. The reference is host/repo@sha256:… or host/repo:tag (the
+tag as the ledger last saw it).
+
+Exit codes: 0 the image is in the ledger (owners or not); 2 usage; 3 the ledger has no such image.
+`;
+
+export const whoOwns: Command = {
+  summary: 'who signed an image (signers, outcomes, Rekor entries), from the ledger',
+  usage: WHO_OWNS_USAGE,
+  async run(args: readonly string[], io: CommandIo, config: Config, log: Logger): Promise<number> {
+    const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+    if (positionals.length !== 1) {
+      throw new UsageError('name exactly one image reference');
+    }
+    let ref;
+    try {
+      ref = parseImageReference(positionals[0]!);
+    } catch (err) {
+      if (err instanceof ImageReferenceError) {
+        throw new UsageError(err.message);
+      }
+      throw err;
+    }
+    return withDb(config, log, async (db) => {
+      const image = await findImage(db, ref.registry, ref.repository, ref.digest !== null ? { digest: ref.digest } : { tag: ref.tag ?? 'latest' });
+      if (image === null) {
+        io.stderr.write(`signet who-owns: ${positionals[0]!} is not in the ledger\n`);
+        return EXIT_NOT_FOUND;
+      }
+      const sigs = await signaturesByImageIds(db, [image.id]);
+      const owners = [...new Map(sigs.filter((s) => s.identity_id !== null).map((s) => [s.identity_id, { subject: s.subject, issuer: s.issuer }])).values()];
+      const reference = `${image.registry}/${image.repository}@${image.digest}`;
+      if (values.json) {
+        io.stdout.write(
+          `${JSON.stringify({
+            reference,
+            status: image.status,
+            statusReason: image.statusReason,
+            owners,
+            signatures: sigs.map((s) => ({
+              format: s.format,
+              kind: s.kind,
+              predicateType: s.predicate_type,
+              outcome: s.outcome,
+              reason: s.reason,
+              subject: s.subject,
+              issuer: s.issuer,
+              owner: s.identity_id !== null,
+              rekorLogIndex: s.rekor_log_index,
+              signedAt: signatureTime(s).toISOString(),
+            })),
+          })}\n`,
+        );
+        return 0;
+      }
+      io.stdout.write(`${reference}\nstatus: ${image.status}${image.statusReason === null ? '' : ` (${image.statusReason})`}\nowners: ${owners.length === 0 ? 'none' : owners.map((o) => `${o.subject ?? '?'}${o.issuer === null ? '' : ` (${o.issuer})`}`).join(', ')}\n\n`);
+      if (sigs.length > 0) {
+        io.stdout.write(
+          formatTable(
+            ['kind', 'outcome', 'signer', 'issuer', 'format', 'rekor', 'signed at'],
+            sigs.map((s) => [
+              s.kind === 'attestation' ? `attestation${s.predicate_type === null ? '' : ` ${s.predicate_type.replace(/^https:\/\//, '')}`}` : 'signature',
+              s.outcome,
+              s.subject ?? '-',
+              s.issuer ?? '-',
+              s.format,
+              s.rekor_log_index ?? '-',
+              signatureTime(s).toISOString(),
+            ]),
+          ),
+        );
+      }
+      return 0;
+    });
+  },
+};
+
+export const SIGNED_BY_USAGE = `usage: signet signed-by <subject> [--issuer <url>] [--limit N] [--json]
+
+The images an identity signed (verified signatures only), newest first, from the ledger. The
+subject is a certificate SAN (email or URI) or a key fingerprint (sha256:…). Without --issuer,
+every issuer the subject signed under is listed.
+
+Exit codes: 0 the identity is in the ledger; 2 usage; 3 no such identity.
+`;
+
+export const signedBy: Command = {
+  summary: 'the images an identity signed, from the ledger',
+  usage: SIGNED_BY_USAGE,
+  async run(args: readonly string[], io: CommandIo, config: Config, log: Logger): Promise<number> {
+    const { values, positionals } = parseArgs({
+      args: [...args],
+      allowPositionals: true,
+      options: { issuer: { type: 'string' }, limit: { type: 'string', default: '100' }, json: { type: 'boolean', default: false } },
+    });
+    if (positionals.length !== 1) {
+      throw new UsageError('name exactly one subject');
+    }
+    const limit = Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) {
+      throw new UsageError('--limit must be an integer from 1 to 10000');
+    }
+    return withDb(config, log, async (db) => {
+      const identities = await identitiesBySubject(db, positionals[0]!, values.issuer ?? null);
+      if (identities.length === 0) {
+        io.stderr.write(`signet signed-by: no verified signature by ${positionals[0]!}${values.issuer === undefined ? '' : ` (${values.issuer})`} in the ledger\n`);
+        return EXIT_NOT_FOUND;
+      }
+      const result = [];
+      for (const identity of identities) {
+        const page = await pageIdentityImages(db, identity.id, { first: limit, after: null, registry: null, repository: null });
+        const images = await imagesByIds(db, page.rows.map((r) => r.id));
+        const byId = new Map(images.map((i) => [i.id, i]));
+        result.push({
+          subject: identity.subject,
+          issuer: identity.issuer,
+          kind: identity.kind,
+          images: page.rows.flatMap((r) => {
+            const i = byId.get(r.id);
+            return i === undefined ? [] : [{ reference: `${i.registry}/${i.repository}@${i.digest}`, status: i.status, deleted: i.deletedAt !== null }];
+          }),
+          more: page.hasNextPage,
+        });
+      }
+      if (values.json) {
+        io.stdout.write(`${JSON.stringify({ identities: result })}\n`);
+        return 0;
+      }
+      for (const r of result) {
+        io.stdout.write(`${r.subject}${r.issuer === null ? '' : ` (${r.issuer})`}: ${r.images.length}${r.more ? '+' : ''} images\n`);
+        io.stdout.write(formatTable(['image', 'status'], r.images.map((i) => [i.reference, `${i.status}${i.deleted ? ' (deleted)' : ''}`])));
+        io.stdout.write('\n');
+      }
+      return 0;
+    });
+  },
+};

@@ -78,7 +78,7 @@ export function checkPolicyText(text: string, source: string): { version: string
         const sep = issue.indexOf(': ');
         const path = sep === -1 ? '(root)' : issue.slice(0, sep);
         const message = sep === -1 ? issue : issue.slice(sep + 2);
-        const node = locate(doc.contents as Node | null, path === '(root)' ? '' : path);
+        const node = locate(doc.contents, path === '(root)' ? '' : path);
         const pos = node?.range === undefined || node.range === null ? null : lines.linePos(node.range[0]);
         return { line: pos?.line ?? null, column: pos?.col ?? null, path, message };
       }),

@@ -3,16 +3,29 @@ import { parseArgs } from 'node:util';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import type { Config } from '../common/config.ts';
 import type { Logger } from '../common/logger.ts';
-import { parsePolicy, PolicyConfigError } from '../common/policy/policy.ts';
+import type { Kysely } from 'kysely';
+import { createDb } from '../common/db/client.ts';
+import { loadDecisionInputs, manifestIdsAfter } from '../common/db/queries/decisions.ts';
+import type { DB } from '../common/db/schema.generated.ts';
+import { decide } from '../common/policy/evaluate.ts';
+import { loadPolicy } from '../common/policy/load.ts';
+import { parsePolicy, PolicyConfigError, type Policy } from '../common/policy/policy.ts';
+import { formatTable } from './table.ts';
 import { UsageError, type Command, type CommandIo } from './command.ts';
 
 export const POLICY_USAGE = `usage: signet policy check <file> [--json]
+       signet policy dry-run <file> [--limit N] [--json]
 
-Checks a policy file as Signet would load it (SIGNET_POLICY): the schema, image-path globs,
-identity and issuer regular expressions, keys, thresholds, and rules that would accept any
+check: checks a policy file as Signet would load it (SIGNET_POLICY): the schema, image-path
+globs, identity and issuer regular expressions, keys, thresholds, and rules that would accept any
 identity. Every problem is printed as file:line:column: path: message.
-
 Exit codes: 0 valid (its version is printed); 1 invalid; 2 usage or an unreadable file.
+
+dry-run: decides every image in the ledger under the policy in force (SIGNET_POLICY) and under
+<file>, from stored material, and lists what would flip from allow to deny (with the new reason)
+and from deny to allow. Nothing is written. --limit caps the images listed (default 50).
+Exit codes: 0 nothing would be denied that is allowed now; 1 failed or <file> invalid; 2 usage;
+3 some image would flip from allow to deny.
 `;
 
 export interface PolicyProblem {
@@ -86,15 +99,92 @@ export function checkPolicyText(text: string, source: string): { version: string
   }
 }
 
+interface Flip {
+  readonly image: string;
+  readonly from: 'allow' | 'deny';
+  readonly to: 'allow' | 'deny';
+  readonly reason: string;
+  readonly message: string;
+}
+
+/** Both policies over the whole ledger, page by page, from stored material only. */
+async function dryRun(db: Kysely<DB>, current: Policy, next: Policy): Promise<{ images: number; flips: Flip[] }> {
+  const flips: Flip[] = [];
+  let images = 0;
+  let after = '0';
+  for (;;) {
+    const ids = await manifestIdsAfter(db, after, 500);
+    if (ids.length === 0) {
+      break;
+    }
+    after = ids.at(-1)!;
+    for (const input of await loadDecisionInputs(db, ids)) {
+      images++;
+      const was = decide(current, input.registry, input.repository, input.facts);
+      const now = decide(next, input.registry, input.repository, input.facts);
+      if (was.allowed !== now.allowed) {
+        flips.push({
+          image: `${input.registry}/${input.repository}@${input.digest}`,
+          from: was.allowed ? 'allow' : 'deny',
+          to: now.allowed ? 'allow' : 'deny',
+          reason: now.reason,
+          message: now.message,
+        });
+      }
+    }
+  }
+  return { images, flips };
+}
+
 export const policy: Command = {
-  summary: 'check a policy file (schema, globs, regular expressions) with line numbers',
+  summary: 'check a policy file with line numbers, or dry-run it over the whole ledger',
   usage: POLICY_USAGE,
-  async run(args: readonly string[], io: CommandIo, _config: Config, _log: Logger): Promise<number> {
-    const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
-    if (positionals[0] !== 'check' || positionals.length !== 2) {
-      throw new UsageError('expected: policy check <file>');
+  async run(args: readonly string[], io: CommandIo, config: Config, log: Logger): Promise<number> {
+    const { values, positionals } = parseArgs({
+      args: [...args],
+      allowPositionals: true,
+      options: { json: { type: 'boolean', default: false }, limit: { type: 'string', default: '50' } },
+    });
+    if ((positionals[0] !== 'check' && positionals[0] !== 'dry-run') || positionals.length !== 2) {
+      throw new UsageError('expected: policy check <file>, or policy dry-run <file>');
     }
     const file = positionals[1]!;
+    if (positionals[0] === 'dry-run') {
+      const limit = Number(values.limit);
+      if (!Number.isInteger(limit) || limit < 1) {
+        throw new UsageError('--limit must be a positive integer');
+      }
+      let next: Policy;
+      try {
+        next = parsePolicy(await readFile(file, 'utf8'), file);
+      } catch (err) {
+        io.stderr.write(`signet policy dry-run: ${(err as Error).message}\n(signet policy check ${file} shows where)\n`);
+        return 1;
+      }
+      const { policy: current } = await loadPolicy(config.policyPath);
+      const db = createDb(config.database.url, log);
+      try {
+        const { images, flips } = await dryRun(db, current, next);
+        const denied = flips.filter((f) => f.to === 'deny');
+        const allowed = flips.filter((f) => f.to === 'allow');
+        if (values.json) {
+          io.stdout.write(`${JSON.stringify({ images, currentVersion: current.version, newVersion: next.version, allowToDeny: denied, denyToAllow: allowed })}\n`);
+        } else {
+          io.stdout.write(`${images} images decided under ${file} (${next.version.slice(0, 19)}…) against the policy in force (${current.version.slice(0, 19)}…): ${denied.length} would be denied, ${allowed.length} would be allowed\n`);
+          if (denied.length > 0) {
+            io.stdout.write(`\nallow → deny${denied.length > limit ? ` (first ${limit})` : ''}\n`);
+            io.stdout.write(formatTable(['image', 'reason', 'why'], denied.slice(0, limit).map((f) => [f.image, f.reason, f.message])));
+          }
+          if (allowed.length > 0) {
+            io.stdout.write(`\ndeny → allow${allowed.length > limit ? ` (first ${limit})` : ''}\n`);
+            io.stdout.write(formatTable(['image', 'reason'], allowed.slice(0, limit).map((f) => [f.image, f.reason])));
+          }
+        }
+        return denied.length > 0 ? 3 : 0;
+      } finally {
+        await db.destroy();
+      }
+    }
     let text: string;
     try {
       text = await readFile(file, 'utf8');

@@ -130,6 +130,23 @@ describe('/metrics', () => {
     console.log(`$ signet who-owns ${ref}\n${owns.stdout}\n$ signet signed-by ${ALICE.email}\n${by.stdout}`);
   });
 
+  it('policy dry-run says which images a new policy would deny, and why, without changing anything', async () => {
+    const env = { DATABASE_URL: db.url, SIGNET_POLICY: join(tmp, 'policy.yaml') };
+    const stricter = join(tmp, 'stricter.yaml');
+    await writeFile(stricter, `allow_with_verification:\n  "${registry.host}":\n    "*/*":\n      certificate-identity: bob@example.com\n      certificate-oidc-issuer: ${ALICE.issuer}\n`);
+    const before = await db.db.selectFrom('decisions').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    const dry = await runSignetCli(['policy', 'dry-run', stricter], env);
+    expect(dry.code, dry.stderr).toBe(3);
+    expect(dry.stdout).toMatch(/\d+ images decided under .*: 1 would be denied, 0 would be allowed/);
+    expect(dry.stdout).toMatch(/allow → deny\nimage\s+reason\s+why\n-+.*\n127\.0\.0\.1:\d+\/metrics\/app@sha256:[0-9a-f]{64}\s+\w+\s+.*alice@example\.com/);
+    const json = JSON.parse((await runSignetCli(['policy', 'dry-run', stricter, '--json'], env)).stdout) as { allowToDeny: { image: string }[] };
+    expect(json.allowToDeny).toHaveLength(1);
+    expect((await runSignetCli(['policy', 'dry-run', join(tmp, 'policy.yaml')], env)).code).toBe(0);
+    const after = await db.db.selectFrom('decisions').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    expect(after.n).toBe(before.n);
+    console.log(`$ signet policy dry-run stricter.yaml\n${dry.stdout}`);
+  });
+
   it('the Grafana dashboard queries only series Signet exports', async () => {
     const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
     const { text } = await scrape();

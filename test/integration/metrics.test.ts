@@ -130,6 +130,22 @@ describe('/metrics', () => {
     console.log(`$ signet who-owns ${ref}\n${owns.stdout}\n$ signet signed-by ${ALICE.email}\n${by.stdout}`);
   });
 
+  it('verify fetches and verifies now, from the registry, and writes nothing', async () => {
+    const env = { DATABASE_URL: db.url, SIGNET_TRUSTED_ROOT: join(tmp, 'trusted_root.json'), SIGNET_INSECURE_REGISTRIES: registry.host };
+    const before = await db.db.selectFrom('signatures').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    const signed = await runSignetCli(['verify', `${registry.host}/metrics/app:v1`], env);
+    expect(signed.code, signed.stderr).toBe(0);
+    expect(signed.stdout).toMatch(/metrics\/app@sha256:[0-9a-f]{64} \(v1\): verified/);
+    expect(signed.stdout).toMatch(/signature\s+verified\s+alice@example\.com\s+https:\/\/accounts\.example\.com\s+cosign_legacy\s+\d+/);
+    const unsigned = await pushRandomImage(registry.url, 'metrics/unsigned', 'v1');
+    const bare = await runSignetCli(['verify', `${registry.host}/metrics/unsigned@${unsigned.digest}`, '--json'], env);
+    expect(bare.code).toBe(1);
+    expect(JSON.parse(bare.stdout)).toMatchObject({ verified: false, signatures: [] });
+    expect((await runSignetCli(['verify', `${registry.host}/metrics/none:v1`], env)).code).toBe(3);
+    const after = await db.db.selectFrom('signatures').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    expect(after.n).toBe(before.n);
+  });
+
   it('policy dry-run says which images a new policy would deny, and why, without changing anything', async () => {
     const env = { DATABASE_URL: db.url, SIGNET_POLICY: join(tmp, 'policy.yaml') };
     const stricter = join(tmp, 'stricter.yaml');

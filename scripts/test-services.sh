@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what the tests talk to is running: PostgreSQL and Redis on 127.0.0.1 (started the
-# way this machine kind starts them), and Debian's docker-registry (CNCF distribution 2.8)
-# installed. Idempotent and quick when everything is already there. Run by `npm test` (pretest)
+# way this machine kind starts them), and Debian's docker-registry (CNCF distribution 2.8) and
+# chromium installed. Idempotent and quick when everything is already there. Run by `npm test` (pretest)
 # and `npm run bench` (prebench).
 set -euo pipefail
 
@@ -27,6 +27,15 @@ if ! command -v docker-registry >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
 fi
 # The package enables a system registry on :5000; tests start their own on free ports.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" != 0 ]; then
+    say "Debian's chromium package is needed for the browser test: sudo apt-get install -y chromium"
+    exit 1
+  fi
+  say "installing Debian's chromium (the ownership page's browser test)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 
 for _ in $(seq 1 50); do
   if pg_isready -h 127.0.0.1 -p 5432 -q && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then

@@ -8,6 +8,7 @@ import { DecisionTable, type Learner } from './api/decision-table.ts';
 import { registerGraphql } from './api/graphql/yoga.ts';
 import { registerQueueDashboard } from './api/queue-dashboard.ts';
 import { registerApiRoutes } from './api/server.ts';
+import { registerUi } from './api/ui.ts';
 import type { Config } from './common/config.ts';
 import { createDb, type Db } from './common/db/client.ts';
 import { ensureDatabase, isConnectionError, migrateToLatest } from './common/db/migrate.ts';
@@ -325,6 +326,7 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
     }
     onPolicy.push((next) => table.setPolicy(next));
     registerApiRoutes(app, table);
+    registerUi(app);
     // The queue dashboard reads the queues through its own connection (API-only replicas have none).
     const boardConnection = createRedis(config.redis.url, 'producer', log);
     const boardQueues = [INDEX_QUEUE, ALERTS_QUEUE].map((name) => new Queue(name, { connection: boardConnection, prefix: config.redis.queuePrefix }));

@@ -11,6 +11,7 @@ import {
   pageIdentityImages,
   pageOwnershipChanges,
   pageSignaturesWithClaim,
+  recentDenials,
   pageRepositoryImages,
   pageTagMoves,
   tagsByRepositoryId,
@@ -108,6 +109,7 @@ export const resolvers: Resolvers = {
     },
     identities: (_, { subject }, { db }) => identitiesBySubject(db, subject),
     repository: (_, { registry, name }, { db }) => findRepository(db, normalizeRegistry(registry), name),
+    recentDenials: (_, { first }, { db, policyVersion }) => recentDenials(db, policyVersion, pageSize(first)),
     async signaturesWithClaim(_, { name, value, verifiedOnly, first, after }, { db }) {
       if (name.length > 128 || value.length > 4096) {
         throw badInput('claim name or value too long');
@@ -268,6 +270,7 @@ export const resolvers: Resolvers = {
     signers: (d) => d.signers as unknown as { subject: string; issuer: string | null }[],
     verifiedAt: (d) => d.verified_at.toISOString(),
     decidedAt: (d) => d.decided_at.toISOString(),
+    image: (d, _, { loaders }) => mustLoad(loaders.image.load(d.manifest_id), `manifest ${d.manifest_id}`),
   },
 
   ImageConnection: { totalCount: (c) => c.count() },

@@ -47,6 +47,8 @@ export type Query = {
    * workflows), or an attestation's `slsaBuilderId`. Only verified ones unless `verifiedOnly: false`.
    */
   signaturesWithClaim: SignatureConnection;
+  /** The most recent denials under the policy in force, newest decision first (at most 100). */
+  recentDenials: Array<Decision>;
   /** Identities signing in a repository for the first time, newest first, across all repositories (or filtered). */
   ownershipChanges: OwnershipChangeConnection;
 };
@@ -125,6 +127,20 @@ export type QuerySignaturesWithClaimArgs = {
   verifiedOnly?: InputMaybe<Scalars['Boolean']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
   after?: InputMaybe<Scalars['String']['input']>;
+};
+
+
+/**
+ * Signet's ownership ledger: who signed which image, what each identity signed, who owns each
+ * repository — across every registry Signet hears from. Read-only; every answer comes from the
+ * ledger in Postgres (no registry, Rekor or TUF call).
+ *
+ * Times are RFC 3339 strings in UTC. 64-bit integers (Rekor log indexes) are decimal strings.
+ * Lists that can grow without bound are Relay connections: `first` is capped at 100 (default 20),
+ * `after` is the `endCursor` of the previous page.
+ */
+export type QueryRecentDenialsArgs = {
+  first?: InputMaybe<Scalars['Int']['input']>;
 };
 
 
@@ -411,6 +427,8 @@ export type Decision = {
   /** When the signatures behind it were last verified; the decision is as fresh as this. */
   verifiedAt: Scalars['String']['output'];
   decidedAt: Scalars['String']['output'];
+  /** The image decided. */
+  image: Image;
 };
 
 export type DecisionSigner = {
@@ -644,6 +662,7 @@ export type QueryResolvers<ContextType = GraphqlContext, ParentType extends Reso
   identities?: Resolver<Array<ResolversTypes['Identity']>, ParentType, ContextType, RequireFields<QueryIdentitiesArgs, 'subject'>>;
   repository?: Resolver<Maybe<ResolversTypes['Repository']>, ParentType, ContextType, RequireFields<QueryRepositoryArgs, 'registry' | 'name'>>;
   signaturesWithClaim?: Resolver<ResolversTypes['SignatureConnection'], ParentType, ContextType, RequireFields<QuerySignaturesWithClaimArgs, 'name' | 'value' | 'verifiedOnly'>>;
+  recentDenials?: Resolver<Array<ResolversTypes['Decision']>, ParentType, ContextType, RequireFields<QueryRecentDenialsArgs, 'first'>>;
   ownershipChanges?: Resolver<ResolversTypes['OwnershipChangeConnection'], ParentType, ContextType, Partial<QueryOwnershipChangesArgs>>;
 };
 
@@ -791,6 +810,7 @@ export type DecisionResolvers<ContextType = GraphqlContext, ParentType extends R
   signers?: Resolver<Array<ResolversTypes['DecisionSigner']>, ParentType, ContextType>;
   verifiedAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   decidedAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  image?: Resolver<ResolversTypes['Image'], ParentType, ContextType>;
 };
 
 export type DecisionSignerResolvers<ContextType = GraphqlContext, ParentType extends ResolversParentTypes['DecisionSigner'] = ResolversParentTypes['DecisionSigner']> = {

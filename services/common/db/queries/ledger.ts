@@ -271,6 +271,18 @@ export function decisionsByImageIds(db: Kysely<DB>, imageIds: readonly string[],
 }
 export type DecisionRow = Awaited<ReturnType<typeof decisionsByImageIds>>[number];
 
+/** The newest denials under a policy version (decided_at order; the policy index narrows the scan). */
+export function recentDenials(db: Kysely<DB>, policyVersion: string, first: number): Promise<DecisionRow[]> {
+  return db
+    .selectFrom('decisions')
+    .select(['manifest_id', 'allowed', 'reason', 'message', 'rule', 'policy_version', 'signers', 'verified_at', 'decided_at'])
+    .where('policy_version', '=', policyVersion)
+    .where('allowed', '=', false)
+    .orderBy('decided_at', 'desc')
+    .limit(first)
+    .execute();
+}
+
 const childColumns = ['c.index_id', 'c.child_id', 'c.position', 'c.platform_os', 'c.platform_architecture', 'c.platform_variant'] as const;
 
 export function childrenByIndexIds(db: Kysely<DB>, indexIds: readonly string[]) {

@@ -1,0 +1,124 @@
+// The ownership page in a real headless browser (Debian's chromium, driven by playwright-core):
+// an image signed through a real docker-registry, a second signer arriving in the repository
+// (drift), and an unsigned image denied. A screenshot is kept in .test-artifacts/.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pushCosignSignatures } from '../helpers/cosign-push.ts';
+import { createTestDb, type TestDb } from '../helpers/db.ts';
+import { freePort } from '../helpers/net.ts';
+import { pushRandomImage } from '../helpers/oci-push.ts';
+import { startRegistry, type RunningRegistry } from '../helpers/registry.ts';
+import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
+import { createTestSigstore, simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
+
+const ALICE = { email: 'alice@example.com', issuer: 'https://accounts.example.com' };
+const MALLORY = { email: 'mallory@example.com', issuer: 'https://accounts.example.com' };
+const TOKEN = 'ui-test-token-0123456789abcdef';
+const ARTIFACTS = join(process.cwd(), '.test-artifacts');
+
+let db: TestDb;
+let registry: RunningRegistry;
+let signet: TestSignet;
+let sigstore: TestSigstore;
+let browser: Browser;
+let tmp: string;
+
+beforeAll(async () => {
+  [db, sigstore] = await Promise.all([createTestDb(), createTestSigstore()]);
+  tmp = await mkdtemp(join(tmpdir(), 'signet-ui-'));
+  await writeFile(join(tmp, 'trusted_root.json'), JSON.stringify(sigstore.trustedRoot));
+  const port = await freePort();
+  await writeFile(join(tmp, 'policy.yaml'), `allow_with_verification:\n  "127.0.0.1:${port}":\n    "*/*":\n      certificate-identity: ${ALICE.email}\n      certificate-oidc-issuer: ${ALICE.issuer}\n`);
+  signet = await startTestSignet({
+    DATABASE_URL: db.url,
+    SIGNET_TRUSTED_ROOT: join(tmp, 'trusted_root.json'),
+    SIGNET_INSECURE_REGISTRIES: `127.0.0.1:${port}`,
+    SIGNET_POLICY: join(tmp, 'policy.yaml'),
+    SIGNET_API_TOKENS: TOKEN,
+  });
+  registry = await startRegistry({ port, notifications: { url: `${signet.url}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN } });
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await registry?.stop();
+  await signet?.stop();
+  await db?.drop();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+async function signedBy(repo: string, tag: string, who: typeof ALICE) {
+  const image = await pushRandomImage(registry.url, repo, tag);
+  await pushCosignSignatures(registry.url, repo, image.digest, [await sigstore.signKeyless(simpleSigningPayload(`${registry.host}/${repo}`, image.digest), who)]);
+  return image;
+}
+
+describe('the ownership page', () => {
+  it('finds an image, shows its owners, signatures with Rekor index and claims, drift and denials', async () => {
+    const first = await signedBy('shop/web', 'v1', ALICE);
+    await signedBy('shop/web', 'v2', MALLORY);
+    const unsigned = await pushRandomImage(registry.url, 'shop/web', 'v3');
+    await eventually(async () => {
+      const rows = await db.db.selectFrom('decisions').select('manifest_id').execute();
+      const drift = await db.db.selectFrom('ownership_changes').select('kind').where('kind', '=', 'added').execute();
+      return rows.length >= 3 && drift.length === 1 ? true : undefined;
+    }, 'three images decided and the drift recorded');
+
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${signet.url}/ui`);
+    // Without the token the page says what it needs.
+    await expect.poll(() => page.textContent('#drift')).toContain('API token');
+    await page.fill('#token', TOKEN);
+    await page.dispatchEvent('#token', 'change');
+    await page.waitForSelector('#drift tr.drift');
+    expect(await page.textContent('#drift tr.drift')).toContain(MALLORY.email);
+    expect(await page.textContent('#drift tr.drift')).toContain(`before: ${ALICE.email}`);
+    await page.waitForSelector('#denials .bad');
+    expect(await page.textContent('#denials')).toContain(unsigned.digest.slice(7, 19));
+
+    await page.fill('#q', `${registry.host}/shop/web:v1`);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#image');
+    const result = (await page.textContent('#result')) ?? '';
+    expect(result).toContain(`${registry.host}/shop/web@${first.digest}`);
+    expect(result).toContain('admission: allowed');
+    expect(result).toMatch(/Owners:\s*alice@example\.com/);
+    const rekor = await db.db.selectFrom('signatures').select('rekor_log_index').where('subject', '=', ALICE.email).executeTakeFirstOrThrow();
+    expect(result).toContain(rekor.rekor_log_index!);
+    expect(result).toContain('cosign_legacy');
+    expect(result).toMatch(/Owners of 127\.0\.0\.1:\d+\/shop\/web over time/);
+    expect(result).toContain(MALLORY.email);
+    await page.click('details summary');
+    expect(await page.textContent('details')).toContain('issuer');
+
+    await mkdir(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'ownership-page.png'), fullPage: true });
+
+    // A signer: what it signed, and a click through to the image.
+    await page.fill('#q', MALLORY.email);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#identity');
+    expect(await page.textContent('#result')).toContain('1 images signed');
+    await page.click('#result a[data-ref]');
+    await page.waitForSelector('#image');
+    expect(await page.textContent('#result')).toContain('admission: denied');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('is a page without data: public, with a strict content security policy', async () => {
+    const res = await fetch(`${signet.url}/ui`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+    expect((await fetch(`${signet.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ recentDenials { reason } }"}' })).status).toBe(401);
+  });
+});

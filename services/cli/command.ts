@@ -1,4 +1,5 @@
 import type { Config } from '../common/config.ts';
+import { ImageReferenceError, parseImageReference, type ImageReference } from '../common/domain/image-ref.ts';
 import type { Logger } from '../common/logger.ts';
 
 /** What a subcommand may touch of the process: main.ts owns the real one. */
@@ -20,4 +21,19 @@ export interface Command {
 /** Wrong arguments: the message and the command's usage are printed, exit code 2. */
 export class UsageError extends Error {
   override readonly name = 'UsageError';
+}
+
+/** The one image reference a command takes, parsed; a bad or missing one is a {@link UsageError}. */
+export function imageReferenceArgument(positionals: readonly string[]): ImageReference {
+  if (positionals.length !== 1) {
+    throw new UsageError('name exactly one image reference');
+  }
+  try {
+    return parseImageReference(positionals[0]!);
+  } catch (err) {
+    if (err instanceof ImageReferenceError) {
+      throw new UsageError(err.message);
+    }
+    throw err;
+  }
 }

@@ -4,9 +4,8 @@ import type { Config } from '../common/config.ts';
 import { createDb } from '../common/db/client.ts';
 import { findImage, identitiesBySubject, imagesByIds, pageIdentityImages, signaturesByImageIds, signatureTime } from '../common/db/queries/ledger.ts';
 import type { DB } from '../common/db/schema.generated.ts';
-import { ImageReferenceError, parseImageReference } from '../common/domain/image-ref.ts';
 import type { Logger } from '../common/logger.ts';
-import { UsageError, type Command, type CommandIo } from './command.ts';
+import { imageReferenceArgument, UsageError, type Command, type CommandIo } from './command.ts';
 import { formatTable } from './table.ts';
 
 /** Exit code when the ledger has no such image or identity. */
@@ -35,18 +34,7 @@ export const whoOwns: Command = {
   usage: WHO_OWNS_USAGE,
   async run(args: readonly string[], io: CommandIo, config: Config, log: Logger): Promise<number> {
     const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
-    if (positionals.length !== 1) {
-      throw new UsageError('name exactly one image reference');
-    }
-    let ref;
-    try {
-      ref = parseImageReference(positionals[0]!);
-    } catch (err) {
-      if (err instanceof ImageReferenceError) {
-        throw new UsageError(err.message);
-      }
-      throw err;
-    }
+    const ref = imageReferenceArgument(positionals);
     return withDb(config, log, async (db) => {
       const image = await findImage(db, ref.registry, ref.repository, ref.digest !== null ? { digest: ref.digest } : { tag: ref.tag ?? 'latest' });
       if (image === null) {

@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../common/config.ts';
 import { isDigest } from '../common/domain/digest.ts';
-import { ImageReferenceError, parseImageReference } from '../common/domain/image-ref.ts';
 import { signatureKind } from '../common/domain/signature.ts';
 import { RegistryError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
@@ -10,7 +9,7 @@ import { discoverSignatures } from '../worker/jobs/discovery.ts';
 import { loadConfiguredCredentials, registryClientFromConfig } from '../worker/oci/from-config.ts';
 import { loadTrustedKeys, loadTrustedRoots, policyKeys } from '../worker/verification/trust.ts';
 import { createSignatureVerifier } from '../worker/verification/verifier.ts';
-import { UsageError, type Command, type CommandIo } from './command.ts';
+import { imageReferenceArgument, type Command, type CommandIo } from './command.ts';
 import { formatTable } from './table.ts';
 
 export const VERIFY_USAGE = `usage: signet verify <image reference> [--json]
@@ -29,18 +28,7 @@ export const verify: Command = {
   usage: VERIFY_USAGE,
   async run(args: readonly string[], io: CommandIo, config: Config, log: Logger): Promise<number> {
     const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
-    if (positionals.length !== 1) {
-      throw new UsageError('name exactly one image reference');
-    }
-    let ref;
-    try {
-      ref = parseImageReference(positionals[0]!);
-    } catch (err) {
-      if (err instanceof ImageReferenceError) {
-        throw new UsageError(err.message);
-      }
-      throw err;
-    }
+    const ref = imageReferenceArgument(positionals);
     const [roots, keys, { policy }, credentials] = await Promise.all([
       loadTrustedRoots(config.verification.trustedRootPaths),
       loadTrustedKeys(config.verification.trustedKeysDir),

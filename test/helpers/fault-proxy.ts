@@ -38,15 +38,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       res.on('close', () => held.delete(res));
       return;
     }
-    const forwarded = request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, host: upstream.host } },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
-    forwarded.on('error', () => res.destroy());
-    req.pipe(forwarded);
+    forward(upstream, req, res);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const addr = server.address();
@@ -66,4 +58,17 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
+}
+
+/** Passes one request through to `upstream` as is (Host rewritten), streaming both ways. */
+export function forward(upstream: URL, req: IncomingMessage, res: ServerResponse, path = req.url): void {
+  const forwarded = request(
+    { host: upstream.hostname, port: upstream.port, method: req.method, path, headers: { ...req.headers, host: upstream.host } },
+    (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    },
+  );
+  forwarded.on('error', () => res.destroy());
+  req.pipe(forwarded);
 }

@@ -1,4 +1,5 @@
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import { forward } from './fault-proxy.ts';
 
 /**
  * A thin proxy in front of a real registry that adds the OCI 1.1 referrers API
@@ -49,15 +50,7 @@ export async function startReferrersShim(target: string): Promise<ReferrersShim>
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"hidden by the referrers shim"}]}');
       return;
     }
-    const forwarded = request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: url, headers: { ...req.headers, host: upstream.host } },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
-    forwarded.on('error', () => res.destroy());
-    req.pipe(forwarded);
+    forward(upstream, req, res, url);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const addr = server.address();

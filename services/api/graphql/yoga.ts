@@ -1,4 +1,3 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import type { FastifyInstance } from 'fastify';
@@ -7,6 +6,7 @@ import type { Db } from '../../common/db/client.ts';
 import { ownershipChangesByIds, repositoriesByIds } from '../../common/db/queries/ledger.ts';
 import type { LedgerEvent } from '../../common/events.ts';
 import type { Logger } from '../../common/logger.ts';
+import { bearerToken, tokenDigests, tokenMatches } from '../tokens.ts';
 import { createLoaders, type GraphqlContext, type OwnershipChangeModel } from './models.ts';
 import { kindIn, resolvers } from './resolvers.ts';
 import type { SubscriptionOwnershipChangedArgs } from './types.generated.ts';
@@ -27,17 +27,9 @@ export interface GraphqlDeps {
   readonly ledgerEvents: ((listener: (event: LedgerEvent) => void) => void) | null;
 }
 
-const digestOf = (s: string) => createHash('sha256').update(s).digest();
-
-/** Constant-time check of `Authorization: Bearer <token>` against every configured token. */
+/** Constant-time check of `Authorization: Bearer <token>` against every configured token (digests). */
 export function tokenAllowed(header: string | undefined, tokens: readonly Buffer[]): boolean {
-  const m = /^Bearer\s+(\S+)$/i.exec(header ?? '');
-  const presented = digestOf(m?.[1] ?? '');
-  let ok = false;
-  for (const t of tokens) {
-    ok = timingSafeEqual(presented, t) || ok;
-  }
-  return ok && m !== null;
+  return tokenMatches(bearerToken(header), tokens);
 }
 
 /** `POST/GET /graphql` (graphql-yoga), GraphiQL in the browser, SSE subscriptions. */
@@ -93,7 +85,7 @@ export function registerGraphql(app: FastifyInstance, deps: GraphqlDeps): void {
     ],
   });
 
-  const tokens = deps.tokens.map(digestOf);
+  const tokens = tokenDigests(deps.tokens);
   app.route({
     url: '/graphql',
     method: ['GET', 'POST', 'OPTIONS'],

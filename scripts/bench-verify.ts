@@ -1,5 +1,5 @@
 // Verification cost on one core, against the raw node:crypto ECDSA P-256 verify rate measured in
-// the same run: real public-good signatures from ../shared/fixtures (a keyless cosign signature —
+// the same run: real public-good signatures from test/fixtures (a keyless cosign signature —
 // Fulcio chain, SCT, Rekor SET, signature — and a key-based one) through Signet's verifier, which
 // is what the worker runs for every signature layer it has not seen; Sigstore bundles v0.3; and a
 // verification-cache hit.

@@ -176,7 +176,7 @@ decision and its publication.
 
 ## 4. Verification (\`scripts/bench-verify.ts\`)
 
-One core, real public-good signatures from \`../shared/fixtures\` through Signet's verifier.
+One core, real public-good signatures from \`test/fixtures\` through Signet's verifier.
 
 ${table(
   ['', 'per second', 'vs raw ECDSA P-256 verify'],

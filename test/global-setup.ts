@@ -9,7 +9,7 @@ import { FIXTURES } from './helpers/fixtures.ts';
 /** Migrates a template database once per run; each test file clones it (CREATE DATABASE … TEMPLATE). */
 export default async function setup(): Promise<void> {
   if (!existsSync(FIXTURES)) {
-    throw new Error(`shared fixtures not found at ${FIXTURES}: clone the repository next to shared/ (or set SIGNET_FIXTURES)`);
+    throw new Error(`fixtures not found at ${FIXTURES} (they ship in test/fixtures; SIGNET_FIXTURES overrides)`);
   }
   const admin = new pg.Client({ connectionString: `${PG_SERVER}/postgres` });
   await admin.connect();

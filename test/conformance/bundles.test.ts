@@ -1,4 +1,4 @@
-// Every Sigstore bundle fixture in ../shared/fixtures/sigstore-bundles yields the outcome its
+// Every Sigstore bundle fixture in test/fixtures/sigstore-bundles yields the outcome its
 // source states (PROVENANCE.md there): the sigstore-conformance `bundle-verify` cases by the
 // harness rules of their README, and the sigstore-python and sigstore-go test assets.
 import { createHash, createPublicKey } from 'node:crypto';

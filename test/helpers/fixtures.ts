@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CosignLayer } from '../../services/worker/verification/cosign-layer.ts';
 
-/** The shared, read-only fixtures (`../shared/fixtures` beside the repository; CI has it there too). */
-export const FIXTURES = process.env.SIGNET_FIXTURES ?? fileURLToPath(new URL('../../../shared/fixtures/', import.meta.url));
+/** The real-world fixtures shipped in `test/fixtures` (each folder's PROVENANCE.md names its sources). */
+export const FIXTURES = process.env.SIGNET_FIXTURES ?? fileURLToPath(new URL('../fixtures/', import.meta.url));
 
 export function fixturePath(rel: string): string {
   return `${FIXTURES.replace(/\/$/, '')}/${rel}`;

@@ -1,4 +1,4 @@
-// The real admission requests in shared/fixtures/admission, answered by an API-only Signet.
+// The real admission requests in test/fixtures/admission, answered by an API-only Signet.
 // None of their images is in this (empty) ledger: the policy decides what that means.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -53,7 +53,7 @@ const Envelope = z.looseObject({
  * they do not fail the delivery, because distribution retries a failed envelope forever and would
  * stop notifying about everything after it.
  *
- * Quirks handled (see shared/fixtures/webhooks/PROVENANCE.md): the manifest's `target.digest` is
+ * Quirks handled (see test/fixtures/webhooks/PROVENANCE.md): the manifest's `target.digest` is
  * authoritative even when `target.url` names another digest; schema1 manifests are ignored; blob
  * events with invalid digests are ignored, not rejected.
  */

@@ -8,7 +8,7 @@ function boundaries(files, forbidden) {
       rules: {
         'no-restricted-imports': [
           'error',
-          { patterns: [{ group: forbidden.map((r) => `**/${r}/**`), message: 'services/common imports no role, and roles never import each other.' }] },
+          { patterns: [{ group: forbidden.map((r) => `**/${r}/**`), message: 'layers: common ← core ← {ingest, worker, api, cli}; roles and the CLI never import each other.' }] },
         ],
       },
     },
@@ -52,14 +52,18 @@ export default tseslint.config(
     files: ['services/common/config.ts', 'services/main.ts', 'services/cli/main.ts', 'test/**', 'scripts/**', 'vitest.config.ts'],
     rules: { 'no-process-env': 'off' },
   },
-  // Module boundaries (STYLE.md): common imports no role; roles never import each other; the
-  // verification core has no database, Redis or queue.
-  ...boundaries('services/common/**', ['ingest', 'worker', 'api']),
-  ...boundaries('services/ingest/**', ['worker', 'api']),
-  ...boundaries('services/api/**', ['ingest', 'worker']),
-  ...boundaries('services/worker/**', ['ingest', 'api']),
+  // Module boundaries (STYLE.md): common (platform and contracts) imports nothing above it; core
+  // (the engine: registry client, verification, discovery, decider, reverify, crawl) imports only
+  // common; the roles and the CLI import core and common, never each other; the verification core
+  // has no database, Redis or queue.
+  ...boundaries('services/common/**', ['core', 'ingest', 'worker', 'api', 'cli']),
+  ...boundaries('services/core/**', ['ingest', 'worker', 'api', 'cli']),
+  ...boundaries('services/ingest/**', ['worker', 'api', 'cli']),
+  ...boundaries('services/api/**', ['ingest', 'worker', 'cli']),
+  ...boundaries('services/worker/**', ['ingest', 'api', 'cli']),
+  ...boundaries('services/cli/**', ['ingest', 'worker', 'api']),
   {
-    files: ['services/worker/verification/**'],
+    files: ['services/core/verification/**'],
     ignores: ['**/*.test.ts'],
     rules: {
       'no-restricted-imports': [

@@ -27,7 +27,7 @@ import { freePort } from '../test/helpers/net.ts';
 import { pushRandomImage } from '../test/helpers/oci-push.ts';
 import { startRegistry } from '../test/helpers/registry.ts';
 import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN } from '../test/helpers/signet.ts';
-import type { CosignLayer } from '../services/worker/verification/cosign-layer.ts';
+import type { CosignLayer } from '../services/core/verification/cosign-layer.ts';
 import { createTestSigstore, generateTestKey, keylessAndKeyPolicy, simpleSigningPayload } from '../test/signer/signer.ts';
 import { percentile } from './lib/bench.ts';
 

@@ -11,9 +11,9 @@ import { createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto'
 import { parseArgs } from 'node:util';
 import { DEFAULT_TRUSTED_ROOTS } from '../services/common/config.ts';
 import { parseDigest, sha256Digest } from '../services/common/domain/digest.ts';
-import { createCachingVerifier } from '../services/worker/verification/cache.ts';
-import { keyFingerprint, loadTrustedRoot } from '../services/worker/verification/trust.ts';
-import { createSignatureVerifier } from '../services/worker/verification/verifier.ts';
+import { createCachingVerifier } from '../services/core/verification/cache.ts';
+import { keyFingerprint, loadTrustedRoot } from '../services/core/verification/trust.ts';
+import { createSignatureVerifier } from '../services/core/verification/verifier.ts';
 import { cosignLayersFromFixture, readFixture } from '../test/helpers/fixtures.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '3' } } });

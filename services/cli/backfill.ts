@@ -9,8 +9,8 @@ import { addJob } from '../common/jobs/define-job.ts';
 import { INDEX_QUEUE, IndexManifestJob } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
 import { createRedis } from '../common/redis.ts';
-import { loadConfiguredCredentials, registryClientFromConfig } from '../worker/oci/from-config.ts';
-import { crawlRegistry } from '../worker/reconcile/crawl.ts';
+import { loadConfiguredCredentials, registryClientFromConfig } from '../core/oci/from-config.ts';
+import { crawlRegistry } from '../core/crawl.ts';
 import { createProgressReporter } from './progress.ts';
 import { UsageError, type Command, type CommandIo } from './command.ts';
 

@@ -5,7 +5,7 @@
 import { ConfigError, loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { PolicyConfigError } from '../common/policy/policy.ts';
-import { TrustConfigError } from '../worker/verification/trust.ts';
+import { TrustConfigError } from '../core/verification/trust.ts';
 import { backfill } from './backfill.ts';
 import { reverify } from './reverify.ts';
 import { signedBy, whoOwns } from './ledger-commands.ts';

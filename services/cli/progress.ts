@@ -1,4 +1,4 @@
-import type { CrawlProgress } from '../worker/reconcile/crawl.ts';
+import type { CrawlProgress } from '../core/crawl.ts';
 
 export interface ProgressStream {
   readonly isTTY?: boolean;

@@ -8,11 +8,11 @@ import { ALERTS_QUEUE } from '../common/jobs/notify-ownership-change.ts';
 import type { Logger } from '../common/logger.ts';
 import { loadPolicy } from '../common/policy/load.ts';
 import { createRedis } from '../common/redis.ts';
-import { createDecider } from '../worker/decider.ts';
-import { createOwnershipAnnouncer } from '../worker/ownership.ts';
-import { reverifyLedger, type ReverifyProgress } from '../worker/reverify.ts';
-import { loadTrustedKeys, loadTrustedRoots, policyKeys } from '../worker/verification/trust.ts';
-import { createSignatureVerifier } from '../worker/verification/verifier.ts';
+import { createDecider } from '../core/decider.ts';
+import { createOwnershipAnnouncer } from '../core/ownership.ts';
+import { reverifyLedger, type ReverifyProgress } from '../core/reverify.ts';
+import { loadTrustedKeys, loadTrustedRoots, policyKeys } from '../core/verification/trust.ts';
+import { createSignatureVerifier } from '../core/verification/verifier.ts';
 import { UsageError, type Command, type CommandIo } from './command.ts';
 
 export const REVERIFY_USAGE = `usage: signet reverify [--dry-run] [--only-untrusted-keys] [--json]

@@ -5,10 +5,10 @@ import { signatureKind } from '../common/domain/signature.ts';
 import { RegistryError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import { loadPolicy } from '../common/policy/load.ts';
-import { discoverSignatures } from '../worker/jobs/discovery.ts';
-import { loadConfiguredCredentials, registryClientFromConfig } from '../worker/oci/from-config.ts';
-import { loadTrustedKeys, loadTrustedRoots, policyKeys } from '../worker/verification/trust.ts';
-import { createSignatureVerifier } from '../worker/verification/verifier.ts';
+import { discoverSignatures } from '../core/discovery.ts';
+import { loadConfiguredCredentials, registryClientFromConfig } from '../core/oci/from-config.ts';
+import { loadTrustedKeys, loadTrustedRoots, policyKeys } from '../core/verification/trust.ts';
+import { createSignatureVerifier } from '../core/verification/verifier.ts';
 import { imageReferenceArgument, type Command, type CommandIo } from './command.ts';
 import { formatTable } from './table.ts';
 

@@ -6,8 +6,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fixturePath } from '../helpers/fixtures.ts';
-import { keyFingerprint, loadTrustedKeys, loadTrustedRoot, type TrustedKey } from '../../services/worker/verification/trust.ts';
-import { createSignatureVerifier, type ExpectedIdentity } from '../../services/worker/verification/verifier.ts';
+import { keyFingerprint, loadTrustedKeys, loadTrustedRoot, type TrustedKey } from '../../services/core/verification/trust.ts';
+import { createSignatureVerifier, type ExpectedIdentity } from '../../services/core/verification/verifier.ts';
 import { type SignatureVerdict, unprovenVerdict } from '../../services/common/domain/signature.ts';
 
 const BUNDLES = fixturePath('sigstore-bundles');

@@ -22,10 +22,10 @@ import { normalizeGar } from '../../services/ingest/registries/gar.ts';
 import { normalizeGitHub } from '../../services/ingest/registries/github.ts';
 import { normalizeHarbor } from '../../services/ingest/registries/harbor.ts';
 import { normalizeQuay } from '../../services/ingest/registries/quay.ts';
-import { parseManifest } from '../../services/worker/oci/media-types.ts';
-import { COSIGN_ANNOTATION } from '../../services/worker/verification/cosign-layer.ts';
-import { loadTrustedRoot } from '../../services/worker/verification/trust.ts';
-import { createSignatureVerifier, type SignatureVerifier } from '../../services/worker/verification/verifier.ts';
+import { parseManifest } from '../../services/core/oci/media-types.ts';
+import { COSIGN_ANNOTATION } from '../../services/core/verification/cosign-layer.ts';
+import { loadTrustedRoot } from '../../services/core/verification/trust.ts';
+import { createSignatureVerifier, type SignatureVerifier } from '../../services/core/verification/verifier.ts';
 import { fixturePath, readFixture } from '../helpers/fixtures.ts';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 200);

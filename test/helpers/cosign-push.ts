@@ -1,6 +1,6 @@
 import type { Digest } from '../../services/common/domain/digest.ts';
 import { cosignSignatureTag, digestTagPrefix, sha256Digest } from '../../services/common/domain/digest.ts';
-import { DSSE_ENVELOPE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE, type CosignLayer } from '../../services/worker/verification/cosign-layer.ts';
+import { DSSE_ENVELOPE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE, type CosignLayer } from '../../services/core/verification/cosign-layer.ts';
 import { OCI_INDEX, OCI_MANIFEST, pushBlob, pushManifest } from './oci-push.ts';
 
 const EMPTY_CONFIG = Buffer.from('{}');

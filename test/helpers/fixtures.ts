@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { CosignLayer } from '../../services/worker/verification/cosign-layer.ts';
+import type { CosignLayer } from '../../services/core/verification/cosign-layer.ts';
 
 /** The real-world fixtures shipped in `test/fixtures` (each folder's PROVENANCE.md names its sources). */
 export const FIXTURES = process.env.SIGNET_FIXTURES ?? fileURLToPath(new URL('../fixtures/', import.meta.url));

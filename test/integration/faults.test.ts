@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../services/common/domain/digest.ts';
-import type { CosignLayer } from '../../services/worker/verification/cosign-layer.ts';
+import type { CosignLayer } from '../../services/core/verification/cosign-layer.ts';
 import { pushCosignSignatures } from '../helpers/cosign-push.ts';
 import { createTestDb, PG_SERVER, type TestDb } from '../helpers/db.ts';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';

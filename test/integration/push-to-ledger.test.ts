@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../services/common/domain/digest.ts';
-import { COSIGN_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE } from '../../services/worker/verification/cosign-layer.ts';
+import { COSIGN_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE } from '../../services/core/verification/cosign-layer.ts';
 import { pushBundleReferrer, pushCosignAttestations, pushCosignSignatures } from '../helpers/cosign-push.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { freePort } from '../helpers/net.ts';

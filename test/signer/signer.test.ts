@@ -10,7 +10,7 @@ import {
   parseHashedRekordBody,
   parseRekorBundle,
   type CosignLayer,
-} from '../../services/worker/verification/cosign-layer.ts';
+} from '../../services/core/verification/cosign-layer.ts';
 import { derUtf8String } from './fulcio.ts';
 import { createTestSigstore, generateTestKey, simpleSigningPayload, type TestKey, type TestSigstore } from './signer.ts';
 

@@ -5,7 +5,7 @@ import { createHash, generateKeyPairSync, KeyObject, sign, type KeyPairKeyObject
 // and nock patches node:http globally as soon as it is imported.
 import { initializeCTLog } from '@sigstore/mock/dist/fulcio/ctlog.js';
 import { initializeTLog } from '@sigstore/mock/dist/rekor/tlog.js';
-import { COSIGN_ANNOTATION, type CosignLayer } from '../../services/worker/verification/cosign-layer.ts';
+import { COSIGN_ANNOTATION, type CosignLayer } from '../../services/core/verification/cosign-layer.ts';
 import { createFulcioCA, toPem, type KeylessIdentity } from './fulcio.ts';
 
 export type { KeylessIdentity } from './fulcio.ts';

@@ -8,11 +8,11 @@ import { indexJobFor, type IndexManifestData, type LearnImageData, type ResolveT
 import type { Logger } from '../../common/logger.ts';
 import type { Metrics } from '../../common/metrics.ts';
 import { signatureKind } from '../../common/domain/signature.ts';
-import type { Decider } from '../decider.ts';
-import type { OwnershipAnnouncer } from '../ownership.ts';
-import type { RegistryClient } from '../oci/client.ts';
-import type { SignatureVerifier } from '../verification/verifier.ts';
-import { discoverSignatures, isSignatureArtifact } from './discovery.ts';
+import type { Decider } from '../../core/decider.ts';
+import type { OwnershipAnnouncer } from '../../core/ownership.ts';
+import type { RegistryClient } from '../../core/oci/client.ts';
+import type { SignatureVerifier } from '../../core/verification/verifier.ts';
+import { discoverSignatures, isSignatureArtifact } from '../../core/discovery.ts';
 
 export interface IndexDeps {
   readonly db: Kysely<DB>;

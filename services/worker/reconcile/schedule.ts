@@ -2,7 +2,7 @@ import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { RECONCILE_QUEUE, RECONCILE_SCHEDULER_ID, ReconcileJob } from '../../common/jobs/reconcile.ts';
 import type { Logger } from '../../common/logger.ts';
-import { crawlRegistry, type CrawlDeps, type CrawlResult } from './crawl.ts';
+import { crawlRegistry, type CrawlDeps, type CrawlResult } from '../../core/crawl.ts';
 
 export interface ReconcilerOptions {
   /** A worker-role connection: commands wait for Redis rather than fail, so start never depends on it. */

@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { digestTagPrefix, parseCosignTag, type Digest } from '../../common/domain/digest.ts';
-import { type SignatureFormat, type SignatureRecord, unprovenVerdict } from '../../common/domain/signature.ts';
-import { RegistryError } from '../../common/errors.ts';
-import type { Logger } from '../../common/logger.ts';
-import type { FetchedManifest, RegistryClient } from '../oci/client.ts';
-import type { ImageManifest } from '../oci/media-types.ts';
-import { isBundleMediaType, MAX_BUNDLE_BYTES } from '../verification/bundle.ts';
-import { DSSE_ENVELOPE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE } from '../verification/cosign-layer.ts';
-import type { SignatureVerifier } from '../verification/verifier.ts';
+import { digestTagPrefix, parseCosignTag, type Digest } from '../common/domain/digest.ts';
+import { type SignatureFormat, type SignatureRecord, unprovenVerdict } from '../common/domain/signature.ts';
+import { RegistryError } from '../common/errors.ts';
+import type { Logger } from '../common/logger.ts';
+import type { FetchedManifest, RegistryClient } from './oci/client.ts';
+import type { ImageManifest } from './oci/media-types.ts';
+import { isBundleMediaType, MAX_BUNDLE_BYTES } from './verification/bundle.ts';
+import { DSSE_ENVELOPE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE } from './verification/cosign-layer.ts';
+import type { SignatureVerifier } from './verification/verifier.ts';
 
 /** Signature layers read from one signature, attestation or referrer manifest. */
 export const MAX_SIGNATURE_LAYERS = 64;

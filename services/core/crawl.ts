@@ -1,15 +1,15 @@
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import { isDigest, parseCosignTag, type Digest } from '../../common/domain/digest.ts';
-import { isRepositoryName } from '../../common/domain/image-ref.ts';
-import { clearCrawlCursor, getCrawlCursor, getRepositoryLedger, saveCrawlCursor, type RepositoryLedger } from '../../common/db/queries/crawl.ts';
-import { recordTag } from '../../common/db/queries/tags.ts';
-import type { DB } from '../../common/db/schema.generated.ts';
-import { RegistryError } from '../../common/errors.ts';
-import { indexJobFor, type IndexManifestData } from '../../common/jobs/index-manifest.ts';
-import type { Logger } from '../../common/logger.ts';
-import type { RegistryClient } from '../oci/client.ts';
-import { isSignatureArtifact } from '../jobs/discovery.ts';
+import { isDigest, parseCosignTag, type Digest } from '../common/domain/digest.ts';
+import { isRepositoryName } from '../common/domain/image-ref.ts';
+import { clearCrawlCursor, getCrawlCursor, getRepositoryLedger, saveCrawlCursor, type RepositoryLedger } from '../common/db/queries/crawl.ts';
+import { recordTag } from '../common/db/queries/tags.ts';
+import type { DB } from '../common/db/schema.generated.ts';
+import { RegistryError } from '../common/errors.ts';
+import { indexJobFor, type IndexManifestData } from '../common/jobs/index-manifest.ts';
+import type { Logger } from '../common/logger.ts';
+import type { RegistryClient } from './oci/client.ts';
+import { isSignatureArtifact } from './discovery.ts';
 
 export interface CrawlDeps {
   readonly db: Kysely<DB>;

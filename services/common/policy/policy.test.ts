@@ -9,22 +9,9 @@ import type { ManifestFacts, SignatureFact } from '../domain/decision.ts';
 import { decide, matchPolicy } from './evaluate.ts';
 import { parsePolicy, PolicyConfigError } from './policy.ts';
 
-/** The JSON blocks of Styra's documentation page (the seed), found by the text that precedes them. */
-function styraBlock(after: string): string {
-  const text = readFixture('../seeds/003_a3f7cbc4607cc00e.txt').toString('utf8');
-  const start = text.indexOf('{', text.indexOf(after));
-  let depth = 0;
-  for (let i = start; i < text.length; i++) {
-    depth += text[i] === '{' ? 1 : text[i] === '}' ? -1 : 0;
-    if (depth === 0) {
-      return text.slice(start, i + 1);
-    }
-  }
-  throw new Error(`no JSON block after ${after}`);
-}
-
-const SAMPLE = styraBlock("Sample JSON object for the 'verification_config' parameter");
-const OVERLAPPING = styraBlock('in the sample configuration below');
+/** The sample configurations of Styra DAS's cosign snippet documentation (test/fixtures/styra). */
+const SAMPLE = readFixture('styra/verification-config-sample.json').toString('utf8');
+const OVERLAPPING = readFixture('styra/verification-config-overlapping.json').toString('utf8');
 
 function parseError(text: string): string[] {
   try {

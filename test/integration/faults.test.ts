@@ -171,7 +171,6 @@ describe('faults', () => {
     faults.setDecider((_req, n) => (n % 25 === 7 ? 'hang' : n % 16 === 3 ? '429' : n % 8 === 5 ? '503' : 'pass'));
 
     const burstStarted = Date.now();
-    let staleAnswered = false;
     const third = Math.floor(IMAGES / 3);
     for (const [i, p] of prepared.entries()) {
       await pushCosignSignatures(registry.url, p.repo, p.digest, [p.layer]);
@@ -181,24 +180,27 @@ describe('faults', () => {
         worker = startWorker();
       }
       if (i === 2 * third) {
+        // One image decided before Redis goes (on a loaded machine the worker may still be behind).
+        const decided = await eventually(
+          () =>
+            db.db
+              .selectFrom('decisions as d')
+              .innerJoin('manifests as m', 'm.id', 'd.manifest_id')
+              .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+              .select(['m.digest', 'r.name'])
+              .where('d.allowed', '=', true)
+              .limit(1)
+              .executeTakeFirst(),
+          'an allowed image before Redis is killed',
+          60_000,
+        );
         await stop(redis, 'SIGKILL');
         // With Redis down, an API replica answers what it knows from memory, marked stale.
-        const decided = await db.db
-          .selectFrom('decisions as d')
-          .innerJoin('manifests as m', 'm.id', 'd.manifest_id')
-          .innerJoin('repositories as r', 'r.id', 'm.repository_id')
-          .select(['m.digest', 'r.name'])
-          .where('d.allowed', '=', true)
-          .limit(1)
-          .executeTakeFirst();
-        if (decided !== undefined) {
-          await eventually(async () => {
-            const res = await replica.app.inject({ method: 'GET', url: `/v1/decisions?image=${encodeURIComponent(`${registry.host}/${decided.name}@${decided.digest}`)}` });
-            const answer = res.json<{ allowed: boolean; stale: boolean }>();
-            return answer.allowed && answer.stale ? true : undefined;
-          }, 'a stale answer from memory while Redis is down', 10_000);
-          staleAnswered = true;
-        }
+        await eventually(async () => {
+          const res = await replica.app.inject({ method: 'GET', url: `/v1/decisions?image=${encodeURIComponent(`${registry.host}/${decided.name}@${decided.digest}`)}` });
+          const answer = res.json<{ allowed: boolean; stale: boolean }>();
+          return answer.allowed && answer.stale ? true : undefined;
+        }, 'a stale answer from memory while Redis is down', 10_000);
         await sleep(1_000);
         redis = await startRedis();
       }
@@ -267,7 +269,6 @@ describe('faults', () => {
         JSON.stringify({ images: IMAGES, faultsInjected: { ...faults.injected, workerKilled: 1, redisRestarted: 1, postgresCut: 1, webhookEndpointDown: 1 }, lost: IMAGES - (await allowed()).length, duplicates: manifests.length + signatures.length - 2 * IMAGES, drainedSeconds: drainedMs / 1000 }),
       );
     }
-    expect(staleAnswered).toBe(true);
     // Both API replicas agree on every image, from memory, and are fresh again.
     for (const p of prepared) {
       const url = `/v1/decisions?image=${encodeURIComponent(`${registry.host}/${p.repo}@${p.digest}`)}`;

@@ -11,8 +11,7 @@ import { createRedis } from '../common/redis.ts';
 import { createDecider } from '../core/decider.ts';
 import { createOwnershipAnnouncer } from '../core/ownership.ts';
 import { reverifyLedger, type ReverifyProgress } from '../core/reverify.ts';
-import { loadTrustedKeys, loadTrustedRoots, policyKeys } from '../core/verification/trust.ts';
-import { createSignatureVerifier } from '../core/verification/verifier.ts';
+import { createVerifierFromConfig } from '../core/verification/from-config.ts';
 import { UsageError, type Command, type CommandIo } from './command.ts';
 
 export const REVERIFY_USAGE = `usage: signet reverify [--dry-run] [--only-untrusted-keys] [--json]
@@ -50,12 +49,8 @@ export const reverify: Command = {
       throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
     }
     const dryRun = values['dry-run'];
-    const [roots, keys, { policy, source }] = await Promise.all([
-      loadTrustedRoots(config.verification.trustedRootPaths),
-      loadTrustedKeys(config.verification.trustedKeysDir),
-      loadPolicy(config.policyPath),
-    ]);
-    const verifier = createSignatureVerifier(roots, [...keys, ...policyKeys(policy)]);
+    const { policy, source } = await loadPolicy(config.policyPath);
+    const verifier = await createVerifierFromConfig(config, policy);
     const db = createDb(config.database.url, log);
     const redis = createRedis(config.redis.url, 'producer', log);
     const alerts = config.alerts.webhookUrl === null ? null : new Queue(ALERTS_QUEUE, { connection: redis, prefix: config.redis.queuePrefix });
@@ -86,7 +81,7 @@ export const reverify: Command = {
             changed: result.changed,
             transitions: result.transitions,
             imagesRedecided: redecided,
-            trustRoots: roots.map((r) => ({ path: r.path, version: r.version })),
+            trustRoots: verifier.roots.map((r) => ({ path: r.path, version: r.version })),
             seconds: Number(seconds.toFixed(3)),
           })}\n`,
         );
@@ -98,7 +93,7 @@ export const reverify: Command = {
         const width = Math.max(10, ...rows.map(([t]) => t.length));
         io.stdout.write(
           [
-            `${dryRun ? 'would re-verify' : 're-verified'} ${result.checked} signatures in ${seconds.toFixed(1)} s against ${roots.length} trusted root(s) and ${keys.length + policyKeys(policy).length} key(s): ${result.changed} ${dryRun ? 'would change' : 'changed'}${dryRun ? '' : `, ${redecided} images decided again`}`,
+            `${dryRun ? 'would re-verify' : 're-verified'} ${result.checked} signatures in ${seconds.toFixed(1)} s against ${verifier.roots.length} trusted root(s) and ${verifier.keyCount} key(s): ${result.changed} ${dryRun ? 'would change' : 'changed'}${dryRun ? '' : `, ${redecided} images decided again`}`,
             ...(rows.length === 0 ? [] : ['', `${'transition'.padEnd(width)}  count`, ...rows.map(([t, n]) => `${t.padEnd(width)}  ${n}`)]),
             '',
           ].join('\n'),

@@ -7,8 +7,7 @@ import type { Logger } from '../common/logger.ts';
 import { loadPolicy } from '../common/policy/load.ts';
 import { discoverSignatures } from '../core/discovery.ts';
 import { loadConfiguredCredentials, registryClientFromConfig } from '../core/oci/from-config.ts';
-import { loadTrustedKeys, loadTrustedRoots, policyKeys } from '../core/verification/trust.ts';
-import { createSignatureVerifier } from '../core/verification/verifier.ts';
+import { createVerifierFromConfig } from '../core/verification/from-config.ts';
 import { imageReferenceArgument, type Command, type CommandIo } from './command.ts';
 import { formatTable } from './table.ts';
 
@@ -29,13 +28,8 @@ export const verify: Command = {
   async run(args: readonly string[], io: CommandIo, config: Config, log: Logger): Promise<number> {
     const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
     const ref = imageReferenceArgument(positionals);
-    const [roots, keys, { policy }, credentials] = await Promise.all([
-      loadTrustedRoots(config.verification.trustedRootPaths),
-      loadTrustedKeys(config.verification.trustedKeysDir),
-      loadPolicy(config.policyPath),
-      loadConfiguredCredentials(config),
-    ]);
-    const verifier = createSignatureVerifier(roots, [...keys, ...policyKeys(policy)]);
+    const [{ policy }, credentials] = await Promise.all([loadPolicy(config.policyPath), loadConfiguredCredentials(config)]);
+    const verifier = await createVerifierFromConfig(config, policy);
     const registry = registryClientFromConfig(config, credentials, log);
     const reference = ref.digest ?? ref.tag ?? 'latest';
     let found;

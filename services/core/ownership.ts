@@ -1,11 +1,11 @@
-import { UnrecoverableError, Worker, type Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
-import { listPendingOwnershipAlerts, loadOwnershipChange, markOwnershipChangeNotified, type OwnershipChangeDetail } from '../common/db/queries/ownership.ts';
+import { listPendingOwnershipAlerts } from '../common/db/queries/ownership.ts';
 import type { OwnershipChange } from '../common/db/queries/manifests.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import { publishEvents } from '../common/events.ts';
-import { NotifyOwnershipChangeData, NotifyOwnershipChangeJob } from '../common/jobs/notify-ownership-change.ts';
+import { NotifyOwnershipChangeJob } from '../common/jobs/notify-ownership-change.ts';
 import type { Logger } from '../common/logger.ts';
 
 export interface OwnershipAnnouncer {
@@ -70,80 +70,4 @@ export function createOwnershipAnnouncer(opts: {
       return ids.length;
     },
   };
-}
-
-/** A Slack-compatible incoming-webhook message (also accepted by Mattermost, Rocket.Chat, Teams workflows). */
-export function ownershipAlertMessage(c: OwnershipChangeDetail): Record<string, unknown> {
-  const who = c.issuer === null ? c.subject : `${c.subject} (${c.issuer})`;
-  const image = `${c.registry}/${c.repository}@${c.digest}`;
-  const before = c.previousOwners.map((o) => (o.issuer === null ? o.subject : `${o.subject} (${o.issuer})`));
-  const text = `:warning: Ownership drift in ${c.registry}/${c.repository}: ${who} signed ${image}, and had never signed in this repository before. Previous signers: ${before.join(', ') || 'none'}.`;
-  return {
-    text,
-    attachments: [
-      {
-        color: 'warning',
-        fallback: text,
-        fields: [
-          { title: 'Repository', value: `${c.registry}/${c.repository}`, short: true },
-          { title: 'New signer', value: who, short: true },
-          { title: 'Image', value: image, short: false },
-          { title: 'Previous signers', value: before.join('\n') || 'none', short: false },
-          { title: 'Detected at', value: c.detectedAt.toISOString(), short: true },
-        ],
-      },
-    ],
-  };
-}
-
-/**
- * Delivers drift alerts. A 4xx (other than 408/429) means the webhook URL or message is wrong and
- * will stay wrong: the job fails for good and stays visible. Anything else retries with backoff.
- */
-export function startAlertWorker(opts: {
-  db: Kysely<DB>;
-  url: string;
-  timeoutMs: number;
-  connection: Redis;
-  prefix: string;
-  log: Logger;
-}): Worker {
-  const worker = new Worker(
-    NotifyOwnershipChangeJob.queue,
-    async (job) => {
-      const parsed = NotifyOwnershipChangeData.safeParse(job.data);
-      if (!parsed.success) {
-        throw new UnrecoverableError(`invalid job payload: ${parsed.error.message}`);
-      }
-      const change = await loadOwnershipChange(opts.db, parsed.data.changeId);
-      if (change === null) {
-        throw new UnrecoverableError(`ownership change ${parsed.data.changeId} does not exist`);
-      }
-      if (change.notifiedAt !== null) {
-        return 'already notified';
-      }
-      const res = await fetch(opts.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(ownershipAlertMessage(change)),
-        signal: AbortSignal.timeout(opts.timeoutMs),
-        redirect: 'error',
-      });
-      await res.body?.cancel();
-      if (!res.ok) {
-        const message = `alert webhook answered ${res.status}`;
-        if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
-          throw new UnrecoverableError(message);
-        }
-        throw new Error(message);
-      }
-      await markOwnershipChangeNotified(opts.db, change.id);
-      opts.log.info({ changeId: change.id, registry: change.registry, repository: change.repository }, 'ownership alert sent');
-      return 'sent';
-    },
-    { connection: opts.connection, prefix: opts.prefix, concurrency: 2 },
-  );
-  worker.on('failed', (job, err) => opts.log.warn({ err, 'job.id': job?.id, 'job.attemptsMade': job?.attemptsMade }, 'ownership alert failed'));
-  worker.on('error', (err) => opts.log.error({ err }, 'alert worker error'));
-  return worker;
 }

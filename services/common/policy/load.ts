@@ -12,8 +12,14 @@ export const EMPTY_POLICY: Policy = {
   withoutVerification: new Map(),
 };
 
+/** A parsed policy and the text it was parsed from (recorded with every decision's policy version). */
+export interface LoadedPolicy {
+  readonly policy: Policy;
+  readonly source: string;
+}
+
 /** Reads and parses `SIGNET_POLICY`; throws {@link PolicyConfigError} listing every problem. */
-export async function loadPolicy(path: string | null): Promise<{ policy: Policy; source: string }> {
+export async function loadPolicy(path: string | null): Promise<LoadedPolicy> {
   if (path === null) {
     return { policy: EMPTY_POLICY, source: '{}' };
   }

@@ -1,10 +1,9 @@
 import type { Kysely } from 'kysely';
-import { isDigest, parseCosignTag, type Digest } from '../../common/domain/digest.ts';
+import type { Digest } from '../../common/domain/digest.ts';
 import { recordIndexedManifests, type IndexedManifest, type StoredManifest } from '../../common/db/queries/manifests.ts';
-import { recordTag } from '../../common/db/queries/tags.ts';
 import type { DB } from '../../common/db/schema.generated.ts';
 import { RegistryError } from '../../common/errors.ts';
-import { indexJobFor, type IndexManifestData, type LearnImageData, type ResolveTagData } from '../../common/jobs/index-manifest.ts';
+import { IndexManifestJob, type IndexManifestData } from '../../common/jobs/index-manifest.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { Metrics } from '../../common/metrics.ts';
 import { signatureKind } from '../../common/domain/signature.ts';
@@ -13,6 +12,7 @@ import type { OwnershipAnnouncer } from '../../core/ownership.ts';
 import type { RegistryClient } from '../../core/oci/client.ts';
 import type { SignatureVerifier } from '../../core/verification/verifier.ts';
 import { discoverSignatures, isSignatureArtifact } from '../../core/discovery.ts';
+import { implementJob } from '../kit.ts';
 
 export interface IndexDeps {
   readonly db: Kysely<DB>;
@@ -122,51 +122,6 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
   return { result: 'indexed', manifests: recorded.manifests };
 }
 
-/**
- * Indexes an image an admission point asked about: resolves the reference (tag or digest) in the
- * registry, records the tag, then indexes the digest as a push would.
- */
-export async function learnImage(deps: IndexDeps, data: LearnImageData, log: Logger): Promise<IndexResult> {
-  const { registry, repository, reference } = data;
-  let digest: Digest;
-  try {
-    digest = isDigest(reference) ? reference : (await deps.registry.getManifest(registry, repository, reference)).digest;
-  } catch (err) {
-    if (err instanceof RegistryError && err.code === 'NOT_FOUND') {
-      return { result: 'not_found', reason: `${registry}/${repository}:${reference} is not in the registry` };
-    }
-    throw err;
-  }
-  const result = await indexManifest(deps, { registry, repository, digest, trigger: { kind: 'push' }, eventAt: new Date().toISOString() }, log);
-  if (!isDigest(reference) && result.result === 'indexed') {
-    await recordTag(deps.db, registry, repository, reference, digest, new Date());
-  }
-  return result;
-}
-
-/**
- * Resolves a pushed tag whose notification named no digest, records the tag move (cosign artifact
- * tags are not image tags), then queues the ordinary index job, so the digest is indexed once
- * whoever names it (a webhook with the digest, a backfill, this).
- */
-export async function resolveTag(deps: IndexDeps, data: ResolveTagData): Promise<IndexResult> {
-  const { registry, repository, tag } = data;
-  let digest: Digest;
-  try {
-    digest = (await deps.registry.getManifest(registry, repository, tag)).digest;
-  } catch (err) {
-    if (err instanceof RegistryError && err.code === 'NOT_FOUND') {
-      return { result: 'not_found', reason: `${registry}/${repository}:${tag} is not in the registry (deleted or moved on?)` };
-    }
-    throw err;
-  }
-  if (parseCosignTag(tag) === null) {
-    await recordTag(deps.db, registry, repository, tag, digest, new Date(data.eventAt));
-  }
-  const queued = await deps.enqueueIndex(indexJobFor({ registry, repository, digest, tag, at: data.eventAt }));
-  return { result: 'resolved', digest, queued };
-}
-
 /** An artifact manifest without `artifactType` is typed by its config media type (OCI 1.1). */
 function layerArtifactType(manifest: { kind: string; config?: { mediaType: string }; layers?: readonly { mediaType: string }[] }): string | undefined {
   if (manifest.kind !== 'image') {
@@ -174,4 +129,28 @@ function layerArtifactType(manifest: { kind: string; config?: { mediaType: strin
   }
   const layer = manifest.layers?.[0]?.mediaType;
   return isSignatureArtifact(layer) ? layer : manifest.config?.mediaType;
+}
+
+/** Manifests indexed by the job, for the `job done` line. */
+export function indexSummary(outcome: IndexResult, trigger: string): Record<string, unknown> {
+  return { manifests: outcome.result === 'indexed' ? outcome.manifests : undefined, trigger };
+}
+
+/**
+ * The push and signature-push job. On success it observes the ledger lag: push reported → decision
+ * published (the decider published before `indexManifest` returned).
+ */
+export function indexManifestJob(deps: IndexDeps) {
+  return implementJob(IndexManifestJob, {
+    bindings: (data) => ({ registry: data.registry, repository: data.repository, 'image.digest': data.digest }),
+    handle: ({ data, log }) => indexManifest(deps, data, log),
+    result: (outcome) => outcome.result,
+    summary: (outcome, data) => indexSummary(outcome, data.trigger.kind),
+    after(outcome, data) {
+      const eventAt = Date.parse(data.eventAt);
+      if (outcome.result === 'indexed' && Number.isFinite(eventAt)) {
+        deps.metrics?.ledgerLag.observe(Math.max(0, Date.now() - eventAt) / 1000);
+      }
+    },
+  });
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Digest } from '../common/domain/digest.ts';
-import { ownershipAlertMessage } from '../core/ownership.ts';
+import type { Digest } from '../../common/domain/digest.ts';
+import { ownershipAlertMessage } from './notify-ownership-change.job.ts';
 
 describe('ownershipAlertMessage', () => {
   it('is a Slack incoming-webhook message naming the repository, the new signer, the image and who signed before', () => {

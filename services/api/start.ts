@@ -1,0 +1,77 @@
+import type { Queue } from 'bullmq';
+import { INDEX_QUEUE } from '../common/jobs/index-manifest.ts';
+import { ALERTS_QUEUE } from '../common/jobs/notify-ownership-change.ts';
+import type { Platform } from '../common/platform.ts';
+import type { Policy } from '../common/policy/policy.ts';
+import { DecisionTable, type Learner } from './decision-table.ts';
+import { registerGraphql } from './graphql/yoga.ts';
+import { registerQueueDashboard } from './queue-dashboard.ts';
+import { registerApiRoutes } from './server.ts';
+import { registerUi } from './ui.ts';
+
+export interface ApiRole {
+  setPolicy(policy: Policy): Promise<unknown>;
+}
+
+/**
+ * Images asked about that Signet never indexed are learnt (queued for indexing) in the registries
+ * SIGNET_LEARN_REGISTRIES names, through the ingest role's queue or one of the API's own.
+ */
+function learner(platform: Platform, indexQueue: Queue | null): Learner | null {
+  const { decisions } = platform.config;
+  if (decisions.learnRegistries.length === 0) {
+    return null;
+  }
+  const queue = indexQueue ?? platform.queue(INDEX_QUEUE, platform.redis('producer', 'learn'), { label: 'learn' });
+  return { queue, registries: new Set(decisions.learnRegistries), waitMs: decisions.waitMs };
+}
+
+/** The decision table's size and staleness on `/metrics`. */
+function observeTable(platform: Platform, table: DecisionTable): void {
+  platform.metrics.gauge('signet_decision_table_entries', "Images in this replica's in-memory decision table.", [], (g) => g.set(table.size));
+  platform.metrics.gauge('signet_decision_table_oldest_entry_age_seconds', 'Age of the oldest verification behind an entry of the decision table.', [], (g) => {
+    const oldest = table.oldestVerifiedAt();
+    g.set(oldest === null ? 0 : Math.max(0, Date.now() - oldest) / 1000);
+  });
+}
+
+/**
+ * The API role: decisions from an in-memory table kept fresh by the ledger-events channel, the
+ * admission endpoints, GraphQL, the ownership page and the queue dashboard.
+ */
+export async function startApiRole(platform: Platform, policy: Policy, opts: { indexQueue: Queue | null; apiOnly: boolean }): Promise<ApiRole> {
+  const { config, log, app, db } = platform;
+  const subscriber = platform.redis('worker', 'subscriber');
+  const table = new DecisionTable(db, policy, log.child({ component: 'decision-table' }), learner(platform, opts.indexQueue), {
+    allowUnknown: config.decisions.allowUnknown,
+  });
+  if (config.decisions.allowUnknown) {
+    log.warn('SIGNET_UNKNOWN_IMAGES=allow: images Signet has never indexed are admitted');
+  }
+  await table.start(subscriber, config.redis.queuePrefix);
+  if (opts.apiOnly) {
+    // Without the ledger-events channel answers go on from memory, marked stale.
+    platform.checks.push({
+      name: 'redis',
+      degradable: true,
+      check: () => (subscriber.status === 'ready' ? Promise.resolve() : Promise.reject(new Error(`subscriber ${subscriber.status}`))),
+    });
+  }
+  registerApiRoutes(app, table);
+  registerUi(app);
+  // The queue dashboard reads the queues through its own connection (API-only replicas have none).
+  const board = platform.redis('producer', 'board');
+  await registerQueueDashboard(app, [INDEX_QUEUE, ALERTS_QUEUE].map((name) => platform.queue(name, board, { label: `queue dashboard: ${name}` })), config.api.tokens);
+  observeTable(platform, table);
+  if (config.api.tokens.length === 0) {
+    log.warn('SIGNET_API_TOKENS is not set: /graphql and the queue dashboard (/admin/queues) answer anyone who can reach this port');
+  }
+  registerGraphql(app, {
+    db,
+    log: log.child({ component: 'graphql' }),
+    tokens: config.api.tokens,
+    policyVersion: () => table.policyVersion,
+    ledgerEvents: (listener) => table.onEvent(listener),
+  });
+  return { setPolicy: (next) => table.setPolicy(next) };
+}

@@ -1,0 +1,12 @@
+import type { z } from 'zod';
+import type { JobDefinition } from './define-job.ts';
+import { IndexManifestJob, LearnImageJob, ResolveTagJob } from './index-manifest.ts';
+import { NotifyOwnershipChangeJob } from './notify-ownership-change.ts';
+import { ReconcileJob } from './reconcile.ts';
+
+/**
+ * Every job Signet defines. A worker refuses to start on a queue for which one of these has no
+ * handler (`worker/kit.ts`), so a job added here without an implementation fails at start, not in
+ * Redis.
+ */
+export const JOBS: readonly JobDefinition<z.ZodType>[] = [IndexManifestJob, LearnImageJob, ResolveTagJob, ReconcileJob, NotifyOwnershipChangeJob];

@@ -1,0 +1,78 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { RegistryError } from '../common/errors.ts';
+import { JOBS } from '../common/jobs/catalog.ts';
+import { defineJob } from '../common/jobs/define-job.ts';
+import { INDEX_QUEUE, IndexManifestJob, LearnImageJob, ResolveTagJob } from '../common/jobs/index-manifest.ts';
+import { createLogger } from '../common/logger.ts';
+import { createMetrics } from '../common/metrics.ts';
+import { checkImplementations, implementJob } from './kit.ts';
+
+const log = createLogger({ logLevel: 'silent' });
+const Ping = defineJob({ name: 'ping', queue: 'test', schema: z.object({ n: z.number().int() }), jobId: (d) => `ping-${d.n}`, options: {} });
+const job = (data: unknown) => ({ id: '1', name: 'ping', data, attemptsMade: 0, timestamp: Date.now() - 5, processedOn: Date.now() }) as unknown as Job;
+const run = (impl: ReturnType<typeof implementJob>, data: unknown, metrics = createMetrics()) => impl.run(job(data), log, new AbortController().signal, metrics);
+
+describe('implementJob', () => {
+  it('hands the handler the parsed payload and returns its outcome', async () => {
+    const impl = implementJob(Ping, { handle: ({ data }) => Promise.resolve(data.n * 2) });
+    expect(await run(impl, { n: 21 })).toBe(42);
+  });
+
+  it('fails a payload its schema rejects for good, without running the handler', async () => {
+    let ran = false;
+    const impl = implementJob(Ping, {
+      handle: () => {
+        ran = true;
+        return Promise.resolve(0);
+      },
+    });
+    await expect(run(impl, { n: 'x' })).rejects.toBeInstanceOf(UnrecoverableError);
+    expect(ran).toBe(false);
+  });
+
+  it.each([
+    ['NOT_FOUND', true],
+    ['INVALID', true],
+    ['TOO_LARGE', true],
+    ['REFUSED', true],
+    ['UNAUTHORIZED', false],
+    ['TRANSIENT', false],
+  ] as const)('a registry error %s is permanent: %s', async (code, permanent) => {
+    const impl = implementJob(Ping, { handle: () => Promise.reject(new RegistryError(code, 'registry said no')) });
+    const err = await run(impl, { n: 1 }).catch((e: unknown) => e);
+    expect(err instanceof UnrecoverableError).toBe(permanent);
+    if (!permanent) {
+      expect(err).toBeInstanceOf(RegistryError);
+    }
+  });
+
+  it('records the duration by result, and failures as failed', async () => {
+    const metrics = createMetrics();
+    await run(implementJob(Ping, { handle: () => Promise.resolve('ok'), result: (r) => r }), { n: 1 }, metrics);
+    await run(implementJob(Ping, { handle: () => Promise.reject(new Error('db down')) }), { n: 1 }, metrics).catch(() => undefined);
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/signet_job_duration_seconds_count\{job="ping",result="ok"\} 1/);
+    expect(text).toMatch(/signet_job_duration_seconds_count\{job="ping",result="failed"\} 1/);
+    expect(text).toMatch(/signet_job_wait_seconds_count\{job="ping"\} 2/);
+  });
+});
+
+describe('checkImplementations', () => {
+  const noop = { handle: () => Promise.resolve(null) };
+  const index = [implementJob(IndexManifestJob, noop), implementJob(LearnImageJob, noop), implementJob(ResolveTagJob, noop)];
+
+  it('accepts a queue whose every defined job has one handler', () => {
+    expect(() => checkImplementations(INDEX_QUEUE, index, JOBS)).not.toThrow();
+  });
+
+  it('refuses a queue with a defined job left without a handler', () => {
+    expect(() => checkImplementations(INDEX_QUEUE, index.slice(0, 2), JOBS)).toThrow(/no handler for resolve-tag/);
+  });
+
+  it('refuses a handler of another queue, and two handlers of one job', () => {
+    expect(() => checkImplementations(INDEX_QUEUE, [...index, implementJob(Ping, noop)], JOBS)).toThrow(/ping belong to another queue/);
+    expect(() => checkImplementations(INDEX_QUEUE, [...index, implementJob(ResolveTagJob, noop)], JOBS)).toThrow(/two handlers/);
+  });
+});

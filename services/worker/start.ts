@@ -1,0 +1,189 @@
+import type { Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { JOBS } from '../common/jobs/catalog.ts';
+import { addJob } from '../common/jobs/define-job.ts';
+import { INDEX_QUEUE, IndexManifestJob, type IndexManifestData } from '../common/jobs/index-manifest.ts';
+import { ALERTS_QUEUE } from '../common/jobs/notify-ownership-change.ts';
+import { RECONCILE_QUEUE } from '../common/jobs/reconcile.ts';
+import type { Platform } from '../common/platform.ts';
+import type { LoadedPolicy } from '../common/policy/load.ts';
+import type { Policy } from '../common/policy/policy.ts';
+import { createDecider, type Decider } from '../core/decider.ts';
+import { loadConfiguredCredentials, registryClientFromConfig } from '../core/oci/from-config.ts';
+import { createOwnershipAnnouncer, type OwnershipAnnouncer } from '../core/ownership.ts';
+import { reverifyLedger } from '../core/reverify.ts';
+import { createCachingVerifier, type CachingVerifier, type VerificationCacheStats } from '../core/verification/cache.ts';
+import { createVerifierFromConfig, type ConfiguredVerifier } from '../core/verification/from-config.ts';
+import { startTufRefresher } from '../core/verification/tuf.ts';
+import { indexManifestJob } from './jobs/index-manifest.job.ts';
+import { learnImageJob } from './jobs/learn-image.job.ts';
+import { notifyOwnershipChangeJob } from './jobs/notify-ownership-change.job.ts';
+import { reconcileJob } from './jobs/reconcile.job.ts';
+import { resolveTagJob } from './jobs/resolve-tag.job.ts';
+import { startJobWorker } from './kit.ts';
+import { scheduleReconciliation } from './schedule.ts';
+
+export interface WorkerRole {
+  readonly worker: Worker;
+  verificationCache(): VerificationCacheStats;
+  /** Settles when the start-up re-verification and re-decision of the ledger is done. */
+  readonly redecided: Promise<number>;
+  /** A new policy: trust the keys it names, re-verify what they can verify, re-decide the ledger. */
+  setPolicy(next: LoadedPolicy): Promise<number>;
+}
+
+/**
+ * The verifier of the configured trust and the policy's keys, refreshed over TUF in the background,
+ * behind the per-process verification cache.
+ */
+async function startVerifier(platform: Platform, policy: Policy): Promise<{ trusted: ConfiguredVerifier; verifier: CachingVerifier }> {
+  const { config, log } = platform;
+  const trusted = await createVerifierFromConfig(config, policy);
+  log.info({ trustedRoots: trusted.roots.map((r) => ({ path: r.path, version: r.version })), trustedKeys: trusted.keyCount }, 'trust loaded');
+  if (config.verification.tuf !== null) {
+    const tuf = startTufRefresher({ ...config.verification.tuf, timeoutMs: config.registry.timeoutMs }, log.child({ component: 'tuf' }), (root) =>
+      trusted.setTufRoot(root),
+    );
+    platform.onShutdown('consumers', 'tuf', () => Promise.resolve(tuf.stop()));
+  }
+  const verifier = createCachingVerifier(trusted);
+  platform.metrics.gauge('signet_verification_cache_lookups', 'Verification cache lookups since start, by result (hit, miss).', ['result'], (g) => {
+    const s = verifier.stats();
+    g.set({ result: 'hit' }, s.hits);
+    g.set({ result: 'miss' }, s.misses);
+  });
+  return { trusted, verifier };
+}
+
+/** Drift alerts to SIGNET_ALERT_WEBHOOK_URL, when it is set: the queue the announcer feeds, and its consumer. */
+function startAlerts(platform: Platform, publisher: Redis): Queue | null {
+  const { config, log, db } = platform;
+  if (config.alerts.webhookUrl === null) {
+    return null;
+  }
+  const alerts = platform.queue(ALERTS_QUEUE, publisher, { observe: true, label: 'alerts' });
+  const consumer = startJobWorker(ALERTS_QUEUE, [notifyOwnershipChangeJob({ db, url: config.alerts.webhookUrl, timeoutMs: config.registry.timeoutMs })], {
+    connection: platform.redis('worker', 'alert'),
+    prefix: config.redis.queuePrefix,
+    concurrency: 2,
+    lockMs: 30_000,
+    log: log.child({ component: 'alerts' }),
+    metrics: platform.metrics,
+    defined: JOBS,
+  });
+  platform.onShutdown('consumers', 'alert-worker', () => consumer.close());
+  return alerts;
+}
+
+/** The scheduled reconciliation crawl, which queues index jobs for what notifications missed. */
+function startReconciliation(platform: Platform, enqueueIndex: (data: IndexManifestData) => Promise<string>, credentials: Parameters<typeof registryClientFromConfig>[1]): void {
+  const { config, db } = platform;
+  const log = platform.log.child({ component: 'reconcile' });
+  // A worker-role connection: commands wait for Redis rather than fail, so start never depends on it.
+  const connection = platform.redis('worker', 'reconcile');
+  const registries = config.registries.filter((r) => r.reconcile).map((r) => r.host);
+  const queue = platform.queue(RECONCILE_QUEUE, connection, { label: 'reconcile' });
+  if (!scheduleReconciliation(queue, { intervalMs: config.reconcile.intervalMs, registries, log })) {
+    return;
+  }
+  const registry = registryClientFromConfig(config, credentials, platform.log);
+  const consumer = startJobWorker(RECONCILE_QUEUE, [reconcileJob({ db, registry, enqueueIndex, log }, registries)], {
+    connection,
+    prefix: config.redis.queuePrefix,
+    concurrency: 1,
+    lockMs: 120_000,
+    log,
+    metrics: platform.metrics,
+    defined: JOBS,
+  });
+  platform.onShutdown('consumers', 'reconciler', () => consumer.close());
+}
+
+/**
+ * Re-verifies what the policy's keys can verify, then re-decides the ledger, in the background: at
+ * start (the policy may have changed while Signet was down) and on every policy change, where the
+ * decider switches policy between the two. Failures are logged; the decisions in force stay.
+ */
+function ledgerRefresher(platform: Platform, verifier: CachingVerifier, ownership: OwnershipAnnouncer, decider: Decider) {
+  const { log, db } = platform;
+  const redecide = () =>
+    decider.redecideAll().catch((err: unknown) => {
+      log.error({ err }, 're-deciding the ledger failed');
+      return 0;
+    });
+  const reverify = async () => {
+    const reverified = await reverifyLedger(db, verifier, ownership, { onlyUntrustedKeys: true });
+    if (reverified.manifestIds.length > 0) {
+      log.info({ manifests: reverified.manifestIds.length }, 're-verified stored key signatures with the keys the policy names');
+    }
+  };
+  return {
+    atStart: () =>
+      reverify().then(redecide, (err: unknown) => {
+        log.error({ err }, 're-verification failed');
+        return redecide();
+      }),
+    async onPolicy(next: LoadedPolicy) {
+      await reverify();
+      decider.setPolicy(next.policy, next.source);
+      return redecide();
+    },
+  };
+}
+
+/**
+ * The worker role: consumes the index queue (pushes, signature pushes, tags to resolve, images to
+ * learn), runs the reconciliation schedule and the drift alerts, and keeps the ledger decided under
+ * the policy in force.
+ */
+export async function startWorkerRole(platform: Platform, loaded: LoadedPolicy): Promise<WorkerRole> {
+  const { config, log, db, metrics } = platform;
+  const [{ trusted, verifier }, credentials] = await Promise.all([startVerifier(platform, loaded.policy), loadConfiguredCredentials(config)]);
+  const connection = platform.redis('worker', 'worker');
+  const publisher = platform.redis('producer', 'publisher');
+  // Resolved tags and reconciliation crawls queue index jobs like ingest does.
+  const indexQueue = platform.queue(INDEX_QUEUE, publisher, { observe: true, label: 'index' });
+  const enqueueIndex = (data: IndexManifestData) => addJob(indexQueue, IndexManifestJob, data);
+  const prefix = config.redis.queuePrefix;
+  const decider = createDecider({ db, redis: publisher, prefix, policy: loaded.policy, policySource: loaded.source, log: log.child({ component: 'decider' }) });
+  const alerts = startAlerts(platform, publisher);
+  const ownership = createOwnershipAnnouncer({ db, redis: publisher, prefix, alerts, log: log.child({ component: 'ownership' }) });
+  void ownership.sweep().then(
+    (n) => n > 0 && log.info({ alerts: n }, 'queued undelivered ownership alerts'),
+    (err: unknown) => log.warn({ err }, 'could not sweep undelivered ownership alerts'),
+  );
+  const onRequest = (host: string, status: number | 'error') => metrics.registryRequests.inc({ registry: host, status: String(status) });
+  const deps = {
+    db,
+    registry: registryClientFromConfig(config, credentials, log, onRequest),
+    verifier,
+    metrics,
+    maxPayloadBytes: config.verification.maxPayloadBytes,
+    decider,
+    ownership,
+    enqueueIndex,
+  };
+  const index = startJobWorker(INDEX_QUEUE, [indexManifestJob(deps), learnImageJob(deps), resolveTagJob(deps)], {
+    connection,
+    prefix,
+    concurrency: config.worker.concurrency,
+    lockMs: config.worker.lockMs,
+    log: log.child({ component: 'worker' }),
+    metrics,
+    defined: JOBS,
+  });
+  // close() waits for active jobs to finish; the shutdown deadline bounds it.
+  platform.onShutdown('consumers', 'worker', () => index.close());
+  startReconciliation(platform, enqueueIndex, credentials);
+  platform.checks.push({ name: 'redis', check: () => connection.ping() });
+  const refresh = ledgerRefresher(platform, verifier, ownership, decider);
+  return {
+    worker: index.worker,
+    verificationCache: () => verifier.stats(),
+    redecided: refresh.atStart(),
+    setPolicy(next) {
+      trusted.setPolicy(next.policy);
+      return refresh.onPolicy(next);
+    },
+  };
+}

@@ -1,12 +1,26 @@
 import { defineConfig } from 'vitest/config';
 
+// Two projects: `unit` needs nothing running (no Postgres, Redis or registry:
+// `npx vitest run --project unit`); `integration` runs against the real services that
+// scripts/test-services.sh starts, from a template database global-setup migrates once.
+// `npm test` runs both.
+const NEEDS_SERVICES = ['test/integration/**/*.test.ts', 'test/helpers/**/*.test.ts', 'services/core/oci/client.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['services/**/*.test.ts', 'test/**/*.test.ts'],
-    globalSetup: ['test/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
     reporters: process.env.CI ? ['default', ['json', { outputFile: '.test-artifacts/vitest.json' }]] : ['default'],
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit', include: ['services/**/*.test.ts', 'test/**/*.test.ts'], exclude: NEEDS_SERVICES },
+      },
+      {
+        extends: true,
+        test: { name: 'integration', include: NEEDS_SERVICES, globalSetup: ['test/global-setup.ts'] },
+      },
+    ],
   },
 });

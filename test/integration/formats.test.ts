@@ -2,8 +2,6 @@
 // referrers API, so Sigstore bundles travel by the referrers tag schema): cosign v3 bundles, GitHub
 // style SLSA provenance bundles, cosign `.att` attestations, legacy `.sig` signatures, multi-arch
 // indexes with children signed apart, and a replayed attestation. The ledger is read directly.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../services/common/domain/digest.ts';
@@ -15,13 +13,13 @@ import { SLSA_V02, SLSA_V1 } from '../../services/core/verification/bundle.ts';
 import { loadTrustedRoots } from '../../services/core/verification/trust.ts';
 import { createSignatureVerifier } from '../../services/core/verification/verifier.ts';
 import { pushBundleReferrer, pushCosignAttestations, pushCosignSignatures } from '../helpers/cosign-push.ts';
-import { createTestDb, type TestDb } from '../helpers/db.ts';
-import { freePort } from '../helpers/net.ts';
+import type { TestDb } from '../helpers/db.ts';
 import { OCI_INDEX, OCI_MANIFEST, pushBlob, pushIndex, pushManifest, pushRandomImage } from '../helpers/oci-push.ts';
 import { startReferrersShim, type ReferrersShim } from '../helpers/referrers-shim.ts';
-import { startRegistry, type RunningRegistry } from '../helpers/registry.ts';
-import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
-import { createTestSigstore, inTotoStatement, simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
+import type { RunningRegistry } from '../helpers/registry.ts';
+import { eventually, type TestSignet } from '../helpers/signet.ts';
+import { policyAllowing, startTestStack, type TestStack } from '../helpers/stack.ts';
+import { inTotoStatement, simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
 
 const ALICE = { email: 'alice@example.com', issuer: 'https://accounts.example.com' };
 const BUILDER = { uri: 'https://github.com/org/app/.github/workflows/release.yml@refs/tags/v1', issuer: 'https://token.actions.githubusercontent.com' };
@@ -44,43 +42,25 @@ let registry: RunningRegistry;
 let signet: TestSignet;
 let sigstore: TestSigstore;
 let tmp: string;
+let stack: TestStack;
 let shim: ReferrersShim;
 
 beforeAll(async () => {
-  [db, sigstore] = await Promise.all([createTestDb(), createTestSigstore()]);
-  tmp = await mkdtemp(join(tmpdir(), 'signet-formats-'));
-  await writeFile(join(tmp, 'trusted_root.json'), JSON.stringify(sigstore.trustedRoot));
-  const port = await freePort();
-  // Signet reaches the registry through a shim that can add the referrers API (off until the last tests).
-  shim = await startReferrersShim(`http://127.0.0.1:${port}`);
-  const policy = join(tmp, 'policy.yaml');
-  await writeFile(
-    policy,
-    [
-      'allow_with_verification:',
-      `  "127.0.0.1:${port}":`,
-      '    "*/*":',
-      `      certificate-identity: ${ALICE.email}`,
-      `      certificate-oidc-issuer: ${ALICE.issuer}`,
-      '',
-    ].join('\n'),
-  );
-  signet = await startTestSignet({
-    DATABASE_URL: db.url,
-    SIGNET_TRUSTED_ROOT: join(tmp, 'trusted_root.json'),
-    SIGNET_INSECURE_REGISTRIES: `127.0.0.1:${port}`,
-    SIGNET_POLICY: policy,
-    SIGNET_REGISTRY_ENDPOINTS: `127.0.0.1:${port}=${shim.url}`,
+  stack = await startTestStack({
+    name: 'formats',
+    policy: (host) => policyAllowing(host, ALICE),
+    // Signet reaches the registry through a shim that can add the referrers API (off until the last tests).
+    env: async ({ host, port }) => {
+      shim = await startReferrersShim(`http://127.0.0.1:${port}`);
+      return { SIGNET_REGISTRY_ENDPOINTS: `${host}=${shim.url}` };
+    },
   });
-  registry = await startRegistry({ port, notifications: { url: `${signet.url}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN } });
+  ({ db, sigstore, registry, signet, tmp } = stack);
 });
 
 afterAll(async () => {
   await shim?.close();
-  await registry?.stop();
-  await signet?.stop();
-  await db?.drop();
-  await rm(tmp, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 function rowsOf(repo: string, digest: Digest) {

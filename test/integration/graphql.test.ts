@@ -1,11 +1,8 @@
 // The GraphQL ownership API end to end: every row it reads was indexed by Signet from pushes to a
 // real docker-registry (signatures made by the test Sigstore), never inserted by hand.
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Fastify from 'fastify';
 import type { KyselyPlugin } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,12 +10,12 @@ import { registerGraphql } from '../../services/api/graphql/yoga.ts';
 import type { Digest } from '../../services/common/domain/digest.ts';
 import { createLogger } from '../../services/common/logger.ts';
 import { pushCosignSignatures } from '../helpers/cosign-push.ts';
-import { createTestDb, type TestDb } from '../helpers/db.ts';
-import { freePort } from '../helpers/net.ts';
+import type { TestDb } from '../helpers/db.ts';
 import { pushIndex, pushRandomImage, type PushedImage } from '../helpers/oci-push.ts';
-import { startRegistry, type RunningRegistry } from '../helpers/registry.ts';
-import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
-import { createTestSigstore, simpleSigningPayload, type KeylessIdentity, type TestSigstore } from '../signer/signer.ts';
+import type { RunningRegistry } from '../helpers/registry.ts';
+import { eventually, type TestSignet } from '../helpers/signet.ts';
+import { startTestStack, type TestStack } from '../helpers/stack.ts';
+import { simpleSigningPayload, type KeylessIdentity, type TestSigstore } from '../signer/signer.ts';
 
 const ISSUER = 'https://token.actions.githubusercontent.com';
 const OTHER_ISSUER = 'https://accounts.example.com';
@@ -35,7 +32,7 @@ let db: TestDb;
 let registry: RunningRegistry;
 let signet: TestSignet;
 let sigstore: TestSigstore;
-let tmp: string;
+let stack: TestStack;
 let alerts: Server;
 const received: { text: string }[] = [];
 
@@ -84,9 +81,6 @@ let plain: PushedImage;
 let multi: Awaited<ReturnType<typeof pushIndex>>;
 
 beforeAll(async () => {
-  [db, sigstore] = await Promise.all([createTestDb(), createTestSigstore()]);
-  tmp = await mkdtemp(join(tmpdir(), 'signet-graphql-'));
-  await writeFile(join(tmp, 'trusted_root.json'), JSON.stringify(sigstore.trustedRoot));
   alerts = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
@@ -97,21 +91,15 @@ beforeAll(async () => {
   });
   alerts.listen(0, '127.0.0.1');
   await once(alerts, 'listening');
-  const port = await freePort();
-  const host = `127.0.0.1:${port}`;
-  await writeFile(
-    join(tmp, 'policy.yaml'),
-    `allow_with_verification:\n  "${host}":\n    team/*:\n      certificate-identity-regexp: "https://github.com/acme/.*"\n      certificate-oidc-issuer: ${ISSUER}\n`,
-  );
-  signet = await startTestSignet({
-    DATABASE_URL: db.url,
-    SIGNET_POLICY: join(tmp, 'policy.yaml'),
-    SIGNET_TRUSTED_ROOT: join(tmp, 'trusted_root.json'),
-    SIGNET_INSECURE_REGISTRIES: host,
-    SIGNET_API_TOKENS: `other-token-abcdefghijklmnop,${TOKEN}`,
-    SIGNET_ALERT_WEBHOOK_URL: `http://127.0.0.1:${(alerts.address() as AddressInfo).port}/hooks/slack`,
+  stack = await startTestStack({
+    name: 'graphql',
+    policy: (host) => `allow_with_verification:\n  "${host}":\n    team/*:\n      certificate-identity-regexp: "https://github.com/acme/.*"\n      certificate-oidc-issuer: ${ISSUER}\n`,
+    env: () => ({
+      SIGNET_API_TOKENS: `other-token-abcdefghijklmnop,${TOKEN}`,
+      SIGNET_ALERT_WEBHOOK_URL: `http://127.0.0.1:${(alerts.address() as AddressInfo).port}/hooks/slack`,
+    }),
   });
-  registry = await startRegistry({ port, notifications: { url: `${signet.url}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN } });
+  ({ db, sigstore, registry, signet } = stack);
 
   // team/app: v1 signed by alice, then re-signed by alice; v2 signed by alice and bob (drift: bob
   // is new to the repository); then v1 moves to a new image signed by alice.
@@ -135,11 +123,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await registry?.stop();
-  await signet?.stop();
-  await db?.drop();
+  await stack?.stop();
   alerts?.close();
-  await rm(tmp, { recursive: true, force: true });
 });
 
 describe('GraphQL ownership API', () => {

@@ -1,31 +1,27 @@
 // Registries without webhooks: an admission lookup of an unknown image enqueues its indexing, for
 // registries the operator allows only, and may wait a bounded time for the answer.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushCosignSignatures } from '../helpers/cosign-push.ts';
-import { createTestDb, type TestDb } from '../helpers/db.ts';
+import type { TestDb } from '../helpers/db.ts';
 import { pushRandomImage } from '../helpers/oci-push.ts';
-import { startRegistry, type RunningRegistry } from '../helpers/registry.ts';
-import { startTestSignet, type TestSignet } from '../helpers/signet.ts';
-import { createTestSigstore, simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
+import type { RunningRegistry } from '../helpers/registry.ts';
+import type { TestSignet } from '../helpers/signet.ts';
+import { startTestStack, type TestStack } from '../helpers/stack.ts';
+import { simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
 
 let db: TestDb;
 let registry: RunningRegistry;
 let signet: TestSignet;
 let sigstore: TestSigstore;
-let tmp: string;
+let stack: TestStack;
 
 beforeAll(async () => {
-  [db, sigstore] = await Promise.all([createTestDb(), createTestSigstore()]);
-  registry = await startRegistry(); // no notifications: Signet hears nothing
-  tmp = await mkdtemp(join(tmpdir(), 'signet-learn-'));
-  await writeFile(join(tmp, 'trusted_root.json'), JSON.stringify(sigstore.trustedRoot));
-  await writeFile(
-    join(tmp, 'policy.yaml'),
-    `allow_with_verification:
-  "${registry.host}":
+  stack = await startTestStack({
+    name: 'learn',
+    // No notifications: Signet hears nothing.
+    notify: false,
+    policy: (host) => `allow_with_verification:
+  "${host}":
     "**":
       certificate-identity: alice@example.com
       certificate-oidc-issuer: https://accounts.example.com
@@ -34,22 +30,13 @@ beforeAll(async () => {
       certificate-identity: alice@example.com
       certificate-oidc-issuer: https://accounts.example.com
 `,
-  );
-  signet = await startTestSignet({
-    DATABASE_URL: db.url,
-    SIGNET_POLICY: join(tmp, 'policy.yaml'),
-    SIGNET_TRUSTED_ROOT: join(tmp, 'trusted_root.json'),
-    SIGNET_INSECURE_REGISTRIES: registry.host,
-    SIGNET_LEARN_REGISTRIES: registry.host,
-    SIGNET_DECISION_WAIT_MS: '8000',
+    env: ({ host }) => ({ SIGNET_LEARN_REGISTRIES: host, SIGNET_DECISION_WAIT_MS: '8000' }),
   });
+  ({ db, sigstore, registry, signet } = stack);
 });
 
 afterAll(async () => {
-  await registry?.stop();
-  await signet?.stop();
-  await db?.drop();
-  await rm(tmp, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 async function ask(image: string) {

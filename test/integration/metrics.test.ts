@@ -2,19 +2,18 @@
 // decision asked, then `/metrics` read as a scraper does. The Grafana dashboard in deploy/ is
 // checked against the same output: every series it queries exists.
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSignetCli } from '../helpers/cli.ts';
 import { pushCosignSignatures } from '../helpers/cosign-push.ts';
-import { createTestDb, type TestDb } from '../helpers/db.ts';
-import { freePort } from '../helpers/net.ts';
+import type { TestDb } from '../helpers/db.ts';
 import { pushRandomImage } from '../helpers/oci-push.ts';
-import { startRegistry, type RunningRegistry } from '../helpers/registry.ts';
-import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
-import { createTestSigstore, simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
+import type { RunningRegistry } from '../helpers/registry.ts';
+import { eventually, type TestSignet } from '../helpers/signet.ts';
+import { policyAllowing, startTestStack, type TestStack } from '../helpers/stack.ts';
+import { simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
 
 const ALICE = { email: 'alice@example.com', issuer: 'https://accounts.example.com' };
 const DASHBOARD = fileURLToPath(new URL('../../deploy/grafana/signet-dashboard.json', import.meta.url));
@@ -24,28 +23,19 @@ let registry: RunningRegistry;
 let signet: TestSignet;
 let sigstore: TestSigstore;
 let tmp: string;
+let stack: TestStack;
 
 beforeAll(async () => {
-  [db, sigstore] = await Promise.all([createTestDb(), createTestSigstore()]);
-  tmp = await mkdtemp(join(tmpdir(), 'signet-metrics-'));
-  await writeFile(join(tmp, 'trusted_root.json'), JSON.stringify(sigstore.trustedRoot));
-  const port = await freePort();
-  await writeFile(join(tmp, 'policy.yaml'), `allow_with_verification:\n  "127.0.0.1:${port}":\n    "*/*":\n      certificate-identity: ${ALICE.email}\n      certificate-oidc-issuer: ${ALICE.issuer}\n`);
-  signet = await startTestSignet({
-    DATABASE_URL: db.url,
-    SIGNET_TRUSTED_ROOT: join(tmp, 'trusted_root.json'),
-    SIGNET_INSECURE_REGISTRIES: `127.0.0.1:${port}`,
-    SIGNET_POLICY: join(tmp, 'policy.yaml'),
-    SIGNET_ALERT_WEBHOOK_URL: 'http://127.0.0.1:9/alerts',
+  stack = await startTestStack({
+    name: 'metrics',
+    policy: (host) => policyAllowing(host, ALICE),
+    env: () => ({ SIGNET_ALERT_WEBHOOK_URL: 'http://127.0.0.1:9/alerts' }),
   });
-  registry = await startRegistry({ port, notifications: { url: `${signet.url}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN } });
+  ({ db, sigstore, registry, signet, tmp } = stack);
 });
 
 afterAll(async () => {
-  await registry?.stop();
-  await signet?.stop();
-  await db?.drop();
-  await rm(tmp, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 /** Scrapes /metrics as Prometheus does; returns the text and one sample's value by series. */

@@ -1,18 +1,17 @@
 // End to end on real parts: a real docker-registry (CNCF distribution 2.8) whose notifications
 // point at an in-process Signet, real Postgres and Redis. Images and signatures are pushed through
 // the registry's HTTP API; the assertions read the ledger.
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../services/common/domain/digest.ts';
 import { COSIGN_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE } from '../../services/core/verification/cosign-layer.ts';
 import { pushBundleReferrer, pushCosignAttestations, pushCosignSignatures } from '../helpers/cosign-push.ts';
-import { createTestDb, type TestDb } from '../helpers/db.ts';
-import { freePort } from '../helpers/net.ts';
+import type { TestDb } from '../helpers/db.ts';
 import { OCI_INDEX, OCI_MANIFEST, pushBlob, pushIndex, pushManifest, pushRandomImage } from '../helpers/oci-push.ts';
-import { startRegistry, type RunningRegistry } from '../helpers/registry.ts';
-import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
+import type { RunningRegistry } from '../helpers/registry.ts';
+import { eventually, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
+import { startTestStack, type TestStack } from '../helpers/stack.ts';
 import { createTestSigstore, generateTestKey, simpleSigningPayload, type TestKey, type TestSigstore } from '../signer/signer.ts';
 
 let db: TestDb;
@@ -21,30 +20,24 @@ let signet: TestSignet;
 let sigstore: TestSigstore;
 let rogue: TestSigstore;
 let teamKey: TestKey;
-let tmp: string;
+let stack: TestStack;
 
 beforeAll(async () => {
-  [db, sigstore, rogue] = await Promise.all([createTestDb(), createTestSigstore(), createTestSigstore()]);
   teamKey = generateTestKey();
-  tmp = await mkdtemp(join(tmpdir(), 'signet-e2e-'));
-  await mkdir(join(tmp, 'keys'));
-  await writeFile(join(tmp, 'trusted_root.json'), JSON.stringify(sigstore.trustedRoot));
-  await writeFile(join(tmp, 'keys', 'team.pub'), teamKey.publicKeyPem);
-  const port = await freePort();
-  signet = await startTestSignet({
-    DATABASE_URL: db.url,
-    SIGNET_TRUSTED_ROOT: join(tmp, 'trusted_root.json'),
-    SIGNET_TRUSTED_KEYS: join(tmp, 'keys'),
-    SIGNET_INSECURE_REGISTRIES: `127.0.0.1:${port}`,
+  stack = await startTestStack({
+    name: 'e2e',
+    env: async ({ tmp }) => {
+      await mkdir(join(tmp, 'keys'));
+      await writeFile(join(tmp, 'keys', 'team.pub'), teamKey.publicKeyPem);
+      return { SIGNET_TRUSTED_KEYS: join(tmp, 'keys') };
+    },
   });
-  registry = await startRegistry({ port, notifications: { url: `${signet.url}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN } });
+  ({ db, sigstore, registry, signet } = stack);
+  rogue = await createTestSigstore();
 });
 
 afterAll(async () => {
-  await registry?.stop();
-  await signet?.stop();
-  await db?.drop();
-  await rm(tmp, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 function manifestRow(repo: string, digest: Digest) {

@@ -1,18 +1,17 @@
 // The ownership page in a real headless browser (Debian's chromium, driven by playwright-core):
 // an image signed through a real docker-registry, a second signer arriving in the repository
 // (drift), and an unsigned image denied. A screenshot is kept in .test-artifacts/.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushCosignSignatures } from '../helpers/cosign-push.ts';
-import { createTestDb, type TestDb } from '../helpers/db.ts';
-import { freePort } from '../helpers/net.ts';
+import type { TestDb } from '../helpers/db.ts';
 import { pushRandomImage } from '../helpers/oci-push.ts';
-import { startRegistry, type RunningRegistry } from '../helpers/registry.ts';
-import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
-import { createTestSigstore, simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
+import type { RunningRegistry } from '../helpers/registry.ts';
+import { eventually, type TestSignet } from '../helpers/signet.ts';
+import { policyAllowing, startTestStack, type TestStack } from '../helpers/stack.ts';
+import { simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
 
 const ALICE = { email: 'alice@example.com', issuer: 'https://accounts.example.com' };
 const MALLORY = { email: 'mallory@example.com', issuer: 'https://accounts.example.com' };
@@ -24,22 +23,11 @@ let registry: RunningRegistry;
 let signet: TestSignet;
 let sigstore: TestSigstore;
 let browser: Browser;
-let tmp: string;
+let stack: TestStack;
 
 beforeAll(async () => {
-  [db, sigstore] = await Promise.all([createTestDb(), createTestSigstore()]);
-  tmp = await mkdtemp(join(tmpdir(), 'signet-ui-'));
-  await writeFile(join(tmp, 'trusted_root.json'), JSON.stringify(sigstore.trustedRoot));
-  const port = await freePort();
-  await writeFile(join(tmp, 'policy.yaml'), `allow_with_verification:\n  "127.0.0.1:${port}":\n    "*/*":\n      certificate-identity: ${ALICE.email}\n      certificate-oidc-issuer: ${ALICE.issuer}\n`);
-  signet = await startTestSignet({
-    DATABASE_URL: db.url,
-    SIGNET_TRUSTED_ROOT: join(tmp, 'trusted_root.json'),
-    SIGNET_INSECURE_REGISTRIES: `127.0.0.1:${port}`,
-    SIGNET_POLICY: join(tmp, 'policy.yaml'),
-    SIGNET_API_TOKENS: TOKEN,
-  });
-  registry = await startRegistry({ port, notifications: { url: `${signet.url}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN } });
+  stack = await startTestStack({ name: 'ui', policy: (host) => policyAllowing(host, ALICE), env: () => ({ SIGNET_API_TOKENS: TOKEN }) });
+  ({ db, sigstore, registry, signet } = stack);
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -48,10 +36,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await registry?.stop();
-  await signet?.stop();
-  await db?.drop();
-  await rm(tmp, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 async function signedBy(repo: string, tag: string, who: typeof ALICE) {

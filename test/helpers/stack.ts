@@ -1,0 +1,74 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestSigstore, type TestSigstore } from '../signer/signer.ts';
+import { createTestDb, type TestDb } from './db.ts';
+import { freePort } from './net.ts';
+import { startRegistry, type RunningRegistry } from './registry.ts';
+import { startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from './signet.ts';
+
+/** A policy that admits what `identity` signed anywhere in the stack's registry. */
+export function policyAllowing(host: string, identity: { email: string; issuer: string }, pattern = '*/*'): string {
+  return `allow_with_verification:\n  "${host}":\n    "${pattern}":\n      certificate-identity: ${identity.email}\n      certificate-oidc-issuer: ${identity.issuer}\n`;
+}
+
+export interface TestStackOptions {
+  /** Names the temporary folder (`signet-<name>-…`). */
+  readonly name: string;
+  /** The policy file's text, given the registry's host; no policy when omitted. */
+  readonly policy?: (host: string) => string;
+  /** More Signet settings, given the temporary folder and the registry's host and port. */
+  readonly env?: (stack: { tmp: string; host: string; port: number }) => Record<string, string> | Promise<Record<string, string>>;
+  /** Whether the registry notifies Signet of every push (default: yes). */
+  readonly notify?: boolean;
+}
+
+/**
+ * What most integration tests stand on: a fresh database, a test Sigstore (its trusted root
+ * written to `tmp/trusted_root.json`), Signet in-process with every role, and a real
+ * docker-registry on loopback that Signet may reach (insecure) and that notifies it.
+ */
+export interface TestStack {
+  readonly db: TestDb;
+  readonly sigstore: TestSigstore;
+  readonly tmp: string;
+  /** The registry's `127.0.0.1:<port>`. */
+  readonly host: string;
+  readonly signet: TestSignet;
+  readonly registry: RunningRegistry;
+  /** Stops the registry and Signet, drops the database and removes the temporary folder. */
+  stop(): Promise<void>;
+}
+
+export async function startTestStack(opts: TestStackOptions): Promise<TestStack> {
+  const [db, sigstore, tmp, port] = await Promise.all([createTestDb(), createTestSigstore(), mkdtemp(join(tmpdir(), `signet-${opts.name}-`)), freePort()]);
+  const host = `127.0.0.1:${port}`;
+  const env: Record<string, string> = {
+    DATABASE_URL: db.url,
+    SIGNET_TRUSTED_ROOT: join(tmp, 'trusted_root.json'),
+    SIGNET_INSECURE_REGISTRIES: host,
+  };
+  await writeFile(env.SIGNET_TRUSTED_ROOT!, JSON.stringify(sigstore.trustedRoot));
+  if (opts.policy !== undefined) {
+    env.SIGNET_POLICY = join(tmp, 'policy.yaml');
+    await writeFile(env.SIGNET_POLICY, opts.policy(host));
+  }
+  Object.assign(env, await opts.env?.({ tmp, host, port }));
+  let signet: TestSignet | undefined;
+  let registry: RunningRegistry | undefined;
+  const stop = async () => {
+    await registry?.stop();
+    await signet?.stop();
+    await db.drop();
+    await rm(tmp, { recursive: true, force: true });
+  };
+  try {
+    signet = await startTestSignet(env);
+    const notifications = opts.notify === false ? undefined : { url: `${signet.url}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN };
+    registry = await startRegistry({ port, ...(notifications === undefined ? {} : { notifications }) });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { db, sigstore, tmp, host, signet, registry, stop };
+}

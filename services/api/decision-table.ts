@@ -12,6 +12,7 @@ import { LearnImageJob } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
 import { decide } from '../common/policy/evaluate.ts';
 import type { Policy } from '../common/policy/policy.ts';
+import { DecisionStore, type Entry, rawDigest, repositoryKey } from './decisions/store.ts';
 
 /** The answer for one image reference, as every decision endpoint returns it. */
 export interface ImageDecision {
@@ -29,75 +30,6 @@ export interface ImageDecision {
    * than it: an image the replica cannot look up is denied).
    */
   readonly stale: boolean;
-}
-
-/** One image's decision. `decision` is shared between every image decided alike (interned). */
-interface Entry {
-  readonly decision: Decision;
-  /** Epoch milliseconds: a number costs less memory than the ISO string, 1M times over. */
-  readonly verifiedAt: number;
-}
-
-/**
- * Decisions by (registry/repository, digest), one inner map per repository keyed by the digest's
- * 32 raw bytes as a latin1 string — a flat 32-character key instead of a ~110-character
- * `registry/repo@sha256:<hex>` one for every entry (356 → under 200 bytes per entry at 1M).
- */
-class DecisionStore {
-  readonly #repositories = new Map<string, Map<string, Entry>>();
-  #size = 0;
-
-  get size(): number {
-    return this.#size;
-  }
-
-  /** Epoch ms of the oldest verification among the entries (a full scan: for scrapes, not the hot path). */
-  oldestVerifiedAt(): number | null {
-    let oldest: number | null = null;
-    for (const entries of this.#repositories.values()) {
-      for (const e of entries.values()) {
-        if (e.verifiedAt > 0 && (oldest === null || e.verifiedAt < oldest)) {
-          oldest = e.verifiedAt;
-        }
-      }
-    }
-    return oldest;
-  }
-
-  get(registry: string, repository: string, digest: Digest): Entry | undefined {
-    return this.getByKey(repositoryKey(registry, repository), rawDigest(digest));
-  }
-
-  /** The hot path's lookup, with both keys computed once per reference string (see `Parsed`). */
-  getByKey(repository: string, raw: string): Entry | undefined {
-    return this.#repositories.get(repository)?.get(raw);
-  }
-
-  set(registry: string, repository: string, digest: Digest, entry: Entry): void {
-    const k = repositoryKey(registry, repository);
-    let entries = this.#repositories.get(k);
-    if (entries === undefined) {
-      entries = new Map();
-      this.#repositories.set(k, entries);
-    }
-    const before = entries.size;
-    entries.set(rawDigest(digest), entry);
-    this.#size += entries.size - before;
-  }
-
-  clear(): void {
-    this.#repositories.clear();
-    this.#size = 0;
-  }
-}
-
-/** `sha256:<64 hex>` → its 32 bytes as a (flat, one-byte) string. */
-function rawDigest(digest: Digest): string {
-  return Buffer.from(digest.slice(7), 'hex').toString('latin1');
-}
-
-function repositoryKey(registry: string, repository: string): string {
-  return `${registry}/${repository}`;
 }
 
 /** A reference string as parsed once, with the decision store's keys for it. */
@@ -126,10 +58,7 @@ export interface Learner {
  * A miss falls back to Postgres (and is remembered); nothing here calls a registry.
  */
 export class DecisionTable {
-  readonly #decisions = new DecisionStore();
-  readonly #tags = new Map<string, Digest>();
-  /** Identical decisions (same reason, message, signers, rule) are stored once. */
-  readonly #interned = new Map<string, Decision>();
+  readonly #store = new DecisionStore();
   /** Parsed references by the exact string admission points send (bounded; cleared when full). */
   readonly #parsed = new Map<string, Parsed>();
   readonly #db: Kysely<DB>;
@@ -155,12 +84,12 @@ export class DecisionTable {
   }
 
   get size(): number {
-    return this.#decisions.size;
+    return this.#store.size;
   }
 
   /** When the decision of the longest-unchanged entry was verified (epoch ms), null when empty. */
   oldestVerifiedAt(): number | null {
-    return this.#decisions.oldestVerifiedAt();
+    return this.#store.oldestVerifiedAt();
   }
 
   /** Subscribes first, then loads, so nothing published during the load is missed. */
@@ -227,8 +156,7 @@ export class DecisionTable {
       return;
     }
     this.#policy = policy;
-    this.#decisions.clear();
-    this.#interned.clear();
+    this.#store.clearDecisions();
     await this.warm();
   }
 
@@ -239,9 +167,9 @@ export class DecisionTable {
       const page = await listDecisions(this.#db, this.#policy.version, after, WARM_PAGE);
       for (const d of page.decisions) {
         // Never replace what an event brought meanwhile with an older row.
-        const held = this.#decisions.get(d.registry, d.repository, d.digest);
+        const held = this.#store.get(d.registry, d.repository, d.digest);
         if (held === undefined || held.verifiedAt <= d.verifiedAt.getTime()) {
-          this.#decisions.set(d.registry, d.repository, d.digest, this.#entry(d, d.verifiedAt));
+          this.#store.set(d.registry, d.repository, d.digest, this.#store.entry(d, d.verifiedAt));
         }
       }
       if (page.last === null) {
@@ -250,16 +178,16 @@ export class DecisionTable {
       after = page.last;
     }
     for (const t of await listTags(this.#db)) {
-      this.#tags.set(tagKey(t.registry, t.repository, t.tag), t.digest);
+      this.#store.setTag(t.registry, t.repository, t.tag, t.digest);
     }
-    this.#log.info({ decisions: this.#decisions.size, tags: this.#tags.size, ms: Math.round(performance.now() - started) }, 'decision table loaded');
+    this.#log.info({ decisions: this.#store.size, tags: this.#store.tagCount, ms: Math.round(performance.now() - started) }, 'decision table loaded');
   }
 
   apply(event: LedgerEvent): void {
     if (event.type === 'tag') {
-      this.#tags.set(tagKey(event.registry, event.repository, event.tag), event.digest);
+      this.#store.setTag(event.registry, event.repository, event.tag, event.digest);
     } else if (event.type === 'decision' && event.policyVersion === this.#policy.version) {
-      this.#decisions.set(event.registry, event.repository, event.digest, this.#entry(event, event.verifiedAt));
+      this.#store.set(event.registry, event.repository, event.digest, this.#store.entry(event, event.verifiedAt));
     }
   }
 
@@ -269,8 +197,8 @@ export class DecisionTable {
     const parsed = this.#parsed.get(image);
     if (parsed !== undefined) {
       const { ref } = parsed;
-      const digest = ref.digest ?? this.#tags.get(tagKey(ref.registry, ref.repository, ref.tag ?? 'latest'));
-      const entry = digest === undefined ? undefined : this.#decisions.getByKey(parsed.repository, parsed.raw ?? rawDigest(digest));
+      const digest = ref.digest ?? this.#store.tag(ref.registry, ref.repository, ref.tag ?? 'latest');
+      const entry = digest === undefined ? undefined : this.#store.getByKey(parsed.repository, parsed.raw ?? rawDigest(digest));
       if (digest !== undefined && entry !== undefined) {
         return Promise.resolve(answer(image, digest, entry, this.#stale()));
       }
@@ -368,45 +296,26 @@ export class DecisionTable {
     }
   }
 
-  #entry(d: Decision, verifiedAt: Date | string): Entry {
-    const decision: Decision = {
-      allowed: d.allowed,
-      reason: d.reason,
-      message: d.message,
-      signers: d.signers,
-      policyVersion: d.policyVersion,
-      rule: d.rule,
-    };
-    const k = JSON.stringify(decision);
-    let shared = this.#interned.get(k);
-    if (shared === undefined) {
-      shared = decision;
-      this.#interned.set(k, shared);
-    }
-    return { decision: shared, verifiedAt: typeof verifiedAt === 'string' ? Date.parse(verifiedAt) : verifiedAt.getTime() };
-  }
-
   async #resolveTag(registry: string, repository: string, tag: string): Promise<Digest | null> {
-    const k = tagKey(registry, repository, tag);
-    const known = this.#tags.get(k);
+    const known = this.#store.tag(registry, repository, tag);
     if (known !== undefined) {
       return known;
     }
     const found = await findTag(this.#db, registry, repository, tag);
     if (found !== null) {
-      this.#tags.set(k, found);
+      this.#store.setTag(registry, repository, tag, found);
     }
     return found;
   }
 
   async #find(registry: string, repository: string, digest: Digest): Promise<Entry | null> {
-    const known = this.#decisions.get(registry, repository, digest);
+    const known = this.#store.get(registry, repository, digest);
     if (known !== undefined) {
       return known;
     }
     const policy = this.#policy;
     const stored = await findDecision(this.#db, policy.version, registry, repository, digest);
-    let entry: Entry | null = stored === null ? null : this.#entry(stored, stored.verifiedAt);
+    let entry: Entry | null = stored === null ? null : this.#store.entry(stored, stored.verifiedAt);
     if (entry === null) {
       // Indexed but not (yet) decided under this policy: decide from the stored facts.
       const id = await findManifestId(this.#db, registry, repository, digest);
@@ -414,10 +323,10 @@ export class DecisionTable {
       if (input === undefined) {
         return null;
       }
-      entry = this.#entry(decide(policy, registry, repository, input.facts), input.verifiedAt);
+      entry = this.#store.entry(decide(policy, registry, repository, input.facts), input.verifiedAt);
     }
     if (policy === this.#policy) {
-      this.#decisions.set(registry, repository, digest, entry);
+      this.#store.set(registry, repository, digest, entry);
     }
     return entry;
   }
@@ -425,8 +334,4 @@ export class DecisionTable {
 
 function answer(image: string, digest: Digest, entry: Entry, stale: boolean): ImageDecision {
   return { image, ...entry.decision, digest, verifiedAt: new Date(entry.verifiedAt).toISOString(), stale };
-}
-
-function tagKey(registry: string, repository: string, tag: string): string {
-  return `${registry}/${repository}:${tag}`;
 }

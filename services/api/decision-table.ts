@@ -2,16 +2,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
-import { findDecision, findManifestId, findTag, listDecisions, listTags, loadDecisionInputs } from '../common/db/queries/decisions.ts';
+import { findDecision, findManifestId, findTag, loadDecisionInputs } from '../common/db/queries/decisions.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import type { Digest } from '../common/domain/digest.ts';
 import type { Decision } from '../common/domain/decision.ts';
 import { formatImageReference, type ImageReference, ImageReferenceError, parseImageReference } from '../common/domain/image-ref.ts';
-import { eventsChannel, type LedgerEvent } from '../common/events.ts';
+import type { LedgerEvent } from '../common/events.ts';
 import { LearnImageJob } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
 import { decide } from '../common/policy/evaluate.ts';
 import type { Policy } from '../common/policy/policy.ts';
+import { LedgerFeed } from './decisions/feed.ts';
 import { DecisionStore, type Entry, rawDigest, repositoryKey } from './decisions/store.ts';
 
 /** The answer for one image reference, as every decision endpoint returns it. */
@@ -40,8 +41,6 @@ interface Parsed {
   readonly raw: string | null;
 }
 
-const WARM_PAGE = 5_000;
-const RESYNC_RETRY_MS = 5_000;
 const WAIT_POLL_MS = 50;
 const MAX_PARSED = 100_000;
 
@@ -69,11 +68,7 @@ export class DecisionTable {
 
   /** Whether an image the ledger has never seen is allowed (SIGNET_UNKNOWN_IMAGES; deny by default). */
   readonly #allowUnknown: boolean;
-  #subscriber: Redis | null = null;
-  readonly #listeners: ((event: LedgerEvent) => void)[] = [];
-  /** The subscription dropped since the last complete load: events may have been missed. */
-  #missedEvents = false;
-  #resyncing = false;
+  readonly #feed: LedgerFeed;
 
   constructor(db: Kysely<DB>, policy: Policy, log: Logger, learner: Learner | null = null, opts: { allowUnknown?: boolean } = {}) {
     this.#db = db;
@@ -81,6 +76,7 @@ export class DecisionTable {
     this.#log = log;
     this.#learner = learner;
     this.#allowUnknown = opts.allowUnknown ?? false;
+    this.#feed = new LedgerFeed(db, this.#store, () => this.#policy.version, log);
   }
 
   get size(): number {
@@ -93,52 +89,13 @@ export class DecisionTable {
   }
 
   /** Subscribes first, then loads, so nothing published during the load is missed. */
-  async start(subscriber: Redis, prefix: string): Promise<void> {
-    this.#subscriber = subscriber;
-    subscriber.on('message', (_channel: string, message: string) => {
-      let event: LedgerEvent;
-      try {
-        event = JSON.parse(message) as LedgerEvent;
-      } catch (err) {
-        this.#log.warn({ err }, 'ignoring a malformed ledger event');
-        return;
-      }
-      this.apply(event);
-      for (const listener of this.#listeners) {
-        listener(event);
-      }
-    });
-    await subscriber.subscribe(eventsChannel(prefix));
-    await this.warm();
-    // While the subscription was down, decisions were published that this replica never heard:
-    // when it is back (ioredis re-subscribes), reload from Postgres. Until then answers are `stale`.
-    subscriber.on('close', () => {
-      this.#missedEvents = true;
-    });
-    const resync = (): void => {
-      if (!this.#missedEvents || this.#resyncing || subscriber.status !== 'ready') {
-        return;
-      }
-      this.#resyncing = true;
-      this.#log.info('ledger-events subscription is back: reloading decisions missed meanwhile');
-      this.warm().then(
-        () => {
-          this.#missedEvents = false;
-          this.#resyncing = false;
-        },
-        (err: unknown) => {
-          this.#resyncing = false;
-          this.#log.warn({ err }, 'could not reload decisions after the subscription came back; retrying, answers stay stale meanwhile');
-          setTimeout(resync, RESYNC_RETRY_MS).unref();
-        },
-      );
-    };
-    subscriber.on('ready', resync);
+  start(subscriber: Redis, prefix: string): Promise<void> {
+    return this.#feed.start(subscriber, prefix);
   }
 
   /** Calls `listener` with every ledger event this replica receives, after applying it. */
   onEvent(listener: (event: LedgerEvent) => void): void {
-    this.#listeners.push(listener);
+    this.#feed.onEvent(listener);
   }
 
   /** The policy version answers are given under. */
@@ -160,35 +117,12 @@ export class DecisionTable {
     await this.warm();
   }
 
-  async warm(): Promise<void> {
-    const started = performance.now();
-    let after = '0';
-    for (;;) {
-      const page = await listDecisions(this.#db, this.#policy.version, after, WARM_PAGE);
-      for (const d of page.decisions) {
-        // Never replace what an event brought meanwhile with an older row.
-        const held = this.#store.get(d.registry, d.repository, d.digest);
-        if (held === undefined || held.verifiedAt <= d.verifiedAt.getTime()) {
-          this.#store.set(d.registry, d.repository, d.digest, this.#store.entry(d, d.verifiedAt));
-        }
-      }
-      if (page.last === null) {
-        break;
-      }
-      after = page.last;
-    }
-    for (const t of await listTags(this.#db)) {
-      this.#store.setTag(t.registry, t.repository, t.tag, t.digest);
-    }
-    this.#log.info({ decisions: this.#store.size, tags: this.#store.tagCount, ms: Math.round(performance.now() - started) }, 'decision table loaded');
+  warm(): Promise<void> {
+    return this.#feed.warm();
   }
 
   apply(event: LedgerEvent): void {
-    if (event.type === 'tag') {
-      this.#store.setTag(event.registry, event.repository, event.tag, event.digest);
-    } else if (event.type === 'decision' && event.policyVersion === this.#policy.version) {
-      this.#store.set(event.registry, event.repository, event.digest, this.#store.entry(event, event.verifiedAt));
-    }
+    this.#feed.apply(event);
   }
 
   /** Answers one image reference (tag or digest) under the current policy. */
@@ -206,9 +140,8 @@ export class DecisionTable {
     return this.#lookupSlow(image);
   }
 
-  /** The ledger-events subscription is not live: updates may have been missed. */
   #stale(): boolean {
-    return this.#missedEvents || (this.#subscriber !== null && this.#subscriber.status !== 'ready');
+    return this.#feed.stale();
   }
 
   async #lookupSlow(image: string): Promise<ImageDecision> {

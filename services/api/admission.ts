@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { formatImageReference, parseImageReference } from '../common/domain/image-ref.ts';
-import type { ImageDecision } from './decision-table.ts';
+import type { ImageDecision } from './decisions/lookup.ts';
 
 /** Where a container image sits in the admitted object, as a JSON Pointer, and what it says. */
 export interface ImageSite {

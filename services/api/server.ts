@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { AdmissionReview, denialMessage, imageSites, pinnedReference } from './admission.ts';
-import type { DecisionTable, ImageDecision } from './decision-table.ts';
+import type { ImageDecision, ImageDecisions } from './decisions/lookup.ts';
 
 /** At most this many images per batch request. */
 export const MAX_BATCH = 256;
@@ -31,7 +31,7 @@ const error = { type: 'object', properties: { error: { type: 'string' }, message
  * Decision endpoints, all answered from the in-memory decision table (Postgres on a miss; never a
  * registry): the native batch and single lookups, and OPA `http.send`'s `/verify`.
  */
-export function registerApiRoutes(app: FastifyInstance, table: DecisionTable): void {
+export function registerApiRoutes(app: FastifyInstance, table: ImageDecisions): void {
   app.post<{ Body: { images: string[] } }>(
     '/v1/decisions',
     {
@@ -92,7 +92,7 @@ function badRequest(reply: FastifyReply, error: z.ZodError) {
  * decision as `value`, and `error` set when the image is denied, so the usual templates
  * (`count(response.errors) > 0`) deny. `systemError` only when Signet itself fails.
  */
-function registerGatekeeperRoutes(app: FastifyInstance, table: DecisionTable): void {
+function registerGatekeeperRoutes(app: FastifyInstance, table: ImageDecisions): void {
   const respond = async (body: unknown, reply: FastifyReply, item: (d: ImageDecision) => { value: unknown; error?: string }) => {
     const parsed = ProviderRequest.safeParse(body);
     if (!parsed.success) {
@@ -136,7 +136,7 @@ function decisionValue(d: ImageDecision) {
  * pod-template workload. Validation denies when any container, init or ephemeral container image
  * is denied, naming each; mutation pins allowed images to their digests with a JSONPatch.
  */
-function registerAdmissionRoutes(app: FastifyInstance, table: DecisionTable): void {
+function registerAdmissionRoutes(app: FastifyInstance, table: ImageDecisions): void {
   const review = async (body: unknown, reply: FastifyReply, mutate: boolean) => {
     const parsed = AdmissionReview.safeParse(body);
     if (!parsed.success) {

@@ -1,0 +1,240 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Queue } from 'bullmq';
+import type { Kysely } from 'kysely';
+import { findDecision, findManifestId, findTag, loadDecisionInputs } from '../../common/db/queries/decisions.ts';
+import type { DB } from '../../common/db/schema.generated.ts';
+import type { Digest } from '../../common/domain/digest.ts';
+import type { Decision } from '../../common/domain/decision.ts';
+import { formatImageReference, type ImageReference, ImageReferenceError, parseImageReference } from '../../common/domain/image-ref.ts';
+import { LearnImageJob } from '../../common/jobs/index-manifest.ts';
+import type { Logger } from '../../common/logger.ts';
+import { decide } from '../../common/policy/evaluate.ts';
+import type { Policy } from '../../common/policy/policy.ts';
+import { type DecisionStore, type Entry, rawDigest, repositoryKey } from './store.ts';
+
+/** The answer for one image reference, as every decision endpoint returns it. */
+export interface ImageDecision {
+  readonly image: string;
+  readonly digest: Digest | null;
+  readonly allowed: boolean;
+  readonly reason: Decision['reason'] | 'invalid_reference';
+  readonly message: string;
+  readonly signers: Decision['signers'];
+  readonly policyVersion: string;
+  readonly verifiedAt: string | null;
+  /**
+   * True when this replica may be behind the ledger: its ledger-events subscription is down, or
+   * Postgres could not be asked. The answer is still the last one known (never more permissive
+   * than it: an image the replica cannot look up is denied).
+   */
+  readonly stale: boolean;
+}
+
+/** What the decision endpoints ask: one image reference (tag or digest) → its answer. */
+export interface ImageDecisions {
+  lookup(image: string): Promise<ImageDecision>;
+}
+
+/** On-demand indexing of images nobody announced: which registries, and how long to wait. */
+export interface Learner {
+  readonly queue: Queue;
+  readonly registries: ReadonlySet<string>;
+  readonly waitMs: number;
+}
+
+export interface LookupDeps {
+  readonly db: Kysely<DB>;
+  readonly store: DecisionStore;
+  /** The policy answers are given under (it changes while the process runs). */
+  readonly policy: () => Policy;
+  /** Whether the store may be behind the ledger (the ledger feed's word). */
+  readonly stale: () => boolean;
+  readonly log: Logger;
+  readonly learner: Learner | null;
+  /** Whether an image the ledger has never seen is allowed (SIGNET_UNKNOWN_IMAGES; deny by default). */
+  readonly allowUnknown: boolean;
+}
+
+/** A reference string as parsed once, with the decision store's keys for it. */
+interface Parsed {
+  readonly ref: ImageReference;
+  readonly repository: string;
+  /** The digest's store key, for references by digest; a tag's digest is looked up each time. */
+  readonly raw: string | null;
+}
+
+const WAIT_POLL_MS = 50;
+const MAX_PARSED = 100_000;
+
+/**
+ * Answers image references from the store; a miss falls back to Postgres (and is remembered),
+ * deciding from the ledger's stored facts when the image has no decision under the current policy
+ * yet. An image the ledger has never seen may be queued for indexing (`Learner`), and the answer
+ * waits for it a while. Nothing here calls a registry.
+ */
+export class DecisionLookup implements ImageDecisions {
+  readonly #store: DecisionStore;
+  readonly #deps: LookupDeps;
+  /** Parsed references by the exact string admission points send (bounded; cleared when full). */
+  readonly #parsed = new Map<string, Parsed>();
+
+  constructor(deps: LookupDeps) {
+    this.#store = deps.store;
+    this.#deps = deps;
+  }
+
+  /** Answers one image reference (tag or digest) under the current policy. */
+  lookup(image: string): Promise<ImageDecision> {
+    // The hot path: reference parsed before and its decision in memory — no await, no I/O.
+    const parsed = this.#parsed.get(image);
+    if (parsed !== undefined) {
+      const { ref } = parsed;
+      const digest = ref.digest ?? this.#store.tag(ref.registry, ref.repository, ref.tag ?? 'latest');
+      const entry = digest === undefined ? undefined : this.#store.getByKey(parsed.repository, parsed.raw ?? rawDigest(digest));
+      if (digest !== undefined && entry !== undefined) {
+        return Promise.resolve(answer(image, digest, entry, this.#deps.stale()));
+      }
+    }
+    return this.#lookupSlow(image);
+  }
+
+  async #lookupSlow(image: string): Promise<ImageDecision> {
+    let ref;
+    try {
+      ref = this.#parse(image);
+    } catch (err) {
+      const message = err instanceof ImageReferenceError ? err.message : 'invalid image reference';
+      return { image, digest: null, allowed: false, reason: 'invalid_reference', message, signers: [], policyVersion: this.#deps.policy().version, verifiedAt: null, stale: false };
+    }
+    const reference = ref.digest ?? ref.tag ?? 'latest';
+    let known;
+    try {
+      known = await this.#known(ref.registry, ref.repository, ref.digest, reference);
+    } catch (err) {
+      // Postgres is unreachable and the answer is not in memory: deny, and say why. Never allow on an error.
+      this.#deps.log.warn({ err, image }, 'ledger unreachable for a lookup not in memory');
+      return {
+        image,
+        digest: ref.digest,
+        allowed: false,
+        reason: 'unknown',
+        message: `${formatImageReference(ref)} is not in this replica's memory and the ledger is unreachable`,
+        signers: [],
+        policyVersion: this.#deps.policy().version,
+        verifiedAt: null,
+        stale: true,
+      };
+    }
+    if (known !== null) {
+      return answer(image, known.digest, known.entry, this.#deps.stale());
+    }
+    return this.#notInLedger(image, ref, reference);
+  }
+
+  /** Parses `image` and remembers it with its store keys (throws {@link ImageReferenceError}). */
+  #parse(image: string): ImageReference {
+    const ref = parseImageReference(image);
+    if (this.#parsed.size >= MAX_PARSED) {
+      this.#parsed.clear();
+    }
+    this.#parsed.set(image, { ref, repository: repositoryKey(ref.registry, ref.repository), raw: ref.digest === null ? null : rawDigest(ref.digest) });
+    return ref;
+  }
+
+  /**
+   * Not in the ledger: the policy may still answer (allow_without_verification, not covered);
+   * otherwise `unknown`, which is a denial — unless learning the image brings it in meanwhile.
+   */
+  async #notInLedger(image: string, ref: ImageReference, reference: string): Promise<ImageDecision> {
+    const { registry, repository, digest } = ref;
+    const d = decide(this.#deps.policy(), registry, repository, null);
+    if (d.reason === 'unknown' && (await this.#learn(registry, repository, reference))) {
+      const deadline = Date.now() + (this.#deps.learner?.waitMs ?? 0);
+      while (Date.now() < deadline) {
+        await sleep(WAIT_POLL_MS);
+        const learnt = await this.#known(registry, repository, digest, reference);
+        if (learnt !== null) {
+          return answer(image, learnt.digest, learnt.entry, this.#deps.stale());
+        }
+      }
+    }
+    if (d.reason !== 'unknown') {
+      return { image, digest, ...d, verifiedAt: null, stale: this.#deps.stale() };
+    }
+    const { allowUnknown } = this.#deps;
+    const message = `${formatImageReference(ref)} has not been indexed by Signet`;
+    return {
+      image,
+      digest,
+      ...d,
+      allowed: allowUnknown,
+      verifiedAt: null,
+      stale: this.#deps.stale(),
+      message: allowUnknown ? `${message}; allowed because SIGNET_UNKNOWN_IMAGES=allow` : message,
+    };
+  }
+
+  async #known(registry: string, repository: string, digest: Digest | null, reference: string): Promise<{ digest: Digest; entry: Entry } | null> {
+    const resolved = digest ?? (await this.#resolveTag(registry, repository, reference));
+    const entry = resolved === null ? null : await this.#find(registry, repository, resolved);
+    return entry === null || resolved === null ? null : { digest: resolved, entry };
+  }
+
+  /** Enqueues indexing of an unknown image if its registry is one Signet may learn from. */
+  async #learn(registry: string, repository: string, reference: string): Promise<boolean> {
+    const { learner, log } = this.#deps;
+    if (learner === null || !learner.registries.has(registry)) {
+      return false;
+    }
+    const data = LearnImageJob.schema.parse({ registry, repository, reference });
+    try {
+      await learner.queue.add(LearnImageJob.name, data, { ...LearnImageJob.options, jobId: LearnImageJob.jobId(data) });
+      return true;
+    } catch (err) {
+      log.warn({ err, registry, repository }, 'could not enqueue an unknown image for indexing');
+      return false;
+    }
+  }
+
+  async #resolveTag(registry: string, repository: string, tag: string): Promise<Digest | null> {
+    const known = this.#store.tag(registry, repository, tag);
+    if (known !== undefined) {
+      return known;
+    }
+    const found = await findTag(this.#deps.db, registry, repository, tag);
+    if (found !== null) {
+      this.#store.setTag(registry, repository, tag, found);
+    }
+    return found;
+  }
+
+  /** The decision for a digest: from memory, else Postgres, else decided from its stored facts. */
+  async #find(registry: string, repository: string, digest: Digest): Promise<Entry | null> {
+    const known = this.#store.get(registry, repository, digest);
+    if (known !== undefined) {
+      return known;
+    }
+    const { db } = this.#deps;
+    const policy = this.#deps.policy();
+    const stored = await findDecision(db, policy.version, registry, repository, digest);
+    let entry: Entry | null = stored === null ? null : this.#store.entry(stored, stored.verifiedAt);
+    if (entry === null) {
+      // Indexed but not (yet) decided under this policy: decide from the stored facts.
+      const id = await findManifestId(db, registry, repository, digest);
+      const [input] = id === null ? [] : await loadDecisionInputs(db, [id]);
+      if (input === undefined) {
+        return null;
+      }
+      entry = this.#store.entry(decide(policy, registry, repository, input.facts), input.verifiedAt);
+    }
+    // The policy changed meanwhile: this decision belongs to the old one, do not keep it.
+    if (policy === this.#deps.policy()) {
+      this.#store.set(registry, repository, digest, entry);
+    }
+    return entry;
+  }
+}
+
+function answer(image: string, digest: Digest, entry: Entry, stale: boolean): ImageDecision {
+  return { image, ...entry.decision, digest, verifiedAt: new Date(entry.verifiedAt).toISOString(), stale };
+}

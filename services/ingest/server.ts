@@ -1,5 +1,4 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import type { IncomingHttpHeaders } from 'node:http';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -17,15 +16,8 @@ import { publishEvents, type LedgerEvent } from '../common/events.ts';
 import { addJob } from '../common/jobs/define-job.ts';
 import { IndexManifestJob, indexJobFor, ResolveTagJob } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
-import { normalizeAcr } from './registries/acr.ts';
 import type { NormalizeContext } from './registries/delivery-builder.ts';
-import { DISTRIBUTION_CONTENT_TYPES, normalizeDistribution } from './registries/distribution.ts';
-import { normalizeDockerHub } from './registries/dockerhub.ts';
-import { normalizeEcr } from './registries/ecr.ts';
-import { normalizeGar } from './registries/gar.ts';
-import { normalizeGitHub } from './registries/github.ts';
-import { normalizeHarbor } from './registries/harbor.ts';
-import { normalizeQuay } from './registries/quay.ts';
+import { headerValue, type Source, SOURCES } from './sources.ts';
 
 export interface IngestDeps {
   readonly db: Kysely<DB>;
@@ -43,50 +35,6 @@ export interface IngestDeps {
   readonly publisher: Redis;
   readonly prefix: string;
 }
-
-/**
- * How a source proves a delivery is its own:
- * - `header`: the `Authorization` header is the secret, bare or as `Bearer <secret>` (distribution
- *   and GitLab, Harbor's auth header, ACR custom headers, an EventBridge API destination's API key);
- * - `url-token`: `?token=<secret>` in the webhook URL, or the header, for senders that cannot set
- *   headers (Docker Hub, Quay, a Pub/Sub push subscription);
- * - `hmac-sha256`: GitHub's `X-Hub-Signature-256: sha256=<hex HMAC of the raw body>`.
- */
-type AuthScheme = 'header' | 'url-token' | 'hmac-sha256';
-
-interface Source {
-  readonly name: WebhookSource;
-  readonly contentTypes: readonly string[];
-  readonly auth: AuthScheme;
-  /** Header carrying the source's delivery id, the idempotency key when the body has none. */
-  readonly deliveryIdHeader?: string;
-  /**
-   * Answer 400 when nothing in a delivery is usable and something was rejected. Not for
-   * distribution, which retries a refused envelope forever and stops notifying behind it.
-   */
-  readonly refuseUnusable: boolean;
-  normalize(body: unknown, ctx: NormalizeContext, headers: IncomingHttpHeaders): NormalizedDelivery;
-}
-
-const JSON_TYPES = ['application/json'] as const;
-
-const SOURCES: readonly Source[] = [
-  { name: 'distribution', contentTypes: DISTRIBUTION_CONTENT_TYPES, auth: 'header', refuseUnusable: false, normalize: normalizeDistribution },
-  { name: 'harbor', contentTypes: [...JSON_TYPES, 'application/cloudevents+json'], auth: 'header', refuseUnusable: true, normalize: normalizeHarbor },
-  { name: 'dockerhub', contentTypes: JSON_TYPES, auth: 'url-token', refuseUnusable: true, normalize: normalizeDockerHub },
-  {
-    name: 'github',
-    contentTypes: JSON_TYPES,
-    auth: 'hmac-sha256',
-    deliveryIdHeader: 'x-github-delivery',
-    refuseUnusable: true,
-    normalize: (body, ctx, headers) => normalizeGitHub(body, ctx, headerValue(headers['x-github-event'])),
-  },
-  { name: 'quay', contentTypes: JSON_TYPES, auth: 'url-token', refuseUnusable: true, normalize: normalizeQuay },
-  { name: 'acr', contentTypes: JSON_TYPES, auth: 'header', refuseUnusable: true, normalize: normalizeAcr },
-  { name: 'ecr', contentTypes: JSON_TYPES, auth: 'header', refuseUnusable: true, normalize: normalizeEcr },
-  { name: 'gar', contentTypes: JSON_TYPES, auth: 'url-token', refuseUnusable: true, normalize: normalizeGar },
-];
 
 const STATUS: Record<WebhookError['code'], number> = {
   UNAUTHORIZED: 401,
@@ -160,10 +108,6 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestDeps): vo
 
 function sha256(s: string | Buffer): Buffer {
   return createHash('sha256').update(s).digest();
-}
-
-function headerValue(h: string | string[] | undefined): string | null {
-  return typeof h === 'string' && h.length > 0 ? h : null;
 }
 
 /** The secret whose digest equals `presented`'s, comparing against every one (constant-time each). */

@@ -1,6 +1,10 @@
 import type { Digest } from './digest.ts';
 
-/** Where webhooks come from: each is `POST /webhooks/<source>` with its own authentication. */
+/**
+ * Where webhooks come from: each is `POST /webhooks/<source>` with its own authentication. Each
+ * needs an adapter in the ingest role's `ADAPTERS` record (services/ingest/sources.ts), keyed by
+ * source: a source added here alone does not compile.
+ */
 export const WEBHOOK_SOURCES = ['distribution', 'harbor', 'dockerhub', 'github', 'quay', 'acr', 'ecr', 'gar'] as const;
 export type WebhookSource = (typeof WEBHOOK_SOURCES)[number];
 

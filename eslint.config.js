@@ -52,7 +52,7 @@ export default tseslint.config(
     files: ['services/common/config.ts', 'services/main.ts', 'services/cli/main.ts', 'test/**', 'scripts/**', 'vitest.config.ts'],
     rules: { 'no-process-env': 'off' },
   },
-  // Module boundaries (STYLE.md): common (platform and contracts) imports nothing above it; core
+  // Module boundaries (README, Architecture): common (platform and contracts) imports nothing above it; core
   // (the engine: registry client, verification, discovery, decider, reverify, crawl) imports only
   // common; the roles and the CLI import core and common, never each other; the verification core
   // has no database, Redis or queue.

@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { RegistryError } from '../../common/errors.ts';
 import { isDigest, sha256Digest, type Digest } from '../../common/domain/digest.ts';
-import { DOCKER_HUB_HOSTS, hostAllowlist } from '../../common/domain/host-allowlist.ts';
 import { isRegistryHost, isRepositoryName, isTag } from '../../common/domain/image-ref.ts';
 import type { Logger } from '../../common/logger.ts';
 import {
@@ -13,20 +12,14 @@ import {
   parseWwwAuthenticate,
   type CredentialStore,
 } from './auth.ts';
+import { HostPolicy, type HostPolicyOptions } from './hosts.ts';
 import { MANIFEST_MEDIA_TYPES, normalizeMediaType, parseManifest, type ParsedManifest } from './media-types.ts';
 
 /** Requests in flight to one registry when nothing else is configured. */
 export const DEFAULT_CONCURRENCY = 8;
 
-export interface RegistryClientOptions {
-  /** `host[:port]` names spoken to over plain HTTP; every other host is HTTPS only. */
-  readonly insecureHosts: readonly string[];
-  /**
-   * Where to reach a registry whose name (as it appears in events and the ledger) is not where
-   * Signet can reach it, e.g. `localhost:5000` → `http://registry:5000` inside docker compose.
-   * An `http://` endpoint is spoken to over plain HTTP.
-   */
-  readonly endpoints?: Readonly<Record<string, string>>;
+/** Which hosts the client may contact and how (insecure hosts, endpoints, allowlists): see {@link HostPolicyOptions}. */
+export interface RegistryClientOptions extends HostPolicyOptions {
   readonly credentials?: CredentialStore;
   /** Limit for one attempt: connection, headers and body, redirects included. */
   readonly timeoutMs: number;
@@ -44,17 +37,6 @@ export interface RegistryClientOptions {
   readonly maxManifestBytes: number;
   readonly log: Logger;
   readonly userAgent?: string;
-  /**
-   * The registries Signet may contact (host patterns, see `hostAllowlist`); a request for any other
-   * is refused before anything is sent. Unset: any registry (tools and tests that build a client
-   * for one known registry).
-   */
-  readonly allowedRegistries?: readonly string[];
-  /**
-   * With `allowedRegistries`: the other hosts a registry may redirect to (blob storage, CDNs) or
-   * name as its token realm. A registry's own host and the allowed registries always are.
-   */
-  readonly allowedRedirectHosts?: readonly string[];
 }
 
 export interface FetchedManifest {
@@ -239,23 +221,7 @@ function describeErrorBody(body: Buffer): string {
 export function createRegistryClient(opts: RegistryClientOptions): RegistryClient {
   const log = opts.log;
   const userAgent = opts.userAgent ?? 'signet';
-  const insecure = new Set(opts.insecureHosts.map((h) => urlHost('http:', h.trim().toLowerCase())));
-  const endpoints = new Map(Object.entries(opts.endpoints ?? {}).map(([name, base]) => [name.toLowerCase(), new URL(base)]));
-  for (const endpoint of endpoints.values()) {
-    if (endpoint.protocol === 'http:') {
-      insecure.add(endpoint.host);
-    }
-  }
-  const allowed = opts.allowedRegistries === undefined ? null : hostAllowlist(opts.allowedRegistries);
-  const dockerHubAllowed = allowed?.allows('docker.io') === true;
-  const elsewhere =
-    opts.allowedRegistries === undefined
-      ? null
-      : hostAllowlist([...(opts.allowedRedirectHosts ?? []), ...opts.allowedRegistries, ...(dockerHubAllowed ? DOCKER_HUB_HOSTS : [])]);
-  /** May a redirect or a token realm of a registry at `from` take Signet to `to`? */
-  function mayGo(from: URL, to: URL): boolean {
-    return elsewhere === null || to.host === from.host || elsewhere.allows(to.host);
-  }
+  const hosts = new HostPolicy(opts);
   const limits = new Map<string, LimitFunction>();
   /** Runs `fn` in one of `host`'s request slots (FIFO). */
   function inSlot<T>(host: string, fn: () => Promise<T>): Promise<T> {
@@ -272,26 +238,9 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
   /** Hosts that accepted Basic credentials: send them up front next time. */
   const basicHosts = new Set<string>();
 
-  function urlHost(protocol: 'http:' | 'https:', host: string): string {
-    try {
-      return new URL(`${protocol}//${host}`).host;
-    } catch {
-      return host;
-    }
-  }
-
-  function isInsecure(url: URL): boolean {
-    return insecure.has(url.host);
-  }
-
   function resolve(registry: string, repository: string): Target {
     const host = validateRegistryHost(registry);
-    if (allowed !== null && !allowed.allowsRegistry(host)) {
-      throw new RegistryError(
-        'REFUSED',
-        `registry ${host} is not one Signet may contact: add it to SIGNET_ALLOWED_REGISTRIES (or the registries file)`,
-      );
-    }
+    hosts.checkRegistry(host);
     if (repository !== '') {
       // '' is the registry itself (the catalog).
       validateRepository(repository);
@@ -299,13 +248,7 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
     const dockerHub = normalizeRegistryHost(host) === 'docker.io';
     // Docker Hub's official images live under library/, at the API host or any mirror of it.
     const repo = dockerHub && repository !== '' && !repository.includes('/') ? `library/${repository}` : repository;
-    const endpoint = endpoints.get(host);
-    if (endpoint !== undefined) {
-      return { host, origin: endpoint.origin, repository: repo };
-    }
-    const apiHost = dockerHub ? DOCKER_HUB_API : host;
-    const secure = !insecure.has(urlHost('http:', apiHost));
-    return { host, origin: `${secure ? 'https' : 'http'}://${apiHost}`, repository: repo };
+    return { host, origin: hosts.origin(host, dockerHub ? DOCKER_HUB_API : host), repository: repo };
   }
 
   /** One request, following redirects by hand, under one timeout that also covers reading the body. */
@@ -361,13 +304,13 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
     if (next.protocol !== 'https:' && next.protocol !== 'http:') {
       throw new RegistryError('REFUSED', `${what}: refusing to follow a redirect to a ${next.protocol} URL`);
     }
-    if (next.protocol === 'http:' && !isInsecure(next)) {
+    if (next.protocol === 'http:' && !hosts.isInsecure(next)) {
       throw new RegistryError('REFUSED', `${what}: refusing to follow a redirect to plain-HTTP ${safeUrl(next)} (host not in the insecure list)`);
     }
     if (next.username !== '' || next.password !== '') {
       throw new RegistryError('REFUSED', `${what}: refusing to follow a redirect carrying user info`);
     }
-    if (!mayGo(from, next)) {
+    if (!hosts.mayGo(from, next)) {
       throw new RegistryError('REFUSED', `${what}: refusing to follow a redirect to ${next.host}: not in SIGNET_ALLOWED_REDIRECT_HOSTS`);
     }
     return next;
@@ -549,13 +492,13 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
     if (url.protocol !== 'https:' && url.protocol !== 'http:') {
       throw new RegistryError('REFUSED', `${what}: refusing a ${url.protocol} token realm`);
     }
-    if (url.protocol === 'http:' && !isInsecure(url)) {
+    if (url.protocol === 'http:' && !hosts.isInsecure(url)) {
       throw new RegistryError('REFUSED', `${what}: refusing plain-HTTP token realm ${safeUrl(url)} (host not in the insecure list)`);
     }
     if (url.username !== '' || url.password !== '') {
       throw new RegistryError('REFUSED', `${what}: refusing a token realm carrying user info`);
     }
-    if (!mayGo(new URL(t.origin), url)) {
+    if (!hosts.mayGo(new URL(t.origin), url)) {
       throw new RegistryError('REFUSED', `${what}: refusing token realm on ${url.host}: not in SIGNET_ALLOWED_REDIRECT_HOSTS`);
     }
     if (service !== undefined) {

@@ -12,8 +12,11 @@ import {
   parseWwwAuthenticate,
   type CredentialStore,
 } from './auth.ts';
+import { describeErrorBody, RegistryRateLimitError } from './errors.ts';
 import { HostPolicy, type HostPolicyOptions } from './hosts.ts';
 import { MANIFEST_MEDIA_TYPES, normalizeMediaType, parseManifest, type ParsedManifest } from './media-types.ts';
+
+export { RegistryRateLimitError } from './errors.ts';
 
 /** Requests in flight to one registry when nothing else is configured. */
 export const DEFAULT_CONCURRENCY = 8;
@@ -90,16 +93,6 @@ export function nextPageFromLink(link: string | null, origin: string): string | 
     return url.origin === origin && url.pathname.startsWith('/v2/') ? `${url.pathname}${url.search}` : null;
   }
   return null;
-}
-
-/** A `TRANSIENT` 429 whose `Retry-After` is longer than Signet waits in-process; retry the job later. */
-export class RegistryRateLimitError extends RegistryError {
-  /** How long the registry asked to wait, when it said. */
-  readonly retryAfterMs: number | undefined;
-  constructor(message: string, retryAfterMs: number | undefined) {
-    super('TRANSIENT', message, { status: 429 });
-    this.retryAfterMs = retryAfterMs;
-  }
 }
 
 export const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
@@ -201,21 +194,6 @@ function errorDetail(err: unknown): { code: string | undefined; message: string 
 /** The URL as logged and put in messages: no query string (pre-signed storage URLs carry secrets there). */
 function safeUrl(url: URL): string {
   return `${url.origin}${url.pathname}${url.search === '' ? '' : '?…'}`;
-}
-
-/** Short description of a distribution error body: `MANIFEST_UNKNOWN: manifest unknown`. */
-function describeErrorBody(body: Buffer): string {
-  try {
-    const doc = JSON.parse(body.toString('utf8')) as { errors?: { code?: unknown; message?: unknown }[] };
-    const first = Array.isArray(doc.errors) ? doc.errors[0] : undefined;
-    if (first !== undefined && typeof first.code === 'string') {
-      const msg = typeof first.message === 'string' ? `: ${first.message}` : '';
-      return ` (${`${first.code}${msg}`.slice(0, 200)})`;
-    }
-  } catch {
-    // not JSON: say nothing
-  }
-  return '';
 }
 
 export function createRegistryClient(opts: RegistryClientOptions): RegistryClient {

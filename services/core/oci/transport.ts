@@ -110,38 +110,18 @@ export class Transport {
    */
   async withRetries(what: string, once: () => Promise<HttpResult>): Promise<HttpResult> {
     for (let attempt = 0; ; attempt++) {
-      let failure: RegistryError;
-      let waitMs: number | undefined;
-      try {
-        const res = await once();
-        if (res.status === 429) {
-          const retryAfter = parseRetryAfter(res.headers.get('retry-after'));
-          const after = retryAfter === undefined ? '' : `; retry after ${Math.ceil(retryAfter / 1000)} s`;
-          failure = new RegistryRateLimitError(`${what}: rate limited by ${res.url.host} (HTTP 429${after})`, retryAfter);
-          if (retryAfter !== undefined && retryAfter > MAX_RETRY_AFTER_MS) {
-            throw failure;
-          }
-          waitMs = retryAfter;
-        } else if (res.status >= 500 || res.status === 408) {
-          failure = new RegistryError('TRANSIENT', `${what}: HTTP ${res.status} from ${res.url.host}${describeErrorBody(res.body)}`, {
-            status: res.status,
-          });
-        } else {
-          return res;
-        }
-      } catch (err) {
-        if (!(err instanceof RegistryError) || !err.transient || FINAL.has(err) || err instanceof RegistryRateLimitError) {
-          throw err;
-        }
-        failure = err;
+      const outcome = await attemptOnce(what, once);
+      if (!('failure' in outcome)) {
+        return outcome;
       }
+      const { failure, waitMs } = outcome;
       if (attempt >= this.#opts.retries) {
         if (attempt > 0) {
           failure.message = `${failure.message} (gave up after ${attempt + 1} attempts)`;
         }
         throw failure;
       }
-      const delay = waitMs ?? Math.random() * Math.min(RETRY_MAX_BACKOFF_MS, RETRY_BASE_MS * 2 ** attempt);
+      const delay = waitMs ?? backoffMs(attempt);
       this.#opts.log.debug({ attempt: attempt + 1, delayMs: Math.round(delay), reason: failure.message }, 'registry request retry');
       await sleep(delay);
     }
@@ -153,34 +133,51 @@ export class Transport {
     let url = start;
     let hdrs = { ...headers };
     for (let hop = 0; ; hop++) {
-      const current = url;
-      const began = performance.now();
-      let status: number | undefined;
-      let failure: string | undefined;
-      try {
-        const res = await fetch(current, { method: 'GET', headers: hdrs, redirect: 'manual', signal });
-        status = res.status;
-        if (REDIRECTS.has(res.status)) {
-          await res.body?.cancel().catch(() => undefined);
-          url = this.#nextHop(current, res.headers.get('location'), hop, what);
-          if (url.origin !== current.origin) {
-            // Never carry a registry token or credentials to another origin (e.g. blob storage).
-            hdrs = withoutAuthorization(hdrs);
-          }
-          continue;
-        }
-        const ok = res.status >= 200 && res.status < 300;
-        const body = ok ? await readCapped(res, maxBytes, what) : await readErrorBody(res);
-        return { status: res.status, headers: res.headers, body, url: current };
-      } catch (err) {
-        const e = this.#classify(err, signal, current, what);
-        failure = e.message;
-        throw e;
-      } finally {
-        const ms = Math.round(performance.now() - began);
-        this.#opts.log.debug({ method: 'GET', url: safeUrl(current), status, ms, error: failure }, 'registry request');
-        this.#opts.onRequest?.(current.host, status ?? 'error');
+      const answer = await this.#request(url, hdrs, signal, maxBytes, hop, what);
+      if (!(answer instanceof URL)) {
+        return answer;
       }
+      if (answer.origin !== url.origin) {
+        // Never carry a registry token or credentials to another origin (e.g. blob storage).
+        hdrs = withoutAuthorization(hdrs);
+      }
+      url = answer;
+    }
+  }
+
+  /**
+   * One GET of `url`, redirects not followed: the answer, or the checked URL it redirects to
+   * (hop number `hop`). Logged and reported to `onRequest` however it ends.
+   */
+  async #request(
+    url: URL,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+    maxBytes: number,
+    hop: number,
+    what: string,
+  ): Promise<HttpResult | URL> {
+    const began = performance.now();
+    let status: number | undefined;
+    let failure: string | undefined;
+    try {
+      const res = await fetch(url, { method: 'GET', headers, redirect: 'manual', signal });
+      status = res.status;
+      if (REDIRECTS.has(res.status)) {
+        await res.body?.cancel().catch(() => undefined);
+        return this.#nextHop(url, res.headers.get('location'), hop, what);
+      }
+      const ok = res.status >= 200 && res.status < 300;
+      const body = ok ? await readCapped(res, maxBytes, what) : await readErrorBody(res);
+      return { status: res.status, headers: res.headers, body, url };
+    } catch (err) {
+      const e = this.#classify(err, signal, url, what);
+      failure = e.message;
+      throw e;
+    } finally {
+      const ms = Math.round(performance.now() - began);
+      this.#opts.log.debug({ method: 'GET', url: safeUrl(url), status, ms, error: failure }, 'registry request');
+      this.#opts.onRequest?.(url.host, status ?? 'error');
     }
   }
 
@@ -238,6 +235,56 @@ export class Transport {
     const reason = code ?? message;
     return new RegistryError('TRANSIENT', `${what}: connection to ${url.host} failed (${reason})`, { cause: err });
   }
+}
+
+/** Why one attempt is worth another: the error to throw when none is left, and the wait the registry asked for. */
+interface Retryable {
+  readonly failure: RegistryError;
+  readonly waitMs: number | undefined;
+}
+
+/** One attempt: the answer to return, or why to try again; throws what must not be retried. */
+async function attemptOnce(what: string, once: () => Promise<HttpResult>): Promise<HttpResult | Retryable> {
+  let res: HttpResult;
+  try {
+    res = await once();
+  } catch (err) {
+    if (!(err instanceof RegistryError) || !err.transient || FINAL.has(err) || err instanceof RegistryRateLimitError) {
+      throw err;
+    }
+    return { failure: err, waitMs: undefined };
+  }
+  return retryableAnswer(res, what) ?? res;
+}
+
+/** A 429, 5xx or 408 answer as a reason to retry; null for any other answer. */
+function retryableAnswer(res: HttpResult, what: string): Retryable | null {
+  if (res.status === 429) {
+    return rateLimited(res, what);
+  }
+  if (res.status >= 500 || res.status === 408) {
+    const failure = new RegistryError('TRANSIENT', `${what}: HTTP ${res.status} from ${res.url.host}${describeErrorBody(res.body)}`, {
+      status: res.status,
+    });
+    return { failure, waitMs: undefined };
+  }
+  return null;
+}
+
+/** A 429: wait as long as `Retry-After` says, when it says; throws when that is longer than Signet waits in-process. */
+function rateLimited(res: HttpResult, what: string): Retryable {
+  const retryAfter = parseRetryAfter(res.headers.get('retry-after'));
+  const after = retryAfter === undefined ? '' : `; retry after ${Math.ceil(retryAfter / 1000)} s`;
+  const failure = new RegistryRateLimitError(`${what}: rate limited by ${res.url.host} (HTTP 429${after})`, retryAfter);
+  if (retryAfter !== undefined && retryAfter > MAX_RETRY_AFTER_MS) {
+    throw failure;
+  }
+  return { failure, waitMs: retryAfter };
+}
+
+/** Full jitter: a random wait in [0, min(max, base·2^attempt)]. */
+function backoffMs(attempt: number): number {
+  return Math.random() * Math.min(RETRY_MAX_BACKOFF_MS, RETRY_BASE_MS * 2 ** attempt);
 }
 
 function withoutAuthorization(h: Record<string, string>): Record<string, string> {

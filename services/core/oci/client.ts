@@ -8,9 +8,10 @@ import {
   normalizeRegistryHost,
   parseTokenResponse,
   parseWwwAuthenticate,
+  type AuthChallenge,
   type CredentialStore,
 } from './auth.ts';
-import { describeErrorBody } from './errors.ts';
+import { errorForStatus } from './errors.ts';
 import { HostPolicy, type HostPolicyOptions } from './hosts.ts';
 import { MANIFEST_MEDIA_TYPES, normalizeMediaType, parseManifest, type ParsedManifest } from './media-types.ts';
 import { safeUrl, Transport, type HttpResult, type TransportOptions } from './transport.ts';
@@ -43,19 +44,6 @@ export interface FetchedManifest {
   readonly mediaType: string;
   readonly bytes: Buffer;
   readonly manifest: ParsedManifest;
-}
-
-export interface RegistryClient {
-  /** GET a manifest by tag or digest; verifies the bytes against the digest. */
-  getManifest(registry: string, repository: string, reference: Digest | string): Promise<FetchedManifest>;
-  /** GET a blob (following redirects to storage), at most `maxBytes`, verified against `digest`. */
-  getBlob(registry: string, repository: string, digest: Digest, maxBytes: number): Promise<Buffer>;
-  /**
-   * GET one page of a paginated JSON list: `_catalog` (`repository` null), `tags/list`,
-   * `referrers/<digest>` (relative to the repository), or a `next` path as returned. `next` is the path of
-   * the following page from the `Link: <…>; rel="next"` header (same registry only), or null.
-   */
-  listPage(registry: string, repository: string | null, path: string): Promise<ListPage>;
 }
 
 export interface ListPage {
@@ -115,8 +103,10 @@ export function validateRepository(repository: string): string {
   return repository;
 }
 
+type Reference = { kind: 'digest'; digest: Digest } | { kind: 'tag'; tag: string };
+
 /** A tag or a sha256 digest. Throws `RegistryError('INVALID')`. */
-export function validateReference(reference: string): { kind: 'digest'; digest: Digest } | { kind: 'tag'; tag: string } {
+export function validateReference(reference: string): Reference {
   if (isDigest(reference)) {
     return { kind: 'digest', digest: reference };
   }
@@ -136,20 +126,86 @@ interface Target {
   readonly repository: string;
 }
 
-export function createRegistryClient(opts: RegistryClientOptions): RegistryClient {
-  const log = opts.log;
-  const userAgent = opts.userAgent ?? 'signet';
-  const hosts = new HostPolicy(opts);
-  const transport = new Transport(opts, hosts);
-  const tokens = createTokenCache();
+/**
+ * Reads images from OCI registries: manifests, blobs and list pages (catalog, tags, referrers),
+ * each checked against its digest or size limit, through the registry's token or Basic auth flow.
+ */
+export class RegistryClient {
+  readonly #opts: RegistryClientOptions;
+  readonly #userAgent: string;
+  readonly #hosts: HostPolicy;
+  readonly #transport: Transport;
+  readonly #tokens = createTokenCache();
   /** host + repository → the scope the registry last asked for, to send its cached token up front. */
-  const scopeOf = new Map<string, string>();
+  readonly #scopeOf = new Map<string, string>();
   /** Hosts that accepted Basic credentials: send them up front next time. */
-  const basicHosts = new Set<string>();
+  readonly #basicHosts = new Set<string>();
 
-  function resolve(registry: string, repository: string): Target {
+  constructor(opts: RegistryClientOptions) {
+    this.#opts = opts;
+    this.#userAgent = opts.userAgent ?? 'signet';
+    this.#hosts = new HostPolicy(opts);
+    this.#transport = new Transport(opts, this.#hosts);
+  }
+
+  /** GET a manifest by tag or digest; verifies the bytes against the digest. */
+  async getManifest(registry: string, repository: string, reference: Digest | string): Promise<FetchedManifest> {
+    const t = this.#resolve(registry, repository);
+    const ref = validateReference(reference);
+    const what = `manifest ${t.host}/${repository}${ref.kind === 'digest' ? `@${ref.digest}` : `:${ref.tag}`}`;
+    const path = `/v2/${t.repository}/manifests/${reference}`;
+    const res = await this.#get(t, path, MANIFEST_ACCEPT, this.#opts.maxManifestBytes, what);
+    const bytes = res.body;
+    const digest = verifiedManifestDigest(res, ref, what);
+    const manifest = parseManifest(bytes, res.headers.get('content-type'));
+    this.#opts.log.debug({ manifest: what, digest, mediaType: manifest.mediaType, bytes: bytes.length }, 'fetched manifest');
+    return { digest, mediaType: normalizeMediaType(manifest.mediaType), bytes, manifest };
+  }
+
+  /** GET a blob (following redirects to storage), at most `maxBytes`, verified against `digest`. */
+  async getBlob(registry: string, repository: string, digest: Digest, maxBytes: number): Promise<Buffer> {
+    const t = this.#resolve(registry, repository);
+    if (!isDigest(digest)) {
+      throw new RegistryError('INVALID', `invalid blob digest ${JSON.stringify(String(digest).slice(0, 80))}`);
+    }
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
+      throw new RangeError(`maxBytes must be a non-negative integer, got ${maxBytes}`);
+    }
+    const what = `blob ${t.host}/${repository}@${digest}`;
+    const res = await this.#get(t, `/v2/${t.repository}/blobs/${digest}`, undefined, maxBytes, what);
+    const actual = sha256Digest(res.body);
+    if (actual !== digest) {
+      throw new RegistryError('INVALID', `${what}: digest mismatch: the registry served content with digest ${actual}`);
+    }
+    return res.body;
+  }
+
+  /**
+   * GET one page of a paginated JSON list: `_catalog` (`repository` null), `tags/list`,
+   * `referrers/<digest>` (relative to the repository), or a `next` path as returned. `next` is the path of
+   * the following page from the `Link: <…>; rel="next"` header (same registry only), or null.
+   */
+  async listPage(registry: string, repository: string | null, path: string): Promise<ListPage> {
+    const t = this.#resolve(registry, repository ?? '');
+    if (!path.startsWith('/v2/')) {
+      // Relative to the repository (`tags/list`), or to /v2/ for the catalog (`_catalog`).
+      path = repository === null ? `/v2/${path}` : `/v2/${t.repository}/${path}`;
+    }
+    const what = `list ${t.host}${path.split('?')[0]}`;
+    const res = await this.#get(t, path, 'application/json, application/vnd.oci.image.index.v1+json', MAX_LIST_PAGE_BYTES, what);
+    let body: unknown;
+    try {
+      body = JSON.parse(res.body.toString('utf8'));
+    } catch {
+      throw new RegistryError('INVALID', `${what}: the registry answered something that is not JSON`);
+    }
+    return { body, next: nextPageFromLink(res.headers.get('link'), new URL(t.origin).origin) };
+  }
+
+  /** The registry and repository as named, checked, and where to reach them. */
+  #resolve(registry: string, repository: string): Target {
     const host = validateRegistryHost(registry);
-    hosts.checkRegistry(host);
+    this.#hosts.checkRegistry(host);
     if (repository !== '') {
       // '' is the registry itself (the catalog).
       validateRepository(repository);
@@ -157,62 +213,115 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
     const dockerHub = normalizeRegistryHost(host) === 'docker.io';
     // Docker Hub's official images live under library/, at the API host or any mirror of it.
     const repo = dockerHub && repository !== '' && !repository.includes('/') ? `library/${repository}` : repository;
-    return { host, origin: hosts.origin(host, dockerHub ? DOCKER_HUB_API : host), repository: repo };
+    return { host, origin: this.#hosts.origin(host, dockerHub ? DOCKER_HUB_API : host), repository: repo };
   }
 
-  function baseHeaders(accept: string | undefined): Record<string, string> {
-    const h: Record<string, string> = { 'user-agent': userAgent };
+  /** GET a registry API path: retries, the auth flow, then maps what is left to a RegistryError. */
+  async #get(t: Target, path: string, accept: string | undefined, maxBytes: number, what: string): Promise<HttpResult> {
+    const url = new URL(`${t.origin}${path}`);
+    const res = await this.#transport.withRetries(what, () =>
+      this.#transport.inSlot(t.host, () => this.#getAuthorized(t, url, accept, maxBytes, what)),
+    );
+    if (res.status >= 200 && res.status < 300) {
+      return res;
+    }
+    throw errorForStatus(res.status, res.body, what);
+  }
+
+  /** One attempt: with the Authorization known up front, then once more if a 401's challenge gives a new one. */
+  async #getAuthorized(t: Target, url: URL, accept: string | undefined, maxBytes: number, what: string): Promise<HttpResult> {
+    const sent = this.#upFrontAuthorization(t);
+    const first = await this.#transport.send(url, withAuth(this.#headers(accept), sent), maxBytes, what);
+    if (first.status !== 401) {
+      return first;
+    }
+    const next = await this.#authorize(t, first, sent, what);
+    return next === undefined ? first : await this.#transport.send(url, withAuth(this.#headers(accept), next), maxBytes, what);
+  }
+
+  #headers(accept: string | undefined): Record<string, string> {
+    const h: Record<string, string> = { 'user-agent': this.#userAgent };
     if (accept !== undefined) {
       h.accept = accept;
     }
     return h;
   }
 
-  function defaultScope(t: Target): string {
-    return t.repository === '' ? 'registry:catalog:*' : `repository:${t.repository}:pull`;
-  }
-
-  function upFrontAuthorization(t: Target): string | undefined {
-    const scope = scopeOf.get(`${t.host} ${t.repository}`) ?? defaultScope(t);
-    const token = tokens.get(t.host, scope);
+  #upFrontAuthorization(t: Target): string | undefined {
+    const scope = this.#scopeOf.get(`${t.host} ${t.repository}`) ?? defaultScope(t);
+    const token = this.#tokens.get(t.host, scope);
     if (token !== undefined) {
       return `Bearer ${token}`;
     }
-    const cred = basicHosts.has(t.host) ? opts.credentials?.get(t.host) : undefined;
+    const cred = this.#basicHosts.has(t.host) ? this.#opts.credentials?.get(t.host) : undefined;
     return cred === undefined ? undefined : basicAuthorization(cred);
   }
 
   /** Answers a 401: the Authorization to retry with, or `undefined` when there is nothing to try. */
-  async function authorize(t: Target, res: HttpResult, sent: string | undefined, what: string): Promise<string | undefined> {
+  async #authorize(t: Target, res: HttpResult, sent: string | undefined, what: string): Promise<string | undefined> {
     const challenges = parseWwwAuthenticate(res.headers.get('www-authenticate') ?? '');
     const bearer = challenges.find((c) => c.scheme === 'bearer' && c.params.realm !== undefined);
     const realm = bearer?.params.realm;
     if (bearer !== undefined && realm !== undefined) {
-      const scope = bearer.params.scope ?? defaultScope(t);
-      if (scopeOf.size >= 10_000) {
-        scopeOf.clear();
-      }
-      scopeOf.set(`${t.host} ${t.repository}`, scope);
-      const cached = tokens.get(t.host, scope);
-      if (cached !== undefined && `Bearer ${cached}` !== sent) {
-        return `Bearer ${cached}`;
-      }
-      tokens.delete(t.host, scope);
-      const token = await fetchToken(t, realm, bearer.params.service, scope, what);
-      return `Bearer ${token}`;
+      return await this.#bearerAuthorization(t, realm, bearer, sent, what);
     }
     if (challenges.some((c) => c.scheme === 'basic')) {
-      const cred = opts.credentials?.get(t.host);
-      const header = cred === undefined ? undefined : basicAuthorization(cred);
-      if (header !== undefined && header !== sent) {
-        basicHosts.add(t.host);
-        return header;
-      }
+      return this.#basicAuthorization(t, sent);
     }
     return undefined;
   }
 
-  async function fetchToken(t: Target, realm: string, service: string | undefined, scope: string, what: string): Promise<string> {
+  /** A Bearer challenge: the cached token for its scope unless that is what was just refused, else a new one. */
+  async #bearerAuthorization(t: Target, realm: string, bearer: AuthChallenge, sent: string | undefined, what: string): Promise<string> {
+    const scope = bearer.params.scope ?? defaultScope(t);
+    if (this.#scopeOf.size >= 10_000) {
+      this.#scopeOf.clear();
+    }
+    this.#scopeOf.set(`${t.host} ${t.repository}`, scope);
+    const cached = this.#tokens.get(t.host, scope);
+    if (cached !== undefined && `Bearer ${cached}` !== sent) {
+      return `Bearer ${cached}`;
+    }
+    this.#tokens.delete(t.host, scope);
+    const token = await this.#fetchToken(t, realm, bearer.params.service, scope, what);
+    return `Bearer ${token}`;
+  }
+
+  /** A Basic challenge: the configured credentials, unless none or those were just refused. */
+  #basicAuthorization(t: Target, sent: string | undefined): string | undefined {
+    const cred = this.#opts.credentials?.get(t.host);
+    const header = cred === undefined ? undefined : basicAuthorization(cred);
+    if (header !== undefined && header !== sent) {
+      this.#basicHosts.add(t.host);
+      return header;
+    }
+    return undefined;
+  }
+
+  /** Asks the realm for a token for `scope` (with the host's credentials when configured) and caches it. */
+  async #fetchToken(t: Target, realm: string, service: string | undefined, scope: string, what: string): Promise<string> {
+    const url = this.#realmUrl(t, realm, what);
+    if (service !== undefined) {
+      url.searchParams.set('service', service);
+    }
+    for (const s of scope.split(' ').filter((x) => x !== '')) {
+      url.searchParams.append('scope', s);
+    }
+    const headers = this.#headers('application/json');
+    const cred = this.#opts.credentials?.get(t.host);
+    if (cred !== undefined) {
+      headers.authorization = basicAuthorization(cred);
+    }
+    this.#opts.log.debug({ realm: safeUrl(url), scope, withCredentials: cred !== undefined }, 'registry token request');
+    const res = await this.#transport.send(url, headers, MAX_TOKEN_BODY_BYTES, `${what}: token request`);
+    checkTokenAnswer(res, url, cred !== undefined, what);
+    const token = parseTokenResponse(res.body);
+    this.#tokens.set(t.host, scope, token);
+    return token.token;
+  }
+
+  /** The token realm a registry at `t` named, as a URL Signet may send its credentials to. */
+  #realmUrl(t: Target, realm: string, what: string): URL {
     let url: URL;
     try {
       url = new URL(realm);
@@ -222,129 +331,56 @@ export function createRegistryClient(opts: RegistryClientOptions): RegistryClien
     if (url.protocol !== 'https:' && url.protocol !== 'http:') {
       throw new RegistryError('REFUSED', `${what}: refusing a ${url.protocol} token realm`);
     }
-    if (url.protocol === 'http:' && !hosts.isInsecure(url)) {
+    if (url.protocol === 'http:' && !this.#hosts.isInsecure(url)) {
       throw new RegistryError('REFUSED', `${what}: refusing plain-HTTP token realm ${safeUrl(url)} (host not in the insecure list)`);
     }
     if (url.username !== '' || url.password !== '') {
       throw new RegistryError('REFUSED', `${what}: refusing a token realm carrying user info`);
     }
-    if (!hosts.mayGo(new URL(t.origin), url)) {
+    if (!this.#hosts.mayGo(new URL(t.origin), url)) {
       throw new RegistryError('REFUSED', `${what}: refusing token realm on ${url.host}: not in SIGNET_ALLOWED_REDIRECT_HOSTS`);
     }
-    if (service !== undefined) {
-      url.searchParams.set('service', service);
-    }
-    for (const s of scope.split(' ').filter((x) => x !== '')) {
-      url.searchParams.append('scope', s);
-    }
-    const headers = baseHeaders('application/json');
-    const cred = opts.credentials?.get(t.host);
-    if (cred !== undefined) {
-      headers.authorization = basicAuthorization(cred);
-    }
-    log.debug({ realm: safeUrl(url), scope, withCredentials: cred !== undefined }, 'registry token request');
-    const res = await transport.send(url, headers, MAX_TOKEN_BODY_BYTES, `${what}: token request`);
-    if (res.status === 429 || res.status === 408 || res.status >= 500) {
-      throw new RegistryError('TRANSIENT', `${what}: token endpoint ${url.host} answered HTTP ${res.status}`, { status: res.status });
-    }
-    if (res.status < 200 || res.status >= 300) {
-      const how = cred === undefined ? 'anonymous access' : 'the configured credentials';
-      throw new RegistryError('UNAUTHORIZED', `${what}: token endpoint ${url.host} refused ${how} (HTTP ${res.status})`, {
-        status: res.status,
-      });
-    }
-    const token = parseTokenResponse(res.body);
-    tokens.set(t.host, scope, token);
-    return token.token;
+    return url;
   }
+}
 
-  /** GET a registry API path: retries, the auth flow, then maps what is left to a RegistryError. */
-  async function registryGet(t: Target, path: string, accept: string | undefined, maxBytes: number, what: string): Promise<HttpResult> {
-    const url = new URL(`${t.origin}${path}`);
-    const res = await transport.withRetries(what, () => transport.inSlot(t.host, async () => {
-      const sent = upFrontAuthorization(t);
-      const first = await transport.send(url, withAuth(baseHeaders(accept), sent), maxBytes, what);
-      if (first.status !== 401) {
-        return first;
-      }
-      const next = await authorize(t, first, sent, what);
-      return next === undefined ? first : await transport.send(url, withAuth(baseHeaders(accept), next), maxBytes, what);
-    }));
-    if (res.status >= 200 && res.status < 300) {
-      return res;
-    }
-    const detail = describeErrorBody(res.body);
-    if (res.status === 404) {
-      throw new RegistryError('NOT_FOUND', `${what}: not found${detail}`, { status: 404 });
-    }
-    if (res.status === 401 || res.status === 403) {
-      throw new RegistryError('UNAUTHORIZED', `${what}: HTTP ${res.status}${detail}`, { status: res.status });
-    }
-    throw new RegistryError('INVALID', `${what}: unexpected HTTP ${res.status}${detail}`, { status: res.status });
+export function createRegistryClient(opts: RegistryClientOptions): RegistryClient {
+  return new RegistryClient(opts);
+}
+
+function defaultScope(t: Target): string {
+  return t.repository === '' ? 'registry:catalog:*' : `repository:${t.repository}:pull`;
+}
+
+function withAuth(h: Record<string, string>, authorization: string | undefined): Record<string, string> {
+  return authorization === undefined ? h : { ...h, authorization };
+}
+
+/** Throws unless the token endpoint answered 2xx: TRANSIENT for 429, 408 and 5xx, UNAUTHORIZED otherwise. */
+function checkTokenAnswer(res: HttpResult, url: URL, withCredentials: boolean, what: string): void {
+  if (res.status === 429 || res.status === 408 || res.status >= 500) {
+    throw new RegistryError('TRANSIENT', `${what}: token endpoint ${url.host} answered HTTP ${res.status}`, { status: res.status });
   }
-
-  function withAuth(h: Record<string, string>, authorization: string | undefined): Record<string, string> {
-    return authorization === undefined ? h : { ...h, authorization };
+  if (res.status < 200 || res.status >= 300) {
+    const how = withCredentials ? 'the configured credentials' : 'anonymous access';
+    throw new RegistryError('UNAUTHORIZED', `${what}: token endpoint ${url.host} refused ${how} (HTTP ${res.status})`, {
+      status: res.status,
+    });
   }
+}
 
-  return {
-    async getManifest(registry, repository, reference) {
-      const t = resolve(registry, repository);
-      const ref = validateReference(reference);
-      const what = `manifest ${t.host}/${repository}${ref.kind === 'digest' ? `@${ref.digest}` : `:${ref.tag}`}`;
-      const res = await registryGet(
-        t,
-        `/v2/${t.repository}/manifests/${reference}`,
-        MANIFEST_ACCEPT,
-        opts.maxManifestBytes,
-        what,
-      );
-      const bytes = res.body;
-      const digest = sha256Digest(bytes);
-      if (ref.kind === 'digest' && digest !== ref.digest) {
-        throw new RegistryError('INVALID', `${what}: digest mismatch: the registry served content with digest ${digest}`);
-      }
-      const header = res.headers.get('docker-content-digest')?.trim();
-      if (header !== undefined && isDigest(header) && header !== digest) {
-        throw new RegistryError('INVALID', `${what}: digest mismatch: Docker-Content-Digest says ${header}, the content is ${digest}`);
-      }
-      const manifest = parseManifest(bytes, res.headers.get('content-type'));
-      log.debug({ manifest: what, digest, mediaType: manifest.mediaType, bytes: bytes.length }, 'fetched manifest');
-      return { digest, mediaType: normalizeMediaType(manifest.mediaType), bytes, manifest };
-    },
-
-    async listPage(registry, repository, path) {
-      const t = resolve(registry, repository ?? '');
-      if (!path.startsWith('/v2/')) {
-        // Relative to the repository (`tags/list`), or to /v2/ for the catalog (`_catalog`).
-        path = repository === null ? `/v2/${path}` : `/v2/${t.repository}/${path}`;
-      }
-      const what = `list ${t.host}${path.split('?')[0]}`;
-      const res = await registryGet(t, path, 'application/json, application/vnd.oci.image.index.v1+json', MAX_LIST_PAGE_BYTES, what);
-      let body: unknown;
-      try {
-        body = JSON.parse(res.body.toString('utf8'));
-      } catch {
-        throw new RegistryError('INVALID', `${what}: the registry answered something that is not JSON`);
-      }
-      return { body, next: nextPageFromLink(res.headers.get('link'), new URL(t.origin).origin) };
-    },
-
-    async getBlob(registry, repository, digest, maxBytes) {
-      const t = resolve(registry, repository);
-      if (!isDigest(digest)) {
-        throw new RegistryError('INVALID', `invalid blob digest ${JSON.stringify(String(digest).slice(0, 80))}`);
-      }
-      if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
-        throw new RangeError(`maxBytes must be a non-negative integer, got ${maxBytes}`);
-      }
-      const what = `blob ${t.host}/${repository}@${digest}`;
-      const res = await registryGet(t, `/v2/${t.repository}/blobs/${digest}`, undefined, maxBytes, what);
-      const actual = sha256Digest(res.body);
-      if (actual !== digest) {
-        throw new RegistryError('INVALID', `${what}: digest mismatch: the registry served content with digest ${actual}`);
-      }
-      return res.body;
-    },
-  };
+/**
+ * The digest of a manifest's bytes, checked against the digest asked for (by digest) and against
+ * the registry's `Docker-Content-Digest` header (when it sent a sha256 one).
+ */
+function verifiedManifestDigest(res: HttpResult, ref: Reference, what: string): Digest {
+  const digest = sha256Digest(res.body);
+  if (ref.kind === 'digest' && digest !== ref.digest) {
+    throw new RegistryError('INVALID', `${what}: digest mismatch: the registry served content with digest ${digest}`);
+  }
+  const header = res.headers.get('docker-content-digest')?.trim();
+  if (header !== undefined && isDigest(header) && header !== digest) {
+    throw new RegistryError('INVALID', `${what}: digest mismatch: Docker-Content-Digest says ${header}, the content is ${digest}`);
+  }
+  return digest;
 }

@@ -24,3 +24,18 @@ export function describeErrorBody(body: Buffer): string {
   }
   return '';
 }
+
+/**
+ * The error for an answer that is not 2xx after retries and the auth flow: NOT_FOUND for 404,
+ * UNAUTHORIZED for 401 and 403, INVALID for anything else.
+ */
+export function errorForStatus(status: number, body: Buffer, what: string): RegistryError {
+  const detail = describeErrorBody(body);
+  if (status === 404) {
+    return new RegistryError('NOT_FOUND', `${what}: not found${detail}`, { status: 404 });
+  }
+  if (status === 401 || status === 403) {
+    return new RegistryError('UNAUTHORIZED', `${what}: HTTP ${status}${detail}`, { status });
+  }
+  return new RegistryError('INVALID', `${what}: unexpected HTTP ${status}${detail}`, { status });
+}

@@ -97,13 +97,23 @@ describe('the ownership page', () => {
     await page.waitForSelector('#image');
     expect(await page.textContent('#result')).toContain('admission: denied');
     expect(errors).toEqual([]);
+    // Markup injected into the page (were escaping ever to fail) runs no script: only the page's
+    // own script is allowed, by its hash.
+    await page.evaluate(() => {
+      document.body.insertAdjacentHTML('beforeend', '<img src="/nothing-here" onerror="window.injected = 1"><script>window.injected = 2</script>');
+    });
+    await page.waitForTimeout(500);
+    expect(await page.evaluate(() => (window as unknown as { injected?: number }).injected)).toBeUndefined();
     await page.close();
   });
 
   it('is a page without data: public, with a strict content security policy', async () => {
     const res = await fetch(`${signet.url}/ui`);
     expect(res.status).toBe(200);
-    expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+    const csp = res.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(csp).toMatch(/script-src 'sha256-[A-Za-z0-9+/]+={0,2}'/);
     expect((await fetch(`${signet.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ recentDenials { reason } }"}' })).status).toBe(401);
   });
 });

@@ -10,6 +10,7 @@ import { LearnImageJob } from '../../common/jobs/index-manifest.ts';
 import type { Logger } from '../../common/logger.ts';
 import { decide } from '../../common/policy/evaluate.ts';
 import type { Policy } from '../../common/policy/policy.ts';
+import { BoundedParseCache } from './parsed.ts';
 import { type DecisionStore, type Entry, rawDigest, repositoryKey } from './store.ts';
 
 /** The answer for one image reference, as every decision endpoint returns it. */
@@ -64,7 +65,8 @@ interface Parsed {
 }
 
 const WAIT_POLL_MS = 50;
-const MAX_PARSED = 100_000;
+/** What the parsed-reference cache may hold (an estimate; see {@link BoundedParseCache}). */
+const PARSED_BYTES = 16 * 1024 * 1024;
 
 /**
  * Answers image references from the store; a miss falls back to Postgres (and is remembered),
@@ -75,8 +77,11 @@ const MAX_PARSED = 100_000;
 export class DecisionLookup implements ImageDecisions {
   readonly #store: DecisionStore;
   readonly #deps: LookupDeps;
-  /** Parsed references by the exact string admission points send (bounded; cleared when full). */
-  readonly #parsed = new Map<string, Parsed>();
+  /**
+   * Parsed references of images found, by the exact string admission points send. Bounded by
+   * bytes; references nothing is known about are never kept, so a flood of them costs nothing.
+   */
+  readonly #parsed = new BoundedParseCache<Parsed>(PARSED_BYTES);
 
   constructor(deps: LookupDeps) {
     this.#store = deps.store;
@@ -101,7 +106,7 @@ export class DecisionLookup implements ImageDecisions {
   async #lookupSlow(image: string): Promise<ImageDecision> {
     let ref;
     try {
-      ref = this.#parse(image);
+      ref = parseImageReference(image);
     } catch (err) {
       const message = err instanceof ImageReferenceError ? err.message : 'invalid image reference';
       return { image, digest: null, allowed: false, reason: 'invalid_reference', message, signers: [], policyVersion: this.#deps.policy().version, verifiedAt: null, stale: false };
@@ -126,19 +131,10 @@ export class DecisionLookup implements ImageDecisions {
       };
     }
     if (known !== null) {
+      this.#parsed.set(image, { ref, repository: repositoryKey(ref.registry, ref.repository), raw: ref.digest === null ? null : rawDigest(ref.digest) });
       return answer(image, known.digest, known.entry, this.#deps.stale());
     }
     return this.#notInLedger(image, ref, reference);
-  }
-
-  /** Parses `image` and remembers it with its store keys (throws {@link ImageReferenceError}). */
-  #parse(image: string): ImageReference {
-    const ref = parseImageReference(image);
-    if (this.#parsed.size >= MAX_PARSED) {
-      this.#parsed.clear();
-    }
-    this.#parsed.set(image, { ref, repository: repositoryKey(ref.registry, ref.repository), raw: ref.digest === null ? null : rawDigest(ref.digest) });
-    return ref;
   }
 
   /**

@@ -318,6 +318,11 @@ describe('GraphQL ownership API', () => {
     expect(await codes(`{ identity(subject: "${alice.uri}") { images(after: "bm9wZQ") { totalCount } } }`)).toEqual([
       ['BAD_USER_INPUT', expect.stringContaining('is not a cursor of this list')],
     ]);
+    // NUL and other control characters, as a literal or in a variable, are the caller's mistake.
+    expect(await codes('{ identity(subject: "alice\\u0000@example.com") { subject } }')).toEqual([['BAD_USER_INPUT', expect.stringContaining('control character')]]);
+    expect((await gql('query ($s: String!) { identities(subject: $s) { subject } }', { s: 'x\u0000y' })).errors?.map((e) => [e.extensions?.code, e.message])).toEqual([
+      ['BAD_USER_INPUT', expect.stringContaining('variable $s')],
+    ]);
     // Deeper than the limit (12).
     const nest = (levels: number): string => (levels === 0 ? 'repositoryInfo { name }' : `repositoryInfo { images { nodes { ${nest(levels - 1)} } } }`);
     const deep = `{ image(ref: "${registry.host}/team/app:v2") { ${nest(4)} } }`;

@@ -9,6 +9,7 @@ import type { Logger } from '../../common/logger.ts';
 import { bearerToken, tokenDigests, tokenMatches } from '../tokens.ts';
 import { createLoaders, type GraphqlContext, type OwnershipChangeModel } from './models.ts';
 import { kindIn, resolvers } from './resolvers.ts';
+import { controlCharacterGuard } from './input-guard.ts';
 import type { SubscriptionOwnershipChangedArgs } from './types.generated.ts';
 
 const SDL = readFileSync(new URL('../../../schema/signet.graphql', import.meta.url), 'utf8');
@@ -82,6 +83,7 @@ export function registerGraphql(app: FastifyInstance, deps: GraphqlDeps): void {
         maxTokens: { n: GRAPHQL_LIMITS.maxTokens },
         blockFieldSuggestion: { enabled: true },
       }),
+      controlCharacterGuard(),
     ],
   });
 

@@ -135,8 +135,7 @@ async function observe(pending: Map<Digest, number>, untilDone: () => boolean, t
         .where('d.allowed', '=', true)
         .execute();
       const now = performance.now();
-      for (const { digest } of rows) {
-        const d = digest as Digest;
+      for (const { digest: d } of rows) {
         const ack = pending.get(d);
         if (ack !== undefined) {
           seen.set(d, now - ack);

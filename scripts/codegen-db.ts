@@ -12,13 +12,59 @@ const url = `${server}/signet_codegen_${process.pid}`;
 const out = fileURLToPath(new URL('../services/common/db/schema.generated.ts', import.meta.url));
 const log = createLogger({ logLevel: 'warn' });
 
+// Text and JSON columns whose values are the domain's own types (CHECK constraints hold them to
+// those values; the JSON ones are written only from these types): generated as those types, so rows
+// read from them need no casts. Import paths are relative to the generated file.
+const customImports = {
+  DecisionReason: '../domain/decision.ts',
+  Digest: '../domain/digest.ts',
+  ManifestStatus: '../domain/outcome.ts',
+  SignatureOutcome: '../domain/outcome.ts',
+  SignatureFormat: '../domain/signature.ts',
+  SignatureKind: '../domain/signature.ts',
+  Signer: '../domain/decision.ts',
+};
+const overrides = {
+  columns: {
+    'decisions.reason': 'DecisionReason',
+    'decisions.signers': 'Generated<JSONColumnType<Signer[]>>',
+    'identities.kind': "'email' | 'uri' | 'key'",
+    'manifests.digest': 'Digest',
+    'manifests.status': 'ManifestStatus',
+    'ownership_changes.kind': "'initial' | 'added'",
+    'signatures.annotations': 'JSONColumnType<Record<string, string>>',
+    'signatures.claims': 'Generated<JSONColumnType<Record<string, string>>>',
+    'signatures.format': 'SignatureFormat',
+    'signatures.kind': 'Generated<SignatureKind>',
+    'signatures.material_digest': 'Digest',
+    'signatures.outcome': 'SignatureOutcome',
+    'signatures.source_digest': 'Digest',
+    'tag_history.digest': 'Digest',
+    'tag_history.previous_digest': 'Digest | null',
+    'tags.digest': 'Digest',
+  },
+};
+
 await ensureDatabase(url);
 const db = createDb(url, log);
 try {
   await migrateToLatest(db);
   execFileSync(
     fileURLToPath(new URL('../node_modules/.bin/kysely-codegen', import.meta.url)),
-    ['--dialect', 'postgres', '--url', url, '--out-file', out, '--exclude-pattern', 'kysely_migration*'],
+    [
+      '--dialect',
+      'postgres',
+      '--url',
+      url,
+      '--out-file',
+      out,
+      '--exclude-pattern',
+      'kysely_migration*',
+      '--custom-imports',
+      JSON.stringify(customImports),
+      '--overrides',
+      JSON.stringify(overrides),
+    ],
     { stdio: 'inherit' },
   );
 } finally {

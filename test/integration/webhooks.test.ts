@@ -6,6 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseDigest } from '../../services/common/domain/digest.ts';
 import { readFixture } from '../helpers/fixtures.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { freePort } from '../helpers/net.ts';
@@ -101,7 +102,7 @@ describe('each source on its published payloads', () => {
     const res = await post(signet, 'gar', body, { authorization: '' }, `?token=${TEST_WEBHOOK_TOKEN}`);
     expect(res.statusCode, res.body).toBe(202);
     expect(await queuedData(res)).toEqual([expect.objectContaining({ name: 'index-manifest', data: expect.objectContaining({ registry: 'us-docker.pkg.dev', repository: 'p/r/img' }) })]);
-    const tag = await db.db.selectFrom('tags').select(['name', 'digest']).where('digest', '=', `sha256:${'6e'.repeat(32)}`).execute();
+    const tag = await db.db.selectFrom('tags').select(['name', 'digest']).where('digest', '=', parseDigest(`sha256:${'6e'.repeat(32)}`)).execute();
     expect(tag).toEqual([{ name: 'v1', digest: `sha256:${'6e'.repeat(32)}` }]);
   });
 
@@ -230,7 +231,7 @@ describe('a real registry notifying Signet', () => {
   });
 
   function manifest(digest: string) {
-    return fullDb.db.selectFrom('manifests').select(['digest', 'status', 'deleted_at']).where('digest', '=', digest).executeTakeFirst();
+    return fullDb.db.selectFrom('manifests').select(['digest', 'status', 'deleted_at']).where('digest', '=', parseDigest(digest)).executeTakeFirst();
   }
 
   it('resolves a tag-only push (Docker Hub) in the registry, records it and indexes the digest once', async () => {

@@ -1,5 +1,6 @@
 import DataLoader from 'dataloader';
 import type { Db } from '../../common/db/client.ts';
+import type { Digest } from '../../common/domain/digest.ts';
 import {
   childrenByIndexIds,
   decisionsByImageIds,
@@ -82,11 +83,11 @@ function groupBy<K, V>(keys: readonly K[], rows: readonly V[], keyOf: (row: V) =
  * one statement per kind, however many objects there are.
  */
 export function createLoaders(db: Db, policyVersion: string) {
-  const digestKey = (k: { repositoryId: string; digest: string }) => `${k.repositoryId}@${k.digest}`;
+  const digestKey = (k: { repositoryId: string; digest: Digest }) => `${k.repositoryId}@${k.digest}`;
   const ownerKey = (k: { identityId: string; repositoryId: string }) => `${k.repositoryId}/${k.identityId}`;
   const loaders = {
     image: new DataLoader<string, ImageRow | null>(async (ids) => byKey(ids, await imagesByIds(db, ids), (r) => r.id)),
-    imageByDigest: new DataLoader<{ repositoryId: string; digest: string }, ImageRow | null, string>(
+    imageByDigest: new DataLoader<{ repositoryId: string; digest: Digest }, ImageRow | null, string>(
       async (keys) => byKey(keys.map(digestKey), await imagesByRepositoryDigests(db, keys), digestKey),
       { cacheKeyFn: digestKey },
     ),

@@ -267,7 +267,7 @@ export const resolvers: Resolvers = {
 
   Decision: {
     policyVersion: (d) => d.policy_version,
-    signers: (d) => d.signers as unknown as { subject: string; issuer: string | null }[],
+    signers: (d) => d.signers,
     verifiedAt: (d) => d.verified_at.toISOString(),
     decidedAt: (d) => d.decided_at.toISOString(),
     image: (d, _, { loaders }) => mustLoad(loaders.image.load(d.manifest_id), `manifest ${d.manifest_id}`),

@@ -3,7 +3,11 @@
  * Please do not edit it manually.
  */
 
-import type { ColumnType } from "kysely";
+import type { DecisionReason, Signer } from "../domain/decision.ts";
+import type { Digest } from "../domain/digest.ts";
+import type { ManifestStatus, SignatureOutcome } from "../domain/outcome.ts";
+import type { SignatureFormat, SignatureKind } from "../domain/signature.ts";
+import type { ColumnType, JSONColumnType } from "kysely";
 
 export type ArrayType<T> = ArrayTypeImpl<T> extends (infer U)[]
   ? U[]
@@ -18,18 +22,6 @@ export type Generated<T> = T extends ColumnType<infer S, infer I, infer U>
   : ColumnType<T, T | undefined, T>;
 
 export type Int8 = ColumnType<string, bigint | number | string, bigint | number | string>;
-
-export type Json = JsonValue;
-
-export type JsonArray = JsonValue[];
-
-export type JsonObject = {
-  [x: string]: JsonValue | undefined;
-};
-
-export type JsonPrimitive = boolean | number | string | null;
-
-export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
@@ -46,9 +38,9 @@ export interface Decisions {
   manifest_id: Int8;
   message: string;
   policy_version: string;
-  reason: string;
+  reason: DecisionReason;
   rule: string | null;
-  signers: Generated<Json>;
+  signers: Generated<JSONColumnType<Signer[]>>;
   verified_at: Timestamp;
 }
 
@@ -56,7 +48,7 @@ export interface Identities {
   first_seen_at: Generated<Timestamp>;
   id: Generated<Int8>;
   issuer: string | null;
-  kind: string;
+  kind: "email" | "uri" | "key";
   subject: string;
 }
 
@@ -72,7 +64,7 @@ export interface ManifestChildren {
 export interface Manifests {
   attestation_count: Generated<number>;
   deleted_at: Timestamp | null;
-  digest: string;
+  digest: Digest;
   first_seen_at: Generated<Timestamp>;
   id: Generated<Int8>;
   indexed_at: Generated<Timestamp>;
@@ -80,7 +72,7 @@ export interface Manifests {
   repository_id: Int8;
   signature_count: Generated<number>;
   size: Int8;
-  status: string;
+  status: ManifestStatus;
   status_reason: string | null;
   verified_count: Generated<number>;
 }
@@ -89,7 +81,7 @@ export interface OwnershipChanges {
   detected_at: Generated<Timestamp>;
   id: Generated<Int8>;
   identity_id: Int8;
-  kind: string;
+  kind: "initial" | "added";
   manifest_id: Int8;
   notified_at: Timestamp | null;
   previous_owner_ids: Generated<ArrayType<Int8>>;
@@ -116,32 +108,32 @@ export interface Repositories {
 }
 
 export interface Signatures {
-  annotations: Json;
+  annotations: JSONColumnType<Record<string, string>>;
   certificate_fingerprint: string | null;
   certificate_not_after: Timestamp | null;
   certificate_not_before: Timestamp | null;
-  claims: Generated<Json>;
+  claims: Generated<JSONColumnType<Record<string, string>>>;
   first_seen_at: Generated<Timestamp>;
-  format: string;
+  format: SignatureFormat;
   id: Generated<Int8>;
   identity_id: Int8 | null;
   issuer: string | null;
   key_fingerprint: string | null;
   key_name: string | null;
   key_source: string | null;
-  kind: Generated<string>;
+  kind: Generated<SignatureKind>;
   layer_digest: string;
   layer_index: number;
   manifest_id: Int8;
-  material_digest: string;
-  outcome: string;
+  material_digest: Digest;
+  outcome: SignatureOutcome;
   payload: Buffer;
   predicate_type: string | null;
   reason: string | null;
   rekor_integrated_time: Timestamp | null;
   rekor_log_id: string | null;
   rekor_log_index: Int8 | null;
-  source_digest: string;
+  source_digest: Digest;
   subject: string | null;
   subject_bytes: Buffer | null;
   trust_root_version: string | null;
@@ -150,16 +142,16 @@ export interface Signatures {
 }
 
 export interface TagHistory {
-  digest: string;
+  digest: Digest;
   id: Generated<Int8>;
   name: string;
-  previous_digest: string | null;
+  previous_digest: Digest | null;
   repository_id: Int8;
   seen_at: Generated<Timestamp>;
 }
 
 export interface Tags {
-  digest: string;
+  digest: Digest;
   name: string;
   repository_id: Int8;
   updated_at: Generated<Timestamp>;

@@ -32,9 +32,9 @@ export async function getRepositoryLedger(db: Kysely<DB>, registry: string, repo
       .execute(),
   ]);
   return {
-    manifests: new Map(manifests.map((m) => [m.digest as Digest, { deleted: m.deleted_at !== null }])),
-    tags: new Map(tags.map((t) => [t.name, t.digest as Digest])),
-    signatureSources: new Set(sources.map((s) => s.source_digest as Digest)),
+    manifests: new Map(manifests.map((m) => [m.digest, { deleted: m.deleted_at !== null }])),
+    tags: new Map(tags.map((t) => [t.name, t.digest])),
+    signatureSources: new Set(sources.map((s) => s.source_digest)),
   };
 }
 

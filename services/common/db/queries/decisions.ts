@@ -1,7 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Digest } from '../../domain/digest.ts';
-import type { ManifestStatus, SignatureOutcome } from '../../domain/outcome.ts';
-import type { Decision, DecisionReason, ManifestFacts, SignatureFact, Signer } from '../../domain/decision.ts';
+import type { Decision, ManifestFacts, SignatureFact } from '../../domain/decision.ts';
 import type { DB } from '../schema.generated.ts';
 import { findImage } from './ledger.ts';
 
@@ -66,11 +65,11 @@ export async function loadDecisionInputs(db: Kysely<DB>, manifestIds: readonly s
   const byManifest = new Map<string, SignatureFact[]>();
   for (const s of signatures) {
     const fact: SignatureFact = {
-      outcome: s.outcome as SignatureOutcome,
+      outcome: s.outcome,
       reason: s.reason,
       // Only verified signatures have an identity row; an unverified one proves no identity.
-      identity: s.kind === null || s.subject === null ? null : { kind: s.kind as 'email' | 'uri' | 'key', subject: s.subject, issuer: s.issuer },
-      claims: (s.claims ?? {}) as Record<string, string>,
+      identity: s.kind === null || s.subject === null ? null : { kind: s.kind, subject: s.subject, issuer: s.issuer },
+      claims: s.claims,
       keyFingerprint: s.key_fingerprint,
       tlog: s.rekor_log_index !== null,
       annotations: payloadAnnotations(s.payload),
@@ -81,12 +80,12 @@ export async function loadDecisionInputs(db: Kysely<DB>, manifestIds: readonly s
     manifestId: m.id,
     registry: m.registry,
     repository: m.repository,
-    digest: m.digest as Digest,
+    digest: m.digest,
     verifiedAt: m.indexed_at,
     facts: {
       registry: m.registry,
       repository: m.repository,
-      status: m.status as ManifestStatus,
+      status: m.status,
       signatures: byManifest.get(m.id) ?? [],
     },
   }));
@@ -168,11 +167,11 @@ function toStored(r: DecisionRow): StoredDecision {
   return {
     registry: r.registry,
     repository: r.repository,
-    digest: r.digest as Digest,
+    digest: r.digest,
     allowed: r.allowed,
-    reason: r.reason as DecisionReason,
+    reason: r.reason,
     message: r.message,
-    signers: r.signers as unknown as Signer[],
+    signers: r.signers,
     rule: r.rule,
     policyVersion: r.policy_version,
     verifiedAt: r.verified_at,
@@ -211,7 +210,7 @@ export async function findTag(db: Kysely<DB>, registry: string, repository: stri
     .where('r.name', '=', repository)
     .where('t.name', '=', tag)
     .executeTakeFirst();
-  return row === undefined ? null : (row.digest as Digest);
+  return row === undefined ? null : row.digest;
 }
 
 /** Every current tag (warm-loading the in-memory table). */
@@ -222,7 +221,7 @@ export async function listTags(db: Kysely<DB>): Promise<{ registry: string; repo
     .innerJoin('registries as g', 'g.id', 'r.registry_id')
     .select(['g.host', 'r.name', 't.name as tag', 't.digest'])
     .execute();
-  return rows.map((t) => ({ registry: t.host, repository: t.name, tag: t.tag, digest: t.digest as Digest }));
+  return rows.map((t) => ({ registry: t.host, repository: t.name, tag: t.tag, digest: t.digest }));
 }
 
 export async function findManifestId(db: Kysely<DB>, registry: string, repository: string, digest: Digest): Promise<string | null> {

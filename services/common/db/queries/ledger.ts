@@ -1,4 +1,6 @@
 import { type ExpressionBuilder, sql, type Kysely } from 'kysely';
+import type { Digest } from '../../domain/digest.ts';
+import type { ManifestStatus } from '../../domain/outcome.ts';
 import type { DB } from '../schema.generated.ts';
 
 // Reads behind the GraphQL API. The `…ByIds` functions take many keys at once (DataLoader batches);
@@ -9,10 +11,10 @@ export interface ImageRow {
   readonly repositoryId: string;
   readonly registry: string;
   readonly repository: string;
-  readonly digest: string;
+  readonly digest: Digest;
   readonly mediaType: string;
   readonly size: string;
-  readonly status: string;
+  readonly status: ManifestStatus;
   readonly statusReason: string | null;
   readonly firstSeenAt: Date;
   readonly indexedAt: Date;
@@ -28,7 +30,7 @@ export interface RepositoryRow {
 
 export interface IdentityRow {
   readonly id: string;
-  readonly kind: string;
+  readonly kind: 'email' | 'uri' | 'key';
   readonly subject: string;
   readonly issuer: string | null;
   readonly firstSeenAt: Date;
@@ -75,7 +77,7 @@ export function imagesByIds(db: Kysely<DB>, ids: readonly string[]): Promise<Ima
   return selectImages(db).where('m.id', 'in', ids).execute();
 }
 
-export function imagesByRepositoryDigests(db: Kysely<DB>, keys: readonly { repositoryId: string; digest: string }[]): Promise<ImageRow[]> {
+export function imagesByRepositoryDigests(db: Kysely<DB>, keys: readonly { repositoryId: string; digest: Digest }[]): Promise<ImageRow[]> {
   return selectImages(db)
     .where((eb) => eb(eb.refTuple('m.repository_id', 'm.digest'), 'in', keys.map((k) => eb.tuple(k.repositoryId, k.digest))))
     .execute();
@@ -86,7 +88,7 @@ export async function findImage(
   db: Kysely<DB>,
   registry: string,
   repository: string,
-  ref: { digest: string } | { tag: string },
+  ref: { digest: Digest } | { tag: string },
 ): Promise<ImageRow | null> {
   let q = selectImages(db).where('g.host', '=', registry).where('r.name', '=', repository);
   q =

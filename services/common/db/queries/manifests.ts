@@ -232,7 +232,7 @@ async function refreshStatus(trx: Transaction<DB>, manifestId: string, m: Indexe
   const all = await trx.selectFrom('signatures').select(['outcome', 'reason', 'kind']).where('manifest_id', '=', manifestId).execute();
   // Attestations are recorded, not counted: an image with only attestations is unsigned.
   const rows = all.filter((r) => r.kind === 'signature');
-  const outcomes = rows.map((r) => r.outcome as SignatureOutcome);
+  const outcomes = rows.map((r) => r.outcome);
   let status = summarizeOutcomes(outcomes);
   let reason = status === 'verified' || status === 'unsigned' ? null : (rows.find((r) => r.outcome === status)?.reason ?? null);
   if (rows.length === 0 && m.discoveryError !== null) {
@@ -328,18 +328,18 @@ export async function listStoredSignatures(
     id: r.id,
     registry: r.host,
     repository: r.name,
-    digest: r.digest as Digest,
+    digest: r.digest,
     mediaType: r.media_type,
     size: Number(r.size),
-    format: r.format as SignatureRecord['format'],
-    materialDigest: r.material_digest as Digest,
-    sourceDigest: r.source_digest as Digest,
+    format: r.format,
+    materialDigest: r.material_digest,
+    sourceDigest: r.source_digest,
     layerIndex: r.layer_index,
     layerDigest: r.layer_digest,
     payload: r.payload,
     subjectBytes: r.subject_bytes,
-    layerAnnotations: r.annotations as Record<string, string>,
-    outcome: r.outcome as SignatureOutcome,
+    layerAnnotations: r.annotations,
+    outcome: r.outcome,
     trustRootVersion: r.trust_root_version,
   }));
 }

@@ -1,5 +1,4 @@
 import type { Kysely } from 'kysely';
-import type { Digest } from '../../domain/digest.ts';
 import type { DB } from '../schema.generated.ts';
 import type { OwnershipChange } from './manifests.ts';
 
@@ -31,10 +30,10 @@ export async function loadOwnershipChange(db: Kysely<DB>, id: string): Promise<O
   const byId = new Map(previous.map((p) => [p.id, { subject: p.subject, issuer: p.issuer }]));
   return {
     id: row.id,
-    kind: row.kind as OwnershipChangeDetail['kind'],
+    kind: row.kind,
     registry: row.host,
     repository: row.name,
-    digest: row.digest as Digest,
+    digest: row.digest,
     subject: row.subject,
     issuer: row.issuer,
     previousOwners: row.previous_owner_ids.flatMap((id) => byId.get(id) ?? []),

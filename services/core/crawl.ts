@@ -2,8 +2,8 @@ import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { isDigest, parseCosignTag, type Digest } from '../common/domain/digest.ts';
 import { isRepositoryName } from '../common/domain/image-ref.ts';
-import { clearCrawlCursor, getCrawlCursor, getRepositoryLedger, saveCrawlCursor, type RepositoryLedger } from '../common/db/queries/crawl.ts';
-import { recordTag } from '../common/db/queries/tags.ts';
+import * as crawl from '../common/db/queries/crawl.ts';
+import * as tags from '../common/db/queries/tags.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import { RegistryError } from '../common/errors.ts';
 import { indexJobFor, type IndexManifestData } from '../common/jobs/index-manifest.ts';
@@ -113,12 +113,12 @@ export async function crawlRegistry(deps: CrawlDeps, registry: string, repositor
     return result(true, null);
   }
 
-  const cursor = opts.restart === true ? undefined : await getCrawlCursor(deps.db, registry);
+  const cursor = opts.restart === true ? undefined : await crawl.getCursor(deps.db, registry);
   const resumedAfter = cursor?.lastRepository ?? null;
   if (resumedAfter !== null) {
     deps.log.info({ registry, after: resumedAfter }, 'resuming an interrupted crawl');
   }
-  await saveCrawlCursor(deps.db, registry, resumedAfter);
+  await crawl.saveCursor(deps.db, registry, resumedAfter);
   let next: string | null = `_catalog?n=${pageSize}${resumedAfter === null ? '' : `&last=${encodeURIComponent(resumedAfter)}`}`;
   while (next !== null) {
     const page = await deps.registry.listPage(registry, null, next);
@@ -132,11 +132,11 @@ export async function crawlRegistry(deps: CrawlDeps, registry: string, repositor
         continue;
       }
       await crawlOne(name);
-      await saveCrawlCursor(deps.db, registry, name);
+      await crawl.saveCursor(deps.db, registry, name);
     }
     next = page.next;
   }
-  await clearCrawlCursor(deps.db, registry);
+  await crawl.clearCursor(deps.db, registry);
   return result(true, resumedAfter);
 }
 
@@ -160,7 +160,7 @@ async function crawlRepository(
   state: CrawlState,
   progress: () => void,
 ): Promise<void> {
-  const tags: string[] = [];
+  const tagNames: string[] = [];
   let next: string | null = `tags/list?n=${pageSize}`;
   while (next !== null) {
     let page;
@@ -172,12 +172,12 @@ async function crawlRepository(
       }
       throw err;
     }
-    tags.push(...(parseList(TagList, page.body, `${registry}/${repository} tag list`).tags ?? []));
+    tagNames.push(...(parseList(TagList, page.body, `${registry}/${repository} tag list`).tags ?? []));
     next = page.next;
   }
-  state.tags += tags.length;
+  state.tags += tagNames.length;
   progress();
-  const ledger = await getRepositoryLedger(deps.db, registry, repository);
+  const ledger = await crawl.getRepositoryLedger(deps.db, registry, repository);
   /** Digests already queued or known present in this crawl: each is enqueued at most once. */
   const seen = new Set<Digest>();
   const enqueue = async (data: IndexManifestData) => {
@@ -220,14 +220,14 @@ async function crawlRepository(
       await enqueue(indexJobFor({ registry, repository, digest, tag, at: now() }));
     }
     if (ledger.tags.get(tag) !== digest) {
-      await recordTag(deps.db, registry, repository, tag, digest, new Date());
+      await tags.record(deps.db, registry, repository, tag, digest, new Date());
       state.tagsRecorded++;
     }
     await checkReferrers(deps, registry, repository, digest, ledger, state, enqueue);
   };
 
-  for (let i = 0; i < tags.length; i += concurrency) {
-    await Promise.all(tags.slice(i, i + concurrency).map(checkTag));
+  for (let i = 0; i < tagNames.length; i += concurrency) {
+    await Promise.all(tagNames.slice(i, i + concurrency).map(checkTag));
     progress();
   }
 }
@@ -238,7 +238,7 @@ async function checkReferrers(
   registry: string,
   repository: string,
   digest: Digest,
-  ledger: RepositoryLedger,
+  ledger: crawl.RepositoryLedger,
   state: CrawlState,
   enqueue: (data: IndexManifestData) => Promise<void>,
 ): Promise<void> {

@@ -1,8 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
-import { listPendingOwnershipAlerts } from '../common/db/queries/ownership.ts';
-import type { OwnershipChange } from '../common/db/queries/manifests.ts';
+import * as ownership from '../common/db/queries/ownership.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import { publishEvents } from '../common/events.ts';
 import { NotifyOwnershipChangeJob } from '../common/jobs/notify-ownership-change.ts';
@@ -10,7 +9,7 @@ import type { Logger } from '../common/logger.ts';
 
 export interface OwnershipAnnouncer {
   /** Tells API replicas (subscriptions) and queues the drift alerts. Never throws. */
-  announce(changes: readonly OwnershipChange[]): Promise<void>;
+  announce(changes: readonly ownership.OwnershipChange[]): Promise<void>;
   /** Queues alerts recorded but never queued (the process died between commit and announce). */
   sweep(): Promise<number>;
 }
@@ -65,7 +64,7 @@ export function createOwnershipAnnouncer(opts: {
       if (opts.alerts === null) {
         return 0;
       }
-      const ids = await listPendingOwnershipAlerts(opts.db, new Date(Date.now() - SWEEP_WINDOW_MS));
+      const ids = await ownership.listPendingAlerts(opts.db, new Date(Date.now() - SWEEP_WINDOW_MS));
       await enqueue(ids);
       return ids.length;
     },

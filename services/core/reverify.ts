@@ -1,12 +1,13 @@
 import type { Kysely } from 'kysely';
-import { listStoredSignatures, recordIndexedManifests, type IndexedManifest, type StoredSignature } from '../common/db/queries/manifests.ts';
+import * as images from '../common/db/queries/images.ts';
+import * as signatures from '../common/db/queries/signatures.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import type { SignatureVerdict } from '../common/domain/signature.ts';
 import type { OwnershipAnnouncer } from './ownership.ts';
 import type { SignatureVerifier } from './verification/verifier.ts';
 
 /** Verifies stored signature material again, as the worker verified it at push time: no registry call. */
-export function verifyStored(verifier: SignatureVerifier, s: Pick<StoredSignature, 'format' | 'payload' | 'layerAnnotations' | 'digest' | 'subjectBytes'>): SignatureVerdict {
+export function verifyStored(verifier: SignatureVerifier, s: Pick<signatures.StoredSignature, 'format' | 'payload' | 'layerAnnotations' | 'digest' | 'subjectBytes'>): SignatureVerdict {
   switch (s.format) {
     case 'cosign_legacy':
       return verifier.verifyCosignLayer({ payload: s.payload, annotations: s.layerAnnotations }, s.digest);
@@ -51,12 +52,12 @@ export async function reverifyLedger(
   const transitions: Record<string, number> = {};
   const manifestIds: string[] = [];
   for (;;) {
-    const rows = await listStoredSignatures(db, { afterId, limit: batch, onlyUntrustedKeys: opts.onlyUntrustedKeys ?? false });
+    const rows = await signatures.listStored(db, { afterId, limit: batch, onlyUntrustedKeys: opts.onlyUntrustedKeys ?? false });
     if (rows.length === 0) {
       break;
     }
     afterId = rows.at(-1)!.id;
-    const byManifest = new Map<string, IndexedManifest & { registry: string; repository: string }>();
+    const byManifest = new Map<string, images.IndexedManifest & { registry: string; repository: string }>();
     for (const s of rows) {
       checked++;
       const verdict = verifyStored(verifier, s);
@@ -81,7 +82,7 @@ export async function reverifyLedger(
     }
     if (opts.dryRun !== true) {
       for (const { registry, repository, ...manifest } of byManifest.values()) {
-        const recorded = await recordIndexedManifests(db, registry, repository, [manifest]);
+        const recorded = await images.recordIndexed(db, registry, repository, [manifest]);
         await ownership.announce(recorded.ownershipChanges);
         manifestIds.push(...recorded.manifests.map((m) => m.id));
       }

@@ -2,10 +2,10 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Kysely, Transaction } from 'kysely';
-import { recordDelivery } from '../common/db/queries/deliveries.ts';
-import { markManifestDeleted } from '../common/db/queries/manifests.ts';
-import { ensureRepository, lockRepository } from '../common/db/queries/repositories.ts';
-import { recordTagPush } from '../common/db/queries/tags.ts';
+import * as deliveries from '../common/db/queries/deliveries.ts';
+import * as images from '../common/db/queries/images.ts';
+import * as repositories from '../common/db/queries/repositories.ts';
+import * as tags from '../common/db/queries/tags.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import { parseCosignTag, type Digest } from '../common/domain/digest.ts';
 import type { HostAllowlist } from '../common/domain/host-allowlist.ts';
@@ -142,7 +142,7 @@ export class DeliveryIntake {
           announcements.push(announced);
         }
       }
-      await recordDelivery(trx, {
+      await deliveries.record(trx, {
         source: this.source.name,
         remoteAddr: incoming.remoteAddr,
         contentType: incoming.headers['content-type'] ?? null,
@@ -178,16 +178,16 @@ async function recordEventFacts(trx: Transaction<DB>, event: RegistryEvent): Pro
     // a tag push's tag is recorded once the worker has resolved it.
     return null;
   }
-  await lockRepository(trx, event.registry, event.repository);
-  const repositoryId = await ensureRepository(trx, event.registry, event.repository);
+  await repositories.lock(trx, event.registry, event.repository);
+  const repositoryId = await repositories.ensure(trx, event.registry, event.repository);
   if (event.kind === 'push' && event.tag !== null) {
-    const change = await recordTagPush(trx, repositoryId, event.tag, event.digest, new Date(event.at));
+    const change = await tags.recordPush(trx, repositoryId, event.tag, event.digest, new Date(event.at));
     return change === 'created' || change === 'moved'
       ? { type: 'tag', registry: event.registry, repository: event.repository, tag: event.tag, digest: event.digest, at: event.at }
       : null;
   }
   if (event.kind === 'delete' && event.digest !== null) {
-    await markManifestDeleted(trx, repositoryId, event.digest, new Date(event.at));
+    await images.markDeleted(trx, repositoryId, event.digest, new Date(event.at));
   }
   return null;
 }

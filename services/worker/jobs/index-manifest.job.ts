@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Digest } from '../../common/domain/digest.ts';
-import { recordIndexedManifests, type IndexedManifest, type StoredManifest } from '../../common/db/queries/manifests.ts';
+import * as images from '../../common/db/queries/images.ts';
 import type { DB } from '../../common/db/schema.generated.ts';
 import { RegistryError } from '../../common/errors.ts';
 import { IndexManifestJob, type IndexManifestData } from '../../common/jobs/index-manifest.ts';
@@ -30,7 +30,7 @@ export interface IndexDeps {
 export const MAX_INDEX_CHILDREN = 64;
 
 export type IndexResult =
-  | { readonly result: 'indexed'; readonly manifests: readonly StoredManifest[] }
+  | { readonly result: 'indexed'; readonly manifests: readonly images.StoredManifest[] }
   | { readonly result: 'not_found'; readonly reason: string }
   /** Not an image (a referrer artifact that is not a signature), or a manifest Signet refuses to read. */
   | { readonly result: 'skipped' | 'malformed'; readonly reason: string }
@@ -69,7 +69,7 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
     return { result: 'skipped', reason: `${subject.digest} is a referrer of ${referred.digest} (${subject.manifest.artifactType ?? 'no artifact type'}), not an image` };
   }
 
-  const manifests: IndexedManifest[] = [
+  const manifests: images.IndexedManifest[] = [
     {
       digest: subject.digest,
       mediaType: subject.mediaType,
@@ -116,7 +116,7 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
       deps.metrics?.verifications.inc({ format: s.format, kind: signatureKind(s.format, s.verdict.predicateType), outcome: s.verdict.outcome });
     }
   }
-  const recorded = await recordIndexedManifests(deps.db, registry, repository, manifests);
+  const recorded = await images.recordIndexed(deps.db, registry, repository, manifests);
   await deps.decider.decideManifests(recorded.manifests.map((m) => m.id));
   await deps.ownership.announce(recorded.ownershipChanges);
   return { result: 'indexed', manifests: recorded.manifests };

@@ -1,5 +1,5 @@
 import { isDigest, type Digest } from '../../common/domain/digest.ts';
-import { recordTag } from '../../common/db/queries/tags.ts';
+import * as tags from '../../common/db/queries/tags.ts';
 import { RegistryError } from '../../common/errors.ts';
 import { LearnImageJob, type LearnImageData } from '../../common/jobs/index-manifest.ts';
 import type { Logger } from '../../common/logger.ts';
@@ -23,7 +23,7 @@ export async function learnImage(deps: IndexDeps, data: LearnImageData, log: Log
   }
   const result = await indexManifest(deps, { registry, repository, digest, trigger: { kind: 'push' }, eventAt: new Date().toISOString() }, log);
   if (!isDigest(reference) && result.result === 'indexed') {
-    await recordTag(deps.db, registry, repository, reference, digest, new Date());
+    await tags.record(deps.db, registry, repository, reference, digest, new Date());
   }
   return result;
 }

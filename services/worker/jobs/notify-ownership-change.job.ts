@@ -1,12 +1,12 @@
 import { UnrecoverableError } from 'bullmq';
 import type { Kysely } from 'kysely';
-import { loadOwnershipChange, markOwnershipChangeNotified, type OwnershipChangeDetail } from '../../common/db/queries/ownership.ts';
+import * as ownership from '../../common/db/queries/ownership.ts';
 import type { DB } from '../../common/db/schema.generated.ts';
 import { NotifyOwnershipChangeJob } from '../../common/jobs/notify-ownership-change.ts';
 import { implementJob } from '../kit.ts';
 
 /** A Slack-compatible incoming-webhook message (also accepted by Mattermost, Rocket.Chat, Teams workflows). */
-export function ownershipAlertMessage(c: OwnershipChangeDetail): Record<string, unknown> {
+export function ownershipAlertMessage(c: ownership.OwnershipChangeDetail): Record<string, unknown> {
   const who = c.issuer === null ? c.subject : `${c.subject} (${c.issuer})`;
   const image = `${c.registry}/${c.repository}@${c.digest}`;
   const before = c.previousOwners.map((o) => (o.issuer === null ? o.subject : `${o.subject} (${o.issuer})`));
@@ -37,7 +37,7 @@ export function notifyOwnershipChangeJob(deps: { db: Kysely<DB>; url: string; ti
   return implementJob(NotifyOwnershipChangeJob, {
     bindings: (data) => ({ changeId: data.changeId }),
     async handle({ data, log }) {
-      const change = await loadOwnershipChange(deps.db, data.changeId);
+      const change = await ownership.loadChange(deps.db, data.changeId);
       if (change === null) {
         throw new UnrecoverableError(`ownership change ${data.changeId} does not exist`);
       }
@@ -59,7 +59,7 @@ export function notifyOwnershipChangeJob(deps: { db: Kysely<DB>; url: string; ti
         }
         throw new Error(message);
       }
-      await markOwnershipChangeNotified(deps.db, change.id);
+      await ownership.markNotified(deps.db, change.id);
       log.info({ registry: change.registry, repository: change.repository }, 'ownership alert sent');
       return 'sent';
     },

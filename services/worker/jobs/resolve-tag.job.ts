@@ -1,5 +1,5 @@
 import { parseCosignTag, type Digest } from '../../common/domain/digest.ts';
-import { recordTag } from '../../common/db/queries/tags.ts';
+import * as tags from '../../common/db/queries/tags.ts';
 import { RegistryError } from '../../common/errors.ts';
 import { indexJobFor, ResolveTagJob, type ResolveTagData } from '../../common/jobs/index-manifest.ts';
 import { implementJob } from '../kit.ts';
@@ -22,7 +22,7 @@ export async function resolveTag(deps: IndexDeps, data: ResolveTagData): Promise
     throw err;
   }
   if (parseCosignTag(tag) === null) {
-    await recordTag(deps.db, registry, repository, tag, digest, new Date(data.eventAt));
+    await tags.record(deps.db, registry, repository, tag, digest, new Date(data.eventAt));
   }
   const queued = await deps.enqueueIndex(indexJobFor({ registry, repository, digest, tag, at: data.eventAt }));
   return { result: 'resolved', digest, queued };

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Digest } from '../../domain/digest.ts';
 import type { DB } from '../schema.generated.ts';
+import * as repositories from './repositories.ts';
 
 /** What the ledger holds for one repository, for a crawl to compare the registry against. */
 export interface RepositoryLedger {
@@ -14,12 +15,7 @@ export interface RepositoryLedger {
 
 /** One read of a repository's manifests, tags and signature sources. */
 export async function getRepositoryLedger(db: Kysely<DB>, registry: string, repository: string): Promise<RepositoryLedger> {
-  const repo = db
-    .selectFrom('repositories as r')
-    .innerJoin('registries as g', 'g.id', 'r.registry_id')
-    .select('r.id')
-    .where('g.host', '=', registry)
-    .where('r.name', '=', repository);
+  const repo = repositories.idsIn(db, registry, repository);
   const [manifests, tags, sources] = await Promise.all([
     db.selectFrom('manifests').select(['digest', 'deleted_at']).where('repository_id', 'in', repo).execute(),
     db.selectFrom('tags').select(['name', 'digest']).where('repository_id', 'in', repo).execute(),
@@ -39,13 +35,13 @@ export async function getRepositoryLedger(db: Kysely<DB>, registry: string, repo
 }
 
 /** The last catalog repository an unfinished crawl of `registry` completed; undefined when none is unfinished. */
-export async function getCrawlCursor(db: Kysely<DB>, registry: string): Promise<{ lastRepository: string | null } | undefined> {
+export async function getCursor(db: Kysely<DB>, registry: string): Promise<{ lastRepository: string | null } | undefined> {
   const row = await db.selectFrom('crawl_cursors').select('last_repository').where('registry', '=', registry).executeTakeFirst();
   return row === undefined ? undefined : { lastRepository: row.last_repository };
 }
 
 /** Records that a crawl of `registry` finished `lastRepository` (null: started, nothing finished yet). */
-export async function saveCrawlCursor(db: Kysely<DB>, registry: string, lastRepository: string | null): Promise<void> {
+export async function saveCursor(db: Kysely<DB>, registry: string, lastRepository: string | null): Promise<void> {
   await db
     .insertInto('crawl_cursors')
     .values({ registry, last_repository: lastRepository })
@@ -54,6 +50,6 @@ export async function saveCrawlCursor(db: Kysely<DB>, registry: string, lastRepo
 }
 
 /** A finished crawl leaves no cursor: the next one starts from the top. */
-export async function clearCrawlCursor(db: Kysely<DB>, registry: string): Promise<void> {
+export async function clearCursor(db: Kysely<DB>, registry: string): Promise<void> {
   await db.deleteFrom('crawl_cursors').where('registry', '=', registry).execute();
 }

@@ -14,7 +14,7 @@ export interface DeliveryRecord {
 }
 
 /** Appends a webhook delivery exactly as received (the table rejects updates and deletes). */
-export async function recordDelivery(db: Kysely<DB> | Transaction<DB>, d: DeliveryRecord): Promise<string> {
+export async function record(db: Kysely<DB> | Transaction<DB>, d: DeliveryRecord): Promise<string> {
   const { id } = await db
     .insertInto('webhook_deliveries')
     .values({

@@ -1,17 +1,20 @@
-import { sql, type Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { DB } from '../schema.generated.ts';
+import { withRegistry } from './fragments.ts';
+
+// Repositories (and the registries they belong to): locking for writes, lookups for reads.
 
 /**
  * Serialises ledger writes for one repository until the transaction ends. Jobs for the same image
  * (its push and its signature pushes) and tag updates from concurrent deliveries then see each
  * other's rows instead of racing.
  */
-export async function lockRepository(trx: Transaction<DB>, registry: string, repository: string): Promise<void> {
+export async function lock(trx: Transaction<DB>, registry: string, repository: string): Promise<void> {
   await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`${registry}/${repository}`}, 0))`.execute(trx);
 }
 
 /** Returns the repository's id, creating the registry and repository rows on first sight. */
-export async function ensureRepository(trx: Transaction<DB>, registry: string, repository: string): Promise<string> {
+export async function ensure(trx: Transaction<DB>, registry: string, repository: string): Promise<string> {
   await trx.insertInto('registries').values({ host: registry }).onConflict((oc) => oc.column('host').doNothing()).execute();
   const { id: registryId } = await trx
     .selectFrom('registries')
@@ -30,4 +33,16 @@ export async function ensureRepository(trx: Transaction<DB>, registry: string, r
     .where('name', '=', repository)
     .executeTakeFirstOrThrow();
   return id;
+}
+
+/** Ids of the repositories in a registry and/or with a name (null: any), as a subquery. */
+export function idsIn(db: Kysely<DB>, registry: string | null, name: string | null) {
+  let q = db.selectFrom('repositories as r').$call(withRegistry).select('r.id');
+  if (registry !== null) {
+    q = q.where('g.host', '=', registry);
+  }
+  if (name !== null) {
+    q = q.where('r.name', '=', name);
+  }
+  return q;
 }

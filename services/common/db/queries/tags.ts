@@ -1,14 +1,16 @@
 import type { Kysely, Transaction } from 'kysely';
-import { ensureRepository, lockRepository } from './repositories.ts';
 import type { Digest } from '../../domain/digest.ts';
 import type { DB } from '../schema.generated.ts';
+import * as repositories from './repositories.ts';
+
+// Tags as the registry last reported them, and every move of a tag (tag_history).
 
 /**
  * Records that `tag` pointed at `digest` at time `at` (from a push event). A change of target is a
  * tag-history row; an event older than the current state (a late redelivery) is recorded in the
  * history but does not move the tag back. Call with the repository locked.
  */
-export async function recordTagPush(
+export async function recordPush(
   trx: Transaction<DB>,
   repositoryId: string,
   tag: string,
@@ -43,10 +45,11 @@ export async function recordTagPush(
   return current === undefined ? 'created' : 'moved';
 }
 
-/** {@link recordTagPush} in a transaction of its own, under the repository lock. */
-export async function recordTag(db: Kysely<DB>, registry: string, repository: string, tag: string, digest: Digest, at: Date) {
+/** {@link recordPush} in a transaction of its own, under the repository lock. */
+export async function record(db: Kysely<DB>, registry: string, repository: string, tag: string, digest: Digest, at: Date) {
   return db.transaction().execute(async (trx) => {
-    await lockRepository(trx, registry, repository);
-    return recordTagPush(trx, await ensureRepository(trx, registry, repository), tag, digest, at);
+    await repositories.lock(trx, registry, repository);
+    return recordPush(trx, await repositories.ensure(trx, registry, repository), tag, digest, at);
   });
 }
+

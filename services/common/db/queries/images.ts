@@ -1,0 +1,149 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { Digest } from '../../domain/digest.ts';
+import { summarizeOutcomes, type ManifestStatus } from '../../domain/outcome.ts';
+import type { SignatureRecord } from '../../domain/signature.ts';
+import type { DB } from '../schema.generated.ts';
+import * as ownership from './ownership.ts';
+import * as repositories from './repositories.ts';
+import * as signatures from './signatures.ts';
+
+// Images: the manifests (images and indexes) pushed to a repository, keyed by digest, and the
+// links between an index and its children. Recording an indexed image writes its signatures and
+// ownership changes too, in one transaction.
+
+export interface Platform {
+  readonly os: string | null;
+  readonly architecture: string | null;
+  readonly variant: string | null;
+}
+
+/** One manifest as the worker found it: the pushed one first, then an index's children. */
+export interface IndexedManifest {
+  readonly digest: Digest;
+  readonly mediaType: string;
+  readonly size: number;
+  /** For a child of an index: the index, its position and the platform the index names. */
+  readonly parent: { readonly digest: Digest; readonly position: number; readonly platform: Platform | null } | null;
+  readonly signatures: readonly SignatureRecord[];
+  /** Set when the signature artifact itself could not be read (hostile or broken `.sig` manifest). */
+  readonly discoveryError: string | null;
+}
+
+export interface RecordedIndex {
+  readonly manifests: StoredManifest[];
+  readonly ownershipChanges: ownership.OwnershipChange[];
+}
+
+export interface StoredManifest {
+  readonly id: string;
+  readonly digest: Digest;
+  readonly status: ManifestStatus;
+  readonly signatureCount: number;
+  readonly verifiedCount: number;
+}
+
+/**
+ * Writes everything one indexing job learnt, in one transaction under the repository lock:
+ * manifests (upsert by repository + digest), index children, identities, and signatures (upsert by
+ * manifest + material digest: a re-index never duplicates rows, and never forgets a signature it
+ * saw before). Each manifest's status is then recomputed from all its stored signatures, and every
+ * verified identity new to the repository is recorded as an ownership change.
+ */
+export async function recordIndexed(
+  db: Kysely<DB>,
+  registry: string,
+  repository: string,
+  manifests: readonly IndexedManifest[],
+): Promise<RecordedIndex> {
+  return db.transaction().execute(async (trx) => {
+    await repositories.lock(trx, registry, repository);
+    const repositoryId = await repositories.ensure(trx, registry, repository);
+    const ids = new Map<Digest, string>();
+    const stored: StoredManifest[] = [];
+    const signers = new Map<string, { manifestId: string; digest: Digest; sig: SignatureRecord }>();
+    for (const m of manifests) {
+      const manifestId = await upsertManifest(trx, repositoryId, m);
+      ids.set(m.digest, manifestId);
+      if (m.parent !== null) {
+        const parentId = ids.get(m.parent.digest);
+        if (parentId === undefined) {
+          throw new Error(`index ${m.parent.digest} must be recorded before its child ${m.digest}`);
+        }
+        await trx
+          .insertInto('manifest_children')
+          .values({
+            index_id: parentId,
+            child_id: manifestId,
+            position: m.parent.position,
+            platform_os: m.parent.platform?.os ?? null,
+            platform_architecture: m.parent.platform?.architecture ?? null,
+            platform_variant: m.parent.platform?.variant ?? null,
+          })
+          .onConflict((oc) => oc.columns(['index_id', 'child_id']).doNothing())
+          .execute();
+      }
+      for (const sig of m.signatures) {
+        const identityId = await signatures.upsert(trx, manifestId, sig);
+        if (identityId !== null && !signers.has(identityId)) {
+          signers.set(identityId, { manifestId, digest: m.digest, sig });
+        }
+      }
+      stored.push(await refreshStatus(trx, manifestId, m));
+    }
+    const ownershipChanges = await ownership.recordChanges(trx, repositoryId, signers);
+    return { manifests: stored, ownershipChanges: ownershipChanges.map((c) => ({ ...c, registry, repository })) };
+  });
+}
+
+async function upsertManifest(trx: Transaction<DB>, repositoryId: string, m: IndexedManifest): Promise<string> {
+  const { id } = await trx
+    .insertInto('manifests')
+    .values({ repository_id: repositoryId, digest: m.digest, media_type: m.mediaType, size: m.size, status: 'unsigned' })
+    .onConflict((oc) =>
+      // Fetched from the registry just now, so it exists again: a re-push after a delete unmarks it.
+      oc.columns(['repository_id', 'digest']).doUpdateSet({ media_type: m.mediaType, size: m.size, indexed_at: new Date(), deleted_at: null }),
+    )
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return id;
+}
+
+async function refreshStatus(trx: Transaction<DB>, manifestId: string, m: IndexedManifest): Promise<StoredManifest> {
+  const all = await signatures.verdictsOf(trx, manifestId);
+  // Attestations are recorded, not counted: an image with only attestations is unsigned.
+  const rows = all.filter((r) => r.kind === 'signature');
+  const outcomes = rows.map((r) => r.outcome);
+  let status = summarizeOutcomes(outcomes);
+  let reason = status === 'verified' || status === 'unsigned' ? null : (rows.find((r) => r.outcome === status)?.reason ?? null);
+  if (rows.length === 0 && m.discoveryError !== null) {
+    status = 'malformed';
+    reason = m.discoveryError;
+  }
+  const verifiedCount = outcomes.filter((o) => o === 'verified').length;
+  await trx
+    .updateTable('manifests')
+    .set({
+      status,
+      status_reason: reason,
+      signature_count: rows.length,
+      verified_count: verifiedCount,
+      attestation_count: all.length - rows.length,
+      indexed_at: new Date(),
+    })
+    .where('id', '=', manifestId)
+    .execute();
+  return { id: manifestId, digest: m.digest, status, signatureCount: rows.length, verifiedCount };
+}
+
+/** Marks a deleted manifest; the ledger keeps its history. Returns how many rows were marked. */
+export async function markDeleted(trx: Transaction<DB>, repositoryId: string, digest: Digest, at: Date): Promise<number> {
+  const result = await trx
+    .updateTable('manifests')
+    .set({ deleted_at: at })
+    .where('repository_id', '=', repositoryId)
+    .where('digest', '=', digest)
+    .where('deleted_at', 'is', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+

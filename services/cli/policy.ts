@@ -5,7 +5,8 @@ import type { Config } from '../common/config.ts';
 import type { Logger } from '../common/logger.ts';
 import type { Kysely } from 'kysely';
 import { createDb } from '../common/db/client.ts';
-import { loadDecisionInputs, manifestIdsAfter } from '../common/db/queries/decisions.ts';
+import * as decisions from '../common/db/queries/decisions.ts';
+import * as images from '../common/db/queries/images.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import { decide } from '../common/policy/evaluate.ts';
 import { loadPolicy } from '../common/policy/load.ts';
@@ -110,16 +111,16 @@ interface Flip {
 /** Both policies over the whole ledger, page by page, from stored material only. */
 async function dryRun(db: Kysely<DB>, current: Policy, next: Policy): Promise<{ images: number; flips: Flip[] }> {
   const flips: Flip[] = [];
-  let images = 0;
+  let decided = 0;
   let after = '0';
   for (;;) {
-    const ids = await manifestIdsAfter(db, after, 500);
+    const ids = await images.idsAfter(db, after, 500);
     if (ids.length === 0) {
       break;
     }
     after = ids.at(-1)!;
-    for (const input of await loadDecisionInputs(db, ids)) {
-      images++;
+    for (const input of await decisions.loadInputs(db, ids)) {
+      decided++;
       const was = decide(current, input.registry, input.repository, input.facts);
       const now = decide(next, input.registry, input.repository, input.facts);
       if (was.allowed !== now.allowed) {
@@ -133,7 +134,7 @@ async function dryRun(db: Kysely<DB>, current: Policy, next: Policy): Promise<{ 
       }
     }
   }
-  return { images, flips };
+  return { images: decided, flips };
 }
 
 export const policy: Command = {

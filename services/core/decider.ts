@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
-import { loadDecisionInputs, manifestIdsAfter, recordPolicy, upsertDecisions } from '../common/db/queries/decisions.ts';
+import * as decisions from '../common/db/queries/decisions.ts';
+import * as images from '../common/db/queries/images.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import { publishEvents, type LedgerEvent } from '../common/events.ts';
 import type { Logger } from '../common/logger.ts';
@@ -26,13 +27,13 @@ export function createDecider(opts: { db: Kysely<DB>; redis: Redis; prefix: stri
   let recorded = false;
   async function decideManifests(manifestIds: readonly string[]): Promise<number> {
     if (!recorded) {
-      await recordPolicy(db, policy.version, source);
+      await decisions.recordPolicy(db, policy.version, source);
       recorded = true;
     }
     const current = policy;
-    const inputs = await loadDecisionInputs(db, manifestIds);
+    const inputs = await decisions.loadInputs(db, manifestIds);
     const rows = inputs.map((input) => ({ input, decision: decide(current, input.registry, input.repository, input.facts) }));
-    await upsertDecisions(db, rows);
+    await decisions.upsert(db, rows);
     const events: LedgerEvent[] = rows.map(({ input, decision }) => ({
       type: 'decision',
       registry: input.registry,
@@ -64,7 +65,7 @@ export function createDecider(opts: { db: Kysely<DB>; redis: Redis; prefix: stri
       let after = '0';
       let total = 0;
       for (;;) {
-        const ids = await manifestIdsAfter(db, after, PAGE);
+        const ids = await images.idsAfter(db, after, PAGE);
         if (ids.length === 0) {
           break;
         }

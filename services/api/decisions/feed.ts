@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
-import { listDecisions, listTags } from '../../common/db/queries/decisions.ts';
+import * as decisions from '../../common/db/queries/decisions.ts';
+import * as tags from '../../common/db/queries/tags.ts';
 import type { DB } from '../../common/db/schema.generated.ts';
 import { eventsChannel, type LedgerEvent } from '../../common/events.ts';
 import type { Logger } from '../../common/logger.ts';
@@ -63,7 +64,7 @@ export class LedgerFeed {
     const started = performance.now();
     let after = '0';
     for (;;) {
-      const page = await listDecisions(this.#db, this.#policyVersion(), after, WARM_PAGE);
+      const page = await decisions.list(this.#db, this.#policyVersion(), after, WARM_PAGE);
       for (const d of page.decisions) {
         // Never replace what an event brought meanwhile with an older row.
         const held = this.#store.get(d.registry, d.repository, d.digest);
@@ -76,7 +77,7 @@ export class LedgerFeed {
       }
       after = page.last;
     }
-    for (const t of await listTags(this.#db)) {
+    for (const t of await tags.listAll(this.#db)) {
       this.#store.setTag(t.registry, t.repository, t.tag, t.digest);
     }
     this.#log.info({ decisions: this.#store.size, tags: this.#store.tagCount, ms: Math.round(performance.now() - started) }, 'decision table loaded');

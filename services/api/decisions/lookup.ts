@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Queue } from 'bullmq';
 import type { Kysely } from 'kysely';
-import { findDecision, findManifestId, findTag, loadDecisionInputs } from '../../common/db/queries/decisions.ts';
+import * as decisions from '../../common/db/queries/decisions.ts';
+import * as images from '../../common/db/queries/images.ts';
+import * as tags from '../../common/db/queries/tags.ts';
 import type { DB } from '../../common/db/schema.generated.ts';
 import type { Digest } from '../../common/domain/digest.ts';
 import type { Decision } from '../../common/domain/decision.ts';
@@ -197,7 +199,7 @@ export class DecisionLookup implements ImageDecisions {
     if (known !== undefined) {
       return known;
     }
-    const found = await findTag(this.#deps.db, registry, repository, tag);
+    const found = await tags.find(this.#deps.db, registry, repository, tag);
     if (found !== null) {
       this.#store.setTag(registry, repository, tag, found);
     }
@@ -212,12 +214,12 @@ export class DecisionLookup implements ImageDecisions {
     }
     const { db } = this.#deps;
     const policy = this.#deps.policy();
-    const stored = await findDecision(db, policy.version, registry, repository, digest);
+    const stored = await decisions.find(db, policy.version, registry, repository, digest);
     let entry: Entry | null = stored === null ? null : this.#store.entry(stored, stored.verifiedAt);
     if (entry === null) {
       // Indexed but not (yet) decided under this policy: decide from the stored facts.
-      const id = await findManifestId(db, registry, repository, digest);
-      const [input] = id === null ? [] : await loadDecisionInputs(db, [id]);
+      const id = await images.findId(db, registry, repository, digest);
+      const [input] = id === null ? [] : await decisions.loadInputs(db, [id]);
       if (input === undefined) {
         return null;
       }

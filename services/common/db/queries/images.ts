@@ -3,6 +3,7 @@ import type { Digest } from '../../domain/digest.ts';
 import { summarizeOutcomes, type ManifestStatus } from '../../domain/outcome.ts';
 import type { SignatureRecord } from '../../domain/signature.ts';
 import type { DB } from '../schema.generated.ts';
+import { withRepository } from './fragments.ts';
 import * as ownership from './ownership.ts';
 import * as repositories from './repositories.ts';
 import * as signatures from './signatures.ts';
@@ -10,6 +11,23 @@ import * as signatures from './signatures.ts';
 // Images: the manifests (images and indexes) pushed to a repository, keyed by digest, and the
 // links between an index and its children. Recording an indexed image writes its signatures and
 // ownership changes too, in one transaction.
+
+/** A manifest (image or index) in one repository. */
+export interface Image {
+  readonly id: string;
+  readonly repositoryId: string;
+  readonly registry: string;
+  readonly repository: string;
+  readonly digest: Digest;
+  readonly mediaType: string;
+  /** Bytes, as a decimal string (bigint). */
+  readonly size: string;
+  readonly status: ManifestStatus;
+  readonly statusReason: string | null;
+  readonly firstSeenAt: Date;
+  readonly indexedAt: Date;
+  readonly deletedAt: Date | null;
+}
 
 export interface Platform {
   readonly os: string | null;
@@ -145,5 +163,49 @@ export async function markDeleted(trx: Transaction<DB>, repositoryId: string, di
     .where('deleted_at', 'is', null)
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
+}
+
+function selectImages(db: Kysely<DB>) {
+  return db
+    .selectFrom('manifests as m')
+    .$call(withRepository)
+    .select([
+      'm.id',
+      'm.repository_id as repositoryId',
+      'g.host as registry',
+      'r.name as repository',
+      'm.digest',
+      'm.media_type as mediaType',
+      'm.size',
+      'm.status',
+      'm.status_reason as statusReason',
+      'm.first_seen_at as firstSeenAt',
+      'm.indexed_at as indexedAt',
+      'm.deleted_at as deletedAt',
+    ]);
+}
+
+export function byIds(db: Kysely<DB>, ids: readonly string[]): Promise<Image[]> {
+  return selectImages(db).where('m.id', 'in', ids).execute();
+}
+
+/** The image for `digest` in a repository, or for what `tag` points at now. */
+export async function find(db: Kysely<DB>, registry: string, repository: string, ref: { digest: Digest } | { tag: string }): Promise<Image | null> {
+  let q = selectImages(db).where('g.host', '=', registry).where('r.name', '=', repository);
+  q =
+    'digest' in ref
+      ? q.where('m.digest', '=', ref.digest)
+      : q.where('m.digest', '=', (eb) => eb.selectFrom('tags as t').select('t.digest').where('t.repository_id', '=', eb.ref('r.id')).where('t.name', '=', ref.tag));
+  return (await q.executeTakeFirst()) ?? null;
+}
+
+export async function findId(db: Kysely<DB>, registry: string, repository: string, digest: Digest): Promise<string | null> {
+  return (await find(db, registry, repository, { digest }))?.id ?? null;
+}
+
+/** Manifest ids in pages, in id order (for going over the whole ledger). */
+export async function idsAfter(db: Kysely<DB>, after: string, limit: number): Promise<string[]> {
+  const rows = await db.selectFrom('manifests').select('id').where('id', '>', after).orderBy('id').limit(limit).execute();
+  return rows.map((r) => r.id);
 }
 

@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import type { SignatureFact } from '../../domain/decision.ts';
 import type { Digest } from '../../domain/digest.ts';
 import type { SignatureOutcome } from '../../domain/outcome.ts';
 import { signatureKind, type SignatureKind, type SignatureRecord } from '../../domain/signature.ts';
@@ -130,3 +131,39 @@ export async function listStored(db: Kysely<DB>, opts: { afterId: string | null;
   }));
 }
 
+function payloadAnnotations(payload: Buffer): Record<string, unknown> | null {
+  try {
+    const optional = (JSON.parse(payload.toString('utf8')) as { optional?: unknown }).optional;
+    return optional !== null && typeof optional === 'object' && !Array.isArray(optional) ? (optional as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** What the policy reads of each image's signatures (attestations left out), by image id, in id order. */
+export async function factsByImageIds(db: Kysely<DB>, imageIds: readonly string[]): Promise<Map<string, SignatureFact[]>> {
+  const rows = await db
+    .selectFrom('signatures as s')
+    .leftJoin('identities as i', 'i.id', 's.identity_id')
+    .select(['s.manifest_id', 's.outcome', 's.reason', 's.subject', 's.issuer', 'i.kind', 's.claims', 's.key_fingerprint', 's.rekor_log_index', 's.payload'])
+    .where('s.manifest_id', 'in', [...imageIds])
+    // Attestations say something about an image; only signatures vouch for it.
+    .where('s.kind', '=', 'signature')
+    .orderBy('s.id')
+    .execute();
+  const byImage = new Map<string, SignatureFact[]>();
+  for (const s of rows) {
+    const fact: SignatureFact = {
+      outcome: s.outcome,
+      reason: s.reason,
+      // Only verified signatures have an identity row; an unverified one proves no identity.
+      identity: s.kind === null || s.subject === null ? null : { kind: s.kind, subject: s.subject, issuer: s.issuer },
+      claims: s.claims,
+      keyFingerprint: s.key_fingerprint,
+      tlog: s.rekor_log_index !== null,
+      annotations: payloadAnnotations(s.payload),
+    };
+    byImage.set(s.manifest_id, [...(byImage.get(s.manifest_id) ?? []), fact]);
+  }
+  return byImage;
+}

@@ -1,6 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Digest } from '../../domain/digest.ts';
 import type { DB } from '../schema.generated.ts';
+import { withRegistry } from './fragments.ts';
 import * as repositories from './repositories.ts';
 
 // Tags as the registry last reported them, and every move of a tag (tag_history).
@@ -51,5 +52,20 @@ export async function record(db: Kysely<DB>, registry: string, repository: strin
     await repositories.lock(trx, registry, repository);
     return recordPush(trx, await repositories.ensure(trx, registry, repository), tag, digest, at);
   });
+}
+
+function selectTags(db: Kysely<DB>) {
+  return db.selectFrom('repositories as r').$call(withRegistry).innerJoin('tags as t', 't.repository_id', 'r.id');
+}
+
+/** Current tag → digest, from the ledger (never the registry). */
+export async function find(db: Kysely<DB>, registry: string, repository: string, tag: string): Promise<Digest | null> {
+  const row = await selectTags(db).select('t.digest').where('g.host', '=', registry).where('r.name', '=', repository).where('t.name', '=', tag).executeTakeFirst();
+  return row?.digest ?? null;
+}
+
+/** Every current tag (warm-loading the in-memory table). */
+export function listAll(db: Kysely<DB>): Promise<{ registry: string; repository: string; tag: string; digest: Digest }[]> {
+  return selectTags(db).select(['g.host as registry', 'r.name as repository', 't.name as tag', 't.digest']).execute();
 }
 

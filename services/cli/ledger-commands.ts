@@ -2,7 +2,9 @@ import { parseArgs } from 'node:util';
 import type { Kysely } from 'kysely';
 import type { Config } from '../common/config.ts';
 import { createDb } from '../common/db/client.ts';
-import { findImage, identitiesBySubject, imagesByIds, pageIdentityImages, signaturesByImageIds, signatureTime } from '../common/db/queries/ledger.ts';
+import * as identities from '../common/db/queries/identities.ts';
+import * as images from '../common/db/queries/images.ts';
+import * as signatures from '../common/db/queries/signatures.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import type { Logger } from '../common/logger.ts';
 import { imageReferenceArgument, UsageError, type Command, type CommandIo } from './command.ts';
@@ -36,13 +38,13 @@ export const whoOwns: Command = {
     const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
     const ref = imageReferenceArgument(positionals);
     return withDb(config, log, async (db) => {
-      const image = await findImage(db, ref.registry, ref.repository, ref.digest !== null ? { digest: ref.digest } : { tag: ref.tag ?? 'latest' });
+      const image = await images.find(db, ref.registry, ref.repository, ref.digest !== null ? { digest: ref.digest } : { tag: ref.tag ?? 'latest' });
       if (image === null) {
         io.stderr.write(`signet who-owns: ${positionals[0]!} is not in the ledger\n`);
         return EXIT_NOT_FOUND;
       }
-      const sigs = await signaturesByImageIds(db, [image.id]);
-      const owners = [...new Map(sigs.filter((s) => s.identity_id !== null).map((s) => [s.identity_id, { subject: s.subject, issuer: s.issuer }])).values()];
+      const sigs = await signatures.byImageIds(db, [image.id]);
+      const owners = [...new Map(sigs.filter((s) => s.identityId !== null).map((s) => [s.identityId, { subject: s.subject, issuer: s.issuer }])).values()];
       const reference = `${image.registry}/${image.repository}@${image.digest}`;
       if (values.json) {
         io.stdout.write(
@@ -54,14 +56,14 @@ export const whoOwns: Command = {
             signatures: sigs.map((s) => ({
               format: s.format,
               kind: s.kind,
-              predicateType: s.predicate_type,
+              predicateType: s.predicateType,
               outcome: s.outcome,
               reason: s.reason,
               subject: s.subject,
               issuer: s.issuer,
-              owner: s.identity_id !== null,
-              rekorLogIndex: s.rekor_log_index,
-              signedAt: signatureTime(s).toISOString(),
+              owner: s.identityId !== null,
+              rekorLogIndex: s.rekorLogIndex,
+              signedAt: s.signedAt.toISOString(),
             })),
           })}\n`,
         );
@@ -73,13 +75,13 @@ export const whoOwns: Command = {
           formatTable(
             ['kind', 'outcome', 'signer', 'issuer', 'format', 'rekor', 'signed at'],
             sigs.map((s) => [
-              s.kind === 'attestation' ? `attestation${s.predicate_type === null ? '' : ` ${s.predicate_type.replace(/^https:\/\//, '')}`}` : 'signature',
+              s.kind === 'attestation' ? `attestation${s.predicateType === null ? '' : ` ${s.predicateType.replace(/^https:\/\//, '')}`}` : 'signature',
               s.outcome,
               s.subject ?? '-',
               s.issuer ?? '-',
               s.format,
-              s.rekor_log_index ?? '-',
-              signatureTime(s).toISOString(),
+              s.rekorLogIndex ?? '-',
+              s.signedAt.toISOString(),
             ]),
           ),
         );
@@ -115,16 +117,15 @@ export const signedBy: Command = {
       throw new UsageError('--limit must be an integer from 1 to 10000');
     }
     return withDb(config, log, async (db) => {
-      const identities = await identitiesBySubject(db, positionals[0]!, values.issuer ?? null);
-      if (identities.length === 0) {
+      const found = await identities.bySubject(db, positionals[0]!, values.issuer ?? null);
+      if (found.length === 0) {
         io.stderr.write(`signet signed-by: no verified signature by ${positionals[0]!}${values.issuer === undefined ? '' : ` (${values.issuer})`} in the ledger\n`);
         return EXIT_NOT_FOUND;
       }
       const result = [];
-      for (const identity of identities) {
-        const page = await pageIdentityImages(db, identity.id, { first: limit, after: null, registry: null, repository: null });
-        const images = await imagesByIds(db, page.rows.map((r) => r.id));
-        const byId = new Map(images.map((i) => [i.id, i]));
+      for (const identity of found) {
+        const page = await images.pageSignedBy(db, identity.id, { first: limit, after: null, registry: null, repository: null });
+        const byId = new Map((await images.byIds(db, page.rows.map((r) => r.id))).map((i) => [i.id, i]));
         result.push({
           subject: identity.subject,
           issuer: identity.issuer,

@@ -1,48 +1,30 @@
 import DataLoader from 'dataloader';
 import type { Db } from '../../common/db/client.ts';
+import * as decisions from '../../common/db/queries/decisions.ts';
+import * as identities from '../../common/db/queries/identities.ts';
+import * as images from '../../common/db/queries/images.ts';
+import * as ownership from '../../common/db/queries/ownership.ts';
+import * as repositories from '../../common/db/queries/repositories.ts';
+import * as signatures from '../../common/db/queries/signatures.ts';
+import * as tags from '../../common/db/queries/tags.ts';
 import type { Digest } from '../../common/domain/digest.ts';
-import {
-  childrenByIndexIds,
-  decisionsByImageIds,
-  identitiesByIds,
-  identityStatsInRepositories,
-  imagesByIds,
-  imagesByRepositoryDigests,
-  ownersByRepositoryIds,
-  ownershipChangesByIds,
-  parentsByChildIds,
-  repositoriesByIds,
-  signaturesByImageIds,
-  signingStatsByIdentityIds,
-  tagsByImageIds,
-  type ChildRow,
-  type DecisionRow,
-  type IdentityRow,
-  type ImageRow,
-  type OwnershipChangeRow,
-  type RepositoryRow,
-  type SignatureRow,
-  type SigningStats,
-  type TagMoveRow,
-  type TagRow,
-} from '../../common/db/queries/ledger.ts';
 
-// What resolvers pass to each other (codegen "mappers"): database rows, resolved field by field.
-export type ImageModel = ImageRow;
-export type SignatureModel = SignatureRow;
-export type IdentityModel = IdentityRow;
-export type RepositoryModel = RepositoryRow;
+// What resolvers pass to each other (codegen "mappers"): the query modules' models, resolved field by field.
+export type ImageModel = images.Image;
+export type SignatureModel = signatures.Signature;
+export type IdentityModel = identities.Identity;
+export type RepositoryModel = repositories.Repository;
 export interface RepositoryOwnerModel {
   readonly identityId: string;
   readonly repositoryId: string;
   /** Known when listed from the repository's side; loaded on demand otherwise. */
-  readonly stats: SigningStats | null;
+  readonly stats: identities.SigningStats | null;
 }
-export type OwnershipChangeModel = OwnershipChangeRow;
-export type TagModel = TagRow;
-export type TagMoveModel = TagMoveRow;
-export type DecisionModel = DecisionRow;
-export type IndexLinkModel = ChildRow;
+export type OwnershipChangeModel = ownership.OwnershipChangeRecord;
+export type TagModel = tags.Tag;
+export type TagMoveModel = tags.TagMove;
+export type DecisionModel = decisions.ImageDecision;
+export type IndexLinkModel = images.IndexLink;
 
 export interface ConnectionModel<T> {
   readonly edges: { readonly cursor: string; readonly node: T }[];
@@ -86,48 +68,42 @@ export function createLoaders(db: Db, policyVersion: string) {
   const digestKey = (k: { repositoryId: string; digest: Digest }) => `${k.repositoryId}@${k.digest}`;
   const ownerKey = (k: { identityId: string; repositoryId: string }) => `${k.repositoryId}/${k.identityId}`;
   const loaders = {
-    image: new DataLoader<string, ImageRow | null>(async (ids) => byKey(ids, await imagesByIds(db, ids), (r) => r.id)),
-    imageByDigest: new DataLoader<{ repositoryId: string; digest: Digest }, ImageRow | null, string>(
-      async (keys) => byKey(keys.map(digestKey), await imagesByRepositoryDigests(db, keys), digestKey),
+    image: new DataLoader<string, ImageModel | null>(async (ids) => byKey(ids, await images.byIds(db, ids), (r) => r.id)),
+    imageByDigest: new DataLoader<{ repositoryId: string; digest: Digest }, ImageModel | null, string>(
+      async (keys) => byKey(keys.map(digestKey), await images.byRepositoryDigests(db, keys), digestKey),
       { cacheKeyFn: digestKey },
     ),
-    signatures: new DataLoader<string, SignatureRow[]>(async (ids) => {
-      const rows = await signaturesByImageIds(db, ids);
+    signatures: new DataLoader<string, SignatureModel[]>(async (ids) => {
+      const rows = await signatures.byImageIds(db, ids);
       // The verified signers came along (joined): the identity loader needs no query for them.
       for (const r of rows) {
-        if (r.identity_id !== null && r.identity_kind !== null && r.identity_first_seen_at !== null && r.subject !== null) {
-          loaders.identity.prime(r.identity_id, {
-            id: r.identity_id,
-            kind: r.identity_kind,
-            subject: r.subject,
-            issuer: r.issuer,
-            firstSeenAt: r.identity_first_seen_at,
-          });
+        if (r.signer !== null) {
+          loaders.identity.prime(r.signer.id, r.signer);
         }
       }
-      return groupBy(ids, rows, (r) => r.manifest_id);
+      return groupBy(ids, rows, (r) => r.manifestId);
     }),
     tags: new DataLoader<string, string[]>(async (ids) =>
-      groupBy(ids, await tagsByImageIds(db, ids), (r) => r.imageId).map((rows) => rows.map((r) => r.name)),
+      groupBy(ids, await tags.namesByImageIds(db, ids), (r) => r.imageId).map((rows) => rows.map((r) => r.name)),
     ),
-    decision: new DataLoader<string, DecisionRow | null>(async (ids) =>
-      byKey(ids, await decisionsByImageIds(db, ids, policyVersion), (r) => r.manifest_id),
+    decision: new DataLoader<string, DecisionModel | null>(async (ids) =>
+      byKey(ids, await decisions.byImageIds(db, ids, policyVersion), (r) => r.manifestId),
     ),
-    children: new DataLoader<string, ChildRow[]>(async (ids) => groupBy(ids, await childrenByIndexIds(db, ids), (r) => r.index_id)),
-    parents: new DataLoader<string, ChildRow[]>(async (ids) => groupBy(ids, await parentsByChildIds(db, ids), (r) => r.child_id)),
-    identity: new DataLoader<string, IdentityRow | null>(async (ids) => byKey(ids, await identitiesByIds(db, ids), (r) => r.id)),
-    identityStats: new DataLoader<string, SigningStats | null>(async (ids) =>
-      byKey(ids, await signingStatsByIdentityIds(db, ids), (r) => r.identityId),
+    children: new DataLoader<string, IndexLinkModel[]>(async (ids) => groupBy(ids, await images.childrenOf(db, ids), (r) => r.indexId)),
+    parents: new DataLoader<string, IndexLinkModel[]>(async (ids) => groupBy(ids, await images.parentsOf(db, ids), (r) => r.childId)),
+    identity: new DataLoader<string, IdentityModel | null>(async (ids) => byKey(ids, await identities.byIds(db, ids), (r) => r.id)),
+    identityStats: new DataLoader<string, identities.SigningStats | null>(async (ids) =>
+      byKey(ids, await identities.signingStats(db, ids), (r) => r.identityId),
     ),
-    repository: new DataLoader<string, RepositoryRow | null>(async (ids) => byKey(ids, await repositoriesByIds(db, ids), (r) => r.id)),
-    repositoryOwners: new DataLoader<string, (SigningStats & { repositoryId: string })[]>(async (ids) =>
-      groupBy(ids, await ownersByRepositoryIds(db, ids), (r) => r.repositoryId),
+    repository: new DataLoader<string, RepositoryModel | null>(async (ids) => byKey(ids, await repositories.byIds(db, ids), (r) => r.id)),
+    repositoryOwners: new DataLoader<string, ownership.RepositoryOwner[]>(async (ids) =>
+      groupBy(ids, await ownership.owners(db, ids), (r) => r.repositoryId),
     ),
-    ownerStats: new DataLoader<{ identityId: string; repositoryId: string }, SigningStats | null, string>(
-      async (keys) => byKey(keys.map(ownerKey), await identityStatsInRepositories(db, keys), ownerKey),
+    ownerStats: new DataLoader<{ identityId: string; repositoryId: string }, identities.SigningStats | null, string>(
+      async (keys) => byKey(keys.map(ownerKey), await ownership.ownerStats(db, keys), ownerKey),
       { cacheKeyFn: ownerKey },
     ),
-    ownershipChange: new DataLoader<string, OwnershipChangeRow | null>(async (ids) => byKey(ids, await ownershipChangesByIds(db, ids), (r) => r.id)),
+    ownershipChange: new DataLoader<string, OwnershipChangeModel | null>(async (ids) => byKey(ids, await ownership.changesByIds(db, ids), (r) => r.id)),
   };
   return loaders;
 }

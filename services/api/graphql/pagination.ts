@@ -1,5 +1,5 @@
 import { createGraphQLError } from 'graphql-yoga';
-import type { Page } from '../../common/db/queries/ledger.ts';
+import type { Page } from '../../common/db/queries/fragments.ts';
 import type { ConnectionModel } from './models.ts';
 
 export const DEFAULT_PAGE = 20;

@@ -1,29 +1,14 @@
 import { createGraphQLError } from 'graphql-yoga';
-import {
-  countIdentityImages,
-  countOwnershipChanges,
-  countSignaturesWithClaim,
-  countRepositoryImages,
-  countTagMoves,
-  findImage,
-  findRepository,
-  identitiesBySubject,
-  pageIdentityImages,
-  pageOwnershipChanges,
-  pageSignaturesWithClaim,
-  recentDenials,
-  pageRepositoryImages,
-  pageTagMoves,
-  tagsByRepositoryId,
-  type IdentityRow,
-  type ImageRow,
-  type SignatureRow,
-  type SigningStats,
-  signatureTime,
-} from '../../common/db/queries/ledger.ts';
+import * as decisions from '../../common/db/queries/decisions.ts';
+import * as identities from '../../common/db/queries/identities.ts';
+import * as images from '../../common/db/queries/images.ts';
+import * as ownership from '../../common/db/queries/ownership.ts';
+import * as repositories from '../../common/db/queries/repositories.ts';
+import * as signatures from '../../common/db/queries/signatures.ts';
+import * as tags from '../../common/db/queries/tags.ts';
 import { fulcioClaimOid } from '../../common/domain/fulcio.ts';
 import { ImageReferenceError, normalizeRegistry, parseImageReference } from '../../common/domain/image-ref.ts';
-import type { ImageModel, Loaders, OwnershipChangeModel, RepositoryOwnerModel } from './models.ts';
+import type { IdentityModel, ImageModel, Loaders, OwnershipChangeModel, RepositoryOwnerModel, SignatureModel } from './models.ts';
 import { badInput, connection, decodeCursor, pageSize } from './pagination.ts';
 import type { OwnershipChangeKind, Resolvers } from './types.generated.ts';
 
@@ -61,24 +46,24 @@ async function mustLoad<T>(p: Promise<T | null>, what: string): Promise<T> {
 }
 
 /** An image's verified signers, in the order they first signed it. */
-function signerIds(signatures: readonly SignatureRow[]): string[] {
+function signerIds(signatures: readonly SignatureModel[]): string[] {
   const first = new Map<string, number>();
   for (const s of signatures) {
-    if (s.identity_id !== null) {
-      const t = signatureTime(s).getTime();
-      first.set(s.identity_id, Math.min(t, first.get(s.identity_id) ?? t));
+    if (s.identityId !== null) {
+      const t = s.signedAt.getTime();
+      first.set(s.identityId, Math.min(t, first.get(s.identityId) ?? t));
     }
   }
   return [...first].sort((a, b) => a[1] - b[1]).map(([id]) => id);
 }
 
 /** The earliest (Math.min) or latest (Math.max) verified signature time, or null when none verified. */
-function signedBound(signatures: readonly SignatureRow[], pick: (...xs: number[]) => number): string | null {
-  const times = signatures.filter((s) => s.identity_id !== null).map((s) => signatureTime(s).getTime());
+function signedBound(signatures: readonly SignatureModel[], pick: (...xs: number[]) => number): string | null {
+  const times = signatures.filter((s) => s.identityId !== null).map((s) => s.signedAt.getTime());
   return times.length === 0 ? null : new Date(pick(...times)).toISOString();
 }
 
-function ownerModels(stats: readonly (SigningStats & { repositoryId: string })[]): RepositoryOwnerModel[] {
+function ownerModels(stats: readonly ownership.RepositoryOwner[]): RepositoryOwnerModel[] {
   return stats.map((s) => ({ identityId: s.identityId, repositoryId: s.repositoryId, stats: s }));
 }
 
@@ -95,10 +80,10 @@ export const resolvers: Resolvers = {
         throw err;
       }
       const { registry, repository, digest, tag } = parsed;
-      return findImage(db, registry, repository, digest !== null ? { digest } : { tag: tag ?? 'latest' });
+      return images.find(db, registry, repository, digest !== null ? { digest } : { tag: tag ?? 'latest' });
     },
     async identity(_, { subject, issuer }, { db }) {
-      const found = await identitiesBySubject(db, subject, issuer);
+      const found = await identities.bySubject(db, subject, issuer);
       if (found.length > 1) {
         throw createGraphQLError(
           `${subject} signs with ${found.length} issuers (${found.map((i) => i.issuer ?? 'none').join(', ')}): pass issuer`,
@@ -107,21 +92,21 @@ export const resolvers: Resolvers = {
       }
       return found[0] ?? null;
     },
-    identities: (_, { subject }, { db }) => identitiesBySubject(db, subject),
-    repository: (_, { registry, name }, { db }) => findRepository(db, normalizeRegistry(registry), name),
-    recentDenials: (_, { first }, { db, policyVersion }) => recentDenials(db, policyVersion, pageSize(first)),
+    identities: (_, { subject }, { db }) => identities.bySubject(db, subject),
+    repository: (_, { registry, name }, { db }) => repositories.find(db, normalizeRegistry(registry), name),
+    recentDenials: (_, { first }, { db, policyVersion }) => decisions.recentDenials(db, policyVersion, pageSize(first)),
     async signaturesWithClaim(_, { name, value, verifiedOnly, first, after }, { db }) {
       if (name.length > 128 || value.length > 4096) {
         throw badInput('claim name or value too long');
       }
       const filter = { name, value, verifiedOnly: verifiedOnly !== false };
-      const page = await pageSignaturesWithClaim(db, filter, pageSize(first), decodeCursor('sig', after));
-      return connection('sig', page, (rows) => Promise.resolve(rows), () => countSignaturesWithClaim(db, filter));
+      const page = await signatures.pageWithClaim(db, filter, pageSize(first), decodeCursor('sig', after));
+      return connection('sig', page, (rows) => Promise.resolve(rows), () => signatures.countWithClaim(db, filter));
     },
     async ownershipChanges(_, { first, after, registry, repository, kind }, { db }) {
       const filter = { registry: registry === null || registry === undefined ? null : normalizeRegistry(registry), repository, kind: kindIn(kind) };
-      const page = await pageOwnershipChanges(db, filter, pageSize(first), decodeCursor('own', after));
-      return connection('own', page, (rows) => Promise.resolve(rows), () => countOwnershipChanges(db, filter));
+      const page = await ownership.pageChanges(db, filter, pageSize(first), decodeCursor('own', after));
+      return connection('own', page, (rows) => Promise.resolve(rows), () => ownership.countChanges(db, filter));
     },
   },
 
@@ -133,7 +118,7 @@ export const resolvers: Resolvers = {
     tags: (m, _, { loaders }) => loaders.tags.load(m.id),
     signatures: async (m, _, { loaders }) => (await loaders.signatures.load(m.id)).filter((s) => s.kind === 'signature'),
     attestations: async (m, _, { loaders }) => (await loaders.signatures.load(m.id)).filter((s) => s.kind === 'attestation'),
-    owners: async (m, _, { loaders }) => present<IdentityRow>(await loaders.identity.loadMany(signerIds(await loaders.signatures.load(m.id)))),
+    owners: async (m, _, { loaders }) => present<IdentityModel>(await loaders.identity.loadMany(signerIds(await loaders.signatures.load(m.id)))),
     firstSignedAt: async (m, _, { loaders }) => signedBound(await loaders.signatures.load(m.id), Math.min),
     lastSignedAt: async (m, _, { loaders }) => signedBound(await loaders.signatures.load(m.id), Math.max),
     decision: (m, _, { loaders }) => loaders.decision.load(m.id),
@@ -143,48 +128,36 @@ export const resolvers: Resolvers = {
   },
 
   IndexChild: {
-    platform: (c) => (c.platform_os === null && c.platform_architecture === null ? null : { os: c.platform_os, architecture: c.platform_architecture, variant: c.platform_variant }),
-    image: (c, _, { loaders }) => mustLoad(loaders.image.load(c.child_id), `manifest ${c.child_id}`),
+    image: (c, _, { loaders }) => mustLoad(loaders.image.load(c.childId), `manifest ${c.childId}`),
   },
 
   IndexParent: {
-    platform: (c) => (c.platform_os === null && c.platform_architecture === null ? null : { os: c.platform_os, architecture: c.platform_architecture, variant: c.platform_variant }),
-    index: (c, _, { loaders }) => mustLoad(loaders.image.load(c.index_id), `manifest ${c.index_id}`),
+    index: (c, _, { loaders }) => mustLoad(loaders.image.load(c.indexId), `manifest ${c.indexId}`),
   },
 
   Signature: {
     status: (s) => s.outcome,
     verified: (s) => s.outcome === 'verified',
     identity(s, _, { loaders }) {
-      if (s.identity_id !== null) {
-        return loaders.identity.load(s.identity_id);
+      if (s.identityId !== null) {
+        return loaders.identity.load(s.identityId);
       }
       // Claimed, never proven: shown for diagnosis, owns nothing (no id in the identities table).
-      return s.subject === null ? null : { id: `claimed:${s.id}`, kind: s.subject.includes('@') ? 'email' : 'uri', subject: s.subject, issuer: s.issuer, firstSeenAt: s.first_seen_at };
+      return s.subject === null ? null : { id: `claimed:${s.id}`, kind: s.subject.includes('@') ? 'email' : 'uri', subject: s.subject, issuer: s.issuer, firstSeenAt: s.firstSeenAt };
     },
-    keyName: (s) => s.key_name,
-    keyFingerprint: (s) => s.key_fingerprint,
-    keySource: (s) => s.key_source,
-    certificateFingerprint: (s) => s.certificate_fingerprint,
-    certificateNotBefore: (s) => iso(s.certificate_not_before),
-    certificateNotAfter: (s) => iso(s.certificate_not_after),
-    rekorLogIndex: (s) => s.rekor_log_index,
-    rekorLogId: (s) => s.rekor_log_id,
-    integratedTime: (s) => iso(s.rekor_integrated_time),
-    timestampedAt: (s) => iso(s.tsa_time),
-    predicateType: (s) => s.predicate_type,
-    rekorUrl: (s) => rekorLink(s.rekor_log_id, s.rekor_log_index, 'search'),
-    rekorApiUrl: (s) => rekorLink(s.rekor_log_id, s.rekor_log_index, 'api'),
+    certificateNotBefore: (s) => iso(s.certificateNotBefore),
+    certificateNotAfter: (s) => iso(s.certificateNotAfter),
+    integratedTime: (s) => iso(s.rekorIntegratedTime),
+    timestampedAt: (s) => iso(s.tsaTime),
+    rekorUrl: (s) => rekorLink(s.rekorLogId, s.rekorLogIndex, 'search'),
+    rekorApiUrl: (s) => rekorLink(s.rekorLogId, s.rekorLogIndex, 'api'),
     claims: (s) =>
       Object.entries(s.claims as Record<string, unknown>)
         .filter((e): e is [string, string] => typeof e[1] === 'string')
         .map(([name, value]) => ({ name, value, oid: fulcioClaimOid(name) })),
-    trustRootVersion: (s) => s.trust_root_version,
-    sourceDigest: (s) => s.source_digest,
-    layerDigest: (s) => s.layer_digest,
-    firstSeenAt: (s) => s.first_seen_at.toISOString(),
-    verifiedAt: (s) => s.verified_at.toISOString(),
-    image: (s, _, { loaders }) => mustLoad(loaders.image.load(s.manifest_id), `manifest ${s.manifest_id}`),
+    firstSeenAt: (s) => s.firstSeenAt.toISOString(),
+    verifiedAt: (s) => s.verifiedAt.toISOString(),
+    image: (s, _, { loaders }) => mustLoad(loaders.image.load(s.manifestId), `manifest ${s.manifestId}`),
   },
 
   Identity: {
@@ -192,21 +165,21 @@ export const resolvers: Resolvers = {
     async images(i, { first, after, registry, repository }, { db, loaders }) {
       const reg = registry === null || registry === undefined ? null : normalizeRegistry(registry);
       const repo = repository ?? null;
-      const page = await pageIdentityImages(db, i.id, { first: pageSize(first), after: decodeCursor('img', after), registry: reg, repository: repo });
+      const page = await images.pageSignedBy(db, i.id, { first: pageSize(first), after: decodeCursor('img', after), registry: reg, repository: repo });
       return connection(
         'img',
         page,
         async (rows) => present<ImageModel>(await loaders.image.loadMany(rows.map((r) => r.id))),
-        () => countIdentityImages(db, i.id, reg, repo),
+        () => images.countSignedBy(db, i.id, reg, repo),
       );
     },
     async repositories(i, { first, after }, { db }) {
-      const page = await pageOwnershipChanges(db, { identityId: i.id }, pageSize(first), decodeCursor('own', after));
+      const page = await ownership.pageChanges(db, { identityId: i.id }, pageSize(first), decodeCursor('own', after));
       return connection(
         'own',
         page,
-        (rows) => Promise.resolve(rows.map((r) => ({ identityId: r.identity_id, repositoryId: r.repository_id, stats: null }))),
-        () => countOwnershipChanges(db, { identityId: i.id }),
+        (rows) => Promise.resolve(rows.map((r) => ({ identityId: r.identityId, repositoryId: r.repositoryId, stats: null }))),
+        () => ownership.countChanges(db, { identityId: i.id }),
       );
     },
     firstSignedAt: async (i, _, { loaders }) => iso((await loaders.identityStats.load(i.id))?.firstSignedAt),
@@ -216,36 +189,35 @@ export const resolvers: Resolvers = {
   Repository: {
     firstSeenAt: (r) => r.firstSeenAt.toISOString(),
     async images(r, { first, after }, { db, loaders }) {
-      const page = await pageRepositoryImages(db, r.id, pageSize(first), decodeCursor('img', after));
+      const page = await images.pageInRepository(db, r.id, pageSize(first), decodeCursor('img', after));
       return connection(
         'img',
         page,
-        async (rows) => present<ImageRow>(await loaders.image.loadMany(rows.map((x) => x.id))),
-        () => countRepositoryImages(db, r.id),
+        async (rows) => present<ImageModel>(await loaders.image.loadMany(rows.map((x) => x.id))),
+        () => images.countInRepository(db, r.id),
       );
     },
-    tags: (r, _, { db }) => tagsByRepositoryId(db, r.id),
+    tags: (r, _, { db }) => tags.byRepositoryId(db, r.id),
     async tagHistory(r, { tag, first, after }, { db }) {
       const t = tag ?? null;
-      const page = await pageTagMoves(db, r.id, t, pageSize(first), decodeCursor('tag', after));
-      return connection('tag', page, (rows) => Promise.resolve(rows), () => countTagMoves(db, r.id, t));
+      const page = await tags.pageMoves(db, r.id, t, pageSize(first), decodeCursor('tag', after));
+      return connection('tag', page, (rows) => Promise.resolve(rows), () => tags.countMoves(db, r.id, t));
     },
     owners: async (r, _, { loaders }) => ownerModels(await loaders.repositoryOwners.load(r.id)),
     async ownershipChanges(r, { first, after }, { db }) {
-      const page = await pageOwnershipChanges(db, { repositoryId: r.id }, pageSize(first), decodeCursor('own', after));
-      return connection('own', page, (rows) => Promise.resolve(rows), () => countOwnershipChanges(db, { repositoryId: r.id }));
+      const page = await ownership.pageChanges(db, { repositoryId: r.id }, pageSize(first), decodeCursor('own', after));
+      return connection('own', page, (rows) => Promise.resolve(rows), () => ownership.countChanges(db, { repositoryId: r.id }));
     },
   },
 
   Tag: {
-    updatedAt: (t) => t.updated_at.toISOString(),
-    image: (t, _, { loaders }) => loaders.imageByDigest.load({ repositoryId: t.repository_id, digest: t.digest }),
+    updatedAt: (t) => t.updatedAt.toISOString(),
+    image: (t, _, { loaders }) => loaders.imageByDigest.load({ repositoryId: t.repositoryId, digest: t.digest }),
   },
 
   TagMove: {
     tag: (t) => t.name,
-    previousDigest: (t) => t.previous_digest,
-    seenAt: (t) => t.seen_at.toISOString(),
+    seenAt: (t) => t.seenAt.toISOString(),
   },
 
   RepositoryOwner: {
@@ -258,19 +230,17 @@ export const resolvers: Resolvers = {
 
   OwnershipChange: {
     kind: (c: OwnershipChangeModel) => (c.kind === 'added' ? 'ADDED' : 'INITIAL'),
-    repository: (c, _, { loaders }) => mustLoad(loaders.repository.load(c.repository_id), `repository ${c.repository_id}`),
-    identity: (c, _, { loaders }) => mustLoad(loaders.identity.load(c.identity_id), `identity ${c.identity_id}`),
-    image: (c, _, { loaders }) => mustLoad(loaders.image.load(c.manifest_id), `manifest ${c.manifest_id}`),
-    previousOwners: async (c, _, { loaders }) => present<IdentityRow>(await loaders.identity.loadMany(c.previous_owner_ids)),
-    detectedAt: (c) => c.detected_at.toISOString(),
+    repository: (c, _, { loaders }) => mustLoad(loaders.repository.load(c.repositoryId), `repository ${c.repositoryId}`),
+    identity: (c, _, { loaders }) => mustLoad(loaders.identity.load(c.identityId), `identity ${c.identityId}`),
+    image: (c, _, { loaders }) => mustLoad(loaders.image.load(c.manifestId), `manifest ${c.manifestId}`),
+    previousOwners: async (c, _, { loaders }) => present<IdentityModel>(await loaders.identity.loadMany(c.previousOwnerIds)),
+    detectedAt: (c) => c.detectedAt.toISOString(),
   },
 
   Decision: {
-    policyVersion: (d) => d.policy_version,
-    signers: (d) => d.signers,
-    verifiedAt: (d) => d.verified_at.toISOString(),
-    decidedAt: (d) => d.decided_at.toISOString(),
-    image: (d, _, { loaders }) => mustLoad(loaders.image.load(d.manifest_id), `manifest ${d.manifest_id}`),
+    verifiedAt: (d) => d.verifiedAt.toISOString(),
+    decidedAt: (d) => d.decidedAt.toISOString(),
+    image: (d, _, { loaders }) => mustLoad(loaders.image.load(d.manifestId), `manifest ${d.manifestId}`),
   },
 
   ImageConnection: { totalCount: (c) => c.count() },
@@ -281,6 +251,6 @@ export const resolvers: Resolvers = {
 };
 
 /** Null when the identity entered the repository but none of its signatures there verifies any more. */
-async function ownerStats(o: RepositoryOwnerModel, loaders: Loaders): Promise<SigningStats | null> {
+async function ownerStats(o: RepositoryOwnerModel, loaders: Loaders): Promise<identities.SigningStats | null> {
   return o.stats ?? loaders.ownerStats.load({ identityId: o.identityId, repositoryId: o.repositoryId });
 }

@@ -3,7 +3,8 @@ import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import type { FastifyInstance } from 'fastify';
 import { createPubSub, createSchema, createYoga } from 'graphql-yoga';
 import type { Db } from '../../common/db/client.ts';
-import { ownershipChangesByIds, repositoriesByIds } from '../../common/db/queries/ledger.ts';
+import * as ownership from '../../common/db/queries/ownership.ts';
+import * as repositories from '../../common/db/queries/repositories.ts';
 import type { LedgerEvent } from '../../common/events.ts';
 import type { Logger } from '../../common/logger.ts';
 import { bearerToken, tokenDigests, tokenMatches } from '../tokens.ts';
@@ -113,14 +114,14 @@ export function registerGraphql(app: FastifyInstance, deps: GraphqlDeps): void {
 async function* ownershipChanges(ids: AsyncIterable<string>, args: SubscriptionOwnershipChangedArgs, db: Db): AsyncGenerator<OwnershipChangeModel> {
   const kind = kindIn(args.kind);
   for await (const id of ids) {
-    const [change] = await ownershipChangesByIds(db, [id]);
+    const [change] = await ownership.changesByIds(db, [id]);
     if (change === undefined || (kind !== null && change.kind !== kind)) {
       continue;
     }
     const registry = args.registry?.toLowerCase() ?? null;
     const repository = args.repository ?? null;
     if (registry !== null || repository !== null) {
-      const [repo] = await repositoriesByIds(db, [change.repository_id]);
+      const [repo] = await repositories.byIds(db, [change.repositoryId]);
       if (repo === undefined || (registry !== null && repo.registry !== registry) || (repository !== null && repo.name !== repository)) {
         continue;
       }

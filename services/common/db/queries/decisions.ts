@@ -27,6 +27,13 @@ export interface StoredDecision extends Decision {
   readonly verifiedAt: Date;
 }
 
+/** A decision with the image it is about, by id. */
+export interface ImageDecision extends Decision {
+  readonly manifestId: string;
+  readonly verifiedAt: Date;
+  readonly decidedAt: Date;
+}
+
 /** Reads what the policy needs for the given manifests, from stored material only. */
 export async function loadInputs(db: Kysely<DB>, manifestIds: readonly string[]): Promise<DecisionInput[]> {
   if (manifestIds.length === 0) {
@@ -135,3 +142,31 @@ export async function find(db: Kysely<DB>, policyVersion: string, registry: stri
   return row === undefined ? null : toStored(row);
 }
 
+const imageDecisionColumns = [
+  'manifest_id as manifestId',
+  'allowed',
+  'reason',
+  'message',
+  'rule',
+  'policy_version as policyVersion',
+  'signers',
+  'verified_at as verifiedAt',
+  'decided_at as decidedAt',
+] as const;
+
+/** Each image's decision under a policy version. */
+export function byImageIds(db: Kysely<DB>, imageIds: readonly string[], policyVersion: string): Promise<ImageDecision[]> {
+  return db.selectFrom('decisions').select(imageDecisionColumns).where('manifest_id', 'in', imageIds).where('policy_version', '=', policyVersion).execute();
+}
+
+/** The newest denials under a policy version (decided_at order; the policy index narrows the scan). */
+export function recentDenials(db: Kysely<DB>, policyVersion: string, first: number): Promise<ImageDecision[]> {
+  return db
+    .selectFrom('decisions')
+    .select(imageDecisionColumns)
+    .where('policy_version', '=', policyVersion)
+    .where('allowed', '=', false)
+    .orderBy('decided_at', 'desc')
+    .limit(first)
+    .execute();
+}

@@ -1,4 +1,4 @@
-import type { SelectQueryBuilder } from 'kysely';
+import { sql, type SelectQueryBuilder } from 'kysely';
 import type { DB, Manifests, Repositories } from '../schema.generated.ts';
 
 // Query pieces the aggregate modules share. Aliases are fixed across them: `m` manifests,
@@ -19,3 +19,16 @@ export function withRegistry<O>(qb: SelectQueryBuilder<DB & { r: Repositories },
   return qb.innerJoin('registries as g', 'g.id', 'r.registry_id');
 }
 
+/** When a signature (`s`) was made: Rekor's integrated time, else a TSA's, else when Signet first saw it. */
+export const signedAt = sql<Date>`coalesce(s.rekor_integrated_time, s.tsa_time, s.first_seen_at)`;
+
+/** One page of a connection, newest first, keyed by a row id. */
+export interface Page<T> {
+  readonly rows: T[];
+  readonly hasNextPage: boolean;
+}
+
+/** A page from the `first + 1` rows a query fetched: the extra row only says that more follow. */
+export function page<T>(rows: T[], first: number): Page<T> {
+  return { rows: rows.slice(0, first), hasNextPage: rows.length > first };
+}

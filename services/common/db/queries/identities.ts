@@ -1,12 +1,21 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { SignerIdentity } from '../../domain/signature.ts';
 import type { DB } from '../schema.generated.ts';
+import { signedAt } from './fragments.ts';
 
 // Signers: an identity row exists only for one that verified (see migrations: identities).
 
 export interface Identity extends SignerIdentity {
   readonly id: string;
   readonly firstSeenAt: Date;
+}
+
+/** Signing times and image count of one identity within one scope (an image, a repository, everything). */
+export interface SigningStats {
+  readonly identityId: string;
+  readonly firstSignedAt: Date;
+  readonly lastSignedAt: Date;
+  readonly imageCount: number;
 }
 
 const columns = ['id', 'kind', 'subject', 'issuer', 'first_seen_at as firstSeenAt'] as const;
@@ -35,3 +44,23 @@ export function byIds(db: Kysely<DB>, ids: readonly string[]): Promise<Identity[
   return db.selectFrom('identities').select(columns).where('id', 'in', ids).execute();
 }
 
+/** Every identity with `subject` (one per issuer), or the one with `issuer` too; at most 100. */
+export function bySubject(db: Kysely<DB>, subject: string, issuer?: string | null): Promise<Identity[]> {
+  let q = db.selectFrom('identities').select(columns).where('subject', '=', subject);
+  if (issuer !== undefined && issuer !== null) {
+    q = q.where('issuer', '=', issuer);
+  }
+  return q.orderBy('id').limit(100).execute();
+}
+
+/** Earliest and latest verified signature of each identity, anywhere. */
+export async function signingStats(db: Kysely<DB>, identityIds: readonly string[]): Promise<SigningStats[]> {
+  const rows = await db
+    .selectFrom('signatures as s')
+    .select('s.identity_id')
+    .select((eb) => [eb.fn.min(signedAt).as('first'), eb.fn.max(signedAt).as('last'), eb.fn.count<string>('s.manifest_id').distinct().as('images')])
+    .where('s.identity_id', 'in', identityIds)
+    .groupBy('s.identity_id')
+    .execute();
+  return rows.map((r) => ({ identityId: r.identity_id ?? '', firstSignedAt: r.first, lastSignedAt: r.last, imageCount: Number(r.images) }));
+}

@@ -3,7 +3,7 @@ import type { Digest } from '../../domain/digest.ts';
 import { summarizeOutcomes, type ManifestStatus } from '../../domain/outcome.ts';
 import type { SignatureRecord } from '../../domain/signature.ts';
 import type { DB } from '../schema.generated.ts';
-import { withRepository } from './fragments.ts';
+import { page, withRepository, type Page } from './fragments.ts';
 import * as ownership from './ownership.ts';
 import * as repositories from './repositories.ts';
 import * as signatures from './signatures.ts';
@@ -33,6 +33,14 @@ export interface Platform {
   readonly os: string | null;
   readonly architecture: string | null;
   readonly variant: string | null;
+}
+
+/** An index's child, at a position, with the platform the index names for it (null: none named). */
+export interface IndexLink {
+  readonly indexId: string;
+  readonly childId: string;
+  readonly position: number;
+  readonly platform: Platform | null;
 }
 
 /** One manifest as the worker found it: the pushed one first, then an index's children. */
@@ -189,6 +197,12 @@ export function byIds(db: Kysely<DB>, ids: readonly string[]): Promise<Image[]> 
   return selectImages(db).where('m.id', 'in', ids).execute();
 }
 
+export function byRepositoryDigests(db: Kysely<DB>, keys: readonly { repositoryId: string; digest: Digest }[]): Promise<Image[]> {
+  return selectImages(db)
+    .where((eb) => eb(eb.refTuple('m.repository_id', 'm.digest'), 'in', keys.map((k) => eb.tuple(k.repositoryId, k.digest))))
+    .execute();
+}
+
 /** The image for `digest` in a repository, or for what `tag` points at now. */
 export async function find(db: Kysely<DB>, registry: string, repository: string, ref: { digest: Digest } | { tag: string }): Promise<Image | null> {
   let q = selectImages(db).where('g.host', '=', registry).where('r.name', '=', repository);
@@ -209,3 +223,89 @@ export async function idsAfter(db: Kysely<DB>, after: string, limit: number): Pr
   return rows.map((r) => r.id);
 }
 
+function selectLinks(db: Kysely<DB>) {
+  return db
+    .selectFrom('manifest_children as c')
+    .select(['c.index_id', 'c.child_id', 'c.position', 'c.platform_os', 'c.platform_architecture', 'c.platform_variant']);
+}
+
+type LinkRow = Awaited<ReturnType<ReturnType<typeof selectLinks>['execute']>>[number];
+
+function toLink(c: LinkRow): IndexLink {
+  return {
+    indexId: c.index_id,
+    childId: c.child_id,
+    position: c.position,
+    platform: c.platform_os === null && c.platform_architecture === null ? null : { os: c.platform_os, architecture: c.platform_architecture, variant: c.platform_variant },
+  };
+}
+
+/** Each index's children, by position. */
+export async function childrenOf(db: Kysely<DB>, indexIds: readonly string[]): Promise<IndexLink[]> {
+  return (await selectLinks(db).where('c.index_id', 'in', indexIds).orderBy('c.position').execute()).map(toLink);
+}
+
+/** The indexes each manifest is a child of. */
+export async function parentsOf(db: Kysely<DB>, childIds: readonly string[]): Promise<IndexLink[]> {
+  return (await selectLinks(db).where('c.child_id', 'in', childIds).orderBy('c.index_id').execute()).map(toLink);
+}
+
+/** Images in a repository, newest first. */
+export async function pageInRepository(db: Kysely<DB>, repositoryId: string, first: number, after: string | null): Promise<Page<{ id: string }>> {
+  let q = db.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).orderBy('id', 'desc').limit(first + 1);
+  if (after !== null) {
+    q = q.where('id', '<', after);
+  }
+  return page(await q.execute(), first);
+}
+
+export async function countInRepository(db: Kysely<DB>, repositoryId: string): Promise<number> {
+  const row = await db.selectFrom('manifests').select((eb) => eb.fn.countAll<string>().as('n')).where('repository_id', '=', repositoryId).executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** Ids of the manifests in a registry and/or repository (null: any), as a subquery. */
+function idsIn(db: Kysely<DB>, registry: string | null, repository: string | null) {
+  let q = db.selectFrom('manifests as m').$call(withRepository).select('m.id');
+  if (registry !== null) {
+    q = q.where('g.host', '=', registry);
+  }
+  if (repository !== null) {
+    q = q.where('r.name', '=', repository);
+  }
+  return q;
+}
+
+/** Images an identity signed (verified), newest manifest first; within a registry and/or repository if given. */
+export async function pageSignedBy(
+  db: Kysely<DB>,
+  identityId: string,
+  opts: { first: number; after: string | null; registry: string | null; repository: string | null },
+): Promise<Page<{ id: string }>> {
+  let q = db
+    .selectFrom('signatures as s')
+    .select('s.manifest_id as id')
+    .distinct()
+    .where('s.identity_id', '=', identityId)
+    .orderBy('s.manifest_id', 'desc')
+    .limit(opts.first + 1);
+  if (opts.after !== null) {
+    q = q.where('s.manifest_id', '<', opts.after);
+  }
+  if (opts.registry !== null || opts.repository !== null) {
+    q = q.where('s.manifest_id', 'in', idsIn(db, opts.registry, opts.repository));
+  }
+  return page(await q.execute(), opts.first);
+}
+
+export async function countSignedBy(db: Kysely<DB>, identityId: string, registry: string | null, repository: string | null): Promise<number> {
+  let q = db
+    .selectFrom('signatures as s')
+    .select((eb) => eb.fn.count<string>('s.manifest_id').distinct().as('n'))
+    .where('s.identity_id', '=', identityId);
+  if (registry !== null || repository !== null) {
+    q = q.where('s.manifest_id', 'in', idsIn(db, registry, repository));
+  }
+  const row = await q.executeTakeFirstOrThrow();
+  return Number(row.n);
+}

@@ -2,8 +2,9 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Digest } from '../../domain/digest.ts';
 import type { SignatureRecord } from '../../domain/signature.ts';
 import type { DB } from '../schema.generated.ts';
-import { withRegistry } from './fragments.ts';
+import { page, signedAt, withRegistry, type Page } from './fragments.ts';
 import * as identities from './identities.ts';
+import * as repositories from './repositories.ts';
 
 // Ownership: the first time each identity signs (verified) in a repository (ownership_changes),
 // and who signs where (from the signatures).
@@ -26,6 +27,22 @@ export interface OwnershipChangeDetail extends Omit<OwnershipChange, 'previousOw
   readonly previousOwners: readonly { subject: string; issuer: string | null }[];
   readonly detectedAt: Date;
   readonly notifiedAt: Date | null;
+}
+
+/** An ownership change as stored: ids of the repository, identity, image and earlier owners. */
+export interface OwnershipChangeRecord {
+  readonly id: string;
+  readonly kind: 'initial' | 'added';
+  readonly repositoryId: string;
+  readonly identityId: string;
+  readonly manifestId: string;
+  readonly previousOwnerIds: string[];
+  readonly detectedAt: Date;
+}
+
+/** An identity's signing stats within one repository. */
+export interface RepositoryOwner extends identities.SigningStats {
+  readonly repositoryId: string;
 }
 
 /**
@@ -118,3 +135,96 @@ export async function listPendingAlerts(db: Kysely<DB>, since: Date): Promise<st
   return rows.map((r) => r.id);
 }
 
+export interface OwnershipChangeFilter {
+  readonly repositoryId?: string;
+  readonly identityId?: string;
+  readonly registry?: string | null;
+  readonly repository?: string | null;
+  readonly kind?: 'initial' | 'added' | null;
+}
+
+function selectChanges(db: Kysely<DB>, f: OwnershipChangeFilter) {
+  let q = db.selectFrom('ownership_changes as o');
+  if (f.repositoryId !== undefined) {
+    q = q.where('o.repository_id', '=', f.repositoryId);
+  }
+  if (f.identityId !== undefined) {
+    q = q.where('o.identity_id', '=', f.identityId);
+  }
+  if (f.kind !== undefined && f.kind !== null) {
+    q = q.where('o.kind', '=', f.kind);
+  }
+  const registry = f.registry ?? null;
+  const repository = f.repository ?? null;
+  if (registry !== null || repository !== null) {
+    q = q.where('o.repository_id', 'in', repositories.idsIn(db, registry, repository));
+  }
+  return q;
+}
+
+const columns = [
+  'o.id',
+  'o.kind',
+  'o.repository_id as repositoryId',
+  'o.identity_id as identityId',
+  'o.manifest_id as manifestId',
+  'o.previous_owner_ids as previousOwnerIds',
+  'o.detected_at as detectedAt',
+] as const;
+
+/** Ownership changes matching `f`, newest first (or oldest first with `order` asc). */
+export async function pageChanges(
+  db: Kysely<DB>,
+  f: OwnershipChangeFilter,
+  first: number,
+  after: string | null,
+  order: 'asc' | 'desc' = 'desc',
+): Promise<Page<OwnershipChangeRecord>> {
+  let q = selectChanges(db, f)
+    .select(columns)
+    .orderBy('o.id', order)
+    .limit(first + 1);
+  if (after !== null) {
+    q = q.where('o.id', order === 'desc' ? '<' : '>', after);
+  }
+  return page(await q.execute(), first);
+}
+
+export async function countChanges(db: Kysely<DB>, f: OwnershipChangeFilter): Promise<number> {
+  const row = await selectChanges(db, f).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+export function changesByIds(db: Kysely<DB>, ids: readonly string[]): Promise<OwnershipChangeRecord[]> {
+  return db.selectFrom('ownership_changes as o').select(columns).where('o.id', 'in', ids).execute();
+}
+
+/**
+ * Every verified signer of each repository (or only `identityIds` among them), with first and last
+ * signed times and image counts, in the order they first signed.
+ */
+export async function owners(db: Kysely<DB>, repositoryIds: readonly string[], identityIds?: readonly string[]): Promise<RepositoryOwner[]> {
+  let q = db
+    .selectFrom('signatures as s')
+    .innerJoin('manifests as m', 'm.id', 's.manifest_id')
+    .select(['m.repository_id', 's.identity_id'])
+    .select((eb) => [eb.fn.min(signedAt).as('first'), eb.fn.max(signedAt).as('last'), eb.fn.count<string>('s.manifest_id').distinct().as('images')])
+    .where('m.repository_id', 'in', repositoryIds);
+  q = identityIds === undefined ? q.where('s.identity_id', 'is not', null) : q.where('s.identity_id', 'in', identityIds);
+  const rows = await q.groupBy(['m.repository_id', 's.identity_id']).orderBy('first').execute();
+  return rows.map((r) => ({
+    repositoryId: r.repository_id,
+    identityId: r.identity_id ?? '',
+    firstSignedAt: r.first,
+    lastSignedAt: r.last,
+    imageCount: Number(r.images),
+  }));
+}
+
+/** Identities' signing stats within repositories, for (identity, repository) pairs (one statement). */
+export async function ownerStats(db: Kysely<DB>, keys: readonly { identityId: string; repositoryId: string }[]): Promise<RepositoryOwner[]> {
+  if (keys.length === 0) {
+    return [];
+  }
+  return owners(db, [...new Set(keys.map((k) => k.repositoryId))], [...new Set(keys.map((k) => k.identityId))]);
+}

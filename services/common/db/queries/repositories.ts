@@ -4,6 +4,13 @@ import { withRegistry } from './fragments.ts';
 
 // Repositories (and the registries they belong to): locking for writes, lookups for reads.
 
+export interface Repository {
+  readonly id: string;
+  readonly registry: string;
+  readonly name: string;
+  readonly firstSeenAt: Date;
+}
+
 /**
  * Serialises ledger writes for one repository until the transaction ends. Jobs for the same image
  * (its push and its signature pushes) and tag updates from concurrent deliveries then see each
@@ -33,6 +40,19 @@ export async function ensure(trx: Transaction<DB>, registry: string, repository:
     .where('name', '=', repository)
     .executeTakeFirstOrThrow();
   return id;
+}
+
+function selectRepositories(db: Kysely<DB>) {
+  return db.selectFrom('repositories as r').$call(withRegistry).select(['r.id', 'g.host as registry', 'r.name', 'r.first_seen_at as firstSeenAt']);
+}
+
+export function byIds(db: Kysely<DB>, ids: readonly string[]): Promise<Repository[]> {
+  return selectRepositories(db).where('r.id', 'in', ids).execute();
+}
+
+export async function find(db: Kysely<DB>, registry: string, name: string): Promise<Repository | null> {
+  const row = await selectRepositories(db).where('g.host', '=', registry).where('r.name', '=', name).executeTakeFirst();
+  return row ?? null;
 }
 
 /** Ids of the repositories in a registry and/or with a name (null: any), as a subquery. */

@@ -1,14 +1,49 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
 import type { SignatureFact } from '../../domain/decision.ts';
 import type { Digest } from '../../domain/digest.ts';
 import type { SignatureOutcome } from '../../domain/outcome.ts';
-import { signatureKind, type SignatureKind, type SignatureRecord } from '../../domain/signature.ts';
+import { signatureKind, type SignatureFormat, type SignatureKind, type SignatureRecord } from '../../domain/signature.ts';
 import type { DB } from '../schema.generated.ts';
-import { withRepository } from './fragments.ts';
+import { page, withRepository, type Page } from './fragments.ts';
 import * as identities from './identities.ts';
 
 // Signatures and attestations found on manifests, with their verdicts (one row per distinct
 // material per manifest).
+
+/** A stored signature or attestation and its verdict. */
+export interface Signature {
+  readonly id: string;
+  readonly manifestId: string;
+  readonly format: SignatureFormat;
+  readonly kind: SignatureKind;
+  readonly predicateType: string | null;
+  readonly outcome: SignatureOutcome;
+  readonly reason: string | null;
+  /** The verified signer's identity row; null unless it verified (a failed one only claims `subject`). */
+  readonly identityId: string | null;
+  readonly subject: string | null;
+  readonly issuer: string | null;
+  readonly claims: Readonly<Record<string, string>>;
+  readonly keyFingerprint: string | null;
+  readonly keySource: string | null;
+  readonly keyName: string | null;
+  readonly certificateFingerprint: string | null;
+  readonly certificateNotBefore: Date | null;
+  readonly certificateNotAfter: Date | null;
+  readonly rekorLogId: string | null;
+  readonly rekorLogIndex: string | null;
+  readonly rekorIntegratedTime: Date | null;
+  readonly tsaTime: Date | null;
+  readonly trustRootVersion: string | null;
+  readonly sourceDigest: Digest;
+  readonly layerDigest: string;
+  readonly firstSeenAt: Date;
+  readonly verifiedAt: Date;
+  /** When it was made: Rekor's integrated time, else a TSA's, else when Signet first saw it. */
+  readonly signedAt: Date;
+  /** The verified signer's identity, read along with it (no second query). */
+  readonly signer: identities.Identity | null;
+}
 
 /** A stored signature with what re-verifying it needs (its material), and its current verdict's key facts. */
 export interface StoredSignature extends Omit<SignatureRecord, 'verdict'> {
@@ -20,6 +55,13 @@ export interface StoredSignature extends Omit<SignatureRecord, 'verdict'> {
   readonly size: number;
   readonly outcome: SignatureOutcome;
   readonly trustRootVersion: string | null;
+}
+
+/** A claim to look for: `claims @> {name: value}` (the GIN index on claims answers it). */
+export interface ClaimFilter {
+  readonly name: string;
+  readonly value: string;
+  readonly verifiedOnly: boolean;
 }
 
 /** Upserts one signature of a manifest; returns its signer's identity id when it verified. */
@@ -73,6 +115,111 @@ export async function upsert(trx: Transaction<DB>, manifestId: string, sig: Sign
 /** The verdicts stored for a manifest, signatures and attestations alike (to summarise its status). */
 export function verdictsOf(trx: Transaction<DB>, manifestId: string): Promise<{ outcome: SignatureOutcome; reason: string | null; kind: SignatureKind }[]> {
   return trx.selectFrom('signatures').select(['outcome', 'reason', 'kind']).where('manifest_id', '=', manifestId).execute();
+}
+
+function selectSignatures(db: Kysely<DB>) {
+  return db
+    .selectFrom('signatures as s')
+    .leftJoin('identities as i', 'i.id', 's.identity_id')
+    .select([
+      's.id',
+      's.manifest_id',
+      's.format',
+      's.outcome',
+      's.reason',
+      's.identity_id',
+      's.subject',
+      's.issuer',
+      's.claims',
+      's.key_fingerprint',
+      's.key_source',
+      's.key_name',
+      's.certificate_fingerprint',
+      's.certificate_not_before',
+      's.certificate_not_after',
+      's.rekor_log_id',
+      's.rekor_log_index',
+      's.rekor_integrated_time',
+      's.tsa_time',
+      's.kind',
+      's.predicate_type',
+      's.trust_root_version',
+      's.source_digest',
+      's.layer_digest',
+      's.first_seen_at',
+      's.verified_at',
+      'i.kind as identity_kind',
+      'i.first_seen_at as identity_first_seen_at',
+    ]);
+}
+
+type SignatureRow = Awaited<ReturnType<ReturnType<typeof selectSignatures>['execute']>>[number];
+
+function toSignature(r: SignatureRow): Signature {
+  return {
+    id: r.id,
+    manifestId: r.manifest_id,
+    format: r.format,
+    kind: r.kind,
+    predicateType: r.predicate_type,
+    outcome: r.outcome,
+    reason: r.reason,
+    identityId: r.identity_id,
+    subject: r.subject,
+    issuer: r.issuer,
+    claims: r.claims,
+    keyFingerprint: r.key_fingerprint,
+    keySource: r.key_source,
+    keyName: r.key_name,
+    certificateFingerprint: r.certificate_fingerprint,
+    certificateNotBefore: r.certificate_not_before,
+    certificateNotAfter: r.certificate_not_after,
+    rekorLogId: r.rekor_log_id,
+    rekorLogIndex: r.rekor_log_index,
+    rekorIntegratedTime: r.rekor_integrated_time,
+    tsaTime: r.tsa_time,
+    trustRootVersion: r.trust_root_version,
+    sourceDigest: r.source_digest,
+    layerDigest: r.layer_digest,
+    firstSeenAt: r.first_seen_at,
+    verifiedAt: r.verified_at,
+    signedAt: r.rekor_integrated_time ?? r.tsa_time ?? r.first_seen_at,
+    signer:
+      r.identity_id !== null && r.identity_kind !== null && r.identity_first_seen_at !== null && r.subject !== null
+        ? { id: r.identity_id, kind: r.identity_kind, subject: r.subject, issuer: r.issuer, firstSeenAt: r.identity_first_seen_at }
+        : null,
+  };
+}
+
+/** Every signature of each image, with its verified signer's identity (joined: no second query). */
+export async function byImageIds(db: Kysely<DB>, imageIds: readonly string[]): Promise<Signature[]> {
+  return (await selectSignatures(db).where('s.manifest_id', 'in', imageIds).orderBy('s.id').execute()).map(toSignature);
+}
+
+function hasClaim(f: ClaimFilter) {
+  return (eb: ExpressionBuilder<DB & { s: DB['signatures'] }, 's'>) =>
+    eb.and([
+      eb(sql`s.claims`, '@>', sql`${JSON.stringify({ [f.name]: f.value })}::jsonb`),
+      ...(f.verifiedOnly ? [eb('s.outcome', '=', 'verified')] : []),
+    ]);
+}
+
+/** Signatures and attestations carrying a claim, newest first. */
+export async function pageWithClaim(db: Kysely<DB>, f: ClaimFilter, first: number, after: string | null): Promise<Page<Signature>> {
+  let q = selectSignatures(db).where(hasClaim(f)).orderBy('s.id', 'desc').limit(first + 1);
+  if (after !== null) {
+    q = q.where('s.id', '<', after);
+  }
+  return page((await q.execute()).map(toSignature), first);
+}
+
+export async function countWithClaim(db: Kysely<DB>, f: ClaimFilter): Promise<number> {
+  const row = await db
+    .selectFrom('signatures as s')
+    .where(hasClaim(f))
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 /**

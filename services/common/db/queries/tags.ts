@@ -1,10 +1,25 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Digest } from '../../domain/digest.ts';
 import type { DB } from '../schema.generated.ts';
-import { withRegistry } from './fragments.ts';
+import { page, withRegistry, type Page } from './fragments.ts';
 import * as repositories from './repositories.ts';
 
 // Tags as the registry last reported them, and every move of a tag (tag_history).
+
+export interface Tag {
+  readonly repositoryId: string;
+  readonly name: string;
+  readonly digest: Digest;
+  readonly updatedAt: Date;
+}
+
+export interface TagMove {
+  readonly id: string;
+  readonly name: string;
+  readonly digest: Digest;
+  readonly previousDigest: Digest | null;
+  readonly seenAt: Date;
+}
 
 /**
  * Records that `tag` pointed at `digest` at time `at` (from a push event). A change of target is a
@@ -69,3 +84,47 @@ export function listAll(db: Kysely<DB>): Promise<{ registry: string; repository:
   return selectTags(db).select(['g.host as registry', 'r.name as repository', 't.name as tag', 't.digest']).execute();
 }
 
+export function byRepositoryId(db: Kysely<DB>, repositoryId: string): Promise<Tag[]> {
+  return db
+    .selectFrom('tags')
+    .select(['repository_id as repositoryId', 'name', 'digest', 'updated_at as updatedAt'])
+    .where('repository_id', '=', repositoryId)
+    .orderBy('name')
+    .execute();
+}
+
+/** Current tags naming each image. */
+export function namesByImageIds(db: Kysely<DB>, imageIds: readonly string[]): Promise<{ imageId: string; name: string }[]> {
+  return db
+    .selectFrom('tags as t')
+    .innerJoin('manifests as m', (j) => j.onRef('m.repository_id', '=', 't.repository_id').onRef('m.digest', '=', 't.digest'))
+    .select(['m.id as imageId', 't.name'])
+    .where('m.id', 'in', imageIds)
+    .orderBy('t.name')
+    .execute();
+}
+
+function selectMoves(db: Kysely<DB>, repositoryId: string, tag: string | null) {
+  let q = db.selectFrom('tag_history').where('repository_id', '=', repositoryId);
+  if (tag !== null) {
+    q = q.where('name', '=', tag);
+  }
+  return q;
+}
+
+/** Moves of a repository's tags (or of one tag), newest first. */
+export async function pageMoves(db: Kysely<DB>, repositoryId: string, tag: string | null, first: number, after: string | null): Promise<Page<TagMove>> {
+  let q = selectMoves(db, repositoryId, tag)
+    .select(['id', 'name', 'digest', 'previous_digest as previousDigest', 'seen_at as seenAt'])
+    .orderBy('id', 'desc')
+    .limit(first + 1);
+  if (after !== null) {
+    q = q.where('id', '<', after);
+  }
+  return page(await q.execute(), first);
+}
+
+export async function countMoves(db: Kysely<DB>, repositoryId: string, tag: string | null): Promise<number> {
+  const row = await selectMoves(db, repositoryId, tag).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+  return Number(row.n);
+}

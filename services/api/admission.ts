@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { formatImageReference, parseImageReference } from '../common/domain/image-ref.ts';
+import { publicMessage } from './disclosure.ts';
 import type { ImageDecision } from './decisions/lookup.ts';
 
 /** Where a container image sits in the admitted object, as a JSON Pointer, and what it says. */
@@ -63,11 +64,11 @@ export function imageSites(kind: string, object: Record<string, unknown> | null 
   return sites;
 }
 
-/** The denial message names each offending image and why. */
+/** The denial message names each offending image, why, and the rule; never signer identities (kubectl shows it to whoever applied). */
 export function denialMessage(decisions: readonly ImageDecision[]): string {
   return decisions
     .filter((d) => !d.allowed)
-    .map((d) => `${d.image}: ${d.reason} (${d.message})`)
+    .map((d) => `${d.image}: ${d.reason} (${publicMessage(d)})`)
     .join('; ');
 }
 

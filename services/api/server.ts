@@ -1,7 +1,8 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AdmissionReview, denialMessage, imageSites, pinnedReference } from './admission.ts';
 import type { ImageDecision, ImageDecisions } from './decisions/lookup.ts';
+import { publicMessage, withoutSigners } from './disclosure.ts';
 
 /** At most this many images per batch request. */
 export const MAX_BATCH = 256;
@@ -27,11 +28,16 @@ const decisionSchema = {
 const imageRef = { type: 'string', minLength: 1, maxLength: 1024 } as const;
 const error = { type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } } } as const;
 
+/** Whether a request may see signer identities (see `disclosure.ts`). */
+export type MayDisclose = (req: FastifyRequest) => boolean;
+
 /**
  * Decision endpoints, all answered from the in-memory decision table (Postgres on a miss; never a
- * registry): the native batch and single lookups, and OPA `http.send`'s `/verify`.
+ * registry): the native batch and single lookups, and OPA `http.send`'s `/verify`. Signers are
+ * shown only to callers `mayDisclose` admits; allow or deny and the reason to everyone.
  */
-export function registerApiRoutes(app: FastifyInstance, table: ImageDecisions): void {
+export function registerApiRoutes(app: FastifyInstance, table: ImageDecisions, mayDisclose: MayDisclose = () => true): void {
+  const view = (req: FastifyRequest) => (mayDisclose(req) ? (d: ImageDecision) => d : withoutSigners);
   app.post<{ Body: { images: string[] } }>(
     '/v1/decisions',
     {
@@ -45,7 +51,7 @@ export function registerApiRoutes(app: FastifyInstance, table: ImageDecisions): 
         response: { 200: { type: 'object', properties: { decisions: { type: 'array', items: decisionSchema } } }, 400: error },
       },
     },
-    async (req) => ({ decisions: await Promise.all(req.body.images.map((image) => table.lookup(image))) }),
+    async (req) => ({ decisions: (await Promise.all(req.body.images.map((image) => table.lookup(image)))).map(view(req)) }),
   );
 
   app.get<{ Querystring: { image: string } }>(
@@ -56,7 +62,7 @@ export function registerApiRoutes(app: FastifyInstance, table: ImageDecisions): 
         response: { 200: decisionSchema, 400: error },
       },
     },
-    async (req) => table.lookup(req.query.image),
+    async (req) => view(req)(await table.lookup(req.query.image)),
   );
 
   app.post<{ Body: { image: string } }>(
@@ -68,12 +74,12 @@ export function registerApiRoutes(app: FastifyInstance, table: ImageDecisions): 
       },
     },
     async (req) => {
-      const d = await table.lookup(req.body.image);
+      const d = view(req)(await table.lookup(req.body.image));
       return { verified: d.allowed, ...d };
     },
   );
 
-  registerGatekeeperRoutes(app, table);
+  registerGatekeeperRoutes(app, table, view);
   registerAdmissionRoutes(app, table);
 }
 
@@ -92,28 +98,29 @@ function badRequest(reply: FastifyReply, error: z.ZodError) {
  * decision as `value`, and `error` set when the image is denied, so the usual templates
  * (`count(response.errors) > 0`) deny. `systemError` only when Signet itself fails.
  */
-function registerGatekeeperRoutes(app: FastifyInstance, table: ImageDecisions): void {
-  const respond = async (body: unknown, reply: FastifyReply, item: (d: ImageDecision) => { value: unknown; error?: string }) => {
-    const parsed = ProviderRequest.safeParse(body);
+function registerGatekeeperRoutes(app: FastifyInstance, table: ImageDecisions, view: (req: FastifyRequest) => (d: ImageDecision) => ImageDecision): void {
+  const respond = async (req: FastifyRequest, reply: FastifyReply, item: (d: ImageDecision) => { value: unknown; error?: string }) => {
+    const parsed = ProviderRequest.safeParse(req.body);
     if (!parsed.success) {
       return badRequest(reply, parsed.error);
     }
     const base = { apiVersion: parsed.data.apiVersion, kind: 'ProviderResponse' };
     try {
-      const decisions = await Promise.all(parsed.data.request.keys.map((k) => table.lookup(k)));
+      const decisions = (await Promise.all(parsed.data.request.keys.map((k) => table.lookup(k)))).map(view(req));
       return { ...base, response: { idempotent: true, items: decisions.map((d) => ({ key: d.image, ...item(d) })) } };
     } catch (err) {
       reply.log.error({ err }, 'gatekeeper provider failed');
       return { ...base, response: { idempotent: true, items: [], systemError: `signet: ${(err as Error).message}` } };
     }
   };
+  // The errors reach the user whose Pod was denied: never signer identities in them.
   app.post('/gatekeeper/validate', async (req, reply) =>
-    respond(req.body, reply, (d) => ({ value: decisionValue(d), ...(d.allowed ? {} : { error: `${d.reason}: ${d.message}` }) })),
+    respond(req, reply, (d) => ({ value: decisionValue(d), ...(d.allowed ? {} : { error: `${d.reason}: ${publicMessage(d)}` }) })),
   );
   app.post('/gatekeeper/mutate', async (req, reply) =>
-    respond(req.body, reply, (d) => {
+    respond(req, reply, (d) => {
       const pinned = pinnedReference(d);
-      return pinned === null ? { value: d.image, error: `${d.reason}: ${d.message}` } : { value: pinned };
+      return pinned === null ? { value: d.image, error: `${d.reason}: ${publicMessage(d)}` } : { value: pinned };
     }),
   );
 }

@@ -7,6 +7,7 @@ import { DecisionTable, type Learner } from './decision-table.ts';
 import { registerGraphql } from './graphql/yoga.ts';
 import { registerQueueDashboard } from './queue-dashboard.ts';
 import { registerApiRoutes } from './server.ts';
+import { signerDisclosure } from './disclosure.ts';
 import { registerUi } from './ui.ts';
 
 export interface ApiRole {
@@ -57,7 +58,7 @@ export async function startApiRole(platform: Platform, policy: Policy, opts: { i
       check: () => (subscriber.status === 'ready' ? Promise.resolve() : Promise.reject(new Error(`subscriber ${subscriber.status}`))),
     });
   }
-  registerApiRoutes(app, table);
+  registerApiRoutes(app, table, signerDisclosure(config.api.tokens));
   registerUi(app);
   // The queue dashboard reads the queues through its own connection (API-only replicas have none).
   const board = platform.redis('producer', 'board');

@@ -24,6 +24,8 @@ export interface ImageDecision {
   readonly message: string;
   readonly signers: Decision['signers'];
   readonly policyVersion: string;
+  /** The policy rule that decided (its registry and image-path pattern), when one did. */
+  readonly rule?: string | null;
   readonly verifiedAt: string | null;
   /**
    * True when this replica may be behind the ledger: its ledger-events subscription is down, or

@@ -2,18 +2,9 @@ import { createPublicKey, verify as cryptoVerify, type KeyObject, X509Certificat
 import type { Bundle, TransparencyLogEntry } from '@sigstore/bundle';
 import { RFC3161Timestamp } from '@sigstore/core';
 import { HashAlgorithm } from '@sigstore/protobuf-specs';
-import {
-  PolicyError,
-  toSignedEntity,
-  toTrustMaterial,
-  VerificationError,
-  Verifier,
-  type SignedEntity,
-  type Signer,
-} from '@sigstore/verify';
+import { toSignedEntity, toTrustMaterial, Verifier, type SignedEntity, type Signer } from '@sigstore/verify';
 import { z } from 'zod';
 import type { Digest } from '../../common/domain/digest.ts';
-import type { SignatureOutcome } from '../../common/domain/outcome.ts';
 import { type SignatureVerdict, type SignerIdentity, unprovenVerdict } from '../../common/domain/signature.ts';
 import { type InTotoStatement, parseBundle, parseStatement, slsaClaims, statementNames, tlogEntryKeys } from './bundle.ts';
 import {
@@ -29,6 +20,7 @@ import {
   type RekorBundle,
   sha256Hex,
 } from './cosign-layer.ts';
+import { classify, Failure } from './failure.ts';
 import { decodeFulcioClaims } from './fulcio-claims.ts';
 import { keyFingerprint, type LoadedTrustedRoot, type TrustedKey } from './trust.ts';
 
@@ -88,14 +80,6 @@ const DsseEnvelopeJson = z.object({
   payload: z.base64(),
   signatures: z.array(z.object({ keyid: z.string().max(1024).optional(), sig: z.base64().min(1) })),
 });
-
-class Failure extends Error {
-  readonly outcome: SignatureOutcome;
-  constructor(outcome: SignatureOutcome, message: string) {
-    super(message);
-    this.outcome = outcome;
-  }
-}
 
 type Partial = Omit<SignatureVerdict, 'outcome' | 'reason'>;
 
@@ -559,43 +543,3 @@ function rekorSummary(rekor: RekorBundle): NonNullable<SignatureVerdict['rekor']
     integratedTime: new Date(Number(rekor.Payload.integratedTime) * 1000),
   };
 }
-
-const UNTRUSTED_PATH = new Set(['no trusted certificate path found', 'no valid certificate path found']);
-
-/** Maps whatever verification threw to a stored outcome. Unknown exceptions never verify. */
-function classify(err: unknown): { outcome: SignatureOutcome; reason: string } {
-  if (err instanceof Failure) {
-    return { outcome: err.outcome, reason: err.message };
-  }
-  if (err instanceof MalformedSignatureError) {
-    return { outcome: 'malformed', reason: err.message };
-  }
-  if (err instanceof PolicyError) {
-    return { outcome: 'identity_mismatch', reason: err.message };
-  }
-  if (err instanceof VerificationError) {
-    const cause = err.cause instanceof Error ? err.cause.message : undefined;
-    const reason = cause === undefined ? `${err.code}: ${err.message}` : `${err.code}: ${err.message}: ${cause}`;
-    switch (err.code) {
-      case 'SIGNATURE_ERROR':
-        return { outcome: 'invalid_signature', reason };
-      case 'CERTIFICATE_ERROR':
-        return { outcome: UNTRUSTED_PATH.has(cause ?? err.message) ? 'untrusted_root' : 'cert_invalid', reason };
-      case 'PUBLIC_KEY_ERROR':
-        return { outcome: 'untrusted_root', reason };
-      case 'TIMESTAMP_ERROR':
-      case 'TLOG_MISSING_INCLUSION_ERROR':
-        return { outcome: 'tlog_missing', reason };
-      case 'TLOG_ERROR':
-      case 'TLOG_INCLUSION_PROOF_ERROR':
-      case 'TLOG_INCLUSION_PROMISE_ERROR':
-      case 'TLOG_BODY_ERROR':
-        return { outcome: 'tlog_invalid', reason };
-      case 'NOT_IMPLEMENTED_ERROR':
-        return { outcome: 'malformed', reason };
-    }
-  }
-  // e.g. sigstore-js throws a TypeError for some malformed inputs: fail closed.
-  return { outcome: 'malformed', reason: `verification failed: ${err instanceof Error ? err.message : String(err)}` };
-}
-

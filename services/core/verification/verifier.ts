@@ -2,7 +2,7 @@ import { createPublicKey, verify as cryptoVerify, type KeyObject, X509Certificat
 import type { Bundle, TransparencyLogEntry } from '@sigstore/bundle';
 import { RFC3161Timestamp } from '@sigstore/core';
 import { HashAlgorithm } from '@sigstore/protobuf-specs';
-import { toSignedEntity, toTrustMaterial, Verifier, type SignedEntity, type Signer } from '@sigstore/verify';
+import { toSignedEntity, type SignedEntity } from '@sigstore/verify';
 import { z } from 'zod';
 import type { Digest } from '../../common/domain/digest.ts';
 import { type SignatureVerdict, type SignerIdentity, unprovenVerdict } from '../../common/domain/signature.ts';
@@ -22,7 +22,10 @@ import {
 } from './cosign-layer.ts';
 import { classify, Failure } from './failure.ts';
 import { decodeFulcioClaims } from './fulcio-claims.ts';
+import { TrustedRoots } from './roots.ts';
 import { keyFingerprint, type LoadedTrustedRoot, type TrustedKey } from './trust.ts';
+
+export { trustSetVersion } from './roots.ts';
 
 const CODE_SIGNING_EKU = '1.3.6.1.5.5.7.3.3';
 const COSIGN_PAYLOAD_TYPE = 'cosign container image signature';
@@ -83,12 +86,6 @@ const DsseEnvelopeJson = z.object({
 
 type Partial = Omit<SignatureVerdict, 'outcome' | 'reason'>;
 
-interface Root {
-  readonly loaded: LoadedTrustedRoot;
-  readonly verifier: Verifier;
-  readonly options: { tlogThreshold: number; ctlogThreshold: number; timestampThreshold: number };
-}
-
 /**
  * Builds the verifier once per process from the trusted roots and the operator's trusted keys.
  * Keyless signatures go through `@sigstore/verify` (Fulcio chain at the verified time, SCT, SET or
@@ -102,44 +99,8 @@ export function createSignatureVerifier(
   trustedKeys: readonly TrustedKey[],
 ): SignatureVerifier {
   const loaded = Array.isArray(trust) ? (trust as readonly LoadedTrustedRoot[]) : [trust as LoadedTrustedRoot];
-  if (loaded.length === 0) {
-    throw new Error('at least one trusted root is required');
-  }
-  const roots: Root[] = loaded.map((l) => {
-    // A root without transparency or CT logs (GitHub's instance) proves time with a TSA alone.
-    const options = {
-      tlogThreshold: l.root.tlogs.length > 0 ? 1 : 0,
-      ctlogThreshold: l.root.ctlogs.length > 0 ? 1 : 0,
-      timestampThreshold: 1,
-    };
-    return { loaded: l, verifier: new Verifier(toTrustMaterial(l.root), options), options };
-  });
-  const setVersion = trustSetVersion(loaded);
-
-  /** Runs `attempt` against each root; the first that verifies wins, else the most telling failure. */
-  function acrossRoots(attempt: (root: Root) => Signer): { signer: Signer; root: Root } {
-    const failures: unknown[] = [];
-    for (const root of roots) {
-      try {
-        return { signer: attempt(root), root };
-      } catch (err) {
-        failures.push(err);
-      }
-    }
-    throw failures.find((f) => classify(f).outcome !== 'untrusted_root') ?? failures[0];
-  }
-
-  function verifyWithKey(root: Root, entity: SignedEntity, key: KeyObject): Signer {
-    // The key finder ignores the hint: the key was already chosen (trusted, or the one Rekor logged).
-    const material = toTrustMaterial(root.loaded.root, () => ({ publicKey: key, validFor: () => true }));
-    const tlog = entity.tlogEntries.length > 0;
-    return new Verifier(material, {
-      ...root.options,
-      ctlogThreshold: 0,
-      tlogThreshold: tlog ? 1 : 0,
-      timestampThreshold: tlog || entity.timestamps.length > 0 ? 1 : 0,
-    }).verify(entity);
-  }
+  const roots = new TrustedRoots(loaded);
+  const setVersion = roots.version;
 
   /** Verifies `entity` signed by a certificate; returns the identity, claims and the root used. */
   function verifyCertificate(entity: SignedEntity, cert: X509Certificate, tlogKeys: readonly KeyObject[] | null): Partial {
@@ -149,14 +110,14 @@ export function createSignatureVerifier(
     if (tlogKeys !== null && !tlogKeys.some((k) => k.equals(cert.publicKey))) {
       throw new Failure('tlog_invalid', 'the transparency log entry was logged with a different key than the one that signed');
     }
-    const { signer, root } = acrossRoots((r) => r.verifier.verify(entity));
+    const { signer, root } = roots.verifyCertificate(entity);
     const san = signer.identity?.subjectAlternativeName;
     const issuer = signer.identity?.extensions?.issuer ?? null;
     if (san === undefined || san === '') {
       throw new Failure('cert_invalid', 'the signing certificate has no email or URI subject alternative name');
     }
     return {
-      ...unprovenVerdict('malformed', null, root.loaded.version),
+      ...unprovenVerdict('malformed', null, root.version),
       identity: { kind: san.includes('://') ? 'uri' : 'email', subject: san, issuer },
       claims: decodeFulcioClaims(signer.identity?.oids),
       key: { fingerprint: keyFingerprint(cert.publicKey), source: 'certificate', name: null },
@@ -196,7 +157,7 @@ export function createSignatureVerifier(
     }
     let version = setVersion;
     if (entity.tlogEntries.length > 0 || entity.timestamps.length > 0) {
-      version = acrossRoots((r) => verifyWithKey(r, entity, key)).root.loaded.version;
+      version = roots.verifyWithKey(entity, key).version;
     }
     const fingerprint = keyFingerprint(key);
     return {
@@ -346,14 +307,6 @@ export function createSignatureVerifier(
       }
     },
   };
-}
-
-/** `sha256` of the only root's file, or of every root's version in order when there are several. */
-export function trustSetVersion(roots: readonly Pick<LoadedTrustedRoot, 'version'>[]): string {
-  if (roots.length === 1) {
-    return roots[0]!.version;
-  }
-  return `sha256:${sha256Hex(Buffer.from(roots.map((r) => r.version).join('\n')))}`;
 }
 
 function keyMatchesHint(key: TrustedKey, hint: string): boolean {

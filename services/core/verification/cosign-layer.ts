@@ -1,6 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { bundleFromJSON, BUNDLE_V01_MEDIA_TYPE, type Bundle } from '@sigstore/bundle';
 import { z } from 'zod';
+import type { SignatureVerdict } from '../../common/domain/signature.ts';
 
 /** Annotation keys cosign writes on each layer of a `sha256-<hex>.sig` manifest. */
 export const COSIGN_ANNOTATION = {
@@ -185,4 +186,26 @@ function kindVersionOf(bodyB64: string): { kind: string; version: string } {
     throw new MalformedSignatureError('the Rekor entry body has no kind and apiVersion');
   }
   return { kind, version: apiVersion };
+}
+
+export function layerMaterial<B>(
+  layer: CosignLayer,
+  parseBody: ((b64: string) => B) | null,
+): { cert: X509Certificate | null; rekor: RekorBundle | null; body: B | null } {
+  const certPem = layer.annotations[COSIGN_ANNOTATION.certificate];
+  const rekorText = layer.annotations[COSIGN_ANNOTATION.bundle];
+  const rekor = rekorText === undefined || rekorText === '' ? null : parseRekorBundle(rekorText);
+  return {
+    cert: certPem === undefined || certPem === '' ? null : parseCertificatePem(certPem),
+    rekor,
+    body: rekor === null || parseBody === null ? null : parseBody(rekor.Payload.body),
+  };
+}
+
+export function rekorSummary(rekor: RekorBundle): NonNullable<SignatureVerdict['rekor']> {
+  return {
+    logId: rekor.Payload.logID,
+    logIndex: rekor.Payload.logIndex,
+    integratedTime: new Date(Number(rekor.Payload.integratedTime) * 1000),
+  };
 }

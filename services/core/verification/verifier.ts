@@ -1,9 +1,6 @@
-import { createPublicKey, verify as cryptoVerify, type KeyObject, X509Certificate } from 'node:crypto';
-import type { Bundle, TransparencyLogEntry } from '@sigstore/bundle';
-import { RFC3161Timestamp } from '@sigstore/core';
+import type { KeyObject, X509Certificate } from 'node:crypto';
 import { HashAlgorithm } from '@sigstore/protobuf-specs';
 import { toSignedEntity, type SignedEntity } from '@sigstore/verify';
-import { z } from 'zod';
 import type { Digest } from '../../common/domain/digest.ts';
 import { type SignatureVerdict, type SignerIdentity, unprovenVerdict } from '../../common/domain/signature.ts';
 import { type InTotoStatement, parseBundle, parseStatement, slsaClaims, statementNames, tlogEntryKeys } from './bundle.ts';
@@ -12,15 +9,23 @@ import {
   cosignAttestationToBundle,
   cosignLayerToBundle,
   type CosignLayer,
-  type HashedRekordBody,
-  MalformedSignatureError,
-  parseCertificatePem,
+  layerMaterial,
   parseHashedRekordBody,
-  parseRekorBundle,
-  type RekorBundle,
+  rekorSummary,
   sha256Hex,
 } from './cosign-layer.ts';
 import { classify, Failure } from './failure.ts';
+import { parseEnvelope } from './formats/cosign-attestation.ts';
+import {
+  assertRekorCertificate,
+  decodeSignature,
+  parsePayload,
+  plainKeyEntity,
+  rawKeyEntity,
+  rekorPublicKey,
+  type SimpleSigningPayload,
+} from './formats/cosign-signature.ts';
+import { assertOrderedChain, parseCertificateDer, tlogSummary, tsaTime } from './formats/sigstore-bundle.ts';
 import { decodeFulcioClaims } from './fulcio-claims.ts';
 import { TrustedRoots } from './roots.ts';
 import { keyFingerprint, type LoadedTrustedRoot, type TrustedKey } from './trust.ts';
@@ -28,7 +33,6 @@ import { keyFingerprint, type LoadedTrustedRoot, type TrustedKey } from './trust
 export { trustSetVersion } from './roots.ts';
 
 const CODE_SIGNING_EKU = '1.3.6.1.5.5.7.3.3';
-const COSIGN_PAYLOAD_TYPE = 'cosign container image signature';
 
 /** Identity constraints for a one-off check (e.g. "must be signed by alice@example.com"). */
 export interface ExpectedIdentity {
@@ -68,21 +72,6 @@ export interface BundleSubject {
   readonly digest: Digest | `${string}:${string}`;
   readonly bytes?: Buffer;
 }
-
-const SimpleSigningPayload = z.object({
-  critical: z.object({
-    identity: z.object({ 'docker-reference': z.string() }).partial().optional(),
-    image: z.object({ 'docker-manifest-digest': z.string() }),
-    type: z.string(),
-  }),
-  optional: z.record(z.string(), z.unknown()).nullable().optional(),
-});
-
-const DsseEnvelopeJson = z.object({
-  payloadType: z.string().max(1024),
-  payload: z.base64(),
-  signatures: z.array(z.object({ keyid: z.string().max(1024).optional(), sig: z.base64().min(1) })),
-});
 
 type Partial = Omit<SignatureVerdict, 'outcome' | 'reason'>;
 
@@ -313,92 +302,14 @@ function keyMatchesHint(key: TrustedKey, hint: string): boolean {
   return hint !== '' && (hint === key.name || hint === key.fingerprint || hint === Buffer.from(key.fingerprint.slice(7), 'hex').toString('base64'));
 }
 
-/** A key-based legacy layer with no Rekor entry: only its signature can be checked (no bundle to build). */
-function plainKeyEntity(payload: Buffer, signature: Buffer): SignedEntity {
-  return {
-    signature: { verifySignature: (key: KeyObject) => cryptoVerify('sha256', payload, key, signature) },
-    tlogEntries: [],
-    timestamps: [],
-  } as unknown as SignedEntity;
-}
-
-/**
- * A key-based legacy layer verified with node:crypto: sigstore's message-signature content checks
- * the digest of the payload and the signature, the same as cosign's raw `crypto.verify`.
- */
-function rawKeyEntity(entity: SignedEntity, payload: Buffer, signature: Buffer): SignedEntity {
-  // Keeps the content's prototype: sigstore calls its other methods (compareDigest, compareSignature).
-  const content = Object.create(entity.signature) as SignedEntity['signature'];
-  content.verifySignature = (key: KeyObject) => cryptoVerify('sha256', payload, key, signature);
-  return { ...entity, signature: content };
-}
-
-function layerMaterial<B>(
-  layer: CosignLayer,
-  parseBody: ((b64: string) => B) | null,
-): { cert: X509Certificate | null; rekor: RekorBundle | null; body: B | null } {
-  const certPem = layer.annotations[COSIGN_ANNOTATION.certificate];
-  const rekorText = layer.annotations[COSIGN_ANNOTATION.bundle];
-  const rekor = rekorText === undefined || rekorText === '' ? null : parseRekorBundle(rekorText);
-  return {
-    cert: certPem === undefined || certPem === '' ? null : parseCertificatePem(certPem),
-    rekor,
-    body: rekor === null || parseBody === null ? null : parseBody(rekor.Payload.body),
-  };
-}
-
-function certificateSummary(cert: X509Certificate): Pick<SignatureVerdict, 'certificate' | 'key'> {
+   function certificateSummary(cert: X509Certificate): Pick<SignatureVerdict, 'certificate' | 'key'> {
   return {
     certificate: { fingerprint: `sha256:${sha256Hex(cert.raw)}`, notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo) },
     key: { fingerprint: keyFingerprint(cert.publicKey), source: 'certificate', name: null },
   };
 }
 
-function parseEnvelope(bytes: Buffer): z.infer<typeof DsseEnvelopeJson> {
-  let json: unknown;
-  try {
-    json = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw new Failure('malformed', 'the attestation layer is not a JSON DSSE envelope');
-  }
-  const parsed = DsseEnvelopeJson.safeParse(json);
-  if (!parsed.success) {
-    throw new Failure('malformed', `the attestation layer is not a DSSE envelope: ${z.prettifyError(parsed.error)}`);
-  }
-  if (parsed.data.signatures.length !== 1) {
-    throw new Failure('malformed', `the DSSE envelope has ${parsed.data.signatures.length} signatures; exactly one is required`);
-  }
-  return parsed.data;
-}
-
-function parseCertificateDer(raw: Buffer): X509Certificate {
-  if (raw.length === 0) {
-    throw new MalformedSignatureError('the bundle has no certificate (empty certificate chain)');
-  }
-  try {
-    return new X509Certificate(raw);
-  } catch (err) {
-    throw new MalformedSignatureError('the bundle certificate is not a DER X.509 certificate', { cause: err });
-  }
-}
-
-/**
- * Only the leaf of a bundle's chain is used: trust comes from the trusted root. The rest must
- * still be a chain, each certificate issued by the next (sigstore-go accepts a well-ordered chain
- * that ends in its root; a root placed out of order is the conformance suite's rejected case).
- */
-function assertOrderedChain(raws: readonly Buffer[]): void {
-  const certs = raws.map((r) => parseCertificateDer(r));
-  for (let i = 0; i + 1 < certs.length; i++) {
-    const child = certs[i]!;
-    const parent = certs[i + 1]!;
-    if (!child.checkIssued(parent) || !child.verify(parent.publicKey)) {
-      throw new Failure('cert_invalid', `the bundle's certificate chain is out of order: certificate ${i + 1} was not issued by certificate ${i + 2}`);
-    }
-  }
-}
-
-/** The statement's subjects must include the image: otherwise it is about another artifact (replayed). */
+   /** The statement's subjects must include the image: otherwise it is about another artifact (replayed). */
 function assertStatementNames(statement: InTotoStatement, subject: string): void {
   const colon = subject.indexOf(':');
   if (!statementNames(statement, subject.slice(0, colon), subject.slice(colon + 1))) {
@@ -407,74 +318,11 @@ function assertStatementNames(statement: InTotoStatement, subject: string): void
   }
 }
 
-function tlogSummary(entry: TransparencyLogEntry): NonNullable<SignatureVerdict['rekor']> {
-  const seconds = Number(entry.integratedTime);
-  return {
-    logId: entry.logId.keyId.toString('hex'),
-    logIndex: String(entry.logIndex),
-    // Rekor v2 entries carry no integrated time: the time comes from a TSA.
-    integratedTime: seconds > 0 ? new Date(seconds * 1000) : null,
-  };
-}
-
-function tsaTime(bundle: Bundle): Date | null {
-  const ts = bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps[0];
-  if (ts === undefined) {
-    return null;
-  }
-  try {
-    return RFC3161Timestamp.parse(Buffer.from(ts.signedTimestamp)).signingTime;
-  } catch {
-    return null;
-  }
-}
-
-function parsePayload(bytes: Buffer): z.infer<typeof SimpleSigningPayload> {
-  let json: unknown;
-  try {
-    json = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw new Failure('malformed', 'the signature payload is not JSON');
-  }
-  const parsed = SimpleSigningPayload.safeParse(json);
-  if (!parsed.success) {
-    throw new Failure('malformed', `the signature payload is not a simple-signing payload: ${z.prettifyError(parsed.error)}`);
-  }
-  if (parsed.data.critical.type !== COSIGN_PAYLOAD_TYPE) {
-    throw new Failure('malformed', `the payload type is ${JSON.stringify(parsed.data.critical.type)}, not "${COSIGN_PAYLOAD_TYPE}"`);
-  }
-  return parsed.data;
-}
-
-function decodeSignature(b64: string): Buffer {
-  if (b64 === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) {
-    throw new Failure('malformed', `the ${COSIGN_ANNOTATION.signature} annotation is missing or not base64`);
-  }
-  return Buffer.from(b64, 'base64');
-}
-
-/** The check sigstore cannot do: the payload must name the digest the signature is attached to. */
-function assertBoundToSubject(payload: z.infer<typeof SimpleSigningPayload>, subject: Digest): void {
+    /** The check sigstore cannot do: the payload must name the digest the signature is attached to. */
+function assertBoundToSubject(payload: SimpleSigningPayload, subject: Digest): void {
   const signed = payload.critical.image['docker-manifest-digest'];
   if (signed !== subject) {
     throw new Failure('digest_mismatch', `the payload signs ${signed.slice(0, 80)}, not ${subject} (signature copied from another image)`);
-  }
-}
-
-function rekorPublicKey(body: HashedRekordBody): KeyObject {
-  const pem = Buffer.from(body.spec.signature.publicKey.content, 'base64').toString('utf8');
-  try {
-    return createPublicKey(pem);
-  } catch {
-    throw new Failure('tlog_invalid', 'the Rekor entry does not carry a usable public key or certificate');
-  }
-}
-
-/** cosign checks this and sigstore-js does not: the logged entry was made with the signing certificate. */
-function assertRekorCertificate(body: HashedRekordBody | null, cert: X509Certificate): void {
-  const pem = body === null ? '' : Buffer.from(body.spec.signature.publicKey.content, 'base64').toString('utf8');
-  if (pem.includes('CERTIFICATE') && !parseCertificatePem(pem).raw.equals(cert.raw)) {
-    throw new Failure('tlog_invalid', 'the Rekor entry was logged with a different certificate');
   }
 }
 
@@ -489,10 +337,3 @@ function assertExpectedIdentity(identity: SignerIdentity, expected: ExpectedIden
   }
 }
 
-function rekorSummary(rekor: RekorBundle): NonNullable<SignatureVerdict['rekor']> {
-  return {
-    logId: rekor.Payload.logID,
-    logIndex: rekor.Payload.logIndex,
-    integratedTime: new Date(Number(rekor.Payload.integratedTime) * 1000),
-  };
-}

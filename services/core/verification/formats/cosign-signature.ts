@@ -1,8 +1,22 @@
 import { createPublicKey, verify as cryptoVerify, type KeyObject, type X509Certificate } from 'node:crypto';
-import type { SignedEntity } from '@sigstore/verify';
+import { toSignedEntity, type SignedEntity } from '@sigstore/verify';
 import { z } from 'zod';
-import { COSIGN_ANNOTATION, type HashedRekordBody, parseCertificatePem } from '../cosign-layer.ts';
+import type { Digest } from '../../../common/domain/digest.ts';
+import {
+  COSIGN_ANNOTATION,
+  cosignLayerToBundle,
+  type CosignLayer,
+  type HashedRekordBody,
+  layerMaterial,
+  parseCertificatePem,
+  parseHashedRekordBody,
+  type RekorBundle,
+  rekorSummary,
+  sha256Hex,
+} from '../cosign-layer.ts';
+import type { Evidence } from '../evidence.ts';
 import { Failure } from '../failure.ts';
+import type { NormalisedSignature } from '../normalised.ts';
 
 const COSIGN_PAYLOAD_TYPE = 'cosign container image signature';
 
@@ -14,9 +28,46 @@ const SimpleSigningPayload = z.object({
   }),
   optional: z.record(z.string(), z.unknown()).nullable().optional(),
 });
-export type SimpleSigningPayload = z.infer<typeof SimpleSigningPayload>;
 
-export function parsePayload(bytes: Buffer): SimpleSigningPayload {
+/**
+ * Reads a legacy cosign `.sig` layer attached to `subject`: its simple-signing payload, and the
+ * certificate or key and Rekor bundle in its annotations, with the checks cosign makes of them.
+ */
+export function normaliseCosignSignature(layer: CosignLayer, subject: Digest, evidence: Evidence): NormalisedSignature {
+  const payload = parsePayload(layer.payload);
+  evidence.annotations = payload.optional ?? null;
+  const { cert, rekor, body } = layerMaterial(layer, parseHashedRekordBody);
+  if (rekor !== null) {
+    evidence.rekor = rekorSummary(rekor);
+  }
+  if (body !== null && body.spec.data.hash.value.toLowerCase() !== sha256Hex(layer.payload)) {
+    throw new Failure('invalid_signature', 'the payload is not the one whose digest was logged in Rekor (payload tampered with)');
+  }
+  const signature = decodeSignature(layer.annotations[COSIGN_ANNOTATION.signature] ?? '');
+  const loggedKeys = body === null ? null : [rekorPublicKey(body)];
+  const binding = { kind: 'payload', signed: payload.critical.image['docker-manifest-digest'], subject } as const;
+  if (cert === null) {
+    return { entity: keyEntity(layer, rekor, signature), certificate: null, keyHint: null, loggedKeys, binding };
+  }
+  evidence.showCertificate(cert);
+  if (rekor === null) {
+    throw new Failure('tlog_missing', 'keyless signature without a Rekor bundle: nothing proves the certificate was valid when it signed');
+  }
+  assertRekorCertificate(body, cert);
+  // Built after cosign's checks above, so theirs is the outcome recorded when the bundle cannot be.
+  const entity = toSignedEntity(cosignLayerToBundle(layer, { certificate: cert, rekor }), layer.payload);
+  return { entity, certificate: cert, keyHint: null, loggedKeys, binding };
+}
+
+function keyEntity(layer: CosignLayer, rekor: RekorBundle | null, signature: Buffer): SignedEntity {
+  if (rekor === null) {
+    return plainKeyEntity(layer.payload, signature);
+  }
+  const entity = toSignedEntity(cosignLayerToBundle(layer, { certificate: null, rekor, keyHint: '' }), layer.payload);
+  return rawKeyEntity(entity, layer.payload, signature);
+}
+
+function parsePayload(bytes: Buffer): z.infer<typeof SimpleSigningPayload> {
   let json: unknown;
   try {
     json = JSON.parse(bytes.toString('utf8'));
@@ -33,14 +84,14 @@ export function parsePayload(bytes: Buffer): SimpleSigningPayload {
   return parsed.data;
 }
 
-export function decodeSignature(b64: string): Buffer {
+function decodeSignature(b64: string): Buffer {
   if (b64 === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) {
     throw new Failure('malformed', `the ${COSIGN_ANNOTATION.signature} annotation is missing or not base64`);
   }
   return Buffer.from(b64, 'base64');
 }
 
-export function rekorPublicKey(body: HashedRekordBody): KeyObject {
+function rekorPublicKey(body: HashedRekordBody): KeyObject {
   const pem = Buffer.from(body.spec.signature.publicKey.content, 'base64').toString('utf8');
   try {
     return createPublicKey(pem);
@@ -50,7 +101,7 @@ export function rekorPublicKey(body: HashedRekordBody): KeyObject {
 }
 
 /** cosign checks this and sigstore-js does not: the logged entry was made with the signing certificate. */
-export function assertRekorCertificate(body: HashedRekordBody | null, cert: X509Certificate): void {
+function assertRekorCertificate(body: HashedRekordBody | null, cert: X509Certificate): void {
   const pem = body === null ? '' : Buffer.from(body.spec.signature.publicKey.content, 'base64').toString('utf8');
   if (pem.includes('CERTIFICATE') && !parseCertificatePem(pem).raw.equals(cert.raw)) {
     throw new Failure('tlog_invalid', 'the Rekor entry was logged with a different certificate');
@@ -58,7 +109,7 @@ export function assertRekorCertificate(body: HashedRekordBody | null, cert: X509
 }
 
 /** A key-based legacy layer with no Rekor entry: only its signature can be checked (no bundle to build). */
-export function plainKeyEntity(payload: Buffer, signature: Buffer): SignedEntity {
+function plainKeyEntity(payload: Buffer, signature: Buffer): SignedEntity {
   return {
     signature: { verifySignature: (key: KeyObject) => cryptoVerify('sha256', payload, key, signature) },
     tlogEntries: [],
@@ -70,7 +121,7 @@ export function plainKeyEntity(payload: Buffer, signature: Buffer): SignedEntity
  * A key-based legacy layer verified with node:crypto: sigstore's message-signature content checks
  * the digest of the payload and the signature, the same as cosign's raw `crypto.verify`.
  */
-export function rawKeyEntity(entity: SignedEntity, payload: Buffer, signature: Buffer): SignedEntity {
+function rawKeyEntity(entity: SignedEntity, payload: Buffer, signature: Buffer): SignedEntity {
   // Keeps the content's prototype: sigstore calls its other methods (compareDigest, compareSignature).
   const content = Object.create(entity.signature) as SignedEntity['signature'];
   content.verifySignature = (key: KeyObject) => cryptoVerify('sha256', payload, key, signature);

@@ -85,22 +85,27 @@ class TrustVerifier implements SignatureVerifier {
   }
 
   verifyCosignLayer(layer: CosignLayer, subject: Digest, expected?: ExpectedIdentity): SignatureVerdict {
-    return this.#verify((evidence) => normaliseCosignSignature(layer, subject, evidence), expected);
+    return this.#verify(normaliseCosignSignature, layer, subject, expected);
   }
 
   verifyCosignAttestation(layer: CosignLayer, subject: Digest, expected?: ExpectedIdentity): SignatureVerdict {
-    return this.#verify((evidence) => normaliseCosignAttestation(layer, subject, evidence), expected);
+    return this.#verify(normaliseCosignAttestation, layer, subject, expected);
   }
 
   verifyBundle(bundle: Uint8Array, subject: BundleSubject, expected?: ExpectedIdentity): SignatureVerdict {
-    return this.#verify((evidence) => normaliseBundle(bundle, subject, evidence), expected);
+    return this.#verify(normaliseBundle, bundle, subject, expected);
   }
 
   /** The pipeline: read the material, prove the signer, check the subject and the expected identity. */
-  #verify(normalise: (evidence: Evidence) => NormalisedSignature, expected: ExpectedIdentity | undefined): SignatureVerdict {
+  #verify<I, S>(
+    normalise: (input: I, subject: S, evidence: Evidence) => NormalisedSignature,
+    input: I,
+    subject: S,
+    expected: ExpectedIdentity | undefined,
+  ): SignatureVerdict {
     const evidence = new Evidence(this.trustRootVersion);
     try {
-      const signed = normalise(evidence);
+      const signed = normalise(input, subject, evidence);
       evidence.signer = signed.certificate === null ? this.#proveKey(signed) : this.#proveCertificate(signed, signed.certificate);
       assertBoundToSubject(signed.binding);
       if (expected !== undefined) {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import type { FastifyInstance } from 'fastify';
 import { createPubSub, createSchema, createYoga } from 'graphql-yoga';
 import type { Db } from '../../common/db/client.ts';
@@ -64,6 +65,8 @@ export function registerGraphql(app: FastifyInstance, deps: GraphqlDeps): void {
     graphqlEndpoint: '/graphql',
     landingPage: false,
     graphiql: { title: 'Signet — ownership ledger' },
+    // GraphiQL bundled into the page (no CDN): it works air-gapped, as Signet does.
+    renderGraphiQL,
     maskedErrors: true,
     logging: {
       debug: (...args: unknown[]) => log.debug({ args }, 'graphql'),

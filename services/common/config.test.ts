@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_TRUSTED_ROOTS, loadConfig } from './config.ts';
+import { ConfigError, DEFAULT_CRAWL_LIMITS, DEFAULT_TRUSTED_ROOTS, loadConfig } from './config.ts';
 
 describe('loadConfig', () => {
   it('uses the documented defaults on an empty environment', () => {
@@ -32,6 +32,13 @@ describe('loadConfig', () => {
     expect(c.registry.endpoints).toEqual({ 'localhost:5000': 'http://registry:5000' });
     expect(c.webhook).toEqual({ token: 'x'.repeat(16) });
     expect(c.http.port).toBe(0);
+  });
+
+  it('bounds every crawl, by default far above real registries, and lets each bound be set', () => {
+    expect(loadConfig({}).crawl).toEqual(DEFAULT_CRAWL_LIMITS);
+    const c = loadConfig({ SIGNET_CRAWL_MAX_LIST_PAGES: '5', SIGNET_CRAWL_MAX_LIST_ENTRIES: '50', SIGNET_CRAWL_MAX_PASS_PAGES: '500', SIGNET_CRAWL_MAX_PASS_ENTRIES: '5000' });
+    expect(c.crawl).toEqual({ listPages: 5, listEntries: 50, passPages: 500, passEntries: 5000 });
+    expect(() => loadConfig({ SIGNET_CRAWL_MAX_PASS_PAGES: '0' })).toThrow(/SIGNET_CRAWL_MAX_PASS_PAGES/);
   });
 
   it('treats empty values as unset', () => {

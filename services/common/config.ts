@@ -14,6 +14,30 @@ export const DEFAULT_TRUSTED_ROOTS = [
 ];
 
 export const ROLES = ['ingest', 'worker', 'api'] as const;
+
+/**
+ * Bounds of one crawl (a `signet backfill` or one scheduled reconciliation pass), so that a registry
+ * whose listings never end (a `Link: rel="next"` on every page) cannot keep it running forever.
+ * Each is far above what real registries list (see README, "Reconciliation"): they end a runaway
+ * listing, they do not pace an honest one.
+ */
+export interface CrawlLimits {
+  /** Pages of any one listing: the catalog, a repository's tag list, one digest's referrers. */
+  readonly listPages: number;
+  /** Entries of any one listing: repositories, a repository's tags, one digest's referrers. */
+  readonly listEntries: number;
+  /** List pages of a whole crawl: catalog, tag lists and referrers together. */
+  readonly passPages: number;
+  /** Entries of a whole crawl: repositories, tags and referrers together. */
+  readonly passEntries: number;
+}
+
+export const DEFAULT_CRAWL_LIMITS: CrawlLimits = {
+  listPages: 10_000,
+  listEntries: 1_000_000,
+  passPages: 10_000_000,
+  passEntries: 10_000_000,
+};
 export type Role = (typeof ROLES)[number];
 
 const hostPort = z
@@ -84,6 +108,10 @@ const Env = z.object({
   ),
   SIGNET_REGISTRIES_FILE: z.string().min(1).optional(),
   SIGNET_RECONCILE_INTERVAL: duration('15m'),
+  SIGNET_CRAWL_MAX_LIST_PAGES: positiveInt(DEFAULT_CRAWL_LIMITS.listPages),
+  SIGNET_CRAWL_MAX_LIST_ENTRIES: positiveInt(DEFAULT_CRAWL_LIMITS.listEntries),
+  SIGNET_CRAWL_MAX_PASS_PAGES: positiveInt(DEFAULT_CRAWL_LIMITS.passPages),
+  SIGNET_CRAWL_MAX_PASS_ENTRIES: positiveInt(DEFAULT_CRAWL_LIMITS.passEntries),
   SIGNET_TUF_REFRESH: duration('24h'),
   SIGNET_TUF_MIRROR: z.url({ protocol: /^https?$/ }).default('https://tuf-repo-cdn.sigstore.dev'),
   SIGNET_TUF_ROOT: z.string().min(1).optional(),
@@ -132,6 +160,8 @@ export interface Config {
   readonly registries: readonly RegistryConfig[];
   /** The scheduled reconciliation crawl of the registries file's registries; interval 0 is off. */
   readonly reconcile: { readonly intervalMs: number };
+  /** Bounds of every crawl, backfill or scheduled. */
+  readonly crawl: CrawlLimits;
   readonly verification: {
     /** Trusted root files or directories of them, tried in order. */
     readonly trustedRootPaths: readonly string[];
@@ -294,6 +324,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     webhookSecrets,
     registries,
     reconcile: { intervalMs: e.SIGNET_RECONCILE_INTERVAL },
+    crawl: {
+      listPages: e.SIGNET_CRAWL_MAX_LIST_PAGES,
+      listEntries: e.SIGNET_CRAWL_MAX_LIST_ENTRIES,
+      passPages: e.SIGNET_CRAWL_MAX_PASS_PAGES,
+      passEntries: e.SIGNET_CRAWL_MAX_PASS_ENTRIES,
+    },
     verification: {
       trustedRootPaths: e.SIGNET_TRUSTED_ROOT.split(',').map((p) => p.trim()).filter((p) => p !== ''),
       trustedKeysDir: e.SIGNET_TRUSTED_KEYS ?? null,

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
+import { DEFAULT_CRAWL_LIMITS, type CrawlLimits } from '../common/config.ts';
 import { isDigest, parseCosignTag, type Digest } from '../common/domain/digest.ts';
 import { isRepositoryName } from '../common/domain/image-ref.ts';
 import * as crawl from '../common/db/queries/crawl.ts';
@@ -8,7 +10,7 @@ import type { DB } from '../common/db/schema.generated.ts';
 import { RegistryError } from '../common/errors.ts';
 import { indexJobFor, type IndexManifestData } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
-import type { RegistryClient } from './oci/client.ts';
+import type { ListPage, RegistryClient } from './oci/client.ts';
 import { isSignatureArtifact } from './discovery.ts';
 
 export interface CrawlDeps {
@@ -26,10 +28,39 @@ export interface CrawlOptions {
   readonly concurrency?: number;
   /** Start the catalog from the top even when an earlier crawl was interrupted. */
   readonly restart?: boolean;
-  /** Stops between repositories (the cursor is saved, so the next crawl resumes there). */
+  /**
+   * Stops the crawl before its next list page or batch of tags (requests in flight finish). The
+   * cursor stays at the last repository finished, so the next crawl resumes after it.
+   */
   readonly signal?: AbortSignal;
   readonly onProgress?: (p: CrawlProgress) => void;
+  /** Bounds on pages and entries (default {@link DEFAULT_CRAWL_LIMITS}). */
+  readonly limits?: CrawlLimits;
 }
+
+/**
+ * What cut a listing short: one of the {@link CrawlLimits}, or the registry linking to a page it
+ * had already served (a `last` cursor or a next-page URL seen before in that listing), which is
+ * read as the end of that listing. A tag or referrers listing cut short is left there and the crawl
+ * goes on; a catalog cut by `list-*`, or any listing by `pass-*`, ends the crawl.
+ */
+export type CrawlBound = 'list-pages' | 'list-entries' | 'pass-pages' | 'pass-entries' | 'repeated-cursor';
+
+export interface CrawlLimitReached {
+  readonly bound: CrawlBound;
+  /** The listing cut: the catalog, a repository's tag list, or the referrers of one of its digests. */
+  readonly listing: 'catalog' | 'tags' | 'referrers';
+  /** Null for the catalog. */
+  readonly repository: string | null;
+  /** The digest whose referrers were listed; null otherwise. */
+  readonly digest: Digest | null;
+  /** Pages read and entries taken from that listing when it was cut. */
+  readonly pages: number;
+  readonly entries: number;
+}
+
+/** At most this many bounds reached are kept in a {@link CrawlResult} (all are logged and counted). */
+export const MAX_LIMITS_REPORTED = 20;
 
 export interface CrawlProgress {
   readonly repositories: number;
@@ -49,8 +80,25 @@ export interface CrawlResult extends CrawlProgress {
   readonly referrersSkipped: number;
   /** The repository an interrupted crawl had finished, where this one resumed after. */
   readonly resumedAfter: string | null;
-  /** False when stopped by the signal before the end. */
+  /** True when every listing was read to its end: not stopped, no bound reached. */
   readonly complete: boolean;
+  /**
+   * Why the crawl ended before the end of what it was to crawl: the signal, a per-pass bound, or
+   * the catalog's own bound; `repository` is where. Null when it got to the end (listings cut short
+   * on the way are in `limits`).
+   */
+  readonly stopped: 'signal' | CrawlBound | null;
+  /**
+   * A catalog crawl that stopped: the last repository it finished, which the next crawl resumes
+   * after (null: from the top). Null too when it was not stopped or crawled one repository.
+   */
+  readonly resumeAfter: string | null;
+  /**
+   * Bounds reached, in order: the first {@link MAX_LIMITS_REPORTED}, and the one that stopped the
+   * crawl if one did. `limitsReached` counts them all.
+   */
+  readonly limits: readonly CrawlLimitReached[];
+  readonly limitsReached: number;
 }
 
 const Catalog = z.looseObject({ repositories: z.array(z.string()).nullish() });
@@ -71,11 +119,18 @@ const REFERRERS_TAG = /^sha256-([0-9a-f]{64})$/;
  * recorded re-index their image. The catalog position is saved after every repository: an
  * interrupted crawl resumes after the last finished one.
  *
+ * Every listing is bounded ({@link CrawlLimits}) and ends where the registry links to a page it
+ * has already served, so a registry that always links to a next page cannot keep a crawl running:
+ * a tag or referrers listing cut short is reported in `limits` and the crawl goes on with what
+ * follows. A catalog that repeats a cursor has ended there. A per-pass bound, or the catalog's own,
+ * stops the crawl with its cursor kept, so the next one resumes after the last repository finished.
+ *
  * What no registry API lists (manifests pushed by digest only, never tagged nor signed) is out of
  * any crawl's reach; webhooks are the only way to hear of them.
  */
 export async function crawlRegistry(deps: CrawlDeps, registry: string, repository: string | null, opts: CrawlOptions = {}): Promise<CrawlResult> {
   const pageSize = opts.pageSize ?? 100;
+  const pass = new Pass(opts.limits ?? DEFAULT_CRAWL_LIMITS, opts.signal, deps.log, registry);
   const state = {
     repositories: 0,
     tags: 0,
@@ -88,7 +143,7 @@ export async function crawlRegistry(deps: CrawlDeps, registry: string, repositor
     referrersApi: true,
   };
   const progress = () => opts.onProgress?.({ repositories: state.repositories, tags: state.tags, checked: state.checked, queued: state.queued, repository: state.repository });
-  const result = (complete: boolean, resumedAfter: string | null): CrawlResult => ({
+  const result = (resumedAfter: string | null, resumeAfter: string | null): CrawlResult => ({
     repositories: state.repositories,
     tags: state.tags,
     checked: state.checked,
@@ -98,19 +153,24 @@ export async function crawlRegistry(deps: CrawlDeps, registry: string, repositor
     tagsRecorded: state.tagsRecorded,
     referrersSkipped: state.referrersSkipped,
     resumedAfter,
-    complete,
+    complete: pass.stopped === null && pass.reachedCount === 0,
+    stopped: pass.stopped,
+    resumeAfter,
+    limits: [...pass.reached],
+    limitsReached: pass.reachedCount,
   });
 
-  const crawlOne = async (repo: string) => {
+  /** False when the signal stopped it before its end. */
+  const crawlOne = async (repo: string): Promise<boolean> => {
     state.repository = repo;
     state.repositories++;
     progress();
-    await crawlRepository(deps, registry, repo, pageSize, opts.concurrency ?? 8, state, progress);
+    return await crawlRepository(deps, pass, registry, repo, pageSize, opts.concurrency ?? 8, state, progress);
   };
 
   if (repository !== null) {
     await crawlOne(repository);
-    return result(true, null);
+    return result(null, null);
   }
 
   const cursor = opts.restart === true ? undefined : await crawl.getCursor(deps.db, registry);
@@ -119,25 +179,203 @@ export async function crawlRegistry(deps: CrawlDeps, registry: string, repositor
     deps.log.info({ registry, after: resumedAfter }, 'resuming an interrupted crawl');
   }
   await crawl.saveCursor(deps.db, registry, resumedAfter);
-  let next: string | null = `_catalog?n=${pageSize}${resumedAfter === null ? '' : `&last=${encodeURIComponent(resumedAfter)}`}`;
-  while (next !== null) {
-    const page = await deps.registry.listPage(registry, null, next);
-    const names = parseList(Catalog, page.body, `${registry} catalog`).repositories ?? [];
-    for (const name of names) {
-      if (opts.signal?.aborted === true) {
-        return result(false, resumedAfter);
+  let finished = resumedAfter;
+  const catalog: Listing = { registry, repository: null, digest: null, listing: 'catalog', first: `_catalog?n=${pageSize}${resumedAfter === null ? '' : `&last=${encodeURIComponent(resumedAfter)}`}` };
+  const end = await readListing(
+    deps,
+    pass,
+    catalog,
+    (body) => parseList(Catalog, body, `${registry} catalog`).repositories ?? [],
+    async (names) => {
+      for (const name of names) {
+        if (pass.shouldStop()) {
+          return false;
+        }
+        if (!isRepositoryName(name)) {
+          deps.log.warn({ registry, repository: name.slice(0, 100) }, 'the catalog names an invalid repository; skipped');
+          continue;
+        }
+        if (!(await crawlOne(name))) {
+          return false;
+        }
+        await crawl.saveCursor(deps.db, registry, name);
+        finished = name;
       }
-      if (!isRepositoryName(name)) {
-        deps.log.warn({ registry, repository: name.slice(0, 100) }, 'the catalog names an invalid repository; skipped');
-        continue;
+      return true;
+    },
+  );
+  if (end === 'stopped' || pass.stopped !== null) {
+    return result(resumedAfter, finished);
+  }
+  await crawl.clearCursor(deps.db, registry);
+  return result(resumedAfter, null);
+}
+
+/** One crawl's pages and entries against its limits, its signal, and the bounds it reached. */
+class Pass {
+  pages = 0;
+  entries = 0;
+  /** Why the crawl must stop: the signal (noted when it left something undone), or a bound. */
+  stopped: CrawlResult['stopped'] = null;
+  reachedCount = 0;
+  readonly reached: CrawlLimitReached[] = [];
+  readonly limits: CrawlLimits;
+  readonly #signal: AbortSignal | undefined;
+  readonly #log: Logger;
+  readonly #registry: string;
+
+  constructor(limits: CrawlLimits, signal: AbortSignal | undefined, log: Logger, registry: string) {
+    this.limits = limits;
+    this.#signal = signal;
+    this.#log = log;
+    this.#registry = registry;
+  }
+
+  /** True, and noted as why the crawl stopped, when the signal says stop. */
+  stoppedBySignal(): boolean {
+    if (this.#signal?.aborted === true) {
+      this.stopped ??= 'signal';
+      return true;
+    }
+    return false;
+  }
+
+  /** True when the crawl must stop now: the signal, or a bound that stops it. */
+  shouldStop(): boolean {
+    return this.stoppedBySignal() || this.stopped !== null;
+  }
+
+  reach(r: CrawlLimitReached): void {
+    const stops = r.bound === 'pass-pages' || r.bound === 'pass-entries' || (r.listing === 'catalog' && r.bound !== 'repeated-cursor');
+    if (stops) {
+      this.stopped = r.bound;
+    }
+    this.reachedCount++;
+    if (this.reached.length < MAX_LIMITS_REPORTED || stops) {
+      this.reached.push(r);
+    }
+    this.#log.warn({ registry: this.#registry, ...r }, `crawl bound reached: ${describeLimit(r)}`);
+  }
+}
+
+/** One operator-readable line for a bound reached. */
+export function describeLimit(r: CrawlLimitReached): string {
+  const what =
+    r.listing === 'catalog' ? 'the catalog' : r.listing === 'tags' ? `the tags of ${r.repository}` : `the referrers of ${r.repository}@${r.digest}`;
+  const why: Record<CrawlBound, string> = {
+    'repeated-cursor': 'the registry linked to a page it had already served; read as the end of the listing',
+    'list-pages': 'cut at SIGNET_CRAWL_MAX_LIST_PAGES pages',
+    'list-entries': 'cut at SIGNET_CRAWL_MAX_LIST_ENTRIES entries',
+    'pass-pages': 'the crawl stopped at SIGNET_CRAWL_MAX_PASS_PAGES list pages',
+    'pass-entries': 'the crawl stopped at SIGNET_CRAWL_MAX_PASS_ENTRIES entries',
+  };
+  return `${what}: ${why[r.bound]} (after ${r.pages} pages, ${r.entries} entries)`;
+}
+
+interface Listing {
+  readonly registry: string;
+  /** Null for the catalog. */
+  readonly repository: string | null;
+  /** The digest whose referrers are listed. */
+  readonly digest: Digest | null;
+  readonly listing: CrawlLimitReached['listing'];
+  /** The first page's path, as `listPage` takes it. */
+  readonly first: string;
+  /** Registry errors that mean the listing is not there (any more). */
+  readonly gone?: (err: RegistryError) => boolean;
+}
+
+/**
+ * Reads a paginated listing, handing each page's entries to `take` (which answers false to stop),
+ * until the registry's last page or a bound: the listing's own (pages, entries, a cursor it has
+ * already followed), then `end`, for the listing is over as far as this crawl goes; or the pass's
+ * (pages, entries) or the signal, then `stopped`. `gone` when the registry answers one of
+ * `gone`'s errors.
+ */
+async function readListing<T>(
+  deps: CrawlDeps,
+  pass: Pass,
+  spec: Listing,
+  parse: (body: unknown) => readonly T[],
+  take: (entries: readonly T[]) => Promise<boolean> | boolean,
+): Promise<'end' | 'gone' | 'stopped'> {
+  const { limits } = pass;
+  const followed = new Set<string>();
+  let pages = 0;
+  let entries = 0;
+  const cut = (bound: CrawlBound) => pass.reach({ bound, listing: spec.listing, repository: spec.repository, digest: spec.digest, pages, entries });
+  for (let next: string | null = spec.first; next !== null; ) {
+    if (pass.shouldStop()) {
+      return 'stopped';
+    }
+    if (pass.pages >= limits.passPages) {
+      cut('pass-pages');
+      return 'stopped';
+    }
+    if (pass.entries >= limits.passEntries) {
+      cut('pass-entries');
+      return 'stopped';
+    }
+    const key = cursorKey(next, spec.first);
+    if (followed.has(key)) {
+      cut('repeated-cursor');
+      return 'end';
+    }
+    if (pages >= limits.listPages) {
+      cut('list-pages');
+      return 'end';
+    }
+    if (entries >= limits.listEntries) {
+      cut('list-entries');
+      return 'end';
+    }
+    followed.add(key);
+    let page: ListPage;
+    try {
+      page = await deps.registry.listPage(spec.registry, spec.repository, next);
+    } catch (err) {
+      if (err instanceof RegistryError && spec.gone?.(err) === true) {
+        return 'gone';
       }
-      await crawlOne(name);
-      await crawl.saveCursor(deps.db, registry, name);
+      throw err;
+    }
+    pages++;
+    pass.pages++;
+    const all = parse(page.body);
+    const room = Math.min(limits.listEntries - entries, limits.passEntries - pass.entries);
+    const taken = all.length > room ? all.slice(0, room) : all;
+    entries += taken.length;
+    pass.entries += taken.length;
+    if (!(await take(taken))) {
+      return 'stopped';
+    }
+    if (taken.length < all.length) {
+      // The page held more than the bounds leave room for.
+      if (pass.entries >= limits.passEntries) {
+        cut('pass-entries');
+        return 'stopped';
+      }
+      cut('list-entries');
+      return 'end';
     }
     next = page.next;
   }
-  await crawl.clearCursor(deps.db, registry);
-  return result(true, resumedAfter);
+  return 'end';
+}
+
+/**
+ * What identifies a list request's place in its listing: distribution's `last` cursor when there
+ * is one (whatever else the URL carries), else the path and query, with the first page's relative
+ * path (`tags/list?n=100`) and the absolute ones of `Link` headers (`/v2/<name>/tags/list?n=100`)
+ * alike. Hashed: a registry's URLs can be long.
+ */
+function cursorKey(path: string, first: string): string {
+  const q = path.indexOf('?');
+  const [where, query] = q === -1 ? [path, ''] : [path.slice(0, q), path.slice(q + 1)];
+  const last = new URLSearchParams(query).getAll('last');
+  const endpoint = first.split('?')[0]!;
+  const key = last.length > 0 ? `last ${JSON.stringify(last)}` : `path ${where === endpoint || where.endsWith(`/${endpoint}`) ? endpoint : where}?${query}`;
+  return createHash('sha256').update(key).digest('base64url');
 }
 
 interface CrawlState {
@@ -151,30 +389,36 @@ interface CrawlState {
   referrersApi: boolean;
 }
 
+/** Crawls one repository; false when the signal stopped it before its end. */
 async function crawlRepository(
   deps: CrawlDeps,
+  pass: Pass,
   registry: string,
   repository: string,
   pageSize: number,
   concurrency: number,
   state: CrawlState,
   progress: () => void,
-): Promise<void> {
+): Promise<boolean> {
   const tagNames: string[] = [];
-  let next: string | null = `tags/list?n=${pageSize}`;
-  while (next !== null) {
-    let page;
-    try {
-      page = await deps.registry.listPage(registry, repository, next);
-    } catch (err) {
-      if (err instanceof RegistryError && err.code === 'NOT_FOUND') {
-        return; // deleted since the catalog listed it
-      }
-      throw err;
-    }
-    tagNames.push(...(parseList(TagList, page.body, `${registry}/${repository} tag list`).tags ?? []));
-    next = page.next;
+  const listed = await readListing(
+    deps,
+    pass,
+    // A 404: deleted since the catalog listed it.
+    { registry, repository, digest: null, listing: 'tags', first: `tags/list?n=${pageSize}`, gone: (err) => err.code === 'NOT_FOUND' },
+    (body) => parseList(TagList, body, `${registry}/${repository} tag list`).tags ?? [],
+    (page) => {
+      tagNames.push(...page);
+      return true;
+    },
+  );
+  if (listed === 'gone') {
+    return true;
   }
+  if (listed === 'stopped' && pass.stoppedBySignal()) {
+    return false;
+  }
+  // A per-pass bound stops the crawl once the tags already listed (and counted) are checked.
   state.tags += tagNames.length;
   progress();
   const ledger = await crawl.getRepositoryLedger(deps.db, registry, repository);
@@ -223,18 +467,23 @@ async function crawlRepository(
       await tags.record(deps.db, registry, repository, tag, digest, new Date());
       state.tagsRecorded++;
     }
-    await checkReferrers(deps, registry, repository, digest, ledger, state, enqueue);
+    await checkReferrers(deps, pass, registry, repository, digest, ledger, state, enqueue);
   };
 
   for (let i = 0; i < tagNames.length; i += concurrency) {
+    if (pass.stoppedBySignal()) {
+      return false;
+    }
     await Promise.all(tagNames.slice(i, i + concurrency).map(checkTag));
     progress();
   }
+  return true;
 }
 
 /** The referrers of `digest` (OCI 1.1 API, all pages): cosign signature artifacts not yet recorded re-index it. */
 async function checkReferrers(
   deps: CrawlDeps,
+  pass: Pass,
   registry: string,
   repository: string,
   digest: Digest,
@@ -245,30 +494,35 @@ async function checkReferrers(
   if (!state.referrersApi) {
     return;
   }
-  let next: string | null = `referrers/${digest}`;
-  while (next !== null) {
-    let page;
-    try {
-      page = await deps.registry.listPage(registry, repository, next);
-    } catch (err) {
-      if (err instanceof RegistryError && (err.code === 'NOT_FOUND' || err.code === 'INVALID')) {
-        // No referrers API (distribution 2.x answers 404): the `sha256-<hex>` fallback tags are crawled instead.
-        state.referrersApi = false;
-        return;
+  const listed = await readListing(
+    deps,
+    pass,
+    {
+      registry,
+      repository,
+      digest,
+      listing: 'referrers',
+      first: `referrers/${digest}`,
+      gone: (err) => err.code === 'NOT_FOUND' || err.code === 'INVALID',
+    },
+    (body) => parseList(Referrers, body, `${registry}/${repository} referrers of ${digest}`).manifests ?? [],
+    async (manifests) => {
+      for (const r of manifests) {
+        if (!isDigest(r.digest) || ledger.signatureSources.has(r.digest)) {
+          continue;
+        }
+        if (isSignatureArtifact(r.artifactType)) {
+          await enqueue({ registry, repository, digest, trigger: { kind: 'signature', artifactDigest: r.digest, tag: '' }, eventAt: new Date().toISOString() });
+        } else {
+          state.referrersSkipped++;
+        }
       }
-      throw err;
-    }
-    for (const r of parseList(Referrers, page.body, `${registry}/${repository} referrers of ${digest}`).manifests ?? []) {
-      if (!isDigest(r.digest) || ledger.signatureSources.has(r.digest)) {
-        continue;
-      }
-      if (isSignatureArtifact(r.artifactType)) {
-        await enqueue({ registry, repository, digest, trigger: { kind: 'signature', artifactDigest: r.digest, tag: '' }, eventAt: new Date().toISOString() });
-      } else {
-        state.referrersSkipped++;
-      }
-    }
-    next = page.next;
+      return true;
+    },
+  );
+  if (listed === 'gone') {
+    // No referrers API (distribution 2.x answers 404): the `sha256-<hex>` fallback tags are crawled instead.
+    state.referrersApi = false;
   }
 }
 

@@ -87,7 +87,7 @@ function startReconciliation(platform: Platform, enqueueIndex: (data: IndexManif
     return;
   }
   const registry = registryClientFromConfig(config, credentials, platform.log);
-  const consumer = startJobWorker(RECONCILE_QUEUE, [reconcileJob({ db, registry, enqueueIndex, log }, registries)], {
+  const consumer = startJobWorker(RECONCILE_QUEUE, [reconcileJob({ db, registry, enqueueIndex, log }, registries, config.crawl)], {
     connection,
     prefix: config.redis.queuePrefix,
     concurrency: 1,

@@ -10,15 +10,22 @@ import { INDEX_QUEUE, IndexManifestJob } from '../common/jobs/index-manifest.ts'
 import type { Logger } from '../common/logger.ts';
 import { createRedis } from '../common/redis.ts';
 import { loadConfiguredCredentials, registryClientFromConfig } from '../core/oci/from-config.ts';
-import { crawlRegistry } from '../core/crawl.ts';
+import { crawlRegistry, describeLimit, type CrawlResult } from '../core/crawl.ts';
 import { createProgressReporter } from './progress.ts';
-import { UsageError, type Command, type CommandIo } from './command.ts';
+import { SIGNAL_EXIT_CODES, UsageError, type Command, type CommandIo, type InterruptSignal } from './command.ts';
 
 export const BACKFILL_USAGE = `usage: signet backfill <registry>[/<repository>] [--restart] [--wait] [--page-size N] [--concurrency N]
 
 Crawls the registry's catalog (or one repository), tag lists and referrers, and queues an index
 job for every digest the ledger lacks. An interrupted crawl of a whole registry resumes where it
 stopped unless --restart is given. Workers (signet with the worker role) do the indexing.
+
+Every listing is bounded (SIGNET_CRAWL_MAX_LIST_PAGES, SIGNET_CRAWL_MAX_LIST_ENTRIES) and so is
+the whole crawl (SIGNET_CRAWL_MAX_PASS_PAGES, SIGNET_CRAWL_MAX_PASS_ENTRIES); a listing also ends
+where the registry links to a page it already served. Each bound reached is reported.
+
+Exit codes: 0 done, 1 failed jobs (--wait) or an error, 2 usage, 3 a bound was reached,
+130 stopped by SIGINT, 143 stopped by SIGTERM (the next backfill resumes where it stopped).
 
   --restart         start the catalog from the top, ignoring an interrupted crawl
   --wait            wait until the queued jobs are done, then report images per second
@@ -77,12 +84,14 @@ export const backfill: Command = {
     const queue = new Queue(INDEX_QUEUE, { connection: redis, prefix: config.redis.queuePrefix });
     queue.on('error', (err) => log.warn({ err }, 'queue error'));
     const stop = new AbortController();
-    const onSignal = () => {
+    /** The signal that stopped the backfill, if one did. */
+    const stoppedBy = () => (stop.signal.aborted ? (stop.signal.reason as InterruptSignal) : null);
+    const onSignal = (signal: InterruptSignal) => {
       if (stop.signal.aborted) {
-        io.exit(130);
+        io.exit(SIGNAL_EXIT_CODES[signal]);
       }
-      io.stderr.write('\nbackfill: stopping after this repository (Ctrl-C again to quit now); the next backfill resumes\n');
-      stop.abort();
+      io.stderr.write(`\nbackfill: ${signal}: stopping once the requests in flight end (again to quit at once); the next backfill resumes\n`);
+      stop.abort(signal);
     };
     io.onInterrupt(onSignal);
     try {
@@ -98,25 +107,32 @@ export const backfill: Command = {
         { db, registry: client, enqueueIndex: (data) => addJob(queue, IndexManifestJob, data), log },
         registry,
         repository,
-        { pageSize, concurrency, restart: values.restart, signal: stop.signal, onProgress: (p) => progress.update(p) },
+        { pageSize, concurrency, restart: values.restart, signal: stop.signal, limits: config.crawl, onProgress: (p) => progress.update(p) },
       );
       progress.done();
       const secs = (performance.now() - started) / 1000;
       io.stdout.write(
-        `${result.complete ? 'crawled' : 'interrupted after'} ${result.repositories} repositories and ${result.tags} tags of ${registry} in ${secs.toFixed(1)} s ` +
+        `${result.stopped === 'signal' ? 'interrupted after' : 'crawled'} ${result.repositories} repositories and ${result.tags} tags of ${registry} in ${secs.toFixed(1)} s ` +
           `(${(result.checked / Math.max(secs, 0.001)).toFixed(1)} tags/s)${result.resumedAfter === null ? '' : `, resumed after ${result.resumedAfter}`}: ` +
           `${result.queued} queued, ${result.tagsRecorded} tags recorded${result.referrersSkipped > 0 ? `, ${result.referrersSkipped} referrers that are not signatures (skipped)` : ''}\n`,
       );
-      if (!result.complete) {
-        return 130;
+      io.stdout.write(endReport(result, registry, repository, stoppedBy()));
+      if (result.stopped === 'signal') {
+        return SIGNAL_EXIT_CODES[stoppedBy() ?? 'SIGINT'];
       }
+      let code = result.limitsReached > 0 ? 3 : 0;
       if (values.wait && result.jobIds.length > 0) {
         const failed = await waitForJobs(queue, result.jobIds, io, stop.signal);
+        const signal = stoppedBy();
+        if (signal !== null) {
+          io.stdout.write(`stopped waiting by ${signal}; the queued jobs go on in the workers\n`);
+          return SIGNAL_EXIT_CODES[signal];
+        }
         const total = (performance.now() - started) / 1000;
         io.stdout.write(`indexed ${result.jobIds.length - failed} of ${result.jobIds.length} queued images in ${total.toFixed(1)} s (${((result.jobIds.length - failed) / total).toFixed(1)} images/s)\n`);
-        return failed > 0 ? 1 : 0;
+        code = failed > 0 ? 1 : code;
       }
-      return 0;
+      return code;
     } finally {
       await queue.close().catch(() => undefined);
       await redis.quit().catch(() => undefined);
@@ -124,6 +140,28 @@ export const backfill: Command = {
     }
   },
 };
+
+/** Where the crawl stopped and what cut it short, for the report; empty when it read everything. */
+export function endReport(result: CrawlResult, registry: string, repository: string | null, stoppedBy: InterruptSignal | null): string {
+  const lines: string[] = [];
+  if (result.limitsReached > 0) {
+    lines.push(`${result.limitsReached} crawl ${result.limitsReached === 1 ? 'bound' : 'bounds'} reached:`);
+    lines.push(...result.limits.map((l) => `  ${describeLimit(l)}`));
+    if (result.limitsReached > result.limits.length) {
+      lines.push(`  … and ${result.limitsReached - result.limits.length} more (each is logged)`);
+    }
+  }
+  if (result.stopped !== null) {
+    const why = result.stopped === 'signal' ? `by ${stoppedBy ?? 'a signal'}` : `at the ${result.stopped} bound`;
+    const where = result.repository === null ? '' : ` in ${result.repository}`;
+    const next =
+      repository !== null
+        ? `run it again to crawl ${registry}/${repository} from the start`
+        : `the next backfill of ${registry} resumes ${result.resumeAfter === null ? 'from the top of the catalog' : `after ${result.resumeAfter}`}`;
+    lines.push(`stopped ${why}${where}; ${next}`);
+  }
+  return lines.map((l) => `${l}\n`).join('');
+}
 
 /** Polls the jobs' states until none is waiting, delayed or active; resolves to how many failed. */
 async function waitForJobs(queue: Queue, ids: readonly string[], io: CommandIo, signal: AbortSignal): Promise<number> {

@@ -2,12 +2,17 @@ import type { Config } from '../common/config.ts';
 import { ImageReferenceError, parseImageReference, type ImageReference } from '../common/domain/image-ref.ts';
 import type { Logger } from '../common/logger.ts';
 
+export type InterruptSignal = 'SIGINT' | 'SIGTERM';
+
+/** The conventional exit code of a command stopped by `signal` (128 + its number). */
+export const SIGNAL_EXIT_CODES: Readonly<Record<InterruptSignal, number>> = { SIGINT: 130, SIGTERM: 143 };
+
 /** What a subcommand may touch of the process: main.ts owns the real one. */
 export interface CommandIo {
   readonly stdout: { write(s: string): unknown };
   readonly stderr: { write(s: string): unknown; readonly isTTY?: boolean; readonly columns?: number };
-  /** Calls `handler` on SIGINT/SIGTERM. */
-  onInterrupt(handler: () => void): void;
+  /** Calls `handler` on SIGINT/SIGTERM, with the signal's name. */
+  onInterrupt(handler: (signal: InterruptSignal) => void): void;
   exit(code: number): never;
 }
 

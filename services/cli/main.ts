@@ -26,8 +26,8 @@ const io: CommandIo = {
   stdout: process.stdout,
   stderr: process.stderr,
   onInterrupt: (handler) => {
-    process.on('SIGINT', handler);
-    process.on('SIGTERM', handler);
+    process.on('SIGINT', () => handler('SIGINT'));
+    process.on('SIGTERM', () => handler('SIGTERM'));
   },
   exit: (code) => process.exit(code),
 };

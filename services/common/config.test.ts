@@ -41,6 +41,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ SIGNET_CRAWL_MAX_PASS_PAGES: '0' })).toThrow(/SIGNET_CRAWL_MAX_PASS_PAGES/);
   });
 
+  it('times slow clients out, their headers no later than the whole request', () => {
+    expect(loadConfig({}).http.timeouts).toEqual({ requestMs: 30_000, headersMs: 10_000 });
+    expect(loadConfig({ SIGNET_HTTP_REQUEST_TIMEOUT_MS: '5000' }).http.timeouts).toEqual({ requestMs: 5_000, headersMs: 5_000 });
+    expect(loadConfig({ SIGNET_HTTP_REQUEST_TIMEOUT_MS: '5000', SIGNET_HTTP_HEADERS_TIMEOUT_MS: '2000' }).http.timeouts).toEqual({ requestMs: 5_000, headersMs: 2_000 });
+    expect(() => loadConfig({ SIGNET_HTTP_REQUEST_TIMEOUT_MS: '5000', SIGNET_HTTP_HEADERS_TIMEOUT_MS: '6000' })).toThrow(/SIGNET_HTTP_HEADERS_TIMEOUT_MS: must not exceed SIGNET_HTTP_REQUEST_TIMEOUT_MS/);
+  });
+
   it('treats empty values as unset', () => {
     expect(loadConfig({ PORT: '', SIGNET_WEBHOOK_TOKEN: '' }).http.port).toBe(8080);
   });

@@ -131,6 +131,8 @@ const Env = z.object({
   // manifest (up to the registry's own 4 MiB cap), and any non-2xx is retried forever, holding up
   // every later notification: the limit must stay above what a registry can send.
   SIGNET_MAX_WEBHOOK_BYTES: positiveInt(8 * 1024 * 1024),
+  SIGNET_HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
+  SIGNET_HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(600_000).optional(),
   SIGNET_SHUTDOWN_TIMEOUT_MS: positiveInt(25_000),
   SIGNET_API_TOKENS: commaList(z.string().min(16, 'each token must be at least 16 characters')),
   SIGNET_ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
@@ -143,6 +145,8 @@ export interface Config {
     readonly host: string;
     readonly port: number;
     readonly maxWebhookBytes: number;
+    /** A whole request (headers and body) must arrive within `requestMs`, its headers within `headersMs` (≤ `requestMs`). */
+    readonly timeouts: { readonly requestMs: number; readonly headersMs: number };
     /** HTTPS (TLS 1.3 minimum, as Gatekeeper requires of providers) when set; optional client-certificate check. */
     readonly tls: { readonly certPath: string; readonly keyPath: string; readonly clientCaPath: string | null } | null;
   };
@@ -281,6 +285,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   if ((e.SIGNET_TLS_CERT === undefined) !== (e.SIGNET_TLS_KEY === undefined)) {
     throw new ConfigError(['SIGNET_TLS_CERT and SIGNET_TLS_KEY: set both or neither']);
   }
+  const headersTimeoutMs = e.SIGNET_HTTP_HEADERS_TIMEOUT_MS ?? Math.min(10_000, e.SIGNET_HTTP_REQUEST_TIMEOUT_MS);
+  if (headersTimeoutMs > e.SIGNET_HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError(['SIGNET_HTTP_HEADERS_TIMEOUT_MS: must not exceed SIGNET_HTTP_REQUEST_TIMEOUT_MS']);
+  }
   if (e.SIGNET_TLS_CLIENT_CA !== undefined && e.SIGNET_TLS_CERT === undefined) {
     throw new ConfigError(['SIGNET_TLS_CLIENT_CA: needs SIGNET_TLS_CERT and SIGNET_TLS_KEY']);
   }
@@ -313,6 +321,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       host: e.HOST,
       port: e.PORT,
       maxWebhookBytes: e.SIGNET_MAX_WEBHOOK_BYTES,
+      timeouts: { requestMs: e.SIGNET_HTTP_REQUEST_TIMEOUT_MS, headersMs: headersTimeoutMs },
       tls:
         e.SIGNET_TLS_CERT === undefined || e.SIGNET_TLS_KEY === undefined
           ? null

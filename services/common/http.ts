@@ -28,12 +28,39 @@ export interface TlsMaterial {
   readonly clientCa: Buffer | null;
 }
 
-export function createHttpServer(log: Logger, checks: readonly ReadinessCheck[], tls: TlsMaterial | null = null): FastifyInstance {
+/** How long a client may take: a whole request (headers and body), and its headers alone. */
+export interface HttpTimeouts {
+  readonly requestMs: number;
+  /** At most `requestMs`. */
+  readonly headersMs: number;
+}
+
+const DEFAULT_TIMEOUTS: HttpTimeouts = { requestMs: 30_000, headersMs: 10_000 };
+
+/**
+ * How often Node looks for requests past their deadline (its default is 30 s, so a 30 s deadline
+ * could be enforced up to a minute late).
+ */
+const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
+
+export function createHttpServer(log: Logger, checks: readonly ReadinessCheck[], tls: TlsMaterial | null = null, timeouts: HttpTimeouts = DEFAULT_TIMEOUTS): FastifyInstance {
+  // Node looks for requests past their deadline on a timer whose period can only be set when the
+  // server is constructed (`connectionsCheckingInterval`, 30 s by default), and holds a request to
+  // the larger of `requestTimeout` and `headersTimeout` (60 s by default). Fastify sets only
+  // `requestTimeout`, after construction: a 30 s deadline was enforced after 60 to 90 s. So all
+  // three go into the server's own options. A client that has not sent its headers, or its whole
+  // request, in time is answered 408 and its socket closed.
+  const serverTimeouts = {
+    requestTimeout: timeouts.requestMs,
+    headersTimeout: Math.min(timeouts.headersMs, timeouts.requestMs),
+    connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_INTERVAL_MS, timeouts.headersMs),
+  };
   const app: FastifyInstance = Fastify({
     ...(tls === null
-      ? {}
+      ? { http: serverTimeouts }
       : {
           https: {
+            ...serverTimeouts,
             cert: tls.cert,
             key: tls.key,
             minVersion: 'TLSv1.3' as const,
@@ -50,9 +77,10 @@ export function createHttpServer(log: Logger, checks: readonly ReadinessCheck[],
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
     },
-    // Slow or stuck clients must not hold sockets forever.
+    // Slow or stuck clients must not hold sockets forever: an idle socket is closed after 30 s, and
+    // fastify sets the request deadline on the server again (the same value).
     connectionTimeout: 30_000,
-    requestTimeout: 30_000,
+    requestTimeout: timeouts.requestMs,
     keepAliveTimeout: 65_000,
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,

@@ -100,7 +100,7 @@ export async function startPlatform(config: Config, log: Logger): Promise<Platfo
   const roles = new Set(config.roles);
   const apiOnly = roles.has('api') && !roles.has('ingest') && !roles.has('worker');
   const checks: ReadinessCheck[] = [{ name: 'postgres', check: () => sql`SELECT 1`.execute(db), degradable: apiOnly }];
-  const app = createHttpServer(log, checks, await readTls(config));
+  const app = createHttpServer(log, checks, await readTls(config), config.http.timeouts);
   const metrics = createMetrics();
   registerMetrics(app, metrics);
   const steps = new Map<ShutdownPhase, ShutdownStep[]>(PHASES.map((p) => [p, []]));

@@ -41,6 +41,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ SIGNET_CRAWL_MAX_PASS_PAGES: '0' })).toThrow(/SIGNET_CRAWL_MAX_PASS_PAGES/);
   });
 
+  it('limits the bodies of signing sources and how many are read at once', () => {
+    const c = loadConfig({});
+    expect(c.http.maxSignedWebhookBytes).toBe(1024 * 1024);
+    expect(c.http.maxUnverifiedWebhooks).toBe(16);
+    expect(() => loadConfig({ SIGNET_MAX_UNVERIFIED_WEBHOOKS: '0' })).toThrow(ConfigError);
+  });
+
   it('times slow clients out, their headers no later than the whole request', () => {
     expect(loadConfig({}).http.timeouts).toEqual({ requestMs: 30_000, headersMs: 10_000 });
     expect(loadConfig({ SIGNET_HTTP_REQUEST_TIMEOUT_MS: '5000' }).http.timeouts).toEqual({ requestMs: 5_000, headersMs: 5_000 });

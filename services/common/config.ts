@@ -131,6 +131,11 @@ const Env = z.object({
   // manifest (up to the registry's own 4 MiB cap), and any non-2xx is retried forever, holding up
   // every later notification: the limit must stay above what a registry can send.
   SIGNET_MAX_WEBHOOK_BYTES: positiveInt(8 * 1024 * 1024),
+  // A source that signs its bodies (github) is only authenticated once the whole body is read, so
+  // what a stranger can make a process hold is this limit times SIGNET_MAX_UNVERIFIED_WEBHOOKS.
+  // GitHub's package events are about 20 KiB.
+  SIGNET_MAX_SIGNED_WEBHOOK_BYTES: positiveInt(1024 * 1024),
+  SIGNET_MAX_UNVERIFIED_WEBHOOKS: z.coerce.number().int().min(1).max(1024).default(16),
   SIGNET_HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
   SIGNET_HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(600_000).optional(),
   SIGNET_SHUTDOWN_TIMEOUT_MS: positiveInt(25_000),
@@ -145,6 +150,10 @@ export interface Config {
     readonly host: string;
     readonly port: number;
     readonly maxWebhookBytes: number;
+    /** Body limit of the sources that sign their bodies (checked only once the body is read). */
+    readonly maxSignedWebhookBytes: number;
+    /** Bodies of signing sources one process reads at once before their signature is checked; more are answered 503. */
+    readonly maxUnverifiedWebhooks: number;
     /** A whole request (headers and body) must arrive within `requestMs`, its headers within `headersMs` (≤ `requestMs`). */
     readonly timeouts: { readonly requestMs: number; readonly headersMs: number };
     /** HTTPS (TLS 1.3 minimum, as Gatekeeper requires of providers) when set; optional client-certificate check. */
@@ -321,6 +330,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       host: e.HOST,
       port: e.PORT,
       maxWebhookBytes: e.SIGNET_MAX_WEBHOOK_BYTES,
+      maxSignedWebhookBytes: e.SIGNET_MAX_SIGNED_WEBHOOK_BYTES,
+      maxUnverifiedWebhooks: e.SIGNET_MAX_UNVERIFIED_WEBHOOKS,
       timeouts: { requestMs: e.SIGNET_HTTP_REQUEST_TIMEOUT_MS, headersMs: headersTimeoutMs },
       tls:
         e.SIGNET_TLS_CERT === undefined || e.SIGNET_TLS_KEY === undefined

@@ -32,9 +32,10 @@ export function sha256(s: string | Buffer): Buffer {
 
 /**
  * Authenticates a request before its body is read, so unauthenticated senders cannot make Signet
- * parse 1 MiB: returns the secret presented (header and URL-token schemes), or null for an HMAC
- * scheme, whose header must at least be there and well-formed (its check needs the body: see
- * {@link verifyHmac}). Throws {@link WebhookError} `UNAUTHORIZED`.
+ * read their body: returns the secret presented (header and URL-token schemes), or null for an
+ * HMAC scheme, whose header must at least be there and well-formed (its check needs the body: see
+ * {@link verifyHmac}; server.ts reads such bodies under a small limit, a few at a time).
+ * Throws {@link WebhookError} `UNAUTHORIZED`.
  */
 export function authenticate(source: Source, secrets: readonly SourceSecret[], headers: IncomingHttpHeaders, token: string | null): SourceSecret | null {
   if (secrets.length === 0) {

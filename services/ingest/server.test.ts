@@ -1,5 +1,7 @@
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WEBHOOK_SOURCES } from '../common/domain/registry-event.ts';
 import { hostAllowlist } from '../common/domain/host-allowlist.ts';
 import { createHttpServer } from '../common/http.ts';
@@ -20,6 +22,8 @@ describe('ingest routes', () => {
       log,
       secrets: [],
       maxBodyBytes: 1024,
+      maxSignedBodyBytes: 1024,
+      maxUnverifiedBodies: 1,
       publisher: {} as IngestDeps['publisher'],
       prefix: 'test',
     };
@@ -43,5 +47,70 @@ describe('ingest routes', () => {
     // The source's own handling answered: no secret is configured for it, so it refuses the delivery.
     expect(res.statusCode).toBe(401);
     expect(res.json()).toMatchObject({ error: 'unauthorized' });
+  });
+});
+
+describe('ingest routes: bodies read before their sender is known', () => {
+  const SECRET = 'github-secret-0123456789abcdef';
+  let app: FastifyInstance;
+  let port: number;
+
+  beforeAll(async () => {
+    const log = createLogger({ logLevel: 'silent' });
+    // Only wrong signatures are sent, refused before the database, the queue or Redis would be asked.
+    const deps: IngestDeps = {
+      db: {} as IngestDeps['db'],
+      allowedRegistries: hostAllowlist([]),
+      queue: {} as IngestDeps['queue'],
+      log,
+      secrets: [{ source: 'github', secret: SECRET, registry: null }],
+      maxBodyBytes: 1024 * 1024,
+      maxSignedBodyBytes: 1024,
+      maxUnverifiedBodies: 1,
+      publisher: {} as IngestDeps['publisher'],
+      prefix: 'test',
+    };
+    app = createHttpServer(log, []);
+    registerIngestRoutes(app, deps);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    port = (app.server.address() as AddressInfo).port;
+  });
+
+  afterAll(async () => {
+    await app.close();
+  });
+
+  const unsigned = { 'content-type': 'application/json', 'x-hub-signature-256': `sha256=${'0'.repeat(64)}` };
+
+  function deliver(payload: string, headers: Record<string, string> = unsigned) {
+    return app.inject({ method: 'POST', url: '/webhooks/github', headers, payload });
+  }
+
+  it('limits a signing source to maxSignedBodyBytes', async () => {
+    expect((await deliver('x'.repeat(1024))).statusCode).toBe(401);
+    const res = await deliver('x'.repeat(1025));
+    expect(res.statusCode).toBe(413);
+    expect(res.json()).toMatchObject({ error: 'too_large', message: 'body exceeds 1024 bytes' });
+  });
+
+  it('gives the slot back however a request ends', async () => {
+    // One slot: had any of these kept it, the next would be 503.
+    expect((await deliver('{}')).statusCode).toBe(401);
+    expect((await deliver('x'.repeat(2048))).statusCode).toBe(413);
+    expect((await deliver('{}', { ...unsigned, 'content-type': 'text/plain' })).statusCode).toBe(415);
+    expect((await app.inject({ method: 'POST', url: '/webhooks/github', headers: unsigned })).statusCode).toBe(401);
+    expect((await deliver('{}')).statusCode).toBe(401);
+  });
+
+  it('answers 503 with Retry-After at once while the slots are taken, and serves again once the sender goes', async () => {
+    const slow = connect(port, '127.0.0.1');
+    slow.on('error', () => undefined);
+    slow.write(`POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Hub-Signature-256: sha256=${'0'.repeat(64)}\r\nContent-Length: 1000\r\n\r\n{`);
+    await vi.waitFor(async () => expect((await deliver('{}')).statusCode).toBe(503));
+    const busy = await deliver('{}');
+    expect(busy.headers['retry-after']).toBe('5');
+    expect(busy.json()).toMatchObject({ error: 'busy' });
+    slow.destroy();
+    await vi.waitFor(async () => expect((await deliver('{}')).statusCode).toBe(401));
   });
 });

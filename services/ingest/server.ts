@@ -11,7 +11,20 @@ export interface IngestDeps extends DeliveryDeps {
    */
   readonly secrets: readonly ConfiguredSecret[];
   readonly maxBodyBytes: number;
+  /**
+   * Body limit of the sources that sign their bodies (`hmac-sha256`): a stranger can make Signet
+   * read this much before the signature can be checked, so it is far below `maxBodyBytes`.
+   */
+  readonly maxSignedBodyBytes: number;
+  /**
+   * Bodies of signing sources read at once, process-wide, before their signature is checked; a
+   * request beyond it is answered 503 with `Retry-After` before its body is read.
+   */
+  readonly maxUnverifiedBodies: number;
 }
+
+/** Seconds a sender refused for too many unverified bodies at once is asked to wait. */
+const BUSY_RETRY_AFTER_S = 5;
 
 const STATUS: Record<WebhookError['code'], number> = {
   UNAUTHORIZED: 401,
@@ -27,33 +40,97 @@ type RouteError = Error & { statusCode?: number; code?: string };
 const authenticated = new WeakMap<FastifyRequest, SourceSecret>();
 
 /**
+ * Slots for bodies read before their sender is authenticated. Each is held from the request's
+ * arrival until its body is read (or refused, or the client goes): the body is then checked at
+ * once, so at most `max` such bodies are in memory at any time.
+ */
+class UnverifiedBodies {
+  readonly #max: number;
+  #inFlight = 0;
+  readonly #held = new WeakMap<FastifyRequest, () => void>();
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  /** Takes a slot for `req`, or returns false when all are taken. */
+  tryAcquire(req: FastifyRequest): boolean {
+    if (this.#inFlight >= this.#max) {
+      return false;
+    }
+    this.#inFlight += 1;
+    let held = true;
+    const release = () => {
+      if (held) {
+        held = false;
+        this.#inFlight -= 1;
+        this.#held.delete(req);
+      }
+    };
+    this.#held.set(req, release);
+    // However the request ends (read, refused, timed out, the client gone), the slot comes back.
+    req.raw.once('close', release);
+    return true;
+  }
+
+  release(req: FastifyRequest): void {
+    this.#held.get(req)?.();
+  }
+}
+
+/**
  * `POST /webhooks/<source>` for every source: the body size-limited and its content type checked
  * here, the delivery taken by the source's {@link DeliveryIntake}, answered 202 — or its refusal
  * mapped to a status. Redis or Postgres unavailable → 503 at once, so the registry redelivers.
+ *
+ * Sources with a secret in the headers or URL are authenticated before any of the body is read.
+ * A source that signs its bodies can only be checked once the body is read: its bodies get the small
+ * `maxSignedBodyBytes` limit, and only `maxUnverifiedBodies` of them are read at once.
  */
 export function registerIngestRoutes(app: FastifyInstance, deps: IngestDeps): void {
+  const unverified = new UnverifiedBodies(deps.maxUnverifiedBodies);
   for (const source of SOURCES) {
     const intake = new DeliveryIntake(source, deps.secrets, deps);
+    const signed = source.auth === 'hmac-sha256';
+    const bodyLimit = signed ? deps.maxSignedBodyBytes : deps.maxBodyBytes;
     void app.register((scope, _opts, done) => {
       scope.removeAllContentTypeParsers();
-      scope.addContentTypeParser([...source.contentTypes], { parseAs: 'buffer', bodyLimit: deps.maxBodyBytes }, (_req, body, next) => next(null, body));
+      scope.addContentTypeParser([...source.contentTypes], { parseAs: 'buffer', bodyLimit }, (req, body, next) => {
+        // Read: the handler checks its signature before anything else.
+        unverified.release(req);
+        next(null, body);
+      });
       // Anything else (or no content type) is answered 415 by this catch-all rather than parsed.
-      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.maxBodyBytes }, (req, _body, next) => {
+      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (req, _body, next) => {
+        unverified.release(req);
         next(new WebhookError('UNSUPPORTED_MEDIA_TYPE', `content type ${JSON.stringify(req.headers['content-type'] ?? null)} is not one of ${source.contentTypes.join(', ')}`), undefined);
       });
-      scope.setErrorHandler((err: RouteError, req, reply) => answerError(err, req, reply, deps.maxBodyBytes));
-      // Authenticate before the body is read, so unauthenticated senders cannot make us parse it.
-      scope.addHook('onRequest', (req, _reply, done) => {
+      scope.setErrorHandler((err: RouteError, req, reply) => {
+        unverified.release(req);
+        return answerError(err, req, reply, bodyLimit);
+      });
+      // Authenticate before the body is read, so unauthenticated senders cannot make us read it.
+      scope.addHook('onRequest', (req, reply, done) => {
+        let sender: SourceSecret | null;
         try {
           const token = (req.query as Record<string, unknown> | undefined)?.token;
-          const sender = intake.authenticate(req.headers, typeof token === 'string' ? token : null);
-          if (sender !== null) {
-            authenticated.set(req, sender);
-          }
-          done();
+          sender = intake.authenticate(req.headers, typeof token === 'string' ? token : null);
         } catch (err) {
           done(err as Error);
+          return;
         }
+        if (sender !== null) {
+          authenticated.set(req, sender);
+        } else if (signed && !unverified.tryAcquire(req)) {
+          // Refused before its body is read; the connection is closed rather than drained.
+          void reply
+            .code(503)
+            .header('retry-after', String(BUSY_RETRY_AFTER_S))
+            .header('connection', 'close')
+            .send({ error: 'busy', message: `too many unverified ${source.name} deliveries in flight; retry later` });
+          return;
+        }
+        done();
       });
       scope.post(`/webhooks/${source.name}`, async (req, reply) => {
         const receipt = await intake.accept({ raw: req.body as Buffer, headers: req.headers, remoteAddr: req.ip, sender: authenticated.get(req) ?? null, log: req.log });

@@ -34,6 +34,8 @@ export function startIngestRole(platform: Platform, opts: { readiness: boolean }
     publisher: connection,
     prefix: config.redis.queuePrefix,
     maxBodyBytes: config.http.maxWebhookBytes,
+    maxSignedBodyBytes: config.http.maxSignedWebhookBytes,
+    maxUnverifiedBodies: config.http.maxUnverifiedWebhooks,
   });
   if (opts.readiness) {
     platform.checks.push({ name: 'redis', check: () => connection.ping() });

@@ -1,6 +1,5 @@
 import type { Queue, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import { startApiRole } from './api/start.ts';
 import type { Config } from './common/config.ts';
 import type { Db } from './common/db/client.ts';
 import type { Logger } from './common/logger.ts';
@@ -10,8 +9,6 @@ import type { Policy } from './common/policy/policy.ts';
 import { PolicyWatcher } from './common/policy/watch.ts';
 import type { ShutdownStep } from './common/shutdown.ts';
 import type { VerificationCacheStats } from './core/verification/cache.ts';
-import { startIngestRole } from './ingest/start.ts';
-import { startWorkerRole } from './worker/start.ts';
 
 export interface Signet {
   readonly app: FastifyInstance;
@@ -43,10 +40,12 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
   const loaded = await loadPolicy(config.policyPath);
   log.info({ policy: config.policyPath, policyVersion: loaded.policy.version }, 'policy loaded');
   const policy = new PolicyWatcher(config.policyPath, loaded.policy, log);
-  const worker = roles.has('worker') ? await startWorkerRole(platform, loaded) : null;
-  const ingest = roles.has('ingest') ? startIngestRole(platform, { readiness: worker === null }) : null;
+  // Each role's modules load only in processes that run it: the API's (GraphQL, GraphiQL, the
+  // queue dashboard) alone add about 160 MiB to an ingest or worker replica that never serves them.
+  const worker = roles.has('worker') ? await (await import('./worker/start.ts')).startWorkerRole(platform, loaded) : null;
+  const ingest = roles.has('ingest') ? (await import('./ingest/start.ts')).startIngestRole(platform, { readiness: worker === null }) : null;
   const apiOnly = roles.has('api') && ingest === null && worker === null;
-  const api = roles.has('api') ? await startApiRole(platform, loaded.policy, { indexQueue: ingest?.queue ?? null, apiOnly }) : null;
+  const api = roles.has('api') ? await (await import('./api/start.ts')).startApiRole(platform, loaded.policy, { indexQueue: ingest?.queue ?? null, apiOnly }) : null;
   if (worker !== null) {
     policy.onChange((next) => worker.setPolicy(next));
   }

@@ -2,6 +2,7 @@
 // `signet <command>`: operator commands beside the server (services/main.ts). Each command is a
 // module exporting a Command; this dispatcher reads the configuration once and maps errors to
 // exit codes (2 usage or configuration, 1 failure).
+import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { PolicyConfigError } from '../common/policy/policy.ts';
@@ -19,7 +20,7 @@ function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
   return `usage: signet <command> [options]\n\ncommands:\n${Object.entries(COMMANDS)
     .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
-    .join('\n')}\n\nsignet <command> --help shows a command's options. Configuration is read from the environment, as for the server.\n`;
+    .join('\n')}\n  ${'version'.padEnd(width)}  print Signet's version\n\nsignet <command> --help shows a command's options. Configuration is read from the environment, as for the server.\n`;
 }
 
 const io: CommandIo = {
@@ -32,11 +33,26 @@ const io: CommandIo = {
   exit: (code) => process.exit(code),
 };
 
+/** `signet 0.1.0 (node v24.x, linux/x64)`: the version of the package this CLI belongs to. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return `signet ${pkg.version} (node ${process.version}, ${process.platform}/${process.arch})\n`;
+}
+
 const [name, ...args] = process.argv.slice(2);
 const command = name === undefined ? undefined : COMMANDS[name];
 if (command === undefined) {
-  process.stderr.write(name === undefined || name === '--help' || name === 'help' ? usage() : `signet: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
-  process.exit(name === '--help' || name === 'help' ? 0 : 2);
+  // Asked for, help goes to stdout and exits 0 (so `signet --help | less` works); a mistake gets it on stderr, exit 2.
+  if (name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    process.exit(0);
+  }
+  if (name === 'version' || name === '--version') {
+    process.stdout.write(version());
+    process.exit(0);
+  }
+  process.stderr.write(name === undefined ? usage() : `signet: unknown command ${JSON.stringify(name)}\n\n${usage()}`);
+  process.exit(2);
 }
 if (args.includes('--help') || args.includes('-h')) {
   process.stdout.write(command.usage);

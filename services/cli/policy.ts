@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import type { Config } from '../common/config.ts';
 import type { Logger } from '../common/logger.ts';
 import type { Kysely } from 'kysely';
@@ -10,7 +9,8 @@ import * as images from '../common/db/queries/images.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import { decide } from '../common/policy/evaluate.ts';
 import { loadPolicy } from '../common/policy/load.ts';
-import { parsePolicy, PolicyConfigError, type Policy } from '../common/policy/policy.ts';
+import { checkPolicyText, formatProblem } from '../common/policy/check.ts';
+import { parsePolicy, type Policy } from '../common/policy/policy.ts';
 import { formatTable } from './table.ts';
 import { UsageError, type Command, type CommandIo } from './command.ts';
 
@@ -28,77 +28,6 @@ and from deny to allow. Nothing is written. --limit caps the images listed (defa
 Exit codes: 0 nothing would be denied that is allowed now; 1 failed or <file> invalid; 2 usage;
 3 some image would flip from allow to deny.
 `;
-
-export interface PolicyProblem {
-  readonly line: number | null;
-  readonly column: number | null;
-  readonly path: string;
-  readonly message: string;
-}
-
-/**
- * Finds the YAML node a dotted issue path names. Keys may themselves contain dots (registry hosts,
- * globs), so at each mapping the longest key that prefixes the rest of the path wins.
- */
-function locate(root: Node | null, path: string): Node | null {
-  let node: Node | null = root;
-  let rest = path;
-  while (node !== null && rest !== '') {
-    let next: Node | null = null;
-    let used = 0;
-    if (isMap(node)) {
-      for (const pair of node.items) {
-        const key = isScalar(pair.key) ? String(pair.key.value) : null;
-        if (key !== null && (rest === key || rest.startsWith(`${key}.`)) && key.length > used) {
-          const value = pair.value as Node | null;
-          // A path ending at a key whose value is a block names the key itself (a bad glob or host).
-          next = rest === key && (value === null || isMap(value) || isSeq(value)) ? (pair.key as Node) : (value ?? (pair.key as Node));
-          used = key.length;
-        }
-      }
-    } else if (isSeq(node)) {
-      const m = /^(\d+)(?:\.|$)/.exec(rest);
-      if (m !== null) {
-        next = (node.items[Number(m[1])] as Node | undefined) ?? null;
-        used = m[1]!.length;
-      }
-    }
-    if (next === null) {
-      break;
-    }
-    node = next;
-    rest = rest.slice(used).replace(/^\./, '');
-  }
-  return node;
-}
-
-/** Every problem of a policy text, with line and column where the text has them. */
-export function checkPolicyText(text: string, source: string): { version: string } | { problems: PolicyProblem[] } {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    return {
-      problems: doc.errors.map((e) => ({ line: e.linePos?.[0].line ?? null, column: e.linePos?.[0].col ?? null, path: '(syntax)', message: e.message.split('\n')[0]! })),
-    };
-  }
-  try {
-    return { version: parsePolicy(text, source).version };
-  } catch (err) {
-    if (!(err instanceof PolicyConfigError)) {
-      throw err;
-    }
-    return {
-      problems: err.issues.map((issue) => {
-        const sep = issue.indexOf(': ');
-        const path = sep === -1 ? '(root)' : issue.slice(0, sep);
-        const message = sep === -1 ? issue : issue.slice(sep + 2);
-        const node = locate(doc.contents, path === '(root)' ? '' : path);
-        const pos = node?.range === undefined || node.range === null ? null : lines.linePos(node.range[0]);
-        return { line: pos?.line ?? null, column: pos?.col ?? null, path, message };
-      }),
-    };
-  }
-}
 
 interface Flip {
   readonly image: string;
@@ -200,7 +129,7 @@ export const policy: Command = {
       io.stdout.write(`${file}: valid (policy version ${result.version})\n`);
     } else {
       for (const p of result.problems) {
-        io.stdout.write(`${file}:${p.line ?? '?'}:${p.column ?? '?'}: ${p.path}: ${p.message}\n`);
+        io.stdout.write(`${formatProblem(file, p)}\n`);
       }
       io.stdout.write(`${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}\n`);
     }

@@ -1,5 +1,8 @@
 // The real entry point (`npm start` runs `node services/main.ts`) as a child process.
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
@@ -56,14 +59,27 @@ describe('services/main.ts', () => {
     }
   });
 
-  it('exits 1 with a clear message when the trusted root is unreadable', async () => {
+  it('exits 2 with a clear message when the trusted root is unreadable (configuration, like a bad variable)', async () => {
     const p = run({
       DATABASE_URL: db.url,
       REDIS_URL: TEST_REDIS_URL,
       PORT: String(await freePort()),
       SIGNET_TRUSTED_ROOT: '/nonexistent/trusted_root.json',
     });
-    expect(await p.exited).toBe(1);
+    expect(await p.exited).toBe(2);
     expect(p.output()).toContain('cannot read the trusted root /nonexistent/trusted_root.json');
+  });
+
+  it('exits 2 on an invalid policy, saying where in the file as file:line:column', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'signet-process-'));
+    const file = join(dir, 'policy.yaml');
+    await writeFile(file, 'allow_with_verification:\n  registry.example.com:\n    team/*:\n      certificate-identity-regexp: "(unclosed"\n      certificate-oidc-issuer: https://accounts.google.com\n');
+    try {
+      const p = run({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, PORT: String(await freePort()), SIGNET_POLICY: file });
+      expect(await p.exited).toBe(2);
+      expect(p.output()).toContain(`${file}:4:36: allow_with_verification.registry.example.com.team/*.certificate-identity-regexp: not a regular expression`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { checkPolicyText, formatProblem } from './check.ts';
 import { parsePolicy, PolicyConfigError, type Policy } from './policy.ts';
 
 /**
@@ -29,5 +30,14 @@ export async function loadPolicy(path: string | null): Promise<LoadedPolicy> {
   } catch (err) {
     throw new PolicyConfigError(path, [`cannot read the file: ${(err as Error).message}`]);
   }
-  return { policy: parsePolicy(text, path), source: text };
+  try {
+    return { policy: parsePolicy(text, path), source: text };
+  } catch (err) {
+    if (!(err instanceof PolicyConfigError)) {
+      throw err;
+    }
+    // Say where: the same file:line:column lines `signet policy check` prints.
+    const checked = checkPolicyText(text, path);
+    throw 'problems' in checked ? new PolicyConfigError(path, err.issues, checked.problems.map((p) => formatProblem(path, p))) : err;
+  }
 }

@@ -56,8 +56,12 @@ export interface Policy {
 export class PolicyConfigError extends Error {
   override readonly name = 'PolicyConfigError';
   readonly issues: readonly string[];
-  constructor(source: string, issues: readonly string[]) {
-    super(`invalid policy ${source}:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+  /**
+   * @param located the same issues as `file:line:column: path: message` lines, when the text was at
+   * hand to locate them (see `check.ts`); the message shows those instead.
+   */
+  constructor(source: string, issues: readonly string[], located?: readonly string[]) {
+    super(`invalid policy ${source}:\n${(located ?? issues).map((i) => `  ${located === undefined ? '- ' : ''}${i}`).join('\n')}`);
     this.issues = issues;
   }
 }

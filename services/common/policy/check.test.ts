@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkPolicyText } from './policy.ts';
+import { checkPolicyText } from './check.ts';
 
 describe('checkPolicyText', () => {
   it('a valid policy has a version', () => {

@@ -36,9 +36,22 @@ describe('ingest routes', () => {
     await app.close();
   });
 
-  it('answers an unknown source with the framework 404', async () => {
-    const res = await app.inject({ method: 'POST', url: '/webhooks/no-such-source', headers: { 'content-type': 'application/json' }, payload: '{}' });
-    expect(res.statusCode).toBe(404);
+  it('answers an unknown source 404, naming the sources there are, whatever its body', async () => {
+    for (const contentType of ['application/json', 'text/plain']) {
+      const res = await app.inject({ method: 'POST', url: '/webhooks/no-such-source', headers: { 'content-type': contentType }, payload: '{' });
+      expect(res.statusCode).toBe(404);
+      expect(res.json()).toEqual({
+        error: 'unknown_source',
+        message: `no webhook source "no-such-source": deliveries go to POST /webhooks/<source>, one of ${WEBHOOK_SOURCES.join(', ')}`,
+      });
+    }
+  });
+
+  it('answers another method on a known source 405, saying deliveries are POSTed', async () => {
+    const res = await app.inject({ method: 'GET', url: '/webhooks/harbor' });
+    expect(res.statusCode).toBe(405);
+    expect(res.headers.allow).toBe('POST');
+    expect(res.json()).toMatchObject({ error: 'method_not_allowed' });
   });
 
   it.each(WEBHOOK_SOURCES)('has a route for %s', async (source) => {

@@ -139,6 +139,33 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestDeps): vo
       done();
     });
   }
+  registerUnknownSources(app);
+}
+
+/**
+ * Anything else under `/webhooks/` is answered before its body is read, naming the sources there
+ * are: a registry pointed at a misspelt URL tells its operator how to fix it.
+ */
+function registerUnknownSources(app: FastifyInstance): void {
+  const names = SOURCES.map((s) => s.name).join(', ');
+  app.route<{ Params: { source: string } }>({
+    method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    url: '/webhooks/:source',
+    onRequest: (req, reply, done) => {
+      const { source } = req.params;
+      const known = SOURCES.some((s) => s.name === source);
+      void reply
+        .code(known ? 405 : 404)
+        .header('allow', known ? 'POST' : undefined)
+        .send(
+          known
+            ? { error: 'method_not_allowed', message: `deliveries are POSTed to /webhooks/${source}` }
+            : { error: 'unknown_source', message: `no webhook source ${JSON.stringify(source)}: deliveries go to POST /webhooks/<source>, one of ${names}` },
+        );
+      done();
+    },
+    handler: () => undefined,
+  });
 }
 
 /** A refused or failed delivery → its status; anything unexpected is a 503 (the registry retries). */

@@ -76,6 +76,10 @@ describe('an API replica with Postgres down', () => {
 
     proxy.restore();
     await eventually(async () => ((await readyz()).body.status === 'ready' ? true : undefined), 'ready again', 15_000);
-    expect(await ask(`registry.example.com/team/app@${sha256Digest('never seen')}`)).toMatchObject({ allowed: false, reason: 'unknown', stale: false });
+    const never = await ask(`registry.example.com/team/app@${sha256Digest('never seen')}`);
+    expect(never).toMatchObject({ allowed: false, reason: 'unknown', stale: false });
+    // It says how to get the image indexed.
+    expect(never.message).toContain('has not been indexed by Signet');
+    expect(never.message).toContain('`signet backfill registry.example.com/team/app`');
   });
 });

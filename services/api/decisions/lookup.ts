@@ -162,7 +162,10 @@ export class DecisionLookup implements ImageDecisions {
       return { image, digest, ...d, verifiedAt: null, stale: this.#deps.stale() };
     }
     const { allowUnknown } = this.#deps;
-    const message = `${formatImageReference(ref)} has not been indexed by Signet`;
+    // Say how to get it indexed: the two ways in are notifications and a crawl.
+    const message =
+      `${formatImageReference(ref)} has not been indexed by Signet: point ${registry}'s push notifications at Signet's ` +
+      `/webhooks/<source>, or run \`signet backfill ${registry}/${repository}\``;
     return {
       image,
       digest,

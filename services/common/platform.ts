@@ -11,6 +11,7 @@ import { createHttpServer, type ReadinessCheck, type TlsMaterial } from './http.
 import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { registerMetrics } from './metrics-routes.ts';
+import { addressOf, OutageLog } from './outage.ts';
 import { createRedis } from './redis.ts';
 import type { ShutdownStep } from './shutdown.ts';
 
@@ -34,6 +35,8 @@ export interface Platform {
   readonly metrics: Metrics;
   /** What `/readyz` checks; roles add theirs before listening. */
   readonly checks: ReadinessCheck[];
+  /** The one account of Redis outages every connection, queue and worker reports to. */
+  readonly redisOutage: OutageLog;
   /** A Redis connection closed in the `connections` phase. */
   redis(role: 'producer' | 'worker', name: string): Redis;
   /**
@@ -108,6 +111,7 @@ export async function startPlatform(config: Config, log: Logger): Promise<Platfo
   onShutdown('intake', 'http', () => app.close());
   onShutdown('database', 'postgres', () => db.destroy());
   const observed = new Map<string, Queue>();
+  const redisOutage = new OutageLog(log, 'redis', addressOf(config.redis.url, 6379));
   return {
     config,
     log,
@@ -115,16 +119,17 @@ export async function startPlatform(config: Config, log: Logger): Promise<Platfo
     app,
     metrics,
     checks,
+    redisOutage,
     onShutdown,
     redis(role, name) {
-      const redis = createRedis(config.redis.url, role, log);
+      const redis = createRedis(config.redis.url, role, log, redisOutage);
       onShutdown('connections', `${name}-redis`, () => redis.quit());
       return redis;
     },
     queue(name, connection, opts = {}) {
       const queue = new Queue(name, { connection, prefix: config.redis.queuePrefix });
       const label = opts.label ?? name;
-      queue.on('error', (err) => log.warn({ err, queue: name }, `${label} queue error`));
+      queue.on('error', (err) => redisOutage.error(err, `${label} queue`));
       onShutdown('queues', `${label}-queue`, () => queue.close());
       if (opts.observe === true && !observed.has(name)) {
         observed.set(name, queue);

@@ -102,6 +102,8 @@ export interface JobWorkerOptions {
   readonly metrics?: Metrics;
   /** Every job defined on this queue must have an implementation (see `common/jobs/catalog.ts`). */
   readonly defined: readonly JobDefinition<z.ZodType>[];
+  /** Where the worker's own errors (Redis unreachable, mostly) go; logged in full by default. */
+  readonly onError?: (err: Error) => void;
 }
 
 export interface JobWorker {
@@ -152,7 +154,7 @@ export function startJobWorker(queue: string, implementations: readonly JobImple
       maxStalledCount: 3,
     },
   );
-  worker.on('error', (err) => opts.log.error({ err }, 'worker error'));
+  worker.on('error', opts.onError ?? ((err) => opts.log.error({ err }, 'worker error')));
   return {
     worker,
     async close() {

@@ -70,6 +70,7 @@ function startAlerts(platform: Platform, publisher: Redis): Queue | null {
     log: log.child({ component: 'alerts' }),
     metrics: platform.metrics,
     defined: JOBS,
+    onError: (err) => platform.redisOutage.error(err, 'alert worker'),
   });
   platform.onShutdown('consumers', 'alert-worker', () => consumer.close());
   return alerts;
@@ -95,6 +96,7 @@ function startReconciliation(platform: Platform, enqueueIndex: (data: IndexManif
     log,
     metrics: platform.metrics,
     defined: JOBS,
+    onError: (err) => platform.redisOutage.error(err, 'reconcile worker'),
   });
   platform.onShutdown('consumers', 'reconciler', () => consumer.close());
 }
@@ -171,6 +173,7 @@ export async function startWorkerRole(platform: Platform, loaded: LoadedPolicy):
     log: log.child({ component: 'worker' }),
     metrics,
     defined: JOBS,
+    onError: (err) => platform.redisOutage.error(err, 'index worker'),
   });
   // close() waits for active jobs to finish; the shutdown deadline bounds it.
   platform.onShutdown('consumers', 'worker', () => index.close());

@@ -59,6 +59,36 @@ describe('services/main.ts', () => {
     }
   });
 
+  it('says a Redis outage in one line naming the address, not a stack per retry, and says when it is back', async () => {
+    const redisPort = await freePort();
+    const port = await freePort();
+    const p = run({
+      DATABASE_URL: db.url,
+      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      SIGNET_WEBHOOK_TOKEN: 'process-test-token-0123456789',
+      SIGNET_QUEUE_PREFIX: `signet-proc-${port}`,
+      SIGNET_TUF_REFRESH: '0',
+      LOG_LEVEL: 'info',
+    });
+    let redis: ReturnType<typeof spawn> | null = null;
+    try {
+      await eventually(() => Promise.resolve(p.output().includes(`redis at 127.0.0.1:${redisPort} is unreachable`) ? true : undefined), 'the outage said', 20_000);
+      // Every client retries meanwhile (three queues, three workers, six connections).
+      await new Promise((r) => setTimeout(r, 4_000));
+      const lines = p.output().split('\n').filter((l) => l.includes('"dependency":"redis"') || /redis|queue error|worker error/i.test(l));
+      expect(lines).toHaveLength(1);
+      expect(p.output().split('\n').filter((l) => l.includes('"stack"'))).toEqual([]);
+      redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+      await eventually(() => Promise.resolve(p.output().includes(`redis at 127.0.0.1:${redisPort} is reachable again`) ? true : undefined), 'the recovery said', 20_000);
+    } finally {
+      p.child.kill('SIGTERM');
+      await p.exited;
+      redis?.kill('SIGKILL');
+    }
+  });
+
   it('exits 2 with a clear message when the trusted root is unreadable (configuration, like a bad variable)', async () => {
     const p = run({
       DATABASE_URL: db.url,

@@ -2,6 +2,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Digest } from '../../domain/digest.ts';
 import { summarizeOutcomes, type ManifestStatus } from '../../domain/outcome.ts';
 import type { SignatureRecord } from '../../domain/signature.ts';
+import { storableText } from '../../domain/storable.ts';
 import type { DB } from '../schema.generated.ts';
 import { page, withRepository, type Page } from './fragments.ts';
 import * as ownership from './ownership.ts';
@@ -101,9 +102,10 @@ export async function recordIndexed(
             index_id: parentId,
             child_id: manifestId,
             position: m.parent.position,
-            platform_os: m.parent.platform?.os ?? null,
-            platform_architecture: m.parent.platform?.architecture ?? null,
-            platform_variant: m.parent.platform?.variant ?? null,
+            // Whatever the index says, stored as text Postgres takes (see domain/storable.ts).
+            platform_os: nullableText(m.parent.platform?.os),
+            platform_architecture: nullableText(m.parent.platform?.architecture),
+            platform_variant: nullableText(m.parent.platform?.variant),
           })
           .onConflict((oc) => oc.columns(['index_id', 'child_id']).doNothing())
           .execute();
@@ -121,13 +123,18 @@ export async function recordIndexed(
   });
 }
 
+function nullableText(s: string | null | undefined): string | null {
+  return s === null || s === undefined ? null : storableText(s);
+}
+
 async function upsertManifest(trx: Transaction<DB>, repositoryId: string, m: IndexedManifest): Promise<string> {
+  const mediaType = storableText(m.mediaType);
   const { id } = await trx
     .insertInto('manifests')
-    .values({ repository_id: repositoryId, digest: m.digest, media_type: m.mediaType, size: m.size, status: 'unsigned' })
+    .values({ repository_id: repositoryId, digest: m.digest, media_type: mediaType, size: m.size, status: 'unsigned' })
     .onConflict((oc) =>
       // Fetched from the registry just now, so it exists again: a re-push after a delete unmarks it.
-      oc.columns(['repository_id', 'digest']).doUpdateSet({ media_type: m.mediaType, size: m.size, indexed_at: new Date(), deleted_at: null }),
+      oc.columns(['repository_id', 'digest']).doUpdateSet({ media_type: mediaType, size: m.size, indexed_at: new Date(), deleted_at: null }),
     )
     .returning('id')
     .executeTakeFirstOrThrow();
@@ -143,7 +150,7 @@ async function refreshStatus(trx: Transaction<DB>, manifestId: string, m: Indexe
   let reason = status === 'verified' || status === 'unsigned' ? null : (rows.find((r) => r.outcome === status)?.reason ?? null);
   if (rows.length === 0 && m.discoveryError !== null) {
     status = 'malformed';
-    reason = m.discoveryError;
+    reason = storableText(m.discoveryError);
   }
   const verifiedCount = outcomes.filter((o) => o === 'verified').length;
   await trx

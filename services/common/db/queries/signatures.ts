@@ -2,7 +2,8 @@ import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kyse
 import type { SignatureFact } from '../../domain/decision.ts';
 import type { Digest } from '../../domain/digest.ts';
 import type { SignatureOutcome } from '../../domain/outcome.ts';
-import { signatureKind, type SignatureFormat, type SignatureKind, type SignatureRecord } from '../../domain/signature.ts';
+import { signatureKind, type SignatureFormat, type SignatureKind, type SignatureRecord, unprovenVerdict } from '../../domain/signature.ts';
+import { storableSignature, storableText, UNSTORABLE_REASON } from '../../domain/storable.ts';
 import type { DB } from '../schema.generated.ts';
 import { page, withRepository, type Page } from './fragments.ts';
 import * as identities from './identities.ts';
@@ -64,8 +65,42 @@ export interface ClaimFilter {
   readonly verifiedOnly: boolean;
 }
 
-/** Upserts one signature of a manifest; returns its signer's identity id when it verified. */
-export async function upsert(trx: Transaction<DB>, manifestId: string, sig: SignatureRecord): Promise<string | null> {
+/**
+ * Upserts one signature of a manifest; returns its signer's identity id when it verified. What is
+ * stored passes {@link storableSignature} first (hostile text: `malformed`, or sanitised). Should
+ * Postgres still refuse the row itself (a data exception or a check constraint: retrying cannot
+ * help), the signature is recorded `malformed` with Postgres's reason instead, so one poisoned
+ * artifact never fails the image's whole write; any other error (a lost connection) propagates.
+ */
+export async function upsert(trx: Transaction<DB>, manifestId: string, found: SignatureRecord): Promise<string | null> {
+  const sig = storableSignature(found);
+  await sql`SAVEPOINT signature_upsert`.execute(trx);
+  try {
+    const identityId = await write(trx, manifestId, sig);
+    await sql`RELEASE SAVEPOINT signature_upsert`.execute(trx);
+    return identityId;
+  } catch (err) {
+    if (!isRefusedRow(err)) {
+      throw err;
+    }
+    await sql`ROLLBACK TO SAVEPOINT signature_upsert`.execute(trx);
+    const why = storableText(err instanceof Error ? err.message : String(err)).slice(0, 300);
+    await write(trx, manifestId, {
+      ...sig,
+      layerAnnotations: {},
+      verdict: unprovenVerdict('malformed', `${UNSTORABLE_REASON}the ledger refused it (${why}); recorded as malformed instead of ${sig.verdict.outcome}`, sig.verdict.trustRootVersion),
+    });
+    return null;
+  }
+}
+
+/** Postgres refused the row's values (SQLSTATE class 22, check or not-null violation), not the connection. */
+function isRefusedRow(err: unknown): boolean {
+  const code = err !== null && typeof err === 'object' && 'code' in err ? err.code : undefined;
+  return typeof code === 'string' && (code.startsWith('22') || code === '23514' || code === '23502');
+}
+
+async function write(trx: Transaction<DB>, manifestId: string, sig: SignatureRecord): Promise<string | null> {
   const v = sig.verdict;
   // Only a verified signature names its signer in the identities table; a failed one keeps the
   // claimed identity on its own row (subject/issuer) but owns nothing, and so does an attestation.

@@ -55,6 +55,7 @@ export interface StoredSignature extends Omit<SignatureRecord, 'verdict'> {
   readonly mediaType: string;
   readonly size: number;
   readonly outcome: SignatureOutcome;
+  readonly reason: string | null;
   readonly trustRootVersion: string | null;
 }
 
@@ -282,6 +283,7 @@ export async function listStored(db: Kysely<DB>, opts: { afterId: string | null;
       's.subject_bytes',
       's.annotations',
       's.outcome',
+      's.reason',
       's.trust_root_version',
     ])
     .orderBy('s.id')
@@ -309,6 +311,7 @@ export async function listStored(db: Kysely<DB>, opts: { afterId: string | null;
     subjectBytes: r.subject_bytes,
     layerAnnotations: r.annotations,
     outcome: r.outcome,
+    reason: r.reason,
     trustRootVersion: r.trust_root_version,
   }));
 }

@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // `npx vitest run --project unit`); `integration` runs against the real services that
 // scripts/test-services.sh starts, from a template database global-setup migrates once.
 // `npm test` runs both.
-const NEEDS_SERVICES = ['test/integration/**/*.test.ts', 'test/security/**/*.test.ts', 'test/helpers/**/*.test.ts', 'services/core/oci/client.test.ts'];
+const NEEDS_SERVICES = ['test/integration/**/*.test.ts', 'test/security/**/*.test.ts', 'test/fuzz/ledger-writes.test.ts', 'test/helpers/**/*.test.ts', 'services/core/oci/client.test.ts'];
 
 export default defineConfig({
   test: {

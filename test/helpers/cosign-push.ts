@@ -65,6 +65,7 @@ export async function pushCosignAttestations(registryUrl: string, repo: string, 
  * do: the bundle blob, an artifact manifest (`artifactType` bundle v0.3, empty config, `subject`)
  * pushed by digest, and — for registries without the referrers API, like distribution 2.8 — the
  * referrers tag schema's `sha256-<hex>` index, updated to list it. Returns the referrer's digest.
+ * `layerAnnotations` go on the bundle's layer descriptor (cosign writes none there).
  */
 export async function pushBundleReferrer(
   registryUrl: string,
@@ -72,6 +73,7 @@ export async function pushBundleReferrer(
   subject: { digest: Digest; mediaType: string; size: number },
   bundle: Buffer,
   predicateType: string | null,
+  opts: { layerAnnotations?: Record<string, string> } = {},
 ): Promise<Digest> {
   const empty = Buffer.from('{}');
   const configDigest = await pushBlob(registryUrl, repo, empty);
@@ -86,7 +88,7 @@ export async function pushBundleReferrer(
       mediaType: OCI_MANIFEST,
       artifactType: BUNDLE_V03,
       config: { mediaType: OCI_EMPTY, digest: configDigest, size: empty.length },
-      layers: [{ mediaType: BUNDLE_V03, digest: bundleDigest, size: bundle.length }],
+      layers: [{ mediaType: BUNDLE_V03, digest: bundleDigest, size: bundle.length, ...(opts.layerAnnotations === undefined ? {} : { annotations: opts.layerAnnotations }) }],
       subject,
       annotations,
     }),

@@ -1,6 +1,6 @@
 // Migrations run against ledgers that already hold data: each one that rewrites or derives rows is
 // applied here to a database migrated only up to its predecessor and filled with rows.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,5 +69,58 @@ describe('migrations on a populated ledger', () => {
       { repository_id: '1', identity_id: '2', manifest_id: '2', kind: 'added', previous_owner_ids: ['1'], notified: true },
       { repository_id: '2', identity_id: '2', manifest_id: '3', kind: 'initial', previous_owner_ids: [], notified: true },
     ]);
+  });
+});
+
+describe('webhook delivery retention on recorded deliveries', () => {
+  const own = `${TEST_DB_PREFIX}${randomBytes(6).toString('hex')}`;
+  let ownDb: Db;
+  let before: string;
+
+  beforeAll(async () => {
+    await ensureDatabase(`${PG_SERVER}/${own}`);
+    ownDb = createDb(`${PG_SERVER}/${own}`, createLogger({ logLevel: 'silent' }));
+    before = await mkdtemp(join(tmpdir(), 'signet-migrations-'));
+  });
+
+  afterAll(async () => {
+    await ownDb?.destroy();
+    const admin = new pg.Client({ connectionString: `${PG_SERVER}/postgres` });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(own)} WITH (FORCE)`);
+    await admin.end();
+    await rm(before, { recursive: true, force: true });
+  });
+
+  it('hashes every payload and folds the copies of a body onto its first row, counting them', async () => {
+    const files = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).sort();
+    const retention = files.findIndex((f) => f.endsWith('_webhook_delivery_retention.sql'));
+    expect(retention).toBeGreaterThan(0);
+    for (const f of files.slice(0, retention)) {
+      await copyFile(join(MIGRATIONS_DIR, f), join(before, f));
+    }
+    await migrateToLatest(ownDb, before);
+
+    // The same distribution body three times (a retry, a replay), once to another source, and a
+    // second body.
+    const deliver = (source: string, payload: string, at: string, addr: string) =>
+      sql`INSERT INTO webhook_deliveries (source, received_at, remote_addr, status_code, result, payload)
+          VALUES (${source}, ${at}::timestamptz, ${addr}, 202, ${`from ${addr}`}, ${payload})`.execute(ownDb);
+    await deliver('distribution', '{"events":[1]}', '2026-01-01T00:00:00Z', 'a');
+    await deliver('distribution', '{"events":[2]}', '2026-01-01T00:00:01Z', 'b');
+    await deliver('distribution', '{"events":[1]}', '2026-01-02T00:00:00Z', 'c');
+    await deliver('harbor', '{"events":[1]}', '2026-01-02T12:00:00Z', 'd');
+    await deliver('distribution', '{"events":[1]}', '2026-01-03T00:00:00Z', 'e');
+
+    await migrateToLatest(ownDb);
+    const { rows } = await sql<{ source: string; remote_addr: string; result: string; payload_sha256: string; received_count: string; received_at: Date; last_received_at: Date }>`
+      SELECT source, remote_addr, result, payload_sha256, received_count, received_at, last_received_at FROM webhook_deliveries ORDER BY id`.execute(ownDb);
+    const sha = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
+    expect(rows).toEqual([
+      { source: 'distribution', remote_addr: 'a', result: 'from a', payload_sha256: sha('{"events":[1]}'), received_count: '3', received_at: new Date('2026-01-01T00:00:00Z'), last_received_at: new Date('2026-01-03T00:00:00Z') },
+      { source: 'distribution', remote_addr: 'b', result: 'from b', payload_sha256: sha('{"events":[2]}'), received_count: '1', received_at: new Date('2026-01-01T00:00:01Z'), last_received_at: new Date('2026-01-01T00:00:01Z') },
+      { source: 'harbor', remote_addr: 'd', result: 'from d', payload_sha256: sha('{"events":[1]}'), received_count: '1', received_at: new Date('2026-01-02T12:00:00Z'), last_received_at: new Date('2026-01-02T12:00:00Z') },
+    ]);
+    await expect(sql`DELETE FROM webhook_deliveries`.execute(ownDb)).rejects.toThrow(/append-only/);
   });
 });

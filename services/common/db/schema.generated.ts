@@ -162,8 +162,11 @@ export interface WebhookDeliveries {
   event_count: Generated<number>;
   id: Generated<Int8>;
   job_ids: Generated<string[]>;
+  last_received_at: Generated<Timestamp>;
   payload: string;
+  payload_sha256: string;
   received_at: Generated<Timestamp>;
+  received_count: Generated<Int8>;
   remote_addr: string | null;
   result: string;
   source: string;

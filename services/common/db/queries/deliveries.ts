@@ -1,4 +1,5 @@
-import type { Kysely, Transaction } from 'kysely';
+import { createHash } from 'node:crypto';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import type { DB } from '../schema.generated.ts';
 
 export interface DeliveryRecord {
@@ -13,9 +14,25 @@ export interface DeliveryRecord {
   readonly payload: string;
 }
 
-/** Appends a webhook delivery exactly as received (the table rejects updates and deletes). */
-export async function record(db: Kysely<DB> | Transaction<DB>, d: DeliveryRecord): Promise<string> {
-  const { id } = await db
+/** How a delivery was recorded: a row of its own, or a redelivery counted on the row of its first receipt. */
+export interface Recorded {
+  readonly id: string;
+  /** How many times this source has sent this body, this receipt included. */
+  readonly receivedCount: number;
+}
+
+/** The sha256 (hex) a delivery's body is known by: of its payload as stored, in UTF-8. */
+export function payloadSha256(payload: string): string {
+  return createHash('sha256').update(payload, 'utf8').digest('hex');
+}
+
+/**
+ * Records a webhook delivery exactly as received, once per (source, body): a body the source sent
+ * before (a retry, a replay) only counts on the row that recorded it first (`received_count`,
+ * `last_received_at`), so redeliveries cannot grow the table. The table refuses any other update.
+ */
+export async function record(db: Kysely<DB> | Transaction<DB>, d: DeliveryRecord): Promise<Recorded> {
+  const { id, received_count } = await db
     .insertInto('webhook_deliveries')
     .values({
       source: d.source,
@@ -26,8 +43,17 @@ export async function record(db: Kysely<DB> | Transaction<DB>, d: DeliveryRecord
       event_count: d.eventCount,
       job_ids: [...d.jobIds],
       payload: d.payload,
+      payload_sha256: payloadSha256(d.payload),
     })
-    .returning('id')
+    .onConflict((oc) =>
+      oc.columns(['source', 'payload_sha256']).doUpdateSet({
+        received_count: sql`webhook_deliveries.received_count + 1`,
+        // now() is the transaction's start: a redelivery committing after a later one must not move it back.
+        last_received_at: sql`greatest(webhook_deliveries.last_received_at, excluded.last_received_at)`,
+      }),
+    )
+    .returning(['id', 'received_count'])
     .executeTakeFirstOrThrow();
-  return id;
+  return { id, receivedCount: Number(received_count) };
 }
+

@@ -112,4 +112,14 @@ describe('loadConfig', () => {
     expect(loadConfig({ SIGNET_UNKNOWN_IMAGES: 'allow' }).decisions.allowUnknown).toBe(true);
     expect(() => loadConfig({ SIGNET_UNKNOWN_IMAGES: 'maybe' })).toThrow(ConfigError);
   });
+
+  it('keeps webhook deliveries 30 days unless told otherwise; 0 keeps them forever', () => {
+    const day = 24 * 3_600_000;
+    expect(loadConfig({}).deliveries.retentionMs).toBe(30 * day);
+    expect(loadConfig({ SIGNET_DELIVERY_RETENTION: '7d' }).deliveries.retentionMs).toBe(7 * day);
+    expect(loadConfig({ SIGNET_DELIVERY_RETENTION: '12h' }).deliveries.retentionMs).toBe(12 * 3_600_000);
+    expect(loadConfig({ SIGNET_DELIVERY_RETENTION: '0' }).deliveries.retentionMs).toBe(0);
+    expect(() => loadConfig({ SIGNET_DELIVERY_RETENTION: '1 month' })).toThrow(/SIGNET_DELIVERY_RETENTION/);
+    expect(() => loadConfig({ SIGNET_DELIVERY_RETENTION: '3651d' })).toThrow(/SIGNET_DELIVERY_RETENTION: at most 3650d/);
+  });
 });

@@ -58,17 +58,17 @@ const commaList = <T extends z.ZodType<unknown, string>>(item: T) =>
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
-const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
-/** `15m`, `30s`, `1h`, `500ms` or bare milliseconds → milliseconds; `0` means off. */
+/** `15m`, `30s`, `1h`, `30d`, `500ms` or bare milliseconds → milliseconds; `0` means off. */
 const duration = (fallback: string) =>
   z
     .string()
     .default(fallback)
     .transform((s, ctx) => {
-      const m = /^(\d{1,9})(ms|s|m|h)?$/.exec(s.trim());
+      const m = /^(\d{1,9})(ms|s|m|h|d)?$/.exec(s.trim());
       if (m === null) {
-        ctx.addIssue({ code: 'custom', message: 'expected a duration such as 15m, 30s, 1h or 0 (off)' });
+        ctx.addIssue({ code: 'custom', message: 'expected a duration such as 15m, 30s, 1h, 30d or 0 (off)' });
         return z.NEVER;
       }
       return Number(m[1]) * UNIT_MS[(m[2] ?? 'ms') as keyof typeof UNIT_MS];
@@ -113,6 +113,8 @@ const Env = z.object({
   SIGNET_CRAWL_MAX_PASS_PAGES: positiveInt(DEFAULT_CRAWL_LIMITS.passPages),
   SIGNET_CRAWL_MAX_PASS_ENTRIES: positiveInt(DEFAULT_CRAWL_LIMITS.passEntries),
   SIGNET_TUF_REFRESH: duration('24h'),
+  // Ten years at most: the cutoff is computed as a timestamp, and 0 already keeps everything.
+  SIGNET_DELIVERY_RETENTION: duration('30d').pipe(z.number().max(3650 * UNIT_MS.d, 'at most 3650d (0 keeps deliveries forever)')),
   SIGNET_TUF_MIRROR: z.url({ protocol: /^https?$/ }).default('https://tuf-repo-cdn.sigstore.dev'),
   SIGNET_TUF_ROOT: z.string().min(1).optional(),
   SIGNET_TUF_CACHE: z.string().min(1).default(join(tmpdir(), 'signet-tuf')),
@@ -175,6 +177,8 @@ export interface Config {
   readonly reconcile: { readonly intervalMs: number };
   /** Bounds of every crawl, backfill or scheduled. */
   readonly crawl: CrawlLimits;
+  /** How long a webhook delivery is kept after it was last received; 0 keeps every delivery forever. */
+  readonly deliveries: { readonly retentionMs: number };
   readonly verification: {
     /** Trusted root files or directories of them, tried in order. */
     readonly trustedRootPaths: readonly string[];
@@ -350,6 +354,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       passPages: e.SIGNET_CRAWL_MAX_PASS_PAGES,
       passEntries: e.SIGNET_CRAWL_MAX_PASS_ENTRIES,
     },
+    deliveries: { retentionMs: e.SIGNET_DELIVERY_RETENTION },
     verification: {
       trustedRootPaths: e.SIGNET_TRUSTED_ROOT.split(',').map((p) => p.trim()).filter((p) => p !== ''),
       trustedKeysDir: e.SIGNET_TRUSTED_KEYS ?? null,

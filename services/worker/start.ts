@@ -4,6 +4,7 @@ import { JOBS } from '../common/jobs/catalog.ts';
 import { addJob } from '../common/jobs/define-job.ts';
 import { INDEX_QUEUE, IndexManifestJob, type IndexManifestData } from '../common/jobs/index-manifest.ts';
 import { ALERTS_QUEUE } from '../common/jobs/notify-ownership-change.ts';
+import { MAINTENANCE_QUEUE } from '../common/jobs/prune-deliveries.ts';
 import { RECONCILE_QUEUE } from '../common/jobs/reconcile.ts';
 import type { Platform } from '../common/platform.ts';
 import type { LoadedPolicy } from '../common/policy/load.ts';
@@ -18,10 +19,11 @@ import { startTufRefresher } from '../core/verification/tuf.ts';
 import { indexManifestJob } from './jobs/index-manifest.job.ts';
 import { learnImageJob } from './jobs/learn-image.job.ts';
 import { notifyOwnershipChangeJob } from './jobs/notify-ownership-change.job.ts';
+import { pruneDeliveriesJob } from './jobs/prune-deliveries.job.ts';
 import { reconcileJob } from './jobs/reconcile.job.ts';
 import { resolveTagJob } from './jobs/resolve-tag.job.ts';
 import { startJobWorker } from './kit.ts';
-import { scheduleReconciliation } from './schedule.ts';
+import { scheduleDeliveryPrune, scheduleReconciliation } from './schedule.ts';
 
 export interface WorkerRole {
   readonly worker: Worker;
@@ -102,6 +104,32 @@ function startReconciliation(platform: Platform, enqueueIndex: (data: IndexManif
 }
 
 /**
+ * The webhook delivery retention: a scheduled pass that deletes deliveries older than
+ * SIGNET_DELIVERY_RETENTION. A job scheduler rather than a timer per process: one pass per interval
+ * whatever the number of worker replicas, with the job kit's logs and metrics.
+ */
+function startDeliveryPrune(platform: Platform): void {
+  const { config, db } = platform;
+  const log = platform.log.child({ component: 'retention' });
+  const connection = platform.redis('worker', 'maintenance');
+  const queue = platform.queue(MAINTENANCE_QUEUE, connection, { label: 'maintenance' });
+  const retentionMs = config.deliveries.retentionMs;
+  if (!scheduleDeliveryPrune(queue, { retentionMs, log })) {
+    return;
+  }
+  const consumer = startJobWorker(MAINTENANCE_QUEUE, [pruneDeliveriesJob({ db, retentionMs })], {
+    connection,
+    prefix: config.redis.queuePrefix,
+    concurrency: 1,
+    lockMs: 120_000,
+    log,
+    metrics: platform.metrics,
+    defined: JOBS,
+  });
+  platform.onShutdown('consumers', 'maintenance', () => consumer.close());
+}
+
+/**
  * Re-verifies what the policy's keys can verify, then re-decides the ledger, in the background: at
  * start (the policy may have changed while Signet was down) and on every policy change, where the
  * decider switches policy between the two. Failures are logged; the decisions in force stay.
@@ -135,8 +163,8 @@ function ledgerRefresher(platform: Platform, verifier: CachingVerifier, ownershi
 
 /**
  * The worker role: consumes the index queue (pushes, signature pushes, tags to resolve, images to
- * learn), runs the reconciliation schedule and the drift alerts, and keeps the ledger decided under
- * the policy in force.
+ * learn), runs the reconciliation schedule, the delivery retention and the drift alerts, and keeps
+ * the ledger decided under the policy in force.
  */
 export async function startWorkerRole(platform: Platform, loaded: LoadedPolicy): Promise<WorkerRole> {
   const { config, log, db, metrics } = platform;
@@ -178,6 +206,7 @@ export async function startWorkerRole(platform: Platform, loaded: LoadedPolicy):
   // close() waits for active jobs to finish; the shutdown deadline bounds it.
   platform.onShutdown('consumers', 'worker', () => index.close());
   startReconciliation(platform, enqueueIndex, credentials);
+  startDeliveryPrune(platform);
   platform.checks.push({ name: 'redis', check: () => connection.ping() });
   const refresh = ledgerRefresher(platform, verifier, ownership, decider);
   return {

@@ -1,11 +1,14 @@
 // Webhook deliveries cannot grow the ledger without bound: the same body sent again (distribution's
-// retries, a replay) is counted on one row instead of stored again, and the table still refuses
-// every other update or delete.
+// retries, a replay) is counted on one row instead of stored again, the worker prunes deliveries
+// older than SIGNET_DELIVERY_RETENTION, and the table still refuses every other update or delete.
+import { createHash } from 'node:crypto';
+import type { Job } from 'bullmq';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../services/common/logger.ts';
 import { readFixture } from '../helpers/fixtures.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
-import { startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
+import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
 
 const PUSH = readFixture('webhooks/distribution/v3-push-envelope.events.v2+json.json');
 const EVENTS_V2 = 'application/vnd.docker.distribution.events.v2+json';
@@ -33,6 +36,8 @@ function post(payload: string | Buffer) {
   });
 }
 
+const hex = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
+
 /** Rows of deliveries whose payload contains `marker`. */
 async function rowsWith(marker: string) {
   const { rows } = await sql<{ id: string; result: string }>`
@@ -49,6 +54,24 @@ async function receivedCount(id: string): Promise<number> {
 function pushMarked(marker: string): string {
   return JSON.stringify({ ...(JSON.parse(PUSH.toString('utf8')) as object), marker });
 }
+
+/** A delivery row as if received `ageMs` ago (first and last), straight into the table: inserts are allowed. */
+async function insertDelivery(marker: string, ageMs: number, lastAgeMs = ageMs): Promise<void> {
+  const payload = JSON.stringify({ events: [], marker });
+  await sql`INSERT INTO webhook_deliveries (source, received_at, last_received_at, status_code, result, payload, payload_sha256)
+    VALUES ('distribution', now() - make_interval(secs => ${ageMs / 1000}), now() - make_interval(secs => ${lastAgeMs / 1000}), 202, 'queued 0', ${payload}, ${hex(payload)})`.execute(
+    db.db,
+  );
+}
+
+async function markers(prefix: string): Promise<string[]> {
+  const { rows } = await sql<{ marker: string }>`
+    SELECT payload::jsonb ->> 'marker' AS marker FROM webhook_deliveries WHERE strpos(payload, ${prefix}) > 0 ORDER BY 1`.execute(db.db);
+  return rows.map((r) => r.marker);
+}
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
 
 describe('redelivered bodies', () => {
   it(`${COPIES} identical deliveries leave one row counting ${COPIES} and queue one job`, async () => {
@@ -122,3 +145,51 @@ describe('the append-only table', () => {
   });
 });
 
+describe('retention', () => {
+  // First in this block: every other row is younger than an hour until the next test adds old ones.
+  it('prunes in bounded batches, each its own transaction', async () => {
+    for (let i = 0; i < 5; i++) {
+      await insertDelivery(`batch-${i}`, 2 * HOUR);
+    }
+    const { pruneDeliveriesJob } = await import('../../services/worker/jobs/prune-deliveries.job.ts');
+    const prune = pruneDeliveriesJob({ db: db.db, retentionMs: HOUR, batch: 2 });
+    const job = { id: 'test', name: 'prune-deliveries', data: {}, attemptsMade: 0, timestamp: Date.now() } as unknown as Job;
+    const outcome = await prune.run(job, createLogger({ logLevel: 'silent' }), new AbortController().signal, undefined);
+    expect(outcome).toEqual({ deleted: 5, batches: 3, complete: true });
+    expect(await markers('batch-')).toEqual([]);
+    expect(await rowsWith('tamper-target')).toHaveLength(1);
+  });
+
+  it('the worker prunes deliveries last received before SIGNET_DELIVERY_RETENTION and keeps younger ones', async () => {
+    // More old rows than one batch of the prune takes, so the pass has to go round.
+    for (let i = 0; i < 1_100; i += 100) {
+      await sql`INSERT INTO webhook_deliveries (source, received_at, last_received_at, status_code, result, payload, payload_sha256)
+        SELECT 'distribution', now() - interval '40 days', now() - interval '40 days', 202, 'queued 0', p, encode(sha256(convert_to(p, 'UTF8')), 'hex')
+        FROM (SELECT json_build_object('events', '[]'::json, 'marker', 'old-bulk-' || n)::text AS p FROM generate_series(${i}::int, ${i + 99}::int) AS n) AS s`.execute(db.db);
+    }
+    await insertDelivery('retention-old', 31 * DAY);
+    await insertDelivery('retention-young', 29 * DAY);
+    // First received long ago, but sent again yesterday: still within the retention.
+    await insertDelivery('retention-redelivered', 90 * DAY, DAY);
+    const worker = await startTestSignet({ DATABASE_URL: db.url, SIGNET_ROLES: 'worker', SIGNET_RECONCILE_INTERVAL: '0', SIGNET_DELIVERY_RETENTION: '30d' });
+    try {
+      await eventually(async () => ((await markers('old-bulk-')).length === 0 && (await markers('retention-old')).length === 0 ? true : undefined), 'the old deliveries pruned');
+    } finally {
+      await worker.stop();
+    }
+    expect(await markers('retention-')).toEqual(['retention-redelivered', 'retention-young']);
+    // The three bodies ingest recorded a moment ago are young, and stay.
+    expect(await rowsWith('library/test')).toHaveLength(3);
+  });
+
+  it('keeps every delivery when the retention is 0', async () => {
+    await insertDelivery('forever', 400 * DAY);
+    const worker = await startTestSignet({ DATABASE_URL: db.url, SIGNET_ROLES: 'worker', SIGNET_RECONCILE_INTERVAL: '0', SIGNET_DELIVERY_RETENTION: '0' });
+    try {
+      await new Promise((r) => setTimeout(r, 1_500));
+    } finally {
+      await worker.stop();
+    }
+    expect(await markers('forever')).toEqual(['forever']);
+  });
+});

@@ -57,3 +57,27 @@ export async function record(db: Kysely<DB> | Transaction<DB>, d: DeliveryRecord
   return { id, receivedCount: Number(received_count) };
 }
 
+/**
+ * Deletes up to `batch` deliveries last received more than `retentionMs` ago, in one transaction
+ * that declares the cutoff to the table's trigger (the only way a row can be deleted); resolves to
+ * how many went. Rows a concurrent redelivery holds are left for the next batch.
+ */
+export async function pruneBatch(db: Kysely<DB>, retentionMs: number, batch: number): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    await sql`SELECT set_config('signet.prune_before', (now() - make_interval(secs => ${retentionMs / 1000}))::text, true)`.execute(trx);
+    const deleted = await trx
+      .deleteFrom('webhook_deliveries')
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('webhook_deliveries')
+          .select('id')
+          .where('last_received_at', '<', sql<Date>`current_setting('signet.prune_before')::timestamptz`)
+          .orderBy('last_received_at')
+          .limit(batch)
+          .forUpdate()
+          .skipLocked(),
+      )
+      .executeTakeFirst();
+    return Number(deleted.numDeletedRows);
+  });
+}

@@ -125,6 +125,7 @@ function startDeliveryPrune(platform: Platform): void {
     log,
     metrics: platform.metrics,
     defined: JOBS,
+    onError: (err) => platform.redisOutage.error(err, 'maintenance worker'),
   });
   platform.onShutdown('consumers', 'maintenance', () => consumer.close());
 }

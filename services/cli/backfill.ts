@@ -5,6 +5,7 @@ import type { Config } from '../common/config.ts';
 import { createDb } from '../common/db/client.ts';
 import { migrateToLatest } from '../common/db/migrate.ts';
 import { isRegistryHost, isRepositoryName } from '../common/domain/image-ref.ts';
+import { announcer } from '../common/events.ts';
 import { addJob } from '../common/jobs/define-job.ts';
 import { INDEX_QUEUE, IndexManifestJob } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
@@ -104,7 +105,7 @@ export const backfill: Command = {
       const progress = createProgressReporter(io.stderr);
       const started = performance.now();
       const result = await crawlRegistry(
-        { db, registry: client, enqueueIndex: (data) => addJob(queue, IndexManifestJob, data), log },
+        { db, registry: client, enqueueIndex: (data) => addJob(queue, IndexManifestJob, data), announce: announcer(redis, config.redis.queuePrefix, log), log },
         registry,
         repository,
         { pageSize, concurrency, restart: values.restart, signal: stop.signal, limits: config.crawl, onProgress: (p) => progress.update(p) },

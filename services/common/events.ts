@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Digest } from './domain/digest.ts';
 import type { Decision } from './domain/decision.ts';
+import type { Logger } from './logger.ts';
 
 /**
  * What API replicas learn through Redis pub/sub to keep their in-memory tables fresh: a decision
@@ -25,4 +26,19 @@ export async function publishEvents(redis: Redis, prefix: string, events: readon
     pipeline.publish(eventsChannel(prefix), JSON.stringify(e));
   }
   await pipeline.exec();
+}
+
+/** Tells API replicas about ledger events (see {@link announcer}). */
+export type Announce = (events: readonly LedgerEvent[]) => Promise<void>;
+
+/**
+ * {@link publishEvents} that never throws: what is stored counts. A replica that misses the
+ * message reads Postgres for what it does not hold, and reloads everything when its subscription
+ * comes back after a drop.
+ */
+export function announcer(redis: Redis, prefix: string, log: Pick<Logger, 'warn'>): Announce {
+  return (events) =>
+    publishEvents(redis, prefix, events).catch((err: unknown) => {
+      log.warn({ err }, 'could not announce ledger events to API replicas');
+    });
 }

@@ -5,19 +5,25 @@ import { DEFAULT_CRAWL_LIMITS, type CrawlLimits } from '../common/config.ts';
 import { isDigest, parseCosignTag, type Digest } from '../common/domain/digest.ts';
 import { isRepositoryName } from '../common/domain/image-ref.ts';
 import * as crawl from '../common/db/queries/crawl.ts';
-import * as tags from '../common/db/queries/tags.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import { RegistryError } from '../common/errors.ts';
+import type { Announce } from '../common/events.ts';
 import { indexJobFor, type IndexManifestData } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
 import type { ListPage, RegistryClient } from './oci/client.ts';
 import { isSignatureArtifact } from './discovery.ts';
+import { recordObservedTag } from './tags.ts';
 
 export interface CrawlDeps {
   readonly db: Kysely<DB>;
   readonly registry: RegistryClient;
   /** Adds an index job under its deterministic id (`push-<h>`, `sig-<h>`): webhooks and crawls collapse. */
   readonly enqueueIndex: (data: IndexManifestData) => Promise<string>;
+  /**
+   * Tells API replicas about the tags the crawl moved. Absent, nobody is told: a replica holding
+   * the old digest keeps it until it reloads (tests of the crawl alone).
+   */
+  readonly announce?: Announce;
   readonly log: Logger;
 }
 
@@ -115,9 +121,10 @@ const REFERRERS_TAG = /^sha256-([0-9a-f]{64})$/;
  * tags, and each digest's referrers (following `Link` pagination), compares what it finds with the
  * ledger and queues an index job for every digest the ledger lacks (deterministic job ids, so what
  * a webhook already queued collapses). Tags the ledger has pointing elsewhere are recorded as tag
- * moves. Signature manifests (`sha256-<hex>.sig` tags, cosign referrers) whose signatures are not
- * recorded re-index their image. The catalog position is saved after every repository: an
- * interrupted crawl resumes after the last finished one.
+ * moves, as of when the registry answered: that wins over anything older in the ledger. Signature
+ * manifests (`sha256-<hex>.sig` tags, cosign referrers) whose signatures are not recorded re-index
+ * their image. The catalog position is saved after every repository: an interrupted crawl resumes
+ * after the last finished one.
  *
  * Every listing is bounded ({@link CrawlLimits}) and ends where the registry links to a page it
  * has already served, so a registry that always links to a next page cannot keep a crawl running:
@@ -456,6 +463,7 @@ async function crawlRepository(
       return;
     }
     const digest = await resolve(deps, registry, repository, tag);
+    const observedAt = new Date();
     state.checked++;
     if (digest === null) {
       return;
@@ -464,7 +472,7 @@ async function crawlRepository(
       await enqueue(indexJobFor({ registry, repository, digest, tag, at: now() }));
     }
     if (ledger.tags.get(tag) !== digest) {
-      await tags.record(deps.db, registry, repository, tag, digest, new Date());
+      await recordObservedTag(deps, { registry, repository, tag, digest, observedAt });
       state.tagsRecorded++;
     }
     await checkReferrers(deps, pass, registry, repository, digest, ledger, state, enqueue);

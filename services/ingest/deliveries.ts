@@ -1,17 +1,14 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Kysely, Transaction } from 'kysely';
 import * as deliveries from '../common/db/queries/deliveries.ts';
 import * as images from '../common/db/queries/images.ts';
 import * as repositories from '../common/db/queries/repositories.ts';
-import * as tags from '../common/db/queries/tags.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import { parseCosignTag, type Digest } from '../common/domain/digest.ts';
 import type { HostAllowlist } from '../common/domain/host-allowlist.ts';
 import type { NormalizedDelivery, RegistryEvent, SkippedEvent } from '../common/domain/registry-event.ts';
 import { WebhookError } from '../common/errors.ts';
-import { publishEvents, type LedgerEvent } from '../common/events.ts';
 import { addJob } from '../common/jobs/define-job.ts';
 import { IndexManifestJob, indexJobFor, ResolveTagJob } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
@@ -25,9 +22,6 @@ export interface DeliveryDeps {
   readonly allowedRegistries: HostAllowlist;
   readonly queue: Queue;
   readonly log: Logger;
-  /** Where tag moves are announced to API replicas (the ledger-events channel). */
-  readonly publisher: Redis;
-  readonly prefix: string;
 }
 
 /** One delivery as received. */
@@ -50,9 +44,11 @@ export interface DeliveryReceipt {
 
 /**
  * Takes one source's webhook deliveries: authenticate, validate, normalise, enqueue with
- * deterministic job ids, record tag moves and the delivery, announce tag moves. Never calls a
- * registry. Refusals are {@link WebhookError}s; Redis or Postgres trouble surfaces at once (as
- * `UNAVAILABLE` or the driver's error), so the registry redelivers (jobs collapse by id).
+ * deterministic job ids, record deletes and the delivery. Never calls a registry, and records no
+ * tag: a tag → digest pair in a delivery is a hint the worker confirms in the registry
+ * (`resolve-tag`) before the tag moves. Refusals are {@link WebhookError}s; Redis or Postgres
+ * trouble surfaces at once (as `UNAVAILABLE` or the driver's error), so the registry redelivers
+ * (jobs collapse by id).
  */
 export class DeliveryIntake {
   readonly source: Source;
@@ -76,10 +72,7 @@ export class DeliveryIntake {
   async accept(incoming: IncomingDelivery): Promise<DeliveryReceipt> {
     const delivery = this.#validate(incoming);
     const jobIds = await this.#enqueue(delivery, incoming.log);
-    const announcements = await this.#record(incoming, delivery, jobIds);
-    await publishEvents(this.#deps.publisher, this.#deps.prefix, announcements).catch((err: unknown) => {
-      incoming.log.warn({ err }, 'could not announce tag moves; API replicas read them from Postgres on a miss');
-    });
+    await this.#record(incoming, delivery, jobIds);
     incoming.log.info({ source: this.source.name, jobs: jobIds.length, ignored: delivery.ignored.length, rejected: delivery.rejected.length }, 'webhook accepted');
     return { queued: jobIds, ignored: delivery.ignored, rejected: delivery.rejected };
   }
@@ -107,17 +100,24 @@ export class DeliveryIntake {
     return delivery;
   }
 
-  /** Queues a job per push and tag push, and drops the finished push job of a deleted digest. */
+  /**
+   * Queues an index job per push by digest (or of a cosign artifact), a `resolve-tag` job per
+   * pushed tag — the digest pushed with it, if named, going along only as a hint, indexed by that
+   * job — and drops the finished push job of a deleted digest.
+   */
   async #enqueue(delivery: NormalizedDelivery, log: IncomingDelivery['log']): Promise<string[]> {
     const { queue } = this.#deps;
     const jobIds: string[] = [];
+    const resolve = (e: { registry: string; repository: string; tag: string; eventId: string; at: string }, digest?: Digest) =>
+      addJob(queue, ResolveTagJob, { registry: e.registry, repository: e.repository, tag: e.tag, source: this.source.name, eventId: e.eventId, eventAt: e.at, digest });
     try {
       for (const event of delivery.events) {
-        if (event.kind === 'push') {
+        if (event.kind === 'push' && event.tag !== null && parseCosignTag(event.tag) === null) {
+          jobIds.push(await resolve({ ...event, tag: event.tag }, event.digest));
+        } else if (event.kind === 'push') {
           jobIds.push(await addJob(queue, IndexManifestJob, indexJobFor(event)));
         } else if (event.kind === 'tag-push') {
-          const { registry, repository, tag, eventId, at } = event;
-          jobIds.push(await addJob(queue, ResolveTagJob, { registry, repository, tag, source: this.source.name, eventId, eventAt: at }));
+          jobIds.push(await resolve(event));
         } else if (event.digest !== null) {
           await forgetPushJob(queue, event.registry, event.repository, event.digest, this.#deps.log);
         }
@@ -129,18 +129,14 @@ export class DeliveryIntake {
     return jobIds;
   }
 
-  /** Records the facts the events state and the delivery itself in one transaction; returns the tag moves to announce. */
-  async #record(incoming: IncomingDelivery, delivery: NormalizedDelivery, jobIds: readonly string[]): Promise<LedgerEvent[]> {
+  /** Records the deletes the events state and the delivery itself in one transaction. */
+  async #record(incoming: IncomingDelivery, delivery: NormalizedDelivery, jobIds: readonly string[]): Promise<void> {
     const result = summary(jobIds.length, delivery);
-    const announcements: LedgerEvent[] = [];
     await this.#deps.db.transaction().execute(async (trx) => {
       // Repository locks are taken in one global order, so concurrent deliveries cannot deadlock.
       const ordered = [...delivery.events].sort((a, b) => lockOrder(a).localeCompare(lockOrder(b)));
       for (const event of ordered) {
-        const announced = await recordEventFacts(trx, event);
-        if (announced !== null) {
-          announcements.push(announced);
-        }
+        await recordEventFacts(trx, event);
       }
       await deliveries.record(trx, {
         source: this.source.name,
@@ -154,7 +150,6 @@ export class DeliveryIntake {
         payload: incoming.raw.toString('utf8'),
       });
     });
-    return announcements;
   }
 }
 
@@ -170,26 +165,18 @@ async function forgetPushJob(queue: Queue, registry: string, repository: string,
   }
 }
 
-/** Tag moves and deletes are facts the event itself states; they need no registry call. */
-async function recordEventFacts(trx: Transaction<DB>, event: RegistryEvent): Promise<LedgerEvent | null> {
-  const cosign = event.tag === null ? null : parseCosignTag(event.tag);
-  if (event.kind === 'tag-push' || (event.kind === 'push' && (event.tag === null || cosign !== null))) {
-    // Pushed by digest, or a cosign artifact tag (its history is the signatures table's business);
-    // a tag push's tag is recorded once the worker has resolved it.
-    return null;
+/**
+ * A delete marks the manifest (`deleted_at`; nothing is erased). Pushes record nothing here: the
+ * index job records the manifest, and a pushed tag is recorded only once the worker has seen it in
+ * the registry.
+ */
+async function recordEventFacts(trx: Transaction<DB>, event: RegistryEvent): Promise<void> {
+  if (event.kind !== 'delete' || event.digest === null) {
+    return;
   }
   await repositories.lock(trx, event.registry, event.repository);
   const repositoryId = await repositories.ensure(trx, event.registry, event.repository);
-  if (event.kind === 'push' && event.tag !== null) {
-    const change = await tags.recordPush(trx, repositoryId, event.tag, event.digest, new Date(event.at));
-    return change === 'created' || change === 'moved'
-      ? { type: 'tag', registry: event.registry, repository: event.repository, tag: event.tag, digest: event.digest, at: event.at }
-      : null;
-  }
-  if (event.kind === 'delete' && event.digest !== null) {
-    await images.markDeleted(trx, repositoryId, event.digest, new Date(event.at));
-  }
-  return null;
+  await images.markDeleted(trx, repositoryId, event.digest, new Date(event.at));
 }
 
 function lockOrder(e: RegistryEvent): string {
@@ -230,6 +217,10 @@ function summary(queued: number, d: NormalizedDelivery): string {
   const resolving = d.events.filter((e) => e.kind === 'tag-push');
   if (resolving.length > 0) {
     parts.push(`tags to resolve ${resolving.length}: ${resolving.map((e) => e.reason).join(' | ')}`.slice(0, 2000));
+  }
+  const confirming = d.events.filter((e) => e.kind === 'push' && e.tag !== null && parseCosignTag(e.tag) === null).length;
+  if (confirming > 0) {
+    parts.push(`tags to confirm in the registry ${confirming}`);
   }
   const deletes = d.events.filter((e) => e.kind === 'delete').length;
   if (deletes > 0) {

@@ -24,8 +24,6 @@ describe('ingest routes', () => {
       maxBodyBytes: 1024,
       maxSignedBodyBytes: 1024,
       maxUnverifiedBodies: 1,
-      publisher: {} as IngestDeps['publisher'],
-      prefix: 'test',
     };
     app = createHttpServer(log, []);
     registerIngestRoutes(app, deps);
@@ -80,8 +78,6 @@ describe('ingest routes: bodies read before their sender is known', () => {
       maxBodyBytes: 1024 * 1024,
       maxSignedBodyBytes: 1024,
       maxUnverifiedBodies: 1,
-      publisher: {} as IngestDeps['publisher'],
-      prefix: 'test',
     };
     app = createHttpServer(log, []);
     registerIngestRoutes(app, deps);

@@ -31,8 +31,6 @@ export function startIngestRole(platform: Platform, opts: { readiness: boolean }
     queue,
     log: log.child({ component: 'ingest' }),
     secrets: config.webhookSecrets,
-    publisher: connection,
-    prefix: config.redis.queuePrefix,
     maxBodyBytes: config.http.maxWebhookBytes,
     maxSignedBodyBytes: config.http.maxSignedWebhookBytes,
     maxUnverifiedBodies: config.http.maxUnverifiedWebhooks,

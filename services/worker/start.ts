@@ -1,5 +1,6 @@
 import type { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { type Announce, announcer } from '../common/events.ts';
 import { JOBS } from '../common/jobs/catalog.ts';
 import { addJob } from '../common/jobs/define-job.ts';
 import { INDEX_QUEUE, IndexManifestJob, type IndexManifestData } from '../common/jobs/index-manifest.ts';
@@ -78,8 +79,13 @@ function startAlerts(platform: Platform, publisher: Redis): Queue | null {
   return alerts;
 }
 
-/** The scheduled reconciliation crawl, which queues index jobs for what notifications missed. */
-function startReconciliation(platform: Platform, enqueueIndex: (data: IndexManifestData) => Promise<string>, credentials: Parameters<typeof registryClientFromConfig>[1]): void {
+/** The scheduled reconciliation crawl, which queues index jobs for what notifications missed and records tag moves. */
+function startReconciliation(
+  platform: Platform,
+  enqueueIndex: (data: IndexManifestData) => Promise<string>,
+  announce: Announce,
+  credentials: Parameters<typeof registryClientFromConfig>[1],
+): void {
   const { config, db } = platform;
   const log = platform.log.child({ component: 'reconcile' });
   // A worker-role connection: commands wait for Redis rather than fail, so start never depends on it.
@@ -90,7 +96,7 @@ function startReconciliation(platform: Platform, enqueueIndex: (data: IndexManif
     return;
   }
   const registry = registryClientFromConfig(config, credentials, platform.log);
-  const consumer = startJobWorker(RECONCILE_QUEUE, [reconcileJob({ db, registry, enqueueIndex, log }, registries, config.crawl)], {
+  const consumer = startJobWorker(RECONCILE_QUEUE, [reconcileJob({ db, registry, enqueueIndex, announce, log }, registries, config.crawl)], {
     connection,
     prefix: config.redis.queuePrefix,
     concurrency: 1,
@@ -176,6 +182,7 @@ export async function startWorkerRole(platform: Platform, loaded: LoadedPolicy):
   const indexQueue = platform.queue(INDEX_QUEUE, publisher, { observe: true, label: 'index' });
   const enqueueIndex = (data: IndexManifestData) => addJob(indexQueue, IndexManifestJob, data);
   const prefix = config.redis.queuePrefix;
+  const announce = announcer(publisher, prefix, log.child({ component: 'tags' }));
   const decider = createDecider({ db, redis: publisher, prefix, policy: loaded.policy, policySource: loaded.source, log: log.child({ component: 'decider' }) });
   const alerts = startAlerts(platform, publisher);
   const ownership = createOwnershipAnnouncer({ db, redis: publisher, prefix, alerts, log: log.child({ component: 'ownership' }) });
@@ -193,6 +200,7 @@ export async function startWorkerRole(platform: Platform, loaded: LoadedPolicy):
     decider,
     ownership,
     enqueueIndex,
+    announce,
   };
   const index = startJobWorker(INDEX_QUEUE, [indexManifestJob(deps), learnImageJob(deps), resolveTagJob(deps)], {
     connection,
@@ -206,7 +214,7 @@ export async function startWorkerRole(platform: Platform, loaded: LoadedPolicy):
   });
   // close() waits for active jobs to finish; the shutdown deadline bounds it.
   platform.onShutdown('consumers', 'worker', () => index.close());
-  startReconciliation(platform, enqueueIndex, credentials);
+  startReconciliation(platform, enqueueIndex, announce, credentials);
   startDeliveryPrune(platform);
   platform.checks.push({ name: 'redis', check: () => connection.ping() });
   const refresh = ledgerRefresher(platform, verifier, ownership, decider);

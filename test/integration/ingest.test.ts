@@ -110,12 +110,16 @@ describe('POST /webhooks/distribution', () => {
     expect(await db.db.selectFrom('tags').selectAll().where('name', 'like', 'sha256-%').execute()).toEqual([]);
   });
 
-  it('records the tag of a manifest pushed by tag', async () => {
+  it('records no tag for a manifest pushed by tag: the tag is queued to be confirmed in the registry, the digest only a hint', async () => {
     const envelope = JSON.parse(V3_ENVELOPE.toString()) as { events: Record<string, any>[] };
     envelope.events[0]!.target.tag = 'v9';
-    expect((await post(signet, JSON.stringify(envelope))).statusCode).toBe(202);
+    const res = await post(signet, JSON.stringify(envelope));
+    expect(res.statusCode).toBe(202);
+    const [tag] = res.json<{ queued: string[] }>().queued;
+    expect(tag).toMatch(/^tag-/);
+    expect((await signet.queue!.getJob(tag!))?.data).toMatchObject({ tag: 'v9', digest: envelope.events[0]!.target.digest, source: 'distribution' });
     const tags = await db.db.selectFrom('tags').select(['name', 'digest']).where('name', '=', 'v9').execute();
-    expect(tags).toEqual([{ name: 'v9', digest: envelope.events[0]!.target.digest }]);
+    expect(tags).toEqual([]);
   });
 
   it('accepts the 2.x envelope but queues nothing for its schema1 manifest', async () => {

@@ -191,6 +191,8 @@ describe('a push to the real registry', () => {
   it('keeps every tag move in the tag history', async () => {
     const repo = 'team-a/moving';
     const first = await pushRandomImage(registry.url, repo, 'latest');
+    // A tag move is recorded once Signet has seen it in the registry: the first one before the second push.
+    await eventually(() => manifestRow(repo, first.digest), 'first image indexed');
     const second = await pushRandomImage(registry.url, repo, 'latest');
     await eventually(() => manifestRow(repo, second.digest), 'second image indexed');
     const history = await db.db

@@ -83,8 +83,9 @@ describe('each source on its published payloads', () => {
     ['harbor', 'harbor/push-artifact.default.json', {}, { name: 'index-manifest', data: { registry: 'localhost', repository: 'harbor/alpine', digest: HARBOR_DIGEST } }],
     ['dockerhub', 'dockerhub/push.json', {}, { name: 'resolve-tag', data: { registry: 'docker.io', repository: 'svendowideit/testhook', tag: 'latest', source: 'dockerhub', eventId: 'svendowideit/testhook:latest@1417566161' } }],
     ['quay', 'quay/repo_push.json', {}, { name: 'resolve-tag', data: { registry: 'quay.io', repository: 'dgangaia/test', tag: 'latest', source: 'quay' } }],
-    ['acr', 'azure-acr/webhook-push.2017-docs.json', {}, { name: 'index-manifest', data: { registry: 'myregistry.azurecr.io', repository: 'hello-world' } }],
-    ['acr', 'azure-acr/eventgrid-ImagePushed.2018-docs.json', {}, { name: 'index-manifest', data: { registry: 'demo.azurecr.io', repository: 'aci-helloworld' } }],
+    // A digest pushed under a tag: the tag is resolved in the registry, the digest only a hint it confirms.
+    ['acr', 'azure-acr/webhook-push.2017-docs.json', {}, { name: 'resolve-tag', data: { registry: 'myregistry.azurecr.io', repository: 'hello-world', tag: 'v1', digest: 'sha256:80f0d5c8786bb9e621a45ece0db56d11cdc624ad20da9fe62e9d25490f331d7d' } }],
+    ['acr', 'azure-acr/eventgrid-ImagePushed.2018-docs.json', {}, { name: 'resolve-tag', data: { registry: 'demo.azurecr.io', repository: 'aci-helloworld', tag: 'v1', digest: 'sha256:213bbc182920ab41e18edc2001e06abcca6735d87782d9cef68abd83941cf0e5' } }],
     ['acr', 'azure-acr/webhook-push.2023-docs.json', {}, { name: 'resolve-tag', data: { registry: 'myregistry.azurecr.io', tag: 'v1' } }],
     ['ecr', 'aws-ecr/image-action.push.json', {}, { name: 'resolve-tag', data: { registry: '123456789012.dkr.ecr.us-west-2.amazonaws.com', tag: 'latest', eventId: '13cde686-328b-6117-af20-0e5566167482' } }],
     ['github', 'github/package.published.docker.payload.json', githubHeaders(GITHUB_PACKAGE), { name: 'index-manifest', data: { registry: 'ghcr.io', repository: 'codertocat/hello-world' } }],
@@ -101,9 +102,12 @@ describe('each source on its published payloads', () => {
     const body = JSON.stringify(pubsubPush({ action: 'INSERT', digest: `us-docker.pkg.dev/p/r/img@sha256:${'6e'.repeat(32)}`, tag: 'us-docker.pkg.dev/p/r/img:v1' }));
     const res = await post(signet, 'gar', body, { authorization: '' }, `?token=${TEST_WEBHOOK_TOKEN}`);
     expect(res.statusCode, res.body).toBe(202);
-    expect(await queuedData(res)).toEqual([expect.objectContaining({ name: 'index-manifest', data: expect.objectContaining({ registry: 'us-docker.pkg.dev', repository: 'p/r/img' }) })]);
+    // The tag is the registry's to confirm; the message's digest is only a hint, never recorded as the tag.
+    expect(await queuedData(res)).toEqual([
+      expect.objectContaining({ name: 'resolve-tag', data: expect.objectContaining({ registry: 'us-docker.pkg.dev', repository: 'p/r/img', tag: 'v1', digest: `sha256:${'6e'.repeat(32)}` }) }),
+    ]);
     const tag = await db.db.selectFrom('tags').select(['name', 'digest']).where('digest', '=', parseDigest(`sha256:${'6e'.repeat(32)}`)).execute();
-    expect(tag).toEqual([{ name: 'v1', digest: `sha256:${'6e'.repeat(32)}` }]);
+    expect(tag).toEqual([]);
   });
 
   it('harbor: the CloudEvents push (comments removed) queues the same job as the Default format', async () => {

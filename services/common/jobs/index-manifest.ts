@@ -81,15 +81,23 @@ export const ResolveTagData = z.object({
   /** Which webhook source said so, and its event or delivery id: redeliveries collapse on it. */
   source: z.string().min(1).max(32),
   eventId: z.string().min(1).max(256),
-  /** When the registry said the push happened (ISO 8601). */
+  /** When the registry said the push happened (ISO 8601, never after the delivery's receipt). */
   eventAt: z.iso.datetime({ offset: true }),
+  /**
+   * The digest the webhook said it pushed under the tag: a hint the job confirms, never recorded as
+   * the tag's target. While the registry disagrees (distribution notifies before it links the
+   * tag) the job checks again a few times. Absent: the notification named no digest.
+   */
+  digest: digest.optional(),
 });
 export type ResolveTagData = z.infer<typeof ResolveTagData>;
 
 /**
- * A tag push whose notification names no digest (Docker Hub, Quay, placeholder digests): resolve
- * the tag in the registry, record the tag move, then enqueue the ordinary index job (`push-<h>` or
- * `sig-<h>`), so a digest a webhook, a backfill and a resolved tag all name is indexed once.
+ * A tag pushed, as a webhook says: resolve the tag in the registry, record what the registry
+ * answers as the tag move, then enqueue the ordinary index job (`push-<h>` or `sig-<h>`), so a
+ * digest a webhook, a backfill and a resolved tag all name is indexed once. Every webhook tag goes
+ * through here, whether its notification names a digest (a hint: see `digest`) or not (Docker Hub,
+ * Quay, placeholder digests): no sender's word moves a tag.
  *
  * The id includes the source's event id: a redelivery collapses onto the job, a new push of the same
  * tag (new event id) resolves again. Completed jobs are kept only ten minutes: sources without event

@@ -3,6 +3,7 @@ import type { Digest } from '../../common/domain/digest.ts';
 import * as images from '../../common/db/queries/images.ts';
 import type { DB } from '../../common/db/schema.generated.ts';
 import { RegistryError } from '../../common/errors.ts';
+import type { Announce } from '../../common/events.ts';
 import { IndexManifestJob, type IndexManifestData } from '../../common/jobs/index-manifest.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { Metrics } from '../../common/metrics.ts';
@@ -24,6 +25,8 @@ export interface IndexDeps {
   readonly metrics?: Metrics;
   /** Adds an index job under its deterministic id (`push-<h>`, `sig-<h>`); resolves to the id. */
   readonly enqueueIndex: (data: IndexManifestData) => Promise<string>;
+  /** Tells API replicas about tag moves (decisions go through the decider). */
+  readonly announce: Announce;
 }
 
 /** Children of one index that are indexed; more is hostile or absurd and is cut off (and said). */
@@ -34,7 +37,8 @@ export type IndexResult =
   | { readonly result: 'not_found'; readonly reason: string }
   /** Not an image (a referrer artifact that is not a signature), or a manifest Signet refuses to read. */
   | { readonly result: 'skipped' | 'malformed'; readonly reason: string }
-  | { readonly result: 'resolved'; readonly digest: Digest; readonly queued: string };
+  /** A tag as the registry answered it; `unconfirmed` when that is not the digest its webhook named. */
+  | { readonly result: 'resolved' | 'unconfirmed'; readonly digest: Digest; readonly queued: string };
 
 /**
  * Indexes one manifest: fetches it (and, for an index, names its children), discovers each one's

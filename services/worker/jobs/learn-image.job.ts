@@ -1,8 +1,8 @@
 import { isDigest, type Digest } from '../../common/domain/digest.ts';
-import * as tags from '../../common/db/queries/tags.ts';
 import { RegistryError } from '../../common/errors.ts';
 import { LearnImageJob, type LearnImageData } from '../../common/jobs/index-manifest.ts';
 import type { Logger } from '../../common/logger.ts';
+import { recordObservedTag } from '../../core/tags.ts';
 import { implementJob } from '../kit.ts';
 import { indexManifest, indexSummary, type IndexDeps, type IndexResult } from './index-manifest.job.ts';
 
@@ -21,9 +21,10 @@ export async function learnImage(deps: IndexDeps, data: LearnImageData, log: Log
     }
     throw err;
   }
+  const observedAt = new Date();
   const result = await indexManifest(deps, { registry, repository, digest, trigger: { kind: 'push' }, eventAt: new Date().toISOString() }, log);
   if (!isDigest(reference) && result.result === 'indexed') {
-    await tags.record(deps.db, registry, repository, reference, digest, new Date());
+    await recordObservedTag(deps, { registry, repository, tag: reference, digest, observedAt });
   }
   return result;
 }

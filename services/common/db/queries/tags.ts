@@ -22,17 +22,21 @@ export interface TagMove {
 }
 
 /**
- * Records that `tag` pointed at `digest` at time `at` (from a push event). A change of target is a
- * tag-history row; an event older than the current state (a late redelivery) is recorded in the
- * history but does not move the tag back. Call with the repository locked.
+ * Records that the registry answered `digest` for `tag` at `observedAt` (taken as now when later).
+ * A change of target is a tag-history row; an answer older than the current state's (a slower
+ * observer) is recorded in the history but does not move the tag back; the same target again only
+ * makes the current state newer. A current state stamped in the future (earlier versions recorded
+ * a sender's clock) is older than any answer. Call with the repository locked.
  */
 export async function recordPush(
   trx: Transaction<DB>,
   repositoryId: string,
   tag: string,
   digest: Digest,
-  at: Date,
+  observedAt: Date,
 ): Promise<'created' | 'moved' | 'unchanged' | 'late'> {
+  const now = new Date();
+  const at = observedAt > now ? now : observedAt;
   const current = await trx
     .selectFrom('tags')
     .select(['digest', 'updated_at'])
@@ -40,9 +44,12 @@ export async function recordPush(
     .where('name', '=', tag)
     .executeTakeFirst();
   if (current?.digest === digest) {
+    if (current.updated_at < at || current.updated_at > now) {
+      await trx.updateTable('tags').set({ updated_at: at }).where('repository_id', '=', repositoryId).where('name', '=', tag).execute();
+    }
     return 'unchanged';
   }
-  if (current !== undefined && at < current.updated_at) {
+  if (current !== undefined && at < current.updated_at && current.updated_at <= now) {
     await trx
       .insertInto('tag_history')
       .values({ repository_id: repositoryId, name: tag, digest, previous_digest: null, seen_at: at })

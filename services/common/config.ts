@@ -167,8 +167,9 @@ export interface Config {
   readonly webhook: { readonly token: string } | null;
   /**
    * Secrets each webhook source authenticates with: the registries file's (which name their
-   * registry), then `SIGNET_WEBHOOK_SECRET_<SOURCE>`, then SIGNET_WEBHOOK_TOKEN for every source.
-   * A source without any refuses every delivery.
+   * registry, and are then the only secrets that registry's deliveries are taken with), then
+   * `SIGNET_WEBHOOK_SECRET_<SOURCE>`, then SIGNET_WEBHOOK_TOKEN for every source. A source without
+   * any refuses every delivery.
    */
   readonly webhookSecrets: readonly { readonly source: WebhookSource; readonly secret: string; readonly registry: string | null }[];
   /** Registries from SIGNET_REGISTRIES_FILE (their endpoints, insecure flags and credentials are merged into `registry`). */

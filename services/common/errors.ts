@@ -31,7 +31,7 @@ export class RegistryError extends AppError<RegistryErrorCode> {
   }
 }
 
-export type WebhookErrorCode = 'UNAUTHORIZED' | 'UNSUPPORTED_MEDIA_TYPE' | 'MALFORMED' | 'UNAVAILABLE';
+export type WebhookErrorCode = 'UNAUTHORIZED' | 'FORBIDDEN' | 'UNSUPPORTED_MEDIA_TYPE' | 'MALFORMED' | 'UNAVAILABLE';
 
 /** A webhook delivery Signet will not accept; mapped to an HTTP status at the ingest edge. */
 export class WebhookError extends AppError<WebhookErrorCode> {}

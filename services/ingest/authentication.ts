@@ -1,12 +1,13 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { WebhookSource } from '../common/domain/registry-event.ts';
+import type { RegistryEvent, WebhookSource } from '../common/domain/registry-event.ts';
 import { WebhookError } from '../common/errors.ts';
 import { headerValue, type Source } from './sources.ts';
 
 /**
  * A configured webhook secret (config.webhookSecrets). A source without any refuses every
- * delivery; a secret with a registry names the registry its deliveries come from.
+ * delivery; a secret with a registry names the registry its deliveries come from, and is the only
+ * kind of secret that registry's deliveries are taken with ({@link refuseForeignRegistries}).
  */
 export interface ConfiguredSecret {
   readonly source: WebhookSource;
@@ -24,6 +25,32 @@ export interface SourceSecret {
 
 export function sourceSecrets(configured: readonly ConfiguredSecret[], source: WebhookSource): SourceSecret[] {
   return configured.filter((s) => s.source === source).map((s) => ({ secret: s.secret, digest: sha256(s.secret), registry: s.registry }));
+}
+
+/** The registries a secret is bound to (registries-file entries with a webhook), whatever its source. */
+export function boundRegistries(configured: readonly ConfiguredSecret[]): ReadonlySet<string> {
+  return new Set(configured.flatMap((s) => (s.registry === null ? [] : [s.registry.toLowerCase()])));
+}
+
+/**
+ * A delivery speaks only for the registry its secret is bound to, and a registry with a bound
+ * secret accepts no other: a delivery authenticated with an unbound secret (`SIGNET_WEBHOOK_TOKEN`,
+ * `SIGNET_WEBHOOK_SECRET_<SOURCE>`, another registry's) that names a bound registry is refused
+ * whole, before anything is recorded or queued. Throws {@link WebhookError} `FORBIDDEN`.
+ */
+export function refuseForeignRegistries(events: readonly RegistryEvent[], sender: SourceSecret | null, bound: ReadonlySet<string>): void {
+  const own = sender?.registry?.toLowerCase() ?? null;
+  for (const e of events) {
+    if (own !== null && e.registry !== own) {
+      throw new WebhookError('FORBIDDEN', `the secret that authenticated this delivery is bound to ${own}, but the delivery names ${e.registry}; nothing in it was recorded or queued`);
+    }
+    if (own === null && bound.has(e.registry)) {
+      throw new WebhookError(
+        'FORBIDDEN',
+        `${e.registry} accepts deliveries only with the webhook secret the registries file binds to it; this delivery was authenticated with another secret, and nothing in it was recorded or queued`,
+      );
+    }
+  }
 }
 
 export function sha256(s: string | Buffer): Buffer {

@@ -12,7 +12,16 @@ import { WebhookError } from '../common/errors.ts';
 import { addJob } from '../common/jobs/define-job.ts';
 import { IndexManifestJob, indexJobFor, ResolveTagJob } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
-import { authenticate, type ConfiguredSecret, sha256, type SourceSecret, sourceSecrets, verifyHmac } from './authentication.ts';
+import {
+  authenticate,
+  boundRegistries,
+  type ConfiguredSecret,
+  refuseForeignRegistries,
+  sha256,
+  type SourceSecret,
+  sourceSecrets,
+  verifyHmac,
+} from './authentication.ts';
 import type { NormalizeContext } from './registries/delivery-builder.ts';
 import { headerValue, type Source } from './sources.ts';
 
@@ -43,21 +52,24 @@ export interface DeliveryReceipt {
 }
 
 /**
- * Takes one source's webhook deliveries: authenticate, validate, normalise, enqueue with
- * deterministic job ids, record deletes and the delivery. Never calls a registry, and records no
- * tag: a tag → digest pair in a delivery is a hint the worker confirms in the registry
- * (`resolve-tag`) before the tag moves. Refusals are {@link WebhookError}s; Redis or Postgres
- * trouble surfaces at once (as `UNAVAILABLE` or the driver's error), so the registry redelivers
- * (jobs collapse by id).
+ * Takes one source's webhook deliveries: authenticate, check the sender may speak for the
+ * registries it names, validate, normalise, enqueue with deterministic job ids, record deletes and
+ * the delivery. Never calls a registry, and records no tag: a tag → digest pair in a delivery is a
+ * hint the worker confirms in the registry (`resolve-tag`) before the tag moves. Refusals are
+ * {@link WebhookError}s; Redis or Postgres trouble surfaces at once (as `UNAVAILABLE` or the
+ * driver's error), so the registry redelivers (jobs collapse by id).
  */
 export class DeliveryIntake {
   readonly source: Source;
   readonly #secrets: readonly SourceSecret[];
+  /** Registries whose deliveries must carry their own bound secret (any source's). */
+  readonly #bound: ReadonlySet<string>;
   readonly #deps: DeliveryDeps;
 
   constructor(source: Source, secrets: readonly ConfiguredSecret[], deps: DeliveryDeps) {
     this.source = source;
     this.#secrets = sourceSecrets(secrets, source.name);
+    this.#bound = boundRegistries(secrets);
     this.#deps = deps;
   }
 
@@ -93,7 +105,9 @@ export class DeliveryIntake {
       bodyHash: sha256(raw).toString('hex'),
       receivedAt: new Date().toISOString(),
     };
-    const delivery = refuseUnknownRegistries(source.normalize(body, ctx, headers), this.#deps.allowedRegistries);
+    const normalized = source.normalize(body, ctx, headers);
+    refuseForeignRegistries(normalized.events, from, this.#bound);
+    const delivery = refuseUnknownRegistries(normalized, this.#deps.allowedRegistries);
     if (source.refuseUnusable && delivery.events.length === 0 && delivery.rejected.length > 0) {
       throw new WebhookError('MALFORMED', `nothing in the delivery is usable: ${delivery.rejected.map((r) => r.reason).join(' | ')}`.slice(0, 2000));
     }

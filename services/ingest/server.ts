@@ -7,7 +7,8 @@ import { SOURCES } from './sources.ts';
 export interface IngestDeps extends DeliveryDeps {
   /**
    * Secrets per source (config.webhookSecrets). A source without any refuses every delivery;
-   * a secret with a registry names the registry its deliveries come from.
+   * a secret with a registry names the registry its deliveries come from, and that registry takes
+   * deliveries with no other secret (403).
    */
   readonly secrets: readonly ConfiguredSecret[];
   readonly maxBodyBytes: number;
@@ -28,6 +29,7 @@ const BUSY_RETRY_AFTER_S = 5;
 
 const STATUS: Record<WebhookError['code'], number> = {
   UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
   UNSUPPORTED_MEDIA_TYPE: 415,
   MALFORMED: 400,
   UNAVAILABLE: 503,

@@ -215,21 +215,32 @@ describe('replays and redeliveries never double-queue', () => {
 });
 
 describe('a real registry notifying Signet', () => {
+  // Stands in for Docker Hub: the registries file binds it to the Docker Hub secret, so it takes
+  // Docker Hub deliveries only (its own distribution notifications would be refused: it does not send any).
   let registry: RunningRegistry;
+  // A registry no secret is bound to, notifying with the shared token.
+  let notifying: RunningRegistry;
   let full: TestSignet;
   let fullDb: TestDb;
 
   beforeAll(async () => {
-    const port = await freePort();
+    const [port, notifyingPort] = [await freePort(), await freePort()];
     fullDb = await createTestDb();
     await writeFile(join(tmp, 'dockerhub.yaml'), `registries:\n  - host: 127.0.0.1:${port}\n    insecure: true\n    webhook: { source: dockerhub, secret: ${HARBOR_SECRET} }\n`);
-    full = await startTestSignet({ DATABASE_URL: fullDb.url, SIGNET_REGISTRIES_FILE: join(tmp, 'dockerhub.yaml'), SIGNET_RECONCILE_INTERVAL: '0' });
+    full = await startTestSignet({
+      DATABASE_URL: fullDb.url,
+      SIGNET_REGISTRIES_FILE: join(tmp, 'dockerhub.yaml'),
+      SIGNET_INSECURE_REGISTRIES: `127.0.0.1:${notifyingPort}`,
+      SIGNET_RECONCILE_INTERVAL: '0',
+    });
     await full.queue!.obliterate({ force: true });
-    registry = await startRegistry({ port, notifications: { url: `${full.url}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN } });
+    registry = await startRegistry({ port });
+    notifying = await startRegistry({ port: notifyingPort, notifications: { url: `${full.url}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN } });
   });
 
   afterAll(async () => {
     await registry?.stop();
+    await notifying?.stop();
     await full?.stop();
     await fullDb?.drop();
   });
@@ -254,12 +265,13 @@ describe('a real registry notifying Signet', () => {
     expect(row).toEqual({ digest: image.digest, status: 'unsigned' });
     const tags = await fullDb.db.selectFrom('tags').select(['name', 'digest']).execute();
     expect(tags).toEqual([{ name: 'latest', digest: image.digest }]);
-    // distribution's own notification and the resolved tag name the same digest: one index job.
+    // The resolved tag's digest is indexed once.
     const jobs = await full.queue!.getJobs(['completed', 'active', 'waiting', 'delayed']);
     expect(jobs.filter((j) => j.name === 'index-manifest' && (j.data as { digest: string }).digest === image.digest)).toHaveLength(1);
   });
 
   it('marks a deleted manifest, keeps its rows and history, unmarks it when pushed again, and records tag moves', async () => {
+    const registry = notifying;
     const repo = 'team/deleted';
     const first = await pushRandomImage(registry.url, repo, 'v1');
     await eventually(async () => (await manifest(first.digest)) ?? undefined, 'first image indexed');

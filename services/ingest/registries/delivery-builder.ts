@@ -8,7 +8,8 @@ import { WebhookError } from '../../common/errors.ts';
 export interface NormalizeContext {
   /**
    * The registry the authenticating secret belongs to (a registries-file entry with a host): it
-   * names the registry, whatever host the payload claims. Null: the payload's host is used.
+   * names the registry, whatever host the payload claims. Null: the payload's host is used — and
+   * the intake refuses the delivery if that host is a registry bound to a secret.
    */
   readonly registry: string | null;
   /** The source's delivery id from a header (`X-GitHub-Delivery`), when it sends one. */

@@ -99,15 +99,16 @@ export class DeliveryIntake {
     } catch (err) {
       throw new WebhookError('MALFORMED', `body is not JSON: ${(err as Error).message}`);
     }
+    const receivedAt = new Date();
     const ctx: NormalizeContext = {
       registry: from?.registry ?? null,
       deliveryId: source.deliveryIdHeader === undefined ? null : headerValue(headers[source.deliveryIdHeader])?.slice(0, 256) ?? null,
       bodyHash: sha256(raw).toString('hex'),
-      receivedAt: new Date().toISOString(),
+      receivedAt: receivedAt.toISOString(),
     };
     const normalized = source.normalize(body, ctx, headers);
     refuseForeignRegistries(normalized.events, from, this.#bound);
-    const delivery = refuseUnknownRegistries(normalized, this.#deps.allowedRegistries);
+    const delivery = refuseUnknownRegistries(clampEventTimes(normalized, receivedAt), this.#deps.allowedRegistries);
     if (source.refuseUnusable && delivery.events.length === 0 && delivery.rejected.length > 0) {
       throw new WebhookError('MALFORMED', `nothing in the delivery is usable: ${delivery.rejected.map((r) => r.reason).join(' | ')}`.slice(0, 2000));
     }
@@ -195,6 +196,18 @@ async function recordEventFacts(trx: Transaction<DB>, event: RegistryEvent): Pro
 
 function lockOrder(e: RegistryEvent): string {
   return `${e.registry}/${e.repository}`;
+}
+
+/**
+ * An event time is the sender's word (distribution's `timestamp` is any string, Harbor's `occur_at`
+ * any number): none may be later than the delivery's receipt.
+ */
+function clampEventTimes(d: NormalizedDelivery, receivedAt: Date): NormalizedDelivery {
+  const latest = receivedAt.getTime();
+  if (d.events.every((e) => Date.parse(e.at) <= latest)) {
+    return d;
+  }
+  return { ...d, events: d.events.map((e) => (Date.parse(e.at) <= latest ? e : { ...e, at: receivedAt.toISOString() })) };
 }
 
 /**

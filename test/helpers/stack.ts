@@ -21,6 +21,8 @@ export interface TestStackOptions {
   readonly env?: (stack: { tmp: string; host: string; port: number }) => Record<string, string> | Promise<Record<string, string>>;
   /** Whether the registry notifies Signet of every push (default: yes). */
   readonly notify?: boolean;
+  /** The secret the registry's notifications carry (default: `TEST_WEBHOOK_TOKEN`). */
+  readonly notifyToken?: string;
 }
 
 /**
@@ -64,7 +66,7 @@ export async function startTestStack(opts: TestStackOptions): Promise<TestStack>
   };
   try {
     signet = await startTestSignet(env);
-    const notifications = opts.notify === false ? undefined : { url: `${signet.url}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN };
+    const notifications = opts.notify === false ? undefined : { url: `${signet.url}/webhooks/distribution`, token: opts.notifyToken ?? TEST_WEBHOOK_TOKEN };
     registry = await startRegistry({ port, ...(notifications === undefined ? {} : { notifications }) });
   } catch (err) {
     await stop();

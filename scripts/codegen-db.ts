@@ -23,6 +23,7 @@ const customImports = {
   SignatureFormat: '../domain/signature.ts',
   SignatureKind: '../domain/signature.ts',
   Signer: '../domain/decision.ts',
+  WithdrawalCause: '../domain/signature.ts',
 };
 const overrides = {
   columns: {
@@ -39,6 +40,7 @@ const overrides = {
     'signatures.material_digest': 'Digest',
     'signatures.outcome': 'SignatureOutcome',
     'signatures.source_digest': 'Digest',
+    'signatures.withdrawn_by': 'WithdrawalCause | null',
     'tag_history.digest': 'Digest',
     'tag_history.previous_digest': 'Digest | null',
     'tags.digest': 'Digest',

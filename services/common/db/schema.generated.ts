@@ -6,7 +6,7 @@
 import type { DecisionReason, Signer } from "../domain/decision.ts";
 import type { Digest } from "../domain/digest.ts";
 import type { ManifestStatus, SignatureOutcome } from "../domain/outcome.ts";
-import type { SignatureFormat, SignatureKind } from "../domain/signature.ts";
+import type { SignatureFormat, SignatureKind, WithdrawalCause } from "../domain/signature.ts";
 import type { ColumnType, JSONColumnType } from "kysely";
 
 export type ArrayType<T> = ArrayTypeImpl<T> extends (infer U)[]
@@ -139,6 +139,8 @@ export interface Signatures {
   trust_root_version: string | null;
   tsa_time: Timestamp | null;
   verified_at: Generated<Timestamp>;
+  withdrawn_at: Timestamp | null;
+  withdrawn_by: WithdrawalCause | null;
 }
 
 export interface TagHistory {

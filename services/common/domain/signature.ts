@@ -66,6 +66,12 @@ export type SignatureFormat = 'cosign_legacy' | 'cosign_attestation' | 'sigstore
  */
 export type SignatureKind = 'signature' | 'attestation';
 
+/**
+ * How Signet saw a signature's artifact gone (deleted, or no longer what its tag or the referrers
+ * name): a delete notification for it, a push or re-index that no longer found it, a crawl.
+ */
+export type WithdrawalCause = 'delete' | 'reindex' | 'crawl';
+
 /** The predicate cosign v3 wraps a plain image signature in. */
 export const COSIGN_SIGN_PREDICATE = 'https://sigstore.dev/cosign/sign/v1';
 

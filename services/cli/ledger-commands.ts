@@ -44,7 +44,9 @@ export const whoOwns: Command = {
         return EXIT_NOT_FOUND;
       }
       const sigs = await signatures.byImageIds(db, [image.id]);
-      const owners = [...new Map(sigs.filter((s) => s.identityId !== null).map((s) => [s.identityId, { subject: s.subject, issuer: s.issuer }])).values()];
+      // A withdrawn signature (its artifact deleted or replaced in the registry) owns nothing.
+      const owns = (s: (typeof sigs)[number]) => s.identityId !== null && s.withdrawnAt === null;
+      const owners = [...new Map(sigs.filter(owns).map((s) => [s.identityId, { subject: s.subject, issuer: s.issuer }])).values()];
       const reference = `${image.registry}/${image.repository}@${image.digest}`;
       if (values.json) {
         io.stdout.write(
@@ -61,9 +63,11 @@ export const whoOwns: Command = {
               reason: s.reason,
               subject: s.subject,
               issuer: s.issuer,
-              owner: s.identityId !== null,
+              owner: owns(s),
               rekorLogIndex: s.rekorLogIndex,
               signedAt: s.signedAt.toISOString(),
+              withdrawnAt: s.withdrawnAt?.toISOString() ?? null,
+              withdrawnBy: s.withdrawnBy,
             })),
           })}\n`,
         );
@@ -76,7 +80,7 @@ export const whoOwns: Command = {
             ['kind', 'outcome', 'signer', 'issuer', 'format', 'rekor', 'signed at'],
             sigs.map((s) => [
               s.kind === 'attestation' ? `attestation${s.predicateType === null ? '' : ` ${s.predicateType.replace(/^https:\/\//, '')}`}` : 'signature',
-              s.outcome,
+              s.withdrawnAt === null ? s.outcome : `${s.outcome} (withdrawn)`,
               s.subject ?? '-',
               s.issuer ?? '-',
               s.format,

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { digestTagPrefix, parseCosignTag, type Digest } from '../common/domain/digest.ts';
-import { type SignatureFormat, type SignatureRecord, unprovenVerdict } from '../common/domain/signature.ts';
+import { type SignatureFormat, type SignatureRecord, type SignatureSources, unprovenVerdict } from '../common/domain/signature.ts';
 import { RegistryError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { FetchedManifest, RegistryClient } from './oci/client.ts';
@@ -14,6 +15,12 @@ import type { SignatureVerifier } from './verification/verifier.ts';
 export const MAX_SIGNATURE_LAYERS = 64;
 /** Signature sources (`.sig`, `.att`, referrers) read for one digest. */
 export const MAX_SIGNATURE_SOURCES = 64;
+
+/**
+ * How long a `.sig`/`.att` push waits, in steps, for the registry to link the pushed manifest's
+ * tag: distribution notifies about a manifest push before it links the tag (microseconds later).
+ */
+const TAG_LINK_WAITS_MS: readonly number[] = [50, 100, 200, 400, 800];
 
 /** cosign's OCI 1.1 signature artifacts (`--registry-referrers-mode=oci-1-1`): simple-signing layers. */
 export const COSIGN_SIGNATURE_ARTIFACT = 'application/vnd.dev.cosign.artifact.sig.v1+json';
@@ -36,6 +43,8 @@ export interface Discovered {
   readonly signatures: SignatureRecord[];
   /** Why a source could not be read at all (stored as the manifest's status when nothing else was found). */
   readonly discoveryError: string | null;
+  /** The artifacts read, and whether every place was read in full (what the ledger may withdraw). */
+  readonly sources: SignatureSources;
 }
 
 const Referrers = z.looseObject({
@@ -57,6 +66,8 @@ export function isSignatureArtifact(artifactType: string | undefined): boolean {
  *   OCI 1.1 signature artifacts;
  * - `pushed`: the artifact a webhook named (fetched by digest, since the tag may not point at it yet).
  * Transient registry trouble throws (the job retries); anything unusable is a stored outcome.
+ * `sources` says which artifacts were found where clients look and which only because they were
+ * pushed, and whether the reading was complete (no unusable source, no bound reached).
  */
 export async function discoverSignatures(
   deps: DiscoveryDeps,
@@ -67,10 +78,24 @@ export async function discoverSignatures(
   const { registry, repository, digest } = subject;
   const prefix = digestTagPrefix(digest);
   const sources = new Map<Digest, FetchedManifest>();
+  /** Sources found where clients look (tags, referrers); the others were read because they were pushed. */
+  const listed = new Set<Digest>();
   const errors: string[] = [];
-  const add = (m: FetchedManifest | null) => {
-    if (m !== null && sources.size < MAX_SIGNATURE_SOURCES) {
+  /** Set when a bound left something unread: what was not found may still be there. */
+  let cut = false;
+  const add = (m: FetchedManifest | null, where: 'listed' | 'pushed') => {
+    if (m === null) {
+      return;
+    }
+    if (!sources.has(m.digest)) {
+      if (sources.size >= MAX_SIGNATURE_SOURCES) {
+        cut = true;
+        return;
+      }
       sources.set(m.digest, m);
+    }
+    if (where === 'listed') {
+      listed.add(m.digest);
     }
   };
   const fetch = async (reference: string, what: string): Promise<FetchedManifest | null> => {
@@ -88,35 +113,41 @@ export async function discoverSignatures(
     }
   };
   /** An index listing referrers (the referrers tag schema, or a pushed one): fetch each signature artifact. */
-  const addReferrers = async (descriptors: readonly { digest: string; artifactType?: string | undefined }[]) => {
-    for (const d of descriptors.filter((r) => isSignatureArtifact(r.artifactType)).slice(0, MAX_SIGNATURE_SOURCES)) {
-      if (!sources.has(d.digest as Digest)) {
-        add(await fetch(d.digest, `referrer ${d.digest}`));
-      }
+  const addReferrers = async (descriptors: readonly { digest: string; artifactType?: string | undefined }[], where: 'listed' | 'pushed') => {
+    const wanted = descriptors.filter((r) => isSignatureArtifact(r.artifactType));
+    cut ||= wanted.length > MAX_SIGNATURE_SOURCES;
+    for (const d of wanted.slice(0, MAX_SIGNATURE_SOURCES)) {
+      add(sources.get(d.digest as Digest) ?? (await fetch(d.digest, `referrer ${d.digest}`)), where);
     }
   };
 
   if (pushed !== undefined) {
+    const kind = parseCosignTag(pushed.tag)?.kind;
+    if (kind === 'sig' || kind === 'att') {
+      // Read the tag once it names the pushed manifest, so that what it named before is withdrawn.
+      await awaitTagLink(deps.registry, subject, pushed);
+    }
     const artifact = await fetch(pushed.digest, `the pushed signature artifact ${pushed.digest}`);
     // An index under the referrers tag (or named by a crawl) lists referrers; under `.sig` it is hostile.
     const listsReferrers = pushed.tag === '' || parseCosignTag(pushed.tag)?.kind === 'referrers';
     if (artifact?.manifest.kind === 'index' && listsReferrers) {
-      await addReferrers(artifact.manifest.manifests);
+      await addReferrers(artifact.manifest.manifests, 'pushed');
     } else {
-      add(artifact);
+      add(artifact, 'pushed');
     }
   }
   // The three places are independent: asked at once, a job waits for the slowest, not the sum.
-  // A pushed `.sig`/`.att` manifest stands for its tag (which may still point at the one before).
-  const pushedKind = pushed === undefined ? null : (parseCosignTag(pushed.tag)?.kind ?? null);
+  // A pushed `.sig`/`.att` manifest is read beside what its tag names now (the one before, when
+  // the registry has not linked the tag yet): both are recorded, and neither is withdrawn.
   const [sig, att, referrers] = await Promise.all([
-    pushedKind === 'sig' ? null : fetch(`${prefix}.sig`, `the signature manifest ${prefix}.sig`),
-    pushedKind === 'att' ? null : fetch(`${prefix}.att`, `the attestation manifest ${prefix}.att`),
+    fetch(`${prefix}.sig`, `the signature manifest ${prefix}.sig`),
+    fetch(`${prefix}.att`, `the attestation manifest ${prefix}.att`),
     listReferrers(deps, subject, fetch),
   ]);
-  add(sig);
-  add(att);
-  await addReferrers(referrers);
+  add(sig, 'listed');
+  add(att, 'listed');
+  cut ||= !referrers.complete;
+  await addReferrers(referrers.descriptors, 'listed');
 
   const signatures: SignatureRecord[] = [];
   let subjectBytes = subject.bytes;
@@ -144,7 +175,36 @@ export async function discoverSignatures(
       signatures.push(await verifyLayer(deps, subject, { ...subject, bytes: subjectBytes }, source, manifest, layer, format));
     }
   }
-  return { signatures, discoveryError: errors.length === 0 ? null : errors.join('; ') };
+  return {
+    signatures,
+    discoveryError: errors.length === 0 ? null : errors.join('; '),
+    sources: {
+      listed: [...listed],
+      pushed: [...sources.keys()].filter((d) => !listed.has(d)),
+      complete: errors.length === 0 && !cut,
+    },
+  };
+}
+
+/**
+ * Waits (a bounded while) until `pushed.tag` names the pushed manifest. When it still names another
+ * one (not linked yet, or this job is older than a later push), discovery reads both: the pushed
+ * one is recorded and what the tag names is not withdrawn; the next look settles it.
+ */
+async function awaitTagLink(registry: RegistryClient, subject: DiscoverySubject, pushed: { readonly digest: Digest; readonly tag: string }): Promise<void> {
+  for (const wait of [0, ...TAG_LINK_WAITS_MS]) {
+    await sleep(wait);
+    try {
+      if ((await registry.getManifest(subject.registry, subject.repository, pushed.tag)).digest === pushed.digest) {
+        return;
+      }
+    } catch (err) {
+      if (!(err instanceof RegistryError && err.code === 'NOT_FOUND')) {
+        // Unusable or transient: discovery reads the tag again and deals with it.
+        return;
+      }
+    }
+  }
 }
 
 function formatOf(mediaType: string): SignatureFormat | null {
@@ -160,13 +220,14 @@ function formatOf(mediaType: string): SignatureFormat | null {
 /**
  * The referrers of `subject`: from the referrers API (every page), or from the referrers tag
  * schema's `sha256-<hex>` index when the registry has no such API (it answers 404, as
- * distribution 2.8 does, or something that is not an index).
+ * distribution 2.8 does, or something that is not an index). `complete` is false when the page
+ * bounds left some unlisted.
  */
 async function listReferrers(
   deps: DiscoveryDeps,
   subject: DiscoverySubject,
   fetch: (reference: string, what: string) => Promise<FetchedManifest | null>,
-): Promise<{ digest: string; artifactType?: string | undefined }[]> {
+): Promise<{ descriptors: { digest: string; artifactType?: string | undefined }[]; complete: boolean }> {
   const found: { digest: string; artifactType?: string | undefined }[] = [];
   let next: string | null = `referrers/${subject.digest}`;
   let pages = 0;
@@ -181,14 +242,14 @@ async function listReferrers(
       next = page.next;
       pages++;
     }
-    return found;
+    return { descriptors: found, complete: next === null };
   } catch (err) {
     if (!(err instanceof RegistryError) || err.transient || err.code === 'UNAUTHORIZED' || err.code === 'REFUSED') {
       throw err;
     }
   }
   const fallback = await fetch(digestTagPrefix(subject.digest), `the referrers tag ${digestTagPrefix(subject.digest)}`);
-  return fallback?.manifest.kind === 'index' ? [...fallback.manifest.manifests] : [];
+  return { descriptors: fallback?.manifest.kind === 'index' ? [...fallback.manifest.manifests] : [], complete: true };
 }
 
 async function verifyLayer(

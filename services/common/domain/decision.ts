@@ -45,6 +45,9 @@ export interface ManifestFacts {
   readonly registry: string;
   readonly repository: string;
   readonly status: ManifestStatus;
+  /** Its current signatures; withdrawn ones (artifact deleted or replaced in the registry) are left out. */
   readonly signatures: readonly SignatureFact[];
+  /** How many of its signatures were withdrawn (said in the message of an `unsigned` denial). */
+  readonly withdrawn?: number;
 }
 

@@ -82,6 +82,22 @@ export function signatureKind(format: SignatureFormat, predicateType: string | n
   return predicateType === null || predicateType === COSIGN_SIGN_PREDICATE ? 'signature' : 'attestation';
 }
 
+/**
+ * The signature artifacts one discovery read for a manifest, so that what the ledger holds for it
+ * and discovery no longer finds can be withdrawn.
+ */
+export interface SignatureSources {
+  /** Found where clients look for them: the `.sig` and `.att` tags, the referrers (API or tag schema). */
+  readonly listed: readonly Digest[];
+  /** Read only because a notification named them by digest: their tag or referrers list may not name them (yet). */
+  readonly pushed: readonly Digest[];
+  /**
+   * Every place was read in full, so what was not found is not there. False when a source was
+   * unusable or a bound cut the reading short: then nothing is withdrawn.
+   */
+  readonly complete: boolean;
+}
+
 /** A signature found on a manifest, with its raw material so it can be re-verified later. */
 export interface SignatureRecord {
   readonly format: SignatureFormat;

@@ -12,10 +12,22 @@ export const IndexManifestData = z.object({
   registry: z.string().min(1).max(255),
   repository: z.string().min(1).max(255),
   digest,
-  /** What caused the job: a manifest push, or a push of a cosign signature for `digest`. */
+  /**
+   * What caused the job: a manifest push, a push of a cosign signature for `digest`, or a signature
+   * artifact of `digest` seen gone (`recheck`: a delete notification for it, or a crawl that did not
+   * find it) — looked for again, and withdrawn if it is no longer there.
+   */
   trigger: z.discriminatedUnion('kind', [
     z.object({ kind: z.literal('push') }),
     z.object({ kind: z.literal('signature'), artifactDigest: digest, tag: z.string() }),
+    z.object({
+      kind: z.literal('recheck'),
+      cause: z.enum(['delete', 'crawl']),
+      /** The artifact seen gone; null when a delete named only its tag. */
+      artifactDigest: digest.nullable(),
+      /** The delete event's id, or the crawl pass's: each new observation is a new job, a redelivery is not. */
+      eventId: z.string().min(1).max(256),
+    }),
   ]),
   /** When the registry said the push happened (ISO 8601). */
   eventAt: z.iso.datetime({ offset: true }),
@@ -31,8 +43,10 @@ function hashId(...parts: string[]): string {
  * signatures, write the ledger rows in one transaction.
  *
  * Job ids are deterministic: `push-<h(registry, repository, digest)>` so redelivered and duplicate
- * push events collapse, and `sig-<h(…, signature manifest digest)>` for signature pushes, so a
- * signature pushed while the image's own job runs still triggers a fresh look.
+ * push events collapse, `sig-<h(…, signature manifest digest)>` for signature pushes, so a
+ * signature pushed while the image's own job runs still triggers a fresh look, and
+ * `recheck-<h(…, artifact digest, event id)>` for an artifact seen gone, so that neither collapses
+ * onto a finished job of the push it undoes.
  */
 export const IndexManifestJob = defineJob({
   name: 'index-manifest',
@@ -41,7 +55,9 @@ export const IndexManifestJob = defineJob({
   jobId: (d) =>
     d.trigger.kind === 'push'
       ? `push-${hashId(d.registry, d.repository, d.digest)}`
-      : `sig-${hashId(d.registry, d.repository, d.digest, d.trigger.artifactDigest)}`,
+      : d.trigger.kind === 'signature'
+        ? `sig-${hashId(d.registry, d.repository, d.digest, d.trigger.artifactDigest)}`
+        : `recheck-${hashId(d.registry, d.repository, d.digest, d.trigger.artifactDigest ?? '', d.trigger.cause, d.trigger.eventId)}`,
   options: {
     attempts: 12,
     backoff: { type: 'exponential', delay: 2_000 },

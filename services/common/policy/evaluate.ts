@@ -152,7 +152,9 @@ export function decide(policy: Policy, registry: string, repository: string, fac
     };
   }
   if (facts.signatures.length === 0) {
-    return { ...base, allowed: false, reason: 'unsigned', message: 'no signature found', rule: match.name };
+    const withdrawn = facts.withdrawn ?? 0;
+    const message = withdrawn === 0 ? 'no signature found' : `no signature found (${withdrawn} withdrawn: deleted or replaced in the registry)`;
+    return { ...base, allowed: false, reason: 'unsigned', message, rule: match.name };
   }
   if (verified.length > 0) {
     return {

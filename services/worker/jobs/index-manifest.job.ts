@@ -50,6 +50,8 @@ export type IndexResult =
  */
 export async function indexManifest(deps: IndexDeps, data: IndexManifestData, log: Logger): Promise<IndexResult> {
   const { registry, repository } = data;
+  // What this discovery no longer finds is withdrawn as of now, by what caused the look.
+  const observation: images.Observation = { at: new Date(), by: data.trigger.kind === 'recheck' ? data.trigger.cause : 'reindex' };
   let subject;
   try {
     subject = await deps.registry.getManifest(registry, repository, data.digest);
@@ -120,7 +122,7 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
       deps.metrics?.verifications.inc({ format: s.format, kind: signatureKind(s.format, s.verdict.predicateType), outcome: s.verdict.outcome });
     }
   }
-  const recorded = await images.recordIndexed(deps.db, registry, repository, manifests);
+  const recorded = await images.recordIndexed(deps.db, registry, repository, manifests, observation);
   await deps.decider.decideManifests(recorded.manifests.map((m) => m.id));
   await deps.ownership.announce(recorded.ownershipChanges);
   return { result: 'indexed', manifests: recorded.manifests };

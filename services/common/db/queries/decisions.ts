@@ -40,7 +40,7 @@ export async function loadInputs(db: Kysely<DB>, manifestIds: readonly string[])
     return [];
   }
   const found = await images.byIds(db, manifestIds);
-  const facts = await signatures.factsByImageIds(db, manifestIds);
+  const { facts, withdrawn } = await signatures.factsByImageIds(db, manifestIds);
   return found.map((m) => ({
     manifestId: m.id,
     registry: m.registry,
@@ -52,6 +52,7 @@ export async function loadInputs(db: Kysely<DB>, manifestIds: readonly string[])
       repository: m.repository,
       status: m.status,
       signatures: facts.get(m.id) ?? [],
+      withdrawn: withdrawn.get(m.id) ?? 0,
     },
   }));
 }

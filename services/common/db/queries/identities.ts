@@ -53,13 +53,14 @@ export function bySubject(db: Kysely<DB>, subject: string, issuer?: string | nul
   return q.orderBy('id').limit(100).execute();
 }
 
-/** Earliest and latest verified signature of each identity, anywhere. */
+/** Earliest and latest verified (and not withdrawn) signature of each identity, anywhere. */
 export async function signingStats(db: Kysely<DB>, identityIds: readonly string[]): Promise<SigningStats[]> {
   const rows = await db
     .selectFrom('signatures as s')
     .select('s.identity_id')
     .select((eb) => [eb.fn.min(signedAt).as('first'), eb.fn.max(signedAt).as('last'), eb.fn.count<string>('s.manifest_id').distinct().as('images')])
     .where('s.identity_id', 'in', identityIds)
+    .where('s.withdrawn_at', 'is', null)
     .groupBy('s.identity_id')
     .execute();
   return rows.map((r) => ({ identityId: r.identity_id ?? '', firstSignedAt: r.first, lastSignedAt: r.last, imageCount: Number(r.images) }));

@@ -1,7 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Digest } from '../../domain/digest.ts';
 import { summarizeOutcomes, type ManifestStatus } from '../../domain/outcome.ts';
-import type { SignatureRecord } from '../../domain/signature.ts';
+import type { SignatureRecord, SignatureSources, WithdrawalCause } from '../../domain/signature.ts';
 import { storableText } from '../../domain/storable.ts';
 import type { DB } from '../schema.generated.ts';
 import { page, withRepository, type Page } from './fragments.ts';
@@ -54,6 +54,17 @@ export interface IndexedManifest {
   readonly signatures: readonly SignatureRecord[];
   /** Set when the signature artifact itself could not be read (hostile or broken `.sig` manifest). */
   readonly discoveryError: string | null;
+  /**
+   * What discovery read: stored signatures it no longer finds are withdrawn, found again are
+   * un-withdrawn. Absent when `signatures` is not everything found (re-verification): nothing is.
+   */
+  readonly sources?: SignatureSources;
+}
+
+/** When a discovery started and what caused it: what it no longer finds is withdrawn with these. */
+export interface Observation {
+  readonly at: Date;
+  readonly by: WithdrawalCause;
 }
 
 export interface RecordedIndex {
@@ -67,20 +78,25 @@ export interface StoredManifest {
   readonly status: ManifestStatus;
   readonly signatureCount: number;
   readonly verifiedCount: number;
+  /** Signatures and attestations withdrawn by this write. */
+  readonly withdrawn: number;
 }
 
 /**
  * Writes everything one indexing job learnt, in one transaction under the repository lock:
  * manifests (upsert by repository + digest), index children, identities, and signatures (upsert by
  * manifest + material digest: a re-index never duplicates rows, and never forgets a signature it
- * saw before). Each manifest's status is then recomputed from all its stored signatures, and every
- * verified identity new to the repository is recorded as an ownership change.
+ * saw before). Stored signatures the discovery no longer found are withdrawn (kept, counting for
+ * nothing), those it found again where clients look are un-withdrawn. Each manifest's status is
+ * then recomputed from its current (not withdrawn) signatures, and every verified identity new to
+ * the repository is recorded as an ownership change.
  */
 export async function recordIndexed(
   db: Kysely<DB>,
   registry: string,
   repository: string,
   manifests: readonly IndexedManifest[],
+  observation: Observation = { at: new Date(), by: 'reindex' },
 ): Promise<RecordedIndex> {
   return db.transaction().execute(async (trx) => {
     await repositories.lock(trx, registry, repository);
@@ -110,13 +126,19 @@ export async function recordIndexed(
           .onConflict((oc) => oc.columns(['index_id', 'child_id']).doNothing())
           .execute();
       }
+      const identityIds: (string | null)[] = [];
       for (const sig of m.signatures) {
-        const identityId = await signatures.upsert(trx, manifestId, sig);
-        if (identityId !== null && !signers.has(identityId)) {
+        identityIds.push(await signatures.upsert(trx, manifestId, sig));
+      }
+      const { withdrawn, newlyWithdrawn } = await signatures.reconcileWithdrawals(trx, manifestId, m.signatures, m.sources ?? null, observation);
+      // A withdrawn signature owns nothing: its signer is no (new) owner.
+      m.signatures.forEach((sig, i) => {
+        const identityId = identityIds[i] ?? null;
+        if (identityId !== null && !signers.has(identityId) && !withdrawn.has(sig.materialDigest)) {
           signers.set(identityId, { manifestId, digest: m.digest, sig });
         }
-      }
-      stored.push(await refreshStatus(trx, manifestId, m));
+      });
+      stored.push({ ...(await refreshStatus(trx, manifestId, m)), withdrawn: newlyWithdrawn });
     }
     const ownershipChanges = await ownership.recordChanges(trx, repositoryId, signers);
     return { manifests: stored, ownershipChanges: ownershipChanges.map((c) => ({ ...c, registry, repository })) };
@@ -141,7 +163,7 @@ async function upsertManifest(trx: Transaction<DB>, repositoryId: string, m: Ind
   return id;
 }
 
-async function refreshStatus(trx: Transaction<DB>, manifestId: string, m: IndexedManifest): Promise<StoredManifest> {
+async function refreshStatus(trx: Transaction<DB>, manifestId: string, m: IndexedManifest): Promise<Omit<StoredManifest, 'withdrawn'>> {
   const all = await signatures.verdictsOf(trx, manifestId);
   // Attestations are recorded, not counted: an image with only attestations is unsigned.
   const rows = all.filter((r) => r.kind === 'signature');
@@ -283,7 +305,7 @@ function idsIn(db: Kysely<DB>, registry: string | null, repository: string | nul
   return q;
 }
 
-/** Images an identity signed (verified), newest manifest first; within a registry and/or repository if given. */
+/** Images an identity signed (verified, not withdrawn), newest manifest first; within a registry and/or repository if given. */
 export async function pageSignedBy(
   db: Kysely<DB>,
   identityId: string,
@@ -294,6 +316,7 @@ export async function pageSignedBy(
     .select('s.manifest_id as id')
     .distinct()
     .where('s.identity_id', '=', identityId)
+    .where('s.withdrawn_at', 'is', null)
     .orderBy('s.manifest_id', 'desc')
     .limit(opts.first + 1);
   if (opts.after !== null) {
@@ -309,7 +332,8 @@ export async function countSignedBy(db: Kysely<DB>, identityId: string, registry
   let q = db
     .selectFrom('signatures as s')
     .select((eb) => eb.fn.count<string>('s.manifest_id').distinct().as('n'))
-    .where('s.identity_id', '=', identityId);
+    .where('s.identity_id', '=', identityId)
+    .where('s.withdrawn_at', 'is', null);
   if (registry !== null || repository !== null) {
     q = q.where('s.manifest_id', 'in', idsIn(db, registry, repository));
   }

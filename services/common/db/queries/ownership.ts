@@ -201,7 +201,7 @@ export function changesByIds(db: Kysely<DB>, ids: readonly string[]): Promise<Ow
 
 /**
  * Every verified signer of each repository (or only `identityIds` among them), with first and last
- * signed times and image counts, in the order they first signed.
+ * signed times and image counts, in the order they first signed. Withdrawn signatures count for nothing.
  */
 export async function owners(db: Kysely<DB>, repositoryIds: readonly string[], identityIds?: readonly string[]): Promise<RepositoryOwner[]> {
   let q = db
@@ -209,7 +209,8 @@ export async function owners(db: Kysely<DB>, repositoryIds: readonly string[], i
     .innerJoin('manifests as m', 'm.id', 's.manifest_id')
     .select(['m.repository_id', 's.identity_id'])
     .select((eb) => [eb.fn.min(signedAt).as('first'), eb.fn.max(signedAt).as('last'), eb.fn.count<string>('s.manifest_id').distinct().as('images')])
-    .where('m.repository_id', 'in', repositoryIds);
+    .where('m.repository_id', 'in', repositoryIds)
+    .where('s.withdrawn_at', 'is', null);
   q = identityIds === undefined ? q.where('s.identity_id', 'is not', null) : q.where('s.identity_id', 'in', identityIds);
   const rows = await q.groupBy(['m.repository_id', 's.identity_id']).orderBy('first').execute();
   return rows.map((r) => ({

@@ -2,14 +2,15 @@ import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kyse
 import type { SignatureFact } from '../../domain/decision.ts';
 import type { Digest } from '../../domain/digest.ts';
 import type { SignatureOutcome } from '../../domain/outcome.ts';
-import { signatureKind, type SignatureFormat, type SignatureKind, type SignatureRecord, unprovenVerdict } from '../../domain/signature.ts';
+import { signatureKind, type SignatureFormat, type SignatureKind, type SignatureRecord, type SignatureSources, unprovenVerdict, type WithdrawalCause } from '../../domain/signature.ts';
 import { storableSignature, storableText, UNSTORABLE_REASON } from '../../domain/storable.ts';
 import type { DB } from '../schema.generated.ts';
 import { page, withRepository, type Page } from './fragments.ts';
 import * as identities from './identities.ts';
 
 // Signatures and attestations found on manifests, with their verdicts (one row per distinct
-// material per manifest).
+// material per manifest). A withdrawn one (its artifact deleted, or no longer what its tag or the
+// referrers name) keeps its row and counts for nothing: no decision, no ownership.
 
 /** A stored signature or attestation and its verdict. */
 export interface Signature {
@@ -42,6 +43,9 @@ export interface Signature {
   readonly verifiedAt: Date;
   /** When it was made: Rekor's integrated time, else a TSA's, else when Signet first saw it. */
   readonly signedAt: Date;
+  /** When Signet saw its artifact gone, and how; null while it counts. */
+  readonly withdrawnAt: Date | null;
+  readonly withdrawnBy: WithdrawalCause | null;
   /** The verified signer's identity, read along with it (no second query). */
   readonly signer: identities.Identity | null;
 }
@@ -143,14 +147,86 @@ async function write(trx: Transaction<DB>, manifestId: string, sig: SignatureRec
       annotations: JSON.stringify(sig.layerAnnotations),
       ...verdictColumns,
     })
-    .onConflict((oc) => oc.columns(['manifest_id', 'material_digest']).doUpdateSet(verdictColumns))
+    // Where it was found now: the same signature can move to another artifact (a re-pushed `.sig`).
+    .onConflict((oc) => oc.columns(['manifest_id', 'material_digest']).doUpdateSet({ ...verdictColumns, source_digest: sig.sourceDigest, layer_index: sig.layerIndex }))
     .execute();
   return identityId;
 }
 
-/** The verdicts stored for a manifest, signatures and attestations alike (to summarise its status). */
+/**
+ * Brings a manifest's withdrawals in line with what one discovery found (`sources`, for the
+ * signatures `found`), after they were upserted:
+ * - a stored signature found where clients look (its material, or its artifact, among the listed
+ *   ones) is un-withdrawn, unless it was withdrawn after the discovery began (a stale view);
+ * - after a complete discovery, a current one found nowhere (neither its material nor its artifact
+ *   was read) is withdrawn, at `observation.at`, by `observation.by`;
+ * - one read only from a pushed artifact keeps its state (a new row starts current).
+ * Partial discoveries (and `sources` null: not everything was rediscovered) withdraw nothing.
+ * Returns the material digests of the manifest's withdrawn signatures, and how many this withdrew.
+ */
+export async function reconcileWithdrawals(
+  trx: Transaction<DB>,
+  manifestId: string,
+  found: readonly SignatureRecord[],
+  sources: SignatureSources | null,
+  observation: { readonly at: Date; readonly by: WithdrawalCause },
+): Promise<{ withdrawn: Set<Digest>; newlyWithdrawn: number }> {
+  let newlyWithdrawn = 0;
+  if (sources !== null) {
+    const listed = new Set(sources.listed);
+    const listedMaterials = found.filter((s) => listed.has(s.sourceDigest)).map((s) => s.materialDigest);
+    if (listed.size > 0) {
+      await trx
+        .updateTable('signatures')
+        .set({ withdrawn_at: null, withdrawn_by: null })
+        .where('manifest_id', '=', manifestId)
+        .where('withdrawn_at', '<', observation.at)
+        .where((eb) => eb.or([eb('source_digest', 'in', [...listed]), ...(listedMaterials.length > 0 ? [eb('material_digest', 'in', listedMaterials)] : [])]))
+        .execute();
+    }
+    if (sources.complete) {
+      const read = [...sources.listed, ...sources.pushed];
+      const materials = found.map((s) => s.materialDigest);
+      let q = trx
+        .updateTable('signatures')
+        .set({ withdrawn_at: observation.at, withdrawn_by: observation.by })
+        .where('manifest_id', '=', manifestId)
+        .where('withdrawn_at', 'is', null);
+      if (read.length > 0) {
+        q = q.where('source_digest', 'not in', read);
+      }
+      if (materials.length > 0) {
+        q = q.where('material_digest', 'not in', materials);
+      }
+      newlyWithdrawn = Number((await q.executeTakeFirst()).numUpdatedRows);
+    }
+  }
+  const rows = await trx.selectFrom('signatures').select('material_digest').where('manifest_id', '=', manifestId).where('withdrawn_at', 'is not', null).execute();
+  return { withdrawn: new Set(rows.map((r) => r.material_digest)), newlyWithdrawn };
+}
+
+/** The verdicts of a manifest's current (not withdrawn) signatures and attestations (to summarise its status). */
 export function verdictsOf(trx: Transaction<DB>, manifestId: string): Promise<{ outcome: SignatureOutcome; reason: string | null; kind: SignatureKind }[]> {
-  return trx.selectFrom('signatures').select(['outcome', 'reason', 'kind']).where('manifest_id', '=', manifestId).execute();
+  return trx.selectFrom('signatures').select(['outcome', 'reason', 'kind']).where('manifest_id', '=', manifestId).where('withdrawn_at', 'is', null).execute();
+}
+
+/**
+ * The images in a repository whose signatures or attestations came from `source` (a `.sig`/`.att`
+ * manifest or a referrer): what a delete of that artifact is about.
+ */
+export async function subjectsOfSource(db: Kysely<DB>, registry: string, repository: string, source: Digest): Promise<Digest[]> {
+  const rows = await db
+    .selectFrom('manifests as m')
+    .$call(withRepository)
+    .innerJoin('signatures as s', 's.manifest_id', 'm.id')
+    .select('m.digest')
+    .distinct()
+    .where('s.source_digest', '=', source)
+    .where('g.host', '=', registry)
+    .where('r.name', '=', repository)
+    .limit(100)
+    .execute();
+  return rows.map((r) => r.digest);
 }
 
 function selectSignatures(db: Kysely<DB>) {
@@ -184,6 +260,8 @@ function selectSignatures(db: Kysely<DB>) {
       's.layer_digest',
       's.first_seen_at',
       's.verified_at',
+      's.withdrawn_at',
+      's.withdrawn_by',
       'i.kind as identity_kind',
       'i.first_seen_at as identity_first_seen_at',
     ]);
@@ -220,6 +298,8 @@ function toSignature(r: SignatureRow): Signature {
     firstSeenAt: r.first_seen_at,
     verifiedAt: r.verified_at,
     signedAt: r.rekor_integrated_time ?? r.tsa_time ?? r.first_seen_at,
+    withdrawnAt: r.withdrawn_at,
+    withdrawnBy: r.withdrawn_by,
     signer:
       r.identity_id !== null && r.identity_kind !== null && r.identity_first_seen_at !== null && r.subject !== null
         ? { id: r.identity_id, kind: r.identity_kind, subject: r.subject, issuer: r.issuer, firstSeenAt: r.identity_first_seen_at }
@@ -227,7 +307,7 @@ function toSignature(r: SignatureRow): Signature {
   };
 }
 
-/** Every signature of each image, with its verified signer's identity (joined: no second query). */
+/** Every signature of each image, withdrawn ones too, with its verified signer's identity (joined: no second query). */
 export async function byImageIds(db: Kysely<DB>, imageIds: readonly string[]): Promise<Signature[]> {
   return (await selectSignatures(db).where('s.manifest_id', 'in', imageIds).orderBy('s.id').execute()).map(toSignature);
 }
@@ -325,19 +405,28 @@ function payloadAnnotations(payload: Buffer): Record<string, unknown> | null {
   }
 }
 
-/** What the policy reads of each image's signatures (attestations left out), by image id, in id order. */
-export async function factsByImageIds(db: Kysely<DB>, imageIds: readonly string[]): Promise<Map<string, SignatureFact[]>> {
+/**
+ * What the policy reads of each image's current signatures (attestations and withdrawn signatures
+ * left out), by image id, in id order, and how many of its signatures were withdrawn.
+ */
+export async function factsByImageIds(db: Kysely<DB>, imageIds: readonly string[]): Promise<{ facts: Map<string, SignatureFact[]>; withdrawn: Map<string, number> }> {
   const rows = await db
     .selectFrom('signatures as s')
     .leftJoin('identities as i', 'i.id', 's.identity_id')
-    .select(['s.manifest_id', 's.outcome', 's.reason', 's.subject', 's.issuer', 'i.kind', 's.claims', 's.key_fingerprint', 's.rekor_log_index', 's.payload'])
+    .select(['s.manifest_id', 's.outcome', 's.reason', 's.subject', 's.issuer', 'i.kind', 's.claims', 's.key_fingerprint', 's.rekor_log_index', 's.payload', 's.withdrawn_at'])
     .where('s.manifest_id', 'in', [...imageIds])
     // Attestations say something about an image; only signatures vouch for it.
     .where('s.kind', '=', 'signature')
     .orderBy('s.id')
     .execute();
   const byImage = new Map<string, SignatureFact[]>();
+  const withdrawn = new Map<string, number>();
   for (const s of rows) {
+    if (s.withdrawn_at !== null) {
+      // Its artifact is gone from the registry: it vouches for nothing any more.
+      withdrawn.set(s.manifest_id, (withdrawn.get(s.manifest_id) ?? 0) + 1);
+      continue;
+    }
     const fact: SignatureFact = {
       outcome: s.outcome,
       reason: s.reason,
@@ -350,5 +439,5 @@ export async function factsByImageIds(db: Kysely<DB>, imageIds: readonly string[
     };
     byImage.set(s.manifest_id, [...(byImage.get(s.manifest_id) ?? []), fact]);
   }
-  return byImage;
+  return { facts: byImage, withdrawn };
 }

@@ -4,13 +4,14 @@ import type { Kysely, Transaction } from 'kysely';
 import * as deliveries from '../common/db/queries/deliveries.ts';
 import * as images from '../common/db/queries/images.ts';
 import * as repositories from '../common/db/queries/repositories.ts';
+import * as signatures from '../common/db/queries/signatures.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import { parseCosignTag, type Digest } from '../common/domain/digest.ts';
 import type { HostAllowlist } from '../common/domain/host-allowlist.ts';
-import type { NormalizedDelivery, RegistryEvent, SkippedEvent } from '../common/domain/registry-event.ts';
+import type { ManifestDeleteEvent, NormalizedDelivery, RegistryEvent, SkippedEvent } from '../common/domain/registry-event.ts';
 import { WebhookError } from '../common/errors.ts';
 import { addJob } from '../common/jobs/define-job.ts';
-import { IndexManifestJob, indexJobFor, ResolveTagJob } from '../common/jobs/index-manifest.ts';
+import { IndexManifestData, IndexManifestJob, indexJobFor, ResolveTagJob } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
 import {
   authenticate,
@@ -118,13 +119,20 @@ export class DeliveryIntake {
   /**
    * Queues an index job per push by digest (or of a cosign artifact), a `resolve-tag` job per
    * pushed tag — the digest pushed with it, if named, going along only as a hint, indexed by that
-   * job — and drops the finished push job of a deleted digest.
+   * job — drops the finished push job of a deleted digest, and queues a look at each image whose
+   * signatures came from a deleted artifact.
    */
   async #enqueue(delivery: NormalizedDelivery, log: IncomingDelivery['log']): Promise<string[]> {
     const { queue } = this.#deps;
     const jobIds: string[] = [];
     const resolve = (e: { registry: string; repository: string; tag: string; eventId: string; at: string }, digest?: Digest) =>
       addJob(queue, ResolveTagJob, { registry: e.registry, repository: e.repository, tag: e.tag, source: this.source.name, eventId: e.eventId, eventAt: e.at, digest });
+    const rechecks = new Map<RegistryEvent, IndexManifestData[]>();
+    for (const event of delivery.events) {
+      if (event.kind === 'delete') {
+        rechecks.set(event, await recheckJobs(this.#deps.db, event));
+      }
+    }
     try {
       for (const event of delivery.events) {
         if (event.kind === 'push' && event.tag !== null && parseCosignTag(event.tag) === null) {
@@ -133,8 +141,13 @@ export class DeliveryIntake {
           jobIds.push(await addJob(queue, IndexManifestJob, indexJobFor(event)));
         } else if (event.kind === 'tag-push') {
           jobIds.push(await resolve(event));
-        } else if (event.digest !== null) {
-          await forgetPushJob(queue, event.registry, event.repository, event.digest, this.#deps.log);
+        } else {
+          if (event.digest !== null) {
+            await forgetPushJob(queue, event.registry, event.repository, event.digest, this.#deps.log, (rechecks.get(event) ?? []).map((r) => r.digest));
+          }
+          for (const recheck of rechecks.get(event) ?? []) {
+            jobIds.push(await addJob(queue, IndexManifestJob, recheck));
+          }
         }
       }
     } catch (err) {
@@ -170,14 +183,53 @@ export class DeliveryIntake {
 
 /**
  * A completed push job is kept a day so redeliveries collapse onto it; after a delete, the same
- * digest pushed again must be indexed again (and unmarked), so its finished job is dropped.
+ * digest pushed again must be indexed again (and unmarked), so its finished job is dropped — and so
+ * is that of the signature push it was, for each image a recheck is queued for.
  */
-async function forgetPushJob(queue: Queue, registry: string, repository: string, digest: Digest, log: Logger): Promise<void> {
-  const jobId = IndexManifestJob.jobId({ registry, repository, digest, trigger: { kind: 'push' }, eventAt: new Date().toISOString() });
+async function forgetPushJob(queue: Queue, registry: string, repository: string, digest: Digest, log: Logger, subjects: readonly Digest[] = []): Promise<void> {
+  const eventAt = new Date().toISOString();
+  await forgetFinishedJob(queue, IndexManifestJob.jobId({ registry, repository, digest, trigger: { kind: 'push' }, eventAt }), log);
+  for (const subject of subjects) {
+    // The tag is not part of the id: any signature push of this artifact for this image.
+    await forgetFinishedJob(queue, IndexManifestJob.jobId({ registry, repository, digest: subject, trigger: { kind: 'signature', artifactDigest: digest, tag: '' }, eventAt }), log);
+  }
+}
+
+async function forgetFinishedJob(queue: Queue, jobId: string, log: Logger): Promise<void> {
   const state = await queue.getJobState(jobId);
   if (state === 'completed' || state === 'failed') {
     await queue.remove(jobId).catch((err: unknown) => log.warn({ err, jobId }, 'could not drop the push job of a deleted manifest'));
   }
+}
+
+/**
+ * A delete of a signature artifact — a `.sig`/`.att` manifest or a referrer, named by digest (the
+ * ledger knows which images its signatures are on) or by its cosign tag — queues a `recheck` of
+ * each such image: it is indexed again within seconds and what is gone is withdrawn. The finished
+ * job of the artifact's push is dropped, so the same signature pushed back is indexed again.
+ */
+async function recheckJobs(db: Kysely<DB>, event: ManifestDeleteEvent): Promise<IndexManifestData[]> {
+  const subjects = new Set<Digest>();
+  const cosign = event.tag === null ? null : parseCosignTag(event.tag);
+  if (cosign !== null && cosign.kind !== 'sbom') {
+    subjects.add(cosign.subject);
+  }
+  if (event.digest !== null) {
+    for (const subject of await signatures.subjectsOfSource(db, event.registry, event.repository, event.digest)) {
+      subjects.add(subject);
+    }
+  }
+  // A time the job contract refuses must not make the delivery fail (the registry would retry it forever).
+  const eventAt = IndexManifestData.shape.eventAt.safeParse(event.at).success ? event.at : new Date().toISOString();
+  return [...subjects].map((digest) =>
+    IndexManifestData.parse({
+      registry: event.registry,
+      repository: event.repository,
+      digest,
+      trigger: { kind: 'recheck', cause: 'delete', artifactDigest: event.digest, eventId: event.eventId },
+      eventAt,
+    }),
+  );
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { DEFAULT_CRAWL_LIMITS, type CrawlLimits } from '../common/config.ts';
@@ -10,7 +10,7 @@ import { RegistryError } from '../common/errors.ts';
 import type { Announce } from '../common/events.ts';
 import { indexJobFor, type IndexManifestData } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
-import type { ListPage, RegistryClient } from './oci/client.ts';
+import type { FetchedManifest, ListPage, RegistryClient } from './oci/client.ts';
 import { isSignatureArtifact } from './discovery.ts';
 import { recordObservedTag } from './tags.ts';
 
@@ -123,8 +123,9 @@ const REFERRERS_TAG = /^sha256-([0-9a-f]{64})$/;
  * a webhook already queued collapses). Tags the ledger has pointing elsewhere are recorded as tag
  * moves, as of when the registry answered: that wins over anything older in the ledger. Signature
  * manifests (`sha256-<hex>.sig` tags, cosign referrers) whose signatures are not recorded re-index
- * their image. The catalog position is saved after every repository: an interrupted crawl resumes
- * after the last finished one.
+ * their image; an image whose recorded signatures came from an artifact the registry no longer
+ * shows (deleted, or its tag moved) is rechecked, so they are withdrawn. The catalog position is
+ * saved after every repository: an interrupted crawl resumes after the last finished one.
  *
  * Every listing is bounded ({@link CrawlLimits}) and ends where the registry links to a page it
  * has already served, so a registry that always links to a next page cannot keep a crawl running:
@@ -148,6 +149,7 @@ export async function crawlRegistry(deps: CrawlDeps, registry: string, repositor
     repository: null as string | null,
     jobIds: new Set<string>(),
     referrersApi: true,
+    id: randomUUID(),
   };
   const progress = () => opts.onProgress?.({ repositories: state.repositories, tags: state.tags, checked: state.checked, queued: state.queued, repository: state.repository });
   const result = (resumedAfter: string | null, resumeAfter: string | null): CrawlResult => ({
@@ -394,6 +396,20 @@ interface CrawlState {
   jobIds: Set<string>;
   /** Cleared the first time the registry answers the referrers API with 404 (distribution 2.x). */
   referrersApi: boolean;
+  /** This crawl's id: the event id of the rechecks it queues (a later crawl queues its own). */
+  readonly id: string;
+}
+
+/** What the registry shows of each image's signature artifacts, as the crawl went. */
+interface Shown {
+  /** Image → the signature artifacts found for it (`.sig`/`.att` tags, referrers). */
+  readonly sources: Map<Digest, Set<Digest>>;
+  /** Images whose referrers were listed in full (the API, or the referrers tag's index). */
+  readonly referrersListed: Set<Digest>;
+}
+
+function show(shown: Shown, image: Digest, source: Digest): void {
+  shown.sources.set(image, (shown.sources.get(image) ?? new Set()).add(source));
 }
 
 /** Crawls one repository; false when the signal stopped it before its end. */
@@ -408,6 +424,7 @@ async function crawlRepository(
   progress: () => void,
 ): Promise<boolean> {
   const tagNames: string[] = [];
+  const boundsBefore = pass.reachedCount;
   const listed = await readListing(
     deps,
     pass,
@@ -444,6 +461,9 @@ async function crawlRepository(
     return true;
   };
   const now = () => new Date().toISOString();
+  // Only a tag list read to its end says which signature artifacts are gone.
+  const allTagsListed = listed === 'end' && pass.reachedCount === boundsBefore;
+  const shown: Shown = { sources: new Map(), referrersListed: new Set() };
 
   const checkTag = async (tag: string): Promise<void> => {
     const cosign = parseCosignTag(tag);
@@ -453,8 +473,20 @@ async function crawlRepository(
       if (needsIndex(subject)) {
         // An image the ledger lacks: its index job finds its signatures itself.
         await enqueue({ registry, repository, digest: subject, trigger: { kind: 'push' }, eventAt: now() });
+      } else if (cosign?.kind === 'referrers' && ledger.manifests.has(subject)) {
+        // The referrers tag schema's index: its signature artifacts are what it shows.
+        const index = await resolveManifest(deps, registry, repository, tag);
+        const referrers = index?.manifest.kind === 'index' ? index.manifest.manifests.filter((r) => isDigest(r.digest) && isSignatureArtifact(r.artifactType)) : [];
+        referrers.forEach((r) => show(shown, subject, r.digest));
+        shown.referrersListed.add(subject);
+        if (index !== null && referrers.some((r) => !ledger.signatureSources.has(r.digest))) {
+          await enqueue(indexJobFor({ registry, repository, digest: index.digest, tag, at: now() }));
+        }
       } else if (cosign !== null && cosign.kind !== 'sbom' && ledger.manifests.has(subject)) {
         const sig = await resolve(deps, registry, repository, tag);
+        if (sig !== null) {
+          show(shown, subject, sig);
+        }
         if (sig !== null && !ledger.signatureSources.has(sig)) {
           await enqueue(indexJobFor({ registry, repository, digest: sig, tag, at: now() }));
         }
@@ -475,7 +507,7 @@ async function crawlRepository(
       await recordObservedTag(deps, { registry, repository, tag, digest, observedAt });
       state.tagsRecorded++;
     }
-    await checkReferrers(deps, pass, registry, repository, digest, ledger, state, enqueue);
+    await checkReferrers(deps, pass, registry, repository, digest, ledger, state, enqueue, shown);
   };
 
   for (let i = 0; i < tagNames.length; i += concurrency) {
@@ -485,10 +517,40 @@ async function crawlRepository(
     await Promise.all(tagNames.slice(i, i + concurrency).map(checkTag));
     progress();
   }
+
+  // Images whose current signatures came from artifacts the registry no longer shows for them (a
+  // `.sig` deleted, its tag moved, a referrer removed; no notification need have come): a recheck
+  // indexes each again, and what is gone is withdrawn. Images queued above are indexed anyway.
+  for (const [image, recorded] of allTagsListed ? ledger.currentSources : []) {
+    const gone = () => [...recorded].filter((d) => shown.sources.get(image)?.has(d) !== true);
+    if (seen.has(image) || gone().length === 0) {
+      continue;
+    }
+    if (pass.shouldStop()) {
+      return !pass.stoppedBySignal();
+    }
+    if (!shown.referrersListed.has(image)) {
+      // An untagged image's referrers were not listed on the way: ask before concluding.
+      await checkReferrers(deps, pass, registry, repository, image, ledger, state, enqueue, shown);
+    }
+    const missing = gone();
+    if (missing.length > 0) {
+      await enqueue({
+        registry,
+        repository,
+        digest: image,
+        trigger: { kind: 'recheck', cause: 'crawl', artifactDigest: missing[0]!, eventId: state.id },
+        eventAt: now(),
+      });
+    }
+  }
   return true;
 }
 
-/** The referrers of `digest` (OCI 1.1 API, all pages): cosign signature artifacts not yet recorded re-index it. */
+/**
+ * The referrers of `digest` (OCI 1.1 API, all pages): cosign signature artifacts not yet recorded
+ * re-index it. What a listing read to its end shows is noted in `shown`.
+ */
 async function checkReferrers(
   deps: CrawlDeps,
   pass: Pass,
@@ -498,10 +560,12 @@ async function checkReferrers(
   ledger: crawl.RepositoryLedger,
   state: CrawlState,
   enqueue: (data: IndexManifestData) => Promise<void>,
+  shown: Shown,
 ): Promise<void> {
   if (!state.referrersApi) {
     return;
   }
+  const boundsBefore = pass.reachedCount;
   const listed = await readListing(
     deps,
     pass,
@@ -516,6 +580,9 @@ async function checkReferrers(
     (body) => parseList(Referrers, body, `${registry}/${repository} referrers of ${digest}`).manifests ?? [],
     async (manifests) => {
       for (const r of manifests) {
+        if (isDigest(r.digest) && isSignatureArtifact(r.artifactType)) {
+          show(shown, digest, r.digest);
+        }
         if (!isDigest(r.digest) || ledger.signatureSources.has(r.digest)) {
           continue;
         }
@@ -531,13 +598,21 @@ async function checkReferrers(
   if (listed === 'gone') {
     // No referrers API (distribution 2.x answers 404): the `sha256-<hex>` fallback tags are crawled instead.
     state.referrersApi = false;
+  } else if (listed === 'end' && pass.reachedCount === boundsBefore) {
+    // Read to its end (a bound reached meanwhile, even by another listing, leaves it unsure).
+    shown.referrersListed.add(digest);
   }
 }
 
 /** The digest a tag points at now, or null when it went away since it was listed. */
 async function resolve(deps: CrawlDeps, registry: string, repository: string, tag: string): Promise<Digest | null> {
+  return (await resolveManifest(deps, registry, repository, tag))?.digest ?? null;
+}
+
+/** The manifest a tag points at now, or null when it went away since it was listed (or is unusable). */
+async function resolveManifest(deps: CrawlDeps, registry: string, repository: string, tag: string): Promise<FetchedManifest | null> {
   try {
-    return (await deps.registry.getManifest(registry, repository, tag)).digest;
+    return await deps.registry.getManifest(registry, repository, tag);
   } catch (err) {
     if (err instanceof RegistryError && err.code === 'NOT_FOUND') {
       return null;

@@ -9,8 +9,10 @@ export interface RepositoryLedger {
   readonly manifests: ReadonlyMap<Digest, { readonly deleted: boolean }>;
   /** Tag → the digest it points at now. */
   readonly tags: ReadonlyMap<string, Digest>;
-  /** Digests of the signature manifests (`.sig`, referrers) whose signatures are recorded. */
+  /** Digests of the signature manifests (`.sig`, referrers) whose signatures are recorded (and not withdrawn). */
   readonly signatureSources: ReadonlySet<Digest>;
+  /** Each image (not deleted) → the signature manifests its current signatures came from. */
+  readonly currentSources: ReadonlyMap<Digest, ReadonlySet<Digest>>;
 }
 
 /** One read of a repository's manifests, tags and signature sources. */
@@ -22,15 +24,21 @@ export async function getRepositoryLedger(db: Kysely<DB>, registry: string, repo
     db
       .selectFrom('signatures as s')
       .innerJoin('manifests as m', 'm.id', 's.manifest_id')
-      .select('s.source_digest')
+      .select(['m.digest', 'm.deleted_at', 's.source_digest'])
       .distinct()
       .where('m.repository_id', 'in', repo)
+      .where('s.withdrawn_at', 'is', null)
       .execute(),
   ]);
+  const currentSources = new Map<Digest, Set<Digest>>();
+  for (const s of sources.filter((r) => r.deleted_at === null)) {
+    currentSources.set(s.digest, (currentSources.get(s.digest) ?? new Set()).add(s.source_digest));
+  }
   return {
     manifests: new Map(manifests.map((m) => [m.digest, { deleted: m.deleted_at !== null }])),
     tags: new Map(tags.map((t) => [t.name, t.digest])),
     signatureSources: new Set(sources.map((s) => s.source_digest)),
+    currentSources,
   };
 }
 

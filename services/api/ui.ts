@@ -89,7 +89,8 @@ const who = (i) => (i ? esc(i.subject) + (i.issuer ? ' <span class="muted">(' + 
 function signatureRows(list) {
   if (list.length === 0) return '<p class="muted">none</p>';
   return '<table><tr><th>outcome</th><th>signer</th><th>format</th><th>Rekor</th><th>signed</th><th>claims</th></tr>' + list.map((s) =>
-    '<tr><td>' + status(s.status) + (s.reason ? '<br><span class="muted">' + esc(s.reason) + '</span>' : '') + '</td>' +
+    '<tr><td>' + status(s.status) + (s.reason ? '<br><span class="muted">' + esc(s.reason) + '</span>' : '') +
+    (s.withdrawnAt ? '<br><span class="bad">withdrawn</span> <span class="muted">' + time(s.withdrawnAt) + ' (' + esc(String(s.withdrawnBy).toLowerCase()) + '): counts for nothing</span>' : '') + '</td>' +
     '<td>' + who(s.identity) + '</td>' +
     '<td><code>' + esc(s.format) + '</code>' + (s.predicateType ? '<br><span class="muted">' + esc(s.predicateType) + '</span>' : '') + '</td>' +
     '<td>' + (s.rekorLogIndex ? (s.rekorUrl ? '<a href="' + esc(s.rekorUrl) + '" target="_blank" rel="noopener">' + esc(s.rekorLogIndex) + '</a>' : esc(s.rekorLogIndex)) : '–') + '</td>' +
@@ -97,7 +98,7 @@ function signatureRows(list) {
     '<td>' + (s.claims.length ? '<details><summary>' + s.claims.length + ' claims</summary>' + s.claims.map((c) => '<div><code>' + esc(c.name) + '</code> ' + esc(c.value) + '</div>').join('') + '</details>' : '–') + '</td></tr>').join('') + '</table>';
 }
 
-const SIG = 'status reason format predicateType rekorLogIndex rekorUrl integratedTime timestampedAt firstSeenAt identity { subject issuer } claims { name value }';
+const SIG = 'status reason format predicateType rekorLogIndex rekorUrl integratedTime timestampedAt firstSeenAt withdrawnAt withdrawnBy identity { subject issuer } claims { name value }';
 
 async function showImage(ref) {
   const d = await gql('query($ref: String!) { image(ref: $ref) { reference status statusReason tags decision { allowed reason message } owners { subject issuer } signatures { ' + SIG + ' } attestations { ' + SIG + ' } repositoryInfo { registry name owners { identity { subject issuer } firstSignedAt lastSignedAt imageCount } } } }', { ref });

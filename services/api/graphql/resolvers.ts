@@ -8,9 +8,10 @@ import * as signatures from '../../common/db/queries/signatures.ts';
 import * as tags from '../../common/db/queries/tags.ts';
 import { fulcioClaimOid } from '../../common/domain/fulcio.ts';
 import { ImageReferenceError, normalizeRegistry, parseImageReference } from '../../common/domain/image-ref.ts';
+import type { WithdrawalCause } from '../../common/domain/signature.ts';
 import type { IdentityModel, ImageModel, Loaders, OwnershipChangeModel, RepositoryOwnerModel, SignatureModel } from './models.ts';
 import { badInput, connection, decodeCursor, pageSize } from './pagination.ts';
-import type { OwnershipChangeKind, Resolvers } from './types.generated.ts';
+import type { OwnershipChangeKind, Resolvers, SignatureWithdrawal } from './types.generated.ts';
 
 /** Rekor instances whose entries have public web pages, by log id (hex, as cosign records it). */
 const PUBLIC_REKOR: Readonly<Record<string, { search: string; api: string }>> = {
@@ -31,6 +32,9 @@ function present<T>(rows: readonly (T | null | Error)[]): T[] {
   return rows.filter((r): r is T => r !== null && !(r instanceof Error));
 }
 
+/** The ledger's `signatures.withdrawn_by` → the GraphQL enum. */
+const WITHDRAWAL_CAUSES: Readonly<Record<WithdrawalCause, SignatureWithdrawal>> = { delete: 'DELETE', reindex: 'REINDEX', crawl: 'CRAWL' };
+
 /** The GraphQL enum → the ledger's `ownership_changes.kind`; null for no filter. */
 export function kindIn(kind: OwnershipChangeKind | null | undefined): 'initial' | 'added' | null {
   return kind === 'INITIAL' ? 'initial' : kind === 'ADDED' ? 'added' : null;
@@ -45,11 +49,14 @@ async function mustLoad<T>(p: Promise<T | null>, what: string): Promise<T> {
   return v;
 }
 
+/** A signature that makes its verified signer an owner: not withdrawn (its artifact is still in the registry). */
+const owns = (s: SignatureModel): boolean => s.identityId !== null && s.withdrawnAt === null;
+
 /** An image's verified signers, in the order they first signed it. */
 function signerIds(signatures: readonly SignatureModel[]): string[] {
   const first = new Map<string, number>();
   for (const s of signatures) {
-    if (s.identityId !== null) {
+    if (owns(s) && s.identityId !== null) {
       const t = s.signedAt.getTime();
       first.set(s.identityId, Math.min(t, first.get(s.identityId) ?? t));
     }
@@ -59,7 +66,7 @@ function signerIds(signatures: readonly SignatureModel[]): string[] {
 
 /** The earliest (Math.min) or latest (Math.max) verified signature time, or null when none verified. */
 function signedBound(signatures: readonly SignatureModel[], pick: (...xs: number[]) => number): string | null {
-  const times = signatures.filter((s) => s.identityId !== null).map((s) => s.signedAt.getTime());
+  const times = signatures.filter(owns).map((s) => s.signedAt.getTime());
   return times.length === 0 ? null : new Date(pick(...times)).toISOString();
 }
 
@@ -157,6 +164,8 @@ export const resolvers: Resolvers = {
         .map(([name, value]) => ({ name, value, oid: fulcioClaimOid(name) })),
     firstSeenAt: (s) => s.firstSeenAt.toISOString(),
     verifiedAt: (s) => s.verifiedAt.toISOString(),
+    withdrawnAt: (s) => iso(s.withdrawnAt),
+    withdrawnBy: (s) => (s.withdrawnBy === null ? null : WITHDRAWAL_CAUSES[s.withdrawnBy]),
     image: (s, _, { loaders }) => mustLoad(loaders.image.load(s.manifestId), `manifest ${s.manifestId}`),
   },
 

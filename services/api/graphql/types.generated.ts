@@ -193,7 +193,10 @@ export type Image = {
   statusReason?: Maybe<Scalars['String']['output']>;
   /** Tags that point at this digest now. */
   tags: Array<Scalars['String']['output']>;
-  /** Every signature found for it, verified or not (attestations are listed apart). */
+  /**
+   * Every signature found for it, verified or not (attestations are listed apart), withdrawn ones
+   * too (`withdrawnAt` set): they count for no decision and their signers own nothing.
+   */
   signatures: Array<Signature>;
   /**
    * Attestations about it (in-toto statements: SLSA provenance, SBOMs, …), verified or not. They
@@ -201,9 +204,9 @@ export type Image = {
    * they count for no admission decision.
    */
   attestations: Array<Signature>;
-  /** Identities with a verified signature on this image. */
+  /** Identities with a verified signature on this image that is not withdrawn. */
   owners: Array<Identity>;
-  /** Time of the earliest and latest verified signature (Rekor integrated time, else when first seen). */
+  /** Time of the earliest and latest verified, not withdrawn, signature (Rekor integrated time, else when first seen). */
   firstSignedAt?: Maybe<Scalars['String']['output']>;
   lastSignedAt?: Maybe<Scalars['String']['output']>;
   /** The admission decision under the policy in force; null before it is decided. */
@@ -288,8 +291,26 @@ export type Signature = {
   layerDigest: Scalars['String']['output'];
   firstSeenAt: Scalars['String']['output'];
   verifiedAt: Scalars['String']['output'];
+  /**
+   * When Signet saw its artifact gone from the registry: deleted, or no longer what its tag
+   * (`sha256-<hex>.sig`, `.att`) or the referrers name. A withdrawn signature or attestation is kept,
+   * shown, and counts for nothing: no admission decision, no ownership. Null while it counts; cleared
+   * when the same signature is found there again.
+   */
+  withdrawnAt?: Maybe<Scalars['String']['output']>;
+  /** How Signet saw it gone; null while it counts. */
+  withdrawnBy?: Maybe<SignatureWithdrawal>;
   image: Image;
 };
+
+/** How Signet saw a signature's artifact gone from the registry. */
+export type SignatureWithdrawal =
+  /** The registry notified that the artifact (the `.sig`/`.att` manifest, the referrer) was deleted. */
+  | 'DELETE'
+  /** A push, signature push or re-index of the image no longer found it (e.g. the `.sig` tag was overwritten). */
+  | 'REINDEX'
+  /** A reconciliation crawl (`signet backfill`, the scheduled one) no longer found it. */
+  | 'CRAWL';
 
 export type Claim = {
   __typename?: 'Claim';
@@ -308,7 +329,7 @@ export type Identity = {
   subject: Scalars['String']['output'];
   issuer?: Maybe<Scalars['String']['output']>;
   firstSeenAt: Scalars['String']['output'];
-  /** Images it signed (verified), most recently recorded first. */
+  /** Images it signed (verified, not withdrawn), most recently recorded first. */
   images: ImageConnection;
   /** Repositories it signs in, with when it first and last signed there. */
   repositories: RepositoryOwnershipConnection;
@@ -341,7 +362,7 @@ export type Repository = {
   tags: Array<Tag>;
   /** Every tag move, newest first (optionally for one tag). */
   tagHistory: TagMoveConnection;
-  /** Everyone who signed in the repository, in the order they first did. */
+  /** Everyone with a verified, not withdrawn, signature in the repository, in the order they first signed. */
   owners: Array<RepositoryOwner>;
   ownershipChanges: OwnershipChangeConnection;
 };
@@ -390,7 +411,7 @@ export type RepositoryOwner = {
   /** Null when none of its signatures in the repository verifies any more (re-verified under new trust). */
   firstSignedAt?: Maybe<Scalars['String']['output']>;
   lastSignedAt?: Maybe<Scalars['String']['output']>;
-  /** Images in the repository it signed (verified). */
+  /** Images in the repository it signed (verified, not withdrawn). */
   imageCount: Scalars['Int']['output'];
 };
 
@@ -598,6 +619,7 @@ export type ResolversTypes = {
   Platform: ResolverTypeWrapper<Platform>;
   Signature: ResolverTypeWrapper<SignatureModel>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  SignatureWithdrawal: SignatureWithdrawal;
   Claim: ResolverTypeWrapper<Claim>;
   Identity: ResolverTypeWrapper<IdentityModel>;
   Repository: ResolverTypeWrapper<RepositoryModel>;
@@ -737,6 +759,8 @@ export type SignatureResolvers<ContextType = GraphqlContext, ParentType extends 
   layerDigest?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   firstSeenAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   verifiedAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  withdrawnAt?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  withdrawnBy?: Resolver<Maybe<ResolversTypes['SignatureWithdrawal']>, ParentType, ContextType>;
   image?: Resolver<ResolversTypes['Image'], ParentType, ContextType>;
 };
 

@@ -274,6 +274,8 @@ describe('a registry with the OCI 1.1 referrers API', () => {
 
   it('bundles are found through the API (the fallback tag is never read) and verified', async () => {
     const repo = 'api/app';
+    // Jobs of the tests before (which may have asked for a fallback tag with the API still off) are done.
+    await eventually(async () => (Object.values(await signet.queue!.getJobCounts('waiting', 'active', 'delayed')).every((n) => n === 0) ? true : undefined), 'an idle queue');
     const before = { ...shim.counts };
     const image = await pushRandomImage(registry.url, repo, 'v1');
     await pushBundleReferrer(registry.url, repo, subjectOf(image), await sigstore.signDsseBundle(inTotoStatement(image.digest, COSIGN_SIGN_PREDICATE, {}), ALICE), COSIGN_SIGN_PREDICATE);

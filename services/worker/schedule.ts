@@ -2,55 +2,62 @@ import type { Queue } from 'bullmq';
 import { PRUNE_DELIVERIES_SCHEDULER_ID, PruneDeliveriesJob } from '../common/jobs/prune-deliveries.ts';
 import { RECONCILE_SCHEDULER_ID, ReconcileJob } from '../common/jobs/reconcile.ts';
 import type { Logger } from '../common/logger.ts';
+import type { JobDefinition } from '../common/jobs/define-job.ts';
+import type { z } from 'zod';
 
 /**
- * Settles the reconciliation schedule: every `intervalMs` a pass over `registries` (a BullMQ job
- * scheduler: upserting it from every replica keeps one schedule), or none when the interval is 0 or
- * no registry is reconciled, so turning reconciliation off takes effect on the next start. Runs in
- * the background: the schedule is settled once Redis answers. Resolves to whether passes run.
+ * Settles one BullMQ job scheduler in the background (upserting it from every replica keeps one
+ * schedule): `every` milliseconds a `job`, or no schedule at all when `every` is null, so turning a
+ * pass off takes effect on the next start. The outcome is logged once Redis answers.
+ */
+function settleSchedule<S extends z.ZodType>(
+  queue: Queue,
+  schedule: { id: string; every: number | null; job: JobDefinition<S>; log: Logger; fields: Record<string, unknown>; on: string; off: string },
+): boolean {
+  const { id, every, job, log } = schedule;
+  void (
+    every === null
+      ? queue.removeJobScheduler(id)
+      : queue.upsertJobScheduler(id, { every }, { name: job.name, data: job.schema.parse({}), opts: job.options })
+  ).then(
+    () => log.info(schedule.fields, every === null ? schedule.off : schedule.on),
+    (err: unknown) => log.error({ err, scheduler: id }, `cannot set the ${id} schedule`),
+  );
+  return every !== null;
+}
+
+/**
+ * The reconciliation crawl: every `intervalMs` a pass over `registries`, or none when the interval
+ * is 0 or no registry is reconciled. Resolves to whether passes run.
  */
 export function scheduleReconciliation(queue: Queue, opts: { intervalMs: number; registries: readonly string[]; log: Logger }): boolean {
   const off = opts.intervalMs === 0 || opts.registries.length === 0;
-  void (
-    off
-      ? queue.removeJobScheduler(RECONCILE_SCHEDULER_ID)
-      : queue.upsertJobScheduler(
-          RECONCILE_SCHEDULER_ID,
-          { every: opts.intervalMs },
-          { name: ReconcileJob.name, data: ReconcileJob.schema.parse({}), opts: ReconcileJob.options },
-        )
-  ).then(
-    () => opts.log.info({ intervalMs: opts.intervalMs, registries: opts.registries }, off ? 'scheduled reconciliation is off' : 'scheduled reconciliation'),
-    (err: unknown) => opts.log.error({ err }, 'cannot set the reconciliation schedule'),
-  );
-  return !off;
+  return settleSchedule(queue, {
+    id: RECONCILE_SCHEDULER_ID,
+    every: off ? null : opts.intervalMs,
+    job: ReconcileJob,
+    log: opts.log,
+    fields: { intervalMs: opts.intervalMs, registries: opts.registries },
+    on: 'scheduled reconciliation',
+    off: 'scheduled reconciliation is off',
+  });
 }
 
 /** How often the delivery prune runs: a delivery is gone within this long of passing the retention. */
 export const PRUNE_DELIVERIES_EVERY_MS = 3_600_000;
 
 /**
- * Settles the webhook delivery prune the same way: a pass every {@link PRUNE_DELIVERIES_EVERY_MS}
- * (the first at once), or none when the retention is 0 (deliveries are kept forever). Resolves to
- * whether passes run.
+ * The webhook delivery prune: a pass every {@link PRUNE_DELIVERIES_EVERY_MS} (the first at once),
+ * or none when the retention is 0 (deliveries are kept forever). Resolves to whether passes run.
  */
 export function scheduleDeliveryPrune(queue: Queue, opts: { retentionMs: number; log: Logger }): boolean {
-  const off = opts.retentionMs === 0;
-  void (
-    off
-      ? queue.removeJobScheduler(PRUNE_DELIVERIES_SCHEDULER_ID)
-      : queue.upsertJobScheduler(
-          PRUNE_DELIVERIES_SCHEDULER_ID,
-          { every: PRUNE_DELIVERIES_EVERY_MS },
-          { name: PruneDeliveriesJob.name, data: PruneDeliveriesJob.schema.parse({}), opts: PruneDeliveriesJob.options },
-        )
-  ).then(
-    () =>
-      opts.log.info(
-        { retentionMs: opts.retentionMs, everyMs: PRUNE_DELIVERIES_EVERY_MS },
-        off ? 'webhook deliveries are kept forever (SIGNET_DELIVERY_RETENTION=0)' : 'scheduled the webhook delivery prune',
-      ),
-    (err: unknown) => opts.log.error({ err }, 'cannot set the webhook delivery prune schedule'),
-  );
-  return !off;
+  return settleSchedule(queue, {
+    id: PRUNE_DELIVERIES_SCHEDULER_ID,
+    every: opts.retentionMs === 0 ? null : PRUNE_DELIVERIES_EVERY_MS,
+    job: PruneDeliveriesJob,
+    log: opts.log,
+    fields: { retentionMs: opts.retentionMs, everyMs: PRUNE_DELIVERIES_EVERY_MS },
+    on: 'scheduled the webhook delivery prune',
+    off: 'webhook deliveries are kept forever (SIGNET_DELIVERY_RETENTION=0)',
+  });
 }

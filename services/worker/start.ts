@@ -7,6 +7,7 @@ import { INDEX_QUEUE, IndexManifestJob, type IndexManifestData } from '../common
 import { ALERTS_QUEUE } from '../common/jobs/notify-ownership-change.ts';
 import { MAINTENANCE_QUEUE } from '../common/jobs/prune-deliveries.ts';
 import { RECONCILE_QUEUE } from '../common/jobs/reconcile.ts';
+import type { Logger } from '../common/logger.ts';
 import type { Platform } from '../common/platform.ts';
 import type { LoadedPolicy } from '../common/policy/load.ts';
 import type { Policy } from '../common/policy/policy.ts';
@@ -23,7 +24,7 @@ import { notifyOwnershipChangeJob } from './jobs/notify-ownership-change.job.ts'
 import { pruneDeliveriesJob } from './jobs/prune-deliveries.job.ts';
 import { reconcileJob } from './jobs/reconcile.job.ts';
 import { resolveTagJob } from './jobs/resolve-tag.job.ts';
-import { startJobWorker } from './kit.ts';
+import { startJobWorker, type JobImplementation } from './kit.ts';
 import { scheduleDeliveryPrune, scheduleReconciliation } from './schedule.ts';
 
 export interface WorkerRole {
@@ -96,17 +97,7 @@ function startReconciliation(
     return;
   }
   const registry = registryClientFromConfig(config, credentials, platform.log);
-  const consumer = startJobWorker(RECONCILE_QUEUE, [reconcileJob({ db, registry, enqueueIndex, announce, log }, registries, config.crawl)], {
-    connection,
-    prefix: config.redis.queuePrefix,
-    concurrency: 1,
-    lockMs: 120_000,
-    log,
-    metrics: platform.metrics,
-    defined: JOBS,
-    onError: (err) => platform.redisOutage.error(err, 'reconcile worker'),
-  });
-  platform.onShutdown('consumers', 'reconciler', () => consumer.close());
+  startPassConsumer(platform, queue.name, connection, reconcileJob({ db, registry, enqueueIndex, announce, log }, registries, config.crawl), log);
 }
 
 /**
@@ -123,17 +114,25 @@ function startDeliveryPrune(platform: Platform): void {
   if (!scheduleDeliveryPrune(queue, { retentionMs, log })) {
     return;
   }
-  const consumer = startJobWorker(MAINTENANCE_QUEUE, [pruneDeliveriesJob({ db, retentionMs })], {
+  startPassConsumer(platform, queue.name, connection, pruneDeliveriesJob({ db, retentionMs }), log);
+}
+
+/**
+ * The consumer of a scheduled pass (reconciliation, delivery prune): one pass at a time, a long
+ * lock (a pass runs for minutes), drained at shutdown.
+ */
+function startPassConsumer(platform: Platform, queue: string, connection: Redis, implementation: JobImplementation, log: Logger): void {
+  const consumer = startJobWorker(queue, [implementation], {
     connection,
-    prefix: config.redis.queuePrefix,
+    prefix: platform.config.redis.queuePrefix,
     concurrency: 1,
     lockMs: 120_000,
     log,
     metrics: platform.metrics,
     defined: JOBS,
-    onError: (err) => platform.redisOutage.error(err, 'maintenance worker'),
+    onError: (err) => platform.redisOutage.error(err, `${queue} worker`),
   });
-  platform.onShutdown('consumers', 'maintenance', () => consumer.close());
+  platform.onShutdown('consumers', `${queue}-worker`, () => consumer.close());
 }
 
 /**

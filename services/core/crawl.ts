@@ -412,6 +412,49 @@ function show(shown: Shown, image: Digest, source: Digest): void {
   shown.sources.set(image, (shown.sources.get(image) ?? new Set()).add(source));
 }
 
+/** One repository's crawl: what the ledger holds for it, and what this crawl found and queued. */
+interface RepositoryCrawl {
+  readonly deps: CrawlDeps;
+  readonly pass: Pass;
+  readonly registry: string;
+  readonly repository: string;
+  readonly ledger: crawl.RepositoryLedger;
+  readonly state: CrawlState;
+  readonly shown: Shown;
+  /** Digests already queued or known present in this crawl: each is enqueued at most once. */
+  readonly seen: Set<Digest>;
+  enqueue(data: IndexManifestData): Promise<void>;
+}
+
+function openRepositoryCrawl(deps: CrawlDeps, pass: Pass, registry: string, repository: string, ledger: crawl.RepositoryLedger, state: CrawlState): RepositoryCrawl {
+  return {
+    deps,
+    pass,
+    registry,
+    repository,
+    ledger,
+    state,
+    shown: { sources: new Map(), referrersListed: new Set() },
+    seen: new Set(),
+    async enqueue(data) {
+      state.jobIds.add(await deps.enqueueIndex(data));
+      state.queued++;
+    },
+  };
+}
+
+/** True the first time a digest the ledger lacks (or holds as deleted) is met in this crawl. */
+function needsIndex(rc: RepositoryCrawl, digest: Digest): boolean {
+  const known = rc.ledger.manifests.get(digest);
+  if (rc.seen.has(digest) || (known !== undefined && !known.deleted)) {
+    return false;
+  }
+  rc.seen.add(digest);
+  return true;
+}
+
+const now = () => new Date().toISOString();
+
 /** Crawls one repository; false when the signal stopped it before its end. */
 async function crawlRepository(
   deps: CrawlDeps,
@@ -445,85 +488,82 @@ async function crawlRepository(
   // A per-pass bound stops the crawl once the tags already listed (and counted) are checked.
   state.tags += tagNames.length;
   progress();
-  const ledger = await crawl.getRepositoryLedger(deps.db, registry, repository);
-  /** Digests already queued or known present in this crawl: each is enqueued at most once. */
-  const seen = new Set<Digest>();
-  const enqueue = async (data: IndexManifestData) => {
-    state.jobIds.add(await deps.enqueueIndex(data));
-    state.queued++;
-  };
-  const needsIndex = (digest: Digest) => {
-    const known = ledger.manifests.get(digest);
-    if (seen.has(digest) || (known !== undefined && !known.deleted)) {
-      return false;
-    }
-    seen.add(digest);
-    return true;
-  };
-  const now = () => new Date().toISOString();
-  // Only a tag list read to its end says which signature artifacts are gone.
+  const rc = openRepositoryCrawl(deps, pass, registry, repository, await crawl.getRepositoryLedger(deps.db, registry, repository), state);
+  // Only a tag list read to its end (no bound cut it) says which signature artifacts are gone.
   const allTagsListed = listed === 'end' && pass.reachedCount === boundsBefore;
-  const shown: Shown = { sources: new Map(), referrersListed: new Set() };
-
-  const checkTag = async (tag: string): Promise<void> => {
-    const cosign = parseCosignTag(tag);
-    const referrersTag = REFERRERS_TAG.exec(tag);
-    if (cosign !== null || referrersTag !== null) {
-      const subject = cosign?.subject ?? (`sha256:${referrersTag![1]}` as Digest);
-      if (needsIndex(subject)) {
-        // An image the ledger lacks: its index job finds its signatures itself.
-        await enqueue({ registry, repository, digest: subject, trigger: { kind: 'push' }, eventAt: now() });
-      } else if (cosign?.kind === 'referrers' && ledger.manifests.has(subject)) {
-        // The referrers tag schema's index: its signature artifacts are what it shows.
-        const index = await resolveManifest(deps, registry, repository, tag);
-        const referrers = index?.manifest.kind === 'index' ? index.manifest.manifests.filter((r) => isDigest(r.digest) && isSignatureArtifact(r.artifactType)) : [];
-        referrers.forEach((r) => show(shown, subject, r.digest));
-        shown.referrersListed.add(subject);
-        if (index !== null && referrers.some((r) => !ledger.signatureSources.has(r.digest))) {
-          await enqueue(indexJobFor({ registry, repository, digest: index.digest, tag, at: now() }));
-        }
-      } else if (cosign !== null && cosign.kind !== 'sbom' && ledger.manifests.has(subject)) {
-        const sig = await resolve(deps, registry, repository, tag);
-        if (sig !== null) {
-          show(shown, subject, sig);
-        }
-        if (sig !== null && !ledger.signatureSources.has(sig)) {
-          await enqueue(indexJobFor({ registry, repository, digest: sig, tag, at: now() }));
-        }
-      }
-      state.checked++;
-      return;
-    }
-    const digest = await resolve(deps, registry, repository, tag);
-    const observedAt = new Date();
-    state.checked++;
-    if (digest === null) {
-      return;
-    }
-    if (needsIndex(digest)) {
-      await enqueue(indexJobFor({ registry, repository, digest, tag, at: now() }));
-    }
-    if (ledger.tags.get(tag) !== digest) {
-      await recordObservedTag(deps, { registry, repository, tag, digest, observedAt });
-      state.tagsRecorded++;
-    }
-    await checkReferrers(deps, pass, registry, repository, digest, ledger, state, enqueue, shown);
-  };
-
   for (let i = 0; i < tagNames.length; i += concurrency) {
     if (pass.stoppedBySignal()) {
       return false;
     }
-    await Promise.all(tagNames.slice(i, i + concurrency).map(checkTag));
+    await Promise.all(tagNames.slice(i, i + concurrency).map((tag) => checkTag(rc, tag)));
     progress();
   }
+  return allTagsListed ? recheckGone(rc) : true;
+}
 
-  // Images whose current signatures came from artifacts the registry no longer shows for them (a
-  // `.sig` deleted, its tag moved, a referrer removed; no notification need have come): a recheck
-  // indexes each again, and what is gone is withdrawn. Images queued above are indexed anyway.
-  for (const [image, recorded] of allTagsListed ? ledger.currentSources : []) {
+/** One tag: an image tag is resolved, recorded and its referrers checked; a signature tag is looked at for its image. */
+async function checkTag(rc: RepositoryCrawl, tag: string): Promise<void> {
+  const { deps, registry, repository, ledger, state } = rc;
+  const cosign = parseCosignTag(tag);
+  const referrersTag = REFERRERS_TAG.exec(tag);
+  if (cosign !== null || referrersTag !== null) {
+    await checkSignatureTag(rc, tag, cosign, cosign?.subject ?? (`sha256:${referrersTag![1]}` as Digest));
+    state.checked++;
+    return;
+  }
+  const digest = await resolve(deps, registry, repository, tag);
+  const observedAt = new Date();
+  state.checked++;
+  if (digest === null) {
+    return;
+  }
+  if (needsIndex(rc, digest)) {
+    await rc.enqueue(indexJobFor({ registry, repository, digest, tag, at: now() }));
+  }
+  if (ledger.tags.get(tag) !== digest) {
+    await recordObservedTag(deps, { registry, repository, tag, digest, observedAt });
+    state.tagsRecorded++;
+  }
+  await checkReferrers(deps, rc.pass, registry, repository, digest, ledger, state, (data) => rc.enqueue(data), rc.shown);
+}
+
+/** A `.sig`/`.att` tag or a referrers-tag index: what it shows for `subject`, and what the ledger lacks of it. */
+async function checkSignatureTag(rc: RepositoryCrawl, tag: string, cosign: ReturnType<typeof parseCosignTag>, subject: Digest): Promise<void> {
+  const { deps, registry, repository, ledger, shown } = rc;
+  if (needsIndex(rc, subject)) {
+    // An image the ledger lacks: its index job finds its signatures itself.
+    await rc.enqueue({ registry, repository, digest: subject, trigger: { kind: 'push' }, eventAt: now() });
+  } else if (cosign?.kind === 'referrers' && ledger.manifests.has(subject)) {
+    // The referrers tag schema's index: its signature artifacts are what it shows.
+    const index = await resolveManifest(deps, registry, repository, tag);
+    const referrers = index?.manifest.kind === 'index' ? index.manifest.manifests.filter((r) => isDigest(r.digest) && isSignatureArtifact(r.artifactType)) : [];
+    referrers.forEach((r) => show(shown, subject, r.digest));
+    shown.referrersListed.add(subject);
+    if (index !== null && referrers.some((r) => !ledger.signatureSources.has(r.digest))) {
+      await rc.enqueue(indexJobFor({ registry, repository, digest: index.digest, tag, at: now() }));
+    }
+  } else if (cosign !== null && cosign.kind !== 'sbom' && ledger.manifests.has(subject)) {
+    const sig = await resolve(deps, registry, repository, tag);
+    if (sig !== null) {
+      show(shown, subject, sig);
+    }
+    if (sig !== null && !ledger.signatureSources.has(sig)) {
+      await rc.enqueue(indexJobFor({ registry, repository, digest: sig, tag, at: now() }));
+    }
+  }
+}
+
+/**
+ * Images whose current signatures came from artifacts the registry no longer shows for them (a
+ * `.sig` deleted, its tag moved, a referrer removed; no notification need have come): a recheck
+ * indexes each again, and what is gone is withdrawn. Images queued above are indexed anyway.
+ * False when the signal stopped it.
+ */
+async function recheckGone(rc: RepositoryCrawl): Promise<boolean> {
+  const { deps, pass, registry, repository, ledger, state, shown } = rc;
+  for (const [image, recorded] of ledger.currentSources) {
     const gone = () => [...recorded].filter((d) => shown.sources.get(image)?.has(d) !== true);
-    if (seen.has(image) || gone().length === 0) {
+    if (rc.seen.has(image) || gone().length === 0) {
       continue;
     }
     if (pass.shouldStop()) {
@@ -531,11 +571,11 @@ async function crawlRepository(
     }
     if (!shown.referrersListed.has(image)) {
       // An untagged image's referrers were not listed on the way: ask before concluding.
-      await checkReferrers(deps, pass, registry, repository, image, ledger, state, enqueue, shown);
+      await checkReferrers(deps, pass, registry, repository, image, ledger, state, (data) => rc.enqueue(data), shown);
     }
     const missing = gone();
     if (missing.length > 0) {
-      await enqueue({
+      await rc.enqueue({
         registry,
         repository,
         digest: image,

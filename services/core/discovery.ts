@@ -75,91 +75,125 @@ export async function discoverSignatures(
   log: Logger,
   pushed?: { readonly digest: Digest; readonly tag: string },
 ): Promise<Discovered> {
-  const { registry, repository, digest } = subject;
-  const prefix = digestTagPrefix(digest);
-  const sources = new Map<Digest, FetchedManifest>();
-  /** Sources found where clients look (tags, referrers); the others were read because they were pushed. */
-  const listed = new Set<Digest>();
-  const errors: string[] = [];
-  /** Set when a bound left something unread: what was not found may still be there. */
-  let cut = false;
-  const add = (m: FetchedManifest | null, where: 'listed' | 'pushed') => {
-    if (m === null) {
-      return;
-    }
-    if (!sources.has(m.digest)) {
-      if (sources.size >= MAX_SIGNATURE_SOURCES) {
-        cut = true;
-        return;
-      }
-      sources.set(m.digest, m);
-    }
-    if (where === 'listed') {
-      listed.add(m.digest);
-    }
-  };
-  const fetch = async (reference: string, what: string): Promise<FetchedManifest | null> => {
-    try {
-      return await deps.registry.getManifest(registry, repository, reference);
-    } catch (err) {
-      if (err instanceof RegistryError && err.code === 'NOT_FOUND') {
-        return null;
-      }
-      if (err instanceof RegistryError && (err.code === 'INVALID' || err.code === 'TOO_LARGE')) {
-        errors.push(`${what} is unusable: ${err.message}`);
-        return null;
-      }
-      throw err;
-    }
-  };
-  /** An index listing referrers (the referrers tag schema, or a pushed one): fetch each signature artifact. */
-  const addReferrers = async (descriptors: readonly { digest: string; artifactType?: string | undefined }[], where: 'listed' | 'pushed') => {
-    const wanted = descriptors.filter((r) => isSignatureArtifact(r.artifactType));
-    cut ||= wanted.length > MAX_SIGNATURE_SOURCES;
-    for (const d of wanted.slice(0, MAX_SIGNATURE_SOURCES)) {
-      add(sources.get(d.digest as Digest) ?? (await fetch(d.digest, `referrer ${d.digest}`)), where);
-    }
-  };
-
+  const prefix = digestTagPrefix(subject.digest);
+  const found = new FoundSources(deps, subject);
   if (pushed !== undefined) {
-    const kind = parseCosignTag(pushed.tag)?.kind;
-    if (kind === 'sig' || kind === 'att') {
-      // Read the tag once it names the pushed manifest, so that what it named before is withdrawn.
-      await awaitTagLink(deps.registry, subject, pushed);
-    }
-    const artifact = await fetch(pushed.digest, `the pushed signature artifact ${pushed.digest}`);
-    // An index under the referrers tag (or named by a crawl) lists referrers; under `.sig` it is hostile.
-    const listsReferrers = pushed.tag === '' || parseCosignTag(pushed.tag)?.kind === 'referrers';
-    if (artifact?.manifest.kind === 'index' && listsReferrers) {
-      await addReferrers(artifact.manifest.manifests, 'pushed');
-    } else {
-      add(artifact, 'pushed');
-    }
+    await readPushed(deps, subject, found, pushed);
   }
   // The three places are independent: asked at once, a job waits for the slowest, not the sum.
   // A pushed `.sig`/`.att` manifest is read beside what its tag names now (the one before, when
   // the registry has not linked the tag yet): both are recorded, and neither is withdrawn.
   const [sig, att, referrers] = await Promise.all([
-    fetch(`${prefix}.sig`, `the signature manifest ${prefix}.sig`),
-    fetch(`${prefix}.att`, `the attestation manifest ${prefix}.att`),
-    listReferrers(deps, subject, fetch),
+    found.fetch(`${prefix}.sig`, `the signature manifest ${prefix}.sig`),
+    found.fetch(`${prefix}.att`, `the attestation manifest ${prefix}.att`),
+    listReferrers(deps, subject, (reference, what) => found.fetch(reference, what)),
   ]);
-  add(sig, 'listed');
-  add(att, 'listed');
-  cut ||= !referrers.complete;
-  await addReferrers(referrers.descriptors, 'listed');
+  found.add(sig, 'listed');
+  found.add(att, 'listed');
+  found.cut ||= !referrers.complete;
+  await found.addReferrers(referrers.descriptors, 'listed');
+  const signatures = await verifySources(deps, subject, found, log);
+  const { errors, listed } = found;
+  return {
+    signatures,
+    discoveryError: errors.length === 0 ? null : errors.join('; '),
+    sources: {
+      listed: [...listed],
+      pushed: [...found.manifests.keys()].filter((d) => !listed.has(d)),
+      complete: errors.length === 0 && !found.cut,
+    },
+  };
+}
 
+/** The signature artifacts of one subject, as discovery finds them, and what went wrong finding them. */
+class FoundSources {
+  readonly manifests = new Map<Digest, FetchedManifest>();
+  /** Sources found where clients look (tags, referrers); the others were read because they were pushed. */
+  readonly listed = new Set<Digest>();
+  readonly errors: string[] = [];
+  /** Set when a bound left something unread: what was not found may still be there. */
+  cut = false;
+  readonly #deps: DiscoveryDeps;
+  readonly #subject: DiscoverySubject;
+
+  constructor(deps: DiscoveryDeps, subject: DiscoverySubject) {
+    this.#deps = deps;
+    this.#subject = subject;
+  }
+
+  add(m: FetchedManifest | null, where: 'listed' | 'pushed'): void {
+    if (m === null) {
+      return;
+    }
+    if (!this.manifests.has(m.digest)) {
+      if (this.manifests.size >= MAX_SIGNATURE_SOURCES) {
+        this.cut = true;
+        return;
+      }
+      this.manifests.set(m.digest, m);
+    }
+    if (where === 'listed') {
+      this.listed.add(m.digest);
+    }
+  }
+
+  /** A manifest by tag or digest; null when absent or unusable (said in `errors`). Transient trouble throws. */
+  async fetch(reference: string, what: string): Promise<FetchedManifest | null> {
+    try {
+      return await this.#deps.registry.getManifest(this.#subject.registry, this.#subject.repository, reference);
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === 'NOT_FOUND') {
+        return null;
+      }
+      if (err instanceof RegistryError && (err.code === 'INVALID' || err.code === 'TOO_LARGE')) {
+        this.errors.push(`${what} is unusable: ${err.message}`);
+        return null;
+      }
+      throw err;
+    }
+  }
+
+  /** An index listing referrers (the referrers tag schema, or a pushed one): fetch each signature artifact. */
+  async addReferrers(descriptors: readonly { digest: string; artifactType?: string | undefined }[], where: 'listed' | 'pushed'): Promise<void> {
+    const wanted = descriptors.filter((r) => isSignatureArtifact(r.artifactType));
+    this.cut ||= wanted.length > MAX_SIGNATURE_SOURCES;
+    for (const d of wanted.slice(0, MAX_SIGNATURE_SOURCES)) {
+      this.add(this.manifests.get(d.digest as Digest) ?? (await this.fetch(d.digest, `referrer ${d.digest}`)), where);
+    }
+  }
+}
+
+/** The artifact a webhook named, fetched by digest (its tag may not point at it yet). */
+async function readPushed(deps: DiscoveryDeps, subject: DiscoverySubject, found: FoundSources, pushed: { readonly digest: Digest; readonly tag: string }): Promise<void> {
+  const kind = parseCosignTag(pushed.tag)?.kind;
+  if (kind === 'sig' || kind === 'att') {
+    // Read the tag once it names the pushed manifest, so that what it named before is withdrawn.
+    await awaitTagLink(deps.registry, subject, pushed);
+  }
+  const artifact = await found.fetch(pushed.digest, `the pushed signature artifact ${pushed.digest}`);
+  // An index under the referrers tag (or named by a crawl) lists referrers; under `.sig` it is hostile.
+  const listsReferrers = pushed.tag === '' || kind === 'referrers';
+  if (artifact?.manifest.kind === 'index' && listsReferrers) {
+    await found.addReferrers(artifact.manifest.manifests, 'pushed');
+  } else {
+    found.add(artifact, 'pushed');
+  }
+}
+
+/** Verifies every signature layer of every source found; what cannot be a signature source is said in `found.errors`. */
+async function verifySources(deps: DiscoveryDeps, subject: DiscoverySubject, found: FoundSources, log: Logger): Promise<SignatureRecord[]> {
+  const { registry, repository, digest } = subject;
   const signatures: SignatureRecord[] = [];
   let subjectBytes = subject.bytes;
-  for (const source of sources.values()) {
+  for (const source of found.manifests.values()) {
     if (source.manifest.kind !== 'image') {
-      errors.push(`the signature artifact ${source.digest} holds an index, not a signature manifest`);
+      found.errors.push(`the signature artifact ${source.digest} holds an index, not a signature manifest`);
       continue;
     }
     const manifest = source.manifest;
     if (manifest.subject !== undefined && manifest.subject.digest !== digest) {
       // A referrer filed under another image (a hostile or broken registry): it says nothing about this one.
-      errors.push(`the referrer ${source.digest} names ${manifest.subject.digest} as its subject, not ${digest}`);
+      found.errors.push(`the referrer ${source.digest} names ${manifest.subject.digest} as its subject, not ${digest}`);
       continue;
     }
     const layers = manifest.layers.filter((l) => formatOf(l.mediaType) !== null);
@@ -175,15 +209,7 @@ export async function discoverSignatures(
       signatures.push(await verifyLayer(deps, subject, { ...subject, bytes: subjectBytes }, source, manifest, layer, format));
     }
   }
-  return {
-    signatures,
-    discoveryError: errors.length === 0 ? null : errors.join('; '),
-    sources: {
-      listed: [...listed],
-      pushed: [...sources.keys()].filter((d) => !listed.has(d)),
-      complete: errors.length === 0 && !cut,
-    },
-  };
+  return signatures;
 }
 
 /**

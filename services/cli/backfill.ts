@@ -11,11 +11,12 @@ import { INDEX_QUEUE, IndexManifestJob } from '../common/jobs/index-manifest.ts'
 import type { Logger } from '../common/logger.ts';
 import { createRedis } from '../common/redis.ts';
 import { loadConfiguredCredentials, registryClientFromConfig } from '../core/oci/from-config.ts';
+import { RegistryError } from '../common/errors.ts';
 import { crawlRegistry, describeLimit, type CrawlResult } from '../core/crawl.ts';
 import { createProgressReporter } from './progress.ts';
 import { SIGNAL_EXIT_CODES, UsageError, type Command, type CommandIo, type InterruptSignal } from './command.ts';
 
-export const BACKFILL_USAGE = `usage: signet backfill <registry>[/<repository>] [--restart] [--wait] [--page-size N] [--concurrency N]
+export const BACKFILL_USAGE = `usage: signet backfill <registry>[/<repository>] [--restart] [--wait] [--page-size N] [--concurrency N] [--json]
 
 Crawls the registry's catalog (or one repository), tag lists and referrers, and queues an index
 job for every digest the ledger lacks. An interrupted crawl of a whole registry resumes where it
@@ -26,12 +27,14 @@ the whole crawl (SIGNET_CRAWL_MAX_PASS_PAGES, SIGNET_CRAWL_MAX_PASS_ENTRIES); a 
 where the registry links to a page it already served. Each bound reached is reported.
 
 Exit codes: 0 done, 1 failed jobs (--wait) or an error, 2 usage, 3 a bound was reached,
+4 the registry could not be asked (not allowed, unreachable, refused the credentials),
 130 stopped by SIGINT, 143 stopped by SIGTERM (the next backfill resumes where it stopped).
 
   --restart         start the catalog from the top, ignoring an interrupted crawl
   --wait            wait until the queued jobs are done, then report images per second
   --page-size N     page size asked of _catalog and tags/list (default 100)
   --concurrency N   tags resolved at once (default 8)
+  --json            one JSON object on stdout instead of the text report
 `;
 
 /** `<registry>[/<repository>]`: the first component is always the registry host. */
@@ -71,6 +74,7 @@ export const backfill: Command = {
         wait: { type: 'boolean', default: false },
         'page-size': { type: 'string' },
         concurrency: { type: 'string' },
+        json: { type: 'boolean', default: false },
       },
     });
     if (positionals.length !== 1) {
@@ -104,35 +108,50 @@ export const backfill: Command = {
       const client = registryClientFromConfig(config, await loadConfiguredCredentials(config), log);
       const progress = createProgressReporter(io.stderr);
       const started = performance.now();
-      const result = await crawlRegistry(
-        { db, registry: client, enqueueIndex: (data) => addJob(queue, IndexManifestJob, data), announce: announcer(redis, config.redis.queuePrefix, log), log },
-        registry,
-        repository,
-        { pageSize, concurrency, restart: values.restart, signal: stop.signal, limits: config.crawl, onProgress: (p) => progress.update(p) },
-      );
+      let result: CrawlResult;
+      try {
+        result = await crawlRegistry(
+          { db, registry: client, enqueueIndex: (data) => addJob(queue, IndexManifestJob, data), announce: announcer(redis, config.redis.queuePrefix, log), log },
+          registry,
+          repository,
+          { pageSize, concurrency, restart: values.restart, signal: stop.signal, limits: config.crawl, onProgress: (p) => progress.update(p) },
+        );
+      } catch (err) {
+        if (!(err instanceof RegistryError)) {
+          throw err;
+        }
+        // As `signet verify`: the registry could not be asked (not allowed, unreachable, refused).
+        progress.done();
+        io.stderr.write(`signet backfill: ${err.message}\n`);
+        return 4;
+      }
       progress.done();
-      const secs = (performance.now() - started) / 1000;
-      io.stdout.write(
-        `${result.stopped === 'signal' ? 'interrupted after' : 'crawled'} ${result.repositories} repositories and ${result.tags} tags of ${registry} in ${secs.toFixed(1)} s ` +
-          `(${(result.checked / Math.max(secs, 0.001)).toFixed(1)} tags/s)${result.resumedAfter === null ? '' : `, resumed after ${result.resumedAfter}`}: ` +
-          `${result.queued} queued, ${result.tagsRecorded} tags recorded${result.referrersSkipped > 0 ? `, ${result.referrersSkipped} referrers that are not signatures (skipped)` : ''}\n`,
-      );
-      io.stdout.write(endReport(result, registry, repository, stoppedBy()));
+      const report: BackfillReport = { registry, repository, result, seconds: (performance.now() - started) / 1000, stoppedBy: stoppedBy(), indexed: null, failed: null };
       if (result.stopped === 'signal') {
+        io.stdout.write(values.json ? jsonReport(report) : textReport(report));
         return SIGNAL_EXIT_CODES[stoppedBy() ?? 'SIGINT'];
       }
-      let code = result.limitsReached > 0 ? 3 : 0;
+      const code = result.limitsReached > 0 ? 3 : 0;
       if (values.wait && result.jobIds.length > 0) {
+        if (!values.json) {
+          io.stdout.write(textReport(report));
+        }
         const failed = await waitForJobs(queue, result.jobIds, io, stop.signal);
         const signal = stoppedBy();
         if (signal !== null) {
-          io.stdout.write(`stopped waiting by ${signal}; the queued jobs go on in the workers\n`);
+          io.stdout.write(values.json ? jsonReport({ ...report, stoppedBy: signal }) : `stopped waiting by ${signal}; the queued jobs go on in the workers\n`);
           return SIGNAL_EXIT_CODES[signal];
         }
         const total = (performance.now() - started) / 1000;
-        io.stdout.write(`indexed ${result.jobIds.length - failed} of ${result.jobIds.length} queued images in ${total.toFixed(1)} s (${((result.jobIds.length - failed) / total).toFixed(1)} images/s)\n`);
-        code = failed > 0 ? 1 : code;
+        const indexed = result.jobIds.length - failed;
+        io.stdout.write(
+          values.json
+            ? jsonReport({ ...report, seconds: total, indexed, failed })
+            : `indexed ${indexed} of ${result.jobIds.length} queued images in ${total.toFixed(1)} s (${(indexed / total).toFixed(1)} images/s)\n`,
+        );
+        return failed > 0 ? 1 : code;
       }
+      io.stdout.write(values.json ? jsonReport(report) : textReport(report));
       return code;
     } finally {
       await queue.close().catch(() => undefined);
@@ -141,6 +160,34 @@ export const backfill: Command = {
     }
   },
 };
+
+interface BackfillReport {
+  readonly registry: string;
+  readonly repository: string | null;
+  readonly result: CrawlResult;
+  readonly seconds: number;
+  readonly stoppedBy: InterruptSignal | null;
+  /** With --wait: the queued images indexed and failed. */
+  readonly indexed: number | null;
+  readonly failed: number | null;
+}
+
+/** The text report: what was crawled and queued, then where it stopped and what cut it short. */
+function textReport({ registry, repository, result, seconds, stoppedBy }: BackfillReport): string {
+  return (
+    `${result.stopped === 'signal' ? 'interrupted after' : 'crawled'} ${result.repositories} repositories and ${result.tags} tags of ${registry} in ${seconds.toFixed(1)} s ` +
+    `(${(result.checked / Math.max(seconds, 0.001)).toFixed(1)} tags/s)${result.resumedAfter === null ? '' : `, resumed after ${result.resumedAfter}`}: ` +
+    `${result.queued} queued, ${result.tagsRecorded} tags recorded${result.referrersSkipped > 0 ? `, ${result.referrersSkipped} referrers that are not signatures (skipped)` : ''}\n` +
+    endReport(result, registry, repository, stoppedBy)
+  );
+}
+
+/** The --json report: one object, one line. */
+function jsonReport({ registry, repository, result, seconds, stoppedBy, indexed, failed }: BackfillReport): string {
+  // `at`: the repository the crawl was in when it ended (the progress field `repository`).
+  const { jobIds, repository: at, ...counts } = result;
+  return `${JSON.stringify({ registry, repository, at, ...counts, jobs: jobIds.length, seconds: Number(seconds.toFixed(3)), stoppedBy, indexed, failed })}\n`;
+}
 
 /** Where the crawl stopped and what cut it short, for the report; empty when it read everything. */
 export function endReport(result: CrawlResult, registry: string, repository: string | null, stoppedBy: InterruptSignal | null): string {

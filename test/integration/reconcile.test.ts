@@ -12,7 +12,7 @@ import { INDEX_QUEUE, type IndexManifestData } from '../../services/common/jobs/
 import { createLogger } from '../../services/common/logger.ts';
 import { createRegistryClient } from '../../services/core/oci/client.ts';
 import { crawlRegistry } from '../../services/core/crawl.ts';
-import { runBackfill } from '../helpers/cli.ts';
+import { runBackfill, runSignetCli } from '../helpers/cli.ts';
 import { pushCosignSignatures } from '../helpers/cosign-push.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { freePort } from '../helpers/net.ts';
@@ -244,5 +244,14 @@ describe('signet backfill on a registry holding a few hundred images and signatu
     const one = await cli(`${registry.host}/team-1/app`);
     expect(one.stdout).toMatch(/crawled 1 repositories and 38 tags .*: 0 queued/);
     expect(await queue.getJobCounts('completed', 'waiting', 'failed')).toMatchObject({ completed: IMAGES, waiting: 0, failed: 0 });
+  });
+
+  it('reports in one JSON object with --json, and exits 4 for a registry it may not contact', async () => {
+    const { stdout } = await cli(registry.host, '--json');
+    expect(JSON.parse(stdout)).toMatchObject({ registry: registry.host, repository: null, repositories: REPOSITORIES, queued: 0, tagsRecorded: 0, stopped: null, limitsReached: 0, jobs: 0 });
+    const env = { DATABASE_URL: signet.config.database.url, REDIS_URL: TEST_REDIS_URL, SIGNET_QUEUE_PREFIX: signet.config.redis.queuePrefix, SIGNET_INSECURE_REGISTRIES: registry.host };
+    const refused = await runSignetCli(['backfill', 'registry.not-allowed.example'], env);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toMatch(/^signet backfill: .*registry\.not-allowed\.example/m);
   });
 });

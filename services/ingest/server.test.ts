@@ -8,25 +8,32 @@ import { createHttpServer } from '../common/http.ts';
 import { createLogger } from '../common/logger.ts';
 import { type IngestDeps, registerIngestRoutes } from './server.ts';
 
+/**
+ * The ingest routes alone, over deps that are never reached: every request these tests send is
+ * refused before the database, the queue or Redis would be asked.
+ */
+function routesOnly(opts: Pick<IngestDeps, 'secrets' | 'maxBodyBytes'>): FastifyInstance {
+  const log = createLogger({ logLevel: 'silent' });
+  const app = createHttpServer(log, []);
+  registerIngestRoutes(app, {
+    db: {} as IngestDeps['db'],
+    allowedRegistries: hostAllowlist([]),
+    queue: {} as IngestDeps['queue'],
+    log,
+    maxSignedBodyBytes: 1024,
+    maxUnverifiedBodies: 1,
+    ...opts,
+  });
+  return app;
+}
+
 describe('ingest routes', () => {
   let app: FastifyInstance;
 
   beforeAll(async () => {
-    const log = createLogger({ logLevel: 'silent' });
     // No secret is configured, so every delivery is refused before the database, the queue or
     // Redis would be asked: none is needed.
-    const deps: IngestDeps = {
-      db: {} as IngestDeps['db'],
-      allowedRegistries: hostAllowlist([]),
-      queue: {} as IngestDeps['queue'],
-      log,
-      secrets: [],
-      maxBodyBytes: 1024,
-      maxSignedBodyBytes: 1024,
-      maxUnverifiedBodies: 1,
-    };
-    app = createHttpServer(log, []);
-    registerIngestRoutes(app, deps);
+    app = routesOnly({ secrets: [], maxBodyBytes: 1024 });
     await app.ready();
   });
 
@@ -67,20 +74,8 @@ describe('ingest routes: bodies read before their sender is known', () => {
   let port: number;
 
   beforeAll(async () => {
-    const log = createLogger({ logLevel: 'silent' });
     // Only wrong signatures are sent, refused before the database, the queue or Redis would be asked.
-    const deps: IngestDeps = {
-      db: {} as IngestDeps['db'],
-      allowedRegistries: hostAllowlist([]),
-      queue: {} as IngestDeps['queue'],
-      log,
-      secrets: [{ source: 'github', secret: SECRET, registry: null }],
-      maxBodyBytes: 1024 * 1024,
-      maxSignedBodyBytes: 1024,
-      maxUnverifiedBodies: 1,
-    };
-    app = createHttpServer(log, []);
-    registerIngestRoutes(app, deps);
+    app = routesOnly({ secrets: [{ source: 'github', secret: SECRET, registry: null }], maxBodyBytes: 1024 * 1024 });
     await app.listen({ host: '127.0.0.1', port: 0 });
     port = (app.server.address() as AddressInfo).port;
   });

@@ -1,34 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Digest } from '../../services/common/domain/digest.ts';
 import type { TestDb } from './db.ts';
-import { eventually, type TestSignet } from './signet.ts';
-
-/** What the native decision endpoint answers for one image reference. */
-export interface Answer {
-  readonly allowed: boolean;
-  readonly reason: string;
-  readonly digest: string | null;
-}
-
-export async function ask(signet: TestSignet, image: string): Promise<Answer> {
-  const res = await signet.app.inject({ method: 'GET', url: `/v1/decisions?image=${encodeURIComponent(image)}` });
-  if (res.statusCode !== 200) {
-    throw new Error(`GET /v1/decisions answered ${res.statusCode}: ${res.body}`);
-  }
-  return res.json<Answer>();
-}
-
-/** Waits until the answer for `image` has every field of `want`. */
-export function answered(signet: TestSignet, image: string, want: Partial<Answer>, timeoutMs?: number): Promise<Answer> {
-  return eventually(
-    async () => {
-      const a = await ask(signet, image);
-      return Object.entries(want).every(([k, v]) => a[k as keyof Answer] === v) ? a : undefined;
-    },
-    `${image} → ${JSON.stringify(want)}`,
-    timeoutMs,
-  );
-}
+import { eventually } from './signet.ts';
 
 /** The digest the ledger's tags table holds for `repository:tag`, or null. */
 export async function ledgerTag(db: TestDb, repository: string, tag: string): Promise<Digest | null> {

@@ -12,6 +12,7 @@ import { freePort } from '../helpers/net.ts';
 import { pushRandomImage } from '../helpers/oci-push.ts';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.ts';
 import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
+import { answered, ask, type Answer } from '../helpers/decisions.ts';
 import { createTestSigstore, generateTestKey, simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
 
 const ISSUER = 'https://accounts.example.com';
@@ -48,26 +49,8 @@ async function start(policy: string, roles = 'ingest,worker,api', prefix?: strin
   });
 }
 
-interface Answer {
-  allowed: boolean;
-  reason: string;
-  digest: string | null;
-  signers: { subject: string; issuer: string | null }[];
-  policyVersion: string;
-}
-
-async function ask(s: TestSignet, image: string): Promise<Answer> {
-  const res = await s.app.inject({ method: 'GET', url: `/v1/decisions?image=${encodeURIComponent(image)}` });
-  expect(res.statusCode).toBe(200);
-  return res.json<Answer>();
-}
-
-function until(s: TestSignet, image: string, want: Partial<Answer>): Promise<Answer> {
-  return eventually(async () => {
-    const a = await ask(s, image);
-    return Object.entries(want).every(([k, v]) => JSON.stringify(a[k as keyof Answer]) === JSON.stringify(v)) ? a : undefined;
-  }, `${image} → ${JSON.stringify(want)}`);
-}
+/** Waits for the answer to have every field of `want`. */
+const until = (s: TestSignet, image: string, want: Partial<Answer>) => answered(s, image, want);
 
 async function sign(repo: string, digest: Digest, email: string): Promise<void> {
   await pushCosignSignatures(registry.url, repo, digest, [

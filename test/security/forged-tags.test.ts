@@ -12,7 +12,8 @@ import { pushCosignSignatures } from '../helpers/cosign-push.ts';
 import { pushRandomImage, type PushedImage } from '../helpers/oci-push.ts';
 import { TEST_WEBHOOK_TOKEN, type TestSignet } from '../helpers/signet.ts';
 import { policyAllowing, startTestStack, type TestStack } from '../helpers/stack.ts';
-import { answered, ask, deliveryCount, jobCount, ledgerTag, ranOnce, settled, tagHistory } from '../helpers/tags.ts';
+import { answered, ask } from '../helpers/decisions.ts';
+import { deliveryCount, jobCount, ledgerTag, ranOnce, settled, tagHistory } from '../helpers/tags.ts';
 import { simpleSigningPayload } from '../signer/signer.ts';
 import { distributionPush, garPush, githubPackagePush, harborPush, type PushReport } from '../helpers/webhooks.ts';
 

@@ -11,7 +11,8 @@ import { pushCosignSignatures } from '../helpers/cosign-push.ts';
 import { pushRandomImage, type PushedImage } from '../helpers/oci-push.ts';
 import { TEST_WEBHOOK_TOKEN } from '../helpers/signet.ts';
 import { policyAllowing, startTestStack, type TestStack } from '../helpers/stack.ts';
-import { answered, ask, ledgerTag, settled } from '../helpers/tags.ts';
+import { answered, ask } from '../helpers/decisions.ts';
+import { ledgerTag, settled } from '../helpers/tags.ts';
 import { distributionPush } from '../helpers/webhooks.ts';
 import { simpleSigningPayload } from '../signer/signer.ts';
 

@@ -1,0 +1,31 @@
+import { eventually, type TestSignet } from './signet.ts';
+
+/** What the native decision endpoint answers for one image reference. */
+export interface Answer {
+  readonly allowed: boolean;
+  readonly reason: string;
+  readonly digest: string | null;
+  readonly signers: readonly { subject: string; issuer: string | null }[];
+  readonly policyVersion: string;
+}
+
+/** `GET /v1/decisions?image=…` on an in-process Signet. */
+export async function ask(signet: TestSignet, image: string): Promise<Answer> {
+  const res = await signet.app.inject({ method: 'GET', url: `/v1/decisions?image=${encodeURIComponent(image)}` });
+  if (res.statusCode !== 200) {
+    throw new Error(`GET /v1/decisions answered ${res.statusCode}: ${res.body}`);
+  }
+  return res.json<Answer>();
+}
+
+/** Waits until the answer for `image` has every field of `want` (compared as JSON). */
+export function answered(signet: TestSignet, image: string, want: Partial<Answer>, timeoutMs?: number): Promise<Answer> {
+  return eventually(
+    async () => {
+      const a = await ask(signet, image);
+      return Object.entries(want).every(([k, v]) => JSON.stringify(a[k as keyof Answer]) === JSON.stringify(v)) ? a : undefined;
+    },
+    `${image} → ${JSON.stringify(want)}`,
+    timeoutMs,
+  );
+}

@@ -57,6 +57,9 @@ export function createCachingVerifier(verifier: SignatureVerifier, max = 10_000)
     get roots() {
       return verifier.roots;
     },
+    get fastPathStats() {
+      return verifier.fastPathStats;
+    },
     verifyCosignLayer: (layer, subject, expected) =>
       expected !== undefined
         ? verifier.verifyCosignLayer(layer, subject, expected)

@@ -71,6 +71,14 @@ export class Evidence {
   }
 }
 
+/** Key fingerprints of the certificates seen, so one verification exports a certificate's key once. */
+const certificateKeys = new WeakMap<X509Certificate, VerdictKey>();
+
 export function certificateKey(cert: X509Certificate): VerdictKey {
-  return { fingerprint: keyFingerprint(cert.publicKey), source: 'certificate', name: null };
+  let key = certificateKeys.get(cert);
+  if (key === undefined) {
+    key = { fingerprint: keyFingerprint(cert.publicKey), source: 'certificate', name: null };
+    certificateKeys.set(cert, key);
+  }
+  return key;
 }

@@ -69,6 +69,10 @@ export class ConfiguredVerifier implements SignatureVerifier {
     return this.#current.roots;
   }
 
+  get fastPathStats(): SignatureVerifier['fastPathStats'] {
+    return this.#current.fastPathStats;
+  }
+
   verifyCosignLayer(layer: CosignLayer, subject: Digest, expected?: ExpectedIdentity): SignatureVerdict {
     return this.#current.verifyCosignLayer(layer, subject, expected);
   }

@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { toTrustMaterial, Verifier, type SignedEntity, type Signer } from '@sigstore/verify';
 import { sha256Hex } from './cosign-layer.ts';
+import { FastCertificateStep, type FastPathStats } from './fast-certificate.ts';
 import { classify } from './failure.ts';
 import type { LoadedTrustedRoot } from './trust.ts';
 
@@ -10,7 +11,11 @@ interface Root {
   readonly loaded: LoadedTrustedRoot;
   readonly verifier: Verifier;
   readonly options: Thresholds;
+  readonly fast: FastCertificateStep | null;
 }
+
+/** The step of `Verifier.verify` the fast path takes over: sigstore-js declares it private. */
+type SigningKeyStep = (entity: Pick<SignedEntity, 'key'>, timestamps: Date[]) => Signer;
 
 /** `sha256` of the only root's file, or of every root's version in order when there are several. */
 export function trustSetVersion(roots: readonly Pick<LoadedTrustedRoot, 'version'>[]): string {
@@ -29,7 +34,12 @@ export class TrustedRoots {
   readonly version: string;
   readonly #roots: readonly Root[];
 
-  constructor(loaded: readonly LoadedTrustedRoot[]) {
+  /**
+   * With `fastPath` (the default), each root's keyless certificate step runs through
+   * {@link FastCertificateStep}, which leaves to sigstore-js whatever it is not sure of; without
+   * it, sigstore-js does everything (the reference the differential tests compare against).
+   */
+  constructor(loaded: readonly LoadedTrustedRoot[], fastPath = true) {
     if (loaded.length === 0) {
       throw new Error('at least one trusted root is required');
     }
@@ -40,9 +50,18 @@ export class TrustedRoots {
         ctlogThreshold: l.root.ctlogs.length > 0 ? 1 : 0,
         timestampThreshold: 1,
       };
-      return { loaded: l, verifier: new Verifier(toTrustMaterial(l.root), options), options };
+      const material = toTrustMaterial(l.root);
+      const verifier = new Verifier(material, options);
+      const fast = fastPath ? withFastCertificates(verifier, new FastCertificateStep(material, options.ctlogThreshold)) : null;
+      return { loaded: l, verifier, options, fast };
     });
     this.version = trustSetVersion(loaded);
+  }
+
+  /** How often the fast certificate step answered and how often sigstore-js did; null without the fast path. */
+  get fastPathStats(): FastPathStats | null {
+    const steps = this.#roots.flatMap((r) => (r.fast === null ? [] : [r.fast.stats]));
+    return steps.length === 0 ? null : steps.reduce((a, s) => ({ hits: a.hits + s.hits, fallbacks: a.fallbacks + s.fallbacks }), { hits: 0, fallbacks: 0 });
   }
 
   /** Keyless: the certificate chain, SCT, log entries, timestamps and signature, by sigstore. */
@@ -70,6 +89,23 @@ export class TrustedRoots {
     }
     throw failures.find((f) => classify(f).outcome !== 'untrusted_root') ?? failures[0];
   }
+}
+
+/**
+ * Routes `verifier`'s certificate step through `fast`: every other step (timestamps, log entries,
+ * signature, thresholds) stays sigstore-js's own, and so does the certificate step whenever the
+ * fast one is not sure. Null when this sigstore-js has no such step to route (then it does all).
+ */
+function withFastCertificates(verifier: Verifier, fast: FastCertificateStep): FastCertificateStep | null {
+  const target = verifier as unknown as { verifySigningKey?: SigningKeyStep };
+  const original = target.verifySigningKey;
+  if (typeof original !== 'function') {
+    return null;
+  }
+  const reference = original.bind(verifier);
+  target.verifySigningKey = (entity, timestamps) =>
+    (entity.key.$case === 'certificate' ? fast.signer(entity.key.certificate, timestamps) : null) ?? reference(entity, timestamps);
+  return fast;
 }
 
 function verifyWithKey(root: Root, entity: SignedEntity, key: KeyObject): Signer {

@@ -3,6 +3,7 @@ import type { SignedEntity, Signer } from '@sigstore/verify';
 import type { Digest } from '../../common/domain/digest.ts';
 import type { SignatureVerdict, SignerIdentity } from '../../common/domain/signature.ts';
 import { type CosignLayer, sha256Hex } from './cosign-layer.ts';
+import type { FastPathStats } from './fast-certificate.ts';
 import { certificateKey, Evidence, type ProvenSigner } from './evidence.ts';
 import { classify, Failure } from './failure.ts';
 import { normaliseCosignAttestation } from './formats/cosign-attestation.ts';
@@ -34,6 +35,8 @@ export interface SignatureVerifier {
   readonly trustRootVersion: string;
   /** The roots, in the order they are tried. */
   readonly roots: readonly Pick<LoadedTrustedRoot, 'version' | 'path'>[];
+  /** How often the fast keyless certificate step answered and how often sigstore-js did; null when it is off. */
+  readonly fastPathStats: FastPathStats | null;
   /**
    * Verifies one legacy cosign layer attached to `subject`. Never throws: every failure is a typed
    * outcome with a reason. Pure CPU work, no I/O.
@@ -59,9 +62,10 @@ export interface SignatureVerifier {
 export function createSignatureVerifier(
   trust: LoadedTrustedRoot | readonly LoadedTrustedRoot[],
   trustedKeys: readonly TrustedKey[],
+  options: { readonly fastPath?: boolean } = {},
 ): SignatureVerifier {
   const loaded = Array.isArray(trust) ? (trust as readonly LoadedTrustedRoot[]) : [trust as LoadedTrustedRoot];
-  return new TrustVerifier(loaded, trustedKeys);
+  return new TrustVerifier(loaded, trustedKeys, options.fastPath ?? true);
 }
 
 /**
@@ -76,12 +80,16 @@ class TrustVerifier implements SignatureVerifier {
   readonly #trust: TrustedRoots;
   readonly #keys: readonly TrustedKey[];
 
-  constructor(loaded: readonly LoadedTrustedRoot[], trustedKeys: readonly TrustedKey[]) {
-    this.#trust = new TrustedRoots(loaded);
+  constructor(loaded: readonly LoadedTrustedRoot[], trustedKeys: readonly TrustedKey[], fastPath: boolean) {
+    this.#trust = new TrustedRoots(loaded, fastPath);
     this.#keys = trustedKeys;
     this.trustRootVersion = this.#trust.version;
     this.version = `sha256:${sha256Hex(Buffer.from([this.trustRootVersion, ...trustedKeys.map((k) => k.fingerprint).sort()].join('\n')))}`;
     this.roots = loaded.map((l) => ({ version: l.version, path: l.path }));
+  }
+
+  get fastPathStats(): FastPathStats | null {
+    return this.#trust.fastPathStats;
   }
 
   verifyCosignLayer(layer: CosignLayer, subject: Digest, expected?: ExpectedIdentity): SignatureVerdict {

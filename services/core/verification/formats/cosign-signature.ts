@@ -6,7 +6,6 @@ import {
   COSIGN_ANNOTATION,
   cosignLayerToBundle,
   type CosignLayer,
-  type HashedRekordBody,
   layerMaterial,
   parseCertificatePem,
   parseHashedRekordBody,
@@ -44,7 +43,10 @@ export function normaliseCosignSignature(layer: CosignLayer, subject: Digest, ev
     throw new Failure('invalid_signature', 'the payload is not the one whose digest was logged in Rekor (payload tampered with)');
   }
   const signature = decodeSignature(layer.annotations[COSIGN_ANNOTATION.signature] ?? '');
-  const loggedKeys = body === null ? null : [rekorPublicKey(body)];
+  // cosign logs the certificate it attaches: then the entry's PEM is the annotation's, already parsed.
+  const loggedPem = body === null ? null : Buffer.from(body.spec.signature.publicKey.content, 'base64').toString('utf8');
+  const sameCertificate = cert !== null && loggedPem === layer.annotations[COSIGN_ANNOTATION.certificate];
+  const loggedKeys = loggedPem === null ? null : [sameCertificate ? loggedKey(() => cert.publicKey) : loggedKey(() => createPublicKey(loggedPem))];
   const binding = { kind: 'payload', signed: payload.critical.image['docker-manifest-digest'], subject } as const;
   if (cert === null) {
     return { entity: keyEntity(layer, rekor, signature), certificate: null, keyHint: null, loggedKeys, binding };
@@ -53,7 +55,9 @@ export function normaliseCosignSignature(layer: CosignLayer, subject: Digest, ev
   if (rekor === null) {
     throw new Failure('tlog_missing', 'keyless signature without a Rekor bundle: nothing proves the certificate was valid when it signed');
   }
-  assertRekorCertificate(body, cert);
+  if (!sameCertificate) {
+    assertRekorCertificate(loggedPem ?? '', cert);
+  }
   // Built after cosign's checks above, so theirs is the outcome recorded when the bundle cannot be.
   const entity = toSignedEntity(cosignLayerToBundle(layer, { certificate: cert, rekor }), layer.payload);
   return { entity, certificate: cert, keyHint: null, loggedKeys, binding };
@@ -91,18 +95,16 @@ function decodeSignature(b64: string): Buffer {
   return Buffer.from(b64, 'base64');
 }
 
-function rekorPublicKey(body: HashedRekordBody): KeyObject {
-  const pem = Buffer.from(body.spec.signature.publicKey.content, 'base64').toString('utf8');
+function loggedKey(read: () => KeyObject): KeyObject {
   try {
-    return createPublicKey(pem);
+    return read();
   } catch {
     throw new Failure('tlog_invalid', 'the Rekor entry does not carry a usable public key or certificate');
   }
 }
 
 /** cosign checks this and sigstore-js does not: the logged entry was made with the signing certificate. */
-function assertRekorCertificate(body: HashedRekordBody | null, cert: X509Certificate): void {
-  const pem = body === null ? '' : Buffer.from(body.spec.signature.publicKey.content, 'base64').toString('utf8');
+function assertRekorCertificate(pem: string, cert: X509Certificate): void {
   if (pem.includes('CERTIFICATE') && !parseCertificatePem(pem).raw.equals(cert.raw)) {
     throw new Failure('tlog_invalid', 'the Rekor entry was logged with a different certificate');
   }

@@ -3,7 +3,7 @@ import type { SignatureOutcome } from '../../common/domain/outcome.ts';
 import type { SignatureVerdict, SignerIdentity } from '../../common/domain/signature.ts';
 import { type InTotoStatement, slsaClaims } from './bundle.ts';
 import { sha256Hex } from './cosign-layer.ts';
-import { keyFingerprint } from './trust.ts';
+import { certificateKeyFingerprint } from './trust.ts';
 
 type VerdictKey = NonNullable<SignatureVerdict['key']>;
 
@@ -77,7 +77,7 @@ const certificateKeys = new WeakMap<X509Certificate, VerdictKey>();
 export function certificateKey(cert: X509Certificate): VerdictKey {
   let key = certificateKeys.get(cert);
   if (key === undefined) {
-    key = { fingerprint: keyFingerprint(cert.publicKey), source: 'certificate', name: null };
+    key = { fingerprint: certificateKeyFingerprint(cert), source: 'certificate', name: null };
     certificateKeys.set(cert, key);
   }
   return key;

@@ -49,11 +49,26 @@ export class FastCertificateStep {
   readonly #authorities: readonly { readonly authority: CertAuthority; readonly chain: ProvenChain | null }[];
   readonly #ctlogs: readonly CtLog[];
   readonly #ctlogThreshold: number;
+  /** The caller's parse of the leaf being verified (see {@link withLeaf}). */
+  #leaf: { readonly der: Buffer; readonly key: KeyObject } | null = null;
 
   constructor(material: TrustMaterial, ctlogThreshold: number) {
     this.#authorities = material.certificateAuthorities.map((authority) => ({ authority, chain: proveChain(authority) }));
     this.#ctlogs = material.ctlogs;
     this.#ctlogThreshold = ctlogThreshold;
+  }
+
+  /**
+   * Runs `verify` knowing the caller's own parse of the leaf (node:crypto): when it is the same
+   * certificate sigstore-js parsed, its key object is used instead of making another one.
+   */
+  withLeaf<T>(leaf: { readonly raw: Buffer; readonly publicKey: KeyObject }, verify: () => T): T {
+    this.#leaf = { der: leaf.raw, key: leaf.publicKey };
+    try {
+      return verify();
+    } finally {
+      this.#leaf = null;
+    }
   }
 
   /** The signer sigstore-js would return for `leaf` at `timestamps`, or null to let sigstore-js decide. */
@@ -88,7 +103,8 @@ export class FastCertificateStep {
     if (scts === null || scts < this.#ctlogThreshold) {
       return null;
     }
-    return signerOf(leaf);
+    const known = this.#leaf;
+    return signerOf(leaf, known !== null && known.der.equals(tlv(leaf.root)) ? known.key : null);
   }
 
   /**
@@ -255,8 +271,8 @@ function precertificate(leaf: X509Certificate): { tbs: Buffer; extension: X509SC
   return { tbs: wrap(tbs, content), extension: new X509SCTExtension(list.subs[index]!) };
 }
 
-/** sigstore-js's `getSigner`, on the same parsed leaf. */
-function signerOf(cert: X509Certificate): Signer {
+/** sigstore-js's `getSigner`, on the same parsed leaf; `key` is the leaf's key when the caller has it already. */
+function signerOf(cert: X509Certificate, key: KeyObject | null): Signer {
   let issuer: string | undefined;
   const v2 = cert.extension(OID_FULCIO_ISSUER_V2);
   if (v2 !== undefined) {
@@ -269,7 +285,7 @@ function signerOf(cert: X509Certificate): Signer {
     value: ext.subs[ext.subs.length - 1]!.value,
   }));
   return {
-    key: crypto.createPublicKey(cert.publicKey),
+    key: key ?? crypto.createPublicKey(tlv(cert.root.subs[0]!.subs[6]!)), // the SubjectPublicKeyInfo, as cert.publicKey re-encodes it
     identity: { extensions: { issuer }, subjectAlternativeName: cert.subjectAltName, oids },
   };
 }

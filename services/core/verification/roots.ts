@@ -1,4 +1,4 @@
-import type { KeyObject } from 'node:crypto';
+import type { KeyObject, X509Certificate } from 'node:crypto';
 import { toTrustMaterial, Verifier, type SignedEntity, type Signer } from '@sigstore/verify';
 import { sha256Hex } from './cosign-layer.ts';
 import { FastCertificateStep, type FastPathStats } from './fast-certificate.ts';
@@ -64,9 +64,12 @@ export class TrustedRoots {
     return steps.length === 0 ? null : steps.reduce((a, s) => ({ hits: a.hits + s.hits, fallbacks: a.fallbacks + s.fallbacks }), { hits: 0, fallbacks: 0 });
   }
 
-  /** Keyless: the certificate chain, SCT, log entries, timestamps and signature, by sigstore. */
-  verifyCertificate(entity: SignedEntity): { signer: Signer; root: LoadedTrustedRoot } {
-    return this.#first((r) => r.verifier.verify(entity));
+  /**
+   * Keyless: the certificate chain, SCT, log entries, timestamps and signature, by sigstore.
+   * `leaf` is the caller's node:crypto parse of the signing certificate.
+   */
+  verifyCertificate(entity: SignedEntity, leaf: X509Certificate): { signer: Signer; root: LoadedTrustedRoot } {
+    return this.#first((r) => (r.fast === null ? r.verifier.verify(entity) : r.fast.withLeaf(leaf, () => r.verifier.verify(entity))));
   }
 
   /**

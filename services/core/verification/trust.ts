@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
@@ -84,6 +84,66 @@ export async function loadTrustedRoots(paths: readonly string[]): Promise<Loaded
 
 export function keyFingerprint(key: KeyObject): string {
   return `sha256:${createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex')}`;
+}
+
+/**
+ * SubjectPublicKeyInfo prefixes of uncompressed P-256 and P-384 keys with a named curve, and their
+ * full lengths: for these, the certificate's bytes are what exporting its key gives.
+ */
+const STANDARD_EC_SPKI = [
+  { prefix: Buffer.from('3059301306072a8648ce3d020106082a8648ce3d03010703420004', 'hex'), length: 91 },
+  { prefix: Buffer.from('3076301006072a8648ce3d020106052b8104002203620004', 'hex'), length: 120 },
+];
+
+/**
+ * {@link keyFingerprint} of a certificate's key. Fulcio's keys (uncompressed P-256/P-384) are
+ * hashed as the certificate carries them, without exporting the key; anything else is exported.
+ */
+export function certificateKeyFingerprint(cert: X509Certificate): string {
+  const key = cert.publicKey; // parses and checks the key, as exporting it would
+  const spki = subjectPublicKeyInfo(cert.raw);
+  if (spki !== null && STANDARD_EC_SPKI.some((s) => spki.length === s.length && spki.subarray(0, s.prefix.length).equals(s.prefix))) {
+    return `sha256:${createHash('sha256').update(spki).digest('hex')}`;
+  }
+  return keyFingerprint(key);
+}
+
+/** The SubjectPublicKeyInfo element of a DER certificate (the 7th of its TBSCertificate, counting the version); null if unreadable. */
+function subjectPublicKeyInfo(der: Buffer): Buffer | null {
+  const header = (at: number): { start: number; end: number } | null => {
+    const first = der[at + 1];
+    if (first === undefined) {
+      return null;
+    }
+    if (first < 0x80) {
+      return { start: at + 2, end: at + 2 + first };
+    }
+    const n = first & 0x7f;
+    if (n === 0 || n > 3) {
+      return null;
+    }
+    let length = 0;
+    for (let i = 0; i < n; i++) {
+      length = length * 256 + (der[at + 2 + i] ?? 0);
+    }
+    return { start: at + 2 + n, end: at + 2 + n + length };
+  };
+  const cert = header(0);
+  const tbs = cert === null ? null : header(cert.start);
+  if (tbs === null || der[0] !== 0x30 || der[cert!.start] !== 0x30) {
+    return null;
+  }
+  let at = tbs.start;
+  // version [0] (explicit, optional), serialNumber, signature, issuer, validity, subject
+  for (let skip = der[at] === 0xa0 ? 6 : 5; skip > 0; skip--) {
+    const el = header(at);
+    if (el === null) {
+      return null;
+    }
+    at = el.end;
+  }
+  const spki = header(at);
+  return spki === null || der[at] !== 0x30 || spki.end > tbs.end ? null : der.subarray(at, spki.end);
 }
 
 /** Loads every `*.pub`/`*.pem` public key in `dir`. A file that is not a public key stops start-up. */

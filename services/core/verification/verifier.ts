@@ -130,7 +130,7 @@ class TrustVerifier implements SignatureVerifier {
   #proveCertificate(signed: NormalisedSignature, cert: X509Certificate): ProvenSigner {
     assertCodeSigning(cert);
     assertLoggedWith(signed.loggedKeys, cert.publicKey);
-    const { signer, root } = this.#trust.verifyCertificate(signed.entity);
+    const { signer, root } = this.#trust.verifyCertificate(signed.entity, cert);
     return {
       identity: certificateIdentity(signer),
       claims: decodeFulcioClaims(signer.identity?.oids),

@@ -1,7 +1,6 @@
-import { toSignedEntity } from '@sigstore/verify';
 import { z } from 'zod';
 import type { Digest } from '../../../common/domain/digest.ts';
-import { parseStatement, tlogEntryKeys } from '../bundle.ts';
+import { parseStatement, signedEntity, tlogEntryKeys } from '../bundle.ts';
 import { cosignAttestationToBundle, type CosignLayer, layerMaterial, rekorSummary } from '../cosign-layer.ts';
 import type { Evidence } from '../evidence.ts';
 import { Failure } from '../failure.ts';
@@ -27,7 +26,7 @@ export function normaliseCosignAttestation(layer: CosignLayer, subject: Digest, 
   }
   const bundle = cosignAttestationToBundle(envelope, cert, rekor);
   const normalised: NormalisedSignature = {
-    entity: toSignedEntity(bundle),
+    entity: signedEntity(bundle),
     certificate: cert,
     keyHint: null,
     // Never null: a keyless attestation whose Rekor entry names no readable key is tlog_invalid.

@@ -1,5 +1,6 @@
 import { createPublicKey, verify as cryptoVerify, type KeyObject, type X509Certificate } from 'node:crypto';
-import { toSignedEntity, type SignedEntity } from '@sigstore/verify';
+import type { SignedEntity } from '@sigstore/verify';
+import { signedEntity } from '../bundle.ts';
 import { z } from 'zod';
 import type { Digest } from '../../../common/domain/digest.ts';
 import {
@@ -59,7 +60,7 @@ export function normaliseCosignSignature(layer: CosignLayer, subject: Digest, ev
     assertRekorCertificate(loggedPem ?? '', cert);
   }
   // Built after cosign's checks above, so theirs is the outcome recorded when the bundle cannot be.
-  const entity = toSignedEntity(cosignLayerToBundle(layer, { certificate: cert, rekor }), layer.payload);
+  const entity = signedEntity(cosignLayerToBundle(layer, { certificate: cert, rekor }), layer.payload);
   return { entity, certificate: cert, keyHint: null, loggedKeys, binding };
 }
 
@@ -67,7 +68,7 @@ function keyEntity(layer: CosignLayer, rekor: RekorBundle | null, signature: Buf
   if (rekor === null) {
     return plainKeyEntity(layer.payload, signature);
   }
-  const entity = toSignedEntity(cosignLayerToBundle(layer, { certificate: null, rekor, keyHint: '' }), layer.payload);
+  const entity = signedEntity(cosignLayerToBundle(layer, { certificate: null, rekor, keyHint: '' }), layer.payload);
   return rawKeyEntity(entity, layer.payload, signature);
 }
 

@@ -2,10 +2,9 @@ import { X509Certificate } from 'node:crypto';
 import type { Bundle, Envelope, MessageSignature, TransparencyLogEntry } from '@sigstore/bundle';
 import { RFC3161Timestamp } from '@sigstore/core';
 import { HashAlgorithm } from '@sigstore/protobuf-specs';
-import { toSignedEntity } from '@sigstore/verify';
 import type { Digest } from '../../../common/domain/digest.ts';
 import type { SignatureVerdict } from '../../../common/domain/signature.ts';
-import { parseBundle, parseStatement, tlogEntryKeys } from '../bundle.ts';
+import { parseBundle, parseStatement, signedEntity, tlogEntryKeys } from '../bundle.ts';
 import { MalformedSignatureError } from '../cosign-layer.ts';
 import type { Evidence } from '../evidence.ts';
 import { Failure } from '../failure.ts';
@@ -72,7 +71,7 @@ function readDsse(bundle: Bundle, envelope: Envelope, subject: BundleSubject, ev
   }
   const statement = parseStatement(envelope.payloadType, envelope.payload);
   evidence.showStatement(statement);
-  return { entity: toSignedEntity(bundle), binding: { kind: 'statement', statement, subject: subject.digest } };
+  return { entity: signedEntity(bundle), binding: { kind: 'statement', statement, subject: subject.digest } };
 }
 
 /** A message signature over the subject's bytes: its digest must be the subject's. */
@@ -84,7 +83,7 @@ function readMessageSignature(bundle: Bundle, signature: MessageSignature, subje
   if (subject.bytes === undefined) {
     throw new Failure('malformed', 'a message-signature bundle needs the signed bytes to verify');
   }
-  return { entity: toSignedEntity(bundle, subject.bytes), binding: { kind: 'message' } };
+  return { entity: signedEntity(bundle, subject.bytes), binding: { kind: 'message' } };
 }
 
 function parseCertificateDer(raw: Buffer): X509Certificate {

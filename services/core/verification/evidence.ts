@@ -41,7 +41,7 @@ export class Evidence {
 
   /** The signing certificate and its key, as claimed: shown from here on, proven or not (both or neither). */
   showCertificate(cert: X509Certificate): void {
-    const certificate = { fingerprint: `sha256:${sha256Hex(cert.raw)}`, notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo) };
+    const certificate = { fingerprint: `sha256:${sha256Hex(cert.raw)}`, notBefore: cert.validFromDate, notAfter: cert.validToDate };
     const key = certificateKey(cert);
     this.certificate = certificate;
     this.key = key;

@@ -104,7 +104,7 @@ export class FastCertificateStep {
       return null;
     }
     const known = this.#leaf;
-    return signerOf(leaf, known !== null && known.der.equals(tlv(leaf.root)) ? known.key : null);
+    return signerOf(leaf, known !== null && sameCertificate(known.der, leaf) ? known.key : null);
   }
 
   /**
@@ -288,6 +288,21 @@ function signerOf(cert: X509Certificate, key: KeyObject | null): Signer {
     key: key ?? crypto.createPublicKey(tlv(cert.root.subs[0]!.subs[6]!)), // the SubjectPublicKeyInfo, as cert.publicKey re-encodes it
     identity: { extensions: { issuer }, subjectAlternativeName: cert.subjectAltName, oids },
   };
+}
+
+/** Whether `der` is the certificate sigstore-js parsed: its content is a view of the bytes parsed, under the same header. */
+function sameCertificate(der: Buffer, leaf: X509Certificate): boolean {
+  const { tag, value: content } = leaf.root;
+  const length = derLength(content.length);
+  return (
+    tag.class === 0 &&
+    tag.constructed &&
+    tag.number === 0x10 &&
+    der.length === 1 + length.length + content.length &&
+    der[0] === 0x30 &&
+    der.subarray(1, 1 + length.length).equals(length) &&
+    der.subarray(1 + length.length).equals(content)
+  );
 }
 
 /** The DER bytes of a parsed object: its parser keeps each object's content, a view of the input. */

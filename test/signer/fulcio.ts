@@ -7,6 +7,7 @@ import '@sigstore/mock/dist/fulcio/ctlog.js';
 import type { CTLog } from '@sigstore/mock/dist/fulcio/ctlog.js';
 import { randomBytes } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { derLength } from '../../services/core/verification/der.ts';
 
 /** Who a keyless certificate is issued to, as Fulcio would encode it from an OIDC token. */
 export interface KeylessIdentity {
@@ -143,17 +144,6 @@ export function toPem(der: Uint8Array, type: 'CERTIFICATE' | 'PUBLIC KEY'): stri
 export function derUtf8String(value: string): Buffer {
   const bytes = Buffer.from(value, 'utf8');
   return Buffer.concat([Buffer.from([0x0c]), derLength(bytes.length), bytes]);
-}
-
-function derLength(length: number): Buffer {
-  if (length < 0x80) {
-    return Buffer.from([length]);
-  }
-  const octets: number[] = [];
-  for (let n = length; n > 0; n = Math.floor(n / 256)) {
-    octets.unshift(n % 256);
-  }
-  return Buffer.from([0x80 | octets.length, ...octets]);
 }
 
 function subjectAltName(identity: KeylessIdentity): x509.JsonGeneralName {

@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { type ASN1Obj, crypto, EXTENSION_OID_SCT, type X509Certificate, X509SCTExtension } from '@sigstore/core';
 import type { Signer, TrustMaterial } from '@sigstore/verify';
+import { derLength } from './der.ts';
 
 type CertAuthority = TrustMaterial['certificateAuthorities'][number];
 type CtLog = TrustMaterial['ctlogs'][number];
@@ -313,17 +314,6 @@ function tlv(obj: ASN1Obj): Buffer {
 function wrap(obj: ASN1Obj, content: Buffer): Buffer {
   const tag = obj.tag.number | (obj.tag.constructed ? 0x20 : 0) | (obj.tag.class << 6);
   return Buffer.concat([Buffer.from([tag]), derLength(content.length), content]);
-}
-
-function derLength(length: number): Buffer {
-  if (length < 0x80) {
-    return Buffer.from([length]);
-  }
-  const bytes: number[] = [];
-  for (let l = length; l > 0; l = Math.floor(l / 256)) {
-    bytes.unshift(l % 256);
-  }
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
 }
 
 function uint24(n: number): Buffer {

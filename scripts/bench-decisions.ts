@@ -163,6 +163,7 @@ for (const N of [100_000, 1_000_000]) {
       signers: [{ subject: 'alice@example.com', issuer: 'https://accounts.example.com' }],
       policyVersion: policy.version,
       rule: 'allow_with_verification.registry.bench.team/*',
+      mode: 'enforce',
     });
   }
   gc();

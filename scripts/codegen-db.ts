@@ -16,18 +16,22 @@ const log = createLogger({ logLevel: 'warn' });
 // those values; the JSON ones are written only from these types): generated as those types, so rows
 // read from them need no casts. Import paths are relative to the generated file.
 const customImports = {
+  DecisionMode: '../domain/decision.ts',
   DecisionReason: '../domain/decision.ts',
   Digest: '../domain/digest.ts',
   ManifestStatus: '../domain/outcome.ts',
   SignatureOutcome: '../domain/outcome.ts',
   SignatureFormat: '../domain/signature.ts',
   SignatureKind: '../domain/signature.ts',
+  ScopedDecision: '../domain/decision.ts',
   Signer: '../domain/decision.ts',
   WithdrawalCause: '../domain/signature.ts',
 };
 const overrides = {
   columns: {
+    'decisions.mode': 'Generated<DecisionMode>',
     'decisions.reason': 'DecisionReason',
+    'decisions.scoped': 'JSONColumnType<Record<string, ScopedDecision> | null, string | null, string | null>',
     'decisions.signers': 'Generated<JSONColumnType<Signer[]>>',
     'identities.kind': "'email' | 'uri' | 'key'",
     'manifests.digest': 'Digest',

@@ -30,6 +30,9 @@ export const AdmissionReview = z.looseObject({
     uid: z.string().min(1),
     kind: z.looseObject({ kind: z.string() }),
     operation: z.string().optional(),
+    namespace: z.string().optional(),
+    name: z.string().optional(),
+    userInfo: z.looseObject({ username: z.string().optional() }).optional(),
     object: z.record(z.string(), z.unknown()).nullable().optional(),
   }),
 });

@@ -81,8 +81,13 @@ export class DecisionTable implements ImageDecisions {
     this.#feed.apply(event);
   }
 
-  /** Answers one image reference (tag or digest) under the current policy. */
-  lookup(image: string): Promise<ImageDecision> {
-    return this.#lookup.lookup(image);
+  /** The policy answers are given under. */
+  get policy(): Policy {
+    return this.#policy;
+  }
+
+  /** Answers one image reference (tag or digest) under the current policy, in `namespace`'s scope. */
+  lookup(image: string, namespace: string | null = null): Promise<ImageDecision> {
+    return this.#lookup.lookup(image, namespace);
   }
 }

@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { AdmissionReview, denialMessage, imageSites, pinnedReference } from './admission.ts';
+import { AdmissionReview, pinnedReference } from './admission.ts';
+import type { AdmissionRecorder } from './admission-record.ts';
+import { type AdmitDeps, admit } from './admit.ts';
 import type { ImageDecision, ImageDecisions } from './decisions/lookup.ts';
 import { publicMessage, withoutSigners } from './disclosure.ts';
 
@@ -20,12 +22,16 @@ const decisionSchema = {
       items: { type: 'object', properties: { subject: { type: 'string' }, issuer: { type: ['string', 'null'] } } },
     },
     policyVersion: { type: 'string' },
+    mode: { type: 'string', enum: ['enforce', 'warn', 'audit'] },
+    scope: { type: ['string', 'null'] },
     verifiedAt: { type: ['string', 'null'] },
     stale: { type: 'boolean' },
   },
 } as const;
 
 const imageRef = { type: 'string', minLength: 1, maxLength: 1024 } as const;
+/** The namespace an answer is for (the policy's scope); a DNS label. */
+const namespaceName = { type: 'string', minLength: 1, maxLength: 63 } as const;
 const error = { type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } } } as const;
 
 /** Whether a request may see signer identities (see `disclosure.ts`). */
@@ -36,9 +42,9 @@ export type MayDisclose = (req: FastifyRequest) => boolean;
  * registry): the native batch and single lookups, and OPA `http.send`'s `/verify`. Signers are
  * shown only to callers `mayDisclose` admits; allow or deny and the reason to everyone.
  */
-export function registerApiRoutes(app: FastifyInstance, table: ImageDecisions, mayDisclose: MayDisclose = () => true): void {
+export function registerApiRoutes(app: FastifyInstance, table: ImageDecisions, mayDisclose: MayDisclose, admission: AdmissionDeps): void {
   const view = (req: FastifyRequest) => (mayDisclose(req) ? (d: ImageDecision) => d : withoutSigners);
-  app.post<{ Body: { images: string[] } }>(
+  app.post<{ Body: { images: string[]; namespace?: string } }>(
     '/v1/decisions',
     {
       schema: {
@@ -46,41 +52,41 @@ export function registerApiRoutes(app: FastifyInstance, table: ImageDecisions, m
           type: 'object',
           required: ['images'],
           additionalProperties: false,
-          properties: { images: { type: 'array', minItems: 1, maxItems: MAX_BATCH, items: imageRef } },
+          properties: { images: { type: 'array', minItems: 1, maxItems: MAX_BATCH, items: imageRef }, namespace: namespaceName },
         },
         response: { 200: { type: 'object', properties: { decisions: { type: 'array', items: decisionSchema } } }, 400: error },
       },
     },
-    async (req) => ({ decisions: (await Promise.all(req.body.images.map((image) => table.lookup(image)))).map(view(req)) }),
+    async (req) => ({ decisions: (await Promise.all(req.body.images.map((image) => table.lookup(image, req.body.namespace)))).map(view(req)) }),
   );
 
-  app.get<{ Querystring: { image: string } }>(
+  app.get<{ Querystring: { image: string; namespace?: string } }>(
     '/v1/decisions',
     {
       schema: {
-        querystring: { type: 'object', required: ['image'], properties: { image: imageRef } },
+        querystring: { type: 'object', required: ['image'], properties: { image: imageRef, namespace: namespaceName } },
         response: { 200: decisionSchema, 400: error },
       },
     },
-    async (req) => view(req)(await table.lookup(req.query.image)),
+    async (req) => view(req)(await table.lookup(req.query.image, req.query.namespace)),
   );
 
-  app.post<{ Body: { image: string } }>(
+  app.post<{ Body: { image: string; namespace?: string } }>(
     '/verify',
     {
       schema: {
-        body: { type: 'object', required: ['image'], properties: { image: imageRef } },
+        body: { type: 'object', required: ['image'], properties: { image: imageRef, namespace: namespaceName } },
         response: { 200: { ...decisionSchema, properties: { ...decisionSchema.properties, verified: { type: 'boolean' } } }, 400: error },
       },
     },
     async (req) => {
-      const d = view(req)(await table.lookup(req.body.image));
+      const d = view(req)(await table.lookup(req.body.image, req.body.namespace));
       return { verified: d.allowed, ...d };
     },
   );
 
   registerGatekeeperRoutes(app, table, view);
-  registerAdmissionRoutes(app, table);
+  registerAdmissionRoutes(app, table, admission);
 }
 
 const ProviderRequest = z.looseObject({
@@ -95,8 +101,10 @@ function badRequest(reply: FastifyReply, error: z.ZodError) {
 
 /**
  * Gatekeeper external data (`ProviderRequest` → `ProviderResponse`). Every key gets an item: the
- * decision as `value`, and `error` set when the image is denied, so the usual templates
- * (`count(response.errors) > 0`) deny. `systemError` only when Signet itself fails.
+ * decision as `value` (with the rule's `mode`), and `error` set when the policy denies the image,
+ * whatever its mode: Gatekeeper's own `enforcementAction` decides what a violation does, and a
+ * template that reads `value.mode` can split them (README, "Modes"). `systemError` only when
+ * Signet itself fails.
  */
 function registerGatekeeperRoutes(app: FastifyInstance, table: ImageDecisions, view: (req: FastifyRequest) => (d: ImageDecision) => ImageDecision): void {
   const respond = async (req: FastifyRequest, reply: FastifyReply, item: (d: ImageDecision) => { value: unknown; error?: string }) => {
@@ -133,30 +141,32 @@ function decisionValue(d: ImageDecision) {
     digest: d.digest,
     signers: d.signers,
     policyVersion: d.policyVersion,
+    mode: d.mode,
+    scope: d.scope,
     verifiedAt: d.verifiedAt,
     stale: d.stale,
   };
 }
 
+/** What the admission routes need beyond decisions: the policy's rollout controls, alerts and the record. */
+export interface AdmissionDeps extends Omit<AdmitDeps, 'decisions'> {
+  readonly recorder: AdmissionRecorder | null;
+}
+
 /**
  * Kubernetes admission (AdmissionReview v1, and v1beta1 answered in kind) for Pods and every
- * pod-template workload. Validation denies when any container, init or ephemeral container image
- * is denied, naming each; mutation pins allowed images to their digests with a JSONPatch.
+ * pod-template workload, decided for the request's namespace. Validation denies when any
+ * container, init or ephemeral container image is denied in `enforce` mode with no exemption or
+ * break-glass admitting it, naming each, and warns for the rest (see `admit.ts`); mutation pins
+ * allowed images to their digests with a JSONPatch.
  */
-function registerAdmissionRoutes(app: FastifyInstance, table: ImageDecisions): void {
+function registerAdmissionRoutes(app: FastifyInstance, table: ImageDecisions, deps: AdmissionDeps): void {
   const review = async (body: unknown, reply: FastifyReply, mutate: boolean) => {
     const parsed = AdmissionReview.safeParse(body);
     if (!parsed.success) {
       return badRequest(reply, parsed.error);
     }
-    const { request } = parsed.data;
-    const sites = imageSites(request.kind.kind, request.object);
-    const decisions = await Promise.all(sites.map((s) => table.lookup(s.image)));
-    const denied = decisions.filter((d) => !d.allowed);
-    const response: Record<string, unknown> = { uid: request.uid, allowed: mutate || denied.length === 0 };
-    if (!mutate && denied.length > 0) {
-      response.status = { code: 403, reason: 'Forbidden', message: `Signet denied ${denied.length} image(s): ${denialMessage(decisions)}` };
-    }
+    const { response, outcome, sites, decisions } = await admit(parsed.data, { ...deps, decisions: table }, mutate);
     if (mutate) {
       const patch = sites.flatMap((site, i) => {
         const pinned = pinnedReference(decisions[i]!);
@@ -166,6 +176,8 @@ function registerAdmissionRoutes(app: FastifyInstance, table: ImageDecisions): v
         response.patchType = 'JSONPatch';
         response.patch = Buffer.from(JSON.stringify(patch)).toString('base64');
       }
+    } else {
+      deps.recorder?.record(outcome);
     }
     return { apiVersion: parsed.data.apiVersion, kind: 'AdmissionReview', response };
   };

@@ -5,6 +5,7 @@ import { MAINTENANCE_QUEUE } from '../common/jobs/prune-deliveries.ts';
 import { RECONCILE_QUEUE } from '../common/jobs/reconcile.ts';
 import type { Platform } from '../common/platform.ts';
 import type { Policy } from '../common/policy/policy.ts';
+import { BreakGlassAlerts } from './break-glass.ts';
 import { DecisionTable, type Learner } from './decision-table.ts';
 import { registerGraphql } from './graphql/yoga.ts';
 import { registerQueueDashboard } from './queue-dashboard.ts';
@@ -60,7 +61,8 @@ export async function startApiRole(platform: Platform, policy: Policy, opts: { i
       check: () => (subscriber.status === 'ready' ? Promise.resolve() : Promise.reject(new Error(`subscriber ${subscriber.status}`))),
     });
   }
-  registerApiRoutes(app, table, signerDisclosure(config.api.tokens));
+  const alerts = config.alerts.webhookUrl === null ? null : new BreakGlassAlerts(config.alerts.webhookUrl, log.child({ component: 'break-glass' }), platform.metrics.registry);
+  registerApiRoutes(app, table, signerDisclosure(config.api.tokens), { policy: () => table.policy, alerts, recorder: null });
   registerUi(app);
   // The queue dashboard reads the queues through its own connection (API-only replicas have none).
   const board = platform.redis('producer', 'board');

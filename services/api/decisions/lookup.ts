@@ -6,11 +6,12 @@ import * as images from '../../common/db/queries/images.ts';
 import * as tags from '../../common/db/queries/tags.ts';
 import type { DB } from '../../common/db/schema.generated.ts';
 import type { Digest } from '../../common/domain/digest.ts';
-import type { Decision } from '../../common/domain/decision.ts';
+import type { Decision, DecisionMode, ScopedDecision } from '../../common/domain/decision.ts';
 import { formatImageReference, type ImageReference, ImageReferenceError, parseImageReference } from '../../common/domain/image-ref.ts';
 import { LearnImageJob } from '../../common/jobs/index-manifest.ts';
 import type { Logger } from '../../common/logger.ts';
 import { decide } from '../../common/policy/evaluate.ts';
+import { namespaceIndex } from '../../common/policy/namespaces.ts';
 import type { Policy } from '../../common/policy/policy.ts';
 import { BoundedParseCache } from './parsed.ts';
 import { type DecisionStore, type Entry, rawDigest, repositoryKey } from './store.ts';
@@ -26,6 +27,10 @@ export interface ImageDecision {
   readonly policyVersion: string;
   /** The policy rule that decided (its registry and image-path pattern), when one did. */
   readonly rule?: string | null;
+  /** What admission does with this decision when it is a denial (see `DecisionMode`). */
+  readonly mode: DecisionMode;
+  /** The namespace scope of the policy the answer was given for; null outside every scope. */
+  readonly scope: string | null;
   readonly verifiedAt: string | null;
   /**
    * True when this replica may be behind the ledger: its ledger-events subscription is down, or
@@ -35,9 +40,10 @@ export interface ImageDecision {
   readonly stale: boolean;
 }
 
-/** What the decision endpoints ask: one image reference (tag or digest) → its answer. */
+/** What the decision endpoints ask: one image reference (tag or digest), in a namespace → its answer. */
 export interface ImageDecisions {
-  lookup(image: string): Promise<ImageDecision>;
+  /** `namespace` picks the policy's scope; absent or null answers outside every scope. */
+  lookup(image: string, namespace?: string | null): Promise<ImageDecision>;
 }
 
 /** On-demand indexing of images nobody announced: which registries, and how long to wait. */
@@ -92,28 +98,31 @@ export class DecisionLookup implements ImageDecisions {
     this.#deps = deps;
   }
 
-  /** Answers one image reference (tag or digest) under the current policy. */
-  lookup(image: string): Promise<ImageDecision> {
+  /** Answers one image reference (tag or digest) under the current policy, in `namespace`'s scope. */
+  lookup(image: string, namespace: string | null = null): Promise<ImageDecision> {
     // The hot path: reference parsed before and its decision in memory — no await, no I/O.
+    const scope = namespaceIndex(this.#deps.policy()).scopeOf(namespace)?.name ?? null;
     const parsed = this.#parsed.get(image);
     if (parsed !== undefined) {
       const { ref } = parsed;
       const digest = ref.digest ?? this.#store.tag(ref.registry, ref.repository, ref.tag ?? 'latest');
       const entry = digest === undefined ? undefined : this.#store.getByKey(parsed.repository, parsed.raw ?? rawDigest(digest));
       if (digest !== undefined && entry !== undefined) {
-        return Promise.resolve(answer(image, digest, entry, this.#deps.stale()));
+        return Promise.resolve(answer(image, digest, entry, this.#deps.stale(), scope));
       }
     }
-    return this.#lookupSlow(image);
+    return this.#lookupSlow(image, scope);
   }
 
-  async #lookupSlow(image: string): Promise<ImageDecision> {
+  async #lookupSlow(image: string, scope: string | null): Promise<ImageDecision> {
     let ref;
     try {
       ref = parseImageReference(image);
     } catch (err) {
       const message = err instanceof ImageReferenceError ? err.message : 'invalid image reference';
-      return { image, digest: null, allowed: false, reason: 'invalid_reference', message, signers: [], policyVersion: this.#deps.policy().version, verifiedAt: null, stale: false };
+      const policy = this.#deps.policy();
+      const mode = (scope === null ? null : policy.scopes.find((s) => s.name === scope)?.mode) ?? policy.mode;
+      return { image, digest: null, allowed: false, reason: 'invalid_reference', message, signers: [], policyVersion: policy.version, mode, scope, verifiedAt: null, stale: false };
     }
     const reference = ref.digest ?? ref.tag ?? 'latest';
     let known;
@@ -130,31 +139,35 @@ export class DecisionLookup implements ImageDecisions {
         message: `${formatImageReference(ref)} is not in this replica's memory and the ledger is unreachable`,
         signers: [],
         policyVersion: this.#deps.policy().version,
+        // An outage never softens a denial: whatever mode the rule has, this one is enforced.
+        mode: 'enforce',
+        scope,
         verifiedAt: null,
         stale: true,
       };
     }
     if (known !== null) {
       this.#parsed.set(image, { ref, repository: repositoryKey(ref.registry, ref.repository), raw: ref.digest === null ? null : rawDigest(ref.digest) });
-      return answer(image, known.digest, known.entry, this.#deps.stale());
+      return answer(image, known.digest, known.entry, this.#deps.stale(), scope);
     }
-    return this.#notInLedger(image, ref, reference);
+    return this.#notInLedger(image, ref, reference, scope);
   }
 
   /**
    * Not in the ledger: the policy may still answer (allow_without_verification, not covered);
    * otherwise `unknown`, which is a denial — unless learning the image brings it in meanwhile.
    */
-  async #notInLedger(image: string, ref: ImageReference, reference: string): Promise<ImageDecision> {
+  async #notInLedger(image: string, ref: ImageReference, reference: string, scope: string | null): Promise<ImageDecision> {
     const { registry, repository, digest } = ref;
-    const d = decide(this.#deps.policy(), registry, repository, null);
+    const decided = decide(this.#deps.policy(), registry, repository, null);
+    const d = { ...inScope(decided, scope), policyVersion: decided.policyVersion, scope };
     if (d.reason === 'unknown' && (await this.#learn(registry, repository, reference))) {
       const deadline = Date.now() + (this.#deps.learner?.waitMs ?? 0);
       while (Date.now() < deadline) {
         await sleep(WAIT_POLL_MS);
         const learnt = await this.#known(registry, repository, digest, reference);
         if (learnt !== null) {
-          return answer(image, learnt.digest, learnt.entry, this.#deps.stale());
+          return answer(image, learnt.digest, learnt.entry, this.#deps.stale(), scope);
         }
       }
     }
@@ -238,6 +251,13 @@ export class DecisionLookup implements ImageDecisions {
   }
 }
 
-function answer(image: string, digest: Digest, entry: Entry, stale: boolean): ImageDecision {
-  return { image, ...entry.decision, digest, verifiedAt: new Date(entry.verifiedAt).toISOString(), stale };
+/** The decision in `scope`'s namespaces: the scope's own where it differs, else the one everywhere else. */
+function inScope(d: Decision, scope: string | null): ScopedDecision {
+  const s = scope === null ? undefined : d.scoped?.[scope];
+  return s ?? { allowed: d.allowed, reason: d.reason, message: d.message, signers: d.signers, rule: d.rule, mode: d.mode };
+}
+
+function answer(image: string, digest: Digest, entry: Entry, stale: boolean, scope: string | null): ImageDecision {
+  const d = inScope(entry.decision, scope);
+  return { image, ...d, policyVersion: entry.decision.policyVersion, scope, digest, verifiedAt: new Date(entry.verifiedAt).toISOString(), stale };
 }

@@ -91,6 +91,8 @@ export class DecisionStore {
       signers: d.signers,
       policyVersion: d.policyVersion,
       rule: d.rule,
+      mode: d.mode,
+      ...(d.scoped === undefined ? {} : { scoped: d.scoped }),
     };
     const k = JSON.stringify(decision);
     let shared = this.#interned.get(k);

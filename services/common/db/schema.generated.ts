@@ -3,7 +3,7 @@
  * Please do not edit it manually.
  */
 
-import type { DecisionReason, Signer } from "../domain/decision.ts";
+import type { DecisionMode, DecisionReason, ScopedDecision, Signer } from "../domain/decision.ts";
 import type { Digest } from "../domain/digest.ts";
 import type { ManifestStatus, SignatureOutcome } from "../domain/outcome.ts";
 import type { SignatureFormat, SignatureKind, WithdrawalCause } from "../domain/signature.ts";
@@ -37,9 +37,11 @@ export interface Decisions {
   decided_at: Generated<Timestamp>;
   manifest_id: Int8;
   message: string;
+  mode: Generated<DecisionMode>;
   policy_version: string;
   reason: DecisionReason;
   rule: string | null;
+  scoped: JSONColumnType<Record<string, ScopedDecision> | null, string | null, string | null>;
   signers: Generated<JSONColumnType<Signer[]>>;
   verified_at: Timestamp;
 }

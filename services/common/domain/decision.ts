@@ -17,15 +17,32 @@ export interface Signer {
   readonly issuer: string | null;
 }
 
-export interface Decision {
+/**
+ * What admission does with a denial: `enforce` refuses the request, `warn` admits it with a
+ * Kubernetes warning per offending image, `audit` admits it silently (the outcome is recorded).
+ */
+export type DecisionMode = 'enforce' | 'warn' | 'audit';
+
+/** A decision within one namespace scope of the policy. */
+export interface ScopedDecision {
   readonly allowed: boolean;
   readonly reason: DecisionReason;
   readonly message: string;
   /** The signers that satisfied the rule (empty unless allowed by verification). */
   readonly signers: readonly Signer[];
-  readonly policyVersion: string;
   /** The policy entry that applied, e.g. `allow_with_verification.docker.io.team-a/*`. */
   readonly rule: string | null;
+  /** What admission does when this decision is a denial (the rule's mode, else its scope's, else the policy's). */
+  readonly mode: DecisionMode;
+}
+
+export interface Decision extends ScopedDecision {
+  readonly policyVersion: string;
+  /**
+   * Scope name → the decision in that scope's namespaces, for the scopes of the policy where it
+   * differs from this one (the decision everywhere else). Absent when no scope differs.
+   */
+  readonly scoped?: Readonly<Record<string, ScopedDecision>> | undefined;
 }
 
 /** What the ledger knows about one stored signature, as the policy needs it. */

@@ -1,10 +1,12 @@
-import type { Decision, ManifestFacts, SignatureFact, Signer } from '../domain/decision.ts';
-import { globMatches, matches, type Policy, type VerificationRule } from './policy.ts';
+import type { Decision, DecisionMode, ManifestFacts, ScopedDecision, SignatureFact, Signer } from '../domain/decision.ts';
+import { globMatches, matches, type Policy, type PolicyRules, type VerificationRule } from './policy.ts';
+import type { PolicyScope } from './rollout.ts';
 
+/** The policy entry that governs an image, and the mode its denials get (`mode`). */
 export type PolicyMatch =
-  | { readonly kind: 'verify'; readonly rule: VerificationRule; readonly name: string }
-  | { readonly kind: 'allow'; readonly pattern: string; readonly name: string }
-  | { readonly kind: 'none' };
+  | { readonly kind: 'verify'; readonly rule: VerificationRule; readonly name: string; readonly mode: DecisionMode }
+  | { readonly kind: 'allow'; readonly pattern: string; readonly name: string; readonly mode: DecisionMode }
+  | { readonly kind: 'none'; readonly mode: DecisionMode };
 
 const WILDCARD = /[*?[\]{}]/g;
 
@@ -14,12 +16,13 @@ const WILDCARD = /[*?[\]{}]/g;
  * allow_without_verification; then the pattern's text. Total and deterministic, so the same image
  * always meets the same rule (Styra's snippet gives "no guarantee" here).
  */
-function specificity(pattern: string): [number, number, number] {
+export function specificity(pattern: string): [number, number, number] {
   const wildcards = (pattern.match(WILDCARD) ?? []).length;
   return [wildcards === 0 ? 0 : 1, -(pattern.length - wildcards), wildcards];
 }
 
-function compare(a: { pattern: string; section: number }, b: { pattern: string; section: number }): number {
+/** Orders two patterns by {@link specificity}, then `section`, then text: negative when `a` wins. */
+export function compareSpecificity(a: { pattern: string; section: number }, b: { pattern: string; section: number }): number {
   const sa = specificity(a.pattern);
   const sb = specificity(b.pattern);
   for (let i = 0; i < sa.length; i++) {
@@ -33,21 +36,31 @@ function compare(a: { pattern: string; section: number }, b: { pattern: string; 
   return a.pattern < b.pattern ? -1 : a.pattern > b.pattern ? 1 : 0;
 }
 
-/** The single policy entry that governs `registry/repository` (registry already normalised). */
-export function matchPolicy(policy: Policy, registry: string, repository: string): PolicyMatch {
+/**
+ * The single policy entry that governs `registry/repository` (registry already normalised) in
+ * `scope`'s namespaces, or outside every scope when it is null. A scope's own rules and the
+ * policy's top-level ones compete by pattern specificity; at equal specificity the scope's win.
+ */
+export function matchPolicy(policy: Policy, registry: string, repository: string, scope: PolicyScope | null = null): PolicyMatch {
   const candidates: { pattern: string; section: number; match: PolicyMatch }[] = [];
-  for (const rule of policy.withVerification.get(registry) ?? []) {
-    if (globMatches(rule.pattern, repository)) {
-      candidates.push({ pattern: rule.pattern, section: 0, match: { kind: 'verify', rule, name: `allow_with_verification.${registry}.${rule.pattern}` } });
+  const places: [PolicyRules, string][] = scope === null ? [[policy, '']] : [[scope, `scopes.${scope.name}.`], [policy, '']];
+  const placeMode = scope?.mode ?? policy.mode;
+  places.forEach(([rules, prefix], level) => {
+    for (const rule of rules.withVerification.get(registry) ?? []) {
+      if (globMatches(rule.pattern, repository)) {
+        const name = `${prefix}allow_with_verification.${registry}.${rule.pattern}`;
+        candidates.push({ pattern: rule.pattern, section: level * 2, match: { kind: 'verify', rule, name, mode: rule.mode ?? placeMode } });
+      }
     }
-  }
-  for (const pattern of policy.withoutVerification.get(registry) ?? []) {
-    if (globMatches(pattern, repository)) {
-      candidates.push({ pattern, section: 1, match: { kind: 'allow', pattern, name: `allow_without_verification.${registry}.${pattern}` } });
+    for (const pattern of rules.withoutVerification.get(registry) ?? []) {
+      if (globMatches(pattern, repository)) {
+        const name = `${prefix}allow_without_verification.${registry}.${pattern}`;
+        candidates.push({ pattern, section: level * 2 + 1, match: { kind: 'allow', pattern, name, mode: placeMode } });
+      }
     }
-  }
-  candidates.sort(compare);
-  return candidates[0]?.match ?? { kind: 'none' };
+  });
+  candidates.sort(compareSpecificity);
+  return candidates[0]?.match ?? { kind: 'none', mode: placeMode };
 }
 
 /** GitHub workflow claims as cosign's `--certificate-github-workflow-*` flags read them, v1 OIDs first. */
@@ -104,12 +117,30 @@ function satisfies(rule: VerificationRule, sig: SignatureFact): { signer: Signer
 }
 
 /**
- * Decides whether the image described by `facts` may run under `policy`. Pure: everything it needs
- * was stored when the image was indexed. `facts === null` means Signet has never seen the digest.
+ * Decides whether the image described by `facts` may run under `policy`: outside every namespace
+ * scope, and in each scope where the answer differs (`scoped`). Pure: everything it needs was
+ * stored when the image was indexed. `facts === null` means Signet has never seen the digest.
  */
 export function decide(policy: Policy, registry: string, repository: string, facts: ManifestFacts | null): Decision {
-  const match = matchPolicy(policy, registry, repository);
-  const base = { policyVersion: policy.version, signers: [] as Signer[] };
+  const everywhere = decideIn(policy, null, registry, repository, facts);
+  const scoped: Record<string, ScopedDecision> = {};
+  for (const scope of policy.scopes) {
+    const d = decideIn(policy, scope, registry, repository, facts);
+    if (!sameDecision(d, everywhere)) {
+      scoped[scope.name] = d;
+    }
+  }
+  return { ...everywhere, policyVersion: policy.version, ...(Object.keys(scoped).length > 0 ? { scoped } : {}) };
+}
+
+function sameDecision(a: ScopedDecision, b: ScopedDecision): boolean {
+  return a.allowed === b.allowed && a.reason === b.reason && a.message === b.message && a.rule === b.rule && a.mode === b.mode && JSON.stringify(a.signers) === JSON.stringify(b.signers);
+}
+
+/** The decision in one scope's namespaces (null: outside every scope). */
+export function decideIn(policy: Policy, scope: PolicyScope | null, registry: string, repository: string, facts: ManifestFacts | null): ScopedDecision {
+  const match = matchPolicy(policy, registry, repository, scope);
+  const base = { mode: match.mode, signers: [] as Signer[] };
   if (match.kind === 'none') {
     return { ...base, allowed: false, reason: 'not_covered_by_policy', message: `no policy entry covers ${registry}/${repository}`, rule: null };
   }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { checkPolicyText, formatProblem } from './check.ts';
+import { DEFAULT_MODE } from './rollout.ts';
 import { parsePolicy, PolicyConfigError, type Policy } from './policy.ts';
 
 /**
@@ -11,6 +12,10 @@ export const EMPTY_POLICY: Policy = {
   version: `sha256:${createHash('sha256').update('{}').digest('hex')}`,
   withVerification: new Map(),
   withoutVerification: new Map(),
+  mode: DEFAULT_MODE,
+  scopes: [],
+  exemptions: [],
+  breakGlassNamespaces: [],
 };
 
 /** A parsed policy and the text it was parsed from (recorded with every decision's policy version). */

@@ -126,7 +126,7 @@ describe('matchPolicy', () => {
     expect(matchPolicy(sample, 'docker.io', 'ubuntu/other')).toMatchObject({ kind: 'allow', pattern: 'ubuntu/*' });
     expect(matchPolicy(sample, 'gcr.io', 'my-proj-1/base-alpine-image')).toMatchObject({ kind: 'allow' });
     expect(matchPolicy(sample, 'gcr.io', 'xyz/tool')).toMatchObject({ kind: 'verify', rule: { kind: 'key' } });
-    expect(matchPolicy(sample, 'quay.io', 'ubuntu/nginx')).toEqual({ kind: 'none' });
+    expect(matchPolicy(sample, 'quay.io', 'ubuntu/nginx')).toEqual({ kind: 'none', mode: 'enforce' });
   });
 
   it('`*` does not cross a path separator; `**` does', () => {

@@ -3,6 +3,9 @@ import picomatch from 'picomatch';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { normalizeRegistry } from '../domain/image-ref.ts';
+import { BreakGlassSchema, type DecisionMode, type Exemption, ExemptionSchema, ModeSchema, type PolicyScope, ScopeSchema, toRollout } from './rollout.ts';
+
+export type { DecisionMode };
 
 /**
  * An exact string or a regular expression that must match the WHOLE value. cosign matches its
@@ -22,6 +25,8 @@ export interface GithubClaims {
 interface RuleBase {
   /** The image-path glob as written, e.g. `team-a/*`. */
   readonly pattern: string;
+  /** This rule's own mode; null takes its scope's, then the policy's. */
+  readonly mode: DecisionMode | null;
   /** Signature annotations (the payload's `optional` section) every counted signature must carry. */
   readonly annotations: Readonly<Record<string, string>>;
   /** How many distinct signers must match (k-of-n). */
@@ -44,13 +49,25 @@ export interface KeyRule extends RuleBase {
 
 export type VerificationRule = KeylessRule | KeyRule;
 
-export interface Policy {
-  /** `sha256:<hex>` of the policy's canonical JSON: recorded on every decision. */
-  readonly version: string;
+/** The rules of one place: the whole cluster (the policy's top level) or one scope. */
+export interface PolicyRules {
   /** Registry host → rules, in the order they were written. */
   readonly withVerification: ReadonlyMap<string, readonly VerificationRule[]>;
   /** Registry host → image-path globs allowed without any signature. */
   readonly withoutVerification: ReadonlyMap<string, readonly string[]>;
+}
+
+export interface Policy extends PolicyRules {
+  /** `sha256:<hex>` of the policy's canonical JSON: recorded on every decision. */
+  readonly version: string;
+  /** The default mode (`enforce` when the policy names none, so older policies mean what they meant). */
+  readonly mode: DecisionMode;
+  /** Namespace scopes (see `rollout.ts`), in name order. */
+  readonly scopes: readonly PolicyScope[];
+  /** Dated exceptions, applied at admission. */
+  readonly exemptions: readonly Exemption[];
+  /** Namespace globs where the break-glass annotation is honoured; empty honours it nowhere. */
+  readonly breakGlassNamespaces: readonly string[];
 }
 
 export class PolicyConfigError extends Error {
@@ -82,19 +99,29 @@ const RuleSchema = z
     'certificate-github-workflow-name': z.string().min(1).optional(),
     'insecure-ignore-tlog': z.boolean().optional(),
     'insecure-ignore-sct': z.boolean().optional(),
+    mode: ModeSchema.optional(),
     annotations: z.record(z.string(), z.string()).optional(),
     threshold: z.number().int().min(1).max(100).optional(),
   })
   .refine((r) => Object.keys(r).length > 0, 'a rule needs at least one property');
 
+const Sections = {
+  allow_with_verification: z.record(z.string().min(1), z.record(z.string().min(1), RuleSchema)).optional(),
+  allow_without_verification: z.record(z.string().min(1), z.array(z.string().min(1)).min(1)).optional(),
+};
+
 const PolicySchema = z
   .strictObject({
-    allow_with_verification: z.record(z.string().min(1), z.record(z.string().min(1), RuleSchema)).optional(),
-    allow_without_verification: z.record(z.string().min(1), z.array(z.string().min(1)).min(1)).optional(),
+    ...Sections,
+    mode: ModeSchema.optional(),
+    scopes: z.record(z.string().min(1), ScopeSchema(Sections)).optional(),
+    exemptions: z.array(ExemptionSchema).optional(),
+    break_glass: BreakGlassSchema.optional(),
   })
   .refine((p) => Object.keys(p).length > 0, 'the policy is empty');
 
 type RawRule = z.infer<typeof RuleSchema>;
+type RawSections = { readonly [K in keyof typeof Sections]?: z.infer<(typeof Sections)[K]> };
 
 /**
  * Parses a policy file (YAML or JSON — JSON is YAML) in the Styra DAS cosign `verification_config`
@@ -116,32 +143,39 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
     );
   }
   const issues: string[] = [];
-  const withVerification = new Map<string, VerificationRule[]>();
-  for (const [host, paths] of Object.entries(parsed.data.allow_with_verification ?? {})) {
-    const rules: VerificationRule[] = [];
-    for (const [pattern, raw] of Object.entries(paths)) {
-      const at = `allow_with_verification.${host}.${pattern}`;
-      checkPattern(pattern, at, issues);
-      const rule = toRule(pattern, raw, at, issues);
-      if (rule !== null) {
-        rules.push(rule);
-      }
-    }
-    mergeHost(withVerification, host, rules, issues, 'allow_with_verification');
-  }
-  const withoutVerification = new Map<string, string[]>();
-  for (const [host, patterns] of Object.entries(parsed.data.allow_without_verification ?? {})) {
-    patterns.forEach((p, i) => checkPattern(p, `allow_without_verification.${host}.${i}`, issues));
-    mergeHost(withoutVerification, host, patterns, issues, 'allow_without_verification');
-  }
+  const rules = toRules(parsed.data, '', issues);
+  const rollout = toRollout(parsed.data, (sections, at) => toRules(sections, at, issues), issues);
   if (issues.length > 0) {
     throw new PolicyConfigError(source, issues);
   }
   return {
     version: `sha256:${createHash('sha256').update(canonicalJson(parsed.data)).digest('hex')}`,
-    withVerification,
-    withoutVerification,
+    ...rules,
+    ...rollout,
   };
+}
+
+/** The two sections of the top level or of a scope; `at` prefixes issue paths (`scopes.x.`). */
+function toRules(sections: RawSections, at: string, issues: string[]): PolicyRules {
+  const withVerification = new Map<string, VerificationRule[]>();
+  for (const [host, paths] of Object.entries(sections.allow_with_verification ?? {})) {
+    const rules: VerificationRule[] = [];
+    for (const [pattern, raw] of Object.entries(paths)) {
+      const ruleAt = `${at}allow_with_verification.${host}.${pattern}`;
+      checkPattern(pattern, ruleAt, issues);
+      const rule = toRule(pattern, raw, ruleAt, issues);
+      if (rule !== null) {
+        rules.push(rule);
+      }
+    }
+    mergeHost(withVerification, host, rules, issues, `${at}allow_with_verification`);
+  }
+  const withoutVerification = new Map<string, string[]>();
+  for (const [host, patterns] of Object.entries(sections.allow_without_verification ?? {})) {
+    patterns.forEach((p, i) => checkPattern(p, `${at}allow_without_verification.${host}.${i}`, issues));
+    mergeHost(withoutVerification, host, patterns, issues, `${at}allow_without_verification`);
+  }
+  return { withVerification, withoutVerification };
 }
 
 function mergeHost<T>(map: Map<string, T[]>, host: string, items: T[], issues: string[], section: string): void {
@@ -193,7 +227,7 @@ function matcher(exact: string | undefined, regexp: string | undefined, what: st
 }
 
 function toRule(pattern: string, r: RawRule, at: string, issues: string[]): VerificationRule | null {
-  const common = { pattern, annotations: r.annotations ?? {}, threshold: r.threshold ?? 1 };
+  const common = { pattern, mode: r.mode ?? null, annotations: r.annotations ?? {}, threshold: r.threshold ?? 1 };
   // insecure-ignore-sct is accepted on key rules (Styra's sample has it) and means nothing there.
   const keyless = Object.keys(r).filter((k) => k.startsWith('certificate-'));
   if (r.key !== undefined) {

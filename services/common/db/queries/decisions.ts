@@ -78,6 +78,8 @@ export async function upsert(db: Kysely<DB>, rows: readonly { readonly input: De
         message: decision.message,
         signers: JSON.stringify(decision.signers),
         rule: decision.rule,
+        mode: decision.mode,
+        scoped: decision.scoped === undefined ? null : JSON.stringify(decision.scoped),
         verified_at: input.verifiedAt,
         decided_at: now,
       })),
@@ -89,6 +91,8 @@ export async function upsert(db: Kysely<DB>, rows: readonly { readonly input: De
         message: eb.ref('excluded.message'),
         signers: eb.ref('excluded.signers'),
         rule: eb.ref('excluded.rule'),
+        mode: eb.ref('excluded.mode'),
+        scoped: eb.ref('excluded.scoped'),
         verified_at: eb.ref('excluded.verified_at'),
         decided_at: eb.ref('excluded.decided_at'),
       })),
@@ -111,6 +115,8 @@ function selectStored(db: Kysely<DB>, policyVersion: string) {
       'd.message',
       'd.signers',
       'd.rule',
+      'd.mode',
+      'd.scoped',
       'd.policy_version as policyVersion',
       'd.verified_at as verifiedAt',
     ])
@@ -119,8 +125,8 @@ function selectStored(db: Kysely<DB>, policyVersion: string) {
 
 type StoredRow = Awaited<ReturnType<ReturnType<typeof selectStored>['execute']>>[number];
 
-function toStored({ manifest_id: _, ...decision }: StoredRow): StoredDecision {
-  return decision;
+function toStored({ manifest_id: _, scoped, ...decision }: StoredRow): StoredDecision {
+  return scoped === null ? decision : { ...decision, scoped };
 }
 
 /** Every decision under `policyVersion`, in pages (warm-loading the in-memory table). */
@@ -149,6 +155,7 @@ const imageDecisionColumns = [
   'reason',
   'message',
   'rule',
+  'mode',
   'policy_version as policyVersion',
   'signers',
   'verified_at as verifiedAt',

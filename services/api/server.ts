@@ -22,6 +22,7 @@ const decisionSchema = {
       items: { type: 'object', properties: { subject: { type: 'string' }, issuer: { type: ['string', 'null'] } } },
     },
     policyVersion: { type: 'string' },
+    rule: { type: ['string', 'null'] },
     mode: { type: 'string', enum: ['enforce', 'warn', 'audit'] },
     scope: { type: ['string', 'null'] },
     verifiedAt: { type: ['string', 'null'] },

@@ -3,26 +3,6 @@ import { formatImageReference, parseImageReference } from '../common/domain/imag
 import { publicMessage } from './disclosure.ts';
 import type { ImageDecision } from './decisions/lookup.ts';
 
-/** Where a container image sits in the admitted object, as a JSON Pointer, and what it says. */
-export interface ImageSite {
-  readonly path: string;
-  readonly image: string;
-}
-
-const CONTAINER_LISTS = ['containers', 'initContainers', 'ephemeralContainers'] as const;
-
-/** Pod specs by kind: a Pod's own, a workload's template, a CronJob's job template. */
-const POD_SPEC_PATH: Readonly<Record<string, readonly string[]>> = {
-  Pod: ['spec'],
-  Deployment: ['spec', 'template', 'spec'],
-  StatefulSet: ['spec', 'template', 'spec'],
-  DaemonSet: ['spec', 'template', 'spec'],
-  ReplicaSet: ['spec', 'template', 'spec'],
-  ReplicationController: ['spec', 'template', 'spec'],
-  Job: ['spec', 'template', 'spec'],
-  CronJob: ['spec', 'jobTemplate', 'spec', 'template', 'spec'],
-};
-
 export const AdmissionReview = z.looseObject({
   apiVersion: z.enum(['admission.k8s.io/v1', 'admission.k8s.io/v1beta1']),
   kind: z.literal('AdmissionReview'),
@@ -37,35 +17,6 @@ export const AdmissionReview = z.looseObject({
   }),
 });
 export type AdmissionReview = z.infer<typeof AdmissionReview>;
-
-/** Every container image of a Pod or pod-template workload (containers, init and ephemeral). */
-export function imageSites(kind: string, object: Record<string, unknown> | null | undefined): ImageSite[] {
-  const path = POD_SPEC_PATH[kind];
-  if (path === undefined || object === null || object === undefined) {
-    return [];
-  }
-  let spec: unknown = object;
-  for (const step of path) {
-    spec = spec !== null && typeof spec === 'object' ? (spec as Record<string, unknown>)[step] : undefined;
-  }
-  if (spec === null || typeof spec !== 'object') {
-    return [];
-  }
-  const sites: ImageSite[] = [];
-  for (const list of CONTAINER_LISTS) {
-    const containers = (spec as Record<string, unknown>)[list];
-    if (!Array.isArray(containers)) {
-      continue;
-    }
-    containers.forEach((c: unknown, i) => {
-      const image = c !== null && typeof c === 'object' ? (c as { image?: unknown }).image : undefined;
-      if (typeof image === 'string') {
-        sites.push({ path: `/${[...path, list, String(i), 'image'].join('/')}`, image });
-      }
-    });
-  }
-  return sites;
-}
 
 /** The denial message names each offending image, why, and the rule; never signer identities (kubectl shows it to whoever applied). */
 export function denialMessage(decisions: readonly ImageDecision[]): string {

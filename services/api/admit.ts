@@ -1,10 +1,10 @@
-import { type ImageReference, parseImageReference } from '../common/domain/image-ref.ts';
 import { namespaceIndex } from '../common/policy/namespaces.ts';
 import type { Policy } from '../common/policy/policy.ts';
-import type { Exemption } from '../common/policy/rollout.ts';
-import { type AdmissionReview, denialMessage, type ImageSite, imageSites } from './admission.ts';
-import type { AdmissionOutcome, AdmissionResult, AdmittedImage } from './admission-record.ts';
-import { BREAK_GLASS_ANNOTATION, type BreakGlassAlerts, breakGlassRequest } from './break-glass.ts';
+import { type Judgement, judge, requestResult } from '../core/admission-verdict.ts';
+import { BREAK_GLASS_ANNOTATION, breakGlassRequest, type ImageSite, imageSites } from '../common/domain/workload.ts';
+import { type AdmissionReview, denialMessage } from './admission.ts';
+import type { AdmissionOutcome, AdmittedImage } from './admission-record.ts';
+import type { BreakGlassAlerts } from './break-glass.ts';
 import type { ImageDecision, ImageDecisions } from './decisions/lookup.ts';
 import { publicMessage } from './disclosure.ts';
 
@@ -28,16 +28,6 @@ export interface Admitted {
   readonly decisions: readonly ImageDecision[];
 }
 
-/** One image's part of the answer. */
-interface Judged {
-  readonly decision: ImageDecision;
-  readonly admitted: AdmittedImage;
-  /** Whether this image alone makes the request a denial. */
-  readonly denies: boolean;
-  readonly warning: string | null;
-  readonly by: 'policy' | 'mode' | 'exemption' | 'break_glass';
-}
-
 /**
  * The answer to one AdmissionReview and the outcome to record. Each image is decided for the
  * request's namespace; a denial is then admitted by an exemption (matching, unexpired), by
@@ -53,7 +43,7 @@ export async function admit(review: AdmissionReview, deps: AdmitDeps, mutate: bo
   const at = new Date();
   const asked = breakGlassRequest(request.object);
   const breakGlass = asked !== null && index.breakGlassAllowed(namespace);
-  const judged = decisions.map((d) => judge(d, index.exemptionFor.bind(index), namespace, at.getTime(), breakGlass));
+  const judged = decisions.map((d) => ({ decision: d, ...judge({ ...d, publicMessage: publicMessage(d) }, index, namespace, at.getTime(), breakGlass) }));
   const user = request.userInfo?.username ?? null;
   const outcome: AdmissionOutcome = {
     at,
@@ -63,9 +53,9 @@ export async function admit(review: AdmissionReview, deps: AdmitDeps, mutate: bo
     name: request.name ?? metadataString(request.object, 'name'),
     operation: request.operation ?? null,
     user,
-    result: resultOf(judged),
+    result: requestResult(judged.map((j) => j.verdict)),
     breakGlass,
-    images: judged.map((j) => j.admitted),
+    images: judged.map(admitted),
   };
   const warnings = judged.flatMap((j) => (j.warning === null ? [] : [j.warning]));
   if (asked !== null) {
@@ -75,7 +65,7 @@ export async function admit(review: AdmissionReview, deps: AdmitDeps, mutate: bo
         : `signet: ${BREAK_GLASS_ANNOTATION} ignored: the policy does not allow break-glass in namespace ${namespace ?? '(none)'}`,
     );
   }
-  const brokeGlass = judged.filter((j) => j.by === 'break_glass');
+  const brokeGlass = judged.filter((j) => j.verdict === 'break_glass');
   if (!mutate && brokeGlass.length > 0 && deps.alerts !== null) {
     deps.alerts.alert({
       at,
@@ -89,7 +79,7 @@ export async function admit(review: AdmissionReview, deps: AdmitDeps, mutate: bo
   }
   const response: Record<string, unknown> = { uid: request.uid, allowed: mutate || outcome.result !== 'denied' };
   if (!mutate) {
-    const denied = judged.filter((j) => j.denies).map((j) => j.decision);
+    const denied = judged.filter((j) => j.verdict === 'denied').map((j) => j.decision);
     if (denied.length > 0) {
       response.status = { code: 403, reason: 'Forbidden', message: `Signet denied ${denied.length} image(s): ${denialMessage(denied)}` };
     }
@@ -100,56 +90,19 @@ export async function admit(review: AdmissionReview, deps: AdmitDeps, mutate: bo
   return { response, outcome, sites, decisions };
 }
 
-type FindExemption = (registry: string, repository: string, namespace: string | null, now: number) => Exemption | null;
-
-function judge(d: ImageDecision, exemptionFor: FindExemption, namespace: string | null, now: number, breakGlass: boolean): Judged {
-  const base = { image: d.image, digest: d.digest, allowed: d.allowed, rule: d.rule ?? null, mode: d.mode };
-  if (d.allowed) {
-    return { decision: d, admitted: { ...base, reason: d.reason }, denies: false, warning: null, by: 'policy' };
+/** The image as the admission record keeps it: an exemption or break-glass that admitted it replaces the reason. */
+function admitted({ decision: d, verdict, exemption }: { decision: ImageDecision } & Judgement): AdmittedImage {
+  const base = { image: d.image, digest: d.digest, allowed: d.allowed, mode: d.mode };
+  if (verdict === 'exempted') {
+    return { ...base, reason: 'exempted', rule: exemption?.name ?? null };
   }
-  const ref = referenceOf(d.image);
-  const exemption = ref === null ? null : exemptionFor(ref.registry, ref.repository, namespace, now);
-  if (exemption !== null) {
-    const warning = `${d.image}: ${d.reason}, admitted by exemption ${exemption.name} until ${new Date(exemption.expires).toISOString()} (${exemption.reason})`;
-    return { decision: d, admitted: { ...base, reason: 'exempted', rule: exemption.name }, denies: false, warning, by: 'exemption' };
-  }
-  if (breakGlass) {
-    return { decision: d, admitted: { ...base, reason: 'break_glass' }, denies: false, warning: `${d.image}: ${d.reason}, admitted by break-glass (${d.rule ?? 'policy'})`, by: 'break_glass' };
-  }
-  switch (d.mode) {
-    case 'enforce':
-      return { decision: d, admitted: { ...base, reason: d.reason }, denies: true, warning: null, by: 'policy' };
-    case 'warn':
-      // What the denied user would have read, as a warning: image, reason, rule (never signer identities).
-      return { decision: d, admitted: { ...base, reason: d.reason }, denies: false, warning: `${d.image}: ${d.reason} (${d.rule ?? 'policy'}): ${publicMessage(d)}`, by: 'mode' };
-    case 'audit':
-      return { decision: d, admitted: { ...base, reason: d.reason }, denies: false, warning: null, by: 'mode' };
-  }
+  return { ...base, reason: verdict === 'break_glass' ? 'break_glass' : d.reason, rule: d.rule ?? null };
 }
 
 function metadataString(object: Record<string, unknown> | null | undefined, key: 'name' | 'namespace'): string | null {
   const metadata = object?.metadata;
   const value = metadata !== null && typeof metadata === 'object' ? (metadata as Record<string, unknown>)[key] : undefined;
   return typeof value === 'string' && value !== '' ? value : null;
-}
-
-function referenceOf(image: string): ImageReference | null {
-  try {
-    return parseImageReference(image);
-  } catch {
-    return null;
-  }
-}
-
-/** The request's result: denied over exempted (exemption or break-glass) over warned over allowed. */
-function resultOf(judged: readonly Judged[]): AdmissionResult {
-  if (judged.some((j) => j.denies)) {
-    return 'denied';
-  }
-  if (judged.some((j) => j.by === 'exemption' || j.by === 'break_glass')) {
-    return 'exempted';
-  }
-  return judged.some((j) => j.by === 'mode' && j.decision.mode === 'warn') ? 'warned' : 'allowed';
 }
 
 function boundedWarnings(warnings: readonly string[]): string[] {

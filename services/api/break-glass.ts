@@ -1,35 +1,11 @@
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../common/logger.ts';
 
-/**
- * The workload annotation that asks for break-glass; its value says why (any non-empty text).
- * Put it on the pod template of a workload, so the Pods it creates carry it too.
- */
-export const BREAK_GLASS_ANNOTATION = 'signet.dev/break-glass';
-
 /** Alerts waiting to be sent at most; more are dropped (and counted). */
 const MAX_PENDING = 100;
 /** The same break-glass (namespace, user, images) is alerted once in this window: a Deployment's ReplicaSet and Pods repeat it. */
 const REPEAT_WINDOW_MS = 10 * 60_000;
 const SEND_TIMEOUT_MS = 5_000;
-
-/** The break-glass reason an admitted object asks with: its own annotation, or its pod template's. */
-export function breakGlassRequest(object: Record<string, unknown> | null | undefined): string | null {
-  const own = annotation(object?.metadata);
-  if (own !== null) {
-    return own;
-  }
-  const spec = object?.spec as Record<string, unknown> | undefined;
-  const template = (spec?.template ?? (spec?.jobTemplate as Record<string, unknown> | undefined)?.spec) as Record<string, unknown> | undefined;
-  const nested = (template?.template as Record<string, unknown> | undefined) ?? template;
-  return annotation(nested?.metadata);
-}
-
-function annotation(metadata: unknown): string | null {
-  const annotations = metadata !== null && typeof metadata === 'object' ? (metadata as { annotations?: unknown }).annotations : undefined;
-  const value = annotations !== null && typeof annotations === 'object' ? (annotations as Record<string, unknown>)[BREAK_GLASS_ANNOTATION] : undefined;
-  return typeof value === 'string' && value.trim() !== '' ? value.trim() : null;
-}
 
 /** One honoured break-glass, as alerted. */
 export interface BreakGlassUse {

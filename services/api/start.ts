@@ -76,6 +76,7 @@ export async function startApiRole(platform: Platform, policy: Policy, opts: { i
     log: log.child({ component: 'graphql' }),
     tokens: config.api.tokens,
     policyVersion: () => table.policyVersion,
+    policy: () => table.policy,
     ledgerEvents: (listener) => table.onEvent(listener),
   });
   return { setPolicy: (next) => table.setPolicy(next) };

@@ -11,10 +11,20 @@ import { backfill } from './backfill.ts';
 import { reverify } from './reverify.ts';
 import { signedBy, whoOwns } from './ledger-commands.ts';
 import { policy } from './policy.ts';
+import { auditCommand, explainCommand } from './rollout-commands.ts';
 import { verify } from './verify.ts';
 import { UsageError, type Command, type CommandIo } from './command.ts';
 
-const COMMANDS: Readonly<Record<string, Command>> = { backfill, reverify, 'who-owns': whoOwns, 'signed-by': signedBy, policy, verify };
+const COMMANDS: Readonly<Record<string, Command>> = {
+  backfill,
+  reverify,
+  'who-owns': whoOwns,
+  'signed-by': signedBy,
+  policy,
+  verify,
+  explain: explainCommand,
+  audit: auditCommand,
+};
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));

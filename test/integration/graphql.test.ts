@@ -384,6 +384,7 @@ describe('GraphQL ownership API', () => {
       log: createLogger({ logLevel: 'silent' }),
       tokens: [],
       policyVersion: () => signet.policy.version,
+      policy: () => signet.policy,
       ledgerEvents: null,
     });
     const run = async (first: number) => {

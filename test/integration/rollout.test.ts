@@ -18,6 +18,7 @@ import { sha256Digest } from '../../services/common/domain/digest.ts';
 import { createLogger } from '../../services/common/logger.ts';
 import { parsePolicy } from '../../services/common/policy/policy.ts';
 import { createDecider } from '../../services/core/decider.ts';
+import { runSignetCli } from '../helpers/cli.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { startTestSignet, TEST_REDIS_URL, type TestSignet } from '../helpers/signet.ts';
 
@@ -283,5 +284,131 @@ describe('break-glass', () => {
       { image: APP, allowed: false, reason: 'break_glass', mode: 'enforce' },
       { image: NGINX, allowed: true, reason: 'allowed_without_verification' },
     ]);
+  });
+});
+
+describe('signet explain and GraphQL explain', () => {
+  const env = () => ({ DATABASE_URL: db.url, SIGNET_POLICY: join(tmp, 'policy.yaml') });
+
+  it('explains the rule, its mode, the scope and each requirement; exit 3 where admission would deny', async () => {
+    const denied = await runSignetCli(['explain', APP], env());
+    expect(denied.code).toBe(3);
+    expect(denied.stdout).toContain('rule         allow_with_verification.registry.test.team/*');
+    expect(denied.stdout).toContain('admission    denied');
+    expect(denied.stdout).toMatch(/no +signature +1 signer: identity release@example\.com, issuer https:\/\/accounts\.example\.com/);
+    const audited = await runSignetCli(['explain', APP, '--namespace', 'dev-7', '--json'], env());
+    expect(audited.code).toBe(0);
+    expect(JSON.parse(audited.stdout)).toMatchObject({
+      image: APP,
+      namespace: 'dev-7',
+      scope: 'sandbox',
+      mode: 'audit',
+      indexed: true,
+      admission: 'audited',
+      decision: { allowed: false, reason: 'unsigned' },
+      requirements: [{ kind: 'signature', satisfied: false }],
+      exemption: null,
+      breakGlassAllowed: false,
+    });
+    const help = await runSignetCli(['explain', '--help'], env());
+    expect(help).toMatchObject({ code: 0, stdout: expect.stringContaining('usage: signet explain') });
+  });
+
+  it('answers the same over GraphQL', async () => {
+    const res = await signet.app.inject({
+      method: 'POST',
+      url: '/graphql',
+      payload: { query: `{ explain(image: "${LEGACY}", namespace: "payments") { scope rule mode allowed reason admission indexed requirements { kind } breakGlassAllowed } }` },
+    });
+    expect(res.json()).toEqual({
+      data: {
+        explain: {
+          scope: 'payments',
+          rule: 'scopes.payments.allow_without_verification.registry.test.team/legacy',
+          mode: 'enforce',
+          allowed: true,
+          reason: 'allowed_without_verification',
+          admission: 'allowed',
+          indexed: false,
+          requirements: [],
+          breakGlassAllowed: true,
+        },
+      },
+    });
+    const bad = await signet.app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ explain(image: "Not A Ref") { rule } }' } });
+    expect(bad.json<{ errors: { extensions: { code: string } }[] }>().errors[0]!.extensions.code).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('signet audit', () => {
+  const pod = (namespace: string, name: string, image: string, annotations: Record<string, string> = {}) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, annotations },
+    spec: { containers: [{ name: 'c', image }] },
+  });
+
+  it('lists what each namespace would deny, warn or audit from kubectl get pods -A -o json, and exits 3 when something would be denied', async () => {
+    const file = join(tmp, 'pods.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'List',
+        items: [
+          pod('default', 'web', APP),
+          pod('preview-1', 'web', APP),
+          pod('dev-1', 'web', APP),
+          pod('default', 'proxy', NGINX),
+          pod('ops-1', 'fix', APP, { 'signet.dev/break-glass': 'INC-9' }),
+        ],
+      }),
+    );
+    const r = await runSignetCli(['audit', file, '--json'], { DATABASE_URL: db.url, SIGNET_POLICY: join(tmp, 'policy.yaml') });
+    expect(r.code).toBe(3);
+    const report = JSON.parse(r.stdout) as { workloads: number; denied: number; findings: unknown[] };
+    expect(report).toMatchObject({ workloads: 5, denied: 1 });
+    expect(report.findings).toEqual([
+      expect.objectContaining({ namespace: 'default', workload: 'Pod/web', image: APP, admission: 'denied', reason: 'unsigned', mode: 'enforce' }),
+      expect.objectContaining({ namespace: 'preview-1', admission: 'warned', mode: 'warn' }),
+      expect.objectContaining({ namespace: 'dev-1', admission: 'audited', mode: 'audit' }),
+      expect.objectContaining({ namespace: 'ops-1', admission: 'break_glass' }),
+    ]);
+  });
+
+  it('reads multi-document YAML workloads, and a candidate policy with --policy', async () => {
+    const manifests = join(tmp, 'deploy.yaml');
+    await writeFile(
+      manifests,
+      `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: api, namespace: payments }
+spec:
+  template:
+    spec:
+      containers: [{ name: api, image: "${LEGACY}" }, { name: side, image: "${APP}" }]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: { name: nightly }
+spec:
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers: [{ name: job, image: "${TRIAL}" }]
+`,
+    );
+    const table = await runSignetCli(['audit', manifests], { DATABASE_URL: db.url, SIGNET_POLICY: join(tmp, 'policy.yaml') });
+    expect(table.code).toBe(3);
+    expect(table.stdout).toContain('2 workload(s)');
+    expect(table.stdout).toMatch(/payments +Deployment\/api +registry\.test\/team\/app@sha256:[0-9a-f]+ +denied/);
+    expect(table.stdout).toMatch(/default +CronJob\/nightly +registry\.test\/trial\/tool:1\.0 +warned/);
+    expect(table.stdout).not.toContain(LEGACY);
+    const candidate = join(tmp, 'candidate.yaml');
+    await writeFile(candidate, policyText.replace('mode: enforce', 'mode: audit'));
+    const relaxed = await runSignetCli(['audit', manifests, '--policy', candidate, '--json'], { DATABASE_URL: db.url, SIGNET_POLICY: join(tmp, 'policy.yaml') });
+    expect(relaxed.code).toBe(0);
+    expect(JSON.parse(relaxed.stdout)).toMatchObject({ denied: 0, findings: [{ admission: 'audited' }, { admission: 'warned' }] });
   });
 });

@@ -49,6 +49,14 @@ export type Query = {
   signaturesWithClaim: SignatureConnection;
   /** The most recent denials under the policy in force, newest decision first (at most 100). */
   recentDenials: Array<Decision>;
+  /**
+   * Why an image is (not) admitted in a namespace, from the ledger and the policy in force (as
+   * `signet explain`): the namespace's scope, the rule that applies and its mode, each requirement
+   * and whether it is met, each signature and attestation and why it counts or not, and the
+   * exemption or break-glass that would admit it there now. Without `namespace`, the answer outside
+   * every scope. Fails with BAD_USER_INPUT when `image` is not an image reference.
+   */
+  explain: Explanation;
   /** Identities signing in a repository for the first time, newest first, across all repositories (or filtered). */
   ownershipChanges: OwnershipChangeConnection;
 };
@@ -141,6 +149,21 @@ export type QuerySignaturesWithClaimArgs = {
  */
 export type QueryRecentDenialsArgs = {
   first?: InputMaybe<Scalars['Int']['input']>;
+};
+
+
+/**
+ * Signet's ownership ledger: who signed which image, what each identity signed, who owns each
+ * repository — across every registry Signet hears from. Read-only; every answer comes from the
+ * ledger in Postgres (no registry, Rekor or TUF call).
+ *
+ * Times are RFC 3339 strings in UTC. 64-bit integers (Rekor log indexes) are decimal strings.
+ * Lists that can grow without bound are Relay connections: `first` is capped at 100 (default 20),
+ * `after` is the `endCursor` of the previous page.
+ */
+export type QueryExplainArgs = {
+  image: Scalars['String']['input'];
+  namespace?: InputMaybe<Scalars['String']['input']>;
 };
 
 
@@ -442,6 +465,8 @@ export type Decision = {
   message: Scalars['String']['output'];
   /** The policy rule that matched, if any. */
   rule?: Maybe<Scalars['String']['output']>;
+  /** What admission does when it is a denial: `enforce` (deny), `warn` (admit with a warning) or `audit` (admit silently), outside every namespace scope. */
+  mode: Scalars['String']['output'];
   policyVersion: Scalars['String']['output'];
   /** The signers that satisfied the rule. */
   signers: Array<DecisionSigner>;
@@ -533,6 +558,67 @@ export type OwnershipChangeEdge = {
   __typename?: 'OwnershipChangeEdge';
   cursor: Scalars['String']['output'];
   node: OwnershipChange;
+};
+
+/** Why an image is (not) admitted in a namespace (`Query.explain`). */
+export type Explanation = {
+  __typename?: 'Explanation';
+  /** The reference asked about. */
+  image: Scalars['String']['output'];
+  /** The digest it names in the ledger (a tag as the ledger last saw it); null when unknown. */
+  digest?: Maybe<Scalars['String']['output']>;
+  namespace?: Maybe<Scalars['String']['output']>;
+  /** The policy scope the namespace is in; null outside every scope (the top-level rules). */
+  scope?: Maybe<Scalars['String']['output']>;
+  /** The policy entry that applies; null when none covers the image. */
+  rule?: Maybe<Scalars['String']['output']>;
+  /** `enforce`, `warn` or `audit`: what admission does with a denial. */
+  mode: Scalars['String']['output'];
+  /** The policy's decision in that namespace, before the mode, exemptions and break-glass. */
+  allowed: Scalars['Boolean']['output'];
+  reason: Scalars['String']['output'];
+  message: Scalars['String']['output'];
+  /** What admission would do: `allowed`, `denied`, `warned`, `audited`, `exempted` (no break-glass asked). */
+  admission: Scalars['String']['output'];
+  /** Whether Signet has indexed the image (false: there is no evidence to explain). */
+  indexed: Scalars['Boolean']['output'];
+  requirements: Array<RequirementResult>;
+  /** Each stored signature and attestation, and whether it counts towards the rule. */
+  evidence: Array<EvidenceResult>;
+  /** The exemption that admits the image there now, if any. */
+  exemption?: Maybe<ExemptionInfo>;
+  /** Whether the break-glass annotation is honoured in the namespace. */
+  breakGlassAllowed: Scalars['Boolean']['output'];
+  policyVersion: Scalars['String']['output'];
+};
+
+/** One requirement of the rule that applies. */
+export type RequirementResult = {
+  __typename?: 'RequirementResult';
+  /** `signature` (k-of-n signers); attestation requirements have their own kinds. */
+  kind: Scalars['String']['output'];
+  description: Scalars['String']['output'];
+  satisfied: Scalars['Boolean']['output'];
+  detail: Scalars['String']['output'];
+};
+
+export type EvidenceResult = {
+  __typename?: 'EvidenceResult';
+  /** The verification outcome (`verified`, `invalid_signature`, …). */
+  outcome: Scalars['String']['output'];
+  /** The signer: a certificate's SAN or a key's fingerprint, when verification got that far. */
+  subject?: Maybe<Scalars['String']['output']>;
+  issuer?: Maybe<Scalars['String']['output']>;
+  counts: Scalars['Boolean']['output'];
+  why: Scalars['String']['output'];
+};
+
+export type ExemptionInfo = {
+  __typename?: 'ExemptionInfo';
+  /** Where it is written in the policy, e.g. `exemptions.0`. */
+  name: Scalars['String']['output'];
+  reason: Scalars['String']['output'];
+  expires: Scalars['String']['output'];
 };
 
 
@@ -641,6 +727,10 @@ export type ResolversTypes = {
   TagMoveEdge: ResolverTypeWrapper<Omit<TagMoveEdge, 'node'> & { node: ResolversTypes['TagMove'] }>;
   OwnershipChangeConnection: ResolverTypeWrapper<ConnectionModel<OwnershipChangeModel>>;
   OwnershipChangeEdge: ResolverTypeWrapper<Omit<OwnershipChangeEdge, 'node'> & { node: ResolversTypes['OwnershipChange'] }>;
+  Explanation: ResolverTypeWrapper<Explanation>;
+  RequirementResult: ResolverTypeWrapper<RequirementResult>;
+  EvidenceResult: ResolverTypeWrapper<EvidenceResult>;
+  ExemptionInfo: ResolverTypeWrapper<ExemptionInfo>;
 };
 
 /** Mapping between all available schema types and the resolvers parents */
@@ -676,6 +766,10 @@ export type ResolversParentTypes = {
   TagMoveEdge: Omit<TagMoveEdge, 'node'> & { node: ResolversParentTypes['TagMove'] };
   OwnershipChangeConnection: ConnectionModel<OwnershipChangeModel>;
   OwnershipChangeEdge: Omit<OwnershipChangeEdge, 'node'> & { node: ResolversParentTypes['OwnershipChange'] };
+  Explanation: Explanation;
+  RequirementResult: RequirementResult;
+  EvidenceResult: EvidenceResult;
+  ExemptionInfo: ExemptionInfo;
 };
 
 export type QueryResolvers<ContextType = GraphqlContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = {
@@ -685,6 +779,7 @@ export type QueryResolvers<ContextType = GraphqlContext, ParentType extends Reso
   repository?: Resolver<Maybe<ResolversTypes['Repository']>, ParentType, ContextType, RequireFields<QueryRepositoryArgs, 'registry' | 'name'>>;
   signaturesWithClaim?: Resolver<ResolversTypes['SignatureConnection'], ParentType, ContextType, RequireFields<QuerySignaturesWithClaimArgs, 'name' | 'value' | 'verifiedOnly'>>;
   recentDenials?: Resolver<Array<ResolversTypes['Decision']>, ParentType, ContextType, RequireFields<QueryRecentDenialsArgs, 'first'>>;
+  explain?: Resolver<ResolversTypes['Explanation'], ParentType, ContextType, RequireFields<QueryExplainArgs, 'image'>>;
   ownershipChanges?: Resolver<ResolversTypes['OwnershipChangeConnection'], ParentType, ContextType, Partial<QueryOwnershipChangesArgs>>;
 };
 
@@ -830,6 +925,7 @@ export type DecisionResolvers<ContextType = GraphqlContext, ParentType extends R
   reason?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   rule?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  mode?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   policyVersion?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   signers?: Resolver<Array<ResolversTypes['DecisionSigner']>, ParentType, ContextType>;
   verifiedAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
@@ -907,6 +1003,46 @@ export type OwnershipChangeEdgeResolvers<ContextType = GraphqlContext, ParentTyp
   node?: Resolver<ResolversTypes['OwnershipChange'], ParentType, ContextType>;
 };
 
+export type ExplanationResolvers<ContextType = GraphqlContext, ParentType extends ResolversParentTypes['Explanation'] = ResolversParentTypes['Explanation']> = {
+  image?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  digest?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  namespace?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  scope?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  rule?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  mode?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  allowed?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  reason?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  admission?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  indexed?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  requirements?: Resolver<Array<ResolversTypes['RequirementResult']>, ParentType, ContextType>;
+  evidence?: Resolver<Array<ResolversTypes['EvidenceResult']>, ParentType, ContextType>;
+  exemption?: Resolver<Maybe<ResolversTypes['ExemptionInfo']>, ParentType, ContextType>;
+  breakGlassAllowed?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  policyVersion?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type RequirementResultResolvers<ContextType = GraphqlContext, ParentType extends ResolversParentTypes['RequirementResult'] = ResolversParentTypes['RequirementResult']> = {
+  kind?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  description?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  satisfied?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  detail?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type EvidenceResultResolvers<ContextType = GraphqlContext, ParentType extends ResolversParentTypes['EvidenceResult'] = ResolversParentTypes['EvidenceResult']> = {
+  outcome?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  subject?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  issuer?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  counts?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  why?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
+export type ExemptionInfoResolvers<ContextType = GraphqlContext, ParentType extends ResolversParentTypes['ExemptionInfo'] = ResolversParentTypes['ExemptionInfo']> = {
+  name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  reason?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  expires?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+};
+
 export type Resolvers<ContextType = GraphqlContext> = {
   Query?: QueryResolvers<ContextType>;
   Subscription?: SubscriptionResolvers<ContextType>;
@@ -935,5 +1071,9 @@ export type Resolvers<ContextType = GraphqlContext> = {
   TagMoveEdge?: TagMoveEdgeResolvers<ContextType>;
   OwnershipChangeConnection?: OwnershipChangeConnectionResolvers<ContextType>;
   OwnershipChangeEdge?: OwnershipChangeEdgeResolvers<ContextType>;
+  Explanation?: ExplanationResolvers<ContextType>;
+  RequirementResult?: RequirementResultResolvers<ContextType>;
+  EvidenceResult?: EvidenceResultResolvers<ContextType>;
+  ExemptionInfo?: ExemptionInfoResolvers<ContextType>;
 };
 

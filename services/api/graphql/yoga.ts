@@ -10,6 +10,8 @@ import type { LedgerEvent } from '../../common/events.ts';
 import type { Logger } from '../../common/logger.ts';
 import { bearerToken, tokenDigests, tokenMatches } from '../tokens.ts';
 import { createLoaders, type GraphqlContext, type OwnershipChangeModel } from './models.ts';
+import type { Policy } from '../../common/policy/policy.ts';
+import { explainResolvers } from './explain.ts';
 import { kindIn, resolvers } from './resolvers.ts';
 import { controlCharacterGuard } from './input-guard.ts';
 import type { SubscriptionOwnershipChangedArgs } from './types.generated.ts';
@@ -26,6 +28,8 @@ export interface GraphqlDeps {
   readonly tokens: readonly string[];
   /** The policy version `Image.decision` answers under. */
   readonly policyVersion: () => string;
+  /** The policy `explain` answers under. */
+  readonly policy: () => Policy;
   /** Where this replica's ledger events arrive (the decision table's feed), or null: no subscriptions. */
   readonly ledgerEvents: ((listener: (event: LedgerEvent) => void) => void) | null;
 }
@@ -48,6 +52,7 @@ export function registerGraphql(app: FastifyInstance, deps: GraphqlDeps): void {
     typeDefs: SDL,
     resolvers: [
       resolvers,
+      explainResolvers(deps.policy),
       {
         Subscription: {
           ownershipChanged: {

@@ -81,7 +81,7 @@ function githubClaim(claims: Readonly<Record<string, string>>, which: keyof Veri
 type VerificationRuleGithub = Required<Extract<VerificationRule, { kind: 'keyless' }>['github']>;
 
 /** Whether one verified signature satisfies the rule; returns the signer it counts as, or why not. */
-function satisfies(rule: VerificationRule, sig: SignatureFact): { signer: Signer } | { miss: string } {
+export function satisfies(rule: VerificationRule, sig: SignatureFact): { signer: Signer } | { miss: string } {
   for (const [k, want] of Object.entries(rule.annotations)) {
     const got = sig.annotations?.[k];
     if (got !== want) {

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { checkPolicyText } from './check.ts';
 import { decide } from './evaluate.ts';
+import { explain } from './explain.ts';
 import { namespaceIndex } from './namespaces.ts';
 import { parsePolicy } from './policy.ts';
 
@@ -164,5 +165,29 @@ describe('schema/policy.schema.json and the rollout controls', () => {
   ])('rejects %s, as parsePolicy does', (_name, text) => {
     expect(validate(parseYaml(text))).toBe(false);
     expect(() => parsePolicy(text)).toThrow();
+  });
+});
+
+describe('explain', () => {
+  const sig = (subject: string, outcome: 'verified' | 'invalid_signature' = 'verified') => ({
+    outcome,
+    reason: outcome === 'verified' ? null : 'signature does not verify',
+    identity: { kind: 'email' as const, subject, issuer: 'https://accounts.google.com' },
+    claims: {},
+    keyFingerprint: null,
+    tlog: true,
+    annotations: null,
+  });
+
+  it('says of each signature whether it counts and why, and whether each requirement is met', () => {
+    const facts = { registry: 'r.example.com', repository: 'team/app', status: 'verified' as const, signatures: [sig('a@example.com'), sig('b@example.com'), sig('a@example.com', 'invalid_signature')] };
+    const e = explain(parsePolicy(POLICY), 'r.example.com', 'team/app', facts, 'prod-us', Date.parse('2026-06-01T00:00:00Z'));
+    expect(e).toMatchObject({ scope: 'prod', rule: 'allow_with_verification.r.example.com.team/*', mode: 'enforce', decision: { allowed: true, reason: 'verified' }, indexed: true });
+    expect(e.requirements).toEqual([{ kind: 'signature', description: '1 signer: identity a@example.com, issuer https://accounts.google.com', satisfied: true, detail: '1 of 1: a@example.com' }]);
+    expect(e.evidence.map((x) => [x.counts, x.why])).toEqual([
+      [true, 'verified and matches the rule as a@example.com'],
+      [false, 'verified, but identity b@example.com does not match'],
+      [false, 'not verified: invalid_signature (signature does not verify)'],
+    ]);
   });
 });

@@ -13,7 +13,8 @@ import { formatTable } from './table.ts';
 /** Exit code when the ledger has no such image or identity. */
 export const EXIT_NOT_FOUND = 3;
 
-async function withDb<T>(config: Config, log: Logger, fn: (db: Kysely<DB>) => Promise<T>): Promise<T> {
+/** Runs `fn` with a database connection of its own, closed afterwards. */
+export async function withDb<T>(config: Config, log: Logger, fn: (db: Kysely<DB>) => Promise<T>): Promise<T> {
   const db = createDb(config.database.url, log);
   try {
     return await fn(db);

@@ -3,7 +3,6 @@ import { parseArgs } from 'node:util';
 import type { Kysely } from 'kysely';
 import { parseAllDocuments } from 'yaml';
 import type { Config } from '../common/config.ts';
-import { createDb } from '../common/db/client.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import { ImageReferenceError, parseImageReference } from '../common/domain/image-ref.ts';
 import { breakGlassRequest, imageSites } from '../common/domain/workload.ts';
@@ -14,6 +13,7 @@ import { parsePolicy, type Policy } from '../common/policy/policy.ts';
 import { type ImageVerdict, judge } from '../core/admission-verdict.ts';
 import { explainImage, type ImageExplanation } from '../core/explain-image.ts';
 import { imageReferenceArgument, UsageError, type Command, type CommandIo } from './command.ts';
+import { withDb } from './ledger-commands.ts';
 import { formatTable } from './table.ts';
 
 /** Exit code when admission would refuse something. */
@@ -43,15 +43,6 @@ would be denied once enforced), exempted, or break_glass.
 Exit codes: 0 nothing would be denied; 1 failed (unreadable ledger, bad policy); 2 usage or an
 unreadable file; 3 something would be denied.
 `;
-
-async function withDb<T>(config: Config, log: Logger, fn: (db: Kysely<DB>) => Promise<T>): Promise<T> {
-  const db = createDb(config.database.url, log);
-  try {
-    return await fn(db);
-  } finally {
-    await db.destroy();
-  }
-}
 
 /** What admission would make of the explained decision (with no break-glass asked). */
 function verdictOf(policy: Policy, e: ImageExplanation): ImageVerdict {

@@ -131,6 +131,9 @@ export class DecisionLookup implements ImageDecisions {
     } catch (err) {
       // Postgres is unreachable and the answer is not in memory: deny, and say why. Never allow on an error.
       this.#deps.log.warn({ err, image }, 'ledger unreachable for a lookup not in memory');
+      const policy = this.#deps.policy();
+      // The denial is the rule's like any other: its mode (an audit namespace stays unbroken by an outage) and its name.
+      const { mode, rule } = inScope(decide(policy, ref.registry, ref.repository, null), scope);
       return {
         image,
         digest: ref.digest,
@@ -138,9 +141,9 @@ export class DecisionLookup implements ImageDecisions {
         reason: 'unknown',
         message: `${formatImageReference(ref)} is not in this replica's memory and the ledger is unreachable`,
         signers: [],
-        policyVersion: this.#deps.policy().version,
-        // An outage never softens a denial: whatever mode the rule has, this one is enforced.
-        mode: 'enforce',
+        policyVersion: policy.version,
+        rule,
+        mode,
         scope,
         verifiedAt: null,
         stale: true,

@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { loadConfig } from '../services/common/config.ts';
 import { parsePolicy } from '../services/common/policy/policy.ts';
 
@@ -43,12 +43,31 @@ describe('deploy/kubernetes', () => {
       ...docs.filter((d) => d.doc.kind.endsWith('WebhookConfiguration')).flatMap((d) => d.doc.webhooks.map((w: any) => w.clientConfig.service.path)),
       ...docs.filter((d) => d.doc.kind === 'Provider').map((d) => new URL(d.doc.spec.url).pathname),
     ];
-    expect(paths.length).toBe(3);
+    expect(paths.length).toBe(4);
     for (const p of paths) {
       expect(SERVED).toContain(p);
     }
     for (const d of docs.filter((x) => x.doc.kind.endsWith('WebhookConfiguration'))) {
       expect(d.doc.webhooks.every((w: any) => w.failurePolicy === 'Fail')).toBe(true);
     }
+  });
+});
+
+describe('docker-compose.yml', () => {
+  const compose = parse(readFileSync(fileURLToPath(new URL('../docker-compose.yml', import.meta.url)), 'utf8')) as {
+    services: Record<string, { healthcheck?: { test: string[] }; volumes?: string[]; environment?: Record<string, string> }>;
+    volumes: Record<string, unknown>;
+  };
+
+  it('checks the health of every service and keeps the data in named volumes', () => {
+    for (const [name, service] of Object.entries(compose.services)) {
+      expect(service.healthcheck?.test[0], name).toBe('CMD');
+    }
+    const named = Object.values(compose.services).flatMap((s) => (s.volumes ?? []).map((v) => v.split(':')[0]!).filter((v) => !v.startsWith('.')));
+    expect(named.sort()).toEqual(Object.keys(compose.volumes).sort());
+  });
+
+  it('configures Signet with a valid configuration', () => {
+    expect(() => loadConfig(compose.services.signet!.environment!)).not.toThrow();
   });
 });

@@ -42,6 +42,11 @@ export class DecisionTable implements ImageDecisions {
     return this.#store.size;
   }
 
+  /** Whether this replica may be behind the ledger (its feed is down): answers carry `stale`. */
+  get stale(): boolean {
+    return this.#feed.stale();
+  }
+
   /** When the decision of the longest-unchanged entry was verified (epoch ms), null when empty. */
   oldestVerifiedAt(): number | null {
     return this.#store.oldestVerifiedAt();

@@ -33,6 +33,7 @@ function learner(platform: Platform, indexQueue: Queue | null): Learner | null {
 /** The decision table's size and staleness on `/metrics`. */
 function observeTable(platform: Platform, table: DecisionTable): void {
   platform.metrics.gauge('signet_decision_table_entries', "Images in this replica's in-memory decision table.", [], (g) => g.set(table.size));
+  platform.metrics.gauge('signet_decision_table_stale', '1 while this replica may be behind the ledger (its decision feed is down), else 0.', [], (g) => g.set(table.stale ? 1 : 0));
   platform.metrics.gauge('signet_decision_table_oldest_entry_age_seconds', 'Age of the oldest verification behind an entry of the decision table.', [], (g) => {
     const oldest = table.oldestVerifiedAt();
     g.set(oldest === null ? 0 : Math.max(0, Date.now() - oldest) / 1000);

@@ -2,7 +2,7 @@
 // `signet <command>`: operator commands beside the server (services/main.ts). Each command is a
 // module exporting a Command; this dispatcher reads the configuration once and maps errors to
 // exit codes (2 usage or configuration, 1 failure).
-import { readFileSync } from 'node:fs';
+import { packageVersion } from '../common/build-info.ts';
 import { ConfigError, loadConfig } from '../common/config.ts';
 import { createLogger } from '../common/logger.ts';
 import { PolicyConfigError } from '../common/policy/policy.ts';
@@ -45,8 +45,7 @@ const io: CommandIo = {
 
 /** `signet 0.1.0 (node v24.x, linux/x64)`: the version of the package this CLI belongs to. */
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return `signet ${pkg.version} (node ${process.version}, ${process.platform}/${process.arch})\n`;
+  return `signet ${packageVersion()} (node ${process.version}, ${process.platform}/${process.arch})\n`;
 }
 
 const [name, ...args] = process.argv.slice(2);

@@ -88,6 +88,8 @@ const Env = z.object({
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().default('0.0.0.0'),
+  SIGNET_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  SIGNET_REVISION: z.string().min(1).max(64).default('unknown'),
   SIGNET_ROLES: commaList(z.enum(ROLES)).transform((r) => (r.length === 0 ? [...ROLES] : r)),
   SIGNET_WEBHOOK_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   SIGNET_TRUSTED_ROOT: z.string().min(1).default(DEFAULT_TRUSTED_ROOTS.join(',')),
@@ -160,7 +162,11 @@ export interface Config {
     readonly timeouts: { readonly requestMs: number; readonly headersMs: number };
     /** HTTPS (TLS 1.3 minimum, as Gatekeeper requires of providers) when set; optional client-certificate check. */
     readonly tls: { readonly certPath: string; readonly keyPath: string; readonly clientCaPath: string | null } | null;
+    /** A second, plain-HTTP listener serving only `/metrics` (for scrapers when the main port is HTTPS); null: none. */
+    readonly metricsPort: number | null;
   };
+  /** The source revision `signet_build_info` reports (SIGNET_REVISION, set when the image is built). */
+  readonly revision: string;
   readonly database: { readonly url: string };
   readonly redis: { readonly url: string; readonly queuePrefix: string };
   /** `null` when no token is configured: webhooks are then refused (never accepted unauthenticated). */
@@ -342,7 +348,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         e.SIGNET_TLS_CERT === undefined || e.SIGNET_TLS_KEY === undefined
           ? null
           : { certPath: e.SIGNET_TLS_CERT, keyPath: e.SIGNET_TLS_KEY, clientCaPath: e.SIGNET_TLS_CLIENT_CA ?? null },
+      metricsPort: e.SIGNET_METRICS_PORT ?? null,
     },
+    revision: e.SIGNET_REVISION,
     database: { url: e.DATABASE_URL },
     redis: { url: e.REDIS_URL, queuePrefix: e.SIGNET_QUEUE_PREFIX },
     webhook: e.SIGNET_WEBHOOK_TOKEN === undefined ? null : { token: e.SIGNET_WEBHOOK_TOKEN },

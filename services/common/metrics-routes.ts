@@ -11,10 +11,7 @@ const DECISION_ROUTES = new Set(['/v1/decisions', '/verify', '/gatekeeper/valida
  * lookups per request.
  */
 export function registerMetrics(app: FastifyInstance, metrics: Metrics): void {
-  app.get('/metrics', async (_req, reply) => {
-    const text = await metrics.registry.metrics();
-    return reply.header('content-type', metrics.registry.contentType).send(text);
-  });
+  serveMetrics(app, metrics);
   app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url;
     if (route !== undefined) {
@@ -27,5 +24,13 @@ export function registerMetrics(app: FastifyInstance, metrics: Metrics): void {
       }
     }
     done();
+  });
+}
+
+/** Only `GET /metrics`: on the main server, or alone on the plain-HTTP metrics port (SIGNET_METRICS_PORT). */
+export function serveMetrics(app: FastifyInstance, metrics: Metrics): void {
+  app.get('/metrics', async (_req, reply) => {
+    const text = await metrics.registry.metrics();
+    return reply.header('content-type', metrics.registry.contentType).send(text);
   });
 }

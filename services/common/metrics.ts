@@ -17,15 +17,36 @@ export interface Metrics {
   readonly decisionDuration: Histogram<'endpoint'>;
   /** Adds a gauge whose value(s) are read on each scrape. */
   gauge<L extends string>(name: string, help: string, labelNames: readonly L[], read: (g: Gauge<L>) => void | Promise<void>): void;
+  /**
+   * Adds a counter (`name` ends in `_total`) whose running totals are kept elsewhere and read on
+   * each scrape, e.g. a cache's hits since start: `read` returns each label value's total.
+   */
+  counterOf<L extends string>(name: string, help: string, label: L, read: () => Readonly<Record<string, number>>): void;
+}
+
+/** What `signet_build_info` reports: the package version, the source revision (SIGNET_REVISION, set at image build) and Node's version. */
+export interface BuildInfo {
+  readonly version: string;
+  readonly revision: string;
 }
 
 const SECONDS_FAST = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 const SECONDS_SLOW = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
-export function createMetrics(): Metrics {
+/**
+ * @param build what `signet_build_info` reports. Node's default process metrics keep their stock
+ * names (`process_cpu_seconds_total`, `nodejs_heap_size_used_bytes`...), so stock Node dashboards work.
+ */
+export function createMetrics(build: BuildInfo = { version: 'unknown', revision: 'unknown' }): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'signet_' });
+  collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  new Gauge({
+    name: 'signet_build_info',
+    help: 'Always 1; the labels say which Signet runs: package version, source revision and Node version.',
+    labelNames: ['version', 'revision', 'node'],
+    registers,
+  }).set({ version: build.version, revision: build.revision, node: process.version }, 1);
   return {
     registry,
     webhookDeliveries: new Counter({
@@ -79,6 +100,20 @@ export function createMetrics(): Metrics {
       buckets: SECONDS_FAST,
       registers,
     }),
+    counterOf(name, help, label, read) {
+      new Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers,
+        collect() {
+          this.reset();
+          for (const [value, total] of Object.entries(read())) {
+            this.inc({ [label]: value } as Partial<Record<typeof label, string>>, total);
+          }
+        },
+      });
+    },
     gauge(name, help, labelNames, read) {
       new Gauge({
         name,

@@ -1,16 +1,18 @@
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
-import type { FastifyInstance } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
+import { packageVersion } from './build-info.ts';
 import type { Config } from './config.ts';
 import { createDb, type Db } from './db/client.ts';
 import { ensureDatabase, isConnectionError, migrateToLatest } from './db/migrate.ts';
 import { createHttpServer, type ReadinessCheck, type TlsMaterial } from './http.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import { registerMetrics } from './metrics-routes.ts';
+import { registerMetrics, serveMetrics } from './metrics-routes.ts';
 import { addressOf, OutageLog } from './outage.ts';
 import { createRedis } from './redis.ts';
 import type { ShutdownStep } from './shutdown.ts';
@@ -104,7 +106,7 @@ export async function startPlatform(config: Config, log: Logger): Promise<Platfo
   const apiOnly = roles.has('api') && !roles.has('ingest') && !roles.has('worker');
   const checks: ReadinessCheck[] = [{ name: 'postgres', check: () => sql`SELECT 1`.execute(db), degradable: apiOnly }];
   const app = createHttpServer(log, checks, await readTls(config), config.http.timeouts);
-  const metrics = createMetrics();
+  const metrics = createMetrics({ version: packageVersion(), revision: config.revision });
   registerMetrics(app, metrics);
   const steps = new Map<ShutdownPhase, ShutdownStep[]>(PHASES.map((p) => [p, []]));
   const onShutdown = (phase: ShutdownPhase, name: string, run: () => Promise<unknown>) => steps.get(phase)!.push({ name, run });
@@ -147,6 +149,13 @@ export async function startPlatform(config: Config, log: Logger): Promise<Platfo
             }
           }
         });
+      }
+      if (config.http.metricsPort !== null) {
+        const scrape = Fastify({ logger: false });
+        serveMetrics(scrape, metrics);
+        await scrape.listen({ host: config.http.host, port: config.http.metricsPort });
+        onShutdown('intake', 'metrics-http', () => scrape.close());
+        log.info({ port: (scrape.server.address() as AddressInfo).port }, 'serving /metrics over plain HTTP');
       }
       return app.listen({ host: config.http.host, port: config.http.port });
     },

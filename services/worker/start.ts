@@ -51,10 +51,9 @@ async function startVerifier(platform: Platform, policy: Policy): Promise<{ trus
     platform.onShutdown('consumers', 'tuf', () => Promise.resolve(tuf.stop()));
   }
   const verifier = createCachingVerifier(trusted);
-  platform.metrics.gauge('signet_verification_cache_lookups', 'Verification cache lookups since start, by result (hit, miss).', ['result'], (g) => {
+  platform.metrics.counterOf('signet_verification_cache_lookups_total', 'Verification cache lookups by result (hit, miss).', 'result', () => {
     const s = verifier.stats();
-    g.set({ result: 'hit' }, s.hits);
-    g.set({ result: 'miss' }, s.misses);
+    return { hit: s.hits, miss: s.misses };
   });
   return { trusted, verifier };
 }

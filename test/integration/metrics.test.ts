@@ -6,7 +6,10 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { runSignetCli } from '../helpers/cli.ts';
+import { freePort } from '../helpers/net.ts';
+import { namingProblems } from '../helpers/prometheus-naming.ts';
 import { pushCosignSignatures } from '../helpers/cosign-push.ts';
 import type { TestDb } from '../helpers/db.ts';
 import { pushRandomImage } from '../helpers/oci-push.ts';
@@ -17,6 +20,7 @@ import { simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
 
 const ALICE = { email: 'alice@example.com', issuer: 'https://accounts.example.com' };
 const DASHBOARD = fileURLToPath(new URL('../../deploy/grafana/signet-dashboard.json', import.meta.url));
+const MONITORING = fileURLToPath(new URL('../../deploy/kubernetes/monitoring.yaml', import.meta.url));
 
 let db: TestDb;
 let registry: RunningRegistry;
@@ -25,11 +29,14 @@ let sigstore: TestSigstore;
 let tmp: string;
 let stack: TestStack;
 
+let metricsPort: number;
+
 beforeAll(async () => {
+  metricsPort = await freePort();
   stack = await startTestStack({
     name: 'metrics',
     policy: (host) => policyAllowing(host, ALICE),
-    env: () => ({ SIGNET_ALERT_WEBHOOK_URL: 'http://127.0.0.1:9/alerts' }),
+    env: () => ({ SIGNET_ALERT_WEBHOOK_URL: 'http://127.0.0.1:9/alerts', SIGNET_METRICS_PORT: String(metricsPort) }),
   });
   ({ db, sigstore, registry, signet, tmp } = stack);
 });
@@ -76,12 +83,22 @@ describe('/metrics', () => {
     expect(m.value('signet_decision_request_duration_seconds_count{endpoint="/v1/decisions"}')).toBeGreaterThanOrEqual(2);
     expect(m.value('signet_decision_table_entries')).toBeGreaterThanOrEqual(1);
     expect(m.value('signet_decision_table_oldest_entry_age_seconds')).toBeGreaterThanOrEqual(0);
+    expect(m.value('signet_decision_table_stale')).toBe(0);
     expect(m.value('signet_queue_jobs{queue="index",state="completed"}')).toBeGreaterThanOrEqual(1);
     expect(m.value('signet_queue_jobs{queue="alerts",state="waiting"}')).toBe(0);
-    expect(m.value('signet_verification_cache_lookups{result="miss"}')).toBeGreaterThanOrEqual(1);
-    expect(m.value('signet_process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(m.value('signet_verification_cache_lookups_total{result="miss"}')).toBeGreaterThanOrEqual(1);
+    expect(m.value('process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(m.text).toMatch(/^signet_build_info\{version="\d+\.\d+\.\d+",revision="[^"]+",node="v\d+\.\d+\.\d+"\} 1$/m);
+    expect(namingProblems(m.text)).toEqual([]);
     // What an operator sees, for the closing note.
     console.log(m.text.split('\n').filter((l) => /^signet_(webhook|verifications|registry_requests|decision_requests|queue_jobs\{queue="index",state="(completed|waiting)"|decision_table|ledger_lag_seconds_(count|sum)|verification_cache)/.test(l)).join('\n'));
+  });
+
+  it('serves /metrics on the plain-HTTP metrics port too (SIGNET_METRICS_PORT), and nothing else there', async () => {
+    const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('# TYPE signet_decision_requests_total counter');
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/graphql`)).status).toBe(404);
   });
 
   it('echoes a sane x-request-id and makes one up otherwise', async () => {
@@ -153,12 +170,16 @@ describe('/metrics', () => {
     console.log(`$ signet policy dry-run stricter.yaml\n${dry.stdout}`);
   });
 
-  it('the Grafana dashboard queries only series Signet exports', async () => {
+  it('the Grafana dashboard and the alert rules query only series Signet exports', async () => {
     const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
+    const rules = parseAllDocuments(readFileSync(MONITORING, 'utf8'))
+      .map((d) => d.toJS() as { kind: string; spec: { groups: { rules: { expr: string }[] }[] } })
+      .filter((d) => d.kind === 'PrometheusRule')
+      .flatMap((d) => d.spec.groups.flatMap((g) => g.rules.map((r) => r.expr)));
     const { text } = await scrape();
     const exported = new Set(text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]!));
-    const names = dashboard.panels.flatMap((p) => p.targets.flatMap((t) => t.expr.match(/signet_[a-z0-9_]+/g) ?? []));
-    expect(names.length).toBeGreaterThan(10);
+    const names = [...dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr)), ...rules].flatMap((e) => e.match(/\b(signet|process|nodejs)_[a-z0-9_]+/g) ?? []);
+    expect(names.length).toBeGreaterThan(20);
     for (const name of names) {
       const base = name.replace(/_(bucket|sum|count)$/, '');
       expect(exported.has(name) || exported.has(base), `${name} is not exported`).toBe(true);

@@ -71,3 +71,13 @@ describe('docker-compose.yml', () => {
     expect(() => loadConfig(compose.services.signet!.environment!)).not.toThrow();
   });
 });
+
+describe('deploy/kubernetes secrets', () => {
+  it('ship CHANGE-ME placeholders that fail configuration validation until they are edited', () => {
+    const secret = docs.find((d) => d.doc.kind === 'Secret' && d.doc.metadata.name === 'signet')!.doc;
+    const env = secret.stringData as Record<string, string>;
+    expect(() => loadConfig(env)).toThrow(/DATABASE_URL: still holds the CHANGE-ME placeholder/);
+    const edited = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v.replaceAll('CHANGE-ME', 'a-real-secret-5f2c')]));
+    expect(() => loadConfig(edited)).not.toThrow();
+  });
+});

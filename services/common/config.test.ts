@@ -123,3 +123,50 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ SIGNET_DELIVERY_RETENTION: '3651d' })).toThrow(/SIGNET_DELIVERY_RETENTION: at most 3650d/);
   });
 });
+
+describe('placeholder secrets', () => {
+  it('refuses every secret still holding CHANGE-ME, naming each variable and never its value', () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        DATABASE_URL: 'postgres://signet:CHANGE-ME@db.example:5432/signet',
+        SIGNET_WEBHOOK_TOKEN: 'CHANGE-ME-to-a-long-random-token',
+        SIGNET_API_TOKENS: 'a-real-token-0123456789,CHANGE-ME-to-a-long-random-read-token',
+        SIGNET_WEBHOOK_SECRET_HARBOR: 'harbor-secret-CHANGE-ME-please',
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const issues = (error as ConfigError).issues;
+    expect(issues.map((i) => i.split(':')[0])).toEqual(['DATABASE_URL', 'SIGNET_WEBHOOK_TOKEN', 'SIGNET_API_TOKENS', 'SIGNET_WEBHOOK_SECRET_HARBOR']);
+    expect(issues[0]).toContain('CHANGE-ME placeholder');
+    expect((error as ConfigError).message).not.toContain('to-a-long-random');
+  });
+
+  it('finds the placeholder in secret files and in the registries file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'signet-config-'));
+    writeFileSync(join(dir, 'token'), 'CHANGE-ME-to-a-long-random-token\n');
+    writeFileSync(
+      join(dir, 'registries.yaml'),
+      'registries:\n  - host: harbor.example.com\n    credentials: { username: signet, password: CHANGE-ME }\n    webhook: { source: harbor, secret: CHANGE-ME-harbor-webhook-secret }\n',
+    );
+    expect(() => loadConfig({ SIGNET_WEBHOOK_TOKEN_FILE: join(dir, 'token') })).toThrow(/SIGNET_WEBHOOK_TOKEN: still holds the CHANGE-ME placeholder/);
+    let error: unknown;
+    try {
+      loadConfig({ SIGNET_REGISTRIES_FILE: join(dir, 'registries.yaml') });
+    } catch (err) {
+      error = err;
+    }
+    expect((error as ConfigError).issues).toEqual([
+      expect.stringMatching(/^SIGNET_REGISTRIES_FILE: harbor.example.com: webhook secret: still holds/),
+      expect.stringMatching(/^SIGNET_REGISTRIES_FILE: harbor.example.com: credentials password: still holds/),
+    ]);
+  });
+
+  it('accepts secrets without it, and leaves non-secret settings alone', () => {
+    const c = loadConfig({ SIGNET_WEBHOOK_TOKEN: 'change-me-to-a-long-random-token', SIGNET_ALLOWED_REGISTRIES: 'registry.example.com', SIGNET_QUEUE_PREFIX: 'CHANGE-ME' });
+    expect(c.webhook).toEqual({ token: 'change-me-to-a-long-random-token' });
+  });
+});
+

@@ -289,6 +289,25 @@ function withSecretFiles(env: Record<string, string>): Record<string, string> {
   return out;
 }
 
+/** What the shipped manifests put where a secret goes: a value containing it was never edited. */
+export const SECRET_PLACEHOLDER = 'CHANGE-ME';
+
+/**
+ * The configured secrets that still hold {@link SECRET_PLACEHOLDER} (environment, `_FILE` secrets
+ * and the registries file), one issue each, naming where and never the value.
+ */
+function placeholderSecrets(env: Record<string, string>, registries: readonly RegistryConfig[]): string[] {
+  const found = (value: string | undefined) => value?.includes(SECRET_PLACEHOLDER) === true;
+  const issue = (where: string) => `${where}: still holds the ${SECRET_PLACEHOLDER} placeholder of the shipped manifests; set a real secret`;
+  return [
+    ...SECRET_VARIABLES.filter((name) => found(env[name])).map(issue),
+    ...registries.flatMap((r) => [
+      ...(found(r.webhook?.secret) ? [issue(`SIGNET_REGISTRIES_FILE: ${r.host}: webhook secret`)] : []),
+      ...(found(r.credentials?.password) ? [issue(`SIGNET_REGISTRIES_FILE: ${r.host}: credentials password`)] : []),
+    ]),
+  ];
+}
+
 /**
  * Parses the environment once. Throws {@link ConfigError} listing every problem, not only the first.
  *
@@ -322,6 +341,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       }
       throw err;
     }
+  }
+  const placeholders = placeholderSecrets(cleaned, registries);
+  if (placeholders.length > 0) {
+    throw new ConfigError(placeholders);
   }
   const envEndpoints = e.SIGNET_REGISTRY_ENDPOINTS.map((pair) => {
     const i = pair.indexOf('=');

@@ -6,6 +6,8 @@ import { RECONCILE_QUEUE } from '../common/jobs/reconcile.ts';
 import type { Platform } from '../common/platform.ts';
 import type { Policy } from '../common/policy/policy.ts';
 import { BreakGlassAlerts } from './break-glass.ts';
+import { addressOf } from '../common/outage.ts';
+import { type AdmissionRecorder, BatchedAdmissionRecorder, countingRecorder } from './admission-record.ts';
 import { DecisionTable, type Learner } from './decision-table.ts';
 import { registerGraphql } from './graphql/yoga.ts';
 import { registerQueueDashboard } from './queue-dashboard.ts';
@@ -41,6 +43,28 @@ function observeTable(platform: Platform, table: DecisionTable): void {
 }
 
 /**
+ * The admission record's writer (unless SIGNET_ADMISSION_RECORD=off) behind the request counter.
+ * It stops after HTTP intake, writing what waits while Postgres is still open.
+ */
+function startAdmissionRecord(platform: Platform): AdmissionRecorder {
+  const { config, db, metrics } = platform;
+  if (config.admissions.record === null) {
+    return countingRecorder(metrics, null);
+  }
+  const writer = new BatchedAdmissionRecorder({
+    db,
+    metrics,
+    log: platform.log.child({ component: 'admission-record' }),
+    bufferSize: config.admissions.record.bufferSize,
+    address: addressOf(config.database.url, 5432),
+  });
+  writer.start();
+  platform.onShutdown('consumers', 'admission-record', () => writer.stop());
+  metrics.gauge('signet_admission_records_pending', 'Admission records waiting in memory to be written (at most SIGNET_ADMISSION_RECORD_BUFFER).', [], (g) => g.set(writer.pending));
+  return countingRecorder(metrics, writer);
+}
+
+/**
  * The API role: decisions from an in-memory table kept fresh by the ledger-events channel, the
  * admission endpoints, GraphQL, the ownership page and the queue dashboard.
  */
@@ -63,7 +87,7 @@ export async function startApiRole(platform: Platform, policy: Policy, opts: { i
     });
   }
   const alerts = config.alerts.webhookUrl === null ? null : new BreakGlassAlerts(config.alerts.webhookUrl, log.child({ component: 'break-glass' }), platform.metrics.registry);
-  registerApiRoutes(app, table, signerDisclosure(config.api.tokens), { policy: () => table.policy, alerts, recorder: null });
+  registerApiRoutes(app, table, signerDisclosure(config.api.tokens), { policy: () => table.policy, alerts, recorder: startAdmissionRecord(platform) });
   registerUi(app);
   // The queue dashboard reads the queues through its own connection (API-only replicas have none).
   const board = platform.redis('producer', 'board');

@@ -170,3 +170,15 @@ describe('placeholder secrets', () => {
   });
 });
 
+describe('admission record settings', () => {
+  it('records by default, with a 10000-record buffer and 30 days of retention', () => {
+    expect(loadConfig({}).admissions).toEqual({ record: { bufferSize: 10_000 }, retentionMs: 30 * 86_400_000 });
+  });
+
+  it('can be turned off, resized and kept forever; a bad value is refused', () => {
+    expect(loadConfig({ SIGNET_ADMISSION_RECORD: 'off', SIGNET_ADMISSION_RETENTION: '0' }).admissions).toEqual({ record: null, retentionMs: 0 });
+    expect(loadConfig({ SIGNET_ADMISSION_RECORD_BUFFER: '50', SIGNET_ADMISSION_RETENTION: '12h' }).admissions).toEqual({ record: { bufferSize: 50 }, retentionMs: 12 * 3_600_000 });
+    expect(() => loadConfig({ SIGNET_ADMISSION_RECORD_BUFFER: '0' })).toThrow(/SIGNET_ADMISSION_RECORD_BUFFER/);
+    expect(() => loadConfig({ SIGNET_ADMISSION_RECORD: 'maybe' })).toThrow(/SIGNET_ADMISSION_RECORD/);
+  });
+});

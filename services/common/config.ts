@@ -117,6 +117,9 @@ const Env = z.object({
   SIGNET_TUF_REFRESH: duration('24h'),
   // Ten years at most: the cutoff is computed as a timestamp, and 0 already keeps everything.
   SIGNET_DELIVERY_RETENTION: duration('30d').pipe(z.number().max(3650 * UNIT_MS.d, 'at most 3650d (0 keeps deliveries forever)')),
+  SIGNET_ADMISSION_RECORD: z.enum(['on', 'off']).default('on'),
+  SIGNET_ADMISSION_RECORD_BUFFER: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  SIGNET_ADMISSION_RETENTION: duration('30d').pipe(z.number().max(3650 * UNIT_MS.d, 'at most 3650d (0 keeps admission records forever)')),
   SIGNET_TUF_MIRROR: z.url({ protocol: /^https?$/ }).default('https://tuf-repo-cdn.sigstore.dev'),
   SIGNET_TUF_ROOT: z.string().min(1).optional(),
   SIGNET_TUF_CACHE: z.string().min(1).default(join(tmpdir(), 'signet-tuf')),
@@ -186,6 +189,12 @@ export interface Config {
   readonly crawl: CrawlLimits;
   /** How long a webhook delivery is kept after it was last received; 0 keeps every delivery forever. */
   readonly deliveries: { readonly retentionMs: number };
+  /**
+   * The admission record: `record` is null when SIGNET_ADMISSION_RECORD=off, else how many answered
+   * requests may wait in memory for Postgres (more are dropped and counted); records older than
+   * `retentionMs` are pruned (0 keeps them forever).
+   */
+  readonly admissions: { readonly record: { readonly bufferSize: number } | null; readonly retentionMs: number };
   readonly verification: {
     /** Trusted root files or directories of them, tried in order. */
     readonly trustedRootPaths: readonly string[];
@@ -387,6 +396,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       passEntries: e.SIGNET_CRAWL_MAX_PASS_ENTRIES,
     },
     deliveries: { retentionMs: e.SIGNET_DELIVERY_RETENTION },
+    admissions: {
+      record: e.SIGNET_ADMISSION_RECORD === 'off' ? null : { bufferSize: e.SIGNET_ADMISSION_RECORD_BUFFER },
+      retentionMs: e.SIGNET_ADMISSION_RETENTION,
+    },
     verification: {
       trustedRootPaths: e.SIGNET_TRUSTED_ROOT.split(',').map((p) => p.trim()).filter((p) => p !== ''),
       trustedKeysDir: e.SIGNET_TRUSTED_KEYS ?? null,

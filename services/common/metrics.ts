@@ -15,6 +15,14 @@ export interface Metrics {
   readonly ledgerLag: Histogram;
   readonly decisionRequests: Counter<'endpoint' | 'status'>;
   readonly decisionDuration: Histogram<'endpoint'>;
+  /** Admission requests answered (AdmissionReview validation), by result and deciding reason (a closed set). */
+  readonly admissionRequests: Counter<'result' | 'reason'>;
+  /** Admission records written to Postgres. */
+  readonly admissionRecordsWritten: Counter;
+  /** Admission records Signet had to drop, by cause (`buffer_full`, `shutdown`). */
+  readonly admissionRecordsDropped: Counter<'cause'>;
+  /** Policy reloads that failed (the policy in force stayed). */
+  readonly policyReloadFailures: Counter;
   /** Adds a gauge whose value(s) are read on each scrape. */
   gauge<L extends string>(name: string, help: string, labelNames: readonly L[], read: (g: Gauge<L>) => void | Promise<void>): void;
   /**
@@ -114,6 +122,28 @@ export function createMetrics(build: BuildInfo = { version: 'unknown', revision:
         },
       });
     },
+    admissionRequests: new Counter({
+      name: 'signet_admission_requests_total',
+      help: 'AdmissionReview validation requests answered, by result (allowed, warned, denied, exempted) and the reason that decided it (a closed set; anything else is "other").',
+      labelNames: ['result', 'reason'],
+      registers,
+    }),
+    admissionRecordsWritten: new Counter({
+      name: 'signet_admission_records_written_total',
+      help: 'Admission records written to Postgres.',
+      registers,
+    }),
+    admissionRecordsDropped: new Counter({
+      name: 'signet_admission_records_dropped_total',
+      help: 'Admission records dropped unwritten, by cause: buffer_full (Postgres too slow or down while SIGNET_ADMISSION_RECORD_BUFFER records waited), shutdown (still unwritten when the process stopped).',
+      labelNames: ['cause'],
+      registers,
+    }),
+    policyReloadFailures: new Counter({
+      name: 'signet_policy_reload_failures_total',
+      help: 'Policy reloads (file change or SIGHUP) that failed; the policy in force stayed.',
+      registers,
+    }),
     gauge(name, help, labelNames, read) {
       new Gauge({
         name,

@@ -1,4 +1,5 @@
 import type { Queue } from 'bullmq';
+import { PRUNE_ADMISSIONS_SCHEDULER_ID, PruneAdmissionsJob } from '../common/jobs/prune-admissions.ts';
 import { PRUNE_DELIVERIES_SCHEDULER_ID, PruneDeliveriesJob } from '../common/jobs/prune-deliveries.ts';
 import { RECONCILE_SCHEDULER_ID, ReconcileJob } from '../common/jobs/reconcile.ts';
 import type { Logger } from '../common/logger.ts';
@@ -59,5 +60,21 @@ export function scheduleDeliveryPrune(queue: Queue, opts: { retentionMs: number;
     fields: { retentionMs: opts.retentionMs, everyMs: PRUNE_DELIVERIES_EVERY_MS },
     on: 'scheduled the webhook delivery prune',
     off: 'webhook deliveries are kept forever (SIGNET_DELIVERY_RETENTION=0)',
+  });
+}
+
+/**
+ * The admission record's prune: a pass every {@link PRUNE_DELIVERIES_EVERY_MS} (the first at once),
+ * or none when the retention is 0 (records are kept forever). Resolves to whether passes run.
+ */
+export function scheduleAdmissionPrune(queue: Queue, opts: { retentionMs: number; log: Logger }): boolean {
+  return settleSchedule(queue, {
+    id: PRUNE_ADMISSIONS_SCHEDULER_ID,
+    every: opts.retentionMs === 0 ? null : PRUNE_DELIVERIES_EVERY_MS,
+    job: PruneAdmissionsJob,
+    log: opts.log,
+    fields: { retentionMs: opts.retentionMs, everyMs: PRUNE_DELIVERIES_EVERY_MS },
+    on: 'scheduled the admission record prune',
+    off: 'admission records are kept forever (SIGNET_ADMISSION_RETENTION=0)',
   });
 }

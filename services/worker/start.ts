@@ -17,15 +17,17 @@ import { createOwnershipAnnouncer, type OwnershipAnnouncer } from '../core/owner
 import { reverifyLedger } from '../core/reverify.ts';
 import { createCachingVerifier, type CachingVerifier, type VerificationCacheStats } from '../core/verification/cache.ts';
 import { createVerifierFromConfig, type ConfiguredVerifier } from '../core/verification/from-config.ts';
+import { trustExpiry } from '../core/verification/trust.ts';
 import { startTufRefresher } from '../core/verification/tuf.ts';
 import { indexManifestJob } from './jobs/index-manifest.job.ts';
 import { learnImageJob } from './jobs/learn-image.job.ts';
 import { notifyOwnershipChangeJob } from './jobs/notify-ownership-change.job.ts';
+import { pruneAdmissionsJob } from './jobs/prune-admissions.job.ts';
 import { pruneDeliveriesJob } from './jobs/prune-deliveries.job.ts';
 import { reconcileJob } from './jobs/reconcile.job.ts';
 import { resolveTagJob } from './jobs/resolve-tag.job.ts';
 import { startJobWorker, type JobImplementation } from './kit.ts';
-import { scheduleDeliveryPrune, scheduleReconciliation } from './schedule.ts';
+import { scheduleAdmissionPrune, scheduleDeliveryPrune, scheduleReconciliation } from './schedule.ts';
 
 export interface WorkerRole {
   readonly worker: Worker;
@@ -51,11 +53,30 @@ async function startVerifier(platform: Platform, policy: Policy): Promise<{ trus
     platform.onShutdown('consumers', 'tuf', () => Promise.resolve(tuf.stop()));
   }
   const verifier = createCachingVerifier(trusted);
+  observeTrustExpiry(platform, trusted);
   platform.metrics.counterOf('signet_verification_cache_lookups_total', 'Verification cache lookups by result (hit, miss).', 'result', () => {
     const s = verifier.stats();
     return { hit: s.hits, miss: s.misses };
   });
   return { trusted, verifier };
+}
+
+/** Seconds until the earliest key material of each trusted root in force stops being usable, per kind. */
+function observeTrustExpiry(platform: Platform, trusted: ConfiguredVerifier): void {
+  platform.metrics.gauge(
+    'signet_trust_root_expiry_seconds',
+    'Seconds until the earliest certificate authority, transparency log, CT log or TSA key still in force in a trusted root expires (negative: expired), by root and kind; kinds that never expire are absent.',
+    ['root', 'kind'],
+    (g) => {
+      g.reset();
+      const now = new Date();
+      for (const loaded of trusted.loadedRoots()) {
+        for (const [kind, end] of Object.entries(trustExpiry(loaded.root, now))) {
+          g.set({ root: loaded.path, kind }, Math.round((end.getTime() - now.getTime()) / 1000));
+        }
+      }
+    },
+  );
 }
 
 /** Drift alerts to SIGNET_ALERT_WEBHOOK_URL, when it is set: the queue the announcer feeds, and its consumer. */
@@ -96,32 +117,36 @@ function startReconciliation(
     return;
   }
   const registry = registryClientFromConfig(config, credentials, platform.log);
-  startPassConsumer(platform, queue.name, connection, reconcileJob({ db, registry, enqueueIndex, announce, log }, registries, config.crawl), log);
+  startPassConsumer(platform, queue.name, connection, [reconcileJob({ db, registry, enqueueIndex, announce, log }, registries, config.crawl)], log);
 }
 
 /**
- * The webhook delivery retention: a scheduled pass that deletes deliveries older than
- * SIGNET_DELIVERY_RETENTION. A job scheduler rather than a timer per process: one pass per interval
- * whatever the number of worker replicas, with the job kit's logs and metrics.
+ * The retentions of webhook deliveries (SIGNET_DELIVERY_RETENTION) and admission records
+ * (SIGNET_ADMISSION_RETENTION): scheduled passes on the maintenance queue. Job schedulers rather
+ * than a timer per process: one pass per interval whatever the number of worker replicas, with the
+ * job kit's logs and metrics.
  */
-function startDeliveryPrune(platform: Platform): void {
+function startMaintenance(platform: Platform): void {
   const { config, db } = platform;
   const log = platform.log.child({ component: 'retention' });
   const connection = platform.redis('worker', 'maintenance');
   const queue = platform.queue(MAINTENANCE_QUEUE, connection, { label: 'maintenance' });
-  const retentionMs = config.deliveries.retentionMs;
-  if (!scheduleDeliveryPrune(queue, { retentionMs, log })) {
+  const deliveries = config.deliveries.retentionMs;
+  const records = config.admissions.retentionMs;
+  const scheduled = [scheduleDeliveryPrune(queue, { retentionMs: deliveries, log }), scheduleAdmissionPrune(queue, { retentionMs: records, log })];
+  if (!scheduled.includes(true)) {
     return;
   }
-  startPassConsumer(platform, queue.name, connection, pruneDeliveriesJob({ db, retentionMs }), log);
+  // Every job of the queue needs its handler; a retention of 0 schedules no pass for it.
+  startPassConsumer(platform, queue.name, connection, [pruneDeliveriesJob({ db, retentionMs: deliveries }), pruneAdmissionsJob({ db, retentionMs: records })], log);
 }
 
 /**
- * The consumer of a scheduled pass (reconciliation, delivery prune): one pass at a time, a long
+ * The consumer of scheduled passes (reconciliation, the retention prunes): one pass at a time, a long
  * lock (a pass runs for minutes), drained at shutdown.
  */
-function startPassConsumer(platform: Platform, queue: string, connection: Redis, implementation: JobImplementation, log: Logger): void {
-  const consumer = startJobWorker(queue, [implementation], {
+function startPassConsumer(platform: Platform, queue: string, connection: Redis, implementations: readonly JobImplementation[], log: Logger): void {
+  const consumer = startJobWorker(queue, implementations, {
     connection,
     prefix: platform.config.redis.queuePrefix,
     concurrency: 1,
@@ -213,7 +238,7 @@ export async function startWorkerRole(platform: Platform, loaded: LoadedPolicy):
   // close() waits for active jobs to finish; the shutdown deadline bounds it.
   platform.onShutdown('consumers', 'worker', () => index.close());
   startReconciliation(platform, enqueueIndex, announce, credentials);
-  startDeliveryPrune(platform);
+  startMaintenance(platform);
   platform.checks.push({ name: 'redis', check: () => connection.ping() });
   const refresh = ledgerRefresher(platform, verifier, ownership, decider);
   return {

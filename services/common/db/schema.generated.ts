@@ -23,7 +23,36 @@ export type Generated<T> = T extends ColumnType<infer S, infer I, infer U>
 
 export type Int8 = ColumnType<string, bigint | number | string, bigint | number | string>;
 
+export type Json = JsonValue;
+
+export type JsonArray = JsonValue[];
+
+export type JsonObject = {
+  [x: string]: JsonValue | undefined;
+};
+
+export type JsonPrimitive = boolean | number | string | null;
+
+export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
+
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
+
+export interface AdmissionRecords {
+  at: Timestamp;
+  break_glass: Generated<boolean>;
+  id: Generated<Int8>;
+  images: Json;
+  kind: string;
+  name: string | null;
+  namespace: string | null;
+  operation: string | null;
+  reason: string;
+  recorded_at: Generated<Timestamp>;
+  result: string;
+  search_keys: Generated<string[]>;
+  uid: string;
+  username: string | null;
+}
 
 export interface CrawlCursors {
   last_repository: string | null;
@@ -178,6 +207,7 @@ export interface WebhookDeliveries {
 }
 
 export interface DB {
+  admission_records: AdmissionRecords;
   crawl_cursors: CrawlCursors;
   decisions: Decisions;
   identities: Identities;

@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { JobDefinition } from './define-job.ts';
 import { IndexManifestJob, LearnImageJob, ResolveTagJob } from './index-manifest.ts';
 import { NotifyOwnershipChangeJob } from './notify-ownership-change.ts';
+import { PruneAdmissionsJob } from './prune-admissions.ts';
 import { PruneDeliveriesJob } from './prune-deliveries.ts';
 import { ReconcileJob } from './reconcile.ts';
 
@@ -10,4 +11,4 @@ import { ReconcileJob } from './reconcile.ts';
  * handler (`worker/kit.ts`), so a job added here without an implementation fails at start, not in
  * Redis.
  */
-export const JOBS: readonly JobDefinition<z.ZodType>[] = [IndexManifestJob, LearnImageJob, ResolveTagJob, ReconcileJob, NotifyOwnershipChangeJob, PruneDeliveriesJob];
+export const JOBS: readonly JobDefinition<z.ZodType>[] = [IndexManifestJob, LearnImageJob, ResolveTagJob, ReconcileJob, NotifyOwnershipChangeJob, PruneDeliveriesJob, PruneAdmissionsJob];

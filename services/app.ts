@@ -39,7 +39,11 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
   const platform = await startPlatform(config, log);
   const loaded = await loadPolicy(config.policyPath);
   log.info({ policy: config.policyPath, policyVersion: loaded.policy.version }, 'policy loaded');
-  const policy = new PolicyWatcher(config.policyPath, loaded.policy, log);
+  const policy = new PolicyWatcher(config.policyPath, loaded.policy, log, () => platform.metrics.policyReloadFailures.inc());
+  platform.metrics.gauge('signet_policy_info', 'The policy in force: 1, labelled with its version (the sha256 every decision carries).', ['version'], (g) => {
+    g.reset();
+    g.set({ version: policy.current.version }, 1);
+  });
   // Each role's modules load only in processes that run it: the API's (GraphQL, GraphiQL, the
   // queue dashboard) alone add about 160 MiB to an ingest or worker replica that never serves them.
   const worker = roles.has('worker') ? await (await import('./worker/start.ts')).startWorkerRole(platform, loaded) : null;

@@ -12,12 +12,15 @@ export class PolicyWatcher {
   readonly #path: string | null;
   readonly #log: Logger;
   readonly #listeners: ((next: LoadedPolicy) => Promise<unknown>)[] = [];
+  readonly #onFailure: () => void;
   #current: Policy;
 
-  constructor(path: string | null, initial: Policy, log: Logger) {
+  /** `onFailure` is told of every failed reload (counted on `/metrics`). */
+  constructor(path: string | null, initial: Policy, log: Logger, onFailure: () => void = () => undefined) {
     this.#path = path;
     this.#current = initial;
     this.#log = log;
+    this.#onFailure = onFailure;
   }
 
   get current(): Policy {
@@ -38,6 +41,7 @@ export class PolicyWatcher {
         await Promise.all(this.#listeners.map((apply) => apply(next)));
       }
     } catch (err) {
+      this.#onFailure();
       this.#log.error({ err }, 'policy reload failed; keeping the policy in force');
     }
     return this.#current.version;

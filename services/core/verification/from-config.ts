@@ -73,6 +73,12 @@ export class ConfiguredVerifier implements SignatureVerifier {
     return this.#current.fastPathStats;
   }
 
+  /** The trusted roots in force, in the order they are tried (a TUF-refreshed one first). */
+  loadedRoots(): readonly LoadedTrustedRoot[] {
+    const tuf = this.#tufRoot;
+    return tuf === null ? this.#trust.roots : [tuf, ...this.#trust.roots.filter((r) => r.version !== tuf.version)];
+  }
+
   verifyCosignLayer(layer: CosignLayer, subject: Digest, expected?: ExpectedIdentity): SignatureVerdict {
     return this.#current.verifyCosignLayer(layer, subject, expected);
   }
@@ -86,9 +92,7 @@ export class ConfiguredVerifier implements SignatureVerifier {
   }
 
   #build(): SignatureVerifier {
-    const tuf = this.#tufRoot;
-    const roots = tuf === null ? this.#trust.roots : [tuf, ...this.#trust.roots.filter((r) => r.version !== tuf.version)];
-    return createSignatureVerifier([...roots], [...this.#trust.keys, ...policyKeys(this.#policy)]);
+    return createSignatureVerifier([...this.loadedRoots()], [...this.#trust.keys, ...policyKeys(this.#policy)]);
   }
 }
 

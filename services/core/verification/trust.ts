@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
@@ -178,4 +178,41 @@ export function policyKeys(policy: Policy): TrustedKey[] {
   return [...policy.withVerification.entries()].flatMap(([host, rules]) =>
     rules.flatMap((r) => (r.kind === 'key' ? r.keys.map((k) => ({ name: `policy:${host}/${r.pattern}`, fingerprint: k.fingerprint, key: k.key })) : [])),
   );
+}
+
+/** The kinds of trusted key material a root holds. */
+export type TrustKind = 'ca' | 'tlog' | 'ctlog' | 'tsa';
+
+/**
+ * When each kind of key material in `root` stops being usable: for every entry still in force
+ * (no end of validity, or one after `now` — entries already past theirs are kept only to verify
+ * old signatures), the earlier of its validity's end and its certificates' `notAfter`; the
+ * earliest of these per kind. Kinds whose entries never expire are left out.
+ */
+export function trustExpiry(root: TrustedRoot, now = new Date()): Partial<Record<TrustKind, Date>> {
+  const out: Partial<Record<TrustKind, Date>> = {};
+  const consider = (kind: TrustKind, end: Date | undefined, certs: readonly { rawBytes: Buffer }[]) => {
+    if (end !== undefined && end <= now) {
+      return;
+    }
+    const ends = [...(end === undefined ? [] : [end]), ...certs.map((c) => new Date(new X509Certificate(c.rawBytes).validTo))];
+    const first = ends.reduce<Date | undefined>((a, b) => (a === undefined || b < a ? b : a), undefined);
+    const known = out[kind];
+    if (first !== undefined && (known === undefined || first < known)) {
+      out[kind] = first;
+    }
+  };
+  for (const ca of root.certificateAuthorities) {
+    consider('ca', ca.validFor?.end, ca.certChain?.certificates ?? []);
+  }
+  for (const tsa of root.timestampAuthorities) {
+    consider('tsa', tsa.validFor?.end, tsa.certChain?.certificates ?? []);
+  }
+  for (const tlog of root.tlogs) {
+    consider('tlog', tlog.publicKey?.validFor?.end, []);
+  }
+  for (const ctlog of root.ctlogs) {
+    consider('ctlog', ctlog.publicKey?.validFor?.end, []);
+  }
+  return out;
 }

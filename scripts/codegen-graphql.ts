@@ -40,6 +40,9 @@ const output = await codegen({
       TagMoveConnection: `${models}#ConnectionModel<TagMoveModel>`,
       OwnershipChangeConnection: `${models}#ConnectionModel<OwnershipChangeModel>`,
       SignatureConnection: `${models}#ConnectionModel<SignatureModel>`,
+      // Admission record
+      AdmissionRecord: `${models}#AdmissionRecordModel`,
+      AdmissionRecordConnection: `${models}#ConnectionModel<AdmissionRecordModel>`,
     },
     scalars: { ID: 'string' },
   },

@@ -49,6 +49,11 @@ const PAGE = `<!doctype html>
   .muted { color: var(--muted); } code { font: 12px ui-monospace, monospace; }
   details summary { cursor: pointer; color: var(--muted); }
   #error { color: var(--bad); }
+  /* Admission record */
+  #admissions-section { grid-column: 1 / -1; }
+  #admission-filter { display: flex; gap: 8px; flex-wrap: wrap; margin-bottom: 8px; }
+  #admission-filter select { font: inherit; padding: 6px 10px; border: 1px solid var(--line); border-radius: 6px; }
+  .warned { color: var(--warn); font-weight: 600; }
 </style>
 </head>
 <body>
@@ -64,6 +69,18 @@ const PAGE = `<!doctype html>
   <section id="result"><h2>Search</h2><p class="muted">Look up an image to see who owns it, or a signer to see what it signed.</p><p id="error"></p></section>
   <section><h2>Ownership changes</h2><div id="drift" class="muted">loading…</div></section>
   <section><h2>Recent denials</h2><div id="denials" class="muted">loading…</div></section>
+  <section id="admissions-section"><h2>Admissions</h2>
+    <form id="admission-filter">
+      <input id="adm-namespace" placeholder="namespace" size="14" autocomplete="off">
+      <select id="adm-result"><option value="">any result</option><option>DENIED</option><option>WARNED</option><option>EXEMPTED</option><option>ALLOWED</option></select>
+      <input id="adm-reason" placeholder="reason (e.g. unsigned)" size="18" autocomplete="off">
+      <input id="adm-image" placeholder="image, repository or digest" size="30" autocomplete="off">
+      <input id="adm-since" placeholder="since (2026-11-30T08:00:00Z)" size="24" autocomplete="off">
+      <button type="submit">Filter</button>
+    </form>
+    <div id="admissions" class="muted">loading…</div>
+    <button id="adm-more" type="button" hidden>More</button>
+  </section>
 </main>
 <script>
 const $ = (id) => document.getElementById(id);
@@ -153,6 +170,47 @@ async function loadSide() {
   }
 }
 $('denials').addEventListener('click', (e) => { const ref = e.target.dataset?.ref; if (ref) { e.preventDefault(); $('q').value = ref; search(ref); } });
+
+// ─── Admission record: a filterable list of Query.admissions ───
+const ADMISSIONS = 'query($namespace: String, $result: AdmissionResult, $reason: String, $image: String, $since: String, $after: String) { admissions(namespace: $namespace, result: $result, reason: $reason, image: $image, since: $since, first: 25, after: $after) { totalCount pageInfo { hasNextPage endCursor } nodes { at namespace kind name user operation result reason breakGlass images { image digest reason rule mode allowed } } } }';
+const RESULT_CLASS = { ALLOWED: 'ok', EXEMPTED: 'ok', WARNED: 'warned', DENIED: 'bad' };
+let admissionCursor = null;
+
+function admissionFilter() {
+  const v = (id) => $(id).value.trim() || null;
+  return { namespace: v('adm-namespace'), result: v('adm-result'), reason: v('adm-reason'), image: v('adm-image'), since: v('adm-since') };
+}
+
+function admissionRow(a) {
+  const images = a.images.map((i) => '<div><code>' + esc(i.image) + '</code> <span class="' + (i.allowed ? 'ok' : 'bad') + '">' + esc(i.reason) + '</span> <span class="muted">' + esc(i.mode.toLowerCase()) + (i.rule ? ' · ' + esc(i.rule) : '') + '</span></div>').join('');
+  return '<tr><td class="muted">' + time(a.at) + '</td><td>' + esc(a.namespace ?? '–') + '</td><td>' + esc(a.kind) + '/' + esc(a.name ?? '–') + '<br><span class="muted">' + esc(a.user ?? '') + '</span></td>' +
+    '<td><span class="' + (RESULT_CLASS[a.result] ?? '') + '">' + esc(a.result.toLowerCase()) + '</span>' + (a.breakGlass ? ' <span class="tag">break-glass</span>' : '') + '<br><span class="muted">' + esc(a.reason) + '</span></td><td>' + images + '</td></tr>';
+}
+
+async function loadAdmissions(more) {
+  const out = $('admissions');
+  try {
+    const d = await gql(ADMISSIONS, { ...admissionFilter(), after: more ? admissionCursor : null });
+    const c = d.admissions;
+    const rows = c.nodes.map(admissionRow).join('');
+    if (more) {
+      out.querySelector('table').insertAdjacentHTML('beforeend', rows);
+    } else {
+      out.innerHTML = c.nodes.length === 0 ? 'none recorded' : c.totalCount + ' recorded<table><tr><th>time</th><th>namespace</th><th>object / user</th><th>result</th><th>images</th></tr>' + rows + '</table>';
+    }
+    out.classList.toggle('muted', c.nodes.length === 0 && !more);
+    admissionCursor = c.pageInfo.endCursor;
+    $('adm-more').hidden = !c.pageInfo.hasNextPage;
+  } catch (e) {
+    out.textContent = e.message;
+    $('adm-more').hidden = true;
+  }
+}
+$('admission-filter').addEventListener('submit', (e) => { e.preventDefault(); loadAdmissions(false); });
+$('adm-more').addEventListener('click', () => loadAdmissions(true));
+token.addEventListener('change', () => loadAdmissions(false));
+loadAdmissions(false);
+// ─── end of admission record ───
 
 loadSide();
 const initial = new URLSearchParams(location.search).get('q');

@@ -107,6 +107,50 @@ describe('the ownership page', () => {
     await page.close();
   });
 
+  it('lists the admission record, filterable by result and namespace', async () => {
+    const review = (uid: string, namespace: string, name: string, images: string[]) => ({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid,
+        kind: { group: '', version: 'v1', kind: 'Pod' },
+        namespace,
+        operation: 'CREATE',
+        userInfo: { username: 'deployer@example.com' },
+        object: { metadata: { name, namespace }, spec: { containers: images.map((image, i) => ({ name: `c${i}`, image })) } },
+      },
+    });
+    const missing = `${registry.host}/shop/missing@sha256:${'0'.repeat(64)}`;
+    for (const r of [review('ui-1', 'shop', 'web-denied', [missing]), review('ui-2', 'tools', 'no-images', [])]) {
+      expect((await signet.app.inject({ method: 'POST', url: '/admission/validate', payload: r })).statusCode).toBe(200);
+    }
+    await eventually(async () => ((await db.db.selectFrom('admission_records').select('uid').execute()).length >= 2 ? true : undefined), 'two admissions recorded');
+
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${signet.url}/ui`);
+    await page.fill('#token', TOKEN);
+    await page.dispatchEvent('#token', 'change');
+    await page.waitForSelector('#admissions table');
+    expect(await page.textContent('#admissions')).toContain('web-denied');
+    await page.selectOption('#adm-result', 'DENIED');
+    await page.click('#admission-filter button[type=submit]');
+    await expect.poll(() => page.textContent('#admissions')).not.toContain('no-images');
+    const denied = (await page.textContent('#admissions')) ?? '';
+    expect(denied).toContain('web-denied');
+    expect(denied).toContain('deployer@example.com');
+    expect(denied).toContain(missing);
+    expect(denied).toMatch(/denied\s*unknown/);
+    await page.selectOption('#adm-result', '');
+    await page.fill('#adm-namespace', 'tools');
+    await page.click('#admission-filter button[type=submit]');
+    await expect.poll(() => page.textContent('#admissions')).toContain('no-images');
+    expect(await page.textContent('#admissions')).not.toContain('web-denied');
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('serves GraphiQL bundled: it renders with nothing fetched from outside Signet (air-gapped)', async () => {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     const elsewhere: string[] = [];

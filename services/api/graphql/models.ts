@@ -1,4 +1,5 @@
 import DataLoader from 'dataloader';
+import type * as admissions from '../../common/db/queries/admissions.ts';
 import type { Db } from '../../common/db/client.ts';
 import * as decisions from '../../common/db/queries/decisions.ts';
 import * as identities from '../../common/db/queries/identities.ts';
@@ -108,3 +109,6 @@ export function createLoaders(db: Db, policyVersion: string) {
   return loaders;
 }
 export type Loaders = ReturnType<typeof createLoaders>;
+
+/** An admission request as recorded (the admission record). */
+export type AdmissionRecordModel = admissions.AdmissionRecord;

@@ -9,6 +9,7 @@ import * as repositories from '../../common/db/queries/repositories.ts';
 import type { LedgerEvent } from '../../common/events.ts';
 import type { Logger } from '../../common/logger.ts';
 import { bearerToken, tokenDigests, tokenMatches } from '../tokens.ts';
+import { admissionResolvers } from './admissions.ts';
 import { createLoaders, type GraphqlContext, type OwnershipChangeModel } from './models.ts';
 import type { Policy } from '../../common/policy/policy.ts';
 import { explainResolvers } from './explain.ts';
@@ -53,6 +54,7 @@ export function registerGraphql(app: FastifyInstance, deps: GraphqlDeps): void {
     resolvers: [
       resolvers,
       explainResolvers(deps.policy),
+      admissionResolvers,
       {
         Subscription: {
           ownershipChanged: {

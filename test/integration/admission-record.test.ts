@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchedAdmissionRecorder, enforcedOutcome } from '../../services/api/admission-record.ts';
 import { createDb } from '../../services/common/db/client.ts';
+import * as admissions from '../../services/common/db/queries/admissions.ts';
 import { sha256Digest } from '../../services/common/domain/digest.ts';
 import { createLogger } from '../../services/common/logger.ts';
 import { createMetrics } from '../../services/common/metrics.ts';
@@ -329,5 +330,21 @@ describe('policy metrics', () => {
       await writeFile(join(tmp, 'policy.yaml'), POLICY);
     }
     await stop(signet);
+  });
+});
+
+describe('retention', () => {
+  it('the worker prunes records older than SIGNET_ADMISSION_RETENTION and keeps younger ones (deliveries kept forever)', async () => {
+    const DAY = 86_400_000;
+    const aged = (name: string, days: number) => ({ ...enforcedOutcome(podReview({ namespace: 'retention', name, images: [KNOWN] }).request as never, []), at: new Date(Date.now() - days * DAY) });
+    await admissions.insertMany(db.db, [aged('old', 31), aged('older', 400), aged('young', 29)]);
+    const worker = await startTestSignet({ DATABASE_URL: db.url, SIGNET_ROLES: 'worker', SIGNET_RECONCILE_INTERVAL: '0', SIGNET_DELIVERY_RETENTION: '0', SIGNET_ADMISSION_RETENTION: '30d' });
+    const names = async () => (await db.db.selectFrom('admission_records').select('name').where('namespace', '=', 'retention').orderBy('name').execute()).map((r) => r.name);
+    try {
+      await eventually(async () => ((await names()).length === 1 ? true : undefined), 'the old records pruned');
+    } finally {
+      await worker.stop();
+    }
+    expect(await names()).toEqual(['young']);
   });
 });

@@ -48,33 +48,27 @@ export function scheduleReconciliation(queue: Queue, opts: { intervalMs: number;
 export const PRUNE_DELIVERIES_EVERY_MS = 3_600_000;
 
 /**
- * The webhook delivery prune: a pass every {@link PRUNE_DELIVERIES_EVERY_MS} (the first at once),
- * or none when the retention is 0 (deliveries are kept forever). Resolves to whether passes run.
+ * A retention prune: a pass every {@link PRUNE_DELIVERIES_EVERY_MS} (the first at once), or none
+ * when the retention is 0 (rows kept forever). Resolves to whether passes run.
  */
-export function scheduleDeliveryPrune(queue: Queue, opts: { retentionMs: number; log: Logger }): boolean {
+function scheduleRetention<S extends z.ZodType>(queue: Queue, opts: { id: string; job: JobDefinition<S>; retentionMs: number; log: Logger; what: string; plural: string; setting: string }): boolean {
   return settleSchedule(queue, {
-    id: PRUNE_DELIVERIES_SCHEDULER_ID,
+    id: opts.id,
     every: opts.retentionMs === 0 ? null : PRUNE_DELIVERIES_EVERY_MS,
-    job: PruneDeliveriesJob,
+    job: opts.job,
     log: opts.log,
     fields: { retentionMs: opts.retentionMs, everyMs: PRUNE_DELIVERIES_EVERY_MS },
-    on: 'scheduled the webhook delivery prune',
-    off: 'webhook deliveries are kept forever (SIGNET_DELIVERY_RETENTION=0)',
+    on: `scheduled the ${opts.what} prune`,
+    off: `${opts.plural} are kept forever (${opts.setting}=0)`,
   });
 }
 
-/**
- * The admission record's prune: a pass every {@link PRUNE_DELIVERIES_EVERY_MS} (the first at once),
- * or none when the retention is 0 (records are kept forever). Resolves to whether passes run.
- */
+/** The webhook delivery prune (SIGNET_DELIVERY_RETENTION). */
+export function scheduleDeliveryPrune(queue: Queue, opts: { retentionMs: number; log: Logger }): boolean {
+  return scheduleRetention(queue, { ...opts, id: PRUNE_DELIVERIES_SCHEDULER_ID, job: PruneDeliveriesJob, what: 'webhook delivery', plural: 'webhook deliveries', setting: 'SIGNET_DELIVERY_RETENTION' });
+}
+
+/** The admission record's prune (SIGNET_ADMISSION_RETENTION). */
 export function scheduleAdmissionPrune(queue: Queue, opts: { retentionMs: number; log: Logger }): boolean {
-  return settleSchedule(queue, {
-    id: PRUNE_ADMISSIONS_SCHEDULER_ID,
-    every: opts.retentionMs === 0 ? null : PRUNE_DELIVERIES_EVERY_MS,
-    job: PruneAdmissionsJob,
-    log: opts.log,
-    fields: { retentionMs: opts.retentionMs, everyMs: PRUNE_DELIVERIES_EVERY_MS },
-    on: 'scheduled the admission record prune',
-    off: 'admission records are kept forever (SIGNET_ADMISSION_RETENTION=0)',
-  });
+  return scheduleRetention(queue, { ...opts, id: PRUNE_ADMISSIONS_SCHEDULER_ID, job: PruneAdmissionsJob, what: 'admission record', plural: 'admission records', setting: 'SIGNET_ADMISSION_RETENTION' });
 }

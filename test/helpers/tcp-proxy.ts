@@ -50,3 +50,12 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     },
   };
 }
+
+/** A TCP proxy in front of the test Postgres server, and `dbUrl` rewritten to go through it. */
+export async function startPostgresProxy(pgServer: string, dbUrl: string): Promise<{ proxy: TcpProxy; url: string }> {
+  const pg = new URL(pgServer);
+  const proxy = await startTcpProxy(pg.hostname, Number(pg.port || 5432));
+  const url = new URL(dbUrl);
+  url.port = String(proxy.port);
+  return { proxy, url: url.toString() };
+}

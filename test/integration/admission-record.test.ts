@@ -18,7 +18,7 @@ import { createTestDb, PG_SERVER, type TestDb } from '../helpers/db.ts';
 import { readFixtureJson } from '../helpers/fixtures.ts';
 import { seedAllowedImages } from '../helpers/ledger.ts';
 import { eventually, startTestSignet, type TestSignet } from '../helpers/signet.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { startPostgresProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
 const POLICY = `allow_with_verification:
   registry.example.com:
@@ -49,11 +49,9 @@ beforeAll(async () => {
     policyVersion: parsePolicy(POLICY).version,
     signer: { subject: 'alice@example.com', issuer: 'https://accounts.example.com' },
   });
-  const pg = new URL(PG_SERVER);
-  proxy = await startTcpProxy(pg.hostname, Number(pg.port || 5432));
-  const url = new URL(db.url);
-  url.port = String(proxy.port);
-  env = { DATABASE_URL: url.toString(), SIGNET_ROLES: 'api', SIGNET_POLICY: join(tmp, 'policy.yaml') };
+  let url: string;
+  ({ proxy, url } = await startPostgresProxy(PG_SERVER, db.url));
+  env = { DATABASE_URL: url, SIGNET_ROLES: 'api', SIGNET_POLICY: join(tmp, 'policy.yaml') };
 });
 
 afterAll(async () => {

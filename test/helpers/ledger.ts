@@ -1,5 +1,6 @@
 import type { Db } from '../../services/common/db/client.ts';
 import type { Digest } from '../../services/common/domain/digest.ts';
+import { parsePolicy } from '../../services/common/policy/policy.ts';
 
 /**
  * Writes what the worker leaves behind for a verified image allowed under `policyVersion`:
@@ -38,4 +39,18 @@ export async function seedAllowedImages(db: Db, opts: { registry: string; reposi
       })
       .execute();
   }
+}
+
+/**
+ * `registry.example.com/team/app` at each of `digests`, signed by alice and allowed under
+ * `policyText` (which must allow alice there), as the API-only tests start from.
+ */
+export async function seedTeamApp(db: Db, policyText: string, digests: readonly Digest[]): Promise<void> {
+  await seedAllowedImages(db, {
+    registry: 'registry.example.com',
+    repository: 'team/app',
+    digests,
+    policyVersion: parsePolicy(policyText).version,
+    signer: { subject: 'alice@example.com', issuer: 'https://accounts.example.com' },
+  });
 }

@@ -16,7 +16,7 @@ import { createMetrics } from '../../services/common/metrics.ts';
 import { parsePolicy } from '../../services/common/policy/policy.ts';
 import { createTestDb, PG_SERVER, type TestDb } from '../helpers/db.ts';
 import { readFixtureJson } from '../helpers/fixtures.ts';
-import { seedAllowedImages } from '../helpers/ledger.ts';
+import { seedTeamApp } from '../helpers/ledger.ts';
 import { eventually, startTestSignet, type TestSignet } from '../helpers/signet.ts';
 import { startPostgresProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -42,13 +42,7 @@ beforeAll(async () => {
   db = await createTestDb();
   tmp = await mkdtemp(join(tmpdir(), 'signet-admission-record-'));
   await writeFile(join(tmp, 'policy.yaml'), POLICY);
-  await seedAllowedImages(db.db, {
-    registry: 'registry.example.com',
-    repository: 'team/app',
-    digests: [known],
-    policyVersion: parsePolicy(POLICY).version,
-    signer: { subject: 'alice@example.com', issuer: 'https://accounts.example.com' },
-  });
+  await seedTeamApp(db.db, POLICY, [known]);
   let url: string;
   ({ proxy, url } = await startPostgresProxy(PG_SERVER, db.url));
   env = { DATABASE_URL: url, SIGNET_ROLES: 'api', SIGNET_POLICY: join(tmp, 'policy.yaml') };

@@ -6,9 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Digest } from '../../services/common/domain/digest.ts';
-import { parsePolicy } from '../../services/common/policy/policy.ts';
 import { createTestDb, PG_SERVER, type TestDb } from '../helpers/db.ts';
-import { seedAllowedImages } from '../helpers/ledger.ts';
+import { seedTeamApp } from '../helpers/ledger.ts';
 import { eventually, startTestSignet, type TestSignet } from '../helpers/signet.ts';
 import { startPostgresProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -30,13 +29,7 @@ beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'signet-degraded-'));
   await writeFile(join(tmp, 'policy.yaml'), POLICY);
   // The ledger as the worker leaves it: one image, decided allowed under the policy.
-  await seedAllowedImages(db.db, {
-    registry: 'registry.example.com',
-    repository: 'team/app',
-    digests: [known],
-    policyVersion: parsePolicy(POLICY).version,
-    signer: { subject: 'alice@example.com', issuer: 'https://accounts.example.com' },
-  });
+  await seedTeamApp(db.db, POLICY, [known]);
   let url: string;
   ({ proxy, url } = await startPostgresProxy(PG_SERVER, db.url));
   signet = await startTestSignet({ DATABASE_URL: url, SIGNET_ROLES: 'api', SIGNET_POLICY: join(tmp, 'policy.yaml') });

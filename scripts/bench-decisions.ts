@@ -4,9 +4,12 @@
 // containers), over HTTP and HTTPS (TLS 1.3): throughput at saturation (autocannon, closed loop),
 // latency at half of that rate (autocannon, whole milliseconds) and at a fixed moderate rate
 // (open loop, sub-millisecond timing), each from its own load process on loopback. Then the
-// decision table's memory per entry at 100k and 1M entries.
+// decision table's memory per entry at 100k and 1M entries. And the admission record's cost: the
+// AdmissionReview endpoint saturated with recording on (the default) and off
+// (SIGNET_ADMISSION_RECORD=off), alternating, 5 repetitions each, in the same run: throughput and
+// CPU per request.
 //
-//   node --expose-gc scripts/bench-decisions.ts [--seconds 10] [--connections 10] [--quick]
+//   node --expose-gc scripts/bench-decisions.ts [--seconds 10] [--connections 10] [--quick] [--recording-only]
 //
 // Prints JSON. A measurement, not a test: absolute numbers depend on the machine; the ratios are
 // what to compare.
@@ -33,6 +36,8 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '10' },
     rate: { type: 'string', default: '1000' },
     quick: { type: 'boolean', default: false },
+    // Only the admission record's on/off comparison (and none of the rest).
+    'recording-only': { type: 'boolean', default: false },
   },
 });
 const quick = values.quick;
@@ -84,6 +89,7 @@ const signet = {
   http: await startTestSignet(env),
   https: await startTestSignet({ ...env, SIGNET_TLS_CERT: join(tmp, 'tls.crt'), SIGNET_TLS_KEY: join(tmp, 'tls.key') }),
 };
+const unrecorded = await startTestSignet({ ...env, SIGNET_ADMISSION_RECORD: 'off' });
 
 const gatekeeper = JSON.stringify({ apiVersion: 'externaldata.gatekeeper.sh/v1beta1', kind: 'ProviderRequest', request: { keys: images } });
 const admission = JSON.stringify({
@@ -111,6 +117,65 @@ const endpoints = {
 const load = (url: string, bodies: string[] | null, rate?: number, precise = false) =>
   runLoad({ url, bodies, connections, seconds, warmup, ...(rate === undefined ? {} : { rate, precise }) });
 
+/** A sample of a Signet's /metrics (0 when absent). */
+async function sample(url: string, series: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
+const ANSWERED = 'signet_decision_requests_total{endpoint="/admission/validate",status="200"}';
+const countRecords = async () => Number((await db.db.selectFrom('admission_records').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const round3 = (x: number) => Number(x.toFixed(3));
+
+/**
+ * One saturated run of the AdmissionReview endpoint on `url`: requests/s, and this process's CPU
+ * (where both Signets run; the load generator has its own) per request answered, measured until
+ * the record's last batch of the run is written (1.5 s after the load ends, for both).
+ */
+async function admissionRun(url: string): Promise<{ rps: number; cpuUsPerRequest: number }> {
+  const path = endpoints['admission /admission/validate (Pod, 3 containers)'].path;
+  const [n0, cpu0] = [await sample(url, ANSWERED), process.cpuUsage()];
+  const { rps } = await load(`${url}${path}`, [admission]);
+  await new Promise((r) => setTimeout(r, 1_500));
+  const cpu = process.cpuUsage(cpu0);
+  const n = (await sample(url, ANSWERED)) - n0;
+  return { rps, cpuUsPerRequest: Math.round((cpu.user + cpu.system) / Math.max(1, n)) };
+}
+
+/**
+ * The AdmissionReview endpoint saturated with the admission record on and off, alternating which
+ * goes first, REPS times: on ÷ off per repetition for throughput and for CPU per request (the
+ * steadier figure on a shared machine), their medians and spread, and what the record wrote and
+ * dropped meanwhile.
+ */
+async function compareRecording() {
+  const REPS = 5;
+  const runs: Record<'on' | 'off', { rps: number; cpuUsPerRequest: number }[]> = { on: [], off: [] };
+  const [rowsBefore, answeredBefore] = [await countRecords(), await sample(signet.http.url, ANSWERED)];
+  for (let rep = 0; rep < REPS; rep++) {
+    for (const which of rep % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
+      runs[which].push(await admissionRun((which === 'on' ? signet.http : unrecorded).url));
+    }
+  }
+  const ratios = (f: (r: { rps: number; cpuUsPerRequest: number }) => number) => runs.on.map((r, i) => f(r) / f(runs.off[i]!)).sort((a, b) => a - b);
+  const summary = (xs: number[]) => ({ perRepetition: xs.map(round3), median: round3(median(xs)), min: round3(xs[0]!), max: round3(xs.at(-1)!) });
+  return {
+    repetitions: REPS,
+    on: runs.on,
+    off: runs.off,
+    /** Saturated requests/s, recording on ÷ off (sorted). */
+    throughputRatio: summary(ratios((r) => r.rps)),
+    /** CPU per request answered, recording on ÷ off (sorted). */
+    cpuPerRequestRatio: summary(ratios((r) => r.cpuUsPerRequest)),
+    /** Requests the recording Signet answered during the comparison (warm-ups included), and the records written and dropped. */
+    answered: (await sample(signet.http.url, ANSWERED)) - answeredBefore,
+    recordsWritten: (await countRecords()) - rowsBefore,
+    recordsDropped: await sample(signet.http.url, 'signet_admission_records_dropped_total{cause="buffer_full"}'),
+  };
+}
+
 interface EndpointResult {
   saturated: Load;
   atHalfOfSaturation: Load;
@@ -120,7 +185,7 @@ interface EndpointResult {
 }
 const results: Record<string, Record<string, EndpointResult>> = {};
 const bareResults: Record<string, { GET: Load; POST: Load }> = {};
-for (const proto of ['http', 'https'] as const) {
+for (const proto of values['recording-only'] ? [] : (['http', 'https'] as const)) {
   const bareFigures = { GET: await load(bareUrl[proto], null), POST: await load(bareUrl[proto], ['{}']) };
   bareResults[proto] = bareFigures;
   for (const [name, e] of Object.entries(endpoints)) {
@@ -134,15 +199,17 @@ for (const proto of ['http', 'https'] as const) {
     };
   }
 }
+const recording = await compareRecording();
 await signet.http.stop();
 await signet.https.stop();
+await unrecorded.stop();
 bare.close();
 bareTls.close();
 
 // Memory per decision-table entry: synthetic decisions applied as ledger events.
 const gc = (globalThis as { gc?: () => void }).gc;
 const bytesPerEntry: Record<string, number | string> = {};
-for (const N of [100_000, 1_000_000]) {
+for (const N of values['recording-only'] ? [] : [100_000, 1_000_000]) {
   if (gc === undefined) {
     bytesPerEntry[String(N)] = 'run with node --expose-gc';
     continue;
@@ -177,7 +244,7 @@ await rm(tmp, { recursive: true, force: true });
 
 console.log(
   JSON.stringify(
-    { seconds, connections, moderateRate: moderate, yardstick: { bare: bareResults }, endpoints: results, decisionTableBytesPerEntry: bytesPerEntry },
+    { seconds, connections, moderateRate: moderate, yardstick: { bare: bareResults }, endpoints: results, admissionRecording: recording, decisionTableBytesPerEntry: bytesPerEntry },
     null,
     2,
   ),

@@ -136,7 +136,8 @@ describe('the ownership page', () => {
     expect(await page.textContent('#admissions')).toContain('web-denied');
     await page.selectOption('#adm-result', 'DENIED');
     await page.click('#admission-filter button[type=submit]');
-    await expect.poll(() => page.textContent('#admissions')).not.toContain('no-images');
+    // Generous: each filter is a GraphQL round trip, slow on a loaded machine.
+    await expect.poll(() => page.textContent('#admissions'), { timeout: 15_000 }).not.toContain('no-images');
     const denied = (await page.textContent('#admissions')) ?? '';
     expect(denied).toContain('web-denied');
     expect(denied).toContain('deployer@example.com');
@@ -145,7 +146,7 @@ describe('the ownership page', () => {
     await page.selectOption('#adm-result', '');
     await page.fill('#adm-namespace', 'tools');
     await page.click('#admission-filter button[type=submit]');
-    await expect.poll(() => page.textContent('#admissions')).toContain('no-images');
+    await expect.poll(() => page.textContent('#admissions'), { timeout: 15_000 }).toContain('no-images');
     expect(await page.textContent('#admissions')).not.toContain('web-denied');
     expect(errors).toEqual([]);
     await page.close();

@@ -284,7 +284,7 @@ describe('the admission record writer, stopped while Postgres is down', () => {
     writer.start();
     const outcome = (name: string) =>
       enforcedOutcome(podReview({ namespace: 'stopping', name, images: [KNOWN] }).request as never, [
-        { image: KNOWN, digest: known, allowed: true, reason: 'verified', message: '', signers: [], policyVersion: 'v', verifiedAt: null, stale: false },
+        { image: KNOWN, digest: known, allowed: true, reason: 'verified', message: '', signers: [], policyVersion: 'v', verifiedAt: null, stale: false, mode: 'enforce', scope: null },
       ]);
     try {
       writer.record(outcome('before'));

@@ -39,6 +39,9 @@ export async function startSignet(config: Config, log: Logger): Promise<Signet> 
   const platform = await startPlatform(config, log);
   const loaded = await loadPolicy(config.policyPath);
   log.info({ policy: config.policyPath, policyVersion: loaded.policy.version }, 'policy loaded');
+  for (const warning of loaded.warnings ?? []) {
+    log.warn({ policy: config.policyPath }, warning);
+  }
   const policy = new PolicyWatcher(config.policyPath, loaded.policy, log, () => platform.metrics.policyReloadFailures.inc());
   platform.metrics.gauge('signet_policy_info', 'The policy in force: 1, labelled with its version (the sha256 every decision carries).', ['version'], (g) => {
     g.reset();

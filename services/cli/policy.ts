@@ -19,7 +19,10 @@ export const POLICY_USAGE = `usage: signet policy check <file> [--json]
 
 check: checks a policy file as Signet would load it (SIGNET_POLICY): the schema, image-path
 globs, identity and issuer regular expressions, keys, thresholds, and rules that would accept any
-identity. Every problem is printed as file:line:column: path: message.
+identity. Every problem is printed as file:line:column: path: message. Every -regexp pattern that
+accepts look-alikes (it matches anywhere in the value, as cosign's do: no ^ or $, an unescaped .)
+is printed as file:line:column: path: warning: message, with a strict rewrite; warnings alone
+leave the policy valid.
 Exit codes: 0 valid (its version is printed); 1 invalid; 2 usage or an unreadable file.
 
 dry-run: decides every image in the ledger under the policy in force (SIGNET_POLICY) and under
@@ -123,16 +126,24 @@ export const policy: Command = {
       return 2;
     }
     const result = checkPolicyText(text, file);
+    const { warnings } = result;
     if (values.json) {
-      io.stdout.write(`${JSON.stringify('version' in result ? { valid: true, version: result.version } : { valid: false, problems: result.problems })}\n`);
-    } else if ('version' in result) {
-      io.stdout.write(`${file}: valid (policy version ${result.version})\n`);
-    } else {
-      for (const p of result.problems) {
-        io.stdout.write(`${formatProblem(file, p)}\n`);
-      }
-      io.stdout.write(`${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}\n`);
+      const body = 'version' in result ? { valid: true, version: result.version } : { valid: false, problems: result.problems };
+      io.stdout.write(`${JSON.stringify({ ...body, warnings })}\n`);
+      return 'version' in result ? 0 : 1;
     }
-    return 'version' in result ? 0 : 1;
+    for (const p of 'problems' in result ? result.problems : []) {
+      io.stdout.write(`${formatProblem(file, p)}\n`);
+    }
+    for (const w of warnings) {
+      io.stdout.write(`${formatProblem(file, w, 'warning')}\n`);
+    }
+    const counted = warnings.length === 0 ? '' : `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}`;
+    if ('version' in result) {
+      io.stdout.write(`${file}: valid (policy version ${result.version})${counted}\n`);
+      return 0;
+    }
+    io.stdout.write(`${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}${counted}\n`);
+    return 1;
   },
 };

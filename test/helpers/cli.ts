@@ -22,10 +22,10 @@ export function runBackfill(signet: TestSignet, registryHost: string, ...args: s
   });
 }
 
-/** Runs `signet <args>` as a separate process with exactly `env` (plus PATH); resolves with its exit code, never throws on one. */
-export function runSignetCli(args: readonly string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs `signet <args>` as a separate process with exactly `env` (plus PATH), in `cwd` when given; resolves with its exit code, never throws on one. */
+export function runSignetCli(args: readonly string[], env: Record<string, string>, cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', ...env } }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', ...env }, ...(cwd === undefined ? {} : { cwd }) }, (err, stdout, stderr) => {
       if (err !== null && typeof err.code !== 'number') {
         reject(new Error(`signet ${args.join(' ')} did not run: ${err.message}`, { cause: err }));
         return;

@@ -107,7 +107,7 @@ describe('services/main.ts', () => {
     try {
       const p = run({ DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, PORT: String(await freePort()), SIGNET_POLICY: file });
       expect(await p.exited).toBe(2);
-      expect(p.output()).toContain(`${file}:4:36: allow_with_verification.registry.example.com.team/*.certificate-identity-regexp: not a regular expression`);
+      expect(p.output()).toContain(`${file}:4:36: allow_with_verification.registry.example.com.team/*.certificate-identity-regexp: not an RE2 regular expression`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -1,4 +1,5 @@
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
+import { regexpWarnings } from './matcher.ts';
 import { parsePolicy, PolicyConfigError } from './policy.ts';
 
 export interface PolicyProblem {
@@ -44,35 +45,42 @@ function locate(root: Node | null, path: string): Node | null {
   return node;
 }
 
-/** Every problem of a policy text, with line and column where the text has them. */
-export function checkPolicyText(text: string, source: string): { version: string } | { problems: PolicyProblem[] } {
+/**
+ * Every problem of a policy text, with line and column where the text has them, and the warnings
+ * about `-regexp` patterns that accept look-alikes (a valid policy can have warnings).
+ */
+export function checkPolicyText(
+  text: string,
+  source: string,
+): ({ version: string } | { problems: PolicyProblem[] }) & { warnings: PolicyProblem[] } {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
   if (doc.errors.length > 0) {
     return {
       problems: doc.errors.map((e) => ({ line: e.linePos?.[0].line ?? null, column: e.linePos?.[0].col ?? null, path: '(syntax)', message: e.message.split('\n')[0]! })),
+      warnings: [],
     };
   }
+  const at = (issue: string): PolicyProblem => {
+    const sep = issue.indexOf(': ');
+    const path = sep === -1 ? '(root)' : issue.slice(0, sep);
+    const message = sep === -1 ? issue : issue.slice(sep + 2);
+    const node = locate(doc.contents, path === '(root)' ? '' : path);
+    const pos = node?.range === undefined || node.range === null ? null : lines.linePos(node.range[0]);
+    return { line: pos?.line ?? null, column: pos?.col ?? null, path, message };
+  };
+  const warnings = regexpWarnings(doc.toJS({ maxAliasCount: 100 })).map(at);
   try {
-    return { version: parsePolicy(text, source).version };
+    return { version: parsePolicy(text, source).version, warnings };
   } catch (err) {
     if (!(err instanceof PolicyConfigError)) {
       throw err;
     }
-    return {
-      problems: err.issues.map((issue) => {
-        const sep = issue.indexOf(': ');
-        const path = sep === -1 ? '(root)' : issue.slice(0, sep);
-        const message = sep === -1 ? issue : issue.slice(sep + 2);
-        const node = locate(doc.contents, path === '(root)' ? '' : path);
-        const pos = node?.range === undefined || node.range === null ? null : lines.linePos(node.range[0]);
-        return { line: pos?.line ?? null, column: pos?.col ?? null, path, message };
-      }),
-    };
+    return { problems: err.issues.map(at), warnings };
   }
 }
 
 /** `file:line:column: path: message`, the form editors and CI annotations jump to. */
-export function formatProblem(file: string, p: PolicyProblem): string {
-  return `${file}:${p.line ?? '?'}:${p.column ?? '?'}: ${p.path}: ${p.message}`;
+export function formatProblem(file: string, p: PolicyProblem, severity: 'error' | 'warning' = 'error'): string {
+  return `${file}:${p.line ?? '?'}:${p.column ?? '?'}: ${p.path}: ${severity === 'warning' ? 'warning: ' : ''}${p.message}`;
 }

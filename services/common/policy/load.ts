@@ -22,6 +22,8 @@ export const EMPTY_POLICY: Policy = {
 export interface LoadedPolicy {
   readonly policy: Policy;
   readonly source: string;
+  /** `file:line:column: path: warning: …` for each `-regexp` that accepts look-alikes (`signet policy check`'s warnings). */
+  readonly warnings?: readonly string[];
 }
 
 /** Reads and parses `SIGNET_POLICY`; throws {@link PolicyConfigError} listing every problem. */
@@ -36,7 +38,8 @@ export async function loadPolicy(path: string | null): Promise<LoadedPolicy> {
     throw new PolicyConfigError(path, [`cannot read the file: ${(err as Error).message}`]);
   }
   try {
-    return { policy: parsePolicy(text, path), source: text };
+    const policy = parsePolicy(text, path);
+    return { policy, source: text, warnings: checkPolicyText(text, path).warnings.map((w) => formatProblem(path, w, 'warning')) };
   } catch (err) {
     if (!(err instanceof PolicyConfigError)) {
       throw err;

@@ -72,7 +72,8 @@ allow_without_verification:
     ['an issuer without an identity', { 'certificate-oidc-issuer': 'https://x.example' }, 'certificate-identity'],
     ['only GitHub claims', { 'certificate-github-workflow-repository': 'o/r' }, 'must name certificate-identity'],
     ['exact and regexp together', { 'certificate-identity': 'a', 'certificate-identity-regexp': 'a', 'certificate-oidc-issuer': 'https://x.example' }, 'not both'],
-    ['a broken regexp', { 'certificate-identity-regexp': '(', 'certificate-oidc-issuer': 'https://x.example' }, 'not a regular expression'],
+    ['a broken regexp', { 'certificate-identity-regexp': '(', 'certificate-oidc-issuer': 'https://x.example' }, 'not an RE2 regular expression'],
+    ['a JS-only regexp (look-behind)', { 'certificate-identity-regexp': '(?<=a)b', 'certificate-oidc-issuer': 'https://x.example' }, 'not an RE2 regular expression'],
     ['an identity regexp accepting anyone (.*)', { 'certificate-identity-regexp': '.*', 'certificate-oidc-issuer': 'https://x.example' }, 'accepts any identity'],
     ['an identity regexp accepting anyone (.+)', { 'certificate-identity-regexp': '.+', 'certificate-oidc-issuer': 'https://x.example' }, 'accepts any identity'],
     ['an identity regexp accepting anyone (alternation)', { 'certificate-identity-regexp': '.*@.*|https://.*|spiffe://.*', 'certificate-oidc-issuer': 'https://x.example' }, 'accepts any identity'],
@@ -167,11 +168,15 @@ describe('decide', () => {
     expect(d.message).toContain('mallory@example.com');
   });
 
-  it('anchors regexps: .*@example.com does not accept x@example.com.evil', () => {
+  it('matches regexps anywhere in the value, as cosign does: .*@example.com also accepts x@example.com.evil', () => {
     const issuer = 'https://github.com/login/oauth';
     expect(decide(sample, 'docker.io', 'openpolicyagent/opa', facts([keyless('x@example.com', issuer)])).allowed).toBe(true);
-    expect(decide(sample, 'docker.io', 'openpolicyagent/opa', facts([keyless('x@example.com.evil', issuer)])).allowed).toBe(false);
+    expect(decide(sample, 'docker.io', 'openpolicyagent/opa', facts([keyless('x@example.com.evil', issuer)])).allowed).toBe(true);
     expect(decide(sample, 'docker.io', 'openpolicyagent/opa', facts([keyless('x@example.com', 'https://github.com.evil/')])).allowed).toBe(true);
+    expect(decide(sample, 'docker.io', 'openpolicyagent/opa', facts([keyless('x@example.org', issuer)])).allowed).toBe(false);
+    const strict = parsePolicy(SAMPLE.replace('".*@example.com"', '"^.*@example\\\\.com$"'));
+    expect(decide(strict, 'docker.io', 'openpolicyagent/opa', facts([keyless('x@example.com', issuer)])).allowed).toBe(true);
+    expect(decide(strict, 'docker.io', 'openpolicyagent/opa', facts([keyless('x@example.com.evil', issuer)])).allowed).toBe(false);
   });
 
   it('never counts a signature that did not verify, whatever identity it claims', () => {

@@ -6,13 +6,9 @@ import { normalizeRegistry } from '../domain/image-ref.ts';
 import { BreakGlassSchema, type DecisionMode, type Exemption, ExemptionSchema, ModeSchema, type PolicyScope, ScopeSchema, toRollout } from './rollout.ts';
 
 export type { DecisionMode };
+import { compileRe2, type Matcher } from './matcher.ts';
 
-/**
- * An exact string or a regular expression that must match the WHOLE value. cosign matches its
- * `-regexp` flags unanchored (`.*@example.com` also accepts `x@example.com.evil`); Signet anchors
- * them, so a policy means what it reads.
- */
-export type Matcher = { readonly exact: string } | { readonly regexp: RegExp; readonly source: string };
+export { matches, type Matcher } from './matcher.ts';
 
 export interface GithubClaims {
   readonly repository?: string;
@@ -214,9 +210,10 @@ function matcher(exact: string | undefined, regexp: string | undefined, what: st
   }
   if (regexp !== undefined) {
     try {
-      return { regexp: new RegExp(`^(?:${regexp})$`, 'u'), source: regexp };
+      // Go RE2 syntax, matched anywhere in the value, as cosign does (see matcher.ts).
+      return { regexp: compileRe2(regexp), source: regexp };
     } catch (err) {
-      issues.push(`${at}.certificate-${what}-regexp: not a regular expression: ${(err as Error).message}`);
+      issues.push(`${at}.certificate-${what}-regexp: not an RE2 regular expression: ${(err as Error).message}`);
       return null;
     }
   }
@@ -296,13 +293,6 @@ function canonicalJson(value: unknown): string {
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
   }
   return JSON.stringify(value);
-}
-
-export function matches(m: Matcher, value: string | null | undefined): boolean {
-  if (value === null || value === undefined) {
-    return false;
-  }
-  return 'exact' in m ? m.exact === value : m.regexp.test(value);
 }
 
 /** picomatch with `*` not crossing `/` and `**` crossing it, compiled once per pattern. */

@@ -37,6 +37,9 @@ export class PolicyWatcher {
       const next = await loadPolicy(this.#path);
       if (next.policy.version !== this.#current.version) {
         this.#log.info({ from: this.#current.version, to: next.policy.version }, 'policy changed');
+        for (const warning of next.warnings ?? []) {
+          this.#log.warn({ policy: this.#path }, warning);
+        }
         this.#current = next.policy;
         await Promise.all(this.#listeners.map((apply) => apply(next)));
       }

@@ -12,6 +12,8 @@ export const OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
 
 export interface PushOptions {
   readonly auth?: { readonly username: string; readonly password: string };
+  /** A Bearer token to send instead (a token-auth registry: see test/helpers/token-server.ts). */
+  readonly bearer?: string;
 }
 
 export interface OciDescriptor {
@@ -43,6 +45,8 @@ function headers(opts: PushOptions | undefined, extra: Record<string, string> = 
   const h = { ...extra };
   if (opts?.auth !== undefined) {
     h.authorization = `Basic ${Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')}`;
+  } else if (opts?.bearer !== undefined) {
+    h.authorization = `Bearer ${opts.bearer}`;
   }
   return h;
 }

@@ -35,6 +35,17 @@ export interface StartRegistryOptions {
   readonly notifications?: { readonly url: string; readonly token?: string };
   /** Protects the registry with htpasswd (Basic auth) for this one user. */
   readonly htpasswd?: { readonly username: string; readonly password: string };
+  /** Protects the registry with token auth: a Bearer challenge naming `realm` (see test/helpers/token-server.ts). */
+  readonly token?: RegistryTokenAuth;
+}
+
+/** distribution's `auth.token` section: who issues tokens and the certificate their signatures chain to. */
+export interface RegistryTokenAuth {
+  readonly realm: string;
+  readonly service: string;
+  readonly issuer: string;
+  /** PEM certificate file the tokens' `x5c` chains to. */
+  readonly rootCertBundle: string;
 }
 
 const READY_TIMEOUT_MS = 10_000;
@@ -48,6 +59,7 @@ export function registryConfigYaml(opts: {
   port: number;
   notifications?: StartRegistryOptions['notifications'];
   htpasswdPath?: string;
+  token?: RegistryTokenAuth;
 }): string {
   const lines = [
     'version: 0.1',
@@ -70,6 +82,9 @@ export function registryConfigYaml(opts: {
   ];
   if (opts.htpasswdPath !== undefined) {
     lines.push('auth:', '  htpasswd:', '    realm: "signet-test"', `    path: ${q(opts.htpasswdPath)}`);
+  } else if (opts.token !== undefined) {
+    const t = opts.token;
+    lines.push('auth:', '  token:', `    realm: ${q(t.realm)}`, `    service: ${q(t.service)}`, `    issuer: ${q(t.issuer)}`, `    rootcertbundle: ${q(t.rootCertBundle)}`);
   }
   if (opts.notifications !== undefined) {
     const n = opts.notifications;
@@ -150,7 +165,7 @@ async function startOnce(opts: StartRegistryOptions): Promise<RunningRegistry> {
     await writeFile(htpasswdPath, `${username}:${bcrypt.hashSync(password, 4)}\n`, { mode: 0o600 });
   }
   const configPath = join(dir, 'config.yml');
-  await writeFile(configPath, registryConfigYaml({ storageDir: dir, port, notifications: opts.notifications, htpasswdPath }));
+  await writeFile(configPath, registryConfigYaml({ storageDir: dir, port, notifications: opts.notifications, htpasswdPath, ...(opts.token === undefined ? {} : { token: opts.token }) }));
 
   let output = '';
   const append = (chunk: Buffer): void => {

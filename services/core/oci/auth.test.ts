@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTokenCache,
   CredentialsFileError,
+  jwtExpiry,
   loadRegistryCredentials,
   normalizeRegistryHost,
   parseDockerConfig,
@@ -74,14 +75,69 @@ describe('credentials', () => {
     expect([...store.hosts].sort()).toEqual(['docker.io', 'ghcr.io', 'reg.example:5000']);
   });
 
-  it('warns about unsupported credential helpers and identity tokens', () => {
+  it('reads credHelpers, credsStore and identity tokens', async () => {
     const store = parseDockerConfig(
-      JSON.stringify({ credsStore: 'desktop', auths: { 'x.example': { identitytoken: 'secret-refresh-token' } } }),
+      JSON.stringify({
+        credsStore: 'desktop',
+        credHelpers: { 'https://Index.Docker.io/v1/': 'gcloud', '123.dkr.ecr.us-east-1.amazonaws.com': 'ecr-login' },
+        auths: { 'x.example': { identitytoken: 'secret-refresh-token' } },
+      }),
     );
-    expect(store.hosts).toEqual([]);
-    expect(store.warnings.join('\n')).toMatch(/credsStore/);
-    expect(store.warnings.join('\n')).toMatch(/identitytoken/);
-    expect(store.warnings.join('\n')).not.toMatch(/secret-refresh-token/);
+    expect(store.helpers).toEqual({ byHost: { 'docker.io': 'gcloud', '123.dkr.ecr.us-east-1.amazonaws.com': 'ecr-login' }, store: 'desktop' });
+    expect(store.get('x.example')).toEqual({ username: '<token>', password: '', identityToken: 'secret-refresh-token' });
+    expect(await store.resolve('x.example')).toEqual({ username: '<token>', password: '', identityToken: 'secret-refresh-token' });
+    expect(store.warnings).toEqual([]);
+    expect(() => parseDockerConfig('{"credsStore": "../../bin/sh"}')).toThrow(/"credsStore" must be a helper name/);
+    expect(() => parseDockerConfig('{"credHelpers": {"a.example": "x y"}}')).toThrow(/credHelpers\["a.example"\] must be a helper name/);
+    expect(() => parseDockerConfig('{"credHelpers": []}')).toThrow(/"credHelpers" must be an object/);
+    expect(() => parseDockerConfig('{"auths": {"a": {"identitytoken": 5}}}')).toThrow(/identitytoken must be a non-empty string/);
+  });
+
+  it('asks a registry\'s own helper first, then its auths entry, then credsStore; shares one run between concurrent asks', async () => {
+    const runs: string[] = [];
+    const run = (name: string, server: string) => {
+      runs.push(`${name} ${server}`);
+      return Promise.resolve(name === 'none' ? null : { username: name, password: `from-${name}` });
+    };
+    const store = parseDockerConfig(
+      JSON.stringify({ credsStore: 'store', credHelpers: { 'own.example': 'own', 'empty.example': 'none', 'docker.io': 'hub' }, auths: { 'static.example': { auth: b64('s:p') }, 'empty.example': { auth: b64('e:p') } } }),
+      'config.json',
+      { run },
+    );
+    const [a, b] = await Promise.all([store.resolve('own.example'), store.resolve('OWN.example')]);
+    expect(a).toEqual({ username: 'own', password: 'from-own' });
+    expect(b).toBe(a);
+    expect(await store.resolve('static.example')).toEqual({ username: 's', password: 'p' });
+    expect(await store.resolve('other.example')).toEqual({ username: 'store', password: 'from-store' });
+    expect(await store.resolve('empty.example')).toEqual({ username: 'e', password: 'p' });
+    expect(await store.resolve('index.docker.io')).toEqual({ username: 'hub', password: 'from-hub' });
+    expect(runs).toEqual(['own own.example', 'store other.example', 'none empty.example', 'hub https://index.docker.io/v1/']);
+  });
+
+  it('refreshes a helper\'s JWT secret before it expires, and after invalidate', async () => {
+    let now = 1_000_000_000;
+    let n = 0;
+    const jwt = (expSec: number) => `e30.${Buffer.from(JSON.stringify({ exp: expSec })).toString('base64url')}.sig`;
+    const run = () => Promise.resolve({ username: 'oauth2accesstoken', password: `${jwt(now / 1000 + 600)}`, n: ++n });
+    const store = parseDockerConfig('{"credsStore": "gar"}', 'config.json', { run, now: () => now, maxAgeMs: 3_600_000 });
+    await store.resolve('gar.example');
+    expect(n).toBe(1);
+    now += 500_000; // 100 s before exp: still good (refreshed 60 s before it)
+    await store.resolve('gar.example');
+    expect(n).toBe(1);
+    now += 41_000; // 59 s before exp
+    await store.resolve('gar.example');
+    expect(n).toBe(2);
+    store.invalidate('gar.example');
+    await store.resolve('gar.example');
+    expect(n).toBe(3);
+  });
+
+  it('jwtExpiry reads exp from JWT-shaped secrets only', () => {
+    expect(jwtExpiry(`a.${Buffer.from('{"exp":1700000000}').toString('base64url')}.c`)).toBe(1_700_000_000_000);
+    expect(jwtExpiry('not-a-jwt')).toBeNull();
+    expect(jwtExpiry('a.%%%.c')).toBeNull();
+    expect(jwtExpiry(undefined)).toBeNull();
   });
 
   it('rejects invalid documents without echoing secrets', () => {

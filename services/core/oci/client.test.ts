@@ -2,13 +2,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { RegistryError } from '../../common/errors.ts';
 import { sha256Digest, type Digest } from '../../common/domain/digest.ts';
 import { startRegistry, type RunningRegistry } from '../../../test/helpers/registry.ts';
 import { pushBlob, pushIndex, pushManifest, pushRandomImage } from '../../../test/helpers/oci-push.ts';
 import { credentialStoreFrom, parseDockerConfig } from './auth.ts';
 import { createRegistryClient, RegistryRateLimitError, type RegistryClientOptions } from './client.ts';
 import { OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST } from './media-types.ts';
+import { rejection } from '../../../test/helpers/registry-errors.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -27,17 +27,6 @@ function client(overrides: Partial<RegistryClientOptions> = {}) {
   });
 }
 
-async function rejection(p: Promise<unknown>): Promise<RegistryError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof RegistryError) {
-      return err;
-    }
-    throw err;
-  }
-  throw new Error('expected a RegistryError, the call succeeded');
-}
 
 interface Recorded {
   readonly method: string;

@@ -230,13 +230,21 @@ export class RegistryClient {
 
   /** One attempt: with the Authorization known up front, then once more if a 401's challenge gives a new one. */
   async #getAuthorized(t: Target, url: URL, accept: string | undefined, maxBytes: number, what: string): Promise<HttpResult> {
-    const sent = this.#upFrontAuthorization(t);
+    const sent = await this.#upFrontAuthorization(t);
     const first = await this.#transport.send(url, withAuth(this.#headers(accept), sent), maxBytes, what);
     if (first.status !== 401) {
       return first;
     }
     const next = await this.#authorize(t, first, sent, what);
-    return next === undefined ? first : await this.#transport.send(url, withAuth(this.#headers(accept), next), maxBytes, what);
+    if (next === undefined) {
+      return first;
+    }
+    const second = await this.#transport.send(url, withAuth(this.#headers(accept), next), maxBytes, what);
+    if (second.status === 401 && next.startsWith('Basic ')) {
+      // Refused: a credential helper's answer may have been rotated; ask it again next time.
+      this.#opts.credentials?.invalidate(t.host);
+    }
+    return second;
   }
 
   #headers(accept: string | undefined): Record<string, string> {
@@ -247,14 +255,14 @@ export class RegistryClient {
     return h;
   }
 
-  #upFrontAuthorization(t: Target): string | undefined {
+  async #upFrontAuthorization(t: Target): Promise<string | undefined> {
     const scope = this.#scopeOf.get(`${t.host} ${t.repository}`) ?? defaultScope(t);
     const token = this.#tokens.get(t.host, scope);
     if (token !== undefined) {
       return `Bearer ${token}`;
     }
-    const cred = this.#basicHosts.has(t.host) ? this.#opts.credentials?.get(t.host) : undefined;
-    return cred === undefined ? undefined : basicAuthorization(cred);
+    const cred = this.#basicHosts.has(t.host) ? await this.#opts.credentials?.resolve(t.host) : undefined;
+    return cred === undefined || cred.identityToken !== undefined ? undefined : basicAuthorization(cred);
   }
 
   /** Answers a 401: the Authorization to retry with, or `undefined` when there is nothing to try. */
@@ -266,7 +274,7 @@ export class RegistryClient {
       return await this.#bearerAuthorization(t, realm, bearer, sent, what);
     }
     if (challenges.some((c) => c.scheme === 'basic')) {
-      return this.#basicAuthorization(t, sent);
+      return await this.#basicAuthorization(t, sent);
     }
     return undefined;
   }
@@ -288,9 +296,10 @@ export class RegistryClient {
   }
 
   /** A Basic challenge: the configured credentials, unless none or those were just refused. */
-  #basicAuthorization(t: Target, sent: string | undefined): string | undefined {
-    const cred = this.#opts.credentials?.get(t.host);
-    const header = cred === undefined ? undefined : basicAuthorization(cred);
+  async #basicAuthorization(t: Target, sent: string | undefined): Promise<string | undefined> {
+    const cred = await this.#opts.credentials?.resolve(t.host);
+    // An identity token is only good at a token endpoint.
+    const header = cred === undefined || cred.identityToken !== undefined ? undefined : basicAuthorization(cred);
     if (header !== undefined && header !== sent) {
       this.#basicHosts.add(t.host);
       return header;
@@ -298,22 +307,38 @@ export class RegistryClient {
     return undefined;
   }
 
-  /** Asks the realm for a token for `scope` (with the host's credentials when configured) and caches it. */
+  /**
+   * Asks the realm for a token for `scope` and caches it until shortly before it expires: with an
+   * identity token, by the OAuth2 refresh-token grant (a POST, as docker and containerd send it);
+   * otherwise a GET, with the host's credentials when configured.
+   */
   async #fetchToken(t: Target, realm: string, service: string | undefined, scope: string, what: string): Promise<string> {
     const url = this.#realmUrl(t, realm, what);
-    if (service !== undefined) {
-      url.searchParams.set('service', service);
-    }
-    for (const s of scope.split(' ').filter((x) => x !== '')) {
-      url.searchParams.append('scope', s);
-    }
+    const scopes = scope.split(' ').filter((x) => x !== '');
     const headers = this.#headers('application/json');
-    const cred = this.#opts.credentials?.get(t.host);
-    if (cred !== undefined) {
-      headers.authorization = basicAuthorization(cred);
+    const cred = await this.#opts.credentials?.resolve(t.host);
+    let form: URLSearchParams | undefined;
+    if (cred?.identityToken !== undefined) {
+      form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: cred.identityToken, client_id: this.#userAgent, scope: scopes.join(' ') });
+      if (service !== undefined) {
+        form.set('service', service);
+      }
+    } else {
+      if (service !== undefined) {
+        url.searchParams.set('service', service);
+      }
+      for (const s of scopes) {
+        url.searchParams.append('scope', s);
+      }
+      if (cred !== undefined) {
+        headers.authorization = basicAuthorization(cred);
+      }
     }
-    this.#opts.log.debug({ realm: safeUrl(url), scope, withCredentials: cred !== undefined }, 'registry token request');
-    const res = await this.#transport.send(url, headers, MAX_TOKEN_BODY_BYTES, `${what}: token request`);
+    this.#opts.log.debug({ realm: safeUrl(url), scope, withCredentials: cred !== undefined, grant: form === undefined ? 'basic' : 'refresh_token' }, 'registry token request');
+    const res = await this.#transport.send(url, headers, MAX_TOKEN_BODY_BYTES, `${what}: token request`, form);
+    if (cred !== undefined && (res.status === 401 || res.status === 403)) {
+      this.#opts.credentials?.invalidate(t.host);
+    }
     checkTokenAnswer(res, url, cred !== undefined, what);
     const token = parseTokenResponse(res.body);
     this.#tokens.set(t.host, scope, token);

@@ -4,8 +4,8 @@ import { credentialStoreFrom, loadRegistryCredentials, type CredentialStore, typ
 import { createRegistryClient, type RegistryClient } from './client.ts';
 
 /**
- * Registry credentials from SIGNET_REGISTRY_AUTH_FILE merged with the registries file's (which win
- * for the same host); undefined when neither names any.
+ * Registry credentials from SIGNET_REGISTRY_AUTH_FILE (with its credential helpers) merged with the
+ * registries file's (which win over the file's `auths` for the same host); undefined when neither names any.
  */
 export async function loadConfiguredCredentials(config: Config): Promise<CredentialStore | undefined> {
   const fromAuthFile = config.registry.authFile === null ? undefined : await loadRegistryCredentials(config.registry.authFile);
@@ -13,7 +13,7 @@ export async function loadConfiguredCredentials(config: Config): Promise<Credent
     return fromAuthFile;
   }
   const entries: [string, RegistryCredentials][] = (fromAuthFile?.hosts ?? []).map((h) => [h, fromAuthFile!.get(h)!]);
-  return credentialStoreFrom([...entries, ...config.registry.credentials], fromAuthFile?.warnings ?? []);
+  return credentialStoreFrom([...entries, ...config.registry.credentials], fromAuthFile?.warnings ?? [], fromAuthFile?.helpers);
 }
 
 /** The registry client every role builds the same way from the configuration. */

@@ -128,12 +128,12 @@ export class Transport {
   }
 
   /** One request, following redirects by hand, under one timeout that also covers reading the body. */
-  async send(start: URL, headers: Record<string, string>, maxBytes: number, what: string): Promise<HttpResult> {
+  async send(start: URL, headers: Record<string, string>, maxBytes: number, what: string, form?: URLSearchParams): Promise<HttpResult> {
     const signal = AbortSignal.timeout(this.#opts.timeoutMs);
     let url = start;
     let hdrs = { ...headers };
     for (let hop = 0; ; hop++) {
-      const answer = await this.#request(url, hdrs, signal, maxBytes, hop, what);
+      const answer = await this.#request(url, hdrs, signal, maxBytes, hop, what, form);
       if (!(answer instanceof URL)) {
         return answer;
       }
@@ -146,8 +146,9 @@ export class Transport {
   }
 
   /**
-   * One GET of `url`, redirects not followed: the answer, or the checked URL it redirects to
-   * (hop number `hop`). Logged and reported to `onRequest` however it ends.
+   * One GET of `url` (a POST of `form`, for the OAuth2 token grant), redirects not followed: the
+   * answer, or the checked URL it redirects to (hop number `hop`). Logged and reported to
+   * `onRequest` however it ends.
    */
   async #request(
     url: URL,
@@ -156,12 +157,14 @@ export class Transport {
     maxBytes: number,
     hop: number,
     what: string,
+    form?: URLSearchParams,
   ): Promise<HttpResult | URL> {
     const began = performance.now();
     let status: number | undefined;
     let failure: string | undefined;
     try {
-      const res = await fetch(url, { method: 'GET', headers, redirect: 'manual', signal });
+      const init = form === undefined ? { method: 'GET' } : { method: 'POST', body: form };
+      const res = await fetch(url, { ...init, headers, redirect: 'manual', signal });
       status = res.status;
       if (REDIRECTS.has(res.status)) {
         await res.body?.cancel().catch(() => undefined);
@@ -176,7 +179,7 @@ export class Transport {
       throw e;
     } finally {
       const ms = Math.round(performance.now() - began);
-      this.#opts.log.debug({ method: 'GET', url: safeUrl(url), status, ms, error: failure }, 'registry request');
+      this.#opts.log.debug({ method: form === undefined ? 'GET' : 'POST', url: safeUrl(url), status, ms, error: failure }, 'registry request');
       this.#opts.onRequest?.(url.host, status ?? 'error');
     }
   }

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { DB } from '../common/db/schema.generated.ts';
 import type { LedgerEvent } from '../common/events.ts';
+import type { Mirror } from '../common/domain/mirrors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { Policy } from '../common/policy/policy.ts';
 import { LedgerFeed } from './decisions/feed.ts';
@@ -24,7 +25,7 @@ export class DecisionTable implements ImageDecisions {
   readonly #lookup: DecisionLookup;
   #policy: Policy;
 
-  constructor(db: Kysely<DB>, policy: Policy, log: Logger, learner: Learner | null = null, opts: { allowUnknown?: boolean } = {}) {
+  constructor(db: Kysely<DB>, policy: Policy, log: Logger, learner: Learner | null = null, opts: { allowUnknown?: boolean; mirrors?: readonly Mirror[] } = {}) {
     this.#policy = policy;
     this.#feed = new LedgerFeed(db, this.#store, () => this.#policy.version, log);
     this.#lookup = new DecisionLookup({
@@ -35,6 +36,7 @@ export class DecisionTable implements ImageDecisions {
       log,
       learner,
       allowUnknown: opts.allowUnknown ?? false,
+      mirrors: opts.mirrors ?? [],
     });
   }
 

@@ -1,4 +1,5 @@
 import type { Queue } from 'bullmq';
+import { normalizeRegistry } from '../common/domain/image-ref.ts';
 import { INDEX_QUEUE } from '../common/jobs/index-manifest.ts';
 import { ALERTS_QUEUE } from '../common/jobs/notify-ownership-change.ts';
 import { MAINTENANCE_QUEUE } from '../common/jobs/prune-deliveries.ts';
@@ -73,6 +74,7 @@ export async function startApiRole(platform: Platform, policy: Policy, opts: { i
   const subscriber = platform.redis('worker', 'subscriber');
   const table = new DecisionTable(db, policy, log.child({ component: 'decision-table' }), learner(platform, opts.indexQueue), {
     allowUnknown: config.decisions.allowUnknown,
+    mirrors: config.registries.flatMap((r) => (r.mirrorOf === null ? [] : [{ host: normalizeRegistry(r.host), source: r.mirrorOf.registry, prefix: r.mirrorOf.prefix }])),
   });
   if (config.decisions.allowUnknown) {
     log.warn('SIGNET_UNKNOWN_IMAGES=allow: images Signet has never indexed are admitted');

@@ -38,7 +38,13 @@ export const verify: Command = {
       manifest = await registry.getManifest(ref.registry, ref.repository, reference);
       found = await discoverSignatures(
         { registry, verifier, maxPayloadBytes: config.verification.maxPayloadBytes },
-        { registry: ref.registry, repository: ref.repository, digest: manifest.digest, bytes: manifest.bytes },
+        {
+          registry: ref.registry,
+          repository: ref.repository,
+          digest: manifest.digest,
+          bytes: manifest.bytes,
+          signatures: config.registries.find((r) => r.host === ref.registry)?.signaturesRepository ?? undefined,
+        },
         log,
       );
     } catch (err) {

@@ -415,6 +415,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
           [
             ...e.SIGNET_ALLOWED_REGISTRIES,
             ...registries.map((r) => r.host),
+            ...registries.flatMap((r) => (r.signaturesRepository === null ? [] : [r.signaturesRepository.registry])),
             ...e.SIGNET_INSECURE_REGISTRIES,
             ...envEndpoints.map(([name]) => name),
             ...e.SIGNET_LEARN_REGISTRIES,

@@ -34,9 +34,20 @@ describe('parseRegistriesFile', () => {
       (path) => `${path.endsWith('webhook') ? SECRET : 'pw'}\n`.trim(),
     );
     expect(regs).toEqual([
-      { host: 'harbor.example.com', endpoint: null, insecure: false, credentials: { username: 'signet', password: 'pw' }, webhook: { source: 'harbor', secret: SECRET }, reconcile: true, concurrency: null },
-      { host: '127.0.0.1:5000', endpoint: 'http://registry:5000', insecure: true, credentials: null, webhook: { source: 'distribution', secret: SECRET }, reconcile: false, concurrency: 2 },
+      { host: 'harbor.example.com', endpoint: null, insecure: false, credentials: { username: 'signet', password: 'pw' }, webhook: { source: 'harbor', secret: SECRET }, reconcile: true, concurrency: null, mirrorOf: null, signaturesRepository: null },
+      { host: '127.0.0.1:5000', endpoint: 'http://registry:5000', insecure: true, credentials: null, webhook: { source: 'distribution', secret: SECRET }, reconcile: false, concurrency: 2, mirrorOf: null, signaturesRepository: null },
     ]);
+  });
+
+  it('reads a signatures repository (COSIGN_REPOSITORY) and a mirror of another registry', () => {
+    const [src, mirror] = parseRegistriesFile(
+      'registries:\n  - host: reg.example\n    signaturesRepository: Sigs.Example:5000/team/signatures\n  - host: mirror.example\n    mirrorOf: { registry: index.docker.io, prefix: cache/hub }\n',
+    );
+    expect(src).toMatchObject({ signaturesRepository: { registry: 'sigs.example:5000', repository: 'team/signatures' }, mirrorOf: null });
+    expect(mirror).toMatchObject({ signaturesRepository: null, mirrorOf: { registry: 'docker.io', prefix: 'cache/hub' } });
+    expect(issues('registries:\n  - host: a.example\n    signaturesRepository: just-a-repo\n')).toEqual([expect.stringMatching(/^registries\.0\.signaturesRepository: expected host\/repository/)]);
+    expect(issues('registries:\n  - host: a.example\n    mirrorOf: { registry: a.example }\n')).toEqual(['registries.0.mirrorOf.registry: a registry cannot mirror itself']);
+    expect(issues('registries:\n  - host: a.example\n    mirrorOf: { registry: b.example, prefix: /x }\n')).toEqual([expect.stringMatching(/^registries\.0\.mirrorOf\.prefix: expected a repository path/)]);
   });
 
   it('names the path of every problem', () => {

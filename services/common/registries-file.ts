@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { isRegistryHost } from './domain/image-ref.ts';
+import { isRegistryHost, normalizeRegistry } from './domain/image-ref.ts';
 import { WEBHOOK_SOURCES, type WebhookSource } from './domain/registry-event.ts';
 
 /** One registry Signet hears from and reads, as the registries file describes it. */
@@ -19,6 +19,22 @@ export interface RegistryConfig {
   readonly reconcile: boolean;
   /** Requests Signet keeps in flight to it at most (per process); null: SIGNET_REGISTRY_CONCURRENCY. */
   readonly concurrency: number | null;
+  /**
+   * The registry this one mirrors (its images have the same digests there): admission requests
+   * for this registry's images by digest are decided from the source image's ledger entry.
+   */
+  readonly mirrorOf: { readonly registry: string; readonly prefix: string } | null;
+  /**
+   * Where this registry's images keep their signatures and attestations, when not beside them:
+   * cosign's `COSIGN_REPOSITORY` (`sha256-<hex>.sig`/`.att` tags and referrers there).
+   */
+  readonly signaturesRepository: SignaturesLocation | null;
+}
+
+/** A repository holding other images' signatures (cosign's `COSIGN_REPOSITORY`). */
+export interface SignaturesLocation {
+  readonly registry: string;
+  readonly repository: string;
 }
 
 const secretValue = z.string().min(16, 'must be at least 16 characters');
@@ -40,6 +56,23 @@ const Entry = z.strictObject({
   webhook: z.strictObject({ source: z.enum(WEBHOOK_SOURCES), secret: z.string().min(1).optional(), secretFile: z.string().min(1).optional() }).optional(),
   reconcile: z.boolean().default(true),
   concurrency: z.number().int().min(1).max(256).optional(),
+  mirrorOf: z
+    .strictObject({
+      registry: z
+        .string()
+        .transform((h) => normalizeRegistry(h))
+        .refine(isRegistryHost, 'expected host or host:port'),
+      prefix: z
+        .string()
+        .regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/, 'expected a repository path such as dockerhub or cache/docker-hub')
+        .optional(),
+    })
+    .optional(),
+  signaturesRepository: z
+    .string()
+    .regex(/^[^/\s]+\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/, 'expected host/repository, as cosign\'s COSIGN_REPOSITORY names it')
+    .refine((v) => isRegistryHost(v.slice(0, v.indexOf('/')).toLowerCase()), 'expected host/repository, as cosign\'s COSIGN_REPOSITORY names it')
+    .optional(),
 });
 
 const RegistriesFile = z.strictObject({ registries: z.array(Entry).max(1_000) }).superRefine((doc, ctx) => {
@@ -52,6 +85,9 @@ const RegistriesFile = z.strictObject({ registries: z.array(Entry).max(1_000) })
     seen.set(r.host, i);
     if (r.credentials !== undefined && (r.credentials.password === undefined) === (r.credentials.passwordFile === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['registries', i, 'credentials'], message: 'set exactly one of password and passwordFile' });
+    }
+    if (r.mirrorOf !== undefined && normalizeRegistry(r.host) === r.mirrorOf.registry) {
+      ctx.addIssue({ code: 'custom', path: ['registries', i, 'mirrorOf', 'registry'], message: 'a registry cannot mirror itself' });
     }
     if (r.webhook !== undefined && (r.webhook.secret === undefined) === (r.webhook.secretFile === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['registries', i, 'webhook'], message: 'set exactly one of secret and secretFile' });
@@ -120,7 +156,11 @@ export function parseRegistriesFile(text: string, readSecret: (path: string) => 
       }
       webhook = { source: r.webhook.source, secret };
     }
-    return { host: r.host, endpoint: r.endpoint ?? null, insecure: r.insecure, credentials, webhook, reconcile: r.reconcile, concurrency: r.concurrency ?? null };
+    const mirrorOf = r.mirrorOf === undefined ? null : { registry: r.mirrorOf.registry, prefix: r.mirrorOf.prefix ?? '' };
+    const sigs = r.signaturesRepository;
+    const slash = sigs?.indexOf('/') ?? -1;
+    const signaturesRepository = sigs === undefined ? null : { registry: normalizeRegistry(sigs.slice(0, slash)), repository: sigs.slice(slash + 1) };
+    return { host: r.host, endpoint: r.endpoint ?? null, insecure: r.insecure, credentials, webhook, reconcile: r.reconcile, concurrency: r.concurrency ?? null, mirrorOf, signaturesRepository };
   });
   if (issues.length > 0) {
     throw new RegistriesFileError(issues);

@@ -37,6 +37,16 @@ export interface DiscoverySubject {
   readonly repository: string;
   readonly digest: Digest;
   readonly bytes?: Buffer;
+  /**
+   * Where its signatures are kept when not beside it (cosign's `COSIGN_REPOSITORY`): the `.sig`,
+   * `.att` and referrers tags and the referrers API are read there, and only there, as cosign does.
+   */
+  readonly signatures?: { readonly registry: string; readonly repository: string } | undefined;
+}
+
+/** Where `subject`'s signature artifacts are read: its signatures repository, or its own. */
+function signaturesAt(subject: DiscoverySubject): { readonly registry: string; readonly repository: string } {
+  return subject.signatures ?? subject;
 }
 
 export interface Discovered {
@@ -140,7 +150,8 @@ class FoundSources {
   /** A manifest by tag or digest; null when absent or unusable (said in `errors`). Transient trouble throws. */
   async fetch(reference: string, what: string): Promise<FetchedManifest | null> {
     try {
-      return await this.#deps.registry.getManifest(this.#subject.registry, this.#subject.repository, reference);
+      const at = signaturesAt(this.#subject);
+      return await this.#deps.registry.getManifest(at.registry, at.repository, reference);
     } catch (err) {
       if (err instanceof RegistryError && err.code === 'NOT_FOUND') {
         return null;
@@ -221,7 +232,8 @@ async function awaitTagLink(registry: RegistryClient, subject: DiscoverySubject,
   for (const wait of [0, ...TAG_LINK_WAITS_MS]) {
     await sleep(wait);
     try {
-      if ((await registry.getManifest(subject.registry, subject.repository, pushed.tag)).digest === pushed.digest) {
+      const at = signaturesAt(subject);
+      if ((await registry.getManifest(at.registry, at.repository, pushed.tag)).digest === pushed.digest) {
         return;
       }
     } catch (err) {
@@ -259,7 +271,8 @@ async function listReferrers(
   let pages = 0;
   try {
     while (next !== null && pages < 10 && found.length < MAX_SIGNATURE_SOURCES * 4) {
-      const page = await deps.registry.listPage(subject.registry, subject.repository, next);
+      const at = signaturesAt(subject);
+      const page = await deps.registry.listPage(at.registry, at.repository, next);
       const parsed = Referrers.safeParse(page.body);
       if (!parsed.success) {
         throw new RegistryError('INVALID', 'the referrers API answered something that is not an image index');
@@ -299,7 +312,8 @@ async function verifyLayer(
   const limit = format === 'sigstore_bundle' ? MAX_BUNDLE_BYTES : deps.maxPayloadBytes;
   let payload: Buffer;
   try {
-    payload = await deps.registry.getBlob(subject.registry, subject.repository, layer.digest, limit);
+    const at = signaturesAt(subject);
+    payload = await deps.registry.getBlob(at.registry, at.repository, layer.digest, limit);
   } catch (err) {
     if (err instanceof RegistryError && !err.transient && err.code !== 'UNAUTHORIZED') {
       return {

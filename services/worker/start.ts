@@ -224,6 +224,7 @@ export async function startWorkerRole(platform: Platform, loaded: LoadedPolicy):
     ownership,
     enqueueIndex,
     announce,
+    signaturesRepositories: new Map(config.registries.flatMap((r) => (r.signaturesRepository === null ? [] : [[r.host, r.signaturesRepository] as const]))),
   };
   const index = startJobWorker(INDEX_QUEUE, [indexManifestJob(deps), learnImageJob(deps), resolveTagJob(deps)], {
     connection,

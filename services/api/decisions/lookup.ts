@@ -8,6 +8,7 @@ import type { DB } from '../../common/db/schema.generated.ts';
 import type { Digest } from '../../common/domain/digest.ts';
 import type { Decision, DecisionMode, ScopedDecision } from '../../common/domain/decision.ts';
 import { formatImageReference, type ImageReference, ImageReferenceError, parseImageReference } from '../../common/domain/image-ref.ts';
+import { toSource, type Mirror } from '../../common/domain/mirrors.ts';
 import { LearnImageJob } from '../../common/jobs/index-manifest.ts';
 import type { Logger } from '../../common/logger.ts';
 import { decide } from '../../common/policy/evaluate.ts';
@@ -64,6 +65,8 @@ export interface LookupDeps {
   readonly learner: Learner | null;
   /** Whether an image the ledger has never seen is allowed (SIGNET_UNKNOWN_IMAGES; deny by default). */
   readonly allowUnknown: boolean;
+  /** Mirrors whose images (by digest) are decided as their source registry's (the registries file's `mirrorOf`). */
+  readonly mirrors?: readonly Mirror[];
 }
 
 /** A reference string as parsed once, with the decision store's keys for it. */
@@ -117,7 +120,8 @@ export class DecisionLookup implements ImageDecisions {
   async #lookupSlow(image: string, scope: string | null): Promise<ImageDecision> {
     let ref;
     try {
-      ref = parseImageReference(image);
+      // A mirror's image by digest is the source's image: decided from the source's ledger entry.
+      ref = toSource(parseImageReference(image), this.#deps.mirrors ?? []);
     } catch (err) {
       const message = err instanceof ImageReferenceError ? err.message : 'invalid image reference';
       const policy = this.#deps.policy();

@@ -13,6 +13,7 @@ import type { OwnershipAnnouncer } from '../../core/ownership.ts';
 import type { RegistryClient } from '../../core/oci/client.ts';
 import type { SignatureVerifier } from '../../core/verification/verifier.ts';
 import { discoverSignatures, isSignatureArtifact } from '../../core/discovery.ts';
+import type { SignaturesLocation } from '../../common/registries-file.ts';
 import { implementJob } from '../kit.ts';
 
 export interface IndexDeps {
@@ -27,6 +28,8 @@ export interface IndexDeps {
   readonly enqueueIndex: (data: IndexManifestData) => Promise<string>;
   /** Tells API replicas about tag moves (decisions go through the decider). */
   readonly announce: Announce;
+  /** Where a registry's images keep their signatures when not beside them (the registries file's `signaturesRepository`). */
+  readonly signaturesRepositories?: ReadonlyMap<string, SignaturesLocation>;
 }
 
 /** Children of one index that are indexed; more is hostile or absurd and is cut off (and said). */
@@ -38,7 +41,9 @@ export type IndexResult =
   /** Not an image (a referrer artifact that is not a signature), or a manifest Signet refuses to read. */
   | { readonly result: 'skipped' | 'malformed'; readonly reason: string }
   /** A tag as the registry answered it; `unconfirmed` when that is not the digest its webhook named. */
-  | { readonly result: 'resolved' | 'unconfirmed'; readonly digest: Digest; readonly queued: string };
+  | { readonly result: 'resolved' | 'unconfirmed'; readonly digest: Digest; readonly queued: string }
+  /** A signature pushed to a signatures repository: the images it may be about, queued for a fresh look. */
+  | { readonly result: 'forwarded'; readonly queued: readonly string[] };
 
 /**
  * Indexes one manifest: fetches it (and, for an index, names its children), discovers each one's
@@ -50,6 +55,10 @@ export type IndexResult =
  */
 export async function indexManifest(deps: IndexDeps, data: IndexManifestData, log: Logger): Promise<IndexResult> {
   const { registry, repository } = data;
+  const forwarded = await forwardFromSignaturesRepository(deps, data);
+  if (forwarded !== null) {
+    return forwarded;
+  }
   // What this discovery no longer finds is withdrawn as of now, by what caused the look.
   const observation: images.Observation = { at: new Date(), by: data.trigger.kind === 'recheck' ? data.trigger.cause : 'reindex' };
   let subject;
@@ -86,7 +95,7 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
       // still point at the previous signature manifest (or nowhere) when the job runs.
       ...(await discoverSignatures(
         deps,
-        { registry, repository, digest: subject.digest, bytes: subject.bytes },
+        { registry, repository, digest: subject.digest, bytes: subject.bytes, signatures: deps.signaturesRepositories?.get(registry) },
         log,
         data.trigger.kind === 'signature' ? { digest: data.trigger.artifactDigest, tag: data.trigger.tag } : undefined,
       )),
@@ -113,7 +122,7 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
               ? null
               : { os: child.platform.os, architecture: child.platform.architecture, variant: child.platform.variant ?? null },
         },
-        ...(await discoverSignatures(deps, { registry, repository, digest: child.digest }, log)),
+        ...(await discoverSignatures(deps, { registry, repository, digest: child.digest, signatures: deps.signaturesRepositories?.get(registry) }, log)),
       });
     }
   }
@@ -126,6 +135,24 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
   await deps.decider.decideManifests(recorded.manifests.map((m) => m.id));
   await deps.ownership.announce(recorded.ownershipChanges);
   return { result: 'indexed', manifests: recorded.manifests };
+}
+
+/**
+ * A signature event (a push, or one seen gone) in a repository that keeps other registries'
+ * signatures: the subject digest is not an image there, so each image in the ledger with that
+ * digest in those registries is queued for a fresh look. Null for any other job.
+ */
+async function forwardFromSignaturesRepository(deps: IndexDeps, data: IndexManifestData): Promise<IndexResult | null> {
+  if (data.trigger.kind === 'push' || deps.signaturesRepositories === undefined) {
+    return null;
+  }
+  const served = [...deps.signaturesRepositories].filter(([, at]) => at.registry === data.registry && at.repository === data.repository).map(([host]) => host);
+  if (served.length === 0) {
+    return null;
+  }
+  const holding = await images.repositoriesHolding(deps.db, served, data.digest);
+  const queued = await Promise.all(holding.map((i) => deps.enqueueIndex({ ...data, registry: i.registry, repository: i.repository })));
+  return { result: 'forwarded', queued };
 }
 
 /** An artifact manifest without `artifactType` is typed by its config media type (OCI 1.1). */

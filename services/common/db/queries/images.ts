@@ -340,3 +340,25 @@ export async function countSignedBy(db: Kysely<DB>, identityId: string, registry
   const row = await q.executeTakeFirstOrThrow();
   return Number(row.n);
 }
+
+/**
+ * The repositories of `registries` that hold a manifest with `digest` (not deleted): the images a
+ * signature kept in a signatures repository (cosign's `COSIGN_REPOSITORY`) may be about.
+ */
+export async function repositoriesHolding(db: Kysely<DB>, registries: readonly string[], digest: Digest, limit = 100): Promise<{ registry: string; repository: string }[]> {
+  if (registries.length === 0) {
+    return [];
+  }
+  return await db
+    .selectFrom('manifests as m')
+    .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+    .innerJoin('registries as g', 'g.id', 'r.registry_id')
+    .select(['g.host as registry', 'r.name as repository'])
+    .where('m.digest', '=', digest)
+    .where('m.deleted_at', 'is', null)
+    .where('g.host', 'in', registries)
+    .orderBy('g.host')
+    .orderBy('r.name')
+    .limit(limit)
+    .execute();
+}

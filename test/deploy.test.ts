@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { loadConfig } from '../services/common/config.ts';
 import { parsePolicy } from '../services/common/policy/policy.ts';
+import { demoPolicy } from '../scripts/lib/demo-policy.ts';
 
 const DIR = fileURLToPath(new URL('../deploy/kubernetes/', import.meta.url));
 const docs = readdirSync(DIR)
@@ -54,6 +55,19 @@ describe('deploy/kubernetes', () => {
 });
 
 describe('docker-compose.yml', () => {
+  const compose = parseAllDocuments(readFileSync(fileURLToPath(new URL('../docker-compose.yml', import.meta.url)), 'utf8'))[0]!.toJS() as Record<string, any>;
+  const demo = (f: string) => readFileSync(fileURLToPath(new URL(`../deploy/demo/${f}`, import.meta.url)), 'utf8');
+
+  it("mounts the demo policy, the same rules as npm run demo's, for the compose registry", () => {
+    const signet = compose.services.signet;
+    expect(signet.volumes).toContain('./deploy/demo:/etc/signet/demo:ro');
+    expect(signet.environment.SIGNET_POLICY).toBe('/etc/signet/demo/policy.yaml');
+    expect(demo('policy.yaml')).toBe(demoPolicy('localhost:5000', demo('cosign.pub')));
+    expect(() => parsePolicy(demo('policy.yaml'))).not.toThrow();
+  });
+});
+
+describe('docker-compose.yml services', () => {
   const compose = parse(readFileSync(fileURLToPath(new URL('../docker-compose.yml', import.meta.url)), 'utf8')) as {
     services: Record<string, { healthcheck?: { test: string[] }; volumes?: string[]; environment?: Record<string, string> }>;
     volumes: Record<string, unknown>;

@@ -38,3 +38,32 @@ describe('checkPolicyText', () => {
     expect('problems' in r && r.problems.map((p) => p.line)).toEqual([4]);
   });
 });
+
+describe('checkPolicyText, all at once', () => {
+  it('reports schema and rule errors together, with "did you mean" for misspelt keys', () => {
+    const text = [
+      'allow_with_verification:',
+      '  r.example.com:',
+      '    team-a/*:',
+      '      certificate-identiy: a@example.com',
+      '      certificate-oidc-issuer: https://accounts.google.com',
+      '    team-b/*:',
+      '      certificate-identity-regexp: "(unclosed"',
+      '      certificate-oidc-issuer: https://accounts.google.com',
+      'allow_without_verificaton:',
+      '  docker.io: [library/*]',
+      '',
+    ].join('\n');
+    const r = checkPolicyText(text, 'p.yaml');
+    expect('problems' in r && r.problems).toEqual([
+      { line: 9, column: 1, path: 'allow_without_verificaton', message: 'unknown key; did you mean "allow_without_verification"?' },
+      { line: 4, column: 28, path: 'allow_with_verification.r.example.com.team-a/*.certificate-identiy', message: 'unknown key; did you mean "certificate-identity"?' },
+      { line: 7, column: 36, path: 'allow_with_verification.r.example.com.team-b/*.certificate-identity-regexp', message: expect.stringMatching(/not an RE2 regular expression/) },
+    ]);
+  });
+
+  it('offers no guess for a key like none it knows', () => {
+    const r = checkPolicyText('allow_with_verification:\n  r.example.com:\n    a/*:\n      colour: blue\n', 'p.yaml');
+    expect('problems' in r && r.problems.map((p) => p.message)).toEqual(['unknown key']);
+  });
+});

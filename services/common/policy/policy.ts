@@ -81,8 +81,7 @@ export class PolicyConfigError extends Error {
 
 const pem = z.string().regex(/-----BEGIN PUBLIC KEY-----[\s\S]+-----END PUBLIC KEY-----/, 'expected a PEM public key');
 
-const RuleSchema = z
-  .strictObject({
+const RuleObject = z.strictObject({
     key: z.union([pem, z.array(pem).min(1)]).optional(),
     'certificate-identity': z.string().min(1).optional(),
     'certificate-identity-regexp': z.string().min(1).optional(),
@@ -98,23 +97,28 @@ const RuleSchema = z
     mode: ModeSchema.optional(),
     annotations: z.record(z.string(), z.string()).optional(),
     threshold: z.number().int().min(1).max(100).optional(),
-  })
-  .refine((r) => Object.keys(r).length > 0, 'a rule needs at least one property');
+});
+const RuleSchema = RuleObject.refine((r) => Object.keys(r).length > 0, 'a rule needs at least one property');
 
+// Rules are checked one by one in toRules (RuleSchema), so that a misspelt key in one rule does not
+// hide a bad regular expression in another: every problem is reported at once.
 const Sections = {
-  allow_with_verification: z.record(z.string().min(1), z.record(z.string().min(1), RuleSchema)).optional(),
+  allow_with_verification: z.record(z.string().min(1), z.record(z.string().min(1), z.unknown())).optional(),
   allow_without_verification: z.record(z.string().min(1), z.array(z.string().min(1)).min(1)).optional(),
 };
 
-const PolicySchema = z
-  .strictObject({
-    ...Sections,
-    mode: ModeSchema.optional(),
-    scopes: z.record(z.string().min(1), ScopeSchema(Sections)).optional(),
-    exemptions: z.array(ExemptionSchema).optional(),
-    break_glass: BreakGlassSchema.optional(),
-  })
-  .refine((p) => Object.keys(p).length > 0, 'the policy is empty');
+// Unknown top-level keys are reported by `unknownKeys` (with a "did you mean"), not by the schema,
+// so the rules are still checked when one is misspelt.
+const TopLevel = {
+  ...Sections,
+  mode: ModeSchema.optional(),
+  scopes: z.record(z.string().min(1), ScopeSchema(Sections)).optional(),
+  exemptions: z.array(ExemptionSchema).optional(),
+  break_glass: BreakGlassSchema.optional(),
+};
+const PolicySchema = z.object(TopLevel);
+const TOP_KEYS = Object.keys(TopLevel);
+const RULE_KEYS = Object.keys(RuleObject.shape);
 
 type RawRule = z.infer<typeof RuleSchema>;
 type RawSections = { readonly [K in keyof typeof Sections]?: z.infer<(typeof Sections)[K]> };
@@ -131,14 +135,14 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
   } catch (err) {
     throw new PolicyConfigError(source, [`not YAML or JSON: ${(err as Error).message}`]);
   }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new PolicyConfigError(source, ['(root): expected object: a mapping with allow_with_verification and/or allow_without_verification']);
+  }
+  const issues = Object.keys(raw).length === 0 ? ['(root): the policy is empty'] : unknownKeys('', Object.keys(raw), TOP_KEYS);
   const parsed = PolicySchema.safeParse(raw);
   if (!parsed.success) {
-    throw new PolicyConfigError(
-      source,
-      parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`),
-    );
+    throw new PolicyConfigError(source, [...issues, ...schemaIssues(parsed.error, '', [])]);
   }
-  const issues: string[] = [];
   const rules = toRules(parsed.data, '', issues);
   const rollout = toRollout(parsed.data, (sections, at) => toRules(sections, at, issues), issues);
   if (issues.length > 0) {
@@ -151,6 +155,51 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
   };
 }
 
+function schemaIssues(error: z.ZodError, prefix: string, known: readonly string[]): string[] {
+  // An unknown key leaves the rule looking empty to its refinement: say only what is wrong.
+  const unknown = error.issues.some((i) => i.code === 'unrecognized_keys');
+  return error.issues.flatMap((i) => {
+    if (unknown && i.code === 'custom') {
+      return [];
+    }
+    const at = [prefix, ...i.path.map(String)].filter((p) => p !== '').join('.');
+    return i.code === 'unrecognized_keys' ? unknownKeys(at, i.keys, known) : [`${at || '(root)'}: ${i.message}`];
+  });
+}
+
+function unknownKeys(at: string, keys: readonly string[], known: readonly string[]): string[] {
+  return keys
+    .filter((k) => !known.includes(k))
+    .map((k) => {
+      const guess = closest(k, known);
+      return `${at === '' ? k : `${at}.${k}`}: unknown key${guess === null ? '' : `; did you mean ${JSON.stringify(guess)}?`}`;
+    });
+}
+
+/**
+ * The known key nearest to a misspelt one (Levenshtein distance at most a third of its length), or
+ * null. Written out rather than a dependency: a dozen lines, run only on bad policies.
+ */
+export function closest(key: string, known: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestDistance = Math.max(1, Math.floor(key.length / 3)) + 1;
+  for (const candidate of known) {
+    let previous = Array.from({ length: candidate.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= key.length; i++) {
+      const row = [i];
+      for (let j = 1; j <= candidate.length; j++) {
+        row[j] = Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (key[i - 1] === candidate[j - 1] ? 0 : 1));
+      }
+      previous = row;
+    }
+    if (previous[candidate.length]! < bestDistance) {
+      bestDistance = previous[candidate.length]!;
+      best = candidate;
+    }
+  }
+  return best;
+}
+
 /** The two sections of the top level or of a scope; `at` prefixes issue paths (`scopes.x.`). */
 function toRules(sections: RawSections, at: string, issues: string[]): PolicyRules {
   const withVerification = new Map<string, VerificationRule[]>();
@@ -159,7 +208,12 @@ function toRules(sections: RawSections, at: string, issues: string[]): PolicyRul
     for (const [pattern, raw] of Object.entries(paths)) {
       const ruleAt = `${at}allow_with_verification.${host}.${pattern}`;
       checkPattern(pattern, ruleAt, issues);
-      const rule = toRule(pattern, raw, ruleAt, issues);
+      const shape = RuleSchema.safeParse(raw);
+      if (!shape.success) {
+        issues.push(...schemaIssues(shape.error, ruleAt, RULE_KEYS));
+        continue;
+      }
+      const rule = toRule(pattern, shape.data, ruleAt, issues);
       if (rule !== null) {
         rules.push(rule);
       }

@@ -2,11 +2,14 @@ import { parseArgs } from 'node:util';
 import type { Kysely } from 'kysely';
 import type { Config } from '../common/config.ts';
 import { createDb } from '../common/db/client.ts';
+import * as decisions from '../common/db/queries/decisions.ts';
 import * as identities from '../common/db/queries/identities.ts';
 import * as images from '../common/db/queries/images.ts';
 import * as signatures from '../common/db/queries/signatures.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import type { Logger } from '../common/logger.ts';
+import { decide } from '../common/policy/evaluate.ts';
+import { loadPolicy } from '../common/policy/load.ts';
 import { imageReferenceArgument, UsageError, type Command, type CommandIo } from './command.ts';
 import { formatTable } from './table.ts';
 
@@ -25,7 +28,8 @@ export async function withDb<T>(config: Config, log: Logger, fn: (db: Kysely<DB>
 
 export const WHO_OWNS_USAGE = `usage: signet who-owns <image reference> [--json]
 
-Who signed an image, from the ledger (no registry call): every signature and attestation with its
+Who signed an image, from the ledger (no registry call): the decision under the policy in force
+(SIGNET_POLICY), as the decision endpoints answer it, and every signature and attestation with its
 signer, outcome, format and Rekor entry. The reference is host/repo@sha256:… or host/repo:tag (the
 tag as the ledger last saw it).
 
@@ -38,6 +42,7 @@ export const whoOwns: Command = {
   async run(args: readonly string[], io: CommandIo, config: Config, log: Logger): Promise<number> {
     const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
     const ref = imageReferenceArgument(positionals);
+    const { policy } = await loadPolicy(config.policyPath);
     return withDb(config, log, async (db) => {
       const image = await images.find(db, ref.registry, ref.repository, ref.digest !== null ? { digest: ref.digest } : { tag: ref.tag ?? 'latest' });
       if (image === null) {
@@ -49,12 +54,17 @@ export const whoOwns: Command = {
       const owns = (s: (typeof sigs)[number]) => s.identityId !== null && s.withdrawnAt === null;
       const owners = [...new Map(sigs.filter(owns).map((s) => [s.identityId, { subject: s.subject, issuer: s.issuer }])).values()];
       const reference = `${image.registry}/${image.repository}@${image.digest}`;
+      // Decided from the stored facts, as the decision endpoints decide an image they hold no answer for.
+      const [input] = await decisions.loadInputs(db, [image.id]);
+      const { allowed, reason, message, rule, policyVersion } = decide(policy, image.registry, image.repository, input?.facts ?? null);
+      const decision = { allowed, reason, message, rule, policyVersion };
       if (values.json) {
         io.stdout.write(
           `${JSON.stringify({
             reference,
             status: image.status,
             statusReason: image.statusReason,
+            decision,
             owners,
             signatures: sigs.map((s) => ({
               format: s.format,
@@ -74,7 +84,7 @@ export const whoOwns: Command = {
         );
         return 0;
       }
-      io.stdout.write(`${reference}\nstatus: ${image.status}${image.statusReason === null ? '' : ` (${image.statusReason})`}\nowners: ${owners.length === 0 ? 'none' : owners.map((o) => `${o.subject ?? '?'}${o.issuer === null ? '' : ` (${o.issuer})`}`).join(', ')}\n\n`);
+      io.stdout.write(`${reference}\ndecision: ${allowed ? 'allow' : 'deny'} (${reason}: ${message})\nstatus: ${image.status}${image.statusReason === null ? '' : ` (${image.statusReason})`}\nowners: ${owners.length === 0 ? 'none' : owners.map((o) => `${o.subject ?? '?'}${o.issuer === null ? '' : ` (${o.issuer})`}`).join(', ')}\n\n`);
       if (sigs.length > 0) {
         io.stdout.write(
           formatTable(

@@ -30,7 +30,7 @@ function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
   return `usage: signet <command> [options]\n\ncommands:\n${Object.entries(COMMANDS)
     .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
-    .join('\n')}\n  ${'version'.padEnd(width)}  print Signet's version\n\nsignet <command> --help shows a command's options. Configuration is read from the environment, as for the server.\n`;
+    .join('\n')}\n  ${'version'.padEnd(width)}  print Signet's version\n\nEvery command takes --json (one JSON object on stdout) and --help: signet <command> --help shows a command's options. Configuration is read from the environment, as for the server.\n`;
 }
 
 const io: CommandIo = {
@@ -43,9 +43,16 @@ const io: CommandIo = {
   exit: (code) => process.exit(code),
 };
 
+const VERSION_USAGE = `usage: signet version [--json]
+
+Signet's version, the Node version and the platform; with --json, one object
+{"version", "node", "platform"}. Exit code 0.
+`;
+
 /** `signet 0.1.0 (node v24.x, linux/x64)`: the version of the package this CLI belongs to. */
-function version(): string {
-  return `signet ${packageVersion()} (node ${process.version}, ${process.platform}/${process.arch})\n`;
+function version(json: boolean): string {
+  const platform = `${process.platform}/${process.arch}`;
+  return json ? `${JSON.stringify({ version: packageVersion(), node: process.version, platform })}\n` : `signet ${packageVersion()} (node ${process.version}, ${platform})\n`;
 }
 
 const [name, ...args] = process.argv.slice(2);
@@ -57,7 +64,7 @@ if (command === undefined) {
     process.exit(0);
   }
   if (name === 'version' || name === '--version') {
-    process.stdout.write(version());
+    process.stdout.write(args.includes('--help') || args.includes('-h') ? VERSION_USAGE : version(args.includes('--json')));
     process.exit(0);
   }
   process.stderr.write(name === undefined ? usage() : `signet: unknown command ${JSON.stringify(name)}\n\n${usage()}`);

@@ -11,6 +11,7 @@ import { decide } from '../common/policy/evaluate.ts';
 import { loadPolicy } from '../common/policy/load.ts';
 import { checkPolicyText, formatProblem } from '../common/policy/check.ts';
 import { parsePolicy, type Policy } from '../common/policy/policy.ts';
+import { createProgressLine, type ProgressLine } from './progress.ts';
 import { formatTable } from './table.ts';
 import { UsageError, type Command, type CommandIo } from './command.ts';
 
@@ -41,7 +42,7 @@ interface Flip {
 }
 
 /** Both policies over the whole ledger, page by page, from stored material only. */
-async function dryRun(db: Kysely<DB>, current: Policy, next: Policy): Promise<{ images: number; flips: Flip[] }> {
+async function dryRun(db: Kysely<DB>, current: Policy, next: Policy, progress: ProgressLine): Promise<{ images: number; flips: Flip[] }> {
   const flips: Flip[] = [];
   let decided = 0;
   let after = '0';
@@ -51,6 +52,7 @@ async function dryRun(db: Kysely<DB>, current: Policy, next: Policy): Promise<{ 
       break;
     }
     after = ids.at(-1)!;
+    progress.update(`policy dry-run: ${decided} images decided, ${flips.length} would flip`, decided, null);
     for (const input of await decisions.loadInputs(db, ids)) {
       decided++;
       const was = decide(current, input.registry, input.repository, input.facts);
@@ -97,7 +99,9 @@ export const policy: Command = {
       const { policy: current } = await loadPolicy(config.policyPath);
       const db = createDb(config.database.url, log);
       try {
-        const { images, flips } = await dryRun(db, current, next);
+        const progress = createProgressLine(io.stderr);
+        const { images, flips } = await dryRun(db, current, next, progress);
+        progress.done();
         const denied = flips.filter((f) => f.to === 'deny');
         const allowed = flips.filter((f) => f.to === 'allow');
         if (values.json) {

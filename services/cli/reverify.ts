@@ -12,6 +12,7 @@ import { createDecider } from '../core/decider.ts';
 import { createOwnershipAnnouncer } from '../core/ownership.ts';
 import { reverifyLedger, type ReverifyProgress } from '../core/reverify.ts';
 import { createVerifierFromConfig } from '../core/verification/from-config.ts';
+import { createProgressLine } from './progress.ts';
 import { UsageError, type Command, type CommandIo } from './command.ts';
 
 export const REVERIFY_USAGE = `usage: signet reverify [--dry-run] [--only-untrusted-keys] [--json]
@@ -61,12 +62,10 @@ export const reverify: Command = {
       }
       const ownership = createOwnershipAnnouncer({ db, redis, prefix: config.redis.queuePrefix, alerts, log });
       const started = performance.now();
-      const onProgress = (p: ReverifyProgress) => {
-        if (!values.json && io.stderr.isTTY === true) {
-          io.stderr.write(`\rreverify: ${p.checked} checked, ${p.changed} changed`);
-        }
-      };
+      const progress = createProgressLine(io.stderr);
+      const onProgress = (p: ReverifyProgress) => progress.update(`reverify: ${p.checked} checked, ${p.changed} changed`, p.checked, null);
       const result = await reverifyLedger(db, verifier, ownership, { onlyUntrustedKeys: values['only-untrusted-keys'], dryRun, onProgress });
+      progress.done();
       let redecided = 0;
       if (!dryRun && result.manifestIds.length > 0) {
         const decider = createDecider({ db, redis, prefix: config.redis.queuePrefix, policy, policySource: source, log });
@@ -86,9 +85,6 @@ export const reverify: Command = {
           })}\n`,
         );
       } else {
-        if (io.stderr.isTTY === true) {
-          io.stderr.write('\n');
-        }
         const rows = Object.entries(result.transitions).sort(([a], [b]) => a.localeCompare(b));
         const width = Math.max(10, ...rows.map(([t]) => t.length));
         io.stdout.write(

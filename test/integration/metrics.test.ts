@@ -117,11 +117,11 @@ describe('/metrics', () => {
   });
 
   it('the CLI answers from the same ledger: who-owns and signed-by, tables and --json, with exit codes', async () => {
-    const env = { DATABASE_URL: db.url };
+    const env = { DATABASE_URL: db.url, SIGNET_POLICY: join(tmp, 'policy.yaml') };
     const ref = `${registry.host}/metrics/app:v1`;
     const owns = await runSignetCli(['who-owns', ref], env);
     expect(owns.code, owns.stderr).toBe(0);
-    expect(owns.stdout).toMatch(/^127\.0\.0\.1:\d+\/metrics\/app@sha256:[0-9a-f]{64}\nstatus: verified\nowners: alice@example\.com \(https:\/\/accounts\.example\.com\)/);
+    expect(owns.stdout).toMatch(/^127\.0\.0\.1:\d+\/metrics\/app@sha256:[0-9a-f]{64}\ndecision: allow \(verified: signed by alice@example\.com \(allow_with_verification\.127\.0\.0\.1:\d+\.\*\/\*\)\)\nstatus: verified\nowners: alice@example\.com \(https:\/\/accounts\.example\.com\)/);
     expect(owns.stdout).toMatch(/kind\s+outcome\s+signer\s+issuer\s+format\s+rekor\s+signed at/);
     expect(owns.stdout).toMatch(/signature\s+verified\s+alice@example\.com\s+https:\/\/accounts\.example\.com\s+cosign_legacy\s+\d+/);
     const json = JSON.parse((await runSignetCli(['who-owns', ref, '--json'], env)).stdout) as { status: string; owners: unknown[] };

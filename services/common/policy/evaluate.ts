@@ -148,7 +148,9 @@ export function decideIn(policy: Policy, scope: PolicyScope | null, registry: st
     return { ...base, allowed: true, reason: 'allowed_without_verification', message: `allowed without verification by ${match.name}`, rule: match.name };
   }
   if (facts === null) {
-    return { ...base, allowed: false, reason: 'unknown', message: 'Signet has not indexed this image yet', rule: match.name };
+    // Say how an image gets indexed: the registry's push notifications, or a crawl of what it holds.
+    const message = `Signet has not indexed this image yet: point the registry's notifications at Signet (POST /webhooks/<source>) and push it again, or index what the registry holds with: signet backfill ${registry}/${repository}`;
+    return { ...base, allowed: false, reason: 'unknown', message, rule: match.name };
   }
   const { rule } = match;
   const verified = facts.signatures.filter((s) => s.outcome === 'verified');

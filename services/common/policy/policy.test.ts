@@ -186,7 +186,11 @@ describe('decide', () => {
 
   it('denies unsigned, unknown and uncovered images with their own reasons', () => {
     expect(decide(sample, 'docker.io', 'ubuntu/nginx', facts([])).reason).toBe('unsigned');
-    expect(decide(sample, 'docker.io', 'ubuntu/nginx', null)).toMatchObject({ allowed: false, reason: 'unknown' });
+    expect(decide(sample, 'docker.io', 'ubuntu/nginx', null)).toMatchObject({
+      allowed: false,
+      reason: 'unknown',
+      message: "Signet has not indexed this image yet: point the registry's notifications at Signet (POST /webhooks/<source>) and push it again, or index what the registry holds with: signet backfill docker.io/ubuntu/nginx",
+    });
     expect(decide(sample, 'quay.io', 'x/y', null)).toMatchObject({ allowed: false, reason: 'not_covered_by_policy' });
     expect(decide(sample, 'docker.io', 'ubuntu/redis', null)).toMatchObject({ allowed: true, reason: 'allowed_without_verification' });
   });

@@ -2,7 +2,7 @@ import type { KeyObject, X509Certificate } from 'node:crypto';
 import { toTrustMaterial, Verifier, type SignedEntity, type Signer } from '@sigstore/verify';
 import { sha256Hex } from './cosign-layer.ts';
 import { FastCertificateStep, type FastPathStats } from './fast-certificate.ts';
-import { classify } from './failure.ts';
+import { classify, Failure } from './failure.ts';
 import type { LoadedTrustedRoot } from './trust.ts';
 
 type Thresholds = { tlogThreshold: number; ctlogThreshold: number; timestampThreshold: number };
@@ -69,7 +69,22 @@ export class TrustedRoots {
    * `leaf` is the caller's node:crypto parse of the signing certificate.
    */
   verifyCertificate(entity: SignedEntity, leaf: X509Certificate): { signer: Signer; root: LoadedTrustedRoot } {
-    return this.#first((r) => (r.fast === null ? r.verifier.verify(entity) : r.fast.withLeaf(leaf, () => r.verifier.verify(entity))));
+    try {
+      return this.#first((r) => (r.fast === null ? r.verifier.verify(entity) : r.fast.withLeaf(leaf, () => r.verifier.verify(entity))));
+    } catch (err) {
+      const { outcome, reason } = classify(err);
+      if (outcome === 'untrusted_root') {
+        throw new Failure('untrusted_root', this.#untrusted(leaf, reason));
+      }
+      throw err;
+    }
+  }
+
+  /** Which CA issued the certificate and where trust is configured: what an operator needs to act. */
+  #untrusted(leaf: X509Certificate, sigstoreReason: string): string {
+    const issuer = JSON.stringify(leaf.issuer.split('\n').join(', '));
+    const paths = this.#roots.map((r) => r.loaded.path).join(', ');
+    return `the certificate was issued by ${issuer}, which chains to none of the trusted roots (SIGNET_TRUSTED_ROOT: ${paths}); if that CA is yours, add its trusted_root.json to SIGNET_TRUSTED_ROOT (${sigstoreReason})`;
   }
 
   /**

@@ -127,7 +127,10 @@ describe('verifyCosignLayer', () => {
       const github = createSignatureVerifier(await loadTrustedRoot(fixturePath('trust-roots/github-trusted-root.json')), []);
       const v = github.verifyCosignLayer(keylessLayer(), KEYLESS_SUBJECT);
       expect(v.outcome).toBe('untrusted_root');
-      expect(v.reason).toContain('no valid certificate path');
+      // Names the issuing CA, where trust is configured and how to add it; sigstore's own words last.
+      expect(v.reason).toBe(
+        `the certificate was issued by "O=sigstore.dev, CN=sigstore-intermediate", which chains to none of the trusted roots (SIGNET_TRUSTED_ROOT: ${fixturePath('trust-roots/github-trusted-root.json')}); if that CA is yours, add its trusted_root.json to SIGNET_TRUSTED_ROOT (CERTIFICATE_ERROR: Failed to verify certificate chain: no valid certificate path found)`,
+      );
     });
 
     it('reports tlog_missing when the Rekor bundle annotation is removed', () => {

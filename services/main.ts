@@ -2,7 +2,7 @@
 // (SIGNET_ROLES, default all three) and shuts them down in order on SIGTERM/SIGINT.
 import { startSignet } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './common/config.ts';
-import { createLogger } from './common/logger.ts';
+import { createLogger, logDestination } from './common/logger.ts';
 import { PolicyConfigError } from './common/policy/policy.ts';
 import { registerShutdown } from './common/shutdown.ts';
 import { TrustConfigError } from './core/verification/trust.ts';
@@ -17,7 +17,7 @@ try {
   }
   throw err;
 }
-const log = createLogger(config, { role: config.roles.join('+') });
+const log = createLogger(config, { role: config.roles.join('+') }, logDestination(process.stdout));
 try {
   const signet = await startSignet(config, log);
   registerShutdown(log, signet.shutdownSteps, config.shutdownTimeoutMs, (code) => process.exit(code));

@@ -4,7 +4,7 @@
 // exit codes (2 usage or configuration, 1 failure).
 import { packageVersion } from '../common/build-info.ts';
 import { ConfigError, loadConfig } from '../common/config.ts';
-import { createLogger } from '../common/logger.ts';
+import { createLogger, logDestination } from '../common/logger.ts';
 import { PolicyConfigError } from '../common/policy/policy.ts';
 import { TrustConfigError } from '../core/verification/trust.ts';
 import { backfill } from './backfill.ts';
@@ -76,8 +76,8 @@ if (args.includes('--help') || args.includes('-h')) {
 }
 try {
   const config = loadConfig(process.env);
-  // Logs are NDJSON on stdout, as the server's; the command's own report is plain text.
-  const log = createLogger(config, { role: `cli-${name}` });
+  // Logs are NDJSON on stdout (readable lines on a terminal), as the server's; the report is plain text.
+  const log = createLogger(config, { role: `cli-${name}` }, logDestination(process.stdout));
   process.exitCode = await command.run(args, io, config, log);
 } catch (err) {
   if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {

@@ -78,7 +78,10 @@ export async function openDatabase(config: Config, log: Logger): Promise<Db> {
         await db.destroy();
         throw err;
       }
-      log.warn({ err: cause, attempt }, 'waiting for Postgres');
+      // One line per attempt naming what and where; the stack of a refused connection says nothing more.
+      const address = addressOf(config.database.url, 5432);
+      const message = cause instanceof Error ? cause.message : String(cause);
+      log.warn({ dependency: 'postgres', address, attempt, error: message }, `waiting for postgres at ${address} (attempt ${attempt} of ${STARTUP_DB_ATTEMPTS}): ${message}`);
       await sleep(Math.min(5_000, 250 * 2 ** attempt));
     }
   }

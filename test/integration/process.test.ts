@@ -1,4 +1,4 @@
-// The real entry point (`npm start` runs `node services/main.ts`) as a child process.
+// The real entry point (`npm start` runs `node bin/signet-server.js`, which loads services/main.ts) as a child process.
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { freePort } from '../helpers/net.ts';
 import { deleteQueueKeys, eventually, TEST_REDIS_URL } from '../helpers/signet.ts';
 
-const MAIN = fileURLToPath(new URL('../../services/main.ts', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../bin/signet-server.js', import.meta.url));
 
 function run(env: Record<string, string>) {
   const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -20,7 +20,7 @@ function run(env: Record<string, string>) {
   return { child, exited, output: () => output };
 }
 
-describe('services/main.ts', () => {
+describe('npm start (bin/signet-server.js → services/main.ts)', () => {
   let db: TestDb;
   beforeAll(async () => {
     db = await createTestDb();
@@ -49,6 +49,22 @@ describe('services/main.ts', () => {
     expect(await p.exited).toBe(0);
     expect(p.output()).toContain('"msg":"shutting down"');
     await deleteQueueKeys(TEST_REDIS_URL, `signet-proc-${port}`);
+  });
+
+  it('while Postgres cannot be reached at start, says where it waits for it, one line per attempt and no stack', async () => {
+    const closed = await freePort();
+    const p = run({ DATABASE_URL: `postgres://postgres@127.0.0.1:${closed}/signet`, REDIS_URL: TEST_REDIS_URL, PORT: String(await freePort()), SIGNET_WEBHOOK_TOKEN: 'process-test-token-0123456789' });
+    try {
+      await eventually(() => Promise.resolve(p.output().split('\n').filter((l) => l.includes('waiting for postgres')).length >= 2 ? true : undefined), 'two waiting lines');
+      const lines = p.output().split('\n').filter((l) => l.includes('waiting for postgres'));
+      const first = JSON.parse(lines[0]!) as Record<string, unknown>;
+      expect(first).toMatchObject({ level: 40, dependency: 'postgres', address: `127.0.0.1:${closed}`, attempt: 1 });
+      expect(first.msg).toMatch(new RegExp(`^waiting for postgres at 127\\.0\\.0\\.1:${closed} \\(attempt 1 of \\d+\\): .*ECONNREFUSED`));
+      expect(p.output()).not.toContain('"stack"');
+    } finally {
+      p.child.kill('SIGTERM');
+      await p.exited;
+    }
   });
 
   it('refuses to start on a bad configuration, listing every problem, with exit code 2', async () => {

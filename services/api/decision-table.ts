@@ -8,6 +8,7 @@ import type { Policy } from '../common/policy/policy.ts';
 import { LedgerFeed } from './decisions/feed.ts';
 import { DecisionLookup, type ImageDecision, type ImageDecisions, type Learner } from './decisions/lookup.ts';
 import { DecisionStore } from './decisions/store.ts';
+import type { OutageLog } from '../common/outage.ts';
 
 export type { Learner };
 
@@ -25,9 +26,9 @@ export class DecisionTable implements ImageDecisions {
   readonly #lookup: DecisionLookup;
   #policy: Policy;
 
-  constructor(db: Kysely<DB>, policy: Policy, log: Logger, learner: Learner | null = null, opts: { allowUnknown?: boolean; mirrors?: readonly Mirror[] } = {}) {
+  constructor(db: Kysely<DB>, policy: Policy, log: Logger, learner: Learner | null = null, opts: { allowUnknown?: boolean; mirrors?: readonly Mirror[]; outage?: OutageLog } = {}) {
     this.#policy = policy;
-    this.#feed = new LedgerFeed(db, this.#store, () => this.#policy.version, log);
+    this.#feed = new LedgerFeed(db, this.#store, () => this.#policy.version, log, opts.outage ?? null);
     this.#lookup = new DecisionLookup({
       db,
       store: this.#store,
@@ -37,6 +38,7 @@ export class DecisionTable implements ImageDecisions {
       learner,
       allowUnknown: opts.allowUnknown ?? false,
       mirrors: opts.mirrors ?? [],
+      outage: opts.outage ?? null,
     });
   }
 

@@ -75,6 +75,7 @@ export async function startApiRole(platform: Platform, policy: Policy, opts: { i
   const table = new DecisionTable(db, policy, log.child({ component: 'decision-table' }), learner(platform, opts.indexQueue), {
     allowUnknown: config.decisions.allowUnknown,
     mirrors: config.registries.flatMap((r) => (r.mirrorOf === null ? [] : [{ host: normalizeRegistry(r.host), source: r.mirrorOf.registry, prefix: r.mirrorOf.prefix }])),
+    outage: platform.postgresOutage,
   });
   if (config.decisions.allowUnknown) {
     log.warn('SIGNET_UNKNOWN_IMAGES=allow: images Signet has never indexed are admitted');

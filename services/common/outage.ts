@@ -2,7 +2,9 @@ import type { Logger } from './logger.ts';
 
 /** Node and ioredis errors that mean "cannot reach it", as opposed to a bad command or a bug. */
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
-const UNREACHABLE_MESSAGE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|Connection is closed|connect ETIMEDOUT|Stream isn't writeable/;
+// The last three are node-postgres's words for a connection cut or never made.
+const UNREACHABLE_MESSAGE =
+  /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|Connection is closed|connect ETIMEDOUT|Stream isn't writeable|Connection terminated|timeout exceeded when trying to connect|terminating connection due to administrator command|not queryable/;
 
 export function isUnreachable(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | null;

@@ -39,6 +39,8 @@ export interface Platform {
   readonly checks: ReadinessCheck[];
   /** The one account of Redis outages every connection, queue and worker reports to. */
   readonly redisOutage: OutageLog;
+  /** The one account of Postgres outages: the pool's connections and the decision table's reloads and lookups. */
+  readonly postgresOutage: OutageLog;
   /** A Redis connection closed in the `connections` phase. */
   redis(role: 'producer' | 'worker', name: string): Redis;
   /**
@@ -60,8 +62,8 @@ const STARTUP_DB_ATTEMPTS = 15;
  * Creates (if needed) and migrates the database, waiting for Postgres while it is unreachable:
  * Postgres may be restarting while Signet starts (or restarts), which is no reason to exit.
  */
-export async function openDatabase(config: Config, log: Logger): Promise<Db> {
-  const db = createDb(config.database.url, log);
+export async function openDatabase(config: Config, log: Logger, outage?: OutageLog): Promise<Db> {
+  const db = createDb(config.database.url, log, { outage });
   for (let attempt = 1; ; attempt++) {
     try {
       if (await ensureDatabase(config.database.url)) {
@@ -104,7 +106,8 @@ async function readTls(config: Config): Promise<TlsMaterial | null> {
  * without Postgres, so there Postgres is a degradable readiness check.
  */
 export async function startPlatform(config: Config, log: Logger): Promise<Platform> {
-  const db = await openDatabase(config, log);
+  const postgresOutage = new OutageLog(log, 'postgres', addressOf(config.database.url, 5432));
+  const db = await openDatabase(config, log, postgresOutage);
   const roles = new Set(config.roles);
   const apiOnly = roles.has('api') && !roles.has('ingest') && !roles.has('worker');
   const checks: ReadinessCheck[] = [{ name: 'postgres', check: () => sql`SELECT 1`.execute(db), degradable: apiOnly }];
@@ -125,6 +128,7 @@ export async function startPlatform(config: Config, log: Logger): Promise<Platfo
     metrics,
     checks,
     redisOutage,
+    postgresOutage,
     onShutdown,
     redis(role, name) {
       const redis = createRedis(config.redis.url, role, log, redisOutage);

@@ -5,6 +5,7 @@ import { RegistryError } from '../common/errors.ts';
 import type { JobDefinition } from '../common/jobs/define-job.ts';
 import type { Logger } from '../common/logger.ts';
 import type { Metrics } from '../common/metrics.ts';
+import { isUnreachable, type OutageLog } from '../common/outage.ts';
 
 /** What a handler gets: the parsed payload, a logger bound to the job, and a signal aborted at shutdown. */
 export interface JobContext<D> {
@@ -30,7 +31,7 @@ export interface JobSpec<D, R> {
 /** A job's implementation, as the worker of its queue runs it. */
 export interface JobImplementation {
   readonly definition: JobDefinition<z.ZodType>;
-  run(job: Job, base: Logger, signal: AbortSignal, metrics: Metrics | undefined): Promise<unknown>;
+  run(job: Job, base: Logger, signal: AbortSignal, metrics: Metrics | undefined, postgresOutage?: OutageLog): Promise<unknown>;
 }
 
 /**
@@ -65,7 +66,7 @@ function classify(err: unknown): unknown {
 export function implementJob<S extends z.ZodType, R>(definition: JobDefinition<S>, spec: JobSpec<z.infer<S>, R>): JobImplementation {
   return {
     definition,
-    async run(job, base, signal, metrics) {
+    async run(job, base, signal, metrics, postgresOutage) {
       const started = performance.now();
       const ms = () => Math.round(performance.now() - started);
       if (job.processedOn !== undefined) {
@@ -85,7 +86,12 @@ export function implementJob<S extends z.ZodType, R>(definition: JobDefinition<S
       } catch (err) {
         observe('failed');
         const classified = classify(err);
-        log.warn({ err, permanent: classified instanceof UnrecoverableError, ms: ms() }, 'job failed');
+        if (postgresOutage !== undefined && !(err instanceof RegistryError) && isUnreachable(err)) {
+          // The ledger is down: one line per interval for every job that fails on it (they retry).
+          postgresOutage.error(err as Error, `job ${job.name}`);
+        } else {
+          log.warn({ err, permanent: classified instanceof UnrecoverableError, ms: ms() }, 'job failed');
+        }
         throw classified;
       }
     },
@@ -104,6 +110,8 @@ export interface JobWorkerOptions {
   readonly defined: readonly JobDefinition<z.ZodType>[];
   /** Where the worker's own errors (Redis unreachable, mostly) go; logged in full by default. */
   readonly onError?: (err: Error) => void;
+  /** Where jobs that fail because Postgres is unreachable are reported, instead of a stack each. */
+  readonly postgresOutage?: OutageLog;
 }
 
 export interface JobWorker {
@@ -143,7 +151,7 @@ export function startJobWorker(queue: string, implementations: readonly JobImple
       if (implementation === undefined) {
         throw new UnrecoverableError(`unknown job ${job.name}`);
       }
-      return implementation.run(job, opts.log, stop.signal, opts.metrics);
+      return implementation.run(job, opts.log, stop.signal, opts.metrics, opts.postgresOutage);
     },
     {
       connection: opts.connection,

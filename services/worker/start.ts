@@ -94,6 +94,7 @@ function startAlerts(platform: Platform, publisher: Redis): Queue | null {
     log: log.child({ component: 'alerts' }),
     metrics: platform.metrics,
     defined: JOBS,
+    postgresOutage: platform.postgresOutage,
     onError: (err) => platform.redisOutage.error(err, 'alert worker'),
   });
   platform.onShutdown('consumers', 'alert-worker', () => consumer.close());
@@ -154,6 +155,7 @@ function startPassConsumer(platform: Platform, queue: string, connection: Redis,
     log,
     metrics: platform.metrics,
     defined: JOBS,
+    postgresOutage: platform.postgresOutage,
     onError: (err) => platform.redisOutage.error(err, `${queue} worker`),
   });
   platform.onShutdown('consumers', `${queue}-worker`, () => consumer.close());
@@ -234,6 +236,7 @@ export async function startWorkerRole(platform: Platform, loaded: LoadedPolicy):
     log: log.child({ component: 'worker' }),
     metrics,
     defined: JOBS,
+    postgresOutage: platform.postgresOutage,
     onError: (err) => platform.redisOutage.error(err, 'index worker'),
   });
   // close() waits for active jobs to finish; the shutdown deadline bounds it.

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { freePort } from '../helpers/net.ts';
 import { deleteQueueKeys, eventually, TEST_REDIS_URL } from '../helpers/signet.ts';
+import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 const MAIN = fileURLToPath(new URL('../../bin/signet-server.js', import.meta.url));
 
@@ -102,6 +103,49 @@ describe('npm start (bin/signet-server.js → services/main.ts)', () => {
       p.child.kill('SIGTERM');
       await p.exited;
       redis?.kill('SIGKILL');
+    }
+  });
+
+  it('says a Postgres outage in one line naming the address, not a stack per connection or retry, and says when it is back', async () => {
+    const pg = new URL(db.url);
+    const proxy = await startTcpProxy(pg.hostname, Number(pg.port || 5432));
+    const through = new URL(db.url);
+    through.port = String(proxy.port);
+    const port = await freePort();
+    const p = run({
+      DATABASE_URL: through.toString(),
+      REDIS_URL: TEST_REDIS_URL,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      SIGNET_WEBHOOK_TOKEN: 'process-test-token-0123456789',
+      SIGNET_QUEUE_PREFIX: `signet-proc-${port}`,
+      SIGNET_TUF_REFRESH: '0',
+      LOG_LEVEL: 'info',
+    });
+    try {
+      await eventually(async () => ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined), 'readyz 200');
+      const before = p.output().length;
+      proxy.cut();
+      // Lookups the table does not hold go to the ledger meanwhile; the pool loses every connection.
+      for (let i = 0; i < 8; i++) {
+        await fetch(`http://127.0.0.1:${port}/v1/decisions?image=${encodeURIComponent(`127.0.0.1:9/outage/app:v${i}`)}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      const during = p.output().slice(before).split('\n').filter((l) => l !== '');
+      expect(during.filter((l) => l.includes('"stack"'))).toEqual([]);
+      const said = during.filter((l) => /postgres/i.test(l));
+      expect(said).toHaveLength(1);
+      expect(JSON.parse(said[0]!)).toMatchObject({ level: 40, dependency: 'postgres', address: `127.0.0.1:${proxy.port}`, msg: expect.stringMatching(new RegExp(`^postgres at 127\\.0\\.0\\.1:${proxy.port} is unreachable \\(.*\\); retrying$`)) });
+      proxy.restore();
+      await eventually(async () => {
+        await fetch(`http://127.0.0.1:${port}/v1/decisions?image=${encodeURIComponent('127.0.0.1:9/outage/app:back')}`);
+        return p.output().includes(`postgres at 127.0.0.1:${proxy.port} is reachable again`) ? true : undefined;
+      }, 'the recovery said');
+    } finally {
+      p.child.kill('SIGTERM');
+      await p.exited;
+      await proxy.close();
+      await deleteQueueKeys(TEST_REDIS_URL, `signet-proc-${port}`);
     }
   });
 

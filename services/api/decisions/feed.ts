@@ -6,6 +6,7 @@ import type { DB } from '../../common/db/schema.generated.ts';
 import { eventsChannel, type LedgerEvent } from '../../common/events.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { DecisionStore } from './store.ts';
+import { isUnreachable, type OutageLog } from '../../common/outage.ts';
 
 const WARM_PAGE = 5_000;
 const RESYNC_RETRY_MS = 5_000;
@@ -28,7 +29,10 @@ export class LedgerFeed {
   #missedEvents = false;
   #resyncing = false;
 
-  constructor(db: Kysely<DB>, store: DecisionStore, policyVersion: () => string, log: Logger) {
+  readonly #outage: OutageLog | null;
+
+  constructor(db: Kysely<DB>, store: DecisionStore, policyVersion: () => string, log: Logger, outage: OutageLog | null = null) {
+    this.#outage = outage;
     this.#db = db;
     this.#store = store;
     this.#policyVersion = policyVersion;
@@ -119,7 +123,11 @@ export class LedgerFeed {
       },
       (err: unknown) => {
         this.#resyncing = false;
-        this.#log.warn({ err }, 'could not reload decisions after the subscription came back; retrying, answers stay stale meanwhile');
+        if (this.#outage !== null && isUnreachable(err)) {
+          this.#outage.error(err as Error, 'decision table reload');
+        } else {
+          this.#log.warn({ err }, 'could not reload decisions after the subscription came back; retrying, answers stay stale meanwhile');
+        }
         setTimeout(() => this.#resync(subscriber), RESYNC_RETRY_MS).unref();
       },
     );

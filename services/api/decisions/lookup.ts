@@ -16,6 +16,7 @@ import { namespaceIndex } from '../../common/policy/namespaces.ts';
 import type { Policy } from '../../common/policy/policy.ts';
 import { BoundedParseCache } from './parsed.ts';
 import { type DecisionStore, type Entry, rawDigest, repositoryKey } from './store.ts';
+import { isUnreachable, type OutageLog } from '../../common/outage.ts';
 
 /** The answer for one image reference, as every decision endpoint returns it. */
 export interface ImageDecision {
@@ -62,6 +63,8 @@ export interface LookupDeps {
   /** Whether the store may be behind the ledger (the ledger feed's word). */
   readonly stale: () => boolean;
   readonly log: Logger;
+  /** Where an unreachable ledger is reported (once per interval), instead of a warning per lookup. */
+  readonly outage: OutageLog | null;
   readonly learner: Learner | null;
   /** Whether an image the ledger has never seen is allowed (SIGNET_UNKNOWN_IMAGES; deny by default). */
   readonly allowUnknown: boolean;
@@ -134,7 +137,11 @@ export class DecisionLookup implements ImageDecisions {
       known = await this.#known(ref.registry, ref.repository, ref.digest, reference);
     } catch (err) {
       // Postgres is unreachable and the answer is not in memory: deny, and say why. Never allow on an error.
-      this.#deps.log.warn({ err, image }, 'ledger unreachable for a lookup not in memory');
+      if (this.#deps.outage !== null && isUnreachable(err)) {
+        this.#deps.outage.error(err as Error, 'decision lookup');
+      } else {
+        this.#deps.log.warn({ err, image }, 'ledger unreachable for a lookup not in memory');
+      }
       const policy = this.#deps.policy();
       // The denial is the rule's like any other: its mode (an audit namespace stays unbroken by an outage) and its name.
       const { mode, rule } = inScope(decide(policy, ref.registry, ref.repository, null), scope);

@@ -21,6 +21,20 @@ function run(env: Record<string, string>) {
   return { child, exited, output: () => output };
 }
 
+/** A whole Signet on `port` (its own queue prefix), over `databaseUrl` and `redisUrl`. */
+function serverEnv(port: number, databaseUrl: string, redisUrl: string): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisUrl,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    SIGNET_WEBHOOK_TOKEN: 'process-test-token-0123456789',
+    SIGNET_QUEUE_PREFIX: `signet-proc-${port}`,
+    SIGNET_TUF_REFRESH: '0',
+    LOG_LEVEL: 'info',
+  };
+}
+
 describe('npm start (bin/signet-server.js → services/main.ts)', () => {
   let db: TestDb;
   beforeAll(async () => {
@@ -32,15 +46,7 @@ describe('npm start (bin/signet-server.js → services/main.ts)', () => {
 
   it('starts every role, becomes ready, and exits 0 on SIGTERM after an ordered shutdown', async () => {
     const port = await freePort();
-    const p = run({
-      DATABASE_URL: db.url,
-      REDIS_URL: TEST_REDIS_URL,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      SIGNET_WEBHOOK_TOKEN: 'process-test-token-0123456789',
-      SIGNET_QUEUE_PREFIX: `signet-proc-${port}`,
-      LOG_LEVEL: 'info',
-    });
+    const p = run(serverEnv(port, db.url, TEST_REDIS_URL));
     const ready = await eventually(async () => {
       const res = await fetch(`http://127.0.0.1:${port}/readyz`);
       return res.status === 200 ? await res.json() : undefined;
@@ -79,16 +85,7 @@ describe('npm start (bin/signet-server.js → services/main.ts)', () => {
   it('says a Redis outage in one line naming the address, not a stack per retry, and says when it is back', async () => {
     const redisPort = await freePort();
     const port = await freePort();
-    const p = run({
-      DATABASE_URL: db.url,
-      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      SIGNET_WEBHOOK_TOKEN: 'process-test-token-0123456789',
-      SIGNET_QUEUE_PREFIX: `signet-proc-${port}`,
-      SIGNET_TUF_REFRESH: '0',
-      LOG_LEVEL: 'info',
-    });
+    const p = run(serverEnv(port, db.url, `redis://127.0.0.1:${redisPort}`));
     let redis: ReturnType<typeof spawn> | null = null;
     try {
       await eventually(() => Promise.resolve(p.output().includes(`redis at 127.0.0.1:${redisPort} is unreachable`) ? true : undefined), 'the outage said', 20_000);
@@ -112,16 +109,7 @@ describe('npm start (bin/signet-server.js → services/main.ts)', () => {
     const through = new URL(db.url);
     through.port = String(proxy.port);
     const port = await freePort();
-    const p = run({
-      DATABASE_URL: through.toString(),
-      REDIS_URL: TEST_REDIS_URL,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      SIGNET_WEBHOOK_TOKEN: 'process-test-token-0123456789',
-      SIGNET_QUEUE_PREFIX: `signet-proc-${port}`,
-      SIGNET_TUF_REFRESH: '0',
-      LOG_LEVEL: 'info',
-    });
+    const p = run(serverEnv(port, through.toString(), TEST_REDIS_URL));
     try {
       await eventually(async () => ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined), 'readyz 200');
       const before = p.output().length;

@@ -228,7 +228,7 @@ describe('signet backfill on a registry holding a few hundred images and signatu
     const { stdout, stderr } = await cli(registry.host, '--wait', '--page-size', '50');
     expect(stdout).toMatch(new RegExp(`crawled ${REPOSITORIES} repositories and ${IMAGES + SIGNED} tags of .*: ${IMAGES} queued`));
     expect(stdout).toMatch(new RegExp(`indexed ${IMAGES} of ${IMAGES} queued images in .* s \\(.* images/s\\)`));
-    expect(stderr).toMatch(/^backfill: .* tags checked/m); // plain progress lines: not a terminal
+    expect(stderr).not.toMatch(/tags checked/); // progress is drawn on a terminal only, and this is a pipe
     // The throughput line, for the closing note (vitest shows it with --reporter=verbose).
     console.info(stdout.trim());
 

@@ -2,9 +2,12 @@
 // repositories, 10k identities by default): `image(ref){owners signatures}` and
 // `identity{images(first:50)}`, each request naming a random image or identity from a sample of
 // 2,000. Load comes from autocannon in its own process (scripts/bench-load.ts), on loopback, at a
-// fixed moderate rate and at saturation. Yardstick in the same run: `/healthz` on the same server.
+// fixed moderate rate and at saturation. Yardstick in the same run: `/healthz` on the same server,
+// at the same fixed rate (p99 ratio) and at saturation (throughput ratio). Each figure is the median
+// of --repeat runs (default 3), with its spread (min–max).
 //
-//   node scripts/bench-graphql.ts [--seconds 10] [--rate 100] [--connections 8] [--signatures 1000000] [--quick]
+//   node scripts/bench-graphql.ts [--seconds 10] [--rate 100] [--connections 8] [--signatures 1000000]
+//        [--repeat 3] [--database postgres://…/signet_bench] [--quick]
 //
 // Prints JSON. A measurement, not a test.
 import { execFile } from 'node:child_process';
@@ -23,6 +26,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '8' },
     signatures: { type: 'string', default: '1000000' },
     database: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/signet_bench' },
+    repeat: { type: 'string', default: '3' },
     quick: { type: 'boolean', default: false },
   },
 });
@@ -63,7 +67,7 @@ const identities = await sql<{ subject: string; issuer: string | null }>`
   SELECT subject, issuer FROM identities ORDER BY random() LIMIT ${SAMPLE}`.execute(db);
 
 const imageQuery = `query($ref: String!) { image(ref: $ref) { digest owners { subject issuer } signatures { status rekorLogIndex identity { subject } } } }`;
-const identityQuery = `query($s: String!, $i: String) { identity(subject: $s, issuer: $i) { subject images(first: 50) { totalCount edges { cursor node { digest repository } } } } }`;
+const identityQuery = `query($s: String!, $i: String) { identity(subject: $s, issuer: $i) { subject images(first: 50) { totalCount edges { cursor node { digest reference } } } } }`;
 const bodies = {
   image: images.rows.map((r) => JSON.stringify({ query: imageQuery, variables: { ref: r.ref } })),
   identity: identities.rows.map((r) => JSON.stringify({ query: identityQuery, variables: { s: r.subject, i: r.issuer } })),
@@ -85,27 +89,55 @@ for (const [name, list] of [['image', bodies.image], ['identity', bodies.identit
 
 const connections = Number(values.connections);
 const rate = Number(values.rate);
-const yardstick = await load('/healthz', null, connections);
-const results = {
-  'image(ref){owners signatures}': {
-    atRate: await load('/graphql', bodies.image, 2, rate),
-    saturated: await load('/graphql', bodies.image, connections),
-  },
-  'identity{images(first:50)}': {
-    atRate: await load('/graphql', bodies.identity, 2, rate),
-    saturated: await load('/graphql', bodies.identity, connections),
-  },
+const repeat = quick ? 1 : Number(values.repeat);
+const round2 = (x: number) => Math.round(x * 100) / 100;
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+/** The median of each figure over the repetitions, and the spread (min–max) of the ones compared. */
+function summary(loads: readonly Load[]): Load & { spread: { p99: [number, number]; rps: [number, number] } } {
+  const pick = (k: keyof Load) => median(loads.map((l) => l[k]));
+  const range = (k: keyof Load): [number, number] => [Math.min(...loads.map((l) => l[k])), Math.max(...loads.map((l) => l[k]))];
+  return { rps: pick('rps'), p50: pick('p50'), p90: pick('p90'), p99: pick('p99'), max: pick('max'), errors: pick('errors'), non2xx: pick('non2xx'), spread: { p99: range('p99'), rps: range('rps') } };
+}
+
+const QUERIES = { 'image(ref){owners signatures}': bodies.image, 'identity{images(first:50)}': bodies.identity } as const;
+type Rep = { healthz: { atRate: Load; saturated: Load }; graphql: Record<string, { atRate: Load; saturated: Load }> };
+const reps: Rep[] = [];
+for (let i = 0; i < repeat; i++) {
+  // Each repetition measures the yardstick next to the queries, so a busier moment weighs on both.
+  const healthz = { atRate: await load('/healthz', null, 2, rate), saturated: await load('/healthz', null, connections) };
+  const graphql: Rep['graphql'] = {};
+  for (const [name, list] of Object.entries(QUERIES)) {
+    graphql[name] = { atRate: await load('/graphql', list, 2, rate), saturated: await load('/graphql', list, connections) };
+  }
+  reps.push({ healthz, graphql });
+}
+const ratios = (f: (r: Rep) => number) => {
+  const xs = reps.map(f);
+  return { median: round2(median(xs)), spread: [round2(Math.min(...xs)), round2(Math.max(...xs))] };
 };
 console.log(
   JSON.stringify(
     {
       ledger: seed,
       seconds,
+      repetitions: repeat,
       ratePerSecond: rate,
       connections,
-      yardstick: { '/healthz (same server)': yardstick },
+      yardstick: { '/healthz (same server)': summary(reps.map((r) => r.healthz.saturated)), '/healthz at rate': summary(reps.map((r) => r.healthz.atRate)) },
       graphql: Object.fromEntries(
-        Object.entries(results).map(([k, v]) => [k, { ...v, saturatedRpsVsHealthz: Math.round((v.saturated.rps / yardstick.rps) * 100) / 100 }]),
+        Object.keys(QUERIES).map((k) => [
+          k,
+          {
+            atRate: summary(reps.map((r) => r.graphql[k]!.atRate)),
+            saturated: summary(reps.map((r) => r.graphql[k]!.saturated)),
+            saturatedRpsVsHealthz: ratios((r) => r.graphql[k]!.saturated.rps / r.healthz.saturated.rps).median,
+            saturatedRpsVsHealthzSpread: ratios((r) => r.graphql[k]!.saturated.rps / r.healthz.saturated.rps).spread,
+            p99AtRateVsHealthz: ratios((r) => r.graphql[k]!.atRate.p99 / r.healthz.atRate.p99),
+          },
+        ]),
       ),
     },
     null,

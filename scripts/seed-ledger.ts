@@ -1,6 +1,9 @@
 // Fills a ledger with synthetic data at scale, for benchmarks: by default 1M signatures on 500k
 // images across 100k repositories (5 registries), signed by 10k identities (keyless email and
-// GitHub-workflow URIs, and keys), one to three owners per repository, tags and ownership changes.
+// GitHub-workflow URIs, and keys), one to three owners per repository, tags and ownership changes;
+// besides: one unsigned image per ten signed ones, an SLSA provenance attestation on every fourth
+// image, a decision per image under a seed policy version (SEED_POLICY_VERSION), and a
+// distribution push delivery for every fifth image.
 // Everything is generated inside Postgres (generate_series), so 1M signatures take about a minute.
 //
 //   node scripts/seed-ledger.ts [--database postgres://…/signet_bench] [--signatures 1000000]
@@ -34,6 +37,8 @@ for (const [name, n] of Object.entries({ signatures: S, repositories: R, identit
 }
 /** Two signatures per image. */
 const M = Math.max(1, Math.floor(S / 2));
+/** The policy version the seeded decisions are made under. */
+const SEED_POLICY_VERSION = 'sha256:' + '5eed'.repeat(16);
 const PUBLIC_GOOD_REKOR = 'c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d';
 
 const log = createLogger({ logLevel: 'warn' });
@@ -42,7 +47,7 @@ const db = createDb(values.database, log, { statementTimeoutMs: 30 * 60_000, max
 const started = performance.now();
 try {
   await migrateToLatest(db);
-  const existing = await sql<{ n: string }>`SELECT count(*) AS n FROM signatures`.execute(db);
+  const existing = await sql<{ n: string }>`SELECT count(*) AS n FROM signatures WHERE kind = 'signature'`.execute(db);
   const have = Number(existing.rows[0]?.n ?? 0);
   if (have === S && !values.force) {
     console.log(JSON.stringify({ database: values.database, signatures: S, seeded: false, reason: 'already seeded' }));
@@ -55,8 +60,12 @@ try {
       };
       await step(
         'truncate',
-        sql`TRUNCATE decisions, ownership_changes, signatures, identities, tags, manifest_children, manifests, repositories, registries RESTART IDENTITY CASCADE`,
+        sql`TRUNCATE decisions, policies, ownership_changes, signatures, identities, tags, manifest_children, manifests, repositories, registries RESTART IDENTITY CASCADE`,
       );
+      // webhook_deliveries refuses TRUNCATE (trigger); a rebuild starts it empty.
+      await step('deliveries', sql`ALTER TABLE webhook_deliveries DISABLE TRIGGER webhook_deliveries_no_truncate`);
+      await step('deliveries', sql`TRUNCATE webhook_deliveries RESTART IDENTITY`);
+      await step('deliveries', sql`ALTER TABLE webhook_deliveries ENABLE TRIGGER webhook_deliveries_no_truncate`);
       // tag_history is append-only (trigger); a rebuild starts it empty.
       await step('tag history', sql`ALTER TABLE tag_history DISABLE TRIGGER tag_history_append_only`);
       await step('tag history', sql`TRUNCATE tag_history RESTART IDENTITY`);
@@ -136,6 +145,49 @@ try {
             FROM (SELECT manifest_id, count(*) FILTER (WHERE outcome = 'verified') AS n FROM signatures GROUP BY manifest_id) v
             WHERE v.manifest_id = m.id AND v.n < 2`,
       );
+      await step(
+        'unsigned images',
+        sql`INSERT INTO manifests (repository_id, digest, media_type, size, status, signature_count, verified_count, first_seen_at, indexed_at)
+            SELECT 1 + (i * 7 % ${R}), 'sha256:' || encode(sha256(('u' || i)::bytea), 'hex'),
+                   'application/vnd.oci.image.manifest.v1+json', 2000 + i % 5000, 'unsigned', 0, 0,
+                   now() - make_interval(secs => ${M} - i * 10), now() - make_interval(secs => ${M} - i * 10)
+            FROM generate_series(0, ${Math.floor(M / 10) - 1}) i`,
+      );
+      await step(
+        'attestations',
+        sql`INSERT INTO signatures (manifest_id, material_digest, format, kind, predicate_type, source_digest, layer_index, layer_digest,
+                                    outcome, subject, issuer, claims, key_source, rekor_log_id, rekor_log_index, rekor_integrated_time,
+                                    trust_root_version, payload, annotations, first_seen_at, verified_at)
+            SELECT m.id, 'sha256:' || encode(sha256(('a' || m.id)::bytea), 'hex'), 'cosign_attestation', 'attestation',
+                   'https://slsa.dev/provenance/v1', 'sha256:' || encode(sha256(('att' || m.id)::bytea), 'hex'), 0,
+                   'sha256:' || encode(sha256(('al' || m.id)::bytea), 'hex'), 'verified',
+                   'https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.0.0',
+                   'https://token.actions.githubusercontent.com', '{}'::jsonb, 'certificate', ${PUBLIC_GOOD_REKOR}, 900000000 + m.id,
+                   m.first_seen_at, 'sha256:seed', convert_to('{}', 'UTF8'), '{}'::jsonb, m.first_seen_at, now()
+            FROM manifests m WHERE m.id % 4 = 0 AND m.status <> 'unsigned'`,
+      );
+      await step('attestation counts', sql`UPDATE manifests SET attestation_count = 1 WHERE id % 4 = 0 AND status <> 'unsigned'`);
+      await step(
+        'decisions',
+        sql`WITH p AS (INSERT INTO policies (version, source) VALUES (${SEED_POLICY_VERSION}, '# seeded') RETURNING version)
+            INSERT INTO decisions (manifest_id, policy_version, allowed, reason, message, verified_at, decided_at)
+            SELECT m.id, p.version, m.status = 'verified', m.status,
+                   CASE WHEN m.status = 'verified' THEN 'signed by a trusted identity' ELSE 'no signature satisfies the policy' END,
+                   m.indexed_at, m.indexed_at
+            FROM manifests m CROSS JOIN p`,
+      );
+      await step(
+        'deliveries',
+        sql`INSERT INTO webhook_deliveries (source, received_at, last_received_at, status_code, result, event_count, job_ids, payload, payload_sha256)
+            SELECT 'distribution', m.first_seen_at, m.first_seen_at, 202, 'queued 1', 1, ARRAY['push-' || m.id], d.payload,
+                   encode(sha256(convert_to(d.payload, 'UTF8')), 'hex')
+            FROM manifests m JOIN repositories r ON r.id = m.repository_id JOIN registries g ON g.id = r.registry_id
+            CROSS JOIN LATERAL (SELECT '{"events":[{"id":"seed-' || m.id || '","timestamp":"' || to_char(m.first_seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') ||
+                   '","action":"push","target":{"mediaType":"' || m.media_type || '","size":' || m.size || ',"digest":"' || m.digest ||
+                   '","repository":"' || r.name || '","url":"https://' || g.host || '/v2/' || r.name || '/manifests/' || m.digest ||
+                   '","tag":"v' || m.id || '"},"request":{"host":"' || g.host || '","method":"PUT"},"source":{"addr":"registry:5000"}}]}' AS payload) d
+            WHERE m.id % 5 = 0`,
+      );
       // Ownership changes as the worker records them: each identity's first signature per repository.
       await step(
         'ownership changes',
@@ -157,7 +209,9 @@ try {
     });
     await sql`ANALYZE`.execute(db);
     const counts = await sql<Record<string, string>>`
-      SELECT (SELECT count(*) FROM signatures) AS signatures, (SELECT count(*) FROM manifests) AS images,
+      SELECT (SELECT count(*) FROM signatures WHERE kind = 'signature') AS signatures,
+             (SELECT count(*) FROM signatures WHERE kind = 'attestation') AS attestations, (SELECT count(*) FROM decisions) AS decisions,
+             (SELECT count(*) FROM webhook_deliveries) AS deliveries, (SELECT count(*) FROM manifests) AS images,
              (SELECT count(*) FROM repositories) AS repositories, (SELECT count(*) FROM identities) AS identities,
              (SELECT count(*) FROM ownership_changes) AS "ownershipChanges"`.execute(db);
     console.log(

@@ -100,7 +100,7 @@ async function gql(query, variables = {}) {
   return body.data;
 }
 
-const status = (s) => '<span class="' + (s === 'verified' ? 'ok' : 'bad') + '">' + esc(s) + '</span>';
+const status = (s) => '<span class="' + (s === 'VERIFIED' ? 'ok' : 'bad') + '">' + esc(String(s).toLowerCase()) + '</span>';
 const who = (i) => (i ? esc(i.subject) + (i.issuer ? ' <span class="muted">(' + esc(i.issuer) + ')</span>' : '') : '–');
 
 function signatureRows(list) {
@@ -109,7 +109,7 @@ function signatureRows(list) {
     '<tr><td>' + status(s.status) + (s.reason ? '<br><span class="muted">' + esc(s.reason) + '</span>' : '') +
     (s.withdrawnAt ? '<br><span class="bad">withdrawn</span> <span class="muted">' + time(s.withdrawnAt) + ' (' + esc(String(s.withdrawnBy).toLowerCase()) + '): counts for nothing</span>' : '') + '</td>' +
     '<td>' + who(s.identity) + '</td>' +
-    '<td><code>' + esc(s.format) + '</code>' + (s.predicateType ? '<br><span class="muted">' + esc(s.predicateType) + '</span>' : '') + '</td>' +
+    '<td><code>' + esc(String(s.format).toLowerCase()) + '</code>' + (s.predicateType ? '<br><span class="muted">' + esc(s.predicateType) + '</span>' : '') + '</td>' +
     '<td>' + (s.rekorLogIndex ? (s.rekorUrl ? '<a href="' + esc(s.rekorUrl) + '" target="_blank" rel="noopener">' + esc(s.rekorLogIndex) + '</a>' : esc(s.rekorLogIndex)) : '–') + '</td>' +
     '<td>' + time(s.integratedTime ?? s.timestampedAt ?? s.firstSeenAt) + '</td>' +
     '<td>' + (s.claims.length ? '<details><summary>' + s.claims.length + ' claims</summary>' + s.claims.map((c) => '<div><code>' + esc(c.name) + '</code> ' + esc(c.value) + '</div>').join('') + '</details>' : '–') + '</td></tr>').join('') + '</table>';
@@ -118,24 +118,24 @@ function signatureRows(list) {
 const SIG = 'status reason format predicateType rekorLogIndex rekorUrl integratedTime timestampedAt firstSeenAt withdrawnAt withdrawnBy identity { subject issuer } claims { name value }';
 
 async function showImage(ref) {
-  const d = await gql('query($ref: String!) { image(ref: $ref) { reference status statusReason tags decision { allowed reason message } owners { subject issuer } signatures { ' + SIG + ' } attestations { ' + SIG + ' } repositoryInfo { registry name owners { identity { subject issuer } firstSignedAt lastSignedAt imageCount } } } }', { ref });
+  const d = await gql('query($ref: String!) { image(ref: $ref) { reference status statusReason tags decision { allowed reason message } owners { subject issuer } signatures { ' + SIG + ' } attestations { ' + SIG + ' } repository { registry name owners { identity { subject issuer } firstSignedAt lastSignedAt imageCount } } } }', { ref });
   const i = d.image;
   if (!i) return '<h2>' + esc(ref) + '</h2><p class="muted">Not in the ledger.</p>';
-  const owners = i.repositoryInfo.owners;
+  const owners = i.repository.owners;
   return '<h2 id="image">' + esc(i.reference) + '</h2>' +
     '<p>' + status(i.status) + ' ' + i.tags.map((t) => '<span class="tag">' + esc(t) + '</span>').join('') +
     (i.decision ? ' — admission: <span class="' + (i.decision.allowed ? 'ok' : 'bad') + '">' + (i.decision.allowed ? 'allowed' : 'denied') + '</span> <span class="muted">' + esc(i.decision.message) + '</span>' : '') + '</p>' +
     '<p><b>Owners:</b> ' + (i.owners.length ? i.owners.map(who).join(', ') : '<span class="muted">nobody</span>') + '</p>' +
     '<h2>Signatures</h2>' + signatureRows(i.signatures) +
     '<h2>Attestations</h2>' + signatureRows(i.attestations) +
-    '<h2>Owners of ' + esc(i.repositoryInfo.registry + '/' + i.repositoryInfo.name) + ' over time</h2>' +
+    '<h2>Owners of ' + esc(i.repository.registry + '/' + i.repository.name) + ' over time</h2>' +
     (owners.length ? '<table><tr><th>signer</th><th>first signed</th><th>last signed</th><th>images</th></tr>' + owners.map((o) => '<tr><td>' + who(o.identity) + '</td><td>' + time(o.firstSignedAt) + '</td><td>' + time(o.lastSignedAt) + '</td><td>' + o.imageCount + '</td></tr>').join('') + '</table>' : '<p class="muted">none</p>');
 }
 
 async function showIdentity(subject) {
-  const d = await gql('query($s: String!) { identities(subject: $s) { subject issuer images(first: 50) { totalCount nodes { reference status } } } }', { s: subject });
-  if (d.identities.length === 0) return '<h2>' + esc(subject) + '</h2><p class="muted">No verified signature by this signer in the ledger.</p>';
-  return d.identities.map((id) => '<h2 id="identity">' + who(id) + '</h2><p>' + id.images.totalCount + ' images signed</p><table><tr><th>image</th><th>status</th></tr>' +
+  const d = await gql('query($s: String!) { identities(subject: $s) { nodes { subject issuer images(first: 50) { totalCount nodes { reference status } } } } }', { s: subject });
+  if (d.identities.nodes.length === 0) return '<h2>' + esc(subject) + '</h2><p class="muted">No verified signature by this signer in the ledger.</p>';
+  return d.identities.nodes.map((id) => '<h2 id="identity">' + who(id) + '</h2><p>' + id.images.totalCount + ' images signed</p><table><tr><th>image</th><th>status</th></tr>' +
     id.images.nodes.map((n) => '<tr><td><a href="#" data-ref="' + esc(n.reference) + '">' + esc(n.reference) + '</a></td><td>' + status(n.status) + '</td></tr>').join('') + '</table>').join('');
 }
 
@@ -157,12 +157,12 @@ $('result').addEventListener('click', (e) => { const ref = e.target.dataset?.ref
 
 async function loadSide() {
   try {
-    const d = await gql('{ ownershipChanges(first: 10) { nodes { kind detectedAt repository { registry name } identity { subject issuer } previousOwners { subject } } } recentDenials(first: 10) { reason message decidedAt image { reference } } }');
+    const d = await gql('{ ownershipChanges(first: 10) { nodes { kind detectedAt repository { registry name } identity { subject issuer } previousOwners { subject } } } denials(first: 10) { nodes { reason message decidedAt image { reference } } } }');
     const changes = d.ownershipChanges.nodes;
     $('drift').innerHTML = changes.length === 0 ? 'none yet' : '<table>' + changes.map((c) => '<tr class="' + (c.kind === 'ADDED' ? 'drift' : '') + '"><td>' + (c.kind === 'ADDED' ? '<b>new signer</b>' : 'first signer') + '<br>' + esc(c.repository.registry + '/' + c.repository.name) + '</td><td>' + who(c.identity) + (c.previousOwners.length ? '<br><span class="muted">before: ' + c.previousOwners.map((p) => esc(p.subject)).join(', ') + '</span>' : '') + '</td><td class="muted">' + time(c.detectedAt) + '</td></tr>').join('') + '</table>';
     $('drift').classList.remove('muted');
-    const denials = d.recentDenials;
-    $('denials').innerHTML = denials.length === 0 ? 'none' : '<table>' + denials.map((x) => '<tr><td><a href="#" data-ref="' + esc(x.image.reference) + '">' + esc(x.image.reference.replace(/@sha256:(.{12}).*/, '@sha256:$1…')) + '</a><br><span class="bad">' + esc(x.reason) + '</span> <span class="muted">' + esc(x.message) + '</span></td></tr>').join('') + '</table>';
+    const denials = d.denials.nodes;
+    $('denials').innerHTML = denials.length === 0 ? 'none' : '<table>' + denials.map((x) => '<tr><td><a href="#" data-ref="' + esc(x.image.reference) + '">' + esc(x.image.reference.replace(/@sha256:(.{12}).*/, '@sha256:$1…')) + '</a><br><span class="bad">' + esc(String(x.reason).toLowerCase()) + '</span> <span class="muted">' + esc(x.message) + '</span></td></tr>').join('') + '</table>';
     $('denials').classList.remove('muted');
   } catch (e) {
     $('drift').textContent = e.message;

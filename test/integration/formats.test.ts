@@ -310,13 +310,13 @@ describe('GraphQL over every format', () => {
     const d = await query(`query($ref: String!) { image(ref: $ref) { status owners { subject } signatures { ${fields} } attestations { ${fields} } } }`, {
       ref: `${registry.host}/${repo}@${image.digest}`,
     });
-    expect(d.image.status).toBe('verified');
+    expect(d.image.status).toBe('VERIFIED');
     expect(d.image.owners).toEqual([{ subject: ALICE.email }]);
     expect(d.image.signatures).toEqual([
-      expect.objectContaining({ format: 'sigstore_bundle', kind: 'signature', predicateType: COSIGN_SIGN_PREDICATE, verified: true, identity: { subject: ALICE.email, issuer: ALICE.issuer } }),
+      expect.objectContaining({ format: 'SIGSTORE_BUNDLE', kind: 'SIGNATURE', predicateType: COSIGN_SIGN_PREDICATE, verified: true, identity: { subject: ALICE.email, issuer: ALICE.issuer } }),
     ]);
     const [att] = d.image.attestations;
-    expect(att).toMatchObject({ format: 'sigstore_bundle', kind: 'attestation', predicateType: SLSA_V1, verified: true, identity: { subject: BUILDER.uri } });
+    expect(att).toMatchObject({ format: 'SIGSTORE_BUNDLE', kind: 'ATTESTATION', predicateType: SLSA_V1, verified: true, identity: { subject: BUILDER.uri } });
     expect(att.rekorLogIndex).toMatch(/^\d+$/);
     expect(att.claims).toEqual(
       expect.arrayContaining([
@@ -329,7 +329,7 @@ describe('GraphQL over every format', () => {
       `query($v: String!) { signaturesWithClaim(name: "slsaSourceRepository", value: $v, first: 100) { totalCount nodes { kind image { reference } } } }`,
       { v: 'https://github.com/org/app' },
     );
-    expect(byClaim.signaturesWithClaim.nodes).toEqual(expect.arrayContaining([{ kind: 'attestation', image: { reference: `${registry.host}/${repo}@${image.digest}` } }]));
+    expect(byClaim.signaturesWithClaim.nodes).toEqual(expect.arrayContaining([{ kind: 'ATTESTATION', image: { reference: `${registry.host}/${repo}@${image.digest}` } }]));
     expect(byClaim.signaturesWithClaim.totalCount).toBeGreaterThanOrEqual(1);
   });
 });

@@ -178,6 +178,6 @@ describe('the ownership page', () => {
     expect(csp).toContain("default-src 'none'");
     expect(csp).not.toContain('unsafe-inline');
     expect(csp).toMatch(/script-src 'sha256-[A-Za-z0-9+/]+={0,2}'/);
-    expect((await fetch(`${signet.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ recentDenials { reason } }"}' })).status).toBe(401);
+    expect((await fetch(`${signet.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ denials { totalCount } }"}' })).status).toBe(401);
   });
 });

@@ -118,11 +118,11 @@ describe('with registry notifications', () => {
 
     // Kept, and shown for what it is: when and how it was withdrawn; it owns nothing any more.
     const shown = await graphqlImage(stack, `${stack.host}/${repo}@${digest}`);
-    expect(shown.status).toBe('unsigned');
+    expect(shown.status).toBe('UNSIGNED');
     expect(shown.owners).toEqual([]);
-    expect(shown.decision).toMatchObject({ allowed: false, reason: 'unsigned' });
+    expect(shown.decision).toMatchObject({ allowed: false, reason: 'UNSIGNED' });
     expect(shown.signatures).toEqual([
-      { status: 'verified', sourceDigest: sig, withdrawnAt: expect.any(String), withdrawnBy: 'DELETE', identity: { subject: ALICE.email } },
+      { status: 'VERIFIED', sourceDigest: sig, withdrawnAt: expect.any(String), withdrawnBy: 'DELETE', identity: { subject: ALICE.email } },
     ]);
     expect(Date.parse(shown.signatures[0]!.withdrawnAt!)).toBeGreaterThanOrEqual(deletedAt - 1_000);
 
@@ -150,8 +150,8 @@ describe('with registry notifications', () => {
     const shown = await graphqlImage(stack, `${stack.host}/${repo}@${digest}`);
     expect(shown.owners).toEqual([]);
     expect(shown.signatures).toEqual([
-      expect.objectContaining({ status: 'verified', sourceDigest: sig, withdrawnBy: 'REINDEX', withdrawnAt: expect.any(String) }),
-      expect.objectContaining({ status: 'untrusted_root', sourceDigest: forged, withdrawnAt: null, withdrawnBy: null }),
+      expect.objectContaining({ status: 'VERIFIED', sourceDigest: sig, withdrawnBy: 'REINDEX', withdrawnAt: expect.any(String) }),
+      expect.objectContaining({ status: 'UNTRUSTED_ROOT', sourceDigest: forged, withdrawnAt: null, withdrawnBy: null }),
     ]);
   });
 
@@ -219,7 +219,7 @@ describe('without registry notifications', () => {
     const replaced = await graphqlImage(stack, `${stack.host}/${repo}@${image.digest}`);
     expect(replaced.signatures).toEqual([
       expect.objectContaining({ sourceDigest: sig, withdrawnAt: expect.any(String) }),
-      expect.objectContaining({ status: 'untrusted_root', withdrawnAt: null }),
+      expect.objectContaining({ status: 'UNTRUSTED_ROOT', withdrawnAt: null }),
     ]);
   });
 });

@@ -1,6 +1,6 @@
 import * as admissions from '../../common/db/queries/admissions.ts';
 import type { AdmissionResult as Result } from '../../common/domain/admission.ts';
-import { badInput, connection, decodeCursor, pageSize } from './pagination.ts';
+import { badInput, decodeCursor, pageSize, rowsConnection } from './pagination.ts';
 import type { AdmissionResult, DecisionMode, QueryAdmissionsArgs, Resolvers } from './types.generated.ts';
 
 // The admission record over GraphQL: `Query.admissions` and its types (schema/signet.graphql,
@@ -33,8 +33,9 @@ export const admissionResolvers: Resolvers = {
   Query: {
     async admissions(_, args, { db }) {
       const filter = filterOf(args);
-      const page = await admissions.pageRecords(db, filter, pageSize(args.first), decodeCursor('adm', args.after));
-      return connection('adm', page, (rows) => Promise.resolve(rows), () => admissions.countRecords(db, filter));
+      const after = decodeCursor('adm', args.after);
+      const page = await admissions.pageRecords(db, filter, pageSize(args.first), after);
+      return rowsConnection('adm', page, () => admissions.countRecords(db, filter), after);
     },
   },
   AdmissionRecord: {

@@ -2,6 +2,8 @@ import DataLoader from 'dataloader';
 import type * as admissions from '../../common/db/queries/admissions.ts';
 import type { Db } from '../../common/db/client.ts';
 import * as decisions from '../../common/db/queries/decisions.ts';
+import type * as deliveries from '../../common/db/queries/deliveries.ts';
+import type * as registries from '../../common/db/queries/registries.ts';
 import * as identities from '../../common/db/queries/identities.ts';
 import * as images from '../../common/db/queries/images.ts';
 import * as ownership from '../../common/db/queries/ownership.ts';
@@ -26,11 +28,17 @@ export type TagModel = tags.Tag;
 export type TagMoveModel = tags.TagMove;
 export type DecisionModel = decisions.ImageDecision;
 export type IndexLinkModel = images.IndexLink;
+export type RegistryModel = registries.Registry;
+export type DeliveryModel = deliveries.Delivery;
+export interface SignerCountModel {
+  readonly identityId: string;
+  readonly images: number;
+}
 
 export interface ConnectionModel<T> {
   readonly edges: { readonly cursor: string; readonly node: T }[];
   readonly nodes: T[];
-  readonly pageInfo: { readonly hasNextPage: boolean; readonly endCursor: string | null };
+  readonly pageInfo: { readonly hasNextPage: boolean; readonly hasPreviousPage: boolean; readonly startCursor: string | null; readonly endCursor: string | null };
   /** Counted only when `totalCount` is asked for. */
   readonly count: () => Promise<number>;
 }

@@ -38,19 +38,39 @@ export function decodeCursor(kind: string, cursor: string | null | undefined): s
   return m[2];
 }
 
-/** Builds a connection from one page of rows keyed by id, their nodes, and a lazy count. */
+/**
+ * Builds a connection from one page of rows keyed by id, their nodes, and a lazy count. Pages go
+ * forward only: `hasPreviousPage` is whether the page started after a cursor (`after`).
+ */
 export async function connection<R extends { id: string }, T>(
   kind: string,
   page: Page<R>,
   load: (rows: R[]) => Promise<T[]>,
   count: () => Promise<number>,
+  after: string | null = null,
 ): Promise<ConnectionModel<T>> {
   const nodes = await load(page.rows);
   const edges = nodes.map((node, i) => ({ cursor: encodeCursor(kind, page.rows[i]?.id ?? ''), node }));
   return {
     edges,
     nodes,
-    pageInfo: { hasNextPage: page.hasNextPage, endCursor: edges.at(-1)?.cursor ?? null },
+    pageInfo: { hasNextPage: page.hasNextPage, hasPreviousPage: after !== null, startCursor: edges[0]?.cursor ?? null, endCursor: edges.at(-1)?.cursor ?? null },
     count,
   };
+}
+
+/** A connection over rows that are the nodes themselves. */
+export function rowsConnection<R extends { id: string }>(kind: string, page: Page<R>, count: () => Promise<number>, after: string | null): Promise<ConnectionModel<R>> {
+  return connection(kind, page, (rows) => Promise.resolve(rows), count, after);
+}
+
+/** A prefix to search by: null when not given; refused when empty or longer than anything stored. */
+export function searchPrefix(search: string | null | undefined, max = 255): string | null {
+  if (search === null || search === undefined) {
+    return null;
+  }
+  if (search.length === 0 || search.length > max) {
+    throw badInput(`search must be 1 to ${max} characters`);
+  }
+  return search;
 }

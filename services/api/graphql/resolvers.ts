@@ -1,5 +1,4 @@
 import { createGraphQLError } from 'graphql-yoga';
-import * as decisions from '../../common/db/queries/decisions.ts';
 import * as identities from '../../common/db/queries/identities.ts';
 import * as images from '../../common/db/queries/images.ts';
 import * as ownership from '../../common/db/queries/ownership.ts';
@@ -9,9 +8,10 @@ import * as tags from '../../common/db/queries/tags.ts';
 import { fulcioClaimOid } from '../../common/domain/fulcio.ts';
 import { ImageReferenceError, normalizeRegistry, parseImageReference } from '../../common/domain/image-ref.ts';
 import type { WithdrawalCause } from '../../common/domain/signature.ts';
-import type { IdentityModel, ImageModel, Loaders, OwnershipChangeModel, RepositoryOwnerModel, SignatureModel } from './models.ts';
-import { badInput, connection, decodeCursor, pageSize } from './pagination.ts';
-import type { OwnershipChangeKind, Resolvers, SignatureWithdrawal } from './types.generated.ts';
+import type { IdentityModel, Loaders, OwnershipChangeModel, RepositoryOwnerModel, SignatureModel } from './models.ts';
+import { imageConnection } from './images.ts';
+import { badInput, connection, decodeCursor, pageSize, rowsConnection, searchPrefix } from './pagination.ts';
+import type { KeySource, OwnershipChangeKind, Resolvers, SignatureWithdrawal } from './types.generated.ts';
 
 /** Rekor instances whose entries have public web pages, by log id (hex, as cosign records it). */
 const PUBLIC_REKOR: Readonly<Record<string, { search: string; api: string }>> = {
@@ -26,7 +26,24 @@ function rekorLink(logId: string | null, logIndex: string | null, kind: 'search'
   return log === undefined || logIndex === null ? null : `${log[kind]}${logIndex}`;
 }
 
-const iso = (d: Date | null | undefined): string | null => (d === null || d === undefined ? null : d.toISOString());
+/** A ledger value of a closed set → its GraphQL enum value (`trusted_key` → `TRUSTED_KEY`). */
+export const upper = <T extends string>(v: T): Uppercase<T> => v.toUpperCase() as Uppercase<T>;
+/** A GraphQL enum value → the ledger's (`TRUSTED_KEY` → `trusted_key`). */
+export const lower = <T extends string>(v: T): Lowercase<T> => v.toLowerCase() as Lowercase<T>;
+
+const KEY_SOURCES: Readonly<Record<string, KeySource>> = { certificate: 'CERTIFICATE', trusted_key: 'TRUSTED_KEY', tlog: 'TLOG' };
+
+function keySource(v: string | null): KeySource | null {
+  if (v === null) {
+    return null;
+  }
+  const k = KEY_SOURCES[v];
+  if (k === undefined) {
+    // The column is CHECK-constrained to these three: anything else is a bug (masked).
+    throw new Error(`unknown key source ${v}`);
+  }
+  return k;
+}
 
 function present<T>(rows: readonly (T | null | Error)[]): T[] {
   return rows.filter((r): r is T => r !== null && !(r instanceof Error));
@@ -65,9 +82,9 @@ function signerIds(signatures: readonly SignatureModel[]): string[] {
 }
 
 /** The earliest (Math.min) or latest (Math.max) verified signature time, or null when none verified. */
-function signedBound(signatures: readonly SignatureModel[], pick: (...xs: number[]) => number): string | null {
+function signedBound(signatures: readonly SignatureModel[], pick: (...xs: number[]) => number): Date | null {
   const times = signatures.filter(owns).map((s) => s.signedAt.getTime());
-  return times.length === 0 ? null : new Date(pick(...times)).toISOString();
+  return times.length === 0 ? null : new Date(pick(...times));
 }
 
 function ownerModels(stats: readonly ownership.RepositoryOwner[]): RepositoryOwnerModel[] {
@@ -99,29 +116,34 @@ export const resolvers: Resolvers = {
       }
       return found[0] ?? null;
     },
-    identities: (_, { subject }, { db }) => identities.bySubject(db, subject),
+    async identities(_, { subject, search, first, after }, { db }) {
+      if ((subject === null || subject === undefined) === (search === null || search === undefined)) {
+        throw badInput('identities: pass exactly one of subject and search');
+      }
+      const match: identities.IdentityMatch = subject !== null && subject !== undefined ? { subject } : { prefix: searchPrefix(search, 4096) ?? '' };
+      const cursor = decodeCursor('idn', after);
+      const page = await identities.pageIdentities(db, match, pageSize(first), cursor);
+      return rowsConnection('idn', page, () => identities.countIdentities(db, match), cursor);
+    },
     repository: (_, { registry, name }, { db }) => repositories.find(db, normalizeRegistry(registry), name),
-    recentDenials: (_, { first }, { db, policyVersion }) => decisions.recentDenials(db, policyVersion, pageSize(first)),
     async signaturesWithClaim(_, { name, value, verifiedOnly, first, after }, { db }) {
       if (name.length > 128 || value.length > 4096) {
         throw badInput('claim name or value too long');
       }
       const filter = { name, value, verifiedOnly: verifiedOnly !== false };
       const page = await signatures.pageWithClaim(db, filter, pageSize(first), decodeCursor('sig', after));
-      return connection('sig', page, (rows) => Promise.resolve(rows), () => signatures.countWithClaim(db, filter));
+      return rowsConnection('sig', page, () => signatures.countWithClaim(db, filter), after ?? null);
     },
     async ownershipChanges(_, { first, after, registry, repository, kind }, { db }) {
       const filter = { registry: registry === null || registry === undefined ? null : normalizeRegistry(registry), repository, kind: kindIn(kind) };
       const page = await ownership.pageChanges(db, filter, pageSize(first), decodeCursor('own', after));
-      return connection('own', page, (rows) => Promise.resolve(rows), () => ownership.countChanges(db, filter));
+      return rowsConnection('own', page, () => ownership.countChanges(db, filter), after ?? null);
     },
   },
 
   Image: {
     reference: (m) => `${m.registry}/${m.repository}@${m.digest}`,
-    firstSeenAt: (m) => m.firstSeenAt.toISOString(),
-    indexedAt: (m) => m.indexedAt.toISOString(),
-    deletedAt: (m) => iso(m.deletedAt),
+    status: (m) => upper(m.status),
     tags: (m, _, { loaders }) => loaders.tags.load(m.id),
     signatures: async (m, _, { loaders }) => (await loaders.signatures.load(m.id)).filter((s) => s.kind === 'signature'),
     attestations: async (m, _, { loaders }) => (await loaders.signatures.load(m.id)).filter((s) => s.kind === 'attestation'),
@@ -131,7 +153,7 @@ export const resolvers: Resolvers = {
     decision: (m, _, { loaders }) => loaders.decision.load(m.id),
     children: (m, _, { loaders }) => loaders.children.load(m.id),
     parents: (m, _, { loaders }) => loaders.parents.load(m.id),
-    repositoryInfo: (m, _, { loaders }) => mustLoad(loaders.repository.load(m.repositoryId), `repository ${m.repositoryId}`),
+    repository: (m, _, { loaders }) => mustLoad(loaders.repository.load(m.repositoryId), `repository ${m.repositoryId}`),
   },
 
   IndexChild: {
@@ -143,7 +165,10 @@ export const resolvers: Resolvers = {
   },
 
   Signature: {
-    status: (s) => s.outcome,
+    status: (s) => upper(s.outcome),
+    format: (s) => upper(s.format),
+    kind: (s) => upper(s.kind),
+    keySource: (s) => keySource(s.keySource),
     verified: (s) => s.outcome === 'verified',
     identity(s, _, { loaders }) {
       if (s.identityId !== null) {
@@ -152,35 +177,23 @@ export const resolvers: Resolvers = {
       // Claimed, never proven: shown for diagnosis, owns nothing (no id in the identities table).
       return s.subject === null ? null : { id: `claimed:${s.id}`, kind: s.subject.includes('@') ? 'email' : 'uri', subject: s.subject, issuer: s.issuer, firstSeenAt: s.firstSeenAt };
     },
-    certificateNotBefore: (s) => iso(s.certificateNotBefore),
-    certificateNotAfter: (s) => iso(s.certificateNotAfter),
-    integratedTime: (s) => iso(s.rekorIntegratedTime),
-    timestampedAt: (s) => iso(s.tsaTime),
+    integratedTime: (s) => s.rekorIntegratedTime,
+    timestampedAt: (s) => s.tsaTime,
     rekorUrl: (s) => rekorLink(s.rekorLogId, s.rekorLogIndex, 'search'),
     rekorApiUrl: (s) => rekorLink(s.rekorLogId, s.rekorLogIndex, 'api'),
     claims: (s) =>
       Object.entries(s.claims as Record<string, unknown>)
         .filter((e): e is [string, string] => typeof e[1] === 'string')
         .map(([name, value]) => ({ name, value, oid: fulcioClaimOid(name) })),
-    firstSeenAt: (s) => s.firstSeenAt.toISOString(),
-    verifiedAt: (s) => s.verifiedAt.toISOString(),
-    withdrawnAt: (s) => iso(s.withdrawnAt),
     withdrawnBy: (s) => (s.withdrawnBy === null ? null : WITHDRAWAL_CAUSES[s.withdrawnBy]),
     image: (s, _, { loaders }) => mustLoad(loaders.image.load(s.manifestId), `manifest ${s.manifestId}`),
   },
 
   Identity: {
-    firstSeenAt: (i) => i.firstSeenAt.toISOString(),
-    async images(i, { first, after, registry, repository }, { db, loaders }) {
+    kind: (i) => upper(i.kind),
+    images(i, { first, after, registry, repository, filter }, ctx) {
       const reg = registry === null || registry === undefined ? null : normalizeRegistry(registry);
-      const repo = repository ?? null;
-      const page = await images.pageSignedBy(db, i.id, { first: pageSize(first), after: decodeCursor('img', after), registry: reg, repository: repo });
-      return connection(
-        'img',
-        page,
-        async (rows) => present<ImageModel>(await loaders.image.loadMany(rows.map((r) => r.id))),
-        () => images.countSignedBy(db, i.id, reg, repo),
-      );
+      return imageConnection(ctx, { kind: 'identity', identityId: i.id, registry: reg, repository: repository ?? null }, filter, first, after);
     },
     async repositories(i, { first, after }, { db }) {
       const page = await ownership.pageChanges(db, { identityId: i.id }, pageSize(first), decodeCursor('own', after));
@@ -189,51 +202,43 @@ export const resolvers: Resolvers = {
         page,
         (rows) => Promise.resolve(rows.map((r) => ({ identityId: r.identityId, repositoryId: r.repositoryId, stats: null }))),
         () => ownership.countChanges(db, { identityId: i.id }),
+        after ?? null,
       );
     },
-    firstSignedAt: async (i, _, { loaders }) => iso((await loaders.identityStats.load(i.id))?.firstSignedAt),
-    lastSignedAt: async (i, _, { loaders }) => iso((await loaders.identityStats.load(i.id))?.lastSignedAt),
+    firstSignedAt: async (i, _, { loaders }) => (await loaders.identityStats.load(i.id))?.firstSignedAt ?? null,
+    lastSignedAt: async (i, _, { loaders }) => (await loaders.identityStats.load(i.id))?.lastSignedAt ?? null,
   },
 
   Repository: {
-    firstSeenAt: (r) => r.firstSeenAt.toISOString(),
-    async images(r, { first, after }, { db, loaders }) {
-      const page = await images.pageInRepository(db, r.id, pageSize(first), decodeCursor('img', after));
-      return connection(
-        'img',
-        page,
-        async (rows) => present<ImageModel>(await loaders.image.loadMany(rows.map((x) => x.id))),
-        () => images.countInRepository(db, r.id),
-      );
-    },
+    images: (r, { first, after, filter }, ctx) => imageConnection(ctx, { kind: 'repository', repositoryId: r.id }, filter, first, after),
+    tagAt: (r, { tag, at }, { db }) => tags.moveAt(db, r.id, tag, at),
     tags: (r, _, { db }) => tags.byRepositoryId(db, r.id),
     async tagHistory(r, { tag, first, after }, { db }) {
       const t = tag ?? null;
       const page = await tags.pageMoves(db, r.id, t, pageSize(first), decodeCursor('tag', after));
-      return connection('tag', page, (rows) => Promise.resolve(rows), () => tags.countMoves(db, r.id, t));
+      return rowsConnection('tag', page, () => tags.countMoves(db, r.id, t), after ?? null);
     },
     owners: async (r, _, { loaders }) => ownerModels(await loaders.repositoryOwners.load(r.id)),
     async ownershipChanges(r, { first, after }, { db }) {
       const page = await ownership.pageChanges(db, { repositoryId: r.id }, pageSize(first), decodeCursor('own', after));
-      return connection('own', page, (rows) => Promise.resolve(rows), () => ownership.countChanges(db, { repositoryId: r.id }));
+      return rowsConnection('own', page, () => ownership.countChanges(db, { repositoryId: r.id }), after ?? null);
     },
   },
 
   Tag: {
-    updatedAt: (t) => t.updatedAt.toISOString(),
     image: (t, _, { loaders }) => loaders.imageByDigest.load({ repositoryId: t.repositoryId, digest: t.digest }),
   },
 
   TagMove: {
     tag: (t) => t.name,
-    seenAt: (t) => t.seenAt.toISOString(),
+    image: (t, _, { loaders }) => loaders.imageByDigest.load({ repositoryId: t.repositoryId, digest: t.digest }),
   },
 
   RepositoryOwner: {
     identity: (o, _, { loaders }) => mustLoad(loaders.identity.load(o.identityId), `identity ${o.identityId}`),
     repository: (o, _, { loaders }) => mustLoad(loaders.repository.load(o.repositoryId), `repository ${o.repositoryId}`),
-    firstSignedAt: async (o, _, { loaders }) => iso((await ownerStats(o, loaders))?.firstSignedAt),
-    lastSignedAt: async (o, _, { loaders }) => iso((await ownerStats(o, loaders))?.lastSignedAt),
+    firstSignedAt: async (o, _, { loaders }) => (await ownerStats(o, loaders))?.firstSignedAt ?? null,
+    lastSignedAt: async (o, _, { loaders }) => (await ownerStats(o, loaders))?.lastSignedAt ?? null,
     imageCount: async (o, _, { loaders }) => (await ownerStats(o, loaders))?.imageCount ?? 0,
   },
 
@@ -243,12 +248,11 @@ export const resolvers: Resolvers = {
     identity: (c, _, { loaders }) => mustLoad(loaders.identity.load(c.identityId), `identity ${c.identityId}`),
     image: (c, _, { loaders }) => mustLoad(loaders.image.load(c.manifestId), `manifest ${c.manifestId}`),
     previousOwners: async (c, _, { loaders }) => present<IdentityModel>(await loaders.identity.loadMany(c.previousOwnerIds)),
-    detectedAt: (c) => c.detectedAt.toISOString(),
   },
 
   Decision: {
-    verifiedAt: (d) => d.verifiedAt.toISOString(),
-    decidedAt: (d) => d.decidedAt.toISOString(),
+    reason: (d) => upper(d.reason),
+    current: (d, _, { policyVersion }) => d.policyVersion === policyVersion,
     image: (d, _, { loaders }) => mustLoad(loaders.image.load(d.manifestId), `manifest ${d.manifestId}`),
   },
 
@@ -257,6 +261,7 @@ export const resolvers: Resolvers = {
   TagMoveConnection: { totalCount: (c) => c.count() },
   OwnershipChangeConnection: { totalCount: (c) => c.count() },
   SignatureConnection: { totalCount: (c) => c.count() },
+  IdentityConnection: { totalCount: (c) => c.count() },
 };
 
 /** Null when the identity entered the repository but none of its signatures there verifies any more. */

@@ -13,7 +13,9 @@ import { admissionResolvers } from './admissions.ts';
 import { createLoaders, type GraphqlContext, type OwnershipChangeModel } from './models.ts';
 import type { Policy } from '../../common/policy/policy.ts';
 import { explainResolvers } from './explain.ts';
+import { browseResolvers } from './browse.ts';
 import { kindIn, resolvers } from './resolvers.ts';
+import { BigIntScalar, DateTime } from './scalars.ts';
 import { controlCharacterGuard } from './input-guard.ts';
 import type { SubscriptionOwnershipChangedArgs } from './types.generated.ts';
 
@@ -55,6 +57,8 @@ export function registerGraphql(app: FastifyInstance, deps: GraphqlDeps): void {
       resolvers,
       explainResolvers(deps.policy),
       admissionResolvers,
+      browseResolvers,
+      { DateTime, BigInt: BigIntScalar },
       {
         Subscription: {
           ownershipChanged: {

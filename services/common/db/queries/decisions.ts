@@ -1,8 +1,8 @@
-import type { Kysely } from 'kysely';
-import type { Decision, ManifestFacts } from '../../domain/decision.ts';
+import { sql, type Kysely } from 'kysely';
+import type { Decision, DecisionReason, ManifestFacts } from '../../domain/decision.ts';
 import type { Digest } from '../../domain/digest.ts';
 import type { DB } from '../schema.generated.ts';
-import { withRepository } from './fragments.ts';
+import { page, withRepository, type Page } from './fragments.ts';
 import * as images from './images.ts';
 import * as signatures from './signatures.ts';
 
@@ -167,14 +167,62 @@ export function byImageIds(db: Kysely<DB>, imageIds: readonly string[], policyVe
   return db.selectFrom('decisions').select(imageDecisionColumns).where('manifest_id', 'in', imageIds).where('policy_version', '=', policyVersion).execute();
 }
 
-/** The newest denials under a policy version (decided_at order; the policy index narrows the scan). */
-export function recentDenials(db: Kysely<DB>, policyVersion: string, first: number): Promise<ImageDecision[]> {
-  return db
+/** Which denials a list holds: in a registry and/or repository (null: any), for some reasons (null: any). */
+export interface DenialFilter {
+  readonly registry: string | null;
+  readonly repository: string | null;
+  readonly reasons: readonly DecisionReason[] | null;
+}
+
+function denials(db: Kysely<DB>, policyVersion: string, f: DenialFilter) {
+  let q = db.selectFrom('decisions as d').where('d.policy_version', '=', policyVersion).where('d.allowed', '=', false);
+  if (f.registry !== null || f.repository !== null) {
+    q = q.where('d.manifest_id', 'in', (eb) => {
+      let m = eb.selectFrom('manifests as m').$call(withRepository).select('m.id');
+      m = f.registry === null ? m : m.where('g.host', '=', f.registry);
+      return f.repository === null ? m : m.where('r.name', '=', f.repository);
+    });
+  }
+  if (f.reasons !== null) {
+    q = f.reasons.length === 0 ? q.where(sql<boolean>`false`) : q.where('d.reason', 'in', f.reasons);
+  }
+  return q;
+}
+
+/** Denials under a policy version, newest decision first: a keyset page over decisions_denied_idx, after the denial of image `after`. */
+export async function pageDenials(db: Kysely<DB>, policyVersion: string, f: DenialFilter, first: number, after: string | null): Promise<Page<ImageDecision & { id: string }>> {
+  let q = denials(db, policyVersion, f)
+    .select(imageDecisionColumns.map((c) => `d.${c}` as const))
+    .select('d.manifest_id as id')
+    .orderBy('d.decided_at', 'desc')
+    .orderBy('d.manifest_id', 'desc')
+    .limit(first + 1);
+  if (after !== null) {
+    q = q.where(sql<boolean>`(d.decided_at, d.manifest_id) < (SELECT decided_at, manifest_id FROM decisions WHERE manifest_id = ${after} AND policy_version = ${policyVersion})`);
+  }
+  return page(await q.execute(), first);
+}
+
+export async function countDenials(db: Kysely<DB>, policyVersion: string, f: DenialFilter): Promise<number> {
+  const row = await denials(db, policyVersion, f).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** An image's decisions under every policy version, newest decision first; `offset` rows skipped (an image has one per policy version it was decided under). */
+export async function history(db: Kysely<DB>, manifestId: string, first: number, offset: number): Promise<Page<ImageDecision & { id: string }>> {
+  const rows = await db
     .selectFrom('decisions')
     .select(imageDecisionColumns)
-    .where('policy_version', '=', policyVersion)
-    .where('allowed', '=', false)
+    .where('manifest_id', '=', manifestId)
     .orderBy('decided_at', 'desc')
-    .limit(first)
+    .orderBy('policy_version')
+    .limit(first + 1)
+    .offset(offset)
     .execute();
+  return page(rows.map((r, i) => ({ ...r, id: String(offset + i + 1) })), first);
+}
+
+export async function countHistory(db: Kysely<DB>, manifestId: string): Promise<number> {
+  const row = await db.selectFrom('decisions').select((eb) => eb.fn.countAll<string>().as('n')).where('manifest_id', '=', manifestId).executeTakeFirstOrThrow();
+  return Number(row.n);
 }

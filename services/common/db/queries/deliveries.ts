@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type Kysely, sql, type Transaction } from 'kysely';
 import type { DB } from '../schema.generated.ts';
+import { page, type Page } from './fragments.ts';
 
 export interface DeliveryRecord {
   readonly source: string;
@@ -80,4 +81,51 @@ export async function pruneBatch(db: Kysely<DB>, retentionMs: number, batch: num
       .executeTakeFirst();
     return Number(deleted.numDeletedRows);
   });
+}
+
+/** A delivery as recorded, for reading back. */
+export interface Delivery {
+  readonly id: string;
+  readonly source: string;
+  readonly receivedAt: Date;
+  readonly lastReceivedAt: Date;
+  readonly receivedCount: string;
+  readonly statusCode: number;
+  readonly result: string;
+  readonly eventCount: number;
+  readonly jobIds: string[];
+  readonly payload: string;
+}
+
+/** Deliveries whose payload names `digest`, by the GIN index over `signet_payload_digests(payload)`. */
+function naming(db: Kysely<DB>, digest: string) {
+  return db.selectFrom('webhook_deliveries').where(sql<boolean>`signet_payload_digests(payload) @> ARRAY[${digest}]::text[]`);
+}
+
+/** The deliveries whose payload names a digest, newest first. */
+export async function pageNaming(db: Kysely<DB>, digest: string, first: number, after: string | null): Promise<Page<Delivery>> {
+  let q = naming(db, digest)
+    .select([
+      'id',
+      'source',
+      'received_at as receivedAt',
+      'last_received_at as lastReceivedAt',
+      'received_count as receivedCount',
+      'status_code as statusCode',
+      'result',
+      'event_count as eventCount',
+      'job_ids as jobIds',
+      'payload',
+    ])
+    .orderBy('id', 'desc')
+    .limit(first + 1);
+  if (after !== null) {
+    q = q.where('id', '<', after);
+  }
+  return page(await q.execute(), first);
+}
+
+export async function countNaming(db: Kysely<DB>, digest: string): Promise<number> {
+  const row = await naming(db, digest).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+  return Number(row.n);
 }

@@ -32,3 +32,13 @@ export interface Page<T> {
 export function page<T>(rows: T[], first: number): Page<T> {
   return { rows: rows.slice(0, first), hasNextPage: rows.length > first };
 }
+
+/** A `LIKE` pattern matching every string that starts with `prefix` (its `%`, `_` and `\` taken literally). */
+export function prefixPattern(prefix: string): string {
+  return `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** `column COLLATE "C"`: byte order, so that a prefix `LIKE` is a range over the `… COLLATE "C"` indexes whatever the database collation. */
+export function bytewise(column: string) {
+  return sql<string>`${sql.ref(column)} COLLATE "C"`;
+}

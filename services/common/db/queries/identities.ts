@@ -1,7 +1,7 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { SignerIdentity } from '../../domain/signature.ts';
 import type { DB } from '../schema.generated.ts';
-import { signedAt } from './fragments.ts';
+import { bytewise, page, prefixPattern, signedAt, type Page } from './fragments.ts';
 
 // Signers: an identity row exists only for one that verified (see migrations: identities).
 
@@ -64,4 +64,26 @@ export async function signingStats(db: Kysely<DB>, identityIds: readonly string[
     .groupBy('s.identity_id')
     .execute();
   return rows.map((r) => ({ identityId: r.identity_id ?? '', firstSignedAt: r.first, lastSignedAt: r.last, imageCount: Number(r.images) }));
+}
+
+/** Which identities a list holds: those with exactly this subject, or whose subject starts with a prefix. */
+export type IdentityMatch = { readonly subject: string } | { readonly prefix: string };
+
+function matching(db: Kysely<DB>, match: IdentityMatch) {
+  const q = db.selectFrom('identities');
+  return 'subject' in match ? q.where('subject', '=', match.subject) : q.where(bytewise('subject'), 'like', prefixPattern(match.prefix));
+}
+
+/** Identities by subject in byte order (then id), a keyset page after the identity `after`. */
+export async function pageIdentities(db: Kysely<DB>, match: IdentityMatch, first: number, after: string | null): Promise<Page<Identity>> {
+  let q = matching(db, match).select(columns).orderBy(bytewise('subject')).orderBy('id').limit(first + 1);
+  if (after !== null) {
+    q = q.where(sql<boolean>`(subject COLLATE "C", id) > (SELECT subject COLLATE "C", id FROM identities WHERE id = ${after})`);
+  }
+  return page(await q.execute(), first);
+}
+
+export async function countIdentities(db: Kysely<DB>, match: IdentityMatch): Promise<number> {
+  const row = await matching(db, match).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+  return Number(row.n);
 }

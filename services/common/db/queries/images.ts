@@ -1,4 +1,5 @@
-import type { Kysely, Transaction } from 'kysely';
+import type { ExpressionBuilder, Kysely, SelectQueryBuilder, Transaction } from 'kysely';
+import type { DecisionReason } from '../../domain/decision.ts';
 import type { Digest } from '../../domain/digest.ts';
 import { summarizeOutcomes, type ManifestStatus } from '../../domain/outcome.ts';
 import type { SignatureRecord, SignatureSources, WithdrawalCause } from '../../domain/signature.ts';
@@ -202,24 +203,23 @@ export async function markDeleted(trx: Transaction<DB>, repositoryId: string, di
   return Number(result.numUpdatedRows);
 }
 
+const imageColumns = [
+  'm.id',
+  'm.repository_id as repositoryId',
+  'g.host as registry',
+  'r.name as repository',
+  'm.digest',
+  'm.media_type as mediaType',
+  'm.size',
+  'm.status',
+  'm.status_reason as statusReason',
+  'm.first_seen_at as firstSeenAt',
+  'm.indexed_at as indexedAt',
+  'm.deleted_at as deletedAt',
+] as const;
+
 function selectImages(db: Kysely<DB>) {
-  return db
-    .selectFrom('manifests as m')
-    .$call(withRepository)
-    .select([
-      'm.id',
-      'm.repository_id as repositoryId',
-      'g.host as registry',
-      'r.name as repository',
-      'm.digest',
-      'm.media_type as mediaType',
-      'm.size',
-      'm.status',
-      'm.status_reason as statusReason',
-      'm.first_seen_at as firstSeenAt',
-      'm.indexed_at as indexedAt',
-      'm.deleted_at as deletedAt',
-    ]);
+  return db.selectFrom('manifests as m').$call(withRepository).select(imageColumns);
 }
 
 export function byIds(db: Kysely<DB>, ids: readonly string[]): Promise<Image[]> {
@@ -279,66 +279,117 @@ export async function parentsOf(db: Kysely<DB>, childIds: readonly string[]): Pr
   return (await selectLinks(db).where('c.child_id', 'in', childIds).orderBy('c.index_id').execute()).map(toLink);
 }
 
-/** Images in a repository, newest first. */
-export async function pageInRepository(db: Kysely<DB>, repositoryId: string, first: number, after: string | null): Promise<Page<{ id: string }>> {
-  let q = db.selectFrom('manifests').select('id').where('repository_id', '=', repositoryId).orderBy('id', 'desc').limit(first + 1);
-  if (after !== null) {
-    q = q.where('id', '<', after);
-  }
-  return page(await q.execute(), first);
+/**
+ * Narrows a list of images (every condition given must hold). Decisions are read under
+ * `policyVersion`; attestations count when verified and not withdrawn.
+ */
+export interface ImageFilter {
+  readonly status?: readonly ManifestStatus[] | null;
+  readonly allowed?: boolean | null;
+  readonly decisionReason?: readonly DecisionReason[] | null;
+  readonly hasAttestation?: boolean | null;
+  readonly attestationPredicateType?: string | null;
+  readonly missingAttestationPredicateType?: string | null;
+  readonly policyVersion: string;
 }
 
-export async function countInRepository(db: Kysely<DB>, repositoryId: string): Promise<number> {
-  const row = await db.selectFrom('manifests').select((eb) => eb.fn.countAll<string>().as('n')).where('repository_id', '=', repositoryId).executeTakeFirstOrThrow();
+/** Where a list of images comes from: a registry (by host), a repository, or what an identity signed (optionally within a registry and/or repository name). */
+export type ImageScope =
+  | { readonly kind: 'registry'; readonly host: string }
+  | { readonly kind: 'repository'; readonly repositoryId: string }
+  | { readonly kind: 'identity'; readonly identityId: string; readonly registry: string | null; readonly repository: string | null };
+
+type ImageQuery = SelectQueryBuilder<DB & { m: DB['manifests']; r: DB['repositories']; g: DB['registries'] }, 'm' | 'r' | 'g', object>;
+
+/** The scope's manifests joined to their names; for an identity, driven by its signatures (newest manifest first). */
+function scoped(db: Kysely<DB>, scope: ImageScope, after: string | null): ImageQuery {
+  if (scope.kind === 'identity') {
+    // The identity's manifests come off signatures_identity_idx in manifest order, each once.
+    let ids = db.selectFrom('signatures as s').select('s.manifest_id as id').distinct().where('s.identity_id', '=', scope.identityId).where('s.withdrawn_at', 'is', null);
+    if (after !== null) {
+      ids = ids.where('s.manifest_id', '<', after);
+    }
+    let q = db.selectFrom(ids.as('x')).innerJoin('manifests as m', 'm.id', 'x.id').$call(withRepository) as unknown as ImageQuery;
+    q = scope.registry === null ? q : q.where('g.host', '=', scope.registry);
+    return scope.repository === null ? q : q.where('r.name', '=', scope.repository);
+  }
+  let q = db.selectFrom('manifests as m').$call(withRepository) as ImageQuery;
+  q = scope.kind === 'registry' ? q.where('g.host', '=', scope.host) : q.where('m.repository_id', '=', scope.repositoryId);
+  return after === null ? q : q.where('m.id', '<', after);
+}
+
+function attested(eb: ExpressionBuilder<DB & { m: DB['manifests'] }, 'm'>, predicateType: string | null) {
+  let q = eb
+    .selectFrom('signatures as a')
+    .select('a.id')
+    .whereRef('a.manifest_id', '=', 'm.id')
+    .where('a.kind', '=', 'attestation')
+    .where('a.outcome', '=', 'verified')
+    .where('a.withdrawn_at', 'is', null);
+  if (predicateType !== null) {
+    q = q.where('a.predicate_type', '=', predicateType);
+  }
+  return eb.exists(q);
+}
+
+function filtered(q: ImageQuery, f: ImageFilter): ImageQuery {
+  return q.where((eb) => {
+    const conds = [];
+    if (f.status !== null && f.status !== undefined) {
+      conds.push(f.status.length === 0 ? eb.val(false) : eb('m.status', 'in', f.status));
+    }
+    const allowed = f.allowed ?? null;
+    const reasons = f.decisionReason ?? null;
+    if (allowed !== null || reasons !== null) {
+      let d = eb.selectFrom('decisions as d').select('d.manifest_id').whereRef('d.manifest_id', '=', 'm.id').where('d.policy_version', '=', f.policyVersion);
+      if (allowed !== null) {
+        d = d.where('d.allowed', '=', allowed);
+      }
+      if (reasons !== null) {
+        d = reasons.length === 0 ? d.where(eb.val(false)) : d.where('d.reason', 'in', reasons);
+      }
+      conds.push(eb.exists(d));
+    }
+    if (f.hasAttestation !== null && f.hasAttestation !== undefined) {
+      conds.push(f.hasAttestation ? attested(eb, null) : eb.not(attested(eb, null)));
+    }
+    if (f.attestationPredicateType !== null && f.attestationPredicateType !== undefined) {
+      conds.push(attested(eb, f.attestationPredicateType));
+    }
+    if (f.missingAttestationPredicateType !== null && f.missingAttestationPredicateType !== undefined) {
+      conds.push(eb.not(attested(eb, f.missingAttestationPredicateType)));
+    }
+    return eb.and(conds);
+  });
+}
+
+/**
+ * One page of images in a scope, newest manifest first, narrowed by a filter: one statement, the
+ * image rows included (no second round trip for them).
+ */
+export async function pageImages(db: Kysely<DB>, scope: ImageScope, filter: ImageFilter, first: number, after: string | null): Promise<Page<Image>> {
+  const rows = await filtered(scoped(db, scope, after), filter)
+    .select(imageColumns)
+    .orderBy('m.id', 'desc')
+    .limit(first + 1)
+    .execute();
+  return page(rows as Image[], first);
+}
+
+export async function countImages(db: Kysely<DB>, scope: ImageScope, filter: ImageFilter): Promise<number> {
+  const row = await filtered(scoped(db, scope, null), filter)
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .executeTakeFirstOrThrow();
   return Number(row.n);
-}
-
-/** Ids of the manifests in a registry and/or repository (null: any), as a subquery. */
-function idsIn(db: Kysely<DB>, registry: string | null, repository: string | null) {
-  let q = db.selectFrom('manifests as m').$call(withRepository).select('m.id');
-  if (registry !== null) {
-    q = q.where('g.host', '=', registry);
-  }
-  if (repository !== null) {
-    q = q.where('r.name', '=', repository);
-  }
-  return q;
 }
 
 /** Images an identity signed (verified, not withdrawn), newest manifest first; within a registry and/or repository if given. */
-export async function pageSignedBy(
+export function pageSignedBy(
   db: Kysely<DB>,
   identityId: string,
   opts: { first: number; after: string | null; registry: string | null; repository: string | null },
-): Promise<Page<{ id: string }>> {
-  let q = db
-    .selectFrom('signatures as s')
-    .select('s.manifest_id as id')
-    .distinct()
-    .where('s.identity_id', '=', identityId)
-    .where('s.withdrawn_at', 'is', null)
-    .orderBy('s.manifest_id', 'desc')
-    .limit(opts.first + 1);
-  if (opts.after !== null) {
-    q = q.where('s.manifest_id', '<', opts.after);
-  }
-  if (opts.registry !== null || opts.repository !== null) {
-    q = q.where('s.manifest_id', 'in', idsIn(db, opts.registry, opts.repository));
-  }
-  return page(await q.execute(), opts.first);
-}
-
-export async function countSignedBy(db: Kysely<DB>, identityId: string, registry: string | null, repository: string | null): Promise<number> {
-  let q = db
-    .selectFrom('signatures as s')
-    .select((eb) => eb.fn.count<string>('s.manifest_id').distinct().as('n'))
-    .where('s.identity_id', '=', identityId)
-    .where('s.withdrawn_at', 'is', null);
-  if (registry !== null || repository !== null) {
-    q = q.where('s.manifest_id', 'in', idsIn(db, registry, repository));
-  }
-  const row = await q.executeTakeFirstOrThrow();
-  return Number(row.n);
+): Promise<Page<Image>> {
+  return pageImages(db, { kind: 'identity', identityId, registry: opts.registry, repository: opts.repository }, { policyVersion: '' }, opts.first, opts.after);
 }
 
 /**

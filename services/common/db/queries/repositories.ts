@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { DB } from '../schema.generated.ts';
-import { withRegistry } from './fragments.ts';
+import { bytewise, page, prefixPattern, withRegistry, type Page } from './fragments.ts';
 
 // Repositories (and the registries they belong to): locking for writes, lookups for reads.
 
@@ -65,4 +65,33 @@ export function idsIn(db: Kysely<DB>, registry: string | null, name: string | nu
     q = q.where('r.name', '=', name);
   }
   return q;
+}
+
+function matching(db: Kysely<DB>, registry: string | null, search: string | null) {
+  let q = db.selectFrom('repositories as r').$call(withRegistry);
+  if (registry !== null) {
+    q = q.where('g.host', '=', registry);
+  }
+  return search === null ? q : q.where(bytewise('r.name'), 'like', prefixPattern(search));
+}
+
+/**
+ * Repositories by name in byte order, in one registry or across all, optionally those whose name
+ * starts with `search`: a keyset page (after the repository `after`) over the `name COLLATE "C"` indexes.
+ */
+export async function pageRepositories(db: Kysely<DB>, registry: string | null, search: string | null, first: number, after: string | null): Promise<Page<Repository>> {
+  let q = matching(db, registry, search)
+    .select(['r.id', 'g.host as registry', 'r.name', 'r.first_seen_at as firstSeenAt'])
+    .orderBy(bytewise('r.name'))
+    .orderBy('r.id')
+    .limit(first + 1);
+  if (after !== null) {
+    q = q.where(sql<boolean>`(r.name COLLATE "C", r.id) > (SELECT name COLLATE "C", id FROM repositories WHERE id = ${after})`);
+  }
+  return page(await q.execute(), first);
+}
+
+export async function countRepositories(db: Kysely<DB>, registry: string | null, search: string | null): Promise<number> {
+  const row = await matching(db, registry, search).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+  return Number(row.n);
 }

@@ -15,6 +15,7 @@ export interface Tag {
 
 export interface TagMove {
   readonly id: string;
+  readonly repositoryId: string;
   readonly name: string;
   readonly digest: Digest;
   readonly previousDigest: Digest | null;
@@ -122,7 +123,7 @@ function selectMoves(db: Kysely<DB>, repositoryId: string, tag: string | null) {
 /** Moves of a repository's tags (or of one tag), newest first. */
 export async function pageMoves(db: Kysely<DB>, repositoryId: string, tag: string | null, first: number, after: string | null): Promise<Page<TagMove>> {
   let q = selectMoves(db, repositoryId, tag)
-    .select(['id', 'name', 'digest', 'previous_digest as previousDigest', 'seen_at as seenAt'])
+    .select(['id', 'repository_id as repositoryId', 'name', 'digest', 'previous_digest as previousDigest', 'seen_at as seenAt'])
     .orderBy('id', 'desc')
     .limit(first + 1);
   if (after !== null) {
@@ -134,4 +135,19 @@ export async function pageMoves(db: Kysely<DB>, repositoryId: string, tag: strin
 export async function countMoves(db: Kysely<DB>, repositoryId: string, tag: string | null): Promise<number> {
   const row = await selectMoves(db, repositoryId, tag).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
   return Number(row.n);
+}
+
+/** Where `tag` pointed at `at`: its last move seen at or before then (tag_history_tag_idx, read backwards), or null. */
+export async function moveAt(db: Kysely<DB>, repositoryId: string, tag: string, at: Date): Promise<TagMove | null> {
+  const row = await db
+    .selectFrom('tag_history')
+    .select(['id', 'repository_id as repositoryId', 'name', 'digest', 'previous_digest as previousDigest', 'seen_at as seenAt'])
+    .where('repository_id', '=', repositoryId)
+    .where('name', '=', tag)
+    .where('seen_at', '<=', at)
+    .orderBy('seen_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row ?? null;
 }

@@ -17,9 +17,10 @@ CREATE INDEX decisions_reason_idx ON decisions (policy_version, reason, manifest
 
 -- The digests a delivery's payload names (`sha256:<64 hex>`, wherever they appear in it): "did the
 -- registry ever tell us about this digest?" is an index lookup, and ingest records deliveries as
--- before (the index is kept by Postgres on insert).
+-- before (the index is kept by Postgres on insert). Its cost is declared high so that the planner
+-- never prefers evaluating it row by row (a newest-first scan of every delivery) to the index.
 CREATE FUNCTION signet_payload_digests(payload text) RETURNS text[]
-  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE COST 10000
   RETURN ARRAY(SELECT DISTINCT m[1] FROM regexp_matches(payload, '(sha256:[0-9a-f]{64})', 'g') AS m);
 CREATE INDEX webhook_deliveries_digests_idx ON webhook_deliveries USING gin (signet_payload_digests(payload));
 

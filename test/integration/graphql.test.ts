@@ -374,12 +374,13 @@ describe('GraphQL ownership API', () => {
     }, '100 images indexed, 10 of them signed', 60_000);
     // The same Postgres as Signet's, observed through a counting plugin.
     let statements = 0;
+    // Counted as results come back: once per statement executed (transformQuery also sees subqueries).
     const counting: KyselyPlugin = {
-      transformQuery: (args) => {
+      transformQuery: (args) => args.node,
+      transformResult: (args) => {
         statements += 1;
-        return args.node;
+        return Promise.resolve(args.result);
       },
-      transformResult: (args) => Promise.resolve(args.result),
     };
     const app = Fastify();
     registerGraphql(app, {
@@ -413,6 +414,22 @@ describe('GraphQL ownership API', () => {
     expect(all.statements).toBe(6);
     // Fewer kinds of rows to load (an unsigned image has no owners to name), never more statements.
     expect(one.statements).toBeLessThanOrEqual(all.statements);
+
+    // One image with its owners and signatures (signers included): one statement, the signatures
+    // read laterally beside the image. Without them, the image alone is one statement too.
+    const statementsFor = async (query: string) => {
+      statements = 0;
+      const res = await app.inject({ method: 'POST', url: '/graphql', payload: { query, variables: { r: ref('team/app', v2.digest) } } });
+      expect(res.json().errors).toBeUndefined();
+      return { statements, image: res.json().data.image };
+    };
+    const full = await statementsFor('query($r: String!) { image(ref: $r) { digest owners { subject issuer } signatures { status rekorLogIndex identity { subject } } } }');
+    expect(full.statements).toBe(1);
+    expect(full.image.owners.map((o: any) => o.subject).sort()).toEqual(['bob@example.com', alice.uri]);
+    expect(full.image.signatures).toHaveLength(2);
+    expect((await statementsFor('query($r: String!) { image(ref: $r) { digest status } }')).statements).toBe(1);
+    const unsignedImage = await app.inject({ method: 'POST', url: '/graphql', payload: { query: 'query($r: String!) { image(ref: $r) { owners { subject } signatures { status } } }', variables: { r: ref('bulk/app', pushed[99]!.digest) } } });
+    expect(unsignedImage.json().data.image).toEqual({ owners: [], signatures: [] });
     await app.close();
   });
 });

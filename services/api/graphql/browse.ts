@@ -72,7 +72,7 @@ export const browseResolvers: Resolvers = {
       const page = await repositories.pageRepositories(db, g.host, prefix, pageSize(first), cursor);
       return rowsConnection('rep', page, () => repositories.countRepositories(db, g.host, prefix), cursor);
     },
-    images: (g, { first, after, filter }, ctx) => imageConnection(ctx, { kind: 'registry', host: g.host }, filter, first, after),
+    images: (g, { first, after, filter }, ctx, info) => imageConnection(ctx, info, { kind: 'registry', host: g.host }, filter, first, after),
     summary: (g, _, { db, policyVersion }) => registries.summary(db, g.id, policyVersion),
     topSigners(g, { first }, { db }) {
       return registries.topSigners(db, g.id, first === null || first === undefined ? 10 : pageSize(first));

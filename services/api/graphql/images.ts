@@ -1,9 +1,13 @@
+import type { GraphQLResolveInfo } from 'graphql';
 import * as images from '../../common/db/queries/images.ts';
 import type { DecisionReason } from '../../common/domain/decision.ts';
 import type { ManifestStatus } from '../../common/domain/outcome.ts';
 import type { ConnectionModel, GraphqlContext, ImageModel } from './models.ts';
+import { selects } from './lookahead.ts';
 import { badInput, connection, decodeCursor, pageSize } from './pagination.ts';
 import type { ImageFilter, InputMaybe } from './types.generated.ts';
+
+const TOTAL_COUNT: ReadonlySet<string> = new Set(['totalCount']);
 
 /** Predicate types are stored up to 1024 characters (signatures.predicate_type). */
 const MAX_PREDICATE_TYPE = 1024;
@@ -37,6 +41,7 @@ export function imageFilter(f: InputMaybe<ImageFilter> | undefined, policyVersio
  */
 export async function imageConnection(
   { db, loaders, policyVersion }: GraphqlContext,
+  info: GraphQLResolveInfo,
   scope: images.ImageScope,
   filter: InputMaybe<ImageFilter> | undefined,
   first: InputMaybe<number> | undefined,
@@ -44,9 +49,13 @@ export async function imageConnection(
 ): Promise<ConnectionModel<ImageModel>> {
   const f = imageFilter(filter, policyVersion);
   const cursor = decodeCursor('img', after);
-  const page = await images.pageImages(db, scope, f, pageSize(first), cursor);
+  const size = pageSize(first);
+  // The count, when asked for, runs beside the page rather than after it.
+  const counted = selects(info, TOTAL_COUNT) ? images.countImages(db, scope, f) : null;
+  counted?.catch(() => undefined);
+  const page = await images.pageImages(db, scope, f, size, cursor);
   for (const row of page.rows) {
     loaders.image.prime(row.id, row);
   }
-  return connection('img', page, (rows) => Promise.resolve(rows), () => images.countImages(db, scope, f), cursor);
+  return connection('img', page, (rows) => Promise.resolve(rows), () => counted ?? images.countImages(db, scope, f), cursor);
 }

@@ -84,12 +84,7 @@ export function createLoaders(db: Db, policyVersion: string) {
     ),
     signatures: new DataLoader<string, SignatureModel[]>(async (ids) => {
       const rows = await signatures.byImageIds(db, ids);
-      // The verified signers came along (joined): the identity loader needs no query for them.
-      for (const r of rows) {
-        if (r.signer !== null) {
-          loaders.identity.prime(r.signer.id, r.signer);
-        }
-      }
+      primeSigners(rows);
       return groupBy(ids, rows, (r) => r.manifestId);
     }),
     tags: new DataLoader<string, string[]>(async (ids) =>
@@ -114,7 +109,21 @@ export function createLoaders(db: Db, policyVersion: string) {
     ),
     ownershipChange: new DataLoader<string, OwnershipChangeModel | null>(async (ids) => byKey(ids, await ownership.changesByIds(db, ids), (r) => r.id)),
   };
-  return loaders;
+  /** The verified signers came along with their signatures (joined): the identity loader needs no query for them. */
+  function primeSigners(rows: readonly SignatureModel[]): void {
+    for (const r of rows) {
+      if (r.signer !== null) {
+        loaders.identity.prime(r.signer.id, r.signer);
+      }
+    }
+  }
+  /** An image and its signatures read in one statement: every loader that would ask for them is answered already. */
+  function primeImage(image: ImageModel, rows: SignatureModel[]): void {
+    loaders.image.prime(image.id, image);
+    loaders.signatures.prime(image.id, rows);
+    primeSigners(rows);
+  }
+  return { ...loaders, primeImage };
 }
 export type Loaders = ReturnType<typeof createLoaders>;
 

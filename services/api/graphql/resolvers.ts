@@ -10,6 +10,7 @@ import { ImageReferenceError, normalizeRegistry, parseImageReference } from '../
 import type { WithdrawalCause } from '../../common/domain/signature.ts';
 import type { IdentityModel, Loaders, OwnershipChangeModel, RepositoryOwnerModel, SignatureModel } from './models.ts';
 import { imageConnection } from './images.ts';
+import { selects } from './lookahead.ts';
 import { badInput, connection, decodeCursor, pageSize, rowsConnection, searchPrefix } from './pagination.ts';
 import type { KeySource, OwnershipChangeKind, Resolvers, SignatureWithdrawal } from './types.generated.ts';
 
@@ -48,6 +49,9 @@ function keySource(v: string | null): KeySource | null {
 function present<T>(rows: readonly (T | null | Error)[]): T[] {
   return rows.filter((r): r is T => r !== null && !(r instanceof Error));
 }
+
+/** Image fields answered from its signatures. */
+const SIGNATURE_FIELDS = new Set(['signatures', 'attestations', 'owners', 'firstSignedAt', 'lastSignedAt']);
 
 /** The ledger's `signatures.withdrawn_by` → the GraphQL enum. */
 const WITHDRAWAL_CAUSES: Readonly<Record<WithdrawalCause, SignatureWithdrawal>> = { delete: 'DELETE', reindex: 'REINDEX', crawl: 'CRAWL' };
@@ -93,7 +97,7 @@ function ownerModels(stats: readonly ownership.RepositoryOwner[]): RepositoryOwn
 
 export const resolvers: Resolvers = {
   Query: {
-    async image(_, { ref }, { db }) {
+    async image(_, { ref }, { db, loaders }, info) {
       let parsed;
       try {
         parsed = parseImageReference(ref);
@@ -104,7 +108,16 @@ export const resolvers: Resolvers = {
         throw err;
       }
       const { registry, repository, digest, tag } = parsed;
-      return images.find(db, registry, repository, digest !== null ? { digest } : { tag: tag ?? 'latest' });
+      const at = digest !== null ? { digest } : { tag: tag ?? 'latest' };
+      if (!selects(info, SIGNATURE_FIELDS)) {
+        return images.find(db, registry, repository, at);
+      }
+      // Its signatures are asked for too: read them with the image, in one statement.
+      const found = await images.findWithSignatures(db, registry, repository, at);
+      if (found !== null) {
+        loaders.primeImage(found.image, found.signatures);
+      }
+      return found?.image ?? null;
     },
     async identity(_, { subject, issuer }, { db }) {
       const found = await identities.bySubject(db, subject, issuer);
@@ -191,9 +204,9 @@ export const resolvers: Resolvers = {
 
   Identity: {
     kind: (i) => upper(i.kind),
-    images(i, { first, after, registry, repository, filter }, ctx) {
+    images(i, { first, after, registry, repository, filter }, ctx, info) {
       const reg = registry === null || registry === undefined ? null : normalizeRegistry(registry);
-      return imageConnection(ctx, { kind: 'identity', identityId: i.id, registry: reg, repository: repository ?? null }, filter, first, after);
+      return imageConnection(ctx, info, { kind: 'identity', identityId: i.id, registry: reg, repository: repository ?? null }, filter, first, after);
     },
     async repositories(i, { first, after }, { db }) {
       const page = await ownership.pageChanges(db, { identityId: i.id }, pageSize(first), decodeCursor('own', after));
@@ -210,7 +223,7 @@ export const resolvers: Resolvers = {
   },
 
   Repository: {
-    images: (r, { first, after, filter }, ctx) => imageConnection(ctx, { kind: 'repository', repositoryId: r.id }, filter, first, after),
+    images: (r, { first, after, filter }, ctx, info) => imageConnection(ctx, info, { kind: 'repository', repositoryId: r.id }, filter, first, after),
     tagAt: (r, { tag, at }, { db }) => tags.moveAt(db, r.id, tag, at),
     tags: (r, _, { db }) => tags.byRepositoryId(db, r.id),
     async tagHistory(r, { tag, first, after }, { db }) {

@@ -1,4 +1,4 @@
-import type { ExpressionBuilder, Kysely, SelectQueryBuilder, Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type SelectQueryBuilder, type Transaction } from 'kysely';
 import type { DecisionReason } from '../../domain/decision.ts';
 import type { Digest } from '../../domain/digest.ts';
 import { summarizeOutcomes, type ManifestStatus } from '../../domain/outcome.ts';
@@ -240,6 +240,58 @@ export async function find(db: Kysely<DB>, registry: string, repository: string,
       ? q.where('m.digest', '=', ref.digest)
       : q.where('m.digest', '=', (eb) => eb.selectFrom('tags as t').select('t.digest').where('t.repository_id', '=', eb.ref('r.id')).where('t.name', '=', ref.tag));
   return (await q.executeTakeFirst()) ?? null;
+}
+
+/**
+ * An image by reference with every signature of it (withdrawn ones too) and their verified signers:
+ * one statement, the signatures read laterally beside the image row (one row per signature, the
+ * image's columns repeated; an image without any still comes back, once).
+ */
+export async function findWithSignatures(
+  db: Kysely<DB>,
+  registry: string,
+  repository: string,
+  ref: { digest: Digest } | { tag: string },
+): Promise<{ image: Image; signatures: signatures.Signature[] } | null> {
+  let q = db
+    .selectFrom('manifests as m')
+    .$call(withRepository)
+    .leftJoinLateral(
+      signatures
+        .selectSignatures(db)
+        .where('s.manifest_id', '=', sql<string>`m.id`)
+        .as('x'),
+      (join) => join.onTrue(),
+    )
+    .select([...imageColumns.filter((c) => c !== 'm.id'), 'm.id as image_id'])
+    .selectAll('x')
+    .where('g.host', '=', registry)
+    .where('r.name', '=', repository);
+  q =
+    'digest' in ref
+      ? q.where('m.digest', '=', ref.digest)
+      : q.where('m.digest', '=', (eb) => eb.selectFrom('tags as t').select('t.digest').where('t.repository_id', '=', eb.ref('r.id')).where('t.name', '=', ref.tag));
+  const rows = await q.orderBy('x.id').execute();
+  const first = rows[0];
+  if (first === undefined) {
+    return null;
+  }
+  const image: Image = {
+    id: first.image_id,
+    repositoryId: first.repositoryId,
+    registry: first.registry,
+    repository: first.repository,
+    digest: first.digest,
+    mediaType: first.mediaType,
+    size: first.size,
+    status: first.status,
+    statusReason: first.statusReason,
+    firstSeenAt: first.firstSeenAt,
+    indexedAt: first.indexedAt,
+    deletedAt: first.deletedAt,
+  };
+  // A row without a signature (x.id null) is the image alone.
+  return { image, signatures: rows.filter((r) => r.id !== null).map((r) => signatures.toSignature(r as signatures.SignatureRow)) };
 }
 
 export async function findId(db: Kysely<DB>, registry: string, repository: string, digest: Digest): Promise<string | null> {

@@ -229,7 +229,8 @@ export async function subjectsOfSource(db: Kysely<DB>, registry: string, reposit
   return rows.map((r) => r.digest);
 }
 
-function selectSignatures(db: Kysely<DB>) {
+/** Signatures joined to their verified signers (`s`, `i`); the image module reads them laterally beside an image. */
+export function selectSignatures(db: Kysely<DB>) {
   return db
     .selectFrom('signatures as s')
     .leftJoin('identities as i', 'i.id', 's.identity_id')
@@ -267,9 +268,9 @@ function selectSignatures(db: Kysely<DB>) {
     ]);
 }
 
-type SignatureRow = Awaited<ReturnType<ReturnType<typeof selectSignatures>['execute']>>[number];
+export type SignatureRow = Awaited<ReturnType<ReturnType<typeof selectSignatures>['execute']>>[number];
 
-function toSignature(r: SignatureRow): Signature {
+export function toSignature(r: SignatureRow): Signature {
   return {
     id: r.id,
     manifestId: r.manifest_id,

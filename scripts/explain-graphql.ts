@@ -14,6 +14,7 @@ import * as registries from '../services/common/db/queries/registries.ts';
 import * as repositories from '../services/common/db/queries/repositories.ts';
 import * as tags from '../services/common/db/queries/tags.ts';
 import type { DB } from '../services/common/db/schema.generated.ts';
+import type { Digest } from '../services/common/domain/digest.ts';
 
 const { values } = parseArgs({ options: { database: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/signet_bench' } } });
 const pool = new pg.Pool({ connectionString: values.database, max: 2 });
@@ -23,13 +24,14 @@ const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), log: (e) => 
 const one = async (q: string) => ((await pool.query<Record<string, string>>(q)).rows[0] ?? {});
 const pv = (await one(`SELECT policy_version AS v FROM decisions LIMIT 1`)).v ?? '';
 // An image with a delivery (every fifth) and an attestation (every fourth) in the seed.
-const m = await one(`SELECT m.id, m.digest, m.repository_id AS repo, g.host, g.id AS gid FROM manifests m JOIN repositories r ON r.id = m.repository_id JOIN registries g ON g.id = r.registry_id WHERE m.id = 400000`);
+const m = await one(`SELECT m.id, m.digest, m.repository_id AS repo, r.name, g.host, g.id AS gid FROM manifests m JOIN repositories r ON r.id = m.repository_id JOIN registries g ON g.id = r.registry_id WHERE m.id = 400000`);
 const who = await one(`SELECT identity_id AS id FROM signatures WHERE identity_id IS NOT NULL ORDER BY id DESC LIMIT 1`);
 const host = m.host ?? '';
 const SLSA = 'https://slsa.dev/provenance/v1';
 const f = { policyVersion: pv };
 
 const cases: [string, () => Promise<unknown>][] = [
+  ['image(ref){owners signatures}: the image with its signatures, laterally', () => images.findWithSignatures(db, host, m.name ?? '', { digest: (m.digest ?? '') as Digest })],
   ['registries(search)', () => registries.pageRegistries(db, 'ghc', 20, null)],
   ['repositories(registry, search)', () => repositories.pageRepositories(db, host, 'org12/', 20, null)],
   ['repositories(search) across registries, page 2', () => repositories.pageRepositories(db, null, 'org12/', 20, '12')],

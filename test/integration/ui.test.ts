@@ -207,7 +207,8 @@ describe('the ledger browser', () => {
     // Through to the first image by its digest: allowed, with its SLSA attestation.
     await page.fill('#q', `${registry.host}/shop/web@${first.digest}`);
     await page.click('button[type=submit]');
-    await page.waitForSelector('#image');
+    // The previous image's page has an #image too: wait for this one's.
+    await expect.poll(() => page.textContent('#image')).toBe(`${registry.host}/shop/web@${first.digest}`);
     expect(await page.textContent('#view')).toContain('admission: allowed');
     expect(await page.textContent('#view')).toContain(SLSA_V1);
     const rekor = await db.db.selectFrom('signatures').select('rekor_log_index').where('subject', '=', ALICE.email).where('kind', '=', 'signature').executeTakeFirstOrThrow();

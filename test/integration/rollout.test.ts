@@ -335,8 +335,8 @@ describe('signet explain and GraphQL explain', () => {
         },
       },
     });
-    const denials = await signet.app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ recentDenials { reason mode } }' } });
-    expect(denials.json()).toEqual({ data: { recentDenials: [{ reason: 'unsigned', mode: 'enforce' }] } });
+    const denials = await signet.app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ denials { nodes { reason mode } } }' } });
+    expect(denials.json()).toEqual({ data: { denials: { nodes: [{ reason: 'UNSIGNED', mode: 'enforce' }] } } });
     const bad = await signet.app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ explain(image: "Not A Ref") { rule } }' } });
     expect(bad.json<{ errors: { extensions: { code: string } }[] }>().errors[0]!.extensions.code).toBe('BAD_USER_INPUT');
   });

@@ -233,6 +233,53 @@ describe('the ledger browser', () => {
     await page.close();
   });
 
+  it('admissions: the admission record, filterable by result and namespace, in pages', async () => {
+    const review = (uid: string, namespace: string, name: string, images: string[]) => ({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid,
+        kind: { group: '', version: 'v1', kind: 'Pod' },
+        namespace,
+        operation: 'CREATE',
+        userInfo: { username: 'deployer@example.com' },
+        object: { metadata: { name, namespace }, spec: { containers: images.map((image, i) => ({ name: `c${i}`, image })) } },
+      },
+    });
+    const missing = `${registry.host}/shop/missing@sha256:${'0'.repeat(64)}`;
+    for (const r of [review('ui-1', 'shop', 'web-denied', [missing]), review('ui-2', 'tools', 'no-images', [])]) {
+      expect((await signet.app.inject({ method: 'POST', url: '/admission/validate', payload: r })).statusCode).toBe(200);
+    }
+    await eventually(async () => ((await db.db.selectFrom('admission_records').select('uid').execute()).length >= 2 ? true : undefined), 'two admissions recorded');
+
+    const { page, problems } = await openUi('/ui#/admissions');
+    await page.waitForSelector('#admissions table');
+    expect(await page.textContent('#admissions')).toContain('web-denied');
+    await expect.poll(() => page.textContent('#admissions .count')).toContain('2 in all, page 1');
+    // Each filter is a GraphQL round trip: generous timeouts for a loaded machine.
+    await page.selectOption('#admissions select[name=result]', 'DENIED');
+    await expect.poll(() => page.textContent('#admissions .rows'), { timeout: 15_000 }).not.toContain('no-images');
+    const denied = (await page.textContent('#admissions .rows')) ?? '';
+    expect(denied).toContain('web-denied');
+    expect(denied).toContain('deployer@example.com');
+    expect(denied).toContain(missing);
+    expect(denied).toMatch(/denied\s*unknown/);
+    expect(await page.textContent('#admissions .count')).toContain('1 in all');
+    await page.selectOption('#admissions select[name=result]', '');
+    await page.fill('#admissions input[name=namespace]', 'tools');
+    await page.dispatchEvent('#admissions input[name=namespace]', 'change');
+    await expect.poll(() => page.textContent('#admissions .rows'), { timeout: 15_000 }).toContain('no-images');
+    expect(await page.textContent('#admissions .rows')).not.toContain('web-denied');
+    // Reached from every page's header.
+    await page.goto(`${signet.url}/ui#/`);
+    await page.waitForSelector('#registries a.name');
+    await page.click('#nav-admissions');
+    await page.waitForSelector('#admissions table');
+    await shoot(page, 'ui-admissions');
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+
   it('asks for the token when none is given, and shows the ledger once it is entered', async () => {
     const page = await browser.newPage();
     await page.goto(`${signet.url}/ui`);

@@ -211,7 +211,14 @@ describe('the ledger browser', () => {
     await expect.poll(() => page.textContent('#image')).toBe(`${registry.host}/shop/web@${first.digest}`);
     expect(await page.textContent('#view')).toContain('admission: allowed');
     expect(await page.textContent('#view')).toContain(SLSA_V1);
-    const rekor = await db.db.selectFrom('signatures').select('rekor_log_index').where('subject', '=', ALICE.email).where('kind', '=', 'signature').executeTakeFirstOrThrow();
+    // Alice signed three images: the Rekor index of this one's signature.
+    const rekor = await db.db
+      .selectFrom('signatures')
+      .innerJoin('manifests', 'manifests.id', 'signatures.manifest_id')
+      .select('signatures.rekor_log_index')
+      .where('manifests.digest', '=', first.digest)
+      .where('signatures.kind', '=', 'signature')
+      .executeTakeFirstOrThrow();
     expect(await page.textContent('#view')).toContain(rekor.rekor_log_index!);
     await page.click('details summary');
     expect(await page.textContent('details')).toContain('issuer');
@@ -268,8 +275,11 @@ describe('the ledger browser', () => {
     await page.selectOption('#admissions select[name=result]', '');
     await page.fill('#admissions input[name=namespace]', 'tools');
     await page.dispatchEvent('#admissions input[name=namespace]', 'change');
-    await expect.poll(() => page.textContent('#admissions .rows'), { timeout: 15_000 }).toContain('no-images');
-    expect(await page.textContent('#admissions .rows')).not.toContain('web-denied');
+    // Both filters changed: wait for the answer to the last (namespace tools, any result), not the one before it.
+    // (The DENIED page said "1 in all" too, and the any-result page held no-images: only both together are the answer.)
+    const tools = async () => `${await page.textContent('#admissions .count')}|${await page.textContent('#admissions .rows')}`;
+    await expect.poll(tools, { timeout: 15_000 }).toMatch(/^1 in all, page 1\|.*no-images/);
+    expect(await tools()).not.toContain('web-denied');
     // Reached from every page's header.
     await page.goto(`${signet.url}/ui#/`);
     await page.waitForSelector('#registries a.name');

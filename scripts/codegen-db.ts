@@ -16,6 +16,7 @@ const log = createLogger({ logLevel: 'warn' });
 // those values; the JSON ones are written only from these types): generated as those types, so rows
 // read from them need no casts. Import paths are relative to the generated file.
 const customImports = {
+  AttestationCheck: '../domain/decision.ts',
   DecisionMode: '../domain/decision.ts',
   DecisionReason: '../domain/decision.ts',
   Digest: '../domain/digest.ts',
@@ -29,6 +30,7 @@ const customImports = {
 };
 const overrides = {
   columns: {
+    'decisions.attestations': 'JSONColumnType<AttestationCheck[] | null, string | null, string | null>',
     'decisions.mode': 'Generated<DecisionMode>',
     'decisions.reason': 'DecisionReason',
     'decisions.scoped': 'JSONColumnType<Record<string, ScopedDecision> | null, string | null, string | null>',

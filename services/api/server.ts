@@ -26,6 +26,7 @@ const decisionSchema = {
     mode: { type: 'string', enum: ['enforce', 'warn', 'audit'] },
     scope: { type: ['string', 'null'] },
     verifiedAt: { type: ['string', 'null'] },
+    expiresAt: { type: ['string', 'null'] },
     stale: { type: 'boolean' },
   },
 } as const;
@@ -145,6 +146,7 @@ function decisionValue(d: ImageDecision) {
     mode: d.mode,
     scope: d.scope,
     verifiedAt: d.verifiedAt,
+    expiresAt: d.expiresAt ?? null,
     stale: d.stale,
   };
 }

@@ -3,6 +3,7 @@ import { normalizeRegistry } from '../common/domain/image-ref.ts';
 import { INDEX_QUEUE } from '../common/jobs/index-manifest.ts';
 import { ALERTS_QUEUE } from '../common/jobs/notify-ownership-change.ts';
 import { MAINTENANCE_QUEUE } from '../common/jobs/prune-deliveries.ts';
+import { EXPIRY_QUEUE } from '../common/jobs/redecide-expired.ts';
 import { RECONCILE_QUEUE } from '../common/jobs/reconcile.ts';
 import type { Platform } from '../common/platform.ts';
 import type { Policy } from '../common/policy/policy.ts';
@@ -94,7 +95,7 @@ export async function startApiRole(platform: Platform, policy: Policy, opts: { i
   registerUi(app);
   // The queue dashboard reads the queues through its own connection (API-only replicas have none).
   const board = platform.redis('producer', 'board');
-  await registerQueueDashboard(app, [INDEX_QUEUE, ALERTS_QUEUE, RECONCILE_QUEUE, MAINTENANCE_QUEUE].map((name) => platform.queue(name, board, { label: `queue dashboard: ${name}` })), config.api.tokens);
+  await registerQueueDashboard(app, [INDEX_QUEUE, ALERTS_QUEUE, RECONCILE_QUEUE, MAINTENANCE_QUEUE, EXPIRY_QUEUE].map((name) => platform.queue(name, board, { label: `queue dashboard: ${name}` })), config.api.tokens);
   observeTable(platform, table);
   if (config.api.tokens.length === 0) {
     log.warn('SIGNET_API_TOKENS is not set: /graphql and the queue dashboard (/admin/queues) answer anyone who can reach this port');

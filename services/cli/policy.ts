@@ -7,6 +7,8 @@ import { createDb } from '../common/db/client.ts';
 import * as decisions from '../common/db/queries/decisions.ts';
 import * as images from '../common/db/queries/images.ts';
 import type { DB } from '../common/db/schema.generated.ts';
+import type { AttestationCheck } from '../common/domain/decision.ts';
+import { requiredPredicateTypes } from '../common/policy/attestations.ts';
 import { decide } from '../common/policy/evaluate.ts';
 import { loadPolicy } from '../common/policy/load.ts';
 import { checkPolicyText, formatProblem } from '../common/policy/check.ts';
@@ -27,8 +29,8 @@ leave the policy valid.
 Exit codes: 0 valid (its version is printed); 1 invalid; 2 usage or an unreadable file.
 
 dry-run: decides every image in the ledger under the policy in force (SIGNET_POLICY) and under
-<file>, from stored material, and lists what would flip from allow to deny (with the new reason)
-and from deny to allow. Nothing is written. --limit caps the images listed (default 50).
+<file>, from stored material, and lists what would flip from allow to deny (with the new reason,
+and which attestation requirement is not met and why) and from deny to allow. Nothing is written. --limit caps the images listed (default 50).
 Exit codes: 0 nothing would be denied that is allowed now; 1 failed or <file> invalid; 2 usage;
 3 some image would flip from allow to deny.
 `;
@@ -39,11 +41,14 @@ interface Flip {
   readonly to: 'allow' | 'deny';
   readonly reason: string;
   readonly message: string;
+  /** The new rule's attestation requirements that are not met, each with why (absent when it has none). */
+  readonly attestations?: readonly AttestationCheck[];
 }
 
 /** Both policies over the whole ledger, page by page, from stored material only. */
 async function dryRun(db: Kysely<DB>, current: Policy, next: Policy, progress: ProgressLine): Promise<{ images: number; flips: Flip[] }> {
   const flips: Flip[] = [];
+  const predicateTypes = [...new Set([...requiredPredicateTypes(current), ...requiredPredicateTypes(next)])];
   let decided = 0;
   let after = '0';
   for (;;) {
@@ -53,17 +58,20 @@ async function dryRun(db: Kysely<DB>, current: Policy, next: Policy, progress: P
     }
     after = ids.at(-1)!;
     progress.update(`policy dry-run: ${decided} images decided, ${flips.length} would flip`, decided, null);
-    for (const input of await decisions.loadInputs(db, ids)) {
+    const at = new Date();
+    for (const input of await decisions.loadInputs(db, ids, predicateTypes)) {
       decided++;
-      const was = decide(current, input.registry, input.repository, input.facts);
-      const now = decide(next, input.registry, input.repository, input.facts);
+      const was = decide(current, input.registry, input.repository, input.facts, at);
+      const now = decide(next, input.registry, input.repository, input.facts, at);
       if (was.allowed !== now.allowed) {
+        const unmet = now.attestations?.filter((c) => !c.satisfied);
         flips.push({
           image: `${input.registry}/${input.repository}@${input.digest}`,
           from: was.allowed ? 'allow' : 'deny',
           to: now.allowed ? 'allow' : 'deny',
           reason: now.reason,
           message: now.message,
+          ...(unmet === undefined ? {} : { attestations: unmet }),
         });
       }
     }

@@ -6,6 +6,7 @@ import { addJob } from '../common/jobs/define-job.ts';
 import { INDEX_QUEUE, IndexManifestJob, type IndexManifestData } from '../common/jobs/index-manifest.ts';
 import { ALERTS_QUEUE } from '../common/jobs/notify-ownership-change.ts';
 import { MAINTENANCE_QUEUE } from '../common/jobs/prune-deliveries.ts';
+import { EXPIRY_QUEUE, RedecideExpiredJob } from '../common/jobs/redecide-expired.ts';
 import { RECONCILE_QUEUE } from '../common/jobs/reconcile.ts';
 import type { Logger } from '../common/logger.ts';
 import type { Platform } from '../common/platform.ts';
@@ -24,6 +25,7 @@ import { learnImageJob } from './jobs/learn-image.job.ts';
 import { notifyOwnershipChangeJob } from './jobs/notify-ownership-change.job.ts';
 import { pruneAdmissionsJob } from './jobs/prune-admissions.job.ts';
 import { pruneDeliveriesJob } from './jobs/prune-deliveries.job.ts';
+import { redecideExpiredJob } from './jobs/redecide-expired.job.ts';
 import { reconcileJob } from './jobs/reconcile.job.ts';
 import { resolveTagJob } from './jobs/resolve-tag.job.ts';
 import { startJobWorker, type JobImplementation } from './kit.ts';
@@ -142,6 +144,21 @@ function startMaintenance(platform: Platform): void {
   startPassConsumer(platform, queue.name, connection, [pruneDeliveriesJob({ db, retentionMs: deliveries }), pruneAdmissionsJob({ db, retentionMs: records })], log);
 }
 
+/** Re-decides expiring decisions (delayed `redecide-expired` jobs the decider queues). */
+function startExpiryConsumer(platform: Platform, decider: Decider): void {
+  const consumer = startJobWorker(EXPIRY_QUEUE, [redecideExpiredJob({ decider })], {
+    connection: platform.redis('worker', 'expiry'),
+    prefix: platform.config.redis.queuePrefix,
+    concurrency: 1,
+    lockMs: 60_000,
+    log: platform.log.child({ component: 'expiry' }),
+    metrics: platform.metrics,
+    defined: JOBS,
+    onError: (err) => platform.redisOutage.error(err, 'expiry worker'),
+  });
+  platform.onShutdown('consumers', 'expiry-worker', () => consumer.close());
+}
+
 /**
  * The consumer of scheduled passes (reconciliation, the retention prunes): one pass at a time, a long
  * lock (a pass runs for minutes), drained at shutdown.
@@ -208,7 +225,12 @@ export async function startWorkerRole(platform: Platform, loaded: LoadedPolicy):
   const enqueueIndex = (data: IndexManifestData) => addJob(indexQueue, IndexManifestJob, data);
   const prefix = config.redis.queuePrefix;
   const announce = announcer(publisher, prefix, log.child({ component: 'tags' }));
-  const decider = createDecider({ db, redis: publisher, prefix, policy: loaded.policy, policySource: loaded.source, log: log.child({ component: 'decider' }) });
+  const expiry = platform.queue(EXPIRY_QUEUE, publisher, { observe: true, label: 'expiry' });
+  const scheduleExpiry = async (at: Date) => {
+    await addJob(expiry, RedecideExpiredJob, { at: at.getTime() }, at.getTime() - Date.now());
+  };
+  const decider = createDecider({ db, redis: publisher, prefix, policy: loaded.policy, policySource: loaded.source, log: log.child({ component: 'decider' }), scheduleExpiry });
+  startExpiryConsumer(platform, decider);
   const alerts = startAlerts(platform, publisher);
   const ownership = createOwnershipAnnouncer({ db, redis: publisher, prefix, alerts, log: log.child({ component: 'ownership' }) });
   void ownership.sweep().then(

@@ -11,6 +11,7 @@ import { formatImageReference, type ImageReference, ImageReferenceError, parseIm
 import { toSource, type Mirror } from '../../common/domain/mirrors.ts';
 import { LearnImageJob } from '../../common/jobs/index-manifest.ts';
 import type { Logger } from '../../common/logger.ts';
+import { requiredPredicateTypes } from '../../common/policy/attestations.ts';
 import { decide } from '../../common/policy/evaluate.ts';
 import { namespaceIndex } from '../../common/policy/namespaces.ts';
 import type { Policy } from '../../common/policy/policy.ts';
@@ -34,6 +35,8 @@ export interface ImageDecision {
   /** The namespace scope of the policy the answer was given for; null outside every scope. */
   readonly scope: string | null;
   readonly verifiedAt: string | null;
+  /** When the decision stops holding by time alone (an attestation condition read the time); null when never. */
+  readonly expiresAt?: string | null;
   /**
    * True when this replica may be behind the ledger: its ledger-events subscription is down, or
    * Postgres could not be asked. The answer is still the last one known (never more permissive
@@ -251,7 +254,7 @@ export class DecisionLookup implements ImageDecisions {
     if (entry === null) {
       // Indexed but not (yet) decided under this policy: decide from the stored facts.
       const id = await images.findId(db, registry, repository, digest);
-      const [input] = id === null ? [] : await decisions.loadInputs(db, [id]);
+      const [input] = id === null ? [] : await decisions.loadInputs(db, [id], requiredPredicateTypes(policy));
       if (input === undefined) {
         return null;
       }
@@ -273,5 +276,18 @@ function inScope(d: Decision, scope: string | null): ScopedDecision {
 
 function answer(image: string, digest: Digest, entry: Entry, stale: boolean, scope: string | null): ImageDecision {
   const d = inScope(entry.decision, scope);
-  return { image, ...d, policyVersion: entry.decision.policyVersion, scope, digest, verifiedAt: new Date(entry.verifiedAt).toISOString(), stale };
+  const verifiedAt = new Date(entry.verifiedAt).toISOString();
+  const common = { image, ...d, policyVersion: entry.decision.policyVersion, scope, digest, verifiedAt, stale };
+  if (entry.expiresAt === undefined) {
+    return { ...common, expiresAt: null };
+  }
+  const expiresAt = new Date(entry.expiresAt).toISOString();
+  if (d.allowed && Date.now() >= entry.expiresAt) {
+    // The worker decides it again at its expiry (the earliest of all its scoped variants'); until
+    // this replica hears the new decision, an allow that time has run out on is not given (a scan
+    // too old is no scan).
+    const message = `the decision expired at ${expiresAt} (an attestation condition depends on time) and has not been made again yet`;
+    return { ...common, allowed: false, reason: 'attestation_failed', message, signers: [], expiresAt };
+  }
+  return { ...common, expiresAt };
 }

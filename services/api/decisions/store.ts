@@ -6,6 +6,8 @@ export interface Entry {
   readonly decision: Decision;
   /** Epoch milliseconds: a number costs less memory than the ISO string, 1M times over. */
   readonly verifiedAt: number;
+  /** Epoch milliseconds after which the decision no longer holds by time alone (attestation conditions); absent when it never expires. */
+  readonly expiresAt?: number;
 }
 
 /**
@@ -92,7 +94,7 @@ export class DecisionStore {
       policyVersion: d.policyVersion,
       rule: d.rule,
       mode: d.mode,
-      ...(d.scoped === undefined ? {} : { scoped: d.scoped }),
+      ...(d.scoped === undefined ? {} : { scoped: withoutAttestations(d.scoped) }),
     };
     const k = JSON.stringify(decision);
     let shared = this.#interned.get(k);
@@ -100,8 +102,21 @@ export class DecisionStore {
       shared = decision;
       this.#interned.set(k, shared);
     }
-    return { decision: shared, verifiedAt: typeof verifiedAt === 'string' ? Date.parse(verifiedAt) : verifiedAt.getTime() };
+    const at = typeof verifiedAt === 'string' ? Date.parse(verifiedAt) : verifiedAt.getTime();
+    // Kept beside the shared decision, not in it: expiries differ from image to image.
+    return d.expiresAt === undefined || d.expiresAt === null ? { decision: shared, verifiedAt: at } : { decision: shared, verifiedAt: at, expiresAt: Date.parse(d.expiresAt) };
   }
+}
+
+/**
+ * Scoped variants as the table keeps them: per-requirement attestation results stay in Postgres
+ * and GraphQL, as they do for the decision everywhere else (answers never carry them).
+ */
+function withoutAttestations(scoped: NonNullable<Decision['scoped']>): NonNullable<Decision['scoped']> {
+  if (Object.values(scoped).every((v) => v.attestations === undefined)) {
+    return scoped;
+  }
+  return Object.fromEntries(Object.entries(scoped).map(([name, { attestations: _, ...v }]) => [name, v]));
 }
 
 /** `sha256:<64 hex>` → its 32 bytes as a (flat, one-byte) string: the store's key within a repository. */

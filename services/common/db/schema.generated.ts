@@ -3,7 +3,7 @@
  * Please do not edit it manually.
  */
 
-import type { DecisionMode, DecisionReason, ScopedDecision, Signer } from "../domain/decision.ts";
+import type { AttestationCheck, DecisionMode, DecisionReason, ScopedDecision, Signer } from "../domain/decision.ts";
 import type { Digest } from "../domain/digest.ts";
 import type { ManifestStatus, SignatureOutcome } from "../domain/outcome.ts";
 import type { SignatureFormat, SignatureKind, WithdrawalCause } from "../domain/signature.ts";
@@ -63,7 +63,9 @@ export interface CrawlCursors {
 
 export interface Decisions {
   allowed: boolean;
+  attestations: JSONColumnType<AttestationCheck[] | null, string | null, string | null>;
   decided_at: Generated<Timestamp>;
+  expires_at: Timestamp | null;
   manifest_id: Int8;
   message: string;
   mode: Generated<DecisionMode>;

@@ -1,3 +1,4 @@
+import type { AttestationFact } from './attestation.ts';
 import type { ManifestStatus, SignatureOutcome } from './outcome.ts';
 import type { SignerIdentity } from './signature.ts';
 
@@ -10,6 +11,8 @@ export type DecisionReason =
   | 'threshold_not_met'
   | 'not_covered_by_policy'
   | 'unknown'
+  | 'attestation_missing'
+  | 'attestation_failed'
   | Exclude<SignatureOutcome, 'verified' | 'identity_mismatch'>;
 
 export interface Signer {
@@ -34,6 +37,8 @@ export interface ScopedDecision {
   readonly rule: string | null;
   /** What admission does when this decision is a denial (the rule's mode, else its scope's, else the policy's). */
   readonly mode: DecisionMode;
+  /** How each of the governing rule's attestation requirements fared (absent when the rule has none). */
+  readonly attestations?: readonly AttestationCheck[];
 }
 
 export interface Decision extends ScopedDecision {
@@ -43,6 +48,28 @@ export interface Decision extends ScopedDecision {
    * differs from this one (the decision everywhere else). Absent when no scope differs.
    */
   readonly scoped?: Readonly<Record<string, ScopedDecision>> | undefined;
+  /**
+   * When the decision, or one of its `scoped` variants, stops being true by time alone (RFC 3339):
+   * a condition read `now`, e.g. a scan's age. Signet decides the image again then; null or absent
+   * when nothing depends on time.
+   */
+  readonly expiresAt?: string | null;
+}
+
+/** Why an attestation requirement was or was not met. */
+export type AttestationCheckReason = 'satisfied' | 'missing' | 'unverified' | 'signer_mismatch' | 'condition_failed';
+
+/** One attestation requirement of a rule, checked against an image's stored attestations. */
+export interface AttestationCheck {
+  /** The requirement's `name`, or its path (`attestations.0`). */
+  readonly requirement: string;
+  /** The predicate type URIs it accepts. */
+  readonly predicateTypes: readonly string[];
+  readonly satisfied: boolean;
+  readonly reason: AttestationCheckReason;
+  readonly message: string;
+  /** When this requirement's answer changes by time alone (RFC 3339), or null. */
+  readonly expiresAt: string | null;
 }
 
 /** What the ledger knows about one stored signature, as the policy needs it. */
@@ -66,5 +93,10 @@ export interface ManifestFacts {
   readonly signatures: readonly SignatureFact[];
   /** How many of its signatures were withdrawn (said in the message of an `unsigned` denial). */
   readonly withdrawn?: number;
+  /**
+   * Its current attestations of the predicate types the policy requires (loaded only when a rule
+   * requires attestations); absent means none were loaded.
+   */
+  readonly attestations?: readonly AttestationFact[];
 }
 

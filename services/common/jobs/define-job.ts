@@ -20,11 +20,11 @@ export function defineJob<S extends z.ZodType>(def: JobDefinition<S>): JobDefini
 
 /**
  * Parses `data` with the job's schema (the producer side of "parse on both ends") and adds it under
- * its deterministic id; resolves to the id. add(), not addBulk(): BullMQ dedupes by jobId on add.
+ * its deterministic id, to run after `delayMs` when given; resolves to the id. add(), not addBulk(): BullMQ dedupes by jobId on add.
  */
-export async function addJob<S extends z.ZodType>(queue: Queue, def: JobDefinition<S>, data: z.input<S>): Promise<string> {
+export async function addJob<S extends z.ZodType>(queue: Queue, def: JobDefinition<S>, data: z.input<S>, delayMs?: number): Promise<string> {
   const parsed = def.schema.parse(data);
   const jobId = def.jobId(parsed);
-  const job = await queue.add(def.name, parsed, { ...def.options, jobId });
+  const job = await queue.add(def.name, parsed, { ...def.options, jobId, ...(delayMs === undefined ? {} : { delay: Math.max(0, delayMs) }) });
   return job.id ?? jobId;
 }

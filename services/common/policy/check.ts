@@ -46,6 +46,29 @@ function locate(root: Node | null, path: string): Node | null {
 }
 
 /**
+ * Where in the file a CEL problem is (`CEL: <line>:<column>: …` within an attestation condition):
+ * exact for one-line plain or quoted scalars and for literal blocks (`|`), whose text is the
+ * file's; null for the others (folded, escapes), which point at the condition itself.
+ */
+function celPosition(node: Node, message: string, text: string, lines: LineCounter): { line: number; col: number } | null {
+  const m = /^CEL: (\d+):(\d+): /.exec(message);
+  if (m === null || !isScalar(node) || node.range === undefined || node.range === null) {
+    return null;
+  }
+  const [line, col] = [Number(m[1]), Number(m[2])];
+  const start = node.range[0];
+  if ((node.type === 'PLAIN' || node.type === 'QUOTE_SINGLE' || node.type === 'QUOTE_DOUBLE') && line === 1 && !text.slice(start, node.range[1]).includes('\n')) {
+    return lines.linePos(start + (node.type === 'PLAIN' ? 0 : 1) + col - 1);
+  }
+  if (node.type === 'BLOCK_LITERAL') {
+    const header = lines.linePos(start);
+    const first = text.split('\n')[header.line] ?? '';
+    return { line: header.line + line, col: first.length - first.trimStart().length + col };
+  }
+  return null;
+}
+
+/**
  * Every problem of a policy text, with line and column where the text has them, and the warnings
  * about `-regexp` patterns that accept look-alikes (a valid policy can have warnings).
  */
@@ -66,7 +89,7 @@ export function checkPolicyText(
     const path = sep === -1 ? '(root)' : issue.slice(0, sep);
     const message = sep === -1 ? issue : issue.slice(sep + 2);
     const node = locate(doc.contents, path === '(root)' ? '' : path);
-    const pos = node?.range === undefined || node.range === null ? null : lines.linePos(node.range[0]);
+    const pos = node?.range === undefined || node.range === null ? null : (celPosition(node, message, text, lines) ?? lines.linePos(node.range[0]));
     return { line: pos?.line ?? null, column: pos?.col ?? null, path, message };
   };
   const warnings = regexpWarnings(doc.toJS({ maxAliasCount: 100 })).map(at);

@@ -1,4 +1,5 @@
-import type { Decision, DecisionMode, ManifestFacts, ScopedDecision, SignatureFact, Signer } from '../domain/decision.ts';
+import type { AttestationCheck, Decision, DecisionMode, ManifestFacts, ScopedDecision, SignatureFact, Signer } from '../domain/decision.ts';
+import { checkAttestations } from './attestations.ts';
 import { globMatches, matches, type Policy, type PolicyRules, type VerificationRule } from './policy.ts';
 import type { PolicyScope } from './rollout.ts';
 
@@ -117,29 +118,80 @@ export function satisfies(rule: VerificationRule, sig: SignatureFact): { signer:
 }
 
 /**
- * Decides whether the image described by `facts` may run under `policy`: outside every namespace
- * scope, and in each scope where the answer differs (`scoped`). Pure: everything it needs was
- * stored when the image was indexed. `facts === null` means Signet has never seen the digest.
+ * Decides whether the image described by `facts` may run under `policy`, at `now`: outside every
+ * namespace scope, and in each scope where the answer differs (`scoped`). Pure: everything it
+ * needs was stored when the image was indexed. `facts === null` means Signet has never seen the
+ * digest. An image its signatures admit must also meet the governing rule's attestation
+ * requirements (in each scope, the rule that governs there); a decision whose rules require
+ * attestations carries `expiresAt`: the earliest time any of its variants changes by time alone.
  */
-export function decide(policy: Policy, registry: string, repository: string, facts: ManifestFacts | null): Decision {
-  const everywhere = decideIn(policy, null, registry, repository, facts);
+export function decide(policy: Policy, registry: string, repository: string, facts: ManifestFacts | null, now: Date = new Date()): Decision {
+  const everywhere = decideIn(policy, null, registry, repository, facts, now);
   const scoped: Record<string, ScopedDecision> = {};
   for (const scope of policy.scopes) {
-    const d = decideIn(policy, scope, registry, repository, facts);
+    const d = decideIn(policy, scope, registry, repository, facts, now);
     if (!sameDecision(d, everywhere)) {
       scoped[scope.name] = d;
     }
   }
-  return { ...everywhere, policyVersion: policy.version, ...(Object.keys(scoped).length > 0 ? { scoped } : {}) };
+  const variants = [everywhere, ...Object.values(scoped)];
+  const expiry = variants.some((v) => v.attestations !== undefined) ? { expiresAt: earliest(variants.flatMap((v) => v.attestations ?? [])) } : {};
+  return { ...everywhere, policyVersion: policy.version, ...(Object.keys(scoped).length > 0 ? { scoped } : {}), ...expiry };
 }
 
 function sameDecision(a: ScopedDecision, b: ScopedDecision): boolean {
-  return a.allowed === b.allowed && a.reason === b.reason && a.message === b.message && a.rule === b.rule && a.mode === b.mode && JSON.stringify(a.signers) === JSON.stringify(b.signers);
+  return (
+    a.allowed === b.allowed &&
+    a.reason === b.reason &&
+    a.message === b.message &&
+    a.rule === b.rule &&
+    a.mode === b.mode &&
+    JSON.stringify(a.signers) === JSON.stringify(b.signers) &&
+    JSON.stringify(a.attestations) === JSON.stringify(b.attestations)
+  );
 }
 
-/** The decision in one scope's namespaces (null: outside every scope). */
-export function decideIn(policy: Policy, scope: PolicyScope | null, registry: string, repository: string, facts: ManifestFacts | null): ScopedDecision {
+/** The earliest time one of `checks` changes by time alone, or null. */
+function earliest(checks: readonly AttestationCheck[]): string | null {
+  const expiries = checks.map((c) => c.expiresAt).filter((e): e is string => e !== null);
+  return expiries.length === 0 ? null : expiries.sort()[0]!;
+}
+
+/** The decision in one scope's namespaces (null: outside every scope), at `now`. */
+export function decideIn(policy: Policy, scope: PolicyScope | null, registry: string, repository: string, facts: ManifestFacts | null, now: Date = new Date()): ScopedDecision {
   const match = matchPolicy(policy, registry, repository, scope);
+  const bySignatures = decideBySignatures(match, registry, repository, facts);
+  if (match.kind !== 'verify' || match.rule.attestations.length === 0 || facts === null) {
+    return bySignatures;
+  }
+  return withAttestations(bySignatures, checkAttestations(match.rule, facts.attestations ?? [], now, satisfies), match.name);
+}
+
+/**
+ * The per-requirement results of the rule governing the image in `scope`'s namespaces (null:
+ * outside every scope), what `signet explain` shows; empty when that rule requires no attestation.
+ */
+export function attestationChecks(policy: Policy, registry: string, repository: string, facts: ManifestFacts, now: Date = new Date(), scope: PolicyScope | null = null): AttestationCheck[] {
+  const match = matchPolicy(policy, registry, repository, scope);
+  return match.kind === 'verify' ? checkAttestations(match.rule, facts.attestations ?? [], now, satisfies) : [];
+}
+
+function withAttestations(decision: ScopedDecision, checks: readonly AttestationCheck[], rule: string): ScopedDecision {
+  const failed = checks.find((c) => !c.satisfied);
+  if (!decision.allowed || failed === undefined) {
+    return { ...decision, attestations: checks };
+  }
+  return {
+    ...decision,
+    allowed: false,
+    reason: failed.reason === 'condition_failed' ? 'attestation_failed' : 'attestation_missing',
+    message: `attestation requirement ${failed.requirement} of ${rule} not met: ${failed.message}`,
+    signers: [],
+    attestations: checks,
+  };
+}
+
+function decideBySignatures(match: PolicyMatch, registry: string, repository: string, facts: ManifestFacts | null): ScopedDecision {
   const base = { mode: match.mode, signers: [] as Signer[] };
   if (match.kind === 'none') {
     return { ...base, allowed: false, reason: 'not_covered_by_policy', message: `no policy entry covers ${registry}/${repository}`, rule: null };

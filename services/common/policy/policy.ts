@@ -3,6 +3,7 @@ import picomatch from 'picomatch';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { normalizeRegistry } from '../domain/image-ref.ts';
+import { type AttestationRequirement, attestationSchema, parseAttestations } from './attestations.ts';
 import { BreakGlassSchema, type DecisionMode, type Exemption, ExemptionSchema, ModeSchema, type PolicyScope, ScopeSchema, toRollout } from './rollout.ts';
 
 export type { DecisionMode };
@@ -27,6 +28,8 @@ interface RuleBase {
   readonly annotations: Readonly<Record<string, string>>;
   /** How many distinct signers must match (k-of-n). */
   readonly threshold: number;
+  /** Attestations the image must also carry (`attestations:`), checked after its signatures. */
+  readonly attestations: readonly AttestationRequirement[];
 }
 
 export interface KeylessRule extends RuleBase {
@@ -81,7 +84,8 @@ export class PolicyConfigError extends Error {
 
 const pem = z.string().regex(/-----BEGIN PUBLIC KEY-----[\s\S]+-----END PUBLIC KEY-----/, 'expected a PEM public key');
 
-const RuleObject = z.strictObject({
+/** The properties that name who may sign: a rule's, and an attestation requirement's. */
+const SignerFields = {
     key: z.union([pem, z.array(pem).min(1)]).optional(),
     'certificate-identity': z.string().min(1).optional(),
     'certificate-identity-regexp': z.string().min(1).optional(),
@@ -94,9 +98,14 @@ const RuleObject = z.strictObject({
     'certificate-github-workflow-name': z.string().min(1).optional(),
     'insecure-ignore-tlog': z.boolean().optional(),
     'insecure-ignore-sct': z.boolean().optional(),
+};
+
+const RuleObject = z.strictObject({
+    ...SignerFields,
     mode: ModeSchema.optional(),
     annotations: z.record(z.string(), z.string()).optional(),
     threshold: z.number().int().min(1).max(100).optional(),
+    attestations: z.array(attestationSchema(SignerFields)).min(1).max(32).optional(),
 });
 const RuleSchema = RuleObject.refine((r) => Object.keys(r).length > 0, 'a rule needs at least one property');
 
@@ -215,7 +224,8 @@ function toRules(sections: RawSections, at: string, issues: string[]): PolicyRul
       }
       const rule = toRule(pattern, shape.data, ruleAt, issues);
       if (rule !== null) {
-        rules.push(rule);
+        const toSigner = (props: Record<string, unknown>, where: string) => toRule(pattern, props, where, issues);
+        rules.push({ ...rule, attestations: parseAttestations(shape.data.attestations, rule, ruleAt, issues, toSigner) });
       }
     }
     mergeHost(withVerification, host, rules, issues, `${at}allow_with_verification`);
@@ -278,7 +288,7 @@ function matcher(exact: string | undefined, regexp: string | undefined, what: st
 }
 
 function toRule(pattern: string, r: RawRule, at: string, issues: string[]): VerificationRule | null {
-  const common = { pattern, mode: r.mode ?? null, annotations: r.annotations ?? {}, threshold: r.threshold ?? 1 };
+  const common = { pattern, mode: r.mode ?? null, annotations: r.annotations ?? {}, threshold: r.threshold ?? 1, attestations: [] };
   // insecure-ignore-sct is accepted on key rules (Styra's sample has it) and means nothing there.
   const keyless = Object.keys(r).filter((k) => k.startsWith('certificate-'));
   if (r.key !== undefined) {

@@ -176,7 +176,13 @@ export async function loadTrustedKeys(dir: string | null): Promise<TrustedKey[]>
 /** Keys a policy names (`key:` rules), as trusted keys for the verifier: the policy decides what they may sign. */
 export function policyKeys(policy: Policy): TrustedKey[] {
   return [...policy.withVerification.entries()].flatMap(([host, rules]) =>
-    rules.flatMap((r) => (r.kind === 'key' ? r.keys.map((k) => ({ name: `policy:${host}/${r.pattern}`, fingerprint: k.fingerprint, key: k.key })) : [])),
+    rules.flatMap((r) => [
+      ...(r.kind === 'key' ? r.keys.map((k) => ({ name: `policy:${host}/${r.pattern}`, fingerprint: k.fingerprint, key: k.key })) : []),
+      // Keys an attestation requirement names sign attestations: they verify too.
+      ...r.attestations.flatMap((a) =>
+        a.signer.kind === 'key' ? a.signer.keys.map((k) => ({ name: `policy:${host}/${r.pattern}:${a.name}`, fingerprint: k.fingerprint, key: k.key })) : [],
+      ),
+    ]),
   );
 }
 

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Decision, DecisionReason, ManifestFacts } from '../../domain/decision.ts';
+import type { AttestationCheck, Decision, DecisionReason, ManifestFacts } from '../../domain/decision.ts';
 import type { Digest } from '../../domain/digest.ts';
 import type { DB } from '../schema.generated.ts';
 import { page, withRepository, type Page } from './fragments.ts';
@@ -34,13 +34,18 @@ export interface ImageDecision extends Decision {
   readonly decidedAt: Date;
 }
 
-/** Reads what the policy needs for the given manifests, from stored material only. */
-export async function loadInputs(db: Kysely<DB>, manifestIds: readonly string[]): Promise<DecisionInput[]> {
+/**
+ * Reads what the policy needs for the given manifests, from stored material only: their
+ * signatures, and their attestations of `predicateTypes` (what the policy's attestation
+ * requirements name; none are read when it is empty).
+ */
+export async function loadInputs(db: Kysely<DB>, manifestIds: readonly string[], predicateTypes: readonly string[] = []): Promise<DecisionInput[]> {
   if (manifestIds.length === 0) {
     return [];
   }
   const found = await images.byIds(db, manifestIds);
   const { facts, withdrawn } = await signatures.factsByImageIds(db, manifestIds);
+  const attestations = await signatures.attestationFactsByImageIds(db, manifestIds, predicateTypes);
   return found.map((m) => ({
     manifestId: m.id,
     registry: m.registry,
@@ -53,6 +58,7 @@ export async function loadInputs(db: Kysely<DB>, manifestIds: readonly string[])
       status: m.status,
       signatures: facts.get(m.id) ?? [],
       withdrawn: withdrawn.get(m.id) ?? 0,
+      ...(predicateTypes.length === 0 ? {} : { attestations: attestations.get(m.id) ?? [] }),
     },
   }));
 }
@@ -80,6 +86,8 @@ export async function upsert(db: Kysely<DB>, rows: readonly { readonly input: De
         rule: decision.rule,
         mode: decision.mode,
         scoped: decision.scoped === undefined ? null : JSON.stringify(decision.scoped),
+        attestations: decision.attestations === undefined ? null : JSON.stringify(decision.attestations),
+        expires_at: decision.expiresAt ?? null,
         verified_at: input.verifiedAt,
         decided_at: now,
       })),
@@ -93,6 +101,8 @@ export async function upsert(db: Kysely<DB>, rows: readonly { readonly input: De
         rule: eb.ref('excluded.rule'),
         mode: eb.ref('excluded.mode'),
         scoped: eb.ref('excluded.scoped'),
+        attestations: eb.ref('excluded.attestations'),
+        expires_at: eb.ref('excluded.expires_at'),
         verified_at: eb.ref('excluded.verified_at'),
         decided_at: eb.ref('excluded.decided_at'),
       })),
@@ -117,6 +127,8 @@ function selectStored(db: Kysely<DB>, policyVersion: string) {
       'd.rule',
       'd.mode',
       'd.scoped',
+      'd.attestations',
+      'd.expires_at',
       'd.policy_version as policyVersion',
       'd.verified_at as verifiedAt',
     ])
@@ -125,8 +137,13 @@ function selectStored(db: Kysely<DB>, policyVersion: string) {
 
 type StoredRow = Awaited<ReturnType<ReturnType<typeof selectStored>['execute']>>[number];
 
-function toStored({ manifest_id: _, scoped, ...decision }: StoredRow): StoredDecision {
-  return scoped === null ? decision : { ...decision, scoped };
+function toStored({ manifest_id: _, scoped, attestations, expires_at, ...decision }: StoredRow): StoredDecision {
+  return { ...decision, ...(scoped === null ? {} : { scoped }), ...attestationColumns(attestations, expires_at) };
+}
+
+/** The attestation results and expiry of a stored decision, as the Decision type carries them (absent when the rule had none). */
+function attestationColumns(attestations: readonly AttestationCheck[] | null, expiresAt: Date | null): Pick<Decision, 'attestations' | 'expiresAt'> {
+  return attestations === null ? {} : { attestations, expiresAt: expiresAt?.toISOString() ?? null };
 }
 
 /** Every decision under `policyVersion`, in pages (warm-loading the in-memory table). */
@@ -151,6 +168,8 @@ export async function find(db: Kysely<DB>, policyVersion: string, registry: stri
 
 const imageDecisionColumns = [
   'manifest_id as manifestId',
+  'attestations',
+  'expires_at',
   'allowed',
   'reason',
   'message',
@@ -162,9 +181,43 @@ const imageDecisionColumns = [
   'decided_at as decidedAt',
 ] as const;
 
+type ImageDecisionRow = Awaited<ReturnType<ReturnType<typeof selectImageDecisions>['execute']>>[number];
+
+function selectImageDecisions(db: Kysely<DB>, policyVersion: string) {
+  return db.selectFrom('decisions').select(imageDecisionColumns).where('policy_version', '=', policyVersion);
+}
+
+function toImageDecision({ attestations, expires_at, ...decision }: ImageDecisionRow): ImageDecision {
+  return { ...decision, ...attestationColumns(attestations, expires_at) };
+}
+
 /** Each image's decision under a policy version. */
-export function byImageIds(db: Kysely<DB>, imageIds: readonly string[], policyVersion: string): Promise<ImageDecision[]> {
-  return db.selectFrom('decisions').select(imageDecisionColumns).where('manifest_id', 'in', imageIds).where('policy_version', '=', policyVersion).execute();
+export async function byImageIds(db: Kysely<DB>, imageIds: readonly string[], policyVersion: string): Promise<ImageDecision[]> {
+  return (await selectImageDecisions(db, policyVersion).where('manifest_id', 'in', imageIds).execute()).map(toImageDecision);
+}
+
+/** The images whose decision under `policyVersion` expires at or before `at` (what the expiry job decides again). */
+export async function expiringBy(db: Kysely<DB>, policyVersion: string, at: Date, limit: number): Promise<string[]> {
+  const rows = await db
+    .selectFrom('decisions')
+    .select('manifest_id')
+    .where('policy_version', '=', policyVersion)
+    .where('expires_at', '<=', at)
+    .orderBy('expires_at')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => r.manifest_id);
+}
+
+/** The earliest expiry among the decisions under `policyVersion`, if any. */
+export async function nextExpiry(db: Kysely<DB>, policyVersion: string): Promise<Date | null> {
+  const row = await db
+    .selectFrom('decisions')
+    .select((eb) => eb.fn.min('expires_at').as('at'))
+    .where('policy_version', '=', policyVersion)
+    .where('expires_at', 'is not', null)
+    .executeTakeFirst();
+  return row?.at ?? null;
 }
 
 /** Which denials a list holds: in a registry and/or repository (null: any), for some reasons (null: any). */
@@ -200,7 +253,11 @@ export async function pageDenials(db: Kysely<DB>, policyVersion: string, f: Deni
   if (after !== null) {
     q = q.where(sql<boolean>`(d.decided_at, d.manifest_id) < (SELECT decided_at, manifest_id FROM decisions WHERE manifest_id = ${after} AND policy_version = ${policyVersion})`);
   }
-  return page(await q.execute(), first);
+  const rows = await q.execute();
+  return page(
+    rows.map(({ id, ...r }) => ({ ...toImageDecision(r), id })),
+    first,
+  );
 }
 
 export async function countDenials(db: Kysely<DB>, policyVersion: string, f: DenialFilter): Promise<number> {
@@ -219,7 +276,10 @@ export async function history(db: Kysely<DB>, manifestId: string, first: number,
     .limit(first + 1)
     .offset(offset)
     .execute();
-  return page(rows.map((r, i) => ({ ...r, id: String(offset + i + 1) })), first);
+  return page(
+    rows.map((r, i) => ({ ...toImageDecision(r), id: String(offset + i + 1) })),
+    first,
+  );
 }
 
 export async function countHistory(db: Kysely<DB>, manifestId: string): Promise<number> {

@@ -1,8 +1,9 @@
 import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
+import { type AttestationFact, statementOf } from '../../domain/attestation.ts';
 import type { SignatureFact } from '../../domain/decision.ts';
 import type { Digest } from '../../domain/digest.ts';
 import type { SignatureOutcome } from '../../domain/outcome.ts';
-import { signatureKind, type SignatureFormat, type SignatureKind, type SignatureRecord, type SignatureSources, unprovenVerdict, type WithdrawalCause } from '../../domain/signature.ts';
+import { signatureKind, type SignatureFormat, type SignerIdentity, type SignatureKind, type SignatureRecord, type SignatureSources, unprovenVerdict, type WithdrawalCause } from '../../domain/signature.ts';
 import { storableSignature, storableText, UNSTORABLE_REASON } from '../../domain/storable.ts';
 import type { DB } from '../schema.generated.ts';
 import { page, withRepository, type Page } from './fragments.ts';
@@ -441,4 +442,66 @@ export async function factsByImageIds(db: Kysely<DB>, imageIds: readonly string[
     byImage.set(s.manifest_id, [...(byImage.get(s.manifest_id) ?? []), fact]);
   }
   return { facts: byImage, withdrawn };
+}
+
+/** A certificate's SAN is an email or a URI; anything else signed with a key (its subject is the fingerprint). */
+function attestationSignerKind(keySource: string | null, subject: string): SignerIdentity['kind'] {
+  if (keySource !== 'certificate') {
+    return 'key';
+  }
+  return subject.includes('@') && !subject.includes('://') ? 'email' : 'uri';
+}
+
+/**
+ * What attestation requirements read of each image's current attestations of the given predicate
+ * types, by image id: verdict, signer, and the in-toto statement from the stored material (no
+ * registry call). Withdrawn ones are left out, as for signatures.
+ */
+export async function attestationFactsByImageIds(db: Kysely<DB>, imageIds: readonly string[], predicateTypes: readonly string[]): Promise<Map<string, AttestationFact[]>> {
+  const byImage = new Map<string, AttestationFact[]>();
+  if (imageIds.length === 0 || predicateTypes.length === 0) {
+    return byImage;
+  }
+  const rows = await db
+    .selectFrom('signatures as s')
+    .select([
+      's.manifest_id',
+      's.format',
+      's.predicate_type',
+      's.outcome',
+      's.reason',
+      's.subject',
+      's.issuer',
+      's.key_fingerprint',
+      's.key_source',
+      's.claims',
+      's.rekor_log_index',
+      's.rekor_integrated_time',
+      's.tsa_time',
+      's.first_seen_at',
+      's.payload',
+    ])
+    .where('s.manifest_id', 'in', [...imageIds])
+    .where('s.kind', '=', 'attestation')
+    .where('s.predicate_type', 'in', [...predicateTypes])
+    .where('s.withdrawn_at', 'is', null)
+    .orderBy('s.id')
+    .execute();
+  for (const s of rows) {
+    const verified = s.outcome === 'verified';
+    const fact: AttestationFact = {
+      predicateType: s.predicate_type!,
+      outcome: s.outcome,
+      reason: s.reason,
+      // Attestations own nothing (no identity row); a verified one still proves who signed it.
+      identity: !verified || s.subject === null ? null : { kind: attestationSignerKind(s.key_source, s.subject), subject: s.subject, issuer: s.issuer },
+      claims: s.claims,
+      keyFingerprint: s.key_fingerprint,
+      tlog: s.rekor_log_index !== null,
+      signedAt: s.rekor_integrated_time ?? s.tsa_time ?? s.first_seen_at,
+      statement: verified ? statementOf(s.format, s.payload) : null,
+    };
+    byImage.set(s.manifest_id, [...(byImage.get(s.manifest_id) ?? []), fact]);
+  }
+  return byImage;
 }

@@ -449,7 +449,11 @@ export type DecisionReason =
   | 'TLOG_MISSING'
   | 'TLOG_INVALID'
   | 'CERT_INVALID'
-  | 'MALFORMED';
+  | 'MALFORMED'
+  /** A required attestation (predicate type, signed by the rule's signers) is not in the ledger. */
+  | 'ATTESTATION_MISSING'
+  /** A required attestation is there but its CEL condition does not hold. */
+  | 'ATTESTATION_FAILED';
 
 /**
  * Narrows a list of images; every condition given must hold. Decisions are the policy in force's;
@@ -781,9 +785,47 @@ export type Decision = {
   decidedAt: Scalars['DateTime']['output'];
   /** Whether it is the decision under the policy in force. */
   current: Scalars['Boolean']['output'];
+  /**
+   * When the decision stops holding by time alone (RFC 3339): an attestation condition read `now`,
+   * e.g. a vulnerability scan's age. Signet decides the image again then. Null when nothing depends
+   * on time.
+   */
+  expiresAt?: Maybe<Scalars['DateTime']['output']>;
+  /**
+   * How each attestation requirement of the rule fared, in the policy's order (empty when the rule
+   * requires none): which one failed, and why. Checked from the statements in the ledger.
+   */
+  attestations: Array<AttestationRequirementResult>;
   /** The image decided. */
   image: Image;
 };
+
+/** One attestation requirement of a policy rule, checked against an image's stored attestations. */
+export type AttestationRequirementResult = {
+  __typename?: 'AttestationRequirementResult';
+  /** The requirement's `name` in the policy, or `attestations.<index>`. */
+  requirement: Scalars['String']['output'];
+  /** The predicate type URIs it accepts (cosign shorthands resolved). */
+  predicateTypes: Array<Scalars['String']['output']>;
+  satisfied: Scalars['Boolean']['output'];
+  /** `SATISFIED`, or why not. */
+  reason: AttestationRequirementReason;
+  /** What satisfied it (predicate type, signer, time), or what was missing or false. */
+  message: Scalars['String']['output'];
+  /** When its answer changes by time alone (RFC 3339), or null. */
+  expiresAt?: Maybe<Scalars['String']['output']>;
+};
+
+export type AttestationRequirementReason =
+  | 'SATISFIED'
+  /** No attestation of these predicate types. */
+  | 'MISSING'
+  /** Some, none verified. */
+  | 'UNVERIFIED'
+  /** Verified ones, none by the required signer. */
+  | 'SIGNER_MISMATCH'
+  /** By the required signer, but a condition is false or could not be evaluated for each. */
+  | 'CONDITION_FAILED';
 
 export type DecisionSigner = {
   __typename?: 'DecisionSigner';
@@ -1195,6 +1237,8 @@ export type ResolversTypes = {
   OwnershipChangeKind: OwnershipChangeKind;
   OwnershipChange: ResolverTypeWrapper<OwnershipChangeModel>;
   Decision: ResolverTypeWrapper<DecisionModel>;
+  AttestationRequirementResult: ResolverTypeWrapper<AttestationRequirementResult>;
+  AttestationRequirementReason: AttestationRequirementReason;
   DecisionSigner: ResolverTypeWrapper<DecisionSigner>;
   PageInfo: ResolverTypeWrapper<PageInfo>;
   WebhookDelivery: ResolverTypeWrapper<DeliveryModel>;
@@ -1258,6 +1302,7 @@ export type ResolversParentTypes = {
   RepositoryOwner: RepositoryOwnerModel;
   OwnershipChange: OwnershipChangeModel;
   Decision: DecisionModel;
+  AttestationRequirementResult: AttestationRequirementResult;
   DecisionSigner: DecisionSigner;
   PageInfo: PageInfo;
   WebhookDelivery: DeliveryModel;
@@ -1497,7 +1542,18 @@ export type DecisionResolvers<ContextType = GraphqlContext, ParentType extends R
   verifiedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   decidedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   current?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  expiresAt?: Resolver<Maybe<ResolversTypes['DateTime']>, ParentType, ContextType>;
+  attestations?: Resolver<Array<ResolversTypes['AttestationRequirementResult']>, ParentType, ContextType>;
   image?: Resolver<ResolversTypes['Image'], ParentType, ContextType>;
+};
+
+export type AttestationRequirementResultResolvers<ContextType = GraphqlContext, ParentType extends ResolversParentTypes['AttestationRequirementResult'] = ResolversParentTypes['AttestationRequirementResult']> = {
+  requirement?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  predicateTypes?: Resolver<Array<ResolversTypes['String']>, ParentType, ContextType>;
+  satisfied?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  reason?: Resolver<ResolversTypes['AttestationRequirementReason'], ParentType, ContextType>;
+  message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  expiresAt?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
 };
 
 export type DecisionSignerResolvers<ContextType = GraphqlContext, ParentType extends ResolversParentTypes['DecisionSigner'] = ResolversParentTypes['DecisionSigner']> = {
@@ -1743,6 +1799,7 @@ export type Resolvers<ContextType = GraphqlContext> = {
   RepositoryOwner?: RepositoryOwnerResolvers<ContextType>;
   OwnershipChange?: OwnershipChangeResolvers<ContextType>;
   Decision?: DecisionResolvers<ContextType>;
+  AttestationRequirementResult?: AttestationRequirementResultResolvers<ContextType>;
   DecisionSigner?: DecisionSignerResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   WebhookDelivery?: WebhookDeliveryResolvers<ContextType>;

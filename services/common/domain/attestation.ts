@@ -1,5 +1,4 @@
-import type { SignatureOutcome } from './outcome.ts';
-import type { SignatureFormat, SignerIdentity } from './signature.ts';
+import type { SignatureFormat } from './signature.ts';
 
 /**
  * cosign's `--type` shorthands for predicate types (cosign `pkg/policy/attestation.go`, as
@@ -21,22 +20,6 @@ export const PREDICATE_SHORTHANDS: Readonly<Record<string, string>> = {
 /** The predicate type URI a policy's `predicate-type` names (a shorthand, or the URI itself). */
 export function predicateTypeUri(name: string): string {
   return PREDICATE_SHORTHANDS[name] ?? name;
-}
-
-/** What the ledger holds about one current (not withdrawn) attestation, as attestation requirements read it. */
-export interface AttestationFact {
-  readonly predicateType: string;
-  readonly outcome: SignatureOutcome;
-  readonly reason: string | null;
-  /** The signer it claims (proven only when `outcome` is `verified`). */
-  readonly identity: SignerIdentity | null;
-  readonly claims: Readonly<Record<string, string>>;
-  readonly keyFingerprint: string | null;
-  readonly tlog: boolean;
-  /** When it was made: Rekor's integrated time, else a TSA's, else when Signet first saw it. */
-  readonly signedAt: Date;
-  /** The verified in-toto statement, or null when the stored material holds none Signet can read. */
-  readonly statement: Readonly<Record<string, unknown>> | null;
 }
 
 function json(bytes: Buffer | string): unknown {

@@ -1,4 +1,3 @@
-import type { AttestationFact } from './attestation.ts';
 import type { ManifestStatus, SignatureOutcome } from './outcome.ts';
 import type { SignerIdentity } from './signature.ts';
 
@@ -83,6 +82,15 @@ export interface SignatureFact {
   readonly tlog: boolean;
   /** The payload's `optional` section. */
   readonly annotations: Readonly<Record<string, unknown>> | null;
+}
+
+/** What the ledger holds about one current (not withdrawn) attestation, as attestation requirements read it. */
+export interface AttestationFact extends Omit<SignatureFact, 'annotations'> {
+  readonly predicateType: string;
+  /** When it was made: Rekor's integrated time, else a TSA's, else when Signet first saw it. */
+  readonly signedAt: Date;
+  /** The verified in-toto statement, or null when the stored material holds none Signet can read. */
+  readonly statement: Readonly<Record<string, unknown>> | null;
 }
 
 export interface ManifestFacts {

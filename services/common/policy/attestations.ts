@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { type AttestationFact, predicateTypeUri } from '../domain/attestation.ts';
-import type { AttestationCheck, SignatureFact, Signer } from '../domain/decision.ts';
+import { predicateTypeUri } from '../domain/attestation.ts';
+import type { AttestationCheck, AttestationFact, SignatureFact, Signer } from '../domain/decision.ts';
 import { compileCondition, type CompiledCondition, type ConditionVariables } from './cel.ts';
 import type { Policy, VerificationRule } from './policy.ts';
 
@@ -122,7 +122,7 @@ export function nextChange(condition: CompiledCondition, vars: ConditionVariable
 }
 
 function asSignatureFact(a: AttestationFact): SignatureFact {
-  return { outcome: a.outcome, reason: a.reason, identity: a.identity, claims: a.claims, keyFingerprint: a.keyFingerprint, tlog: a.tlog, annotations: null };
+  return { ...a, annotations: null };
 }
 
 function variables(a: AttestationFact, signer: Signer): ConditionVariables {

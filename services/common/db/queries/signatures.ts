@@ -1,6 +1,6 @@
 import { sql, type ExpressionBuilder, type Kysely, type Transaction } from 'kysely';
-import { type AttestationFact, statementOf } from '../../domain/attestation.ts';
-import type { SignatureFact } from '../../domain/decision.ts';
+import { statementOf } from '../../domain/attestation.ts';
+import type { AttestationFact, SignatureFact } from '../../domain/decision.ts';
 import type { Digest } from '../../domain/digest.ts';
 import type { SignatureOutcome } from '../../domain/outcome.ts';
 import { signatureKind, type SignatureFormat, type SignerIdentity, type SignatureKind, type SignatureRecord, type SignatureSources, unprovenVerdict, type WithdrawalCause } from '../../domain/signature.ts';

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { Config } from '../common/config.ts';
 import type { Logger } from '../common/logger.ts';
@@ -10,6 +10,7 @@ import type { DB } from '../common/db/schema.generated.ts';
 import type { AttestationCheck } from '../common/domain/decision.ts';
 import { requiredPredicateTypes } from '../common/policy/attestations.ts';
 import { decide } from '../common/policy/evaluate.ts';
+import { formatImported, importPolicies, PolicyImportError } from '../common/policy/import/import.ts';
 import { loadPolicy } from '../common/policy/load.ts';
 import { checkPolicyText, formatProblem } from '../common/policy/check.ts';
 import { parsePolicy, type Policy } from '../common/policy/policy.ts';
@@ -19,6 +20,7 @@ import { UsageError, type Command, type CommandIo } from './command.ts';
 
 export const POLICY_USAGE = `usage: signet policy check <file> [--json]
        signet policy dry-run <file> [--limit N] [--json]
+       signet policy import <file> [--registry HOST]... [--output FILE] [--json]
 
 check: checks a policy file as Signet would load it (SIGNET_POLICY): the schema, image-path
 globs, identity and issuer regular expressions, keys, thresholds, and rules that would accept any
@@ -33,6 +35,12 @@ dry-run: decides every image in the ledger under the policy in force (SIGNET_POL
 and which attestation requirement is not met and why) and from deny to allow. Nothing is written. --limit caps the images listed (default 50).
 Exit codes: 0 nothing would be denied that is allowed now; 1 failed or <file> invalid; 2 usage;
 3 some image would flip from allow to deny.
+
+import: reads sigstore policy-controller ClusterImagePolicies or Kyverno ClusterPolicies/Policies
+(verifyImages rules) and writes the equivalent Signet policy (to --output, else stdout), with
+everything it cannot express listed at its top and on stderr. Patterns that name no registry
+(**, *) are written for each --registry. Exit codes: 0 everything expressed; 1 not such a policy,
+or nothing Signet can express; 2 usage or an unreadable file; 3 written, with parts not expressed.
 `;
 
 interface Flip {
@@ -86,12 +94,20 @@ export const policy: Command = {
     const { values, positionals } = parseArgs({
       args: [...args],
       allowPositionals: true,
-      options: { json: { type: 'boolean', default: false }, limit: { type: 'string', default: '50' } },
+      options: {
+        json: { type: 'boolean', default: false },
+        limit: { type: 'string', default: '50' },
+        registry: { type: 'string', multiple: true, default: [] },
+        output: { type: 'string' },
+      },
     });
-    if ((positionals[0] !== 'check' && positionals[0] !== 'dry-run') || positionals.length !== 2) {
-      throw new UsageError('expected: policy check <file>, or policy dry-run <file>');
+    if (!['check', 'dry-run', 'import'].includes(positionals[0] ?? '') || positionals.length !== 2) {
+      throw new UsageError('expected: policy check <file>, policy dry-run <file>, or policy import <file>');
     }
     const file = positionals[1]!;
+    if (positionals[0] === 'import') {
+      return runImport(file, { registries: values.registry, output: values.output ?? null, json: values.json }, io);
+    }
     if (positionals[0] === 'dry-run') {
       const limit = Number(values.limit);
       if (!Number.isInteger(limit) || limit < 1) {
@@ -159,3 +175,40 @@ export const policy: Command = {
     return 1;
   },
 };
+
+/** `signet policy import`: a peer's policies → a Signet policy, and what it could not express. */
+async function runImport(file: string, opts: { registries: readonly string[]; output: string | null; json: boolean }, io: CommandIo): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    io.stderr.write(`signet policy import: cannot read ${file}: ${(err as Error).message}\n`);
+    return 2;
+  }
+  let result: ReturnType<typeof importPolicies>;
+  try {
+    result = importPolicies(text, { registries: opts.registries });
+  } catch (err) {
+    if (!(err instanceof PolicyImportError)) {
+      throw err;
+    }
+    io.stderr.write(`signet policy import: ${file}: ${err.message}\n`);
+    return 1;
+  }
+  const written = result.yaml === '' ? '' : formatImported(result, file);
+  if (opts.json) {
+    io.stdout.write(`${JSON.stringify({ policy: result.policy, unexpressed: result.unexpressed })}\n`);
+  } else if (written !== '' && opts.output !== null) {
+    await writeFile(opts.output, written);
+  } else if (written !== '') {
+    io.stdout.write(written);
+  }
+  for (const u of result.unexpressed) {
+    io.stderr.write(`not expressed: ${u}\n`);
+  }
+  if (written === '') {
+    io.stderr.write(`signet policy import: ${file}: nothing Signet can express\n`);
+    return 1;
+  }
+  return result.unexpressed.length > 0 ? 3 : 0;
+}

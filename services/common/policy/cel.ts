@@ -29,6 +29,9 @@ export interface CompiledCondition {
   evaluate(vars: ConditionVariables, now: Date): boolean | { readonly error: string };
 }
 
+/** CEL's type identifiers (`type(x) == list`), names a condition may read beside the variables. */
+const TYPE_NAMES = ['int', 'uint', 'double', 'bool', 'string', 'bytes', 'list', 'map', 'null_type', 'type', 'dyn'];
+
 /** Compiled RE2 patterns by source: conditions run per attestation per decision; patterns are few. */
 const regexCache = new Map<string, { test(text: string): boolean }>();
 const re2 = {
@@ -112,7 +115,7 @@ function lint(expr: Expr, positions: Readonly<Record<string, number>>, source: s
         return;
     }
   };
-  walk(expr, new Set(Object.keys(CONDITION_VARIABLES)));
+  walk(expr, new Set([...Object.keys(CONDITION_VARIABLES), ...TYPE_NAMES]));
   return problems;
 }
 

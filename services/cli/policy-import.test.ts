@@ -26,7 +26,7 @@ describe('signet policy import', () => {
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(/^not expressed: ClusterPolicy attest-code-review: spec\.rules\.0\.verifyImages\.0\.imageReferences: /m);
     const written = await readFile(out, 'utf8');
-    expect(written).toMatch(/^# Imported by `signet policy import` from .*03-attest-code-review\.yaml\.\n# Not expressed \(review before use\):\n#   - ClusterPolicy attest-code-review/);
+    expect(written).toMatch(/^# Imported by `signet policy import` from .*03-attest-code-review\.yaml\.\n# Not expressed \(review before use\):\n# {3}- ClusterPolicy attest-code-review/);
     // The file it writes passes `signet policy check`.
     expect(checkPolicyText(written, out)).toEqual({ version: expect.stringMatching(/^sha256:/) });
   });

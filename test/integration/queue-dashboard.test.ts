@@ -41,7 +41,7 @@ describe('/admin/queues', () => {
     const api = await get('/admin/queues/api/queues', `Bearer ${TOKEN}`);
     expect(api.status).toBe(200);
     const body = (await api.json()) as { queues: { name: string }[] };
-    expect(body.queues.map((q) => q.name).sort()).toEqual(['alerts', 'index', 'maintenance', 'reconcile']);
+    expect(body.queues.map((q) => q.name).sort()).toEqual(['alerts', 'expiry', 'index', 'maintenance', 'reconcile']);
   });
 
   it('lists a failed job with its error, and retries it', async () => {

@@ -130,6 +130,14 @@ async function graphqlDecision(repo: string, digest: Digest) {
   return body.data.image.decision;
 }
 
+/** GraphQL `explain` (what `signet explain` shows): it loads the attestations the policy names, as the decider does. */
+async function graphqlExplain(repo: string, digest: Digest) {
+  const query = `{ explain(image: "${stack.host}/${repo}@${digest}") { allowed reason requirements { kind satisfied detail } attestations { requirement satisfied reason } } }`;
+  const res = await fetch(`${stack.signet.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
+  const body = (await res.json()) as { data: { explain: { allowed: boolean; reason: string; requirements: object[]; attestations: object[] } } };
+  return body.data.explain;
+}
+
 describe('attestation requirements through a real registry', () => {
   it('SLSA provenance built by actions/runner from acme/app on a tag admits; built from a branch it denies, naming the requirement', async () => {
     const tagged = await signedImage('prov/app', [{ type: SLSA_V1, predicate: slsa('refs/tags/v1.0.0'), by: BUILDER }]);
@@ -142,6 +150,14 @@ describe('attestation requirements through a real registry', () => {
     const gql = await graphqlDecision('prov/branch', branch);
     expect(gql).toMatchObject({ allowed: false, reason: 'attestation_failed', expiresAt: null, attestations: [{ requirement: 'provenance', predicateTypes: [SLSA_V1], satisfied: false, reason: 'CONDITION_FAILED' }] });
     expect((await graphqlDecision('prov/app', tagged)).attestations).toEqual([expect.objectContaining({ satisfied: true, reason: 'SATISFIED', message: expect.stringContaining(BUILDER.uri) })]);
+    // explain agrees with the stored decision, requirement by requirement.
+    expect(await graphqlExplain('prov/branch', branch)).toMatchObject({
+      allowed: false,
+      reason: 'attestation_failed',
+      requirements: [{ kind: 'signature', satisfied: true }, { kind: 'attestation', satisfied: false, detail: expect.stringContaining("matches('^refs/tags/') is false") }],
+      attestations: [{ requirement: 'provenance', satisfied: false, reason: 'CONDITION_FAILED' }],
+    });
+    expect(await graphqlExplain('prov/app', tagged)).toMatchObject({ allowed: true, requirements: [{ satisfied: true }, { kind: 'attestation', satisfied: true }], attestations: [{ reason: 'SATISFIED' }] });
   });
 
   it('an SPDX SBOM (.att) or a CycloneDX one (bundle referrer) admits; a signed image without an SBOM is denied as missing it', async () => {

@@ -5,7 +5,6 @@ import * as ownership from '../../common/db/queries/ownership.ts';
 import * as repositories from '../../common/db/queries/repositories.ts';
 import * as signatures from '../../common/db/queries/signatures.ts';
 import * as tags from '../../common/db/queries/tags.ts';
-import type { AttestationCheckReason } from '../../common/domain/decision.ts';
 import { fulcioClaimOid } from '../../common/domain/fulcio.ts';
 import { ImageReferenceError, normalizeRegistry, parseImageReference } from '../../common/domain/image-ref.ts';
 import type { WithdrawalCause } from '../../common/domain/signature.ts';
@@ -13,7 +12,8 @@ import type { IdentityModel, Loaders, OwnershipChangeModel, RepositoryOwnerModel
 import { imageConnection } from './images.ts';
 import { selects } from './lookahead.ts';
 import { badInput, connection, decodeCursor, pageSize, rowsConnection, searchPrefix } from './pagination.ts';
-import type { AttestationRequirementReason, KeySource, OwnershipChangeKind, Resolvers, SignatureWithdrawal } from './types.generated.ts';
+import type { KeySource, OwnershipChangeKind, Resolvers, SignatureWithdrawal } from './types.generated.ts';
+import { attestationResults } from './attestation-results.ts';
 
 /** Rekor instances whose entries have public web pages, by log id (hex, as cosign records it). */
 const PUBLIC_REKOR: Readonly<Record<string, { search: string; api: string }>> = {
@@ -57,13 +57,6 @@ const SIGNATURE_FIELDS = new Set(['signatures', 'attestations', 'owners', 'first
 /** The ledger's `signatures.withdrawn_by` → the GraphQL enum. */
 const WITHDRAWAL_CAUSES: Readonly<Record<WithdrawalCause, SignatureWithdrawal>> = { delete: 'DELETE', reindex: 'REINDEX', crawl: 'CRAWL' };
 
-const ATTESTATION_REASONS: Readonly<Record<AttestationCheckReason, AttestationRequirementReason>> = {
-  satisfied: 'SATISFIED',
-  missing: 'MISSING',
-  unverified: 'UNVERIFIED',
-  signer_mismatch: 'SIGNER_MISMATCH',
-  condition_failed: 'CONDITION_FAILED',
-};
 
 /** The GraphQL enum → the ledger's `ownership_changes.kind`; null for no filter. */
 export function kindIn(kind: OwnershipChangeKind | null | undefined): 'initial' | 'added' | null {
@@ -276,7 +269,7 @@ export const resolvers: Resolvers = {
     reason: (d) => upper(d.reason),
     current: (d, _, { policyVersion }) => d.policyVersion === policyVersion,
     expiresAt: (d) => (d.expiresAt === null || d.expiresAt === undefined ? null : new Date(d.expiresAt)),
-    attestations: (d) => (d.attestations ?? []).map((a) => ({ ...a, reason: ATTESTATION_REASONS[a.reason], predicateTypes: [...a.predicateTypes] })),
+    attestations: (d) => attestationResults(d.attestations),
     image: (d, _, { loaders }) => mustLoad(loaders.image.load(d.manifestId), `manifest ${d.manifestId}`),
   },
 

@@ -954,7 +954,10 @@ export type Explanation = {
   admission: Scalars['String']['output'];
   /** Whether Signet has indexed the image (false: there is no evidence to explain). */
   indexed: Scalars['Boolean']['output'];
+  /** Each requirement of the rule: its signature requirement, then each attestation requirement (kind `attestation`). */
   requirements: Array<RequirementResult>;
+  /** Each attestation requirement of the rule and how it fared, as the decision stores it (`Decision.attestations`); empty when the rule has none. */
+  attestations: Array<AttestationRequirementResult>;
   /** Each stored signature and attestation, and whether it counts towards the rule. */
   evidence: Array<EvidenceResult>;
   /** The exemption that admits the image there now, if any. */
@@ -967,7 +970,7 @@ export type Explanation = {
 /** One requirement of the rule that applies. */
 export type RequirementResult = {
   __typename?: 'RequirementResult';
-  /** `signature` (k-of-n signers); attestation requirements have their own kinds. */
+  /** `signature` (k-of-n signers) or `attestation` (one of the rule's attestation requirements). */
   kind: Scalars['String']['output'];
   description: Scalars['String']['output'];
   satisfied: Scalars['Boolean']['output'];
@@ -1654,6 +1657,7 @@ export type ExplanationResolvers<ContextType = GraphqlContext, ParentType extend
   admission?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   indexed?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   requirements?: Resolver<Array<ResolversTypes['RequirementResult']>, ParentType, ContextType>;
+  attestations?: Resolver<Array<ResolversTypes['AttestationRequirementResult']>, ParentType, ContextType>;
   evidence?: Resolver<Array<ResolversTypes['EvidenceResult']>, ParentType, ContextType>;
   exemption?: Resolver<Maybe<ResolversTypes['ExemptionInfo']>, ParentType, ContextType>;
   breakGlassAllowed?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;

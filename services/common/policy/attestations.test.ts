@@ -5,10 +5,11 @@ import formats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import type { AttestationFact, ManifestFacts, SignatureFact } from '../domain/decision.ts';
-import { nextChange } from './attestations.ts';
 import { compileCondition, type CompiledCondition } from './cel.ts';
 import { checkPolicyText } from './check.ts';
 import { attestationChecks, decide } from './evaluate.ts';
+import { explain } from './explain.ts';
+import { nextChange, requiredPredicateTypes } from './attestations.ts';
 import { parsePolicy, PolicyConfigError } from './policy.ts';
 
 const ALICE = { email: 'alice@example.com', issuer: 'https://accounts.example.com' };
@@ -188,6 +189,78 @@ describe('attestation requirements: decisions', () => {
     const f: ManifestFacts = { ...facts([attestation('https://spdx.dev/Document', {})]), signatures: [] , status: 'unsigned' };
     expect(decide(sbom, 'registry.example.com', 'acme/app', f, NOW)).toMatchObject({ allowed: false, reason: 'unsigned', attestations: [{ satisfied: true }] });
     expect(attestationChecks(sbom, 'registry.example.com', 'acme/app', f, NOW)).toEqual([expect.objectContaining({ requirement: 'sbom', satisfied: true })]);
+  });
+});
+
+describe('attestation requirements with modes and namespace scopes', () => {
+  // The top level needs only ALICE's signature; in the payments scope (its own rule, in warn mode)
+  // a scan newer than 7 days too; in sandboxes, the top-level rule in audit mode.
+  const SCOPED = parsePolicy(
+    [
+      'allow_with_verification:',
+      '  registry.example.com:',
+      '    acme/*:',
+      `      certificate-identity: ${ALICE.email}`,
+      `      certificate-oidc-issuer: ${ALICE.issuer}`,
+      'scopes:',
+      '  payments:',
+      '    namespaces: [payments]',
+      '    allow_with_verification:',
+      '      registry.example.com:',
+      '        acme/*:',
+      `          certificate-identity: ${ALICE.email}`,
+      `          certificate-oidc-issuer: ${ALICE.issuer}`,
+      '          mode: warn',
+      '          attestations:',
+      '            - name: scan',
+      '              predicate-type: vuln',
+      "              condition: now - timestamp(predicate.metadata.scanFinishedOn) < duration('168h')",
+      '  sandboxes:',
+      '    namespaces: ["dev-*"]',
+      '    mode: audit',
+      '',
+    ].join('\n'),
+  );
+  const VULN = 'https://cosign.sigstore.dev/attestation/vuln/v1';
+
+  it("a scope's rule checks its own attestation requirements; the decision expires when any variant's answer does", () => {
+    expect(requiredPredicateTypes(SCOPED)).toEqual([VULN]);
+    const fresh = decide(SCOPED, 'registry.example.com', 'acme/app', facts([attestation(VULN, scan('2026-11-25T10:00:00Z', []))]), NOW);
+    expect(fresh).toMatchObject({ allowed: true, mode: 'enforce', expiresAt: '2026-12-02T10:00:00.000Z' });
+    expect(fresh.attestations).toBeUndefined();
+    expect(fresh.scoped?.payments).toMatchObject({ allowed: true, mode: 'warn', attestations: [{ requirement: 'scan', satisfied: true, expiresAt: '2026-12-02T10:00:00.000Z' }] });
+    expect(fresh.scoped?.sandboxes).toMatchObject({ allowed: true, mode: 'audit' });
+
+    const none = decide(SCOPED, 'registry.example.com', 'acme/app', facts([]), NOW);
+    expect(none).toMatchObject({ allowed: true, expiresAt: null });
+    expect(none.scoped?.payments).toMatchObject({ allowed: false, reason: 'attestation_missing', mode: 'warn', rule: 'scopes.payments.allow_with_verification.registry.example.com.acme/*' });
+    expect(attestationChecks(SCOPED, 'registry.example.com', 'acme/app', facts([]), NOW)).toEqual([]);
+    expect(attestationChecks(SCOPED, 'registry.example.com', 'acme/app', facts([]), NOW, SCOPED.scopes.find((s) => s.name === 'payments'))).toEqual([expect.objectContaining({ requirement: 'scan', reason: 'missing' })]);
+  });
+
+  it('explain lists each attestation requirement with its result, in the namespace asked about', () => {
+    const old = facts([attestation(VULN, scan('2026-11-01T00:00:00Z', []))]);
+    const e = explain(SCOPED, 'registry.example.com', 'acme/app', old, 'payments', NOW.getTime());
+    expect(e).toMatchObject({ scope: 'payments', mode: 'warn', decision: { allowed: false, reason: 'attestation_failed' } });
+    expect(e.requirements).toEqual([
+      expect.objectContaining({ kind: 'signature', satisfied: true }),
+      {
+        kind: 'attestation',
+        description: `attestation scan: ${VULN}, signed by identity ${ALICE.email}, issuer ${ALICE.issuer}, where now - timestamp(predicate.metadata.scanFinishedOn) < duration('168h')`,
+        satisfied: false,
+        detail: expect.stringContaining('is false'),
+      },
+    ]);
+    expect(e.attestations).toEqual([expect.objectContaining({ requirement: 'scan', satisfied: false, reason: 'condition_failed' })]);
+
+    const fresh = explain(SCOPED, 'registry.example.com', 'acme/app', facts([attestation(VULN, scan('2026-11-25T10:00:00Z', []))]), 'payments', NOW.getTime());
+    expect(fresh.requirements[1]).toMatchObject({ satisfied: true, detail: expect.stringContaining('until 2026-12-02T10:00:00.000Z') });
+    // Outside the scope the top-level rule applies: no attestation requirement.
+    const outside = explain(SCOPED, 'registry.example.com', 'acme/app', old, 'web', NOW.getTime());
+    expect(outside).toMatchObject({ scope: null, decision: { allowed: true }, attestations: [] });
+    expect(outside.requirements.map((r) => r.kind)).toEqual(['signature']);
+    // Not indexed: every requirement unmet, and said why.
+    expect(explain(SCOPED, 'registry.example.com', 'acme/app', null, 'payments', NOW.getTime()).requirements[1]).toMatchObject({ satisfied: false, detail: 'the image is not indexed: no attestation known' });
   });
 });
 

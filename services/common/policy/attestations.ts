@@ -79,9 +79,10 @@ export function parseAttestations(
 /** Every predicate type any rule of the policy requires (what deciding must load). */
 export function requiredPredicateTypes(policy: Policy): string[] {
   const types = new Set<string>();
-  for (const list of policy.withVerification.values()) {
-    for (const rule of list) {
-      rule.attestations.forEach((req) => req.predicateTypes.forEach((t) => types.add(t)));
+  // Scopes' rules too: a scoped decision checks its own rule's requirements.
+  for (const rules of [policy, ...policy.scopes]) {
+    for (const list of rules.withVerification.values()) {
+      list.forEach((rule) => rule.attestations.forEach((req) => req.predicateTypes.forEach((t) => types.add(t))));
     }
   }
   return [...types].sort();

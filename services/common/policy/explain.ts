@@ -1,11 +1,12 @@
-import type { DecisionMode, ManifestFacts, ScopedDecision, SignatureFact } from '../domain/decision.ts';
+import type { AttestationCheck, DecisionMode, ManifestFacts, ScopedDecision, SignatureFact } from '../domain/decision.ts';
+import type { AttestationRequirement } from './attestations.ts';
 import { decideIn, matchPolicy, satisfies } from './evaluate.ts';
 import { namespaceIndex } from './namespaces.ts';
 import type { Policy, VerificationRule } from './policy.ts';
 
 /** One requirement of the rule that applies, and whether the image meets it. */
 export interface RequirementResult {
-  /** What kind of requirement: `signature` (k-of-n signers); other helpers add more (attestations). */
+  /** What kind of requirement: `signature` (k-of-n signers) or `attestation` (one of the rule's `attestations`). */
   readonly kind: string;
   /** The requirement in words, e.g. `1 signer: identity alice@example.com, issuer https://…`. */
   readonly description: string;
@@ -39,6 +40,8 @@ export interface Explanation {
   /** Whether Signet has indexed the image (false: no evidence to explain). */
   readonly indexed: boolean;
   readonly requirements: readonly RequirementResult[];
+  /** Each attestation requirement of the rule and how it fared (the same results the decision stores); empty when it has none. */
+  readonly attestations: readonly AttestationCheck[];
   readonly evidence: readonly EvidenceResult[];
   /** The exemption that admits the image there now, if any. */
   readonly exemption: { readonly name: string; readonly reason: string; readonly expires: string } | null;
@@ -54,6 +57,26 @@ function describeRule(rule: VerificationRule): string {
       : `identity ${'exact' in rule.identity ? rule.identity.exact : `/${rule.identity.source}/`}, issuer ${'exact' in rule.issuer ? rule.issuer.exact : `/${rule.issuer.source}/`}`;
   const annotations = Object.entries(rule.annotations).map(([k, v]) => `${k}=${v}`);
   return `${rule.threshold} signer${rule.threshold === 1 ? '' : 's'}: ${who}${annotations.length > 0 ? `, annotations ${annotations.join(', ')}` : ''}`;
+}
+
+function describeAttestation(req: AttestationRequirement): string {
+  const conditions = req.conditions.map((c) => c.source.replace(/\s+/g, ' ').trim());
+  const signer = describeRule(req.signer).replace(/^1 signer: /, 'signed by ');
+  return `attestation ${req.name}: ${req.predicateTypes.join(' or ')}, ${signer}${conditions.length > 0 ? `, where ${conditions.join(' && ')}` : ''}`;
+}
+
+/** The rule's attestation requirements beside their results (`checks`, from the decision, are in the same order). */
+function attestationRequirements(rule: VerificationRule, checks: readonly AttestationCheck[], facts: ManifestFacts | null): RequirementResult[] {
+  return rule.attestations.map((req, i) => {
+    const check = checks[i];
+    const description = describeAttestation(req);
+    if (check === undefined) {
+      // Only an image Signet has not indexed has no results: the decision checks every requirement otherwise.
+      return { kind: 'attestation', description, satisfied: false, detail: facts === null ? 'the image is not indexed: no attestation known' : 'not checked' };
+    }
+    const detail = check.expiresAt === null ? check.message : `${check.message} (until ${check.expiresAt}, when time alone changes the answer)`;
+    return { kind: 'attestation', description, satisfied: check.satisfied, detail };
+  });
 }
 
 function evidenceOf(rule: VerificationRule | null, sig: SignatureFact): EvidenceResult {
@@ -78,7 +101,7 @@ export function explain(policy: Policy, registry: string, repository: string, fa
   const index = namespaceIndex(policy);
   const scope = index.scopeOf(namespace);
   const match = matchPolicy(policy, registry, repository, scope);
-  const decision = decideIn(policy, scope, registry, repository, facts);
+  const decision = decideIn(policy, scope, registry, repository, facts, new Date(now));
   const rule = match.kind === 'verify' ? match.rule : null;
   const evidence = (facts?.signatures ?? []).map((s) => evidenceOf(rule, s));
   const requirements: RequirementResult[] = [];
@@ -91,6 +114,7 @@ export function explain(policy: Policy, registry: string, repository: string, fa
       satisfied: signers.length >= rule.threshold,
       detail: facts === null ? 'the image is not indexed: no signature known' : signers.length > 0 ? `${signers.length} of ${rule.threshold}: ${signers.join(', ')}` : decision.message,
     });
+    requirements.push(...attestationRequirements(rule, decision.attestations ?? [], facts));
   }
   const exemption = index.exemptionFor(registry, repository, namespace, now);
   return {
@@ -103,6 +127,7 @@ export function explain(policy: Policy, registry: string, repository: string, fa
     decision,
     indexed: facts !== null,
     requirements,
+    attestations: decision.attestations ?? [],
     evidence,
     exemption: exemption === null ? null : { name: exemption.name, reason: exemption.reason, expires: new Date(exemption.expires).toISOString() },
     breakGlassAllowed: index.breakGlassAllowed(namespace),

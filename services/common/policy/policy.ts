@@ -86,26 +86,26 @@ const pem = z.string().regex(/-----BEGIN PUBLIC KEY-----[\s\S]+-----END PUBLIC K
 
 /** The properties that name who may sign: a rule's, and an attestation requirement's. */
 const SignerFields = {
-    key: z.union([pem, z.array(pem).min(1)]).optional(),
-    'certificate-identity': z.string().min(1).optional(),
-    'certificate-identity-regexp': z.string().min(1).optional(),
-    'certificate-oidc-issuer': z.url().optional(),
-    'certificate-oidc-issuer-regexp': z.string().min(1).optional(),
-    'certificate-github-workflow-repository': z.string().min(1).optional(),
-    'certificate-github-workflow-ref': z.string().min(1).optional(),
-    'certificate-github-workflow-sha': z.string().min(1).optional(),
-    'certificate-github-workflow-trigger': z.string().min(1).optional(),
-    'certificate-github-workflow-name': z.string().min(1).optional(),
-    'insecure-ignore-tlog': z.boolean().optional(),
-    'insecure-ignore-sct': z.boolean().optional(),
+  key: z.union([pem, z.array(pem).min(1)]).optional(),
+  'certificate-identity': z.string().min(1).optional(),
+  'certificate-identity-regexp': z.string().min(1).optional(),
+  'certificate-oidc-issuer': z.url().optional(),
+  'certificate-oidc-issuer-regexp': z.string().min(1).optional(),
+  'certificate-github-workflow-repository': z.string().min(1).optional(),
+  'certificate-github-workflow-ref': z.string().min(1).optional(),
+  'certificate-github-workflow-sha': z.string().min(1).optional(),
+  'certificate-github-workflow-trigger': z.string().min(1).optional(),
+  'certificate-github-workflow-name': z.string().min(1).optional(),
+  'insecure-ignore-tlog': z.boolean().optional(),
+  'insecure-ignore-sct': z.boolean().optional(),
 };
 
 const RuleObject = z.strictObject({
-    ...SignerFields,
-    mode: ModeSchema.optional(),
-    annotations: z.record(z.string(), z.string()).optional(),
-    threshold: z.number().int().min(1).max(100).optional(),
-    attestations: z.array(attestationSchema(SignerFields)).min(1).max(32).optional(),
+  ...SignerFields,
+  mode: ModeSchema.optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+  threshold: z.number().int().min(1).max(100).optional(),
+  attestations: z.array(attestationSchema(SignerFields)).min(1).max(32).optional(),
 });
 const RuleSchema = RuleObject.refine((r) => Object.keys(r).length > 0, 'a rule needs at least one property');
 
@@ -162,6 +162,15 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
     ...rules,
     ...rollout,
   };
+}
+
+/**
+ * Every `allow_with_verification` rule of the policy, the top-level ones and each scope's, with its
+ * registry and the prefix of its name (`scopes.<name>.` in a scope, else empty).
+ */
+export function verificationRules(policy: Policy): { readonly host: string; readonly prefix: string; readonly rule: VerificationRule }[] {
+  const places: [PolicyRules, string][] = [[policy, ''], ...policy.scopes.map((s): [PolicyRules, string] => [s, `scopes.${s.name}.`])];
+  return places.flatMap(([rules, prefix]) => [...rules.withVerification.entries()].flatMap(([host, list]) => list.map((rule) => ({ host, prefix, rule }))));
 }
 
 function schemaIssues(error: z.ZodError, prefix: string, known: readonly string[]): string[] {

@@ -2,7 +2,7 @@ import { createHash, createPublicKey, type KeyObject, X509Certificate } from 'no
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
-import type { Policy } from '../../common/policy/policy.ts';
+import { type Policy, verificationRules } from '../../common/policy/policy.ts';
 
 /** A trusted root as loaded from a `trusted_root.json` file; `version` is the sha256 of the file. */
 export interface LoadedTrustedRoot {
@@ -175,15 +175,14 @@ export async function loadTrustedKeys(dir: string | null): Promise<TrustedKey[]>
 
 /** Keys a policy names (`key:` rules), as trusted keys for the verifier: the policy decides what they may sign. */
 export function policyKeys(policy: Policy): TrustedKey[] {
-  return [...policy.withVerification.entries()].flatMap(([host, rules]) =>
-    rules.flatMap((r) => [
-      ...(r.kind === 'key' ? r.keys.map((k) => ({ name: `policy:${host}/${r.pattern}`, fingerprint: k.fingerprint, key: k.key })) : []),
-      // Keys an attestation requirement names sign attestations: they verify too.
-      ...r.attestations.flatMap((a) =>
-        a.signer.kind === 'key' ? a.signer.keys.map((k) => ({ name: `policy:${host}/${r.pattern}:${a.name}`, fingerprint: k.fingerprint, key: k.key })) : [],
-      ),
-    ]),
-  );
+  // Scopes' rules too: a key a scope's rule names verifies signatures like a top-level one.
+  return verificationRules(policy).flatMap(({ host, prefix, rule: r }) => [
+    ...(r.kind === 'key' ? r.keys.map((k) => ({ name: `policy:${prefix}${host}/${r.pattern}`, fingerprint: k.fingerprint, key: k.key })) : []),
+    // Keys an attestation requirement names sign attestations: they verify too.
+    ...r.attestations.flatMap((a) =>
+      a.signer.kind === 'key' ? a.signer.keys.map((k) => ({ name: `policy:${prefix}${host}/${r.pattern}:${a.name}`, fingerprint: k.fingerprint, key: k.key })) : [],
+    ),
+  ]);
 }
 
 /** The kinds of trusted key material a root holds. */

@@ -146,3 +146,53 @@ describe('signet policy import: the imported policies decide as the samples do',
     expect(r.policy.allow_with_verification?.['ghcr.io']?.['acme/**']).toMatchObject({ key: pems, threshold: 2 });
   });
 });
+
+describe('signet policy import: modes and namespaces (rollout controls)', () => {
+  const GOOGLE = 'https://accounts.google.com';
+  const kyverno = (kind: string, meta: string, spec: string, entry: string) =>
+    `apiVersion: kyverno.io/v1\nkind: ${kind}\nmetadata: {${meta}}\nspec:\n${spec}  rules:\n  - name: r\n    match: {any: [{resources: {kinds: [Pod]}}]}\n    verifyImages:\n    - imageReferences: ["ghcr.io/acme/*"]\n${entry}      attestors:\n      - entries:\n        - keyless: {subject: alice@example.com, issuer: "${GOOGLE}"}\n`;
+
+  it("policy-controller's mode: warn becomes the rule's mode, no longer listed as not expressed", () => {
+    const text = sample('policy-controller/signed-by-github-actions.yaml').replace('spec:\n', 'spec:\n  mode: warn\n');
+    const r = importPolicies(text, REGISTRY);
+    expect(r.unexpressed).toEqual([]);
+    const p = parsePolicy(r.yaml);
+    expect(decide(p, 'registry.example.com', 'acme/app', facts('acme/app', [keyless('mallory@evil.example', GH)]))).toMatchObject({ allowed: false, mode: 'warn' });
+    expect(decide(p, 'registry.example.com', 'acme/app', facts('acme/app', [keyless(TESTER, GH)]))).toMatchObject({ allowed: true, mode: 'warn' });
+    const enforced = importPolicies(text.replace('mode: warn', 'mode: enforce'), REGISTRY);
+    expect(enforced.unexpressed).toEqual([]);
+    expect(decide(parsePolicy(enforced.yaml), 'registry.example.com', 'acme/app', facts('acme/app', []))).toMatchObject({ mode: 'enforce' });
+    expect(importPolicies(text.replace('mode: warn', 'mode: dryrun'), REGISTRY).unexpressed).toEqual([expect.stringContaining('dryrun: not a policy-controller mode')]);
+  });
+
+  it("Kyverno's Audit (policy-wide or per entry, with emitWarning) becomes audit or warn; Enforce stays enforce", () => {
+    const mode = (text: string) => {
+      const r = importPolicies(text, REGISTRY);
+      expect(r.unexpressed).toEqual([]);
+      return decide(parsePolicy(r.yaml), 'ghcr.io', 'acme/app', facts('acme/app', [], [], 'ghcr.io')).mode;
+    };
+    expect(mode(kyverno('ClusterPolicy', 'name: p', '  validationFailureAction: Audit\n', ''))).toBe('audit');
+    expect(mode(kyverno('ClusterPolicy', 'name: p', '', '      failureAction: Audit\n'))).toBe('audit');
+    expect(mode(kyverno('ClusterPolicy', 'name: p', '  emitWarning: true\n', '      failureAction: Audit\n'))).toBe('warn');
+    // A rule's own failureAction overrides the policy's.
+    expect(mode(kyverno('ClusterPolicy', 'name: p', '  validationFailureAction: Audit\n', '      failureAction: Enforce\n'))).toBe('enforce');
+    expect(mode(kyverno('ClusterPolicy', 'name: p', '', '      failureAction: Enforce\n'))).toBe('enforce');
+  });
+
+  it("a namespaced Kyverno Policy becomes a scope of its namespace; the same pattern cluster-wide is listed", () => {
+    const r = importPolicies(kyverno('Policy', 'name: p, namespace: payments', '', '      failureAction: Audit\n'), REGISTRY);
+    expect(r.unexpressed).toEqual([]);
+    expect(r.policy.scopes?.payments).toMatchObject({ namespaces: ['payments'], allow_with_verification: { 'ghcr.io': { 'acme/**': { mode: 'audit' } } } });
+    expect(r.policy.allow_with_verification).toBeUndefined();
+    const p = parsePolicy(r.yaml);
+    const d = decide(p, 'ghcr.io', 'acme/app', facts('acme/app', [keyless('alice@example.com', GOOGLE)], [], 'ghcr.io'));
+    // Outside the namespace no rule covers the image (Kyverno would not check it there; Signet denies what no rule allows).
+    expect(d).toMatchObject({ allowed: false, reason: 'not_covered_by_policy', mode: 'enforce' });
+    expect(d.scoped?.payments).toMatchObject({ allowed: true, reason: 'verified', rule: 'scopes.payments.allow_with_verification.ghcr.io.acme/**', mode: 'audit' });
+
+    const both = importPolicies(`${kyverno('ClusterPolicy', 'name: c', '', '')}---\n${kyverno('Policy', 'name: p', '', '')}`, REGISTRY);
+    expect(both.policy.scopes?.default?.namespaces).toEqual(['default']);
+    expect(both.unexpressed).toEqual([expect.stringContaining('scopes.default: ghcr.io/acme/** has a rule in the cluster-wide policies too')]);
+    expect(parsePolicy(both.yaml).scopes.map((s) => s.name)).toEqual(['default']);
+  });
+});

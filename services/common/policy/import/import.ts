@@ -44,8 +44,9 @@ export function importPolicies(text: string, opts: ImportOptions): ImportResult 
   if (read === 0) {
     throw new PolicyImportError('no policy in the input');
   }
+  b.finish();
   const { policy, unexpressed } = b.result;
-  if (policy.allow_with_verification === undefined && policy.allow_without_verification === undefined) {
+  if (policy.allow_with_verification === undefined && policy.allow_without_verification === undefined && policy.scopes === undefined) {
     return { policy, unexpressed, yaml: '' };
   }
   const yaml = stringify(policy, { lineWidth: 0 });

@@ -1,5 +1,5 @@
 import { celPath } from './policy-controller.ts';
-import { asArray, imageTargets, type ImportOptions, isObject, leftover, matcherProps, pemKeys, type PolicyBuilder, type RuleProps, str, wildcardRegexp } from './shared.ts';
+import { asArray, imageTargets, type ImportOptions, type ImportScope, isObject, leftover, matcherProps, pemKeys, type PolicyBuilder, type RuleProps, str, wildcardRegexp } from './shared.ts';
 
 // Kyverno's `verifyImages` rules (ClusterPolicy/Policy, kyverno.io) as Signet rules: image
 // references, one attestor set (keys, or one keyless entry), annotations, and attestations with
@@ -170,15 +170,34 @@ function attestationRequirements(entry: Record<string, unknown>, where: string, 
 
 const IGNORED = ['mutateDigest', 'verifyDigest', 'useCache', 'type', 'failureAction', 'imageReferences', 'skipImageReferences', 'attestors', 'attestations', 'annotations'];
 
-function importVerifyImages(entry: Record<string, unknown>, where: string, opts: ImportOptions, b: PolicyBuilder): void {
+/** Where a policy's rules apply and what their denials do, from the policy document. */
+interface PolicyContext {
+  readonly scope: ImportScope;
+  /** The policy's `validationFailureAction`, which a rule's own `failureAction` overrides. */
+  readonly failureAction: unknown;
+  /** `spec.emitWarning`: an Audit policy that also answers with warnings. */
+  readonly emitWarning: boolean;
+}
+
+/** Kyverno's failure action as a Signet rule's `mode`: Audit → audit (warn with emitWarning); Enforce is Signet's default. */
+function modeProps(action: unknown, ctx: PolicyContext, where: string, b: PolicyBuilder): RuleProps {
+  const a = typeof action === 'string' ? action.toLowerCase() : undefined;
+  if (a === 'audit') {
+    return { mode: ctx.emitWarning ? 'warn' : 'audit' };
+  }
+  if (a !== undefined && a !== 'enforce') {
+    b.cannot(where, `${String(action)}: not a Kyverno failure action; written as an enforcing rule`);
+  }
+  return {};
+}
+
+function importVerifyImages(entry: Record<string, unknown>, where: string, opts: ImportOptions, b: PolicyBuilder, ctx: PolicyContext): void {
   leftover(entry, [...IGNORED, 'required'], where, b);
   if (entry.type === 'Notary') {
     b.cannot(where, 'Notary signatures: Signet verifies Sigstore/cosign only; not written');
     return;
   }
-  if (entry.failureAction === 'Audit') {
-    b.cannot(`${where}.failureAction`, 'Audit: written as an enforcing rule');
-  }
+  const mode = entry.failureAction === undefined ? modeProps(ctx.failureAction, ctx, `${where}: spec.validationFailureAction`, b) : modeProps(entry.failureAction, ctx, `${where}.failureAction`, b);
   if (entry.required === false) {
     b.cannot(`${where}.required`, 'false (only checks images that are signed): Signet requires the signature');
   }
@@ -186,7 +205,7 @@ function importVerifyImages(entry: Record<string, unknown>, where: string, opts:
   const targets = asArray(entry.imageReferences).flatMap((r) => (typeof r === 'string' ? imageTargets(r, true, opts, note) : []));
   const skipped = asArray(entry.skipImageReferences).flatMap((r) => (typeof r === 'string' ? imageTargets(r, true, opts, note) : []));
   if (skipped.length > 0) {
-    b.allow(skipped);
+    b.allow(skipped, ctx.scope);
     b.cannot(`${where}.skipImageReferences`, 'skipped images are written as allowed without verification (the most specific pattern wins in Signet)');
   }
   const attestations = attestationRequirements(entry, where, b);
@@ -203,7 +222,7 @@ function importVerifyImages(entry: Record<string, unknown>, where: string, opts:
     b.cannot(where, 'no signer Signet can express: not written');
     return;
   }
-  b.verify(targets, { ...signer, ...(attestations.length > 0 ? { attestations } : {}) }, where);
+  b.verify(targets, { ...signer, ...mode, ...(attestations.length > 0 ? { attestations } : {}) }, where, ctx.scope);
 }
 
 /** Converts one Kyverno ClusterPolicy or Policy document (its `verifyImages` rules). */
@@ -211,11 +230,12 @@ export function importKyvernoPolicy(doc: Record<string, unknown>, opts: ImportOp
   const meta = isObject(doc.metadata) ? doc.metadata : {};
   const where = `${String(doc.kind)} ${str(meta.name) ?? '(unnamed)'}`;
   const spec = isObject(doc.spec) ? doc.spec : {};
-  if (doc.kind === 'Policy') {
-    b.cannot(where, `a namespaced Policy (${str(meta.namespace) ?? 'default'}): written for every namespace`);
-  }
-  if (spec.validationFailureAction === 'Audit' || spec.validationFailureAction === 'audit') {
-    b.cannot(`${where}: spec.validationFailureAction`, 'Audit: written as an enforcing rule');
+  // A namespaced Policy applies in its namespace only: a Signet scope of that one namespace.
+  const namespace = str(meta.namespace) ?? 'default';
+  const scope = doc.kind === 'Policy' ? { name: namespace, namespaces: [namespace] } : null;
+  const ctx: PolicyContext = { scope, failureAction: spec.validationFailureAction, emitWarning: spec.emitWarning === true };
+  if (spec.validationFailureActionOverrides !== undefined) {
+    b.cannot(`${where}: spec.validationFailureActionOverrides`, 'per-namespace failure actions: the rules are written with the policy\'s own');
   }
   const rules = asArray(spec.rules).filter(isObject);
   rules.forEach((rule, r) => {
@@ -229,7 +249,7 @@ export function importKyvernoPolicy(doc: Record<string, unknown>, opts: ImportOp
     }
     asArray(rule.verifyImages)
       .filter(isObject)
-      .forEach((entry, i) => importVerifyImages(entry, `${at}.verifyImages.${i}`, opts, b));
+      .forEach((entry, i) => importVerifyImages(entry, `${at}.verifyImages.${i}`, opts, b, ctx));
   });
   if (!rules.some((r) => Array.isArray(r.verifyImages))) {
     b.cannot(where, 'no verifyImages rule: nothing to import');

@@ -112,8 +112,10 @@ export function importClusterImagePolicy(doc: Record<string, unknown>, opts: Imp
   const where = `ClusterImagePolicy ${name}`;
   const spec = isObject(doc.spec) ? doc.spec : {};
   leftover(spec, ['images', 'authorities', 'mode', 'policy', 'match'], `${where}: spec`, b);
-  if (spec.mode === 'warn') {
-    b.cannot(`${where}: spec.mode`, 'warn: written as an enforcing rule');
+  // policy-controller's `warn` admits with a warning, as Signet's does; `enforce` is Signet's default.
+  const mode = spec.mode === 'warn' ? { mode: 'warn' } : {};
+  if (spec.mode !== undefined && spec.mode !== 'warn' && spec.mode !== 'enforce') {
+    b.cannot(`${where}: spec.mode`, `${typeof spec.mode === 'string' ? spec.mode : JSON.stringify(spec.mode)}: not a policy-controller mode; written as an enforcing rule`);
   }
   if (spec.policy !== undefined) {
     b.cannot(`${where}: spec.policy`, 'a CUE/Rego policy over the admitted object: Signet decides images, not objects; not written');
@@ -161,5 +163,5 @@ export function importClusterImagePolicy(doc: Record<string, unknown>, opts: Imp
     return;
   }
   const attestations = attestationRequirements(authority, at, b);
-  b.verify(targets, { ...signer, ...(attestations.length > 0 ? { attestations } : {}) }, where);
+  b.verify(targets, { ...signer, ...mode, ...(attestations.length > 0 ? { attestations } : {}) }, where);
 }

@@ -6,12 +6,18 @@ import { normalizeRegistry } from '../../domain/image-ref.ts';
 /** A Signet rule's properties, as the policy file spells them. */
 export type RuleProps = Record<string, unknown>;
 
+/** The two rule sections of a Signet policy, at its top level or in a scope. */
+export interface RuleSections {
+  allow_with_verification?: Record<string, Record<string, RuleProps>>;
+  allow_without_verification?: Record<string, string[]>;
+}
+
+/** Where a peer's rule applies: everywhere (null), or in the namespaces of one scope. */
+export type ImportScope = { readonly name: string; readonly namespaces: readonly string[] } | null;
+
 /** What one import produced: the Signet policy document and what it could not carry over. */
 export interface ImportResult {
-  readonly policy: {
-    allow_with_verification?: Record<string, Record<string, RuleProps>>;
-    allow_without_verification?: Record<string, string[]>;
-  };
+  readonly policy: RuleSections & { scopes?: Record<string, RuleSections & { namespaces: string[] }> };
   /** Each part of the input Signet does not express, with where it is (`<Kind> <name>: <path>: why`). */
   readonly unexpressed: string[];
 }
@@ -30,10 +36,10 @@ export class PolicyBuilder {
     this.result.unexpressed.push(`${where}: ${why}`);
   }
 
-  /** Adds a rule for every (host, glob); the first rule written for a pattern wins. */
-  verify(targets: readonly ImageTarget[], rule: RuleProps, where: string): void {
+  /** Adds a rule for every (host, glob) in `scope`; the first rule written for a pattern there wins. */
+  verify(targets: readonly ImageTarget[], rule: RuleProps, where: string, scope: ImportScope = null): void {
     for (const { host, glob } of targets) {
-      const hosts = (this.result.policy.allow_with_verification ??= {});
+      const hosts = (this.#sections(scope).allow_with_verification ??= {});
       const rules = (hosts[host] ??= {});
       if (rules[glob] !== undefined) {
         this.cannot(where, `${host}/${glob} already has a rule from an earlier policy; Signet keeps one rule per pattern (the earlier one)`);
@@ -43,13 +49,36 @@ export class PolicyBuilder {
     }
   }
 
-  allow(targets: readonly ImageTarget[]): void {
+  allow(targets: readonly ImageTarget[], scope: ImportScope = null): void {
     for (const { host, glob } of targets) {
-      const list = ((this.result.policy.allow_without_verification ??= {})[host] ??= []);
+      const list = ((this.#sections(scope).allow_without_verification ??= {})[host] ??= []);
       if (!list.includes(glob)) {
         list.push(glob);
       }
     }
+  }
+
+  /**
+   * Notes the patterns a scope and the top level both have a rule for: in the scope's namespaces
+   * Signet applies the scope's rule alone, where Kyverno applies every matching policy.
+   */
+  finish(): void {
+    const top = this.result.policy.allow_with_verification ?? {};
+    for (const [name, scope] of Object.entries(this.result.policy.scopes ?? {})) {
+      for (const [host, rules] of Object.entries(scope.allow_with_verification ?? {})) {
+        for (const glob of Object.keys(rules).filter((g) => top[host]?.[g] !== undefined)) {
+          this.cannot(`scopes.${name}`, `${host}/${glob} has a rule in the cluster-wide policies too: in namespaces ${scope.namespaces.join(', ')} Signet applies the namespaced one alone, not both`);
+        }
+      }
+    }
+  }
+
+  #sections(scope: ImportScope): RuleSections {
+    if (scope === null) {
+      return this.result.policy;
+    }
+    const scopes = (this.result.policy.scopes ??= {});
+    return (scopes[scope.name] ??= { namespaces: [...scope.namespaces] });
   }
 }
 

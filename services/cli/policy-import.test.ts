@@ -28,7 +28,7 @@ describe('signet policy import', () => {
     const written = await readFile(out, 'utf8');
     expect(written).toMatch(/^# Imported by `signet policy import` from .*03-attest-code-review\.yaml\.\n# Not expressed \(review before use\):\n# {3}- ClusterPolicy attest-code-review/);
     // The file it writes passes `signet policy check`.
-    expect(checkPolicyText(written, out)).toEqual({ version: expect.stringMatching(/^sha256:/) });
+    expect(checkPolicyText(written, out)).toEqual({ version: expect.stringMatching(/^sha256:/), warnings: [] });
   });
 
   it('exits 0 when everything is expressed, printing the policy; 1 when nothing can be; 2 when the file is missing', async () => {

@@ -1,15 +1,18 @@
-// Decision endpoints against a yardstick measured in the same run: a bare node:http(s) server
-// answering a constant — the ceiling of any Node endpoint on this machine. For the Gatekeeper
-// batch (10 images), the native single lookup and a Kubernetes AdmissionReview (a Pod with 3
-// containers), over HTTP and HTTPS (TLS 1.3): throughput at saturation (autocannon, closed loop),
-// latency at half of that rate (autocannon, whole milliseconds) and at a fixed moderate rate
-// (open loop, sub-millisecond timing), each from its own load process on loopback. Then the
-// decision table's memory per entry at 100k and 1M entries. And the admission record's cost: the
-// AdmissionReview endpoint saturated with recording on (the default) and off
-// (SIGNET_ADMISSION_RECORD=off), alternating, 5 repetitions each, in the same run: throughput and
-// CPU per request.
+// Decision endpoints against a fair yardstick measured in the same run: for each endpoint, a bare
+// node:http(s) server that reads and parses the same request (JSON body, or the query string) and
+// answers the very bytes Signet answered for it (captured once from Signet at the start). So the
+// ratio is Signet's own overhead — routing, validation, lookups, serialisation — and nothing else.
+// Endpoints: the native single lookup (GET /v1/decisions), OPA's POST /verify, the Gatekeeper batch
+// (10 images) and a Kubernetes AdmissionReview (a Pod with 3 containers), over HTTP and HTTPS
+// (TLS 1.3). For each: throughput at saturation (autocannon, closed loop) and latency at a fixed
+// moderate rate (open loop, sub-millisecond timing), Signet and its yardstick one after the other,
+// each from its own load process on loopback; all of it repeated (default 3 times) and reported as
+// medians with their spread. Then the decision table's memory per entry at 100k and 1M entries. And
+// the admission record's cost: the AdmissionReview endpoint saturated with recording on (the
+// default) and off (SIGNET_ADMISSION_RECORD=off), alternating, 5 repetitions each, in the same run:
+// throughput and CPU per request.
 //
-//   node --expose-gc scripts/bench-decisions.ts [--seconds 10] [--connections 10] [--quick] [--recording-only]
+//   node --expose-gc scripts/bench-decisions.ts [--seconds 5] [--connections 10] [--rate 500] [--repetitions 3] [--quick] [--recording-only]
 //
 // Prints JSON. A measurement, not a test: absolute numbers depend on the machine; the ratios are
 // what to compare.
@@ -28,13 +31,14 @@ import setupTemplate from '../test/global-setup.ts';
 import { createTestDb } from '../test/helpers/db.ts';
 import { seedAllowedImages } from '../test/helpers/ledger.ts';
 import { startTestSignet } from '../test/helpers/signet.ts';
-import { runLoad, type Load } from './lib/bench.ts';
+import { runLoad, spread, type Load, type Spread } from './lib/bench.ts';
 
 const { values } = parseArgs({
   options: {
-    seconds: { type: 'string', default: '10' },
+    seconds: { type: 'string', default: '5' },
     connections: { type: 'string', default: '10' },
-    rate: { type: 'string', default: '1000' },
+    rate: { type: 'string', default: '500' },
+    repetitions: { type: 'string', default: '3' },
     quick: { type: 'boolean', default: false },
     // Only the admission record's on/off comparison (and none of the rest).
     'recording-only': { type: 'boolean', default: false },
@@ -45,6 +49,7 @@ const seconds = quick ? 1 : Number(values.seconds);
 const warmup = quick ? 1 : 2;
 const connections = Number(values.connections);
 const moderate = Number(values.rate);
+const repetitions = Math.max(1, Number(values.repetitions));
 
 await setupTemplate();
 
@@ -52,18 +57,6 @@ const tmp = await mkdtemp(join(tmpdir(), 'signet-bench-'));
 // A self-signed certificate for 127.0.0.1, for the HTTPS runs.
 execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'tls.key', '-out', 'tls.crt', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: tmp, stdio: 'ignore' });
 const tlsFiles = { cert: await readFile(join(tmp, 'tls.crt')), key: await readFile(join(tmp, 'tls.key')) };
-
-// Yardstick: the ceiling of any Node endpoint here.
-const constant = JSON.stringify({ ok: true });
-const answer = (req: IncomingMessage, res: ServerResponse) => {
-  req.resume();
-  req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(constant));
-};
-const bare = createServer(answer);
-const bareTls = createHttpsServer({ ...tlsFiles, minVersion: 'TLSv1.3' }, answer);
-await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
-await new Promise<void>((r) => bareTls.listen(0, '127.0.0.1', r));
-const bareUrl = { http: `http://127.0.0.1:${(bare.address() as { port: number }).port}/`, https: `https://127.0.0.1:${(bareTls.address() as { port: number }).port}/` };
 
 // Signet (api role) with 10 images in its ledger, each decided under the policy.
 const db = await createTestDb();
@@ -109,13 +102,49 @@ const admission = JSON.stringify({
     },
   },
 });
-const endpoints = {
-  'gatekeeper /gatekeeper/validate (10 images)': { path: '/gatekeeper/validate', bodies: [gatekeeper] as string[] | null },
-  'native GET /v1/decisions (1 image)': { path: `/v1/decisions?image=${encodeURIComponent(images[0]!)}`, bodies: null },
-  'admission /admission/validate (Pod, 3 containers)': { path: '/admission/validate', bodies: [admission] },
+/** Each endpoint's path (with its query) and its one request body (null: a GET). */
+const endpoints: Record<string, { path: string; body: string | null }> = {
+  'native GET /v1/decisions (1 image)': { path: `/v1/decisions?image=${encodeURIComponent(images[0]!)}`, body: null },
+  'OPA POST /verify (1 image)': { path: '/verify', body: JSON.stringify({ image: images[0] }) },
+  'gatekeeper /gatekeeper/validate (10 images)': { path: '/gatekeeper/validate', body: gatekeeper },
+  'admission /admission/validate (Pod, 3 containers)': { path: '/admission/validate', body: admission },
 };
-const load = (url: string, bodies: string[] | null, rate?: number, precise = false) =>
-  runLoad({ url, bodies, connections, seconds, warmup, ...(rate === undefined ? {} : { rate, precise }) });
+
+/** Signet's answer for each endpoint, captured once: what the yardstick answers, byte for byte. */
+const captured = new Map<string, { status: number; contentType: string; body: Buffer }>();
+for (const e of Object.values(endpoints)) {
+  const res = await fetch(`${signet.http.url}${e.path}`, e.body === null ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: e.body });
+  if (res.status !== 200) {
+    throw new Error(`${e.path}: Signet answered ${res.status}: ${await res.text()}`);
+  }
+  captured.set(e.path.split('?')[0]!, { status: res.status, contentType: res.headers.get('content-type') ?? 'application/json', body: Buffer.from(await res.arrayBuffer()) });
+}
+
+// The yardstick: read the request, parse it as Signet must (the JSON body, or the query string),
+// route by path, answer the captured bytes.
+const yardstick = (req: IncomingMessage, res: ServerResponse) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const q = req.url!.indexOf('?');
+    const path = q === -1 ? req.url! : req.url!.slice(0, q);
+    const parsed: unknown = req.method === 'GET' ? new URLSearchParams(req.url!.slice(q + 1)).get('image') : JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    const answer = captured.get(path);
+    if (answer === undefined || parsed === null) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(answer.status, { 'content-type': answer.contentType, 'content-length': answer.body.length }).end(answer.body);
+  });
+};
+const bare = createServer(yardstick);
+const bareTls = createHttpsServer({ ...tlsFiles, minVersion: 'TLSv1.3' }, yardstick);
+await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
+await new Promise<void>((r) => bareTls.listen(0, '127.0.0.1', r));
+const bareUrl = { http: `http://127.0.0.1:${(bare.address() as { port: number }).port}`, https: `https://127.0.0.1:${(bareTls.address() as { port: number }).port}` };
+
+const load = (url: string, body: string | null, rate?: number) =>
+  runLoad({ url, bodies: body === null ? null : [body], connections, seconds, warmup, ...(rate === undefined ? {} : { rate, precise: true }) });
 
 /** A sample of a Signet's /metrics (0 when absent). */
 async function sample(url: string, series: string): Promise<number> {
@@ -135,9 +164,9 @@ const round3 = (x: number) => Number(x.toFixed(3));
  * the record's last batch of the run is written (1.5 s after the load ends, for both).
  */
 async function admissionRun(url: string): Promise<{ rps: number; cpuUsPerRequest: number }> {
-  const path = endpoints['admission /admission/validate (Pod, 3 containers)'].path;
+  const path = endpoints['admission /admission/validate (Pod, 3 containers)']!.path;
   const [n0, cpu0] = [await sample(url, ANSWERED), process.cpuUsage()];
-  const { rps } = await load(`${url}${path}`, [admission]);
+  const { rps } = await load(`${url}${path}`, admission);
   await new Promise((r) => setTimeout(r, 1_500));
   const cpu = process.cpuUsage(cpu0);
   const n = (await sample(url, ANSWERED)) - n0;
@@ -176,27 +205,25 @@ async function compareRecording() {
   };
 }
 
-interface EndpointResult {
-  saturated: Load;
-  atHalfOfSaturation: Load;
-  atModerateRate: Load;
-  /** Saturated requests/s over the bare server's, same method and protocol. */
-  rpsVsBare: number;
+/** One repetition of one endpoint on one protocol: Signet and its yardstick, back to back. */
+interface Run {
+  signet: { saturated: Load; atRate: Load };
+  bare: { saturated: Load; atRate: Load };
 }
-const results: Record<string, Record<string, EndpointResult>> = {};
-const bareResults: Record<string, { GET: Load; POST: Load }> = {};
-for (const proto of values['recording-only'] ? [] : (['http', 'https'] as const)) {
-  const bareFigures = { GET: await load(bareUrl[proto], null), POST: await load(bareUrl[proto], ['{}']) };
-  bareResults[proto] = bareFigures;
-  for (const [name, e] of Object.entries(endpoints)) {
-    const url = `${signet[proto].url}${e.path}`;
-    const saturated = await load(url, e.bodies);
-    (results[name] ??= {})[proto] = {
-      saturated,
-      atHalfOfSaturation: await load(url, e.bodies, Math.max(1, Math.round(saturated.rps / 2))),
-      atModerateRate: await load(url, e.bodies, moderate, true),
-      rpsVsBare: Number((saturated.rps / bareFigures[e.bodies === null ? 'GET' : 'POST'].rps).toFixed(3)),
-    };
+const runs: Record<string, Record<string, Run[]>> = {};
+for (let rep = 0; rep < (values['recording-only'] ? 0 : repetitions); rep++) {
+  for (const proto of ['http', 'https'] as const) {
+    for (const [name, e] of Object.entries(endpoints)) {
+      process.stderr.write(`[bench-decisions] repetition ${rep + 1}/${repetitions} ${proto} ${name}\n`);
+      // Alternate which goes first, so a drift in the machine's load does not favour one side.
+      const order = rep % 2 === 0 ? (['signet', 'bare'] as const) : (['bare', 'signet'] as const);
+      const run: Partial<Run> = {};
+      for (const who of order) {
+        const url = `${who === 'signet' ? signet[proto].url : bareUrl[proto]}${e.path}`;
+        run[who] = { saturated: await load(url, e.body), atRate: await load(url, e.body, moderate) };
+      }
+      ((runs[name] ??= {})[proto] ??= []).push(run as Run);
+    }
   }
 }
 const recording = await compareRecording();
@@ -205,6 +232,39 @@ await signet.https.stop();
 await unrecorded.stop();
 bare.close();
 bareTls.close();
+
+/** Medians and spreads over the repetitions; ratios are taken within a repetition, then summarised. */
+interface EndpointResult {
+  requestBytes: number;
+  responseBytes: number;
+  signet: { saturatedRps: Spread; p50AtRate: Spread; p99AtRate: Spread };
+  bare: { saturatedRps: Spread; p50AtRate: Spread; p99AtRate: Spread };
+  /** Signet's saturated requests/s ÷ its yardstick's (goal ≥ 0.8). */
+  rpsVsBare: Spread;
+  /** Signet's p99 ÷ its yardstick's p99 at the same fixed rate (goal ≤ 1.5). */
+  p99VsBare: Spread;
+  errors: number;
+}
+const side = (rs: Run[], who: 'signet' | 'bare') => ({
+  saturatedRps: spread(rs.map((r) => r[who].saturated.rps), 0),
+  p50AtRate: spread(rs.map((r) => r[who].atRate.p50)),
+  p99AtRate: spread(rs.map((r) => r[who].atRate.p99)),
+});
+const results: Record<string, Record<string, EndpointResult>> = {};
+for (const [name, byProto] of Object.entries(runs)) {
+  const e = endpoints[name]!;
+  for (const [proto, rs] of Object.entries(byProto)) {
+    (results[name] ??= {})[proto] = {
+      requestBytes: e.body === null ? 0 : Buffer.byteLength(e.body),
+      responseBytes: captured.get(e.path.split('?')[0]!)!.body.length,
+      signet: side(rs, 'signet'),
+      bare: side(rs, 'bare'),
+      rpsVsBare: spread(rs.map((r) => r.signet.saturated.rps / r.bare.saturated.rps)),
+      p99VsBare: spread(rs.map((r) => r.signet.atRate.p99 / r.bare.atRate.p99)),
+      errors: rs.reduce((n, r) => n + r.signet.saturated.errors + r.signet.saturated.non2xx + r.signet.atRate.errors + r.signet.atRate.non2xx, 0),
+    };
+  }
+}
 
 // Memory per decision-table entry: synthetic decisions applied as ledger events.
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -244,7 +304,7 @@ await rm(tmp, { recursive: true, force: true });
 
 console.log(
   JSON.stringify(
-    { seconds, connections, moderateRate: moderate, yardstick: { bare: bareResults }, endpoints: results, admissionRecording: recording, decisionTableBytesPerEntry: bytesPerEntry },
+    { seconds, warmup, connections, moderateRate: moderate, repetitions, endpoints: results, admissionRecording: recording, decisionTableBytesPerEntry: bytesPerEntry },
     null,
     2,
   ),

@@ -52,3 +52,20 @@ export async function runLoad(opts: LoadOptions): Promise<Load> {
 export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
 }
+
+/** A figure over repetitions: its median and spread (min–max), and every value. */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  values: number[];
+}
+
+/** The median (mean of the middle two for an even count) and spread of `values`, rounded to `digits`. */
+export function spread(values: readonly number[], digits = 3): Spread {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : ((sorted[mid - 1] ?? NaN) + (sorted[mid] ?? NaN)) / 2;
+  const round = (v: number) => Number(v.toFixed(digits));
+  return { median: round(median), min: round(sorted[0] ?? NaN), max: round(sorted.at(-1) ?? NaN), values: values.map(round) };
+}

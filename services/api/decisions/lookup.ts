@@ -81,6 +81,12 @@ interface Parsed {
   readonly repository: string;
   /** The digest's store key, for references by digest; a tag's digest is looked up each time. */
   readonly raw: string | null;
+  /**
+   * The last answer given for this reference, with what it was built from: given again while the
+   * entry (replaced whenever the decision or tag changes), staleness and namespace scope are the
+   * same, so a repeated lookup allocates nothing and formats no date.
+   */
+  last?: { readonly entry: Entry; readonly digest: Digest; readonly stale: boolean; readonly scope: string | null; readonly answer: ImageDecision };
 }
 
 const WAIT_POLL_MS = 50;
@@ -117,7 +123,15 @@ export class DecisionLookup implements ImageDecisions {
       const digest = ref.digest ?? this.#store.tag(ref.registry, ref.repository, ref.tag ?? 'latest');
       const entry = digest === undefined ? undefined : this.#store.getByKey(parsed.repository, parsed.raw ?? rawDigest(digest));
       if (digest !== undefined && entry !== undefined) {
-        return Promise.resolve(answer(image, digest, entry, this.#deps.stale(), scope));
+        const stale = this.#deps.stale();
+        const { last } = parsed;
+        if (last !== undefined && last.entry === entry && last.digest === digest && last.stale === stale && last.scope === scope) {
+          return Promise.resolve(last.answer);
+        }
+        // Frozen: the same object answers every later lookup, so no caller may change it.
+        const a = Object.freeze(answer(image, digest, entry, stale, scope));
+        parsed.last = { entry, digest, stale, scope, answer: a };
+        return Promise.resolve(a);
       }
     }
     return this.#lookupSlow(image, scope);

@@ -45,5 +45,5 @@ export class BoundedParseCache<V> {
   }
 }
 
-/** A parsed reference and its store keys: a handful of objects and short strings. */
-const ENTRY_OVERHEAD_BYTES = 400;
+/** A parsed reference, its store keys and its last answer: a handful of objects and short strings. */
+const ENTRY_OVERHEAD_BYTES = 600;

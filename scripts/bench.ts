@@ -249,15 +249,18 @@ ${table(
 ## What bounds the figures that fall short
 
 From CPU profiles (\`node --cpu-prof\`) of each endpoint under load:
-- **Throughput vs bare, POST endpoints.** The Gatekeeper answer for 10 images is ~3.5 KB against
-  the bare server's 11 bytes, and its request ~1 KB. About a third of the server's CPU is the socket
-  write of the response (\`writeUtf8String\`), which grows with the body; Signet's own code (lookup,
-  answer objects) and fastify's serialisation are ~20%, zod ~2%. A JSON-schema'd route
-  (fast-json-stringify) measured slower than zod + JSON.stringify and was reverted. The single
-  lookup (GET, small answer) is at ~0.66 and the AdmissionReview at ~0.6.
-- **Latency at half of saturation.** On 2 cores the load generator and the server share the CPUs,
-  and autocannon reports whole milliseconds; at a moderate rate the open-loop figures show the
-  sub-millisecond answer.
+- **Decision endpoints vs their fair yardstick.** The yardstick now pays what any server must for
+  the same exchange (reading and parsing the request, writing the same response bytes), so what is
+  left is Signet's own: fastify's routing, hooks and per-request child logger, request validation
+  (ajv for the native routes, zod for Gatekeeper and AdmissionReview), the request metrics
+  (prom-client) and building and serialising the answer. Before the answer cache, the profile under
+  load (\`node --cpu-prof\`) showed the socket write (\`writeUtf8String\`, paid by both sides) at ~30%
+  of busy time, fastify ~10%, Signet's answer objects (a spread and an ISO date per image) ~4%,
+  prom-client ~2%, zod ~2%, the JSON body parser ~2%. A repeated lookup now gives the reference's
+  last answer; the rest is fastify's and the metrics' fixed cost per request.
+- **Spreads.** On this 2-core machine shared with other work, the load generator, Signet and its
+  yardstick share the CPUs; single runs vary by several times, so only the medians of repetitions
+  taken back to back are worth reading, and their spread says how far.
 - **Live ÷ Signet.** The live baseline runs on loopback against a local registry with no Rekor or
   TUF call, so it costs ~12 ms; a real live verifier crosses a network to the registry (and often
   Rekor and TUF) — published figures are 1–2.4 s per image for Ratify and ~2 s per cosign check for

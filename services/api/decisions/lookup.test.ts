@@ -51,6 +51,17 @@ describe('DecisionLookup answers from memory', () => {
     expect(await table.lookup(ref)).toMatchObject({ allowed: false, reason: 'unsigned', verifiedAt: '2026-01-02T00:00:00.000Z' });
   });
 
+  it('never gives a cached allow past its expiry (a time-dependent attestation condition)', async () => {
+    const table = new DecisionTable(db, policy, createLogger({ logLevel: 'silent' }));
+    const expiresAt = new Date(Date.now() + 300).toISOString();
+    table.apply({ ...decision(digest, true, '2026-01-01T00:00:00.000Z'), expiresAt });
+    const ref = `registry.test/team/app@${digest}`;
+    expect(await table.lookup(ref)).toMatchObject({ allowed: true, expiresAt });
+    expect(await table.lookup(ref)).toMatchObject({ allowed: true, expiresAt });
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    expect(await table.lookup(ref)).toMatchObject({ allowed: false, reason: 'attestation_failed', expiresAt });
+  });
+
   it('follows a tag to its new digest', async () => {
     const table = new DecisionTable(db, policy, createLogger({ logLevel: 'silent' }));
     table.apply(decision(digest, true, '2026-01-01T00:00:00.000Z'));

@@ -125,7 +125,10 @@ export class DecisionLookup implements ImageDecisions {
       if (digest !== undefined && entry !== undefined) {
         const stale = this.#deps.stale();
         const { last } = parsed;
-        if (last !== undefined && last.entry === entry && last.digest === digest && last.stale === stale && last.scope === scope) {
+        // An entry that expires by time (an attestation condition read the clock) is reused only
+        // before its expiry: after it, answer() denies the allow, which the cache must not hide.
+        const current = entry.expiresAt === undefined || Date.now() < entry.expiresAt;
+        if (last !== undefined && current && last.entry === entry && last.digest === digest && last.stale === stale && last.scope === scope) {
           return Promise.resolve(last.answer);
         }
         // Frozen: the same object answers every later lookup, so no caller may change it.

@@ -287,6 +287,28 @@ describe('break-glass', () => {
   });
 });
 
+describe('the admission record', () => {
+  // The requests above, as the record kept them: each mode's result, the exemption, the break-glass
+  // user. Written off the admission path, so polled.
+  const recorded = (namespace: string) =>
+    db.db.selectFrom('admission_records').select(['result', 'reason', 'break_glass', 'username', 'images']).where('namespace', '=', namespace).orderBy('id').execute();
+
+  it('keeps every answered review with its result, each image with its mode, the exemption and the break-glass user', async () => {
+    await expect.poll(async () => (await recorded('ops-1')).length, { timeout: 15_000 }).toBeGreaterThan(0);
+    const images = (rows: { images: unknown }[]) => rows.flatMap((r) => r.images as { image: string; allowed: boolean; mode: string; reason: string }[]);
+    const warned = await recorded('preview-42');
+    expect(warned.map((r) => r.result)).toEqual(['warned']);
+    expect(images(warned)).toEqual([expect.objectContaining({ image: APP, allowed: false, mode: 'warn', reason: 'unsigned' })]);
+    const audited = await recorded('dev-7');
+    expect(audited.map((r) => r.result)).toEqual(['allowed']);
+    expect(images(audited)).toEqual([expect.objectContaining({ image: APP, allowed: false, mode: 'audit' })]);
+    expect((await recorded('default')).map((r) => r.result)).toContain('denied');
+    expect((await recorded('payments')).map((r) => r.result).slice(0, 2)).toEqual(['exempted', 'denied']);
+    const glass = await recorded('ops-1');
+    expect(glass).toEqual([expect.objectContaining({ result: 'exempted', break_glass: true, username: 'oncall@example.com' })]);
+  });
+});
+
 describe('signet explain and GraphQL explain', () => {
   const env = () => ({ DATABASE_URL: db.url, SIGNET_POLICY: join(tmp, 'policy.yaml') });
 

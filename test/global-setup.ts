@@ -6,7 +6,7 @@ import { createLogger } from '../services/common/logger.ts';
 import { PG_SERVER, TEMPLATE_DB, TEST_DB_PREFIX } from './helpers/db.ts';
 import { FIXTURES } from './helpers/fixtures.ts';
 
-/** Migrates a template database once per run; each test file clones it (CREATE DATABASE … TEMPLATE). */
+/** Creates and migrates a template database once per run; each test file clones it (CREATE DATABASE … TEMPLATE). */
 export default async function setup(): Promise<void> {
   if (!existsSync(FIXTURES)) {
     throw new Error(`fixtures not found at ${FIXTURES} (they ship in test/fixtures; SIGNET_FIXTURES overrides)`);
@@ -21,6 +21,9 @@ export default async function setup(): Promise<void> {
     for (const { datname } of rows) {
       await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(datname)} WITH (FORCE)`);
     }
+    // The template is made anew each run: one migrated by an older checkout (whose migrations sort
+    // differently) would otherwise refuse this checkout's migrations as out of order.
+    await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(TEMPLATE_DB)} WITH (FORCE)`);
   } finally {
     await admin.end();
   }

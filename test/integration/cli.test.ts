@@ -3,6 +3,7 @@
 // registry, Postgres and Redis. One row per command: a new command adds a row here.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSignetCli, startSignetCli } from '../helpers/cli.ts';
 import { createTestDb } from '../helpers/db.ts';
@@ -38,6 +39,9 @@ interface CliRow {
   /** Exit codes the README lists that another test file covers (too slow or disruptive here). */
   readonly elsewhere?: Readonly<Record<number, string>>;
 }
+
+/** A policy-controller sample from its docs (test/fixtures/policy-import, with its provenance). */
+const IMPORT_SAMPLE = (name: string) => fileURLToPath(new URL(`../fixtures/policy-import/policy-controller/${name}`, import.meta.url));
 
 const MISSING_DB = (c: Ctx) => ({ DATABASE_URL: c.env.DATABASE_URL!.replace(/\/[^/]+$/, '/firstrun_no_such_database') });
 
@@ -97,6 +101,29 @@ const ROWS: readonly CliRow[] = [
       3: { args: (c) => ['policy', 'dry-run', join(c.tmp, 'stricter.yaml')] },
     },
   },
+  {
+    command: 'explain',
+    json: { args: (c) => ['explain', `${c.host}/cli/app:v1`, '--json'], keys: ['image', 'scope', 'rule', 'mode', 'admission', 'evidence'] },
+    exits: { 2: { args: () => ['explain'] }, 3: { args: (c) => ['explain', `${c.host}/cli/unsigned:v1`] } },
+  },
+  {
+    command: 'audit',
+    json: { args: (c) => ['audit', join(c.tmp, 'pods-ok.json'), '--json'], keys: ['policyVersion', 'workloads', 'denied', 'findings'] },
+    exits: {
+      1: { args: (c) => ['audit', join(c.tmp, 'pods-ok.json')], env: MISSING_DB },
+      2: { args: () => ['audit'] },
+      3: { args: (c) => ['audit', join(c.tmp, 'pods-denied.json')] },
+    },
+  },
+  {
+    command: 'policy import',
+    json: { args: () => ['policy', 'import', IMPORT_SAMPLE('signed-by-github-actions.yaml'), '--registry', 'ghcr.io', '--json'], keys: ['policy', 'unexpressed'] },
+    exits: {
+      1: { args: (c) => ['policy', 'import', join(c.tmp, 'policy.yaml')] },
+      2: { args: (c) => ['policy', 'import', join(c.tmp, 'missing.yaml')] },
+      3: { args: () => ['policy', 'import', IMPORT_SAMPLE('allow-only-pods.yaml')] },
+    },
+  },
   { command: 'version', json: { args: () => ['version', '--json'], keys: ['version', 'node', 'platform'] }, exits: {} },
 ];
 
@@ -113,6 +140,9 @@ beforeAll(async () => {
     const res = await signet.app.inject({ method: 'GET', url: `/v1/decisions?image=${encodeURIComponent(`${host}/cli/app:v1`)}` });
     return res.json<{ allowed: boolean }>().allowed ? true : undefined;
   }, 'cli/app:v1 allowed');
+  const pods = (image: string) => JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [{ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'web', namespace: 'default' }, spec: { containers: [{ name: 'c', image }] } }] });
+  await writeFile(join(tmp, 'pods-ok.json'), pods(`${host}/cli/app:v1`));
+  await writeFile(join(tmp, 'pods-denied.json'), pods(`${host}/cli/unsigned:v1`));
   await writeFile(join(tmp, 'bad.yaml'), 'allow_with_verification:\n  r.example.com:\n    a/*:\n      certificate-identiy: a@example.com\n');
   await writeFile(join(tmp, 'stricter.yaml'), policyAllowing(host, { email: 'bob@example.com', issuer: ALICE.issuer }));
   ctx = {

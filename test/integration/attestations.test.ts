@@ -148,7 +148,7 @@ describe('attestation requirements through a real registry', () => {
     expect(denied.message).toContain('attestation requirement provenance');
     expect(denied.message).toContain("matches('^refs/tags/') is false");
     const gql = await graphqlDecision('prov/branch', branch);
-    expect(gql).toMatchObject({ allowed: false, reason: 'attestation_failed', expiresAt: null, attestations: [{ requirement: 'provenance', predicateTypes: [SLSA_V1], satisfied: false, reason: 'CONDITION_FAILED' }] });
+    expect(gql).toMatchObject({ allowed: false, reason: 'ATTESTATION_FAILED', expiresAt: null, attestations: [{ requirement: 'provenance', predicateTypes: [SLSA_V1], satisfied: false, reason: 'CONDITION_FAILED' }] });
     expect((await graphqlDecision('prov/app', tagged)).attestations).toEqual([expect.objectContaining({ satisfied: true, reason: 'SATISFIED', message: expect.stringContaining(BUILDER.uri) })]);
     // explain agrees with the stored decision, requirement by requirement.
     expect(await graphqlExplain('prov/branch', branch)).toMatchObject({

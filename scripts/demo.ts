@@ -167,11 +167,12 @@ async function answerFor(signet: Signet, ref: string, signatures: number): Promi
     const res = await fetch(`${signet.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: GRAPHQL_QUERY, variables: { ref } }) });
     const body = (await res.json()) as { data?: { image: { signatures: unknown[]; attestations: unknown[]; status: string; decision: { reason: string } | null } | null } };
     const image = body.data?.image;
-    if (image !== null && image !== undefined && image.decision !== null && image.signatures.length + image.attestations.length >= signatures && image.status !== 'pending') {
+    if (image !== null && image !== undefined && image.decision !== null && image.signatures.length + image.attestations.length >= signatures && image.status.toLowerCase() !== 'pending') {
       // The decision endpoints answer from memory, kept fresh over Redis: a moment behind the ledger.
       const decision = (await (await fetch(`${signet.url}/v1/decisions?image=${encodeURIComponent(ref)}`)).json()) as Answer['decision'];
       // A signed image is first decided when its manifest arrives, before its signature does.
-      if (decision.reason === image.decision.reason && (signatures === 0 || decision.reason !== 'unsigned')) {
+      // GraphQL gives closed sets as enums (UNSIGNED); the decision endpoints as the ledger's words (unsigned).
+      if (decision.reason === image.decision.reason.toLowerCase() && (signatures === 0 || decision.reason !== 'unsigned')) {
         return { decision, graphql: body.data };
       }
     }

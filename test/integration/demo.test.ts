@@ -68,9 +68,9 @@ describe('npm run demo', () => {
       expect(m, ref).not.toBeNull();
       expect([m![1], m![2]], ref).toEqual([verdict, reason]);
       const graphql = JSON.parse(m![3]!) as { image: { decision: { allowed: boolean; reason: string } } };
-      expect(graphql.image.decision, ref).toEqual({ allowed: verdict === 'ALLOW', reason });
+      expect(graphql.image.decision, ref).toEqual({ allowed: verdict === 'ALLOW', reason: reason.toUpperCase() });
     }
-    expect(JSON.parse(line('attested:v1')![3]!)).toMatchObject({ image: { attestations: [{ predicateType: 'https://slsa.dev/provenance/v1', status: 'verified' }] } });
+    expect(JSON.parse(line('attested:v1')![3]!)).toMatchObject({ image: { attestations: [{ predicateType: 'https://slsa.dev/provenance/v1', status: 'VERIFIED' }] } });
     expect(out).toMatch(/demo\/rogue:v1 — .*\n {2}decision: DENY untrusted_root: the certificate was issued by ".*", which chains to none of the trusted roots \(SIGNET_TRUSTED_ROOT: .*trusted_root\.json\)/);
     expect(out).toContain('demo/keyless: bob@example.com signed for the first time (owners before: alice@example.com)');
     expect(out).toMatch(/Open the ownership page: +http:\/\/127\.0\.0\.1:\d+\/ui\n/);

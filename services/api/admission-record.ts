@@ -7,8 +7,6 @@ import { OUTCOMES } from '../common/domain/outcome.ts';
 import type { Logger } from '../common/logger.ts';
 import type { Metrics } from '../common/metrics.ts';
 import { OutageLog } from '../common/outage.ts';
-import type { AdmissionReview } from './admission.ts';
-import type { ImageDecision } from './decisions/lookup.ts';
 
 export type { AdmissionOutcome, AdmissionResult, AdmittedImage, DecisionMode } from '../common/domain/admission.ts';
 
@@ -46,34 +44,6 @@ const METRIC_REASONS: ReadonlySet<string> = new Set([
 export function reasonLabel(outcome: Pick<AdmissionOutcome, 'result' | 'images'>): string {
   const reason = decidingReason(outcome);
   return METRIC_REASONS.has(reason) ? reason : 'other';
-}
-
-function field(value: unknown, ...path: string[]): string | null {
-  let v = value;
-  for (const step of path) {
-    v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[step] : undefined;
-  }
-  return typeof v === 'string' && v !== '' ? v : null;
-}
-
-/**
- * The outcome of a validation request under today's semantics: every image enforced, the request
- * denied when any image is.
- */
-export function enforcedOutcome(request: AdmissionReview['request'], decisions: readonly ImageDecision[], at = new Date()): AdmissionOutcome {
-  const images = decisions.map((d) => ({ image: d.image, digest: d.digest, allowed: d.allowed, reason: d.reason, rule: d.rule ?? null, mode: 'enforce' as const }));
-  return {
-    at,
-    uid: request.uid,
-    namespace: field(request, 'namespace'),
-    kind: request.kind.kind,
-    name: field(request, 'name') ?? field(request.object, 'metadata', 'name'),
-    operation: request.operation ?? null,
-    user: field(request, 'userInfo', 'username'),
-    result: images.every((i) => i.allowed) ? 'allowed' : 'denied',
-    breakGlass: false,
-    images,
-  };
 }
 
 /** Counts every answered request on `/metrics`, then hands it to `next` (the record) when there is one. */

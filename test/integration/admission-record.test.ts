@@ -7,7 +7,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BatchedAdmissionRecorder, enforcedOutcome } from '../../services/api/admission-record.ts';
+import type { AdmissionReview } from '../../services/api/admission.ts';
+import { type AdmissionOutcome, BatchedAdmissionRecorder } from '../../services/api/admission-record.ts';
+import type { ImageDecision } from '../../services/api/decisions/lookup.ts';
 import { createDb } from '../../services/common/db/client.ts';
 import * as admissions from '../../services/common/db/queries/admissions.ts';
 import { sha256Digest } from '../../services/common/domain/digest.ts';
@@ -19,6 +21,31 @@ import { readFixtureJson } from '../helpers/fixtures.ts';
 import { seedTeamApp } from '../helpers/ledger.ts';
 import { eventually, startTestSignet, type TestSignet } from '../helpers/signet.ts';
 import { startPostgresProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+
+function field(value: unknown, ...path: string[]): string | null {
+  let v = value;
+  for (const step of path) {
+    v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[step] : undefined;
+  }
+  return typeof v === 'string' && v !== '' ? v : null;
+}
+
+/** An outcome for the writer's own tests: every image enforced, the request denied when any image is. */
+function enforcedOutcome(request: AdmissionReview['request'], decisions: readonly ImageDecision[], at = new Date()): AdmissionOutcome {
+  const images = decisions.map((d) => ({ image: d.image, digest: d.digest, allowed: d.allowed, reason: d.reason, rule: d.rule ?? null, mode: 'enforce' as const }));
+  return {
+    at,
+    uid: request.uid,
+    namespace: field(request, 'namespace'),
+    kind: request.kind.kind,
+    name: field(request, 'name') ?? field(request.object, 'metadata', 'name'),
+    operation: request.operation ?? null,
+    user: field(request, 'userInfo', 'username'),
+    result: images.every((i) => i.allowed) ? 'allowed' : 'denied',
+    breakGlass: false,
+    images,
+  };
+}
 
 const POLICY = `allow_with_verification:
   registry.example.com:
@@ -181,7 +208,8 @@ describe('the admission record', () => {
 
     expect(await metric(signet, 'signet_admission_requests_total{result="allowed",reason="verified"}')).toBe(1);
     expect(await metric(signet, 'signet_admission_requests_total{result="denied",reason="unknown"}')).toBe(1);
-    expect(await metric(signet, 'signet_admission_records_written_total')).toBeGreaterThanOrEqual(3);
+    // Counted once the INSERT's answer is back, a moment after its rows are visible to other connections.
+    await expect.poll(() => metric(signet, 'signet_admission_records_written_total')).toBeGreaterThanOrEqual(3);
     await stop(signet);
   });
 

@@ -2,8 +2,9 @@ import { defineConfig } from 'vitest/config';
 
 // Two projects: `unit` needs nothing running (no Postgres, Redis or registry:
 // `npx vitest run --project unit`); `integration` runs against the real services that
-// scripts/test-services.sh starts, from a template database global-setup migrates once.
-// `npm test` runs both.
+// scripts/test-services.sh starts, from a template database global-setup migrates once;
+// `distributed` (test/distributed/) starts its own Redis Cluster, Sentinel and Postgres replica
+// on loopback beside them (`npm run test:distributed`). `npm test` runs all three.
 const NEEDS_SERVICES = ['test/integration/**/*.test.ts', 'test/security/**/*.test.ts', 'test/fuzz/ledger-writes.test.ts', 'test/helpers/**/*.test.ts', 'services/core/oci/client.test.ts'];
 
 export default defineConfig({
@@ -15,11 +16,16 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['services/**/*.test.ts', 'test/**/*.test.ts'], exclude: NEEDS_SERVICES },
+        test: { name: 'unit', include: ['services/**/*.test.ts', 'test/**/*.test.ts'], exclude: [...NEEDS_SERVICES, 'test/distributed/**'] },
       },
       {
         extends: true,
         test: { name: 'integration', include: NEEDS_SERVICES, globalSetup: ['test/global-setup.ts'] },
+      },
+      {
+        extends: true,
+        // They start servers of their own and fail a master over: more time on a loaded machine.
+        test: { name: 'distributed', include: ['test/distributed/**/*.test.ts'], globalSetup: ['test/global-setup.ts'], testTimeout: 180_000, hookTimeout: 180_000 },
       },
     ],
   },

@@ -5,6 +5,7 @@ import { ALERTS_QUEUE } from '../common/jobs/notify-ownership-change.ts';
 import { MAINTENANCE_QUEUE } from '../common/jobs/prune-deliveries.ts';
 import { EXPIRY_QUEUE } from '../common/jobs/redecide-expired.ts';
 import { RECONCILE_QUEUE } from '../common/jobs/reconcile.ts';
+import { ledgerStream } from '../common/events.ts';
 import type { Platform } from '../common/platform.ts';
 import type { Policy } from '../common/policy/policy.ts';
 import { BreakGlassAlerts } from './break-glass.ts';
@@ -34,8 +35,29 @@ function learner(platform: Platform, indexQueue: Queue | null): Learner | null {
   return { queue, registries: new Set(decisions.learnRegistries), waitMs: decisions.waitMs };
 }
 
-/** The decision table's size and staleness on `/metrics`. */
+/** The decision table's size and staleness, and its feed's reloads and resumptions, on `/metrics`. */
 function observeTable(platform: Platform, table: DecisionTable): void {
+  platform.metrics.gauge(
+    'signet_decision_feed_events',
+    'Decision feed since start: full reloads (fell behind the stream window), resumptions from the last event after a disconnection, events applied.',
+    ['kind'],
+    (g) => {
+      const s = table.feedStats();
+      g.set({ kind: 'reload' }, s.reloads);
+      g.set({ kind: 'resume' }, s.resumes);
+      g.set({ kind: 'applied' }, s.applied);
+    },
+  );
+  platform.metrics.gauge(
+    'signet_decision_miss_reads',
+    'Decision-table misses read from Postgres since start, by database: the read replica (DATABASE_READ_URL), or the primary (no replica, or the replica had not replayed what this process was told).',
+    ['database'],
+    (g) => {
+      const r = table.missReads();
+      g.set({ database: 'replica' }, r.replica);
+      g.set({ database: 'primary' }, r.primary);
+    },
+  );
   platform.metrics.gauge('signet_decision_table_entries', "Images in this replica's in-memory decision table.", [], (g) => g.set(table.size));
   platform.metrics.gauge('signet_decision_table_stale', '1 while this replica may be behind the ledger (its decision feed is down), else 0.', [], (g) => g.set(table.stale ? 1 : 0));
   platform.metrics.gauge('signet_decision_table_oldest_entry_age_seconds', 'Age of the oldest verification behind an entry of the decision table.', [], (g) => {
@@ -67,27 +89,30 @@ function startAdmissionRecord(platform: Platform): AdmissionRecorder {
 }
 
 /**
- * The API role: decisions from an in-memory table kept fresh by the ledger-events channel, the
+ * The API role: decisions from an in-memory table kept fresh by the ledger-events stream, the
  * admission endpoints, GraphQL, the ownership page and the queue dashboard.
  */
 export async function startApiRole(platform: Platform, policy: Policy, opts: { indexQueue: Queue | null; apiOnly: boolean }): Promise<ApiRole> {
   const { config, log, app, db } = platform;
-  const subscriber = platform.redis('worker', 'subscriber');
+  const follower = platform.redis('worker', 'decision-feed');
   const table = new DecisionTable(db, policy, log.child({ component: 'decision-table' }), learner(platform, opts.indexQueue), {
     allowUnknown: config.decisions.allowUnknown,
     mirrors: config.registries.flatMap((r) => (r.mirrorOf === null ? [] : [{ host: normalizeRegistry(r.host), source: r.mirrorOf.registry, prefix: r.mirrorOf.prefix }])),
     outage: platform.postgresOutage,
+    readDb: platform.readDb,
+    maxEntries: config.decisions.tableMax,
   });
   if (config.decisions.allowUnknown) {
     log.warn('SIGNET_UNKNOWN_IMAGES=allow: images Signet has never indexed are admitted');
   }
-  await table.start(subscriber, config.redis.queuePrefix);
+  await table.start(follower, ledgerStream(config.redis));
+  platform.onShutdown('consumers', 'decision-feed', () => table.stop());
   if (opts.apiOnly) {
-    // Without the ledger-events channel answers go on from memory, marked stale.
+    // Without the ledger-events stream answers go on from memory, marked stale.
     platform.checks.push({
       name: 'redis',
       degradable: true,
-      check: () => (subscriber.status === 'ready' ? Promise.resolve() : Promise.reject(new Error(`subscriber ${subscriber.status}`))),
+      check: () => (table.feedConnected() ? Promise.resolve() : Promise.reject(new Error(`decision feed ${follower.status}`))),
     });
   }
   const alerts = config.alerts.webhookUrl === null ? null : new BreakGlassAlerts(config.alerts.webhookUrl, log.child({ component: 'break-glass' }), platform.metrics.registry);
@@ -101,7 +126,8 @@ export async function startApiRole(platform: Platform, policy: Policy, opts: { i
     log.warn('SIGNET_API_TOKENS is not set: /graphql and the queue dashboard (/admin/queues) answer anyone who can reach this port');
   }
   registerGraphql(app, {
-    db,
+    // GraphQL reads the read replica when there is one (DATABASE_READ_URL); its lag shows there.
+    db: platform.readDb,
     log: log.child({ component: 'graphql' }),
     tokens: config.api.tokens,
     policyVersion: () => table.policyVersion,

@@ -5,7 +5,7 @@ import type { Config } from '../common/config.ts';
 import { createDb } from '../common/db/client.ts';
 import { migrateToLatest } from '../common/db/migrate.ts';
 import { isRegistryHost, isRepositoryName } from '../common/domain/image-ref.ts';
-import { announcer } from '../common/events.ts';
+import { announcer, ledgerStream } from '../common/events.ts';
 import { addJob } from '../common/jobs/define-job.ts';
 import { INDEX_QUEUE, IndexManifestJob } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
@@ -85,7 +85,7 @@ export const backfill: Command = {
     const concurrency = positive(values.concurrency, 'concurrency', 8);
 
     const db = createDb(config.database.url, log);
-    const redis = createRedis(config.redis.url, 'producer', log);
+    const redis = createRedis(config.redis, 'producer', log);
     const queue = new Queue(INDEX_QUEUE, { connection: redis, prefix: config.redis.queuePrefix });
     queue.on('error', (err) => log.warn({ err }, 'queue error'));
     const stop = new AbortController();
@@ -111,7 +111,7 @@ export const backfill: Command = {
       let result: CrawlResult;
       try {
         result = await crawlRegistry(
-          { db, registry: client, enqueueIndex: (data) => addJob(queue, IndexManifestJob, data), announce: announcer(redis, config.redis.queuePrefix, log), log },
+          { db, registry: client, enqueueIndex: (data) => addJob(queue, IndexManifestJob, data), announce: announcer(redis, ledgerStream(config.redis), log), log },
           registry,
           repository,
           { pageSize, concurrency, restart: values.restart, signal: stop.signal, limits: config.crawl, onProgress: (p) => progress.update(p) },

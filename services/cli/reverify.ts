@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import type { Config } from '../common/config.ts';
 import { createDb } from '../common/db/client.ts';
+import { ledgerStream } from '../common/events.ts';
 import { migrateToLatest } from '../common/db/migrate.ts';
 import { ALERTS_QUEUE } from '../common/jobs/notify-ownership-change.ts';
 import type { Logger } from '../common/logger.ts';
@@ -53,14 +54,14 @@ export const reverify: Command = {
     const { policy, source } = await loadPolicy(config.policyPath);
     const verifier = await createVerifierFromConfig(config, policy);
     const db = createDb(config.database.url, log);
-    const redis = createRedis(config.redis.url, 'producer', log);
+    const redis = createRedis(config.redis, 'producer', log);
     const alerts = config.alerts.webhookUrl === null ? null : new Queue(ALERTS_QUEUE, { connection: redis, prefix: config.redis.queuePrefix });
     try {
       await migrateToLatest(db);
       if (redis.status !== 'ready') {
         await once(redis, 'ready');
       }
-      const ownership = createOwnershipAnnouncer({ db, redis, prefix: config.redis.queuePrefix, alerts, log });
+      const ownership = createOwnershipAnnouncer({ db, redis, stream: ledgerStream(config.redis), alerts, log });
       const started = performance.now();
       const progress = createProgressLine(io.stderr);
       const onProgress = (p: ReverifyProgress) => progress.update(`reverify: ${p.checked} checked, ${p.changed} changed`, p.checked, null);
@@ -68,7 +69,7 @@ export const reverify: Command = {
       progress.done();
       let redecided = 0;
       if (!dryRun && result.manifestIds.length > 0) {
-        const decider = createDecider({ db, redis, prefix: config.redis.queuePrefix, policy, policySource: source, log });
+        const decider = createDecider({ db, redis, stream: ledgerStream(config.redis), policy, policySource: source, log });
         redecided = await decider.decideManifests(result.manifestIds);
       }
       const seconds = (performance.now() - started) / 1000;

@@ -19,6 +19,25 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(c.registry)).toBe(true);
   });
 
+  it('reads a Redis Cluster, Sentinel, a read replica and the decision feed length', () => {
+    const single = loadConfig({});
+    expect(single.redis).toMatchObject({ topology: { kind: 'single' }, queuePrefix: 'signet', feedMaxLen: 100_000, waitReplicas: 0 });
+    expect(single.database.readUrl).toBeNull();
+    const cluster = loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-b:7001,[::1]:7002', SIGNET_QUEUE_PREFIX: 'sig', SIGNET_DECISION_FEED_LENGTH: '5000' });
+    expect(cluster.redis).toMatchObject({
+      topology: { kind: 'cluster', nodes: [{ host: '10.0.0.1', port: 7000 }, { host: 'redis-b', port: 7001 }, { host: '::1', port: 7002 }] },
+      // BullMQ on a cluster: the prefix is the hash tag, so each queue's keys share a slot.
+      queuePrefix: '{sig}',
+      feedMaxLen: 5000,
+    });
+    const sentinel = loadConfig({ REDIS_SENTINELS: 's1:26379,s2', REDIS_SENTINEL_NAME: 'main', SIGNET_REDIS_WAIT_REPLICAS: '1', DATABASE_READ_URL: 'postgres://r@replica:5432/signet' });
+    expect(sentinel.redis).toMatchObject({ topology: { kind: 'sentinel', sentinels: [{ host: 's1', port: 26379 }, { host: 's2', port: 6379 }], name: 'main' }, waitReplicas: 1 });
+    expect(sentinel.database.readUrl).toBe('postgres://r@replica:5432/signet');
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:1', REDIS_SENTINELS: 'b:2' })).toThrow(/set one, not both/);
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:1', SIGNET_REDIS_WAIT_REPLICAS: '1' })).toThrow(/not supported with REDIS_CLUSTER_NODES/);
+    expect(() => loadConfig({ SIGNET_DECISION_FEED_LENGTH: '10' })).toThrow(/SIGNET_DECISION_FEED_LENGTH/);
+  });
+
   it('parses lists, roles and registry endpoints', () => {
     const c = loadConfig({
       SIGNET_ROLES: 'worker, api',

@@ -85,7 +85,12 @@ const WebhookSecretEnv = z.object(
  */
 const Env = z.object({
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).default('postgres://postgres@127.0.0.1:5432/signet'),
+  DATABASE_READ_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  REDIS_CLUSTER_NODES: commaList(hostPort),
+  REDIS_SENTINELS: commaList(hostPort),
+  REDIS_SENTINEL_NAME: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, . _ and - only').default('mymaster'),
+  SIGNET_REDIS_WAIT_REPLICAS: z.coerce.number().int().min(0).max(16).default(0),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().default('0.0.0.0'),
   SIGNET_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
@@ -100,6 +105,8 @@ const Env = z.object({
   SIGNET_ALLOWED_REDIRECT_HOSTS: commaList(z.string().regex(HOST_PATTERN, 'expected host[:port] or *.domain')),
   SIGNET_UNKNOWN_IMAGES: z.enum(['deny', 'allow']).default('deny'),
   SIGNET_DECISION_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(0),
+  // ~250 bytes per decision and per tag: the default fits a 1 GiB pod with room to spare.
+  SIGNET_DECISION_TABLE_MAX: z.coerce.number().int().min(1_000).max(100_000_000).default(2_000_000),
   SIGNET_TLS_CERT: z.string().min(1).optional(),
   SIGNET_TLS_KEY: z.string().min(1).optional(),
   SIGNET_TLS_CLIENT_CA: z.string().min(1).optional(),
@@ -127,6 +134,9 @@ const Env = z.object({
     .string()
     .regex(/^[a-zA-Z0-9_-]+$/, 'letters, digits, _ and - only')
     .default('signet'),
+  // Ledger events kept in the decision feed's stream: how far an API replica may fall behind (or stay
+  // away) and still resume without a full reload. ~300 bytes of Redis memory each.
+  SIGNET_DECISION_FEED_LENGTH: z.coerce.number().int().min(100).max(100_000_000).default(100_000),
   SIGNET_WORKER_CONCURRENCY: positiveInt(4),
   SIGNET_WORKER_LOCK_MS: z.coerce.number().int().min(1_000).max(600_000).default(60_000),
   SIGNET_REGISTRY_TIMEOUT_MS: positiveInt(15_000),
@@ -170,8 +180,9 @@ export interface Config {
   };
   /** The source revision `signet_build_info` reports (SIGNET_REVISION, set when the image is built). */
   readonly revision: string;
-  readonly database: { readonly url: string };
-  readonly redis: { readonly url: string; readonly queuePrefix: string };
+  /** `readUrl`: a streaming replica for GraphQL and decision misses (DATABASE_READ_URL), or null. */
+  readonly database: { readonly url: string; readonly readUrl: string | null };
+  readonly redis: RedisConfig;
   /** `null` when no token is configured: webhooks are then refused (never accepted unauthenticated). */
   readonly webhook: { readonly token: string } | null;
   /**
@@ -235,6 +246,8 @@ export interface Config {
     readonly waitMs: number;
     /** Whether an image the ledger has never seen (`unknown`) is allowed; deny by default. */
     readonly allowUnknown: boolean;
+    /** Decisions (and tags) an API process keeps in memory, least recently used dropped first. */
+    readonly tableMax: number;
   };
   /** Bearer tokens for reading the ledger (GraphQL); empty leaves it open to anyone who can reach the port. */
   readonly api: { readonly tokens: readonly string[] };
@@ -317,6 +330,59 @@ function placeholderSecrets(env: Record<string, string>, registries: readonly Re
   ];
 }
 
+/** A Redis node or sentinel as ioredis takes it. */
+export interface RedisNode {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** One Redis (REDIS_URL), a Redis Cluster (REDIS_CLUSTER_NODES) or a master found through Sentinel (REDIS_SENTINELS). */
+export type RedisTopology =
+  | { readonly kind: 'single' }
+  | { readonly kind: 'cluster'; readonly nodes: readonly RedisNode[] }
+  | { readonly kind: 'sentinel'; readonly sentinels: readonly RedisNode[]; readonly name: string };
+
+export interface RedisConfig {
+  /** Credentials, TLS (`rediss:`) and database come from here in every topology; host and port in `single`. */
+  readonly url: string;
+  readonly topology: RedisTopology;
+  /** BullMQ's key prefix; hash-tagged (`{signet}`) on a cluster, so each queue's keys share a slot. */
+  readonly queuePrefix: string;
+  /** Ledger events the decision feed's stream keeps (SIGNET_DECISION_FEED_LENGTH). */
+  readonly feedMaxLen: number;
+  /** Replicas that must hold a queued job before a webhook is answered 202 (SIGNET_REDIS_WAIT_REPLICAS; 0: none). */
+  readonly waitReplicas: number;
+}
+
+function redisNode(hostPort: string): RedisNode {
+  const i = hostPort.lastIndexOf(':');
+  const bracketed = hostPort.endsWith(']');
+  return i === -1 || bracketed ? { host: hostPort.replace(/^\[|\]$/g, ''), port: 6379 } : { host: hostPort.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hostPort.slice(i + 1)) };
+}
+
+function redisConfig(e: z.infer<typeof Env>): RedisConfig {
+  if (e.REDIS_CLUSTER_NODES.length > 0 && e.REDIS_SENTINELS.length > 0) {
+    throw new ConfigError(['REDIS_CLUSTER_NODES and REDIS_SENTINELS: set one, not both']);
+  }
+  if (e.REDIS_CLUSTER_NODES.length > 0 && e.SIGNET_REDIS_WAIT_REPLICAS > 0) {
+    // WAIT has no key, so a cluster client cannot send it to the master that took the jobs.
+    throw new ConfigError(['SIGNET_REDIS_WAIT_REPLICAS: not supported with REDIS_CLUSTER_NODES']);
+  }
+  const topology: RedisTopology =
+    e.REDIS_CLUSTER_NODES.length > 0
+      ? { kind: 'cluster', nodes: e.REDIS_CLUSTER_NODES.map(redisNode) }
+      : e.REDIS_SENTINELS.length > 0
+        ? { kind: 'sentinel', sentinels: e.REDIS_SENTINELS.map(redisNode), name: e.REDIS_SENTINEL_NAME }
+        : { kind: 'single' };
+  return {
+    url: e.REDIS_URL,
+    topology,
+    queuePrefix: topology.kind === 'cluster' ? `{${e.SIGNET_QUEUE_PREFIX}}` : e.SIGNET_QUEUE_PREFIX,
+    feedMaxLen: e.SIGNET_DECISION_FEED_LENGTH,
+    waitReplicas: e.SIGNET_REDIS_WAIT_REPLICAS,
+  };
+}
+
 /**
  * Parses the environment once. Throws {@link ConfigError} listing every problem, not only the first.
  *
@@ -383,8 +449,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       metricsPort: e.SIGNET_METRICS_PORT ?? null,
     },
     revision: e.SIGNET_REVISION,
-    database: { url: e.DATABASE_URL },
-    redis: { url: e.REDIS_URL, queuePrefix: e.SIGNET_QUEUE_PREFIX },
+    database: { url: e.DATABASE_URL, readUrl: e.DATABASE_READ_URL ?? null },
+    redis: redisConfig(e),
     webhook: e.SIGNET_WEBHOOK_TOKEN === undefined ? null : { token: e.SIGNET_WEBHOOK_TOKEN },
     webhookSecrets,
     registries,
@@ -436,7 +502,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     worker: { concurrency: e.SIGNET_WORKER_CONCURRENCY, lockMs: e.SIGNET_WORKER_LOCK_MS },
     policyPath: e.SIGNET_POLICY ?? null,
-    decisions: { learnRegistries: e.SIGNET_LEARN_REGISTRIES.map((h) => h.toLowerCase()), waitMs: e.SIGNET_DECISION_WAIT_MS, allowUnknown: e.SIGNET_UNKNOWN_IMAGES === 'allow' },
+    decisions: { learnRegistries: e.SIGNET_LEARN_REGISTRIES.map((h) => h.toLowerCase()), waitMs: e.SIGNET_DECISION_WAIT_MS, allowUnknown: e.SIGNET_UNKNOWN_IMAGES === 'allow', tableMax: e.SIGNET_DECISION_TABLE_MAX },
     api: { tokens: e.SIGNET_API_TOKENS },
     alerts: { webhookUrl: e.SIGNET_ALERT_WEBHOOK_URL ?? null },
     shutdownTimeoutMs: e.SIGNET_SHUTDOWN_TIMEOUT_MS,

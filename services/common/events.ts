@@ -1,31 +1,29 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.ts';
 import type { Digest } from './domain/digest.ts';
 import type { Decision } from './domain/decision.ts';
 import type { Logger } from './logger.ts';
+import { appendToFeed, type FeedStream } from './stream-feed.ts';
 
 /**
- * What API replicas learn through Redis pub/sub to keep their in-memory tables fresh: a decision
- * was (re)computed, a tag moved, or an identity signed in a repository for the first time. Lost messages are repaired by the Postgres fallback on a miss
- * and the warm load at start; they never make an answer more permissive than the ledger.
+ * What API replicas learn through the ledger-events stream to keep their in-memory tables fresh: a
+ * decision was (re)computed, a tag moved, or an identity signed in a repository for the first time.
+ * The stream is durable and bounded (see stream-feed.ts): a replica resumes where it stopped, and
+ * reloads from Postgres only when it was away longer than the window. A lost message never makes
+ * an answer more permissive than the ledger: a miss is answered from Postgres. `lsn`, when set, is
+ * the primary's WAL position once the change was committed (a read replica behind it lacks it).
  */
 export type LedgerEvent =
-  | ({ readonly type: 'decision'; readonly registry: string; readonly repository: string; readonly digest: Digest; readonly verifiedAt: string } & Decision)
-  | { readonly type: 'tag'; readonly registry: string; readonly repository: string; readonly tag: string; readonly digest: Digest; readonly at: string }
+  | ({ readonly type: 'decision'; readonly registry: string; readonly repository: string; readonly digest: Digest; readonly verifiedAt: string; readonly lsn?: string } & Decision)
+  | { readonly type: 'tag'; readonly registry: string; readonly repository: string; readonly tag: string; readonly digest: Digest; readonly at: string; readonly lsn?: string }
   | { readonly type: 'ownership'; readonly id: string };
 
-export function eventsChannel(prefix: string): string {
-  return `${prefix}:ledger-events`;
+/** The ledger-events stream under a queue prefix, keeping about `maxLen` events. */
+export function ledgerStream(redis: { readonly queuePrefix: string; readonly feedMaxLen: number }): FeedStream {
+  return { key: `${redis.queuePrefix}:ledger-events`, maxLen: redis.feedMaxLen };
 }
 
-export async function publishEvents(redis: Redis, prefix: string, events: readonly LedgerEvent[]): Promise<void> {
-  if (events.length === 0) {
-    return;
-  }
-  const pipeline = redis.pipeline();
-  for (const e of events) {
-    pipeline.publish(eventsChannel(prefix), JSON.stringify(e));
-  }
-  await pipeline.exec();
+export async function publishEvents(redis: RedisClient, stream: FeedStream, events: readonly LedgerEvent[]): Promise<void> {
+  await appendToFeed(redis, stream, events);
 }
 
 /** Tells API replicas about ledger events (see {@link announcer}). */
@@ -33,12 +31,11 @@ export type Announce = (events: readonly LedgerEvent[]) => Promise<void>;
 
 /**
  * {@link publishEvents} that never throws: what is stored counts. A replica that misses the
- * message reads Postgres for what it does not hold, and reloads everything when its subscription
- * comes back after a drop.
+ * message reads Postgres for what it does not hold.
  */
-export function announcer(redis: Redis, prefix: string, log: Pick<Logger, 'warn'>): Announce {
+export function announcer(redis: RedisClient, stream: FeedStream, log: Pick<Logger, 'warn'>): Announce {
   return (events) =>
-    publishEvents(redis, prefix, events).catch((err: unknown) => {
+    publishEvents(redis, stream, events).catch((err: unknown) => {
       log.warn({ err }, 'could not announce ledger events to API replicas');
     });
 }

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.ts';
 import { sql } from 'kysely';
 import { packageVersion } from './build-info.ts';
 import type { Config } from './config.ts';
@@ -33,6 +33,11 @@ export interface Platform {
   readonly config: Config;
   readonly log: Logger;
   readonly db: Db;
+  /**
+   * Where reads that may lag go (GraphQL, decision misses): the streaming replica of
+   * DATABASE_READ_URL, or `db` when none is set. Its lag is the reader's to handle.
+   */
+  readonly readDb: Db;
   readonly app: FastifyInstance;
   readonly metrics: Metrics;
   /** What `/readyz` checks; roles add theirs before listening. */
@@ -42,12 +47,12 @@ export interface Platform {
   /** The one account of Postgres outages: the pool's connections and the decision table's reloads and lookups. */
   readonly postgresOutage: OutageLog;
   /** A Redis connection closed in the `connections` phase. */
-  redis(role: 'producer' | 'worker', name: string): Redis;
+  redis(role: 'producer' | 'worker', name: string): RedisClient;
   /**
    * A queue over `connection`, with an error listener, closed in the `queues` phase. `observe`
    * reports its job counts on `/metrics` (each queue name once).
    */
-  queue(name: string, connection: Redis, opts?: { observe?: boolean; label?: string }): Queue;
+  queue(name: string, connection: RedisClient, opts?: { observe?: boolean; label?: string }): Queue;
   onShutdown(phase: ShutdownPhase, name: string, run: () => Promise<unknown>): void;
   /** The shutdown steps, ordered by phase (and by registration within one). */
   shutdownSteps(): ShutdownStep[];
@@ -118,12 +123,17 @@ export async function startPlatform(config: Config, log: Logger): Promise<Platfo
   const onShutdown = (phase: ShutdownPhase, name: string, run: () => Promise<unknown>) => steps.get(phase)!.push({ name, run });
   onShutdown('intake', 'http', () => app.close());
   onShutdown('database', 'postgres', () => db.destroy());
+  const readDb = config.database.readUrl === null ? db : createDb(config.database.readUrl, log);
+  if (readDb !== db) {
+    onShutdown('database', 'postgres-replica', () => readDb.destroy());
+  }
   const observed = new Map<string, Queue>();
   const redisOutage = new OutageLog(log, 'redis', addressOf(config.redis.url, 6379));
   return {
     config,
     log,
     db,
+    readDb,
     app,
     metrics,
     checks,
@@ -131,8 +141,9 @@ export async function startPlatform(config: Config, log: Logger): Promise<Platfo
     postgresOutage,
     onShutdown,
     redis(role, name) {
-      const redis = createRedis(config.redis.url, role, log, redisOutage);
-      onShutdown('connections', `${name}-redis`, () => redis.quit());
+      const redis = createRedis(config.redis, role, log, redisOutage);
+      // A connection closed earlier (a stream follower's, at its stop) has nothing left to quit.
+      onShutdown('connections', `${name}-redis`, () => (redis.status === 'end' ? Promise.resolve() : redis.quit()));
       return redis;
     },
     queue(name, connection, opts = {}) {

@@ -1,9 +1,11 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../common/redis.ts';
 import type { Kysely } from 'kysely';
 import * as decisions from '../common/db/queries/decisions.ts';
 import * as images from '../common/db/queries/images.ts';
+import * as wal from '../common/db/queries/wal.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import { publishEvents, type LedgerEvent } from '../common/events.ts';
+import type { FeedStream } from '../common/stream-feed.ts';
 import type { Logger } from '../common/logger.ts';
 import { decide } from '../common/policy/evaluate.ts';
 import { requiredPredicateTypes } from '../common/policy/attestations.ts';
@@ -28,8 +30,8 @@ const PAGE = 500;
 
 export interface DeciderOptions {
   readonly db: Kysely<DB>;
-  readonly redis: Redis;
-  readonly prefix: string;
+  readonly redis: RedisClient;
+  readonly stream: FeedStream;
   readonly policy: Policy;
   readonly policySource: string;
   readonly log: Logger;
@@ -56,16 +58,18 @@ export function createDecider(opts: DeciderOptions): Decider {
     if (expiries.length > 0) {
       await schedule(new Date(expiries.sort()[0]!));
     }
+    const lsn = await wal.currentLsn(db);
     const events: LedgerEvent[] = rows.map(({ input, decision }) => ({
       type: 'decision',
       registry: input.registry,
       repository: input.repository,
       digest: input.digest,
       verifiedAt: input.verifiedAt.toISOString(),
+      lsn,
       ...decision,
     }));
     try {
-      await publishEvents(opts.redis, opts.prefix, events);
+      await publishEvents(opts.redis, opts.stream, events);
     } catch (err) {
       // Stored is what counts: API replicas fall back to Postgres for what they did not hear.
       opts.log.warn({ err }, 'could not publish decisions');

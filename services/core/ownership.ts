@@ -1,11 +1,12 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../common/redis.ts';
 import type { Kysely } from 'kysely';
 import * as ownership from '../common/db/queries/ownership.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import { publishEvents } from '../common/events.ts';
 import { NotifyOwnershipChangeJob } from '../common/jobs/notify-ownership-change.ts';
 import type { Logger } from '../common/logger.ts';
+import type { FeedStream } from '../common/stream-feed.ts';
 
 export interface OwnershipAnnouncer {
   /** Tells API replicas (subscriptions) and queues the drift alerts. Never throws. */
@@ -19,8 +20,8 @@ const SWEEP_WINDOW_MS = 24 * 3600 * 1000;
 
 export function createOwnershipAnnouncer(opts: {
   db: Kysely<DB>;
-  redis: Redis;
-  prefix: string;
+  redis: RedisClient;
+  stream: FeedStream;
   /** The alerts queue; null when SIGNET_ALERT_WEBHOOK_URL is not set. */
   alerts: Queue | null;
   log: Logger;
@@ -51,7 +52,7 @@ export function createOwnershipAnnouncer(opts: {
       try {
         await publishEvents(
           opts.redis,
-          opts.prefix,
+          opts.stream,
           changes.map((c) => ({ type: 'ownership', id: c.id })),
         );
         await enqueue(changes.filter((c) => c.kind === 'added').map((c) => c.id));

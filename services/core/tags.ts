@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import * as tags from '../common/db/queries/tags.ts';
+import * as wal from '../common/db/queries/wal.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import type { Digest } from '../common/domain/digest.ts';
 import type { Announce } from '../common/events.ts';
@@ -22,7 +23,9 @@ export interface TagObservation {
 export async function recordObservedTag(deps: { readonly db: Kysely<DB>; readonly announce?: Announce | undefined }, o: TagObservation) {
   const change = await tags.record(deps.db, o.registry, o.repository, o.tag, o.digest, o.observedAt);
   if ((change === 'created' || change === 'moved') && deps.announce !== undefined) {
-    await deps.announce([{ type: 'tag', registry: o.registry, repository: o.repository, tag: o.tag, digest: o.digest, at: o.observedAt.toISOString() }]);
+    // Announcing never fails the caller: without its WAL position the event still moves the tag.
+    const lsn = await wal.currentLsn(deps.db).catch(() => undefined);
+    await deps.announce([{ type: 'tag', registry: o.registry, repository: o.repository, tag: o.tag, digest: o.digest, at: o.observedAt.toISOString(), ...(lsn === undefined ? {} : { lsn }) }]);
   }
   return change;
 }

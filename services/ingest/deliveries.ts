@@ -32,6 +32,11 @@ export interface DeliveryDeps {
   readonly allowedRegistries: HostAllowlist;
   readonly queue: Queue;
   readonly log: Logger;
+  /**
+   * Resolves once the jobs just queued are held by enough Redis replicas (SIGNET_REDIS_WAIT_REPLICAS),
+   * rejects otherwise: a delivery is answered 202 only when a failover cannot lose its jobs.
+   */
+  readonly confirmQueued?: () => Promise<void>;
 }
 
 /** One delivery as received. */
@@ -150,6 +155,7 @@ export class DeliveryIntake {
           }
         }
       }
+      await this.#deps.confirmQueued?.();
     } catch (err) {
       log.warn({ err }, 'cannot queue webhook jobs; answering 503 so the registry redelivers');
       throw new WebhookError('UNAVAILABLE', 'the job queue is unavailable', { cause: err });

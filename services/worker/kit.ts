@@ -1,5 +1,5 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../common/redis.ts';
 import type { z } from 'zod';
 import { RegistryError } from '../common/errors.ts';
 import type { JobDefinition } from '../common/jobs/define-job.ts';
@@ -99,7 +99,7 @@ export function implementJob<S extends z.ZodType, R>(definition: JobDefinition<S
 }
 
 export interface JobWorkerOptions {
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   readonly prefix: string;
   readonly concurrency: number;
   /** Lock duration: a job whose worker died is picked up again this long after its last renewal. */

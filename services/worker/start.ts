@@ -1,6 +1,6 @@
 import type { Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { type Announce, announcer } from '../common/events.ts';
+import type { RedisClient } from '../common/redis.ts';
+import { type Announce, announcer, ledgerStream } from '../common/events.ts';
 import { JOBS } from '../common/jobs/catalog.ts';
 import { addJob } from '../common/jobs/define-job.ts';
 import { INDEX_QUEUE, IndexManifestJob, type IndexManifestData } from '../common/jobs/index-manifest.ts';
@@ -82,7 +82,7 @@ function observeTrustExpiry(platform: Platform, trusted: ConfiguredVerifier): vo
 }
 
 /** Drift alerts to SIGNET_ALERT_WEBHOOK_URL, when it is set: the queue the announcer feeds, and its consumer. */
-function startAlerts(platform: Platform, publisher: Redis): Queue | null {
+function startAlerts(platform: Platform, publisher: RedisClient): Queue | null {
   const { config, log, db } = platform;
   if (config.alerts.webhookUrl === null) {
     return null;
@@ -163,7 +163,7 @@ function startExpiryConsumer(platform: Platform, decider: Decider): void {
  * The consumer of scheduled passes (reconciliation, the retention prunes): one pass at a time, a long
  * lock (a pass runs for minutes), drained at shutdown.
  */
-function startPassConsumer(platform: Platform, queue: string, connection: Redis, implementations: readonly JobImplementation[], log: Logger): void {
+function startPassConsumer(platform: Platform, queue: string, connection: RedisClient, implementations: readonly JobImplementation[], log: Logger): void {
   const consumer = startJobWorker(queue, implementations, {
     connection,
     prefix: platform.config.redis.queuePrefix,
@@ -224,15 +224,19 @@ export async function startWorkerRole(platform: Platform, loaded: LoadedPolicy):
   const indexQueue = platform.queue(INDEX_QUEUE, publisher, { observe: true, label: 'index' });
   const enqueueIndex = (data: IndexManifestData) => addJob(indexQueue, IndexManifestJob, data);
   const prefix = config.redis.queuePrefix;
-  const announce = announcer(publisher, prefix, log.child({ component: 'tags' }));
+  const stream = ledgerStream(config.redis);
+  // Ledger events wait for Redis rather than fail (a worker-role connection): an event dropped
+  // during an outage would never reach replicas that resume the feed without a reload.
+  const feedPublisher = platform.redis('worker', 'feed-publisher');
+  const announce = announcer(feedPublisher, stream, log.child({ component: 'tags' }));
   const expiry = platform.queue(EXPIRY_QUEUE, publisher, { observe: true, label: 'expiry' });
   const scheduleExpiry = async (at: Date) => {
     await addJob(expiry, RedecideExpiredJob, { at: at.getTime() }, at.getTime() - Date.now());
   };
-  const decider = createDecider({ db, redis: publisher, prefix, policy: loaded.policy, policySource: loaded.source, log: log.child({ component: 'decider' }), scheduleExpiry });
+  const decider = createDecider({ db, redis: feedPublisher, stream, policy: loaded.policy, policySource: loaded.source, log: log.child({ component: 'decider' }), scheduleExpiry });
   startExpiryConsumer(platform, decider);
   const alerts = startAlerts(platform, publisher);
-  const ownership = createOwnershipAnnouncer({ db, redis: publisher, prefix, alerts, log: log.child({ component: 'ownership' }) });
+  const ownership = createOwnershipAnnouncer({ db, redis: feedPublisher, stream, alerts, log: log.child({ component: 'ownership' }) });
   void ownership.sweep().then(
     (n) => n > 0 && log.info({ alerts: n }, 'queued undelivered ownership alerts'),
     (err: unknown) => log.warn({ err }, 'could not sweep undelivered ownership alerts'),

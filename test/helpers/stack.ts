@@ -17,8 +17,8 @@ export interface TestStackOptions {
   readonly name: string;
   /** The policy file's text, given the registry's host; no policy when omitted. */
   readonly policy?: (host: string) => string;
-  /** More Signet settings, given the temporary folder and the registry's host and port. */
-  readonly env?: (stack: { tmp: string; host: string; port: number }) => Record<string, string> | Promise<Record<string, string>>;
+  /** More Signet settings, given the temporary folder, the registry's host and port, and the database's URL. */
+  readonly env?: (stack: { tmp: string; host: string; port: number; databaseUrl: string }) => Record<string, string> | Promise<Record<string, string>>;
   /** Whether the registry notifies Signet of every push (default: yes). */
   readonly notify?: boolean;
   /** The secret the registry's notifications carry (default: `TEST_WEBHOOK_TOKEN`). */
@@ -55,7 +55,7 @@ export async function startTestStack(opts: TestStackOptions): Promise<TestStack>
     env.SIGNET_POLICY = join(tmp, 'policy.yaml');
     await writeFile(env.SIGNET_POLICY, opts.policy(host));
   }
-  Object.assign(env, await opts.env?.({ tmp, host, port }));
+  Object.assign(env, await opts.env?.({ tmp, host, port, databaseUrl: db.url }));
   let signet: TestSignet | undefined;
   let registry: RunningRegistry | undefined;
   const stop = async () => {
@@ -73,4 +73,20 @@ export async function startTestStack(opts: TestStackOptions): Promise<TestStack>
     throw err;
   }
   return { db, sigstore, tmp, host, signet, registry, stop };
+}
+
+/**
+ * An API-only replica beside the stack's Signet: same database, policy and queue prefix; `env`
+ * says which Redis (and anything else it needs).
+ */
+export function startApiReplica(stack: TestStack, env: Record<string, string>): Promise<TestSignet> {
+  const { config } = stack.signet;
+  return startTestSignet({
+    DATABASE_URL: stack.db.url,
+    SIGNET_ROLES: 'api',
+    // A cluster's prefix is the configured one in braces.
+    SIGNET_QUEUE_PREFIX: config.redis.queuePrefix.replace(/^\{(.*)\}$/, '$1'),
+    ...(config.policyPath === null ? {} : { SIGNET_POLICY: config.policyPath }),
+    ...env,
+  });
 }

@@ -15,6 +15,7 @@ import { AdmissionReview } from '../../services/api/admission.ts';
 import { admit } from '../../services/api/admit.ts';
 import { DecisionTable } from '../../services/api/decision-table.ts';
 import { sha256Digest } from '../../services/common/domain/digest.ts';
+import { ledgerStream } from '../../services/common/events.ts';
 import { createLogger } from '../../services/common/logger.ts';
 import { parsePolicy } from '../../services/common/policy/policy.ts';
 import { createDecider } from '../../services/core/decider.ts';
@@ -99,7 +100,7 @@ beforeAll(async () => {
   await writeFile(join(tmp, 'policy.yaml'), policyText);
   const redis = new Redis(TEST_REDIS_URL);
   const log = createLogger({ logLevel: 'silent' });
-  await createDecider({ db: db.db, redis, prefix: 'signet-rollout-test', policy: parsePolicy(policyText), policySource: policyText, log }).decideManifests([manifestId]);
+  await createDecider({ db: db.db, redis, stream: ledgerStream({ queuePrefix: 'signet-rollout-test', feedMaxLen: 100 }), policy: parsePolicy(policyText), policySource: policyText, log }).decideManifests([manifestId]);
   redis.disconnect();
   signet = await startTestSignet({
     DATABASE_URL: db.url,

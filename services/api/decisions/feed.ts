@@ -1,21 +1,23 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../common/redis.ts';
 import type { Kysely } from 'kysely';
 import * as decisions from '../../common/db/queries/decisions.ts';
 import * as tags from '../../common/db/queries/tags.ts';
+import * as wal from '../../common/db/queries/wal.ts';
+import { compareLsn } from '../../common/db/queries/wal.ts';
 import type { DB } from '../../common/db/schema.generated.ts';
-import { eventsChannel, type LedgerEvent } from '../../common/events.ts';
+import type { LedgerEvent } from '../../common/events.ts';
 import type { Logger } from '../../common/logger.ts';
+import { type FeedStream, type FollowerStats, StreamFollower } from '../../common/stream-feed.ts';
 import type { DecisionStore } from './store.ts';
 import { isUnreachable, type OutageLog } from '../../common/outage.ts';
 
 const WARM_PAGE = 5_000;
-const RESYNC_RETRY_MS = 5_000;
 
 /**
- * Keeps a decision store in step with the ledger: warm-loaded from Postgres at start (and on a
- * new policy), then fed by the ledger-events channel (Redis pub/sub). Events published while the
- * subscription was down are never heard: the feed is `stale` until it is back and a reload from
- * Postgres has completed.
+ * Keeps a decision store in step with the ledger: loaded from Postgres at start (and on a new
+ * policy), then fed by the ledger-events stream (stream-feed.ts). After a disconnection it resumes
+ * from the last event applied; it reloads from Postgres only when it fell behind the stream's
+ * window. While it is disconnected or catching up, answers are `stale`.
  */
 export class LedgerFeed {
   readonly #db: Kysely<DB>;
@@ -23,11 +25,10 @@ export class LedgerFeed {
   /** The policy version whose decisions the store holds; events for any other are dropped. */
   readonly #policyVersion: () => string;
   readonly #log: Logger;
-  #subscriber: Redis | null = null;
+  #follower: StreamFollower<LedgerEvent> | null = null;
   readonly #listeners: ((event: LedgerEvent) => void)[] = [];
-  /** The subscription dropped since the last complete load: events may have been missed. */
-  #missedEvents = false;
-  #resyncing = false;
+  /** The highest primary WAL position an applied event carried: what this replica was told. */
+  #seenLsn: string | null = null;
 
   readonly #outage: OutageLog | null;
 
@@ -39,18 +40,18 @@ export class LedgerFeed {
     this.#log = log;
   }
 
-  /** Subscribes first, then loads, so nothing published during the load is missed. */
-  async start(subscriber: Redis, prefix: string): Promise<void> {
-    this.#subscriber = subscriber;
-    subscriber.on('message', (_channel: string, message: string) => this.#receive(message));
-    await subscriber.subscribe(eventsChannel(prefix));
-    await this.warm();
-    // While the subscription was down, decisions were published that this replica never heard:
-    // when it is back (ioredis re-subscribes), reload from Postgres. Until then answers are `stale`.
-    subscriber.on('close', () => {
-      this.#missedEvents = true;
-    });
-    subscriber.on('ready', () => this.#resync(subscriber));
+  /**
+   * Notes the stream's end, loads from Postgres, then follows the stream from that end, so nothing
+   * appended during the load is missed.
+   */
+  async start(connection: RedisClient, stream: FeedStream): Promise<void> {
+    this.#follower = new StreamFollower<LedgerEvent>(connection, stream, { reload: () => this.#reload(), apply: (events) => this.#receive(events) }, this.#log);
+    await this.#follower.start();
+  }
+
+  /** Stops following the stream. */
+  async stop(): Promise<void> {
+    await this.#follower?.stop();
   }
 
   /** Calls `listener` with every ledger event this replica receives, after applying it. */
@@ -58,20 +59,46 @@ export class LedgerFeed {
     this.#listeners.push(listener);
   }
 
-  /** The ledger-events subscription is not live: updates may have been missed. */
+  /** The feed is not live (disconnected or catching up): updates may be missing. */
   stale(): boolean {
-    return this.#missedEvents || (this.#subscriber !== null && this.#subscriber.status !== 'ready');
+    return this.#follower !== null && this.#follower.stale();
+  }
+
+  /** Whether the feed's Redis connection is up. */
+  connected(): boolean {
+    return this.#follower === null || this.#follower.connected();
+  }
+
+  /** Reloads, resumptions and events applied since start. */
+  stats(): FollowerStats {
+    return this.#follower?.stats() ?? { reloads: 0, resumes: 0, applied: 0 };
+  }
+
+  /** A reload after falling behind the window; a Postgres outage is reported through the process's one account of it. */
+  async #reload(): Promise<void> {
+    try {
+      await this.warm();
+    } catch (err) {
+      if (this.#outage !== null && isUnreachable(err)) {
+        this.#outage.error(err as Error, 'decision table reload');
+      }
+      throw err;
+    }
   }
 
   /** Loads every decision under the current policy, and every tag, from Postgres. */
   async warm(): Promise<void> {
     const started = performance.now();
+    // What the load reads is at least as new as this: a read replica must have replayed it too.
+    this.#see(await wal.currentLsn(this.#db));
+    // A bounded table loads the most recently decided images only (what it would keep anyway).
+    const since = await decisions.recentCutoff(this.#db, this.#policyVersion(), this.#store.maxEntries);
     let after = '0';
     for (;;) {
-      const page = await decisions.list(this.#db, this.#policyVersion(), after, WARM_PAGE);
+      const page = await decisions.list(this.#db, this.#policyVersion(), after, WARM_PAGE, since);
       for (const d of page.decisions) {
         // Never replace what an event brought meanwhile with an older row.
-        const held = this.#store.get(d.registry, d.repository, d.digest);
+        const held = this.#store.peek(d.registry, d.repository, d.digest);
         if (held === undefined || held.verifiedAt <= d.verifiedAt.getTime()) {
           this.#store.set(d.registry, d.repository, d.digest, this.#store.entry(d, d.verifiedAt));
         }
@@ -84,7 +111,10 @@ export class LedgerFeed {
     for (const t of await tags.listAll(this.#db)) {
       this.#store.setTag(t.registry, t.repository, t.tag, t.digest);
     }
-    this.#log.info({ decisions: this.#store.size, tags: this.#store.tagCount, ms: Math.round(performance.now() - started) }, 'decision table loaded');
+    this.#log.info(
+      { decisions: this.#store.size, tags: this.#store.tagCount, maxEntries: this.#store.maxEntries, decidedSince: since, ms: Math.round(performance.now() - started) },
+      'decision table loaded',
+    );
   }
 
   /** Applies one ledger event to the store: a tag move, or a decision under the current policy. */
@@ -96,40 +126,26 @@ export class LedgerFeed {
     }
   }
 
-  #receive(message: string): void {
-    let event: LedgerEvent;
-    try {
-      event = JSON.parse(message) as LedgerEvent;
-    } catch (err) {
-      this.#log.warn({ err }, 'ignoring a malformed ledger event');
-      return;
-    }
-    this.apply(event);
-    for (const listener of this.#listeners) {
-      listener(event);
+  /** The highest primary WAL position of an event applied, null before any. */
+  seenLsn(): string | null {
+    return this.#seenLsn;
+  }
+
+  #see(lsn: string): void {
+    if (this.#seenLsn === null || compareLsn(lsn, this.#seenLsn) > 0) {
+      this.#seenLsn = lsn;
     }
   }
 
-  #resync(subscriber: Redis): void {
-    if (!this.#missedEvents || this.#resyncing || subscriber.status !== 'ready') {
-      return;
+  #receive(events: readonly LedgerEvent[]): void {
+    for (const event of events) {
+      if ('lsn' in event && event.lsn !== undefined) {
+        this.#see(event.lsn);
+      }
+      this.apply(event);
+      for (const listener of this.#listeners) {
+        listener(event);
+      }
     }
-    this.#resyncing = true;
-    this.#log.info('ledger-events subscription is back: reloading decisions missed meanwhile');
-    this.warm().then(
-      () => {
-        this.#missedEvents = false;
-        this.#resyncing = false;
-      },
-      (err: unknown) => {
-        this.#resyncing = false;
-        if (this.#outage !== null && isUnreachable(err)) {
-          this.#outage.error(err as Error, 'decision table reload');
-        } else {
-          this.#log.warn({ err }, 'could not reload decisions after the subscription came back; retrying, answers stay stale meanwhile');
-        }
-        setTimeout(() => this.#resync(subscriber), RESYNC_RETRY_MS).unref();
-      },
-    );
   }
 }

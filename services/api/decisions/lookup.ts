@@ -38,7 +38,7 @@ export interface ImageDecision {
   /** When the decision stops holding by time alone (an attestation condition read the time); null when never. */
   readonly expiresAt?: string | null;
   /**
-   * True when this replica may be behind the ledger: its ledger-events subscription is down, or
+   * True when this replica may be behind the ledger: its decision feed is down or catching up, or
    * Postgres could not be asked. The answer is still the last one known (never more permissive
    * than it: an image the replica cannot look up is denied).
    */
@@ -59,7 +59,11 @@ export interface Learner {
 }
 
 export interface LookupDeps {
-  readonly db: Kysely<DB>;
+  /**
+   * The database a miss reads: the read replica when it has replayed all this replica was told,
+   * else the primary (see DecisionTable).
+   */
+  readonly reader: () => Promise<Kysely<DB>>;
   readonly store: DecisionStore;
   /** The policy answers are given under (it changes while the process runs). */
   readonly policy: () => Policy;
@@ -225,8 +229,11 @@ export class DecisionLookup implements ImageDecisions {
   }
 
   async #known(registry: string, repository: string, digest: Digest | null, reference: string): Promise<{ digest: Digest; entry: Entry } | null> {
-    const resolved = digest ?? (await this.#resolveTag(registry, repository, reference));
-    const entry = resolved === null ? null : await this.#find(registry, repository, resolved);
+    // Which database a miss reads is chosen once, and only when memory cannot answer.
+    let chosen: Promise<Kysely<DB>> | null = null;
+    const db = () => (chosen ??= this.#deps.reader());
+    const resolved = digest ?? (await this.#resolveTag(db, registry, repository, reference));
+    const entry = resolved === null ? null : await this.#find(db, registry, repository, resolved);
     return entry === null || resolved === null ? null : { digest: resolved, entry };
   }
 
@@ -246,12 +253,12 @@ export class DecisionLookup implements ImageDecisions {
     }
   }
 
-  async #resolveTag(registry: string, repository: string, tag: string): Promise<Digest | null> {
+  async #resolveTag(db: () => Promise<Kysely<DB>>, registry: string, repository: string, tag: string): Promise<Digest | null> {
     const known = this.#store.tag(registry, repository, tag);
     if (known !== undefined) {
       return known;
     }
-    const found = await tags.find(this.#deps.db, registry, repository, tag);
+    const found = await tags.find(await db(), registry, repository, tag);
     if (found !== null) {
       this.#store.setTag(registry, repository, tag, found);
     }
@@ -259,12 +266,12 @@ export class DecisionLookup implements ImageDecisions {
   }
 
   /** The decision for a digest: from memory, else Postgres, else decided from its stored facts. */
-  async #find(registry: string, repository: string, digest: Digest): Promise<Entry | null> {
+  async #find(reader: () => Promise<Kysely<DB>>, registry: string, repository: string, digest: Digest): Promise<Entry | null> {
     const known = this.#store.get(registry, repository, digest);
     if (known !== undefined) {
       return known;
     }
-    const { db } = this.#deps;
+    const db = await reader();
     const policy = this.#deps.policy();
     const stored = await decisions.find(db, policy.version, registry, repository, digest);
     let entry: Entry | null = stored === null ? null : this.#store.entry(stored, stored.verifiedAt);

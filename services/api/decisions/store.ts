@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { Digest } from '../../common/domain/digest.ts';
 import type { Decision } from '../../common/domain/decision.ts';
 
@@ -10,24 +11,35 @@ export interface Entry {
   readonly expiresAt?: number;
 }
 
+/** Entries a store keeps by default (SIGNET_DECISION_TABLE_MAX): ~250 bytes each, ~0.5 GiB with tags. */
+export const DEFAULT_MAX_ENTRIES = 2_000_000;
+
 /**
- * What one API process holds in memory: every decision under the current policy and every tag.
- * Nothing here does I/O; the ledger feed fills it and lookups read it.
+ * What one API process holds in memory: decisions under the current policy and tags, each up to
+ * `maxEntries`. Nothing here does I/O; the ledger feed fills it and lookups read it.
  *
- * Decisions are kept by (registry/repository, digest), one inner map per repository keyed by the
- * digest's 32 raw bytes as a latin1 string — a flat 32-character key instead of a ~110-character
- * `registry/repo@sha256:<hex>` one for every entry (356 → under 200 bytes per entry at 1M).
+ * Bounded, least recently used first: an entry is used when admission asks for it (a hit) and
+ * when it changes (an event, a miss answered from Postgres), so what stays is what admission asks
+ * for and what changed recently. What is dropped is answered from Postgres again on its next ask.
+ * Decisions are kept by `registry/repository` + the digest's 32 raw bytes as a latin1 string (a
+ * flat key instead of a ~110-character `registry/repo@sha256:<hex>` one).
  */
 export class DecisionStore {
-  readonly #repositories = new Map<string, Map<string, Entry>>();
-  #size = 0;
-  readonly #tags = new Map<string, Digest>();
+  readonly #entries: LRUCache<string, Entry>;
+  readonly #tags: LRUCache<string, Digest>;
   /** Identical decisions (same reason, message, signers, rule) are stored once. */
   readonly #interned = new Map<string, Decision>();
+  readonly maxEntries: number;
+
+  constructor(maxEntries = DEFAULT_MAX_ENTRIES) {
+    this.maxEntries = maxEntries;
+    this.#entries = new LRUCache({ max: maxEntries });
+    this.#tags = new LRUCache({ max: maxEntries });
+  }
 
   /** Decisions held. */
   get size(): number {
-    return this.#size;
+    return this.#entries.size;
   }
 
   /** Tags held. */
@@ -38,11 +50,9 @@ export class DecisionStore {
   /** Epoch ms of the oldest verification among the entries (a full scan: for scrapes, not the hot path). */
   oldestVerifiedAt(): number | null {
     let oldest: number | null = null;
-    for (const entries of this.#repositories.values()) {
-      for (const e of entries.values()) {
-        if (e.verifiedAt > 0 && (oldest === null || e.verifiedAt < oldest)) {
-          oldest = e.verifiedAt;
-        }
+    for (const e of this.#entries.values()) {
+      if (e.verifiedAt > 0 && (oldest === null || e.verifiedAt < oldest)) {
+        oldest = e.verifiedAt;
       }
     }
     return oldest;
@@ -52,27 +62,23 @@ export class DecisionStore {
     return this.getByKey(repositoryKey(registry, repository), rawDigest(digest));
   }
 
-  /** The hot path's lookup, with both keys computed once per reference string by the caller. */
+  /** The hot path's lookup, with both keys computed once per reference string by the caller; marks the entry used. */
   getByKey(repository: string, raw: string): Entry | undefined {
-    return this.#repositories.get(repository)?.get(raw);
+    return this.#entries.get(`${repository}\0${raw}`);
+  }
+
+  /** Whether the entry is held, without marking it used (a load must not count as admission asking). */
+  peek(registry: string, repository: string, digest: Digest): Entry | undefined {
+    return this.#entries.peek(`${repositoryKey(registry, repository)}\0${rawDigest(digest)}`);
   }
 
   set(registry: string, repository: string, digest: Digest, entry: Entry): void {
-    const k = repositoryKey(registry, repository);
-    let entries = this.#repositories.get(k);
-    if (entries === undefined) {
-      entries = new Map();
-      this.#repositories.set(k, entries);
-    }
-    const before = entries.size;
-    entries.set(rawDigest(digest), entry);
-    this.#size += entries.size - before;
+    this.#entries.set(`${repositoryKey(registry, repository)}\0${rawDigest(digest)}`, entry);
   }
 
   /** Forgets every decision (a new policy); tags stay. */
   clearDecisions(): void {
-    this.#repositories.clear();
-    this.#size = 0;
+    this.#entries.clear();
     this.#interned.clear();
   }
 

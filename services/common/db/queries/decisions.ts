@@ -152,8 +152,13 @@ export async function list(
   policyVersion: string,
   afterManifestId: string,
   limit: number,
+  decidedSince: Date | null = null,
 ): Promise<{ decisions: StoredDecision[]; last: string | null }> {
-  const rows = await selectStored(db, policyVersion).where('d.manifest_id', '>', afterManifestId).orderBy('d.manifest_id').limit(limit).execute();
+  let query = selectStored(db, policyVersion).where('d.manifest_id', '>', afterManifestId);
+  if (decidedSince !== null) {
+    query = query.where('d.decided_at', '>=', decidedSince);
+  }
+  const rows = await query.orderBy('d.manifest_id').limit(limit).execute();
   return { decisions: rows.map(toStored), last: rows.at(-1)?.manifest_id ?? null };
 }
 
@@ -285,4 +290,20 @@ export async function history(db: Kysely<DB>, manifestId: string, first: number,
 export async function countHistory(db: Kysely<DB>, manifestId: string): Promise<number> {
   const row = await db.selectFrom('decisions').select((eb) => eb.fn.countAll<string>().as('n')).where('manifest_id', '=', manifestId).executeTakeFirstOrThrow();
   return Number(row.n);
+}
+
+/**
+ * When the `n`-th most recently decided image under a policy version was decided, or null when
+ * there are no more than `n`: a bounded decision table loads only what was decided since.
+ */
+export async function recentCutoff(db: Kysely<DB>, policyVersion: string, n: number): Promise<Date | null> {
+  const row = await db
+    .selectFrom('decisions')
+    .select('decided_at')
+    .where('policy_version', '=', policyVersion)
+    .orderBy('decided_at', 'desc')
+    .offset(n - 1)
+    .limit(1)
+    .executeTakeFirst();
+  return row?.decided_at ?? null;
 }

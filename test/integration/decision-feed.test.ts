@@ -1,0 +1,127 @@
+// The durable decision feed: an API replica follows the ledger-events stream through a TCP proxy
+// in front of the real Redis. Cut for a while, it resumes from the last event it applied — the
+// decisions published meanwhile reach it from the stream alone (they are not in Postgres), and no
+// full reload happens. Cut while more than the stream's window is published, it reloads from
+// Postgres, and a decision whose event was trimmed is corrected by that reload.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Digest, type Digest } from '../../services/common/domain/digest.ts';
+import { ledgerStream, publishEvents, type LedgerEvent } from '../../services/common/events.ts';
+import { parsePolicy } from '../../services/common/policy/policy.ts';
+import type { FeedStream } from '../../services/common/stream-feed.ts';
+import { createTestDb, type TestDb } from '../helpers/db.ts';
+import { feedCounters } from '../helpers/decisions.ts';
+import { seedAllowedImages } from '../helpers/ledger.ts';
+import { eventually, startTestSignet, TEST_REDIS_URL, type TestSignet } from '../helpers/signet.ts';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+
+const POLICY = `allow_with_verification:
+  registry.example.com:
+    team/*:
+      certificate-identity: alice@example.com
+      certificate-oidc-issuer: https://accounts.example.com
+`;
+const VERSION = parsePolicy(POLICY).version;
+const SIGNER = { subject: 'alice@example.com', issuer: 'https://accounts.example.com' };
+/** The window the publisher keeps in this test (stream nodes hold 100 entries: trimming is by node). */
+const WINDOW = 100;
+
+let db: TestDb;
+let proxy: TcpProxy;
+let signet: TestSignet;
+let publisher: Redis;
+let stream: FeedStream;
+let tmp: string;
+const seeded = sha256Digest('seeded, later denied');
+
+beforeAll(async () => {
+  db = await createTestDb();
+  tmp = await mkdtemp(join(tmpdir(), 'signet-feed-'));
+  await writeFile(join(tmp, 'policy.yaml'), POLICY);
+  await seedAllowedImages(db.db, { registry: 'registry.example.com', repository: 'team/app', digests: [seeded], policyVersion: VERSION, signer: SIGNER });
+  const redis = new URL(TEST_REDIS_URL);
+  proxy = await startTcpProxy(redis.hostname, Number(redis.port || 6379));
+  signet = await startTestSignet({ DATABASE_URL: db.url, REDIS_URL: `redis://127.0.0.1:${proxy.port}`, SIGNET_ROLES: 'api', SIGNET_POLICY: join(tmp, 'policy.yaml') });
+  publisher = new Redis(TEST_REDIS_URL);
+  stream = { ...ledgerStream(signet.config.redis), maxLen: WINDOW };
+});
+
+afterAll(async () => {
+  await signet?.stop();
+  await proxy?.close();
+  publisher?.disconnect();
+  await db?.drop();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const ask = async (digest: Digest) =>
+  (await signet.app.inject({ method: 'GET', url: `/v1/decisions?image=${encodeURIComponent(`registry.example.com/team/app@${digest}`)}` })).json<{
+    allowed: boolean;
+    reason: string;
+    stale: boolean;
+  }>();
+
+const feed = () => feedCounters(signet);
+
+function decision(digest: Digest, allowed: boolean): LedgerEvent {
+  return {
+    type: 'decision',
+    registry: 'registry.example.com',
+    repository: 'team/app',
+    digest,
+    verifiedAt: new Date().toISOString(),
+    allowed,
+    reason: allowed ? 'verified' : 'unsigned',
+    message: allowed ? 'signed by alice@example.com' : 'no signature',
+    signers: allowed ? [SIGNER] : [],
+    policyVersion: VERSION,
+    rule: null,
+    mode: 'enforce',
+  };
+}
+
+/** Waits until the replica's feed connection is down (the cut is seen) or up again. */
+const feedReady = (up: boolean) =>
+  eventually(async () => {
+    const res = await signet.app.inject({ method: 'GET', url: '/readyz' });
+    const redis = res.json<{ checks: Record<string, string> }>().checks.redis ?? '';
+    return (redis === 'ok') === up ? true : undefined;
+  }, up ? 'the decision feed back up' : 'the decision feed down');
+
+describe('the durable decision feed', () => {
+  it('resumes after a short outage without a reload, and reloads only after falling behind the window', async () => {
+    expect(await ask(seeded)).toMatchObject({ allowed: true, stale: false });
+    expect(await feed()).toEqual({ reload: 0, resume: 0, applied: 0 });
+
+    // A short outage: decisions published meanwhile exist only in the stream, not in Postgres.
+    proxy.cut();
+    await feedReady(false);
+    const whileAway = Array.from({ length: 20 }, (_, i) => sha256Digest(`published while away ${i}`));
+    await publishEvents(publisher, stream, whileAway.map((d) => decision(d, true)));
+    expect(await ask(seeded)).toMatchObject({ allowed: true, stale: true });
+    proxy.restore();
+    await eventually(async () => ((await feed()).applied === whileAway.length ? true : undefined), 'the events published while away applied');
+    for (const d of whileAway) {
+      expect(await ask(d)).toMatchObject({ allowed: true, reason: 'verified', stale: false });
+    }
+    expect(await feed()).toMatchObject({ reload: 0, resume: 1 });
+
+    // A long outage: the seeded image is denied in Postgres, and its event is trimmed away by more
+    // than a window of later events. Only a reload from Postgres can bring the denial.
+    proxy.cut();
+    await feedReady(false);
+    await db.db.updateTable('decisions').set({ allowed: false, reason: 'unsigned', message: 'no signature', signers: '[]' }).execute();
+    await publishEvents(publisher, stream, [decision(seeded, false)]);
+    await publishEvents(publisher, stream, Array.from({ length: WINDOW * 5 }, (_, i) => decision(sha256Digest(`filler ${i}`), true)));
+    expect(await ask(seeded)).toMatchObject({ allowed: true, stale: true });
+    proxy.restore();
+    await eventually(async () => ((await feed()).reload === 1 ? true : undefined), 'a full reload');
+    await eventually(async () => ((await ask(seeded)).stale ? undefined : true), 'answers fresh again');
+    expect(await ask(seeded)).toMatchObject({ allowed: false, reason: 'unsigned', stale: false });
+    // The events still in the window after the reload point are not re-applied; those before it were trimmed.
+    expect((await feed()).resume).toBe(1);
+  });
+});

@@ -13,6 +13,11 @@ export interface FaultProxy {
   readonly host: string;
   readonly injected: Record<Fault, number>;
   setDecider(decide: (req: IncomingMessage, n: number) => Fault): void;
+  /**
+   * Holds the registry's answer to a passed request until the promise `hold` returns settles (the
+   * request itself reaches the registry at once): the client reads the registry as it was, later.
+   */
+  setHold(hold: (req: IncomingMessage) => Promise<void> | undefined): void;
   close(): Promise<void>;
 }
 
@@ -20,6 +25,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const upstream = new URL(target);
   const injected: Record<Fault, number> = { pass: 0, '503': 0, '429': 0, hang: 0 };
   let decide: (req: IncomingMessage, n: number) => Fault = () => 'pass';
+  let hold: (req: IncomingMessage) => Promise<void> | undefined = () => undefined;
   let n = 0;
   const held = new Set<ServerResponse>();
   const server: Server = createServer((req, res) => {
@@ -38,7 +44,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       res.on('close', () => held.delete(res));
       return;
     }
-    forward(upstream, req, res);
+    forward(upstream, req, res, req.url, hold(req));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const addr = server.address();
@@ -50,6 +56,9 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     setDecider(d) {
       decide = d;
     },
+    setHold(h) {
+      hold = h;
+    },
     async close() {
       for (const r of held) {
         r.destroy();
@@ -60,13 +69,24 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   };
 }
 
-/** Passes one request through to `upstream` as is (Host rewritten), streaming both ways. */
-export function forward(upstream: URL, req: IncomingMessage, res: ServerResponse, path = req.url): void {
+/**
+ * Passes one request through to `upstream` as is (Host rewritten), streaming both ways; the answer
+ * waits for `answerAfter` when given.
+ */
+export function forward(upstream: URL, req: IncomingMessage, res: ServerResponse, path = req.url, answerAfter?: Promise<void>): void {
   const forwarded = request(
     { host: upstream.hostname, port: upstream.port, method: req.method, path, headers: { ...req.headers, host: upstream.host } },
     (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
+      const answer = () => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      };
+      if (answerAfter === undefined) {
+        answer();
+      } else {
+        up.pause();
+        void answerAfter.then(answer);
+      }
     },
   );
   forwarded.on('error', () => res.destroy());

@@ -8,7 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../services/common/domain/digest.ts';
 import { pushCosignSignatures } from '../helpers/cosign-push.ts';
 import { answered, ask } from '../helpers/decisions.ts';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 import { pushRandomImage } from '../helpers/oci-push.ts';
+import { eventually } from '../helpers/signet.ts';
 import { policyAllowing, startTestStack, type TestStack } from '../helpers/stack.ts';
 import { simpleSigningPayload } from '../signer/signer.ts';
 
@@ -16,6 +18,8 @@ const ISSUER = 'https://accounts.example.com';
 const MIRROR = 'mirror.example.com';
 
 let stack: TestStack;
+/** Signet reads the registry through it; it passes everything unless a test holds answers. */
+let proxy: FaultProxy;
 
 async function sign(sigRepo: string, imageRepo: string, digest: Digest): Promise<void> {
   const { sigstore } = stack;
@@ -28,20 +32,29 @@ beforeAll(async () => {
   stack = await startTestStack({
     name: 'sig-locations',
     policy: (host) => policyAllowing(host, { email: 'alice@example.com', issuer: ISSUER }, 'team/*'),
-    env: async ({ tmp, host }) => {
+    env: async ({ tmp, host, port }) => {
+      proxy = await startFaultProxy(`http://127.0.0.1:${port}`);
       const file = join(tmp, 'registries.yaml');
       await writeFile(
         file,
         `registries:\n  - host: "${host}"\n    insecure: true\n    signaturesRepository: "${host}/signatures/store"\n  - host: ${MIRROR}\n    mirrorOf: { registry: "${host}", prefix: cache }\n    reconcile: false\n`,
       );
-      return { SIGNET_REGISTRIES_FILE: file, SIGNET_RECONCILE_INTERVAL: '0' };
+      return { SIGNET_REGISTRIES_FILE: file, SIGNET_RECONCILE_INTERVAL: '0', SIGNET_REGISTRY_ENDPOINTS: `${host}=${proxy.url}` };
     },
   });
 });
 
 afterAll(async () => {
   await stack?.stop();
+  await proxy?.close();
 });
+
+/** How many index jobs ended by forwarding a signature to the images it is about. */
+async function forwarded(): Promise<number> {
+  const text = await (await fetch(`${stack.signet.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('signet_job_duration_seconds_count{job="index-manifest",result="forwarded"} '));
+  return line === undefined ? 0 : Number(line.split(' ')[1]);
+}
 
 describe('signatures kept in another repository (COSIGN_REPOSITORY)', () => {
   it('a signature pushed to the signatures repository after the image allows it (the push is forwarded to the image)', async () => {
@@ -65,6 +78,41 @@ describe('signatures kept in another repository (COSIGN_REPOSITORY)', () => {
     const rows = await stack.db.db.selectFrom('signatures as s').innerJoin('manifests as m', 'm.id', 's.manifest_id').select('s.id').where('m.digest', '=', beside.digest).execute();
     expect(rows).toEqual([]);
     expect(await ask(stack.signet, `${stack.host}/team/beside@${beside.digest}`)).toMatchObject({ allowed: false, reason: 'unsigned' });
+  });
+});
+
+describe('a signature pushed to the signatures repository while its image is being read', () => {
+  it("is not missed when its job looks for the image after the image's job read the signatures and before that job recorded the image", async () => {
+    // The image's job reads the signatures repository (.sig, .att and referrers, at once) and gets
+    // its answers only after the signature's job has run: that job finds no image with the digest
+    // in the ledger yet, and the image's job recorded none of it.
+    let release = (): void => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    let reading = (): void => undefined;
+    const read = new Promise<void>((r) => (reading = r));
+    let open = false;
+    proxy.setHold((req) => {
+      if (open || req.url?.startsWith('/v2/signatures/store/') !== true) {
+        return undefined;
+      }
+      reading();
+      return gate;
+    });
+    try {
+      const image = await pushRandomImage(stack.registry.url, 'team/raced', 'v1');
+      await read;
+      const before = await forwarded();
+      await sign('signatures/store', 'team/raced', image.digest);
+      await eventually(async () => ((await forwarded()) > before ? true : undefined), "the signature's job to forward");
+      expect(await stack.db.db.selectFrom('signature_arrivals').select('digest').where('digest', '=', image.digest).execute()).toHaveLength(1);
+      open = true;
+      release();
+      const allowed = await answered(stack.signet, `${stack.host}/team/raced@${image.digest}`, { allowed: true });
+      expect(allowed).toMatchObject({ reason: 'verified', signers: [{ subject: 'alice@example.com', issuer: ISSUER }] });
+    } finally {
+      open = true;
+      release();
+    }
   });
 });
 

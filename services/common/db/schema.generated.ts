@@ -140,6 +140,13 @@ export interface Repositories {
   registry_id: Int8;
 }
 
+export interface SignatureArrivals {
+  arrived_at: Generated<Timestamp>;
+  digest: string;
+  registry: string;
+  repository: string;
+}
+
 export interface Signatures {
   annotations: JSONColumnType<Record<string, string>>;
   certificate_fingerprint: string | null;
@@ -219,6 +226,7 @@ export interface DB {
   policies: Policies;
   registries: Registries;
   repositories: Repositories;
+  signature_arrivals: SignatureArrivals;
   signatures: Signatures;
   tag_history: TagHistory;
   tags: Tags;

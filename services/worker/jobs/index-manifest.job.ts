@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Digest } from '../../common/domain/digest.ts';
 import * as images from '../../common/db/queries/images.ts';
+import * as arrivals from '../../common/db/queries/signature-arrivals.ts';
 import type { DB } from '../../common/db/schema.generated.ts';
 import { RegistryError } from '../../common/errors.ts';
 import type { Announce } from '../../common/events.ts';
@@ -10,7 +11,7 @@ import type { Metrics } from '../../common/metrics.ts';
 import { signatureKind } from '../../common/domain/signature.ts';
 import type { Decider } from '../../core/decider.ts';
 import type { OwnershipAnnouncer } from '../../core/ownership.ts';
-import type { RegistryClient } from '../../core/oci/client.ts';
+import type { FetchedManifest, RegistryClient } from '../../core/oci/client.ts';
 import type { SignatureVerifier } from '../../core/verification/verifier.ts';
 import { discoverSignatures, isSignatureArtifact } from '../../core/discovery.ts';
 import type { SignaturesLocation } from '../../common/registries-file.ts';
@@ -84,6 +85,29 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
     return { result: 'skipped', reason: `${subject.digest} is a referrer of ${referred.digest} (${subject.manifest.artifactType ?? 'no artifact type'}), not an image` };
   }
 
+  const signatures = deps.signaturesRepositories?.get(registry);
+  // A signature pushed to the signatures repository after this discovery read it, whose own job
+  // looked for images with this digest before this one committed, found none: such an arrival is
+  // noted before that lookup, so a look at the notes after this commit finds it, and the image is
+  // read again. The database's clock stamps both, so no clock skew can hide one.
+  const since = signatures === undefined ? null : await arrivals.databaseNow(deps.db);
+  let recorded = await discoverAndRecord(deps, data, subject, observation, log);
+  if (since !== null && signatures !== undefined && (await arrivals.arrivedSince(deps.db, signatures, recorded.manifests.map((m) => m.digest), since))) {
+    log.info({ signaturesRepository: `${signatures.registry}/${signatures.repository}` }, 'a signature arrived while the image was read; reading its signatures again');
+    recorded = await discoverAndRecord(deps, data, subject, { ...observation, at: new Date() }, log);
+  }
+  return { result: 'indexed', manifests: recorded.manifests };
+}
+
+/** Discovers the signatures of a fetched manifest (and its children) and writes the ledger, then decides and announces. */
+async function discoverAndRecord(
+  deps: IndexDeps,
+  data: IndexManifestData,
+  subject: FetchedManifest,
+  observation: images.Observation,
+  log: Logger,
+): Promise<images.RecordedIndex> {
+  const { registry, repository } = data;
   const manifests: images.IndexedManifest[] = [
     {
       digest: subject.digest,
@@ -134,7 +158,7 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
   const recorded = await images.recordIndexed(deps.db, registry, repository, manifests, observation);
   await deps.decider.decideManifests(recorded.manifests.map((m) => m.id));
   await deps.ownership.announce(recorded.ownershipChanges);
-  return { result: 'indexed', manifests: recorded.manifests };
+  return recorded;
 }
 
 /**
@@ -150,6 +174,8 @@ async function forwardFromSignaturesRepository(deps: IndexDeps, data: IndexManif
   if (served.length === 0) {
     return null;
   }
+  // Noted first: an image job that read this repository before the push sees the note after its commit.
+  await arrivals.noteArrival(deps.db, { registry: data.registry, repository: data.repository }, data.digest);
   const holding = await images.repositoriesHolding(deps.db, served, data.digest);
   const queued = await Promise.all(holding.map((i) => deps.enqueueIndex({ ...data, registry: i.registry, repository: i.repository })));
   return { result: 'forwarded', queued };

@@ -102,6 +102,7 @@ export interface Manifests {
   id: Generated<Int8>;
   indexed_at: Generated<Timestamp>;
   media_type: string;
+  observed_at: Timestamp | null;
   repository_id: Int8;
   signature_count: Generated<number>;
   size: Int8;

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Digest } from '../../common/domain/digest.ts';
 import * as images from '../../common/db/queries/images.ts';
 import * as arrivals from '../../common/db/queries/signature-arrivals.ts';
+import { databaseNow } from '../../common/db/clock.ts';
 import type { DB } from '../../common/db/schema.generated.ts';
 import { RegistryError } from '../../common/errors.ts';
 import type { Announce } from '../../common/events.ts';
@@ -60,8 +61,9 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
   if (forwarded !== null) {
     return forwarded;
   }
-  // What this discovery no longer finds is withdrawn as of now, by what caused the look.
-  const observation: images.Observation = { at: new Date(), by: data.trigger.kind === 'recheck' ? data.trigger.cause : 'reindex' };
+  // What this discovery no longer finds is withdrawn as of now, by what caused the look, unless a
+  // discovery that started later has recorded already. The database's clock orders them.
+  const observation: images.Observation = { at: await databaseNow(deps.db), by: data.trigger.kind === 'recheck' ? data.trigger.cause : 'reindex' };
   let subject;
   try {
     subject = await deps.registry.getManifest(registry, repository, data.digest);
@@ -86,15 +88,14 @@ export async function indexManifest(deps: IndexDeps, data: IndexManifestData, lo
   }
 
   const signatures = deps.signaturesRepositories?.get(registry);
+  let recorded = await discoverAndRecord(deps, data, subject, observation, log);
   // A signature pushed to the signatures repository after this discovery read it, whose own job
   // looked for images with this digest before this one committed, found none: such an arrival is
   // noted before that lookup, so a look at the notes after this commit finds it, and the image is
-  // read again. The database's clock stamps both, so no clock skew can hide one.
-  const since = signatures === undefined ? null : await arrivals.databaseNow(deps.db);
-  let recorded = await discoverAndRecord(deps, data, subject, observation, log);
-  if (since !== null && signatures !== undefined && (await arrivals.arrivedSince(deps.db, signatures, recorded.manifests.map((m) => m.digest), since))) {
+  // read again. The database's clock stamps both.
+  if (signatures !== undefined && (await arrivals.arrivedSince(deps.db, signatures, recorded.manifests.map((m) => m.digest), observation.at))) {
     log.info({ signaturesRepository: `${signatures.registry}/${signatures.repository}` }, 'a signature arrived while the image was read; reading its signatures again');
-    recorded = await discoverAndRecord(deps, data, subject, { ...observation, at: new Date() }, log);
+    recorded = await discoverAndRecord(deps, data, subject, { ...observation, at: await databaseNow(deps.db) }, log);
   }
   return { result: 'indexed', manifests: recorded.manifests };
 }

@@ -131,7 +131,9 @@ export async function recordIndexed(
       for (const sig of m.signatures) {
         identityIds.push(await signatures.upsert(trx, manifestId, sig));
       }
-      const { withdrawn, newlyWithdrawn } = await signatures.reconcileWithdrawals(trx, manifestId, m.signatures, m.sources ?? null, observation);
+      // A complete discovery older than one already recorded says nothing about what is gone.
+      const sources = m.sources?.complete === true && !(await claimObservation(trx, manifestId, observation.at)) ? { ...m.sources, complete: false } : (m.sources ?? null);
+      const { withdrawn, newlyWithdrawn } = await signatures.reconcileWithdrawals(trx, manifestId, m.signatures, sources, observation);
       // A withdrawn signature owns nothing: its signer is no (new) owner.
       m.signatures.forEach((sig, i) => {
         const identityId = identityIds[i] ?? null;
@@ -162,6 +164,21 @@ async function upsertManifest(trx: Transaction<DB>, repositoryId: string, m: Ind
     .returning('id')
     .executeTakeFirstOrThrow();
   return id;
+}
+
+/**
+ * Records that a complete discovery of the manifest's signatures started at `at`; false when one
+ * that started later has been recorded already (under the repository lock, so two cannot race).
+ */
+async function claimObservation(trx: Transaction<DB>, manifestId: string, at: Date): Promise<boolean> {
+  const claimed = await trx
+    .updateTable('manifests')
+    .set({ observed_at: at })
+    .where('id', '=', manifestId)
+    .where((eb) => eb.or([eb('observed_at', 'is', null), eb('observed_at', '<=', at)]))
+    .returning('id')
+    .executeTakeFirst();
+  return claimed !== undefined;
 }
 
 async function refreshStatus(trx: Transaction<DB>, manifestId: string, m: IndexedManifest): Promise<Omit<StoredManifest, 'withdrawn'>> {

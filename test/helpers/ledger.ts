@@ -1,5 +1,7 @@
 import type { Db } from '../../services/common/db/client.ts';
-import type { Digest } from '../../services/common/domain/digest.ts';
+import { sha256Digest, type Digest } from '../../services/common/domain/digest.ts';
+import type { SignatureOutcome } from '../../services/common/domain/outcome.ts';
+import type { SignatureRecord, SignerIdentity } from '../../services/common/domain/signature.ts';
 import { parsePolicy } from '../../services/common/policy/policy.ts';
 
 /**
@@ -53,4 +55,43 @@ export async function seedTeamApp(db: Db, policyText: string, digests: readonly 
     policyVersion: parsePolicy(policyText).version,
     signer: { subject: 'alice@example.com', issuer: 'https://accounts.example.com' },
   });
+}
+
+/**
+ * A keyless `.sig` signature as discovery hands it to the ledger write (`images.recordIndexed`):
+ * `material` names it (its material digest), `source` the artifact it was read from; verified by
+ * `signer` unless `outcome` says otherwise (a failed one names no signer). An attestation when
+ * `predicateType` is given.
+ */
+export function signatureRecord(opts: {
+  readonly material: string;
+  readonly source?: string;
+  readonly signer: SignerIdentity | null;
+  readonly outcome?: SignatureOutcome;
+  readonly predicateType?: string;
+}): SignatureRecord {
+  const outcome = opts.outcome ?? 'verified';
+  return {
+    format: opts.predicateType === undefined ? 'cosign_legacy' : 'cosign_attestation',
+    materialDigest: sha256Digest(`material ${opts.material}`),
+    sourceDigest: sha256Digest(`source ${opts.source ?? opts.material}`),
+    layerIndex: 0,
+    layerDigest: sha256Digest(`layer ${opts.material}`),
+    payload: Buffer.from(`{"material":"${opts.material}"}`),
+    subjectBytes: null,
+    layerAnnotations: {},
+    verdict: {
+      outcome,
+      reason: outcome === 'verified' ? null : `${outcome} (test)`,
+      identity: opts.signer,
+      claims: {},
+      key: null,
+      certificate: null,
+      rekor: null,
+      tsaTime: null,
+      predicateType: opts.predicateType ?? null,
+      annotations: null,
+      trustRootVersion: 'test',
+    },
+  };
 }

@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { aggregateOutcomes, aggregateSummary, aggregateTopSigners } from '../../scripts/lib/overview-aggregates.ts';
 import { createDb, type Db } from '../../services/common/db/client.ts';
 import { ensureDatabase, migrateToLatest, MIGRATIONS_DIR } from '../../services/common/db/migrate.ts';
+import * as registries from '../../services/common/db/queries/registries.ts';
 import { createLogger } from '../../services/common/logger.ts';
 import { PG_SERVER, TEST_DB_PREFIX } from '../helpers/db.ts';
 
@@ -122,5 +124,81 @@ describe('webhook delivery retention on recorded deliveries', () => {
       { source: 'harbor', remote_addr: 'd', result: 'from d', payload_sha256: sha('{"events":[1]}'), received_count: '1', received_at: new Date('2026-01-02T12:00:00Z'), last_received_at: new Date('2026-01-02T12:00:00Z') },
     ]);
     await expect(sql`DELETE FROM webhook_deliveries`.execute(ownDb)).rejects.toThrow(/append-only/);
+  });
+});
+
+describe('registry tallies on a populated ledger', () => {
+  const own = `${TEST_DB_PREFIX}${randomBytes(6).toString('hex')}`;
+  let ownDb: Db;
+  let before: string;
+
+  beforeAll(async () => {
+    await ensureDatabase(`${PG_SERVER}/${own}`);
+    ownDb = createDb(`${PG_SERVER}/${own}`, createLogger({ logLevel: 'silent' }));
+    before = await mkdtemp(join(tmpdir(), 'signet-migrations-'));
+  });
+
+  afterAll(async () => {
+    await ownDb?.destroy();
+    const admin = new pg.Client({ connectionString: `${PG_SERVER}/postgres` });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(own)} WITH (FORCE)`);
+    await admin.end();
+    await rm(before, { recursive: true, force: true });
+  });
+
+  it('backfills every tally from the ledger as the aggregates count it, then keeps them', async () => {
+    const files = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).sort();
+    const tallies = files.findIndex((f) => f.endsWith('_registry_tallies.sql'));
+    expect(tallies).toBeGreaterThan(0);
+    for (const f of files.slice(0, tallies)) {
+      await copyFile(join(MIGRATIONS_DIR, f), join(before, f));
+    }
+    await migrateToLatest(ownDb, before);
+
+    // Two registries; images over three days, unsigned, verified and failed; a@x signs two images
+    // of r1 (one twice), b@x one of r1 (withdrawn since) and one of r2; decisions under two versions.
+    await sql`INSERT INTO registries (host) VALUES ('r1.example'), ('r2.example')`.execute(ownDb);
+    await sql`INSERT INTO repositories (registry_id, name) VALUES (1, 'app'), (1, 'lib'), (2, 'app')`.execute(ownDb);
+    await sql`INSERT INTO manifests (repository_id, digest, media_type, size, status, first_seen_at) VALUES
+      (1, ${digest(1)}, 'm', 1, 'verified', now()), (1, ${digest(2)}, 'm', 1, 'verified', now() - interval '1 day'),
+      (2, ${digest(3)}, 'm', 1, 'unsigned', now() - interval '2 days'), (2, ${digest(4)}, 'm', 1, 'identity_mismatch', now()),
+      (3, ${digest(5)}, 'm', 1, 'verified', now() - interval '40 days')`.execute(ownDb);
+    await sql`INSERT INTO identities (kind, subject, issuer) VALUES ('email', 'a@x', 'i'), ('email', 'b@x', 'i')`.execute(ownDb);
+    let n = 10;
+    const sign = (manifest: number, identity: number | null, withdrawn = false) =>
+      sql`INSERT INTO signatures (manifest_id, material_digest, format, source_digest, layer_index, layer_digest, outcome, identity_id, subject, payload, annotations, withdrawn_at, withdrawn_by)
+          VALUES (${manifest}, ${digest(n++)}, 'cosign_legacy', ${digest(99)}, 0, ${digest(98)}, ${identity === null ? 'identity_mismatch' : 'verified'}, ${identity}, 'x', '\\x00', '{}',
+                  ${withdrawn ? new Date() : null}, ${withdrawn ? 'reindex' : null})`.execute(ownDb);
+    await sign(1, 1);
+    await sign(1, 1);
+    await sign(2, 1);
+    await sign(2, 2, true);
+    await sign(4, null);
+    await sign(5, 2);
+    const decideAs = (version: string, allowed: (m: number) => boolean) =>
+      sql`INSERT INTO decisions (manifest_id, policy_version, allowed, reason, message, verified_at)
+          SELECT id, ${version}, id = ANY (${[1, 2, 3, 4, 5].filter(allowed)}::bigint[]), 'verified', '', now() FROM manifests`.execute(ownDb);
+    await decideAs('v1', (m) => m === 1 || m === 5);
+    await decideAs('v2', (m) => m !== 3);
+
+    await migrateToLatest(ownDb);
+    const check = async () => {
+      for (const registry of ['1', '2']) {
+        for (const version of ['v1', 'v2', 'v3']) {
+          expect(await registries.summary(ownDb, registry, version)).toEqual(await aggregateSummary(ownDb, registry, version));
+          expect(await registries.outcomes(ownDb, registry, version, 366)).toEqual(await aggregateOutcomes(ownDb, registry, version, 366));
+        }
+        expect(await registries.topSigners(ownDb, registry, 10)).toEqual(await aggregateTopSigners(ownDb, registry, 10));
+      }
+    };
+    await check();
+    expect(await registries.summary(ownDb, '1', 'v2')).toEqual({ repositories: 2, images: 4, signed: 3, verified: 2, allowed: 3, denied: 1 });
+    expect(await registries.topSigners(ownDb, '1', 10)).toEqual([{ identityId: '1', images: 2 }]);
+    // Kept from then on: b@x's signature found again, a third version decided.
+    await sql`UPDATE signatures SET withdrawn_at = NULL, withdrawn_by = NULL WHERE identity_id = 2`.execute(ownDb);
+    await decideAs('v3', () => true);
+    await check();
+    expect(await registries.topSigners(ownDb, '1', 10)).toEqual([{ identityId: '1', images: 2 }, { identityId: '2', images: 1 }]);
   });
 });

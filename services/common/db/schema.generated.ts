@@ -134,6 +134,60 @@ export interface Registries {
   id: Generated<Int8>;
 }
 
+export interface RegistryDecisionDays {
+  allowed: Generated<Int8>;
+  day: Timestamp;
+  denied: Generated<Int8>;
+  policy_version: string;
+  registry_id: Int8;
+}
+
+export interface RegistryDecisionTallies {
+  allowed: Generated<Int8>;
+  denied: Generated<Int8>;
+  policy_version: string;
+  registry_id: Int8;
+}
+
+export interface RegistryImageDays {
+  day: Timestamp;
+  images: Generated<Int8>;
+  registry_id: Int8;
+}
+
+export interface RegistrySigners {
+  identity_id: Int8;
+  images: Generated<Int8>;
+  registry_id: Int8;
+}
+
+export interface RegistryTallies {
+  images: Generated<Int8>;
+  registry_id: Int8;
+  repositories: Generated<Int8>;
+  signed: Generated<Int8>;
+  verified: Generated<Int8>;
+}
+
+export interface RegistryTallyDeltas {
+  allowed: Generated<Int8>;
+  day: Timestamp | null;
+  denied: Generated<Int8>;
+  identity_id: Int8 | null;
+  images: Generated<Int8>;
+  kind: string;
+  policy_version: string | null;
+  registry_id: Int8;
+  repositories: Generated<Int8>;
+  signed: Generated<Int8>;
+  tx: Generated<string>;
+  verified: Generated<Int8>;
+}
+
+export interface RegistryTallyFolds {
+  tx: Generated<string>;
+}
+
 export interface Repositories {
   first_seen_at: Generated<Timestamp>;
   id: Generated<Int8>;
@@ -226,6 +280,13 @@ export interface DB {
   ownership_changes: OwnershipChanges;
   policies: Policies;
   registries: Registries;
+  registry_decision_days: RegistryDecisionDays;
+  registry_decision_tallies: RegistryDecisionTallies;
+  registry_image_days: RegistryImageDays;
+  registry_signers: RegistrySigners;
+  registry_tallies: RegistryTallies;
+  registry_tally_deltas: RegistryTallyDeltas;
+  registry_tally_folds: RegistryTallyFolds;
   repositories: Repositories;
   signature_arrivals: SignatureArrivals;
   signatures: Signatures;

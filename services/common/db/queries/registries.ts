@@ -57,53 +57,49 @@ export async function countRegistries(db: Kysely<DB>, search: string | null): Pr
   return Number(row.n);
 }
 
-/** Counts over the registry's images, with their decisions under `policyVersion`: one statement. */
+// The overview reads the registry tallies (migrations/2026-11-30T10-00-00_registry_tallies.sql):
+// counters the ledger's writes keep in their own transactions, equal to the aggregates over the
+// registry's images, signatures and decisions, so that each answer costs the rows it returns.
+
+/** Counts over the registry's images, with their decisions under `policyVersion`: two primary-key lookups. */
 export async function summary(db: Kysely<DB>, registryId: string, policyVersion: string): Promise<RegistrySummary> {
-  const { rows } = await sql<Record<keyof RegistrySummary, string>>`
-    SELECT (SELECT count(*) FROM repositories WHERE registry_id = ${registryId}) AS repositories,
-           count(m.id) AS images,
-           count(m.id) FILTER (WHERE m.status <> 'unsigned') AS signed,
-           count(m.id) FILTER (WHERE m.status = 'verified') AS verified,
-           count(d.manifest_id) FILTER (WHERE d.allowed) AS allowed,
-           count(d.manifest_id) FILTER (WHERE NOT d.allowed) AS denied
-    FROM repositories r
-    JOIN manifests m ON m.repository_id = r.id
-    LEFT JOIN decisions d ON d.manifest_id = m.id AND d.policy_version = ${policyVersion}
-    WHERE r.registry_id = ${registryId}`.execute(db);
+  const { rows } = await sql<Record<keyof RegistrySummary, string | null>>`
+    SELECT t.repositories, t.images, t.signed, t.verified, d.allowed, d.denied
+    FROM (SELECT) one
+    LEFT JOIN registry_tallies t ON t.registry_id = ${registryId}
+    LEFT JOIN registry_decision_tallies d ON d.registry_id = ${registryId} AND d.policy_version = ${policyVersion}`.execute(db);
   const r = rows[0];
   const n = (k: keyof RegistrySummary) => Number(r?.[k] ?? 0);
   return { repositories: n('repositories'), images: n('images'), signed: n('signed'), verified: n('verified'), allowed: n('allowed'), denied: n('denied') };
 }
 
-/** The identities with the most images signed (verified, not withdrawn) in the registry. */
+/** The identities with the most images signed (verified, not withdrawn) in the registry: the first rows of an index. */
 export async function topSigners(db: Kysely<DB>, registryId: string, first: number): Promise<{ identityId: string; images: number }[]> {
   const rows = await db
-    .selectFrom('signatures as s')
-    .innerJoin('manifests as m', 'm.id', 's.manifest_id')
-    .innerJoin('repositories as r', 'r.id', 'm.repository_id')
-    .select(['s.identity_id as identityId', (eb) => eb.fn.count<string>('s.manifest_id').distinct().as('images')])
-    .where('r.registry_id', '=', registryId)
-    .where('s.identity_id', 'is not', null)
-    .where('s.withdrawn_at', 'is', null)
-    .groupBy('s.identity_id')
+    .selectFrom('registry_signers')
+    .select(['identity_id as identityId', 'images'])
+    .where('registry_id', '=', registryId)
+    .where('images', '>', '0')
     .orderBy('images', 'desc')
-    .orderBy('s.identity_id')
+    .orderBy('identity_id')
     .limit(first)
     .execute();
-  return rows.map((r) => ({ identityId: r.identityId ?? '', images: Number(r.images) }));
+  return rows.map((r) => ({ identityId: r.identityId, images: Number(r.images) }));
 }
 
 /** Images first seen in the registry each day of the last `days` (UTC), by their decision under `policyVersion`; days with none are left out. */
 export async function outcomes(db: Kysely<DB>, registryId: string, policyVersion: string, days: number): Promise<OutcomeDay[]> {
-  const { rows } = await sql<{ day: Date; allowed: string; denied: string; undecided: string }>`
-    SELECT date_trunc('day', m.first_seen_at, 'UTC') AS day,
-           count(*) FILTER (WHERE d.allowed) AS allowed,
-           count(*) FILTER (WHERE NOT d.allowed) AS denied,
-           count(*) FILTER (WHERE d.manifest_id IS NULL) AS undecided
-    FROM repositories r
-    JOIN manifests m ON m.repository_id = r.id
-    LEFT JOIN decisions d ON d.manifest_id = m.id AND d.policy_version = ${policyVersion}
-    WHERE r.registry_id = ${registryId} AND m.first_seen_at >= date_trunc('day', now(), 'UTC') - make_interval(days => ${days - 1})
-    GROUP BY 1 ORDER BY 1`.execute(db);
-  return rows.map((r) => ({ day: r.day, allowed: Number(r.allowed), denied: Number(r.denied), undecided: Number(r.undecided) }));
+  const since = sql`date_trunc('day', now(), 'UTC') - make_interval(days => ${days - 1})`;
+  // Both sides range scans of the window (day is the last key of each primary key).
+  const { rows } = await sql<{ day: Date; images: string; allowed: string | null; denied: string | null }>`
+    SELECT i.day, i.images, d.allowed, d.denied
+    FROM registry_image_days i
+    LEFT JOIN registry_decision_days d ON d.registry_id = ${registryId} AND d.policy_version = ${policyVersion} AND d.day >= ${since} AND d.day = i.day
+    WHERE i.registry_id = ${registryId} AND i.day >= ${since} AND i.images > 0
+    ORDER BY i.day`.execute(db);
+  return rows.map((r) => {
+    const allowed = Number(r.allowed ?? 0);
+    const denied = Number(r.denied ?? 0);
+    return { day: r.day, allowed, denied, undecided: Number(r.images) - allowed - denied };
+  });
 }

@@ -240,7 +240,7 @@ describe('the ledger browser', () => {
     await page.close();
   });
 
-  it('admissions: the admission record, filterable by result and namespace, in pages', async () => {
+  it('admissions: the admission record, filterable by result, namespace and time, in pages', async () => {
     const review = (uid: string, namespace: string, name: string, images: string[]) => ({
       apiVersion: 'admission.k8s.io/v1',
       kind: 'AdmissionReview',
@@ -280,6 +280,15 @@ describe('the ledger browser', () => {
     const tools = async () => `${await page.textContent('#admissions .count')}|${await page.textContent('#admissions .rows')}`;
     await expect.poll(tools, { timeout: 15_000 }).toMatch(/^1 in all, page 1\|.*no-images/);
     expect(await tools()).not.toContain('web-denied');
+    // Since an instant (a DateTime variable): an hour from now leaves none, an hour ago the record.
+    const since = async (at: Date) => {
+      await page.fill('#admissions input[name=since]', at.toISOString());
+      await page.dispatchEvent('#admissions input[name=since]', 'change');
+    };
+    await since(new Date(Date.now() + 3_600_000));
+    await expect.poll(tools, { timeout: 15_000 }).toMatch(/^0 in all, page 1\|none/);
+    await since(new Date(Date.now() - 3_600_000));
+    await expect.poll(tools, { timeout: 15_000 }).toMatch(/^1 in all, page 1\|.*no-images/);
     // Reached from every page's header.
     await page.goto(`${signet.url}/ui#/`);
     await page.waitForSelector('#registries a.name');

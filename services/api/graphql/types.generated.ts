@@ -297,8 +297,8 @@ export type QueryAdmissionsArgs = {
   result?: InputMaybe<AdmissionResult>;
   reason?: InputMaybe<Scalars['String']['input']>;
   image?: InputMaybe<Scalars['String']['input']>;
-  since?: InputMaybe<Scalars['String']['input']>;
-  until?: InputMaybe<Scalars['String']['input']>;
+  since?: InputMaybe<Scalars['DateTime']['input']>;
+  until?: InputMaybe<Scalars['DateTime']['input']>;
   first?: InputMaybe<Scalars['Int']['input']>;
   after?: InputMaybe<Scalars['String']['input']>;
 };
@@ -1085,9 +1085,9 @@ export type DecisionMode =
 export type AdmissionRecord = {
   __typename?: 'AdmissionRecord';
   /** When Signet answered it. */
-  at: Scalars['String']['output'];
+  at: Scalars['DateTime']['output'];
   /** When the record reached Postgres (later than `at` by the batching delay, or by an outage). */
-  recordedAt: Scalars['String']['output'];
+  recordedAt: Scalars['DateTime']['output'];
   /** The request's `uid`. */
   uid: Scalars['String']['output'];
   namespace?: Maybe<Scalars['String']['output']>;
@@ -1746,8 +1746,8 @@ export type WebhookDeliveryEdgeResolvers<ContextType = GraphqlContext, ParentTyp
 };
 
 export type AdmissionRecordResolvers<ContextType = GraphqlContext, ParentType extends ResolversParentTypes['AdmissionRecord'] = ResolversParentTypes['AdmissionRecord']> = {
-  at?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
-  recordedAt?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  at?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
+  recordedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   uid?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   namespace?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   kind?: Resolver<ResolversTypes['String'], ParentType, ContextType>;

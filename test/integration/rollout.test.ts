@@ -348,7 +348,7 @@ describe('signet explain and GraphQL explain', () => {
         explain: {
           scope: 'payments',
           rule: 'scopes.payments.allow_without_verification.registry.test.team/legacy',
-          mode: 'enforce',
+          mode: 'ENFORCE',
           allowed: true,
           reason: 'allowed_without_verification',
           admission: 'allowed',
@@ -358,8 +358,11 @@ describe('signet explain and GraphQL explain', () => {
         },
       },
     });
+    // Modes are the DecisionMode enum, as on admission records: the sandbox scope audits.
+    const audited = await signet.app.inject({ method: 'POST', url: '/graphql', payload: { query: `{ explain(image: "${APP}", namespace: "dev-7") { scope mode admission } }` } });
+    expect(audited.json()).toEqual({ data: { explain: { scope: 'sandbox', mode: 'AUDIT', admission: 'audited' } } });
     const denials = await signet.app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ denials { nodes { reason mode } } }' } });
-    expect(denials.json()).toEqual({ data: { denials: { nodes: [{ reason: 'UNSIGNED', mode: 'enforce' }] } } });
+    expect(denials.json()).toEqual({ data: { denials: { nodes: [{ reason: 'UNSIGNED', mode: 'ENFORCE' }] } } });
     const bad = await signet.app.inject({ method: 'POST', url: '/graphql', payload: { query: '{ explain(image: "Not A Ref") { rule } }' } });
     expect(bad.json<{ errors: { extensions: { code: string } }[] }>().errors[0]!.extensions.code).toBe('BAD_USER_INPUT');
   });

@@ -5,6 +5,7 @@ import type { Policy } from '../../common/policy/policy.ts';
 import { judge } from '../../core/admission-verdict.ts';
 import { explainImage } from '../../core/explain-image.ts';
 import { attestationResults } from './attestation-results.ts';
+import { upper } from './resolvers.ts';
 import type { Resolvers } from './types.generated.ts';
 
 /** `Query.explain`: the same explanation as `signet explain`, under the policy this replica answers with. */
@@ -24,7 +25,7 @@ export function explainResolvers(policy: () => Policy): Resolvers {
         const current = policy();
         const e = await explainImage(db, current, image, ref, namespace ?? null);
         const { verdict } = judge({ image, ...e.decision, publicMessage: e.decision.message }, namespaceIndex(current), e.namespace, Date.now(), false);
-        return { ...e, ...e.decision, requirements: [...e.requirements], attestations: attestationResults(e.attestations), evidence: [...e.evidence], admission: verdict };
+        return { ...e, ...e.decision, mode: upper(e.decision.mode), requirements: [...e.requirements], attestations: attestationResults(e.attestations), evidence: [...e.evidence], admission: verdict };
       },
     },
   };

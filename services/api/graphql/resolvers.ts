@@ -267,6 +267,7 @@ export const resolvers: Resolvers = {
 
   Decision: {
     reason: (d) => upper(d.reason),
+    mode: (d) => upper(d.mode),
     current: (d, _, { policyVersion }) => d.policyVersion === policyVersion,
     expiresAt: (d) => (d.expiresAt === null || d.expiresAt === undefined ? null : new Date(d.expiresAt)),
     attestations: (d) => attestationResults(d.attestations),

@@ -775,8 +775,8 @@ export type Decision = {
   message: Scalars['String']['output'];
   /** The policy rule that matched, if any. */
   rule?: Maybe<Scalars['String']['output']>;
-  /** What admission does when it is a denial: `enforce` (deny), `warn` (admit with a warning) or `audit` (admit silently), outside every namespace scope. */
-  mode: Scalars['String']['output'];
+  /** What admission does when it is a denial: `ENFORCE` (deny), `WARN` (admit with a warning) or `AUDIT` (admit silently), outside every namespace scope. */
+  mode: DecisionMode;
   policyVersion: Scalars['String']['output'];
   /** The signers that satisfied the rule. */
   signers: Array<DecisionSigner>;
@@ -944,8 +944,8 @@ export type Explanation = {
   scope?: Maybe<Scalars['String']['output']>;
   /** The policy entry that applies; null when none covers the image. */
   rule?: Maybe<Scalars['String']['output']>;
-  /** `enforce`, `warn` or `audit`: what admission does with a denial. */
-  mode: Scalars['String']['output'];
+  /** `ENFORCE`, `WARN` or `AUDIT`: what admission does with a denial. */
+  mode: DecisionMode;
   /** The policy's decision in that namespace, before the mode, exemptions and break-glass. */
   allowed: Scalars['Boolean']['output'];
   reason: Scalars['String']['output'];
@@ -1539,7 +1539,7 @@ export type DecisionResolvers<ContextType = GraphqlContext, ParentType extends R
   reason?: Resolver<ResolversTypes['DecisionReason'], ParentType, ContextType>;
   message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   rule?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
-  mode?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  mode?: Resolver<ResolversTypes['DecisionMode'], ParentType, ContextType>;
   policyVersion?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   signers?: Resolver<Array<ResolversTypes['DecisionSigner']>, ParentType, ContextType>;
   verifiedAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
@@ -1650,7 +1650,7 @@ export type ExplanationResolvers<ContextType = GraphqlContext, ParentType extend
   namespace?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   scope?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   rule?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
-  mode?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  mode?: Resolver<ResolversTypes['DecisionMode'], ParentType, ContextType>;
   allowed?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
   reason?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   message?: Resolver<ResolversTypes['String'], ParentType, ContextType>;

@@ -15,10 +15,12 @@
 -- How they are kept: statement triggers on repositories, manifests, signatures and decisions stage
 -- each statement's net change (from its transition tables) in registry_tally_deltas, under the
 -- transaction's id; a deferred constraint trigger folds the transaction's staged changes into the
--- tallies at commit, table by table in key order. Writers thus never wait on each other while they
--- work, hold a tally row only from the fold to the end of their commit, and always take tally rows
--- in the same order (no deadlock). A statement that changes no count (a re-index, an unchanged
--- re-decision) stages nothing and folds nothing.
+-- tallies at commit, table by table in key order. Writers thus never wait on each other for a
+-- tally while they work, hold a tally row only from the fold to the end of their commit, and always
+-- take tally rows in the same order (no deadlock). (Writers of one image's signatures do wait for
+-- each other: its row lock, see signet_stage_signatures; ledger writes already hold it.) A
+-- statement that changes no count (a re-index, an unchanged re-decision) stages nothing and folds
+-- nothing.
 --
 -- The tallies count by an image's repository, a repository's registry and an image's first_seen_at,
 -- which nothing ever changes: an UPDATE that would is refused. TRUNCATE clears what it empties.

@@ -70,6 +70,14 @@ try {
       await step('tag history', sql`ALTER TABLE tag_history DISABLE TRIGGER tag_history_append_only`);
       await step('tag history', sql`TRUNCATE tag_history RESTART IDENTITY`);
       await step('tag history', sql`ALTER TABLE tag_history ENABLE TRIGGER tag_history_append_only`);
+      // The registry tallies' triggers would count this bulk load statement by statement: a rebuild
+      // at the end counts it in one pass instead (1M signatures: 272 s in all instead of 406 s, the
+      // rebuild 8 s, on the same loaded machine). The tallies' are the only user triggers on these
+      // tables; foreign keys are still checked. Transactional, like the rest.
+      await step('tallies off', sql`ALTER TABLE repositories DISABLE TRIGGER USER`);
+      await step('tallies off', sql`ALTER TABLE manifests DISABLE TRIGGER USER`);
+      await step('tallies off', sql`ALTER TABLE signatures DISABLE TRIGGER USER`);
+      await step('tallies off', sql`ALTER TABLE decisions DISABLE TRIGGER USER`);
       await step(
         'registries',
         sql`INSERT INTO registries (host) VALUES ('ghcr.io'), ('docker.io'), ('quay.io'), ('registry.example.com'), ('123456789012.dkr.ecr.us-east-1.amazonaws.com')`,
@@ -206,6 +214,10 @@ try {
               WINDOW w AS (PARTITION BY repository_id ORDER BY signature_id)
             ) ranked`,
       );
+      await step('tallies', sql`SELECT signet_rebuild_registry_tallies()`);
+      for (const table of ['repositories', 'manifests', 'signatures', 'decisions']) {
+        await step('tallies on', sql`ALTER TABLE ${sql.table(table)} ENABLE TRIGGER USER`);
+      }
     });
     await sql`ANALYZE`.execute(db);
     const counts = await sql<Record<string, string>>`

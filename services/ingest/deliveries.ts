@@ -10,7 +10,7 @@ import { parseCosignTag, type Digest } from '../common/domain/digest.ts';
 import type { HostAllowlist } from '../common/domain/host-allowlist.ts';
 import type { ManifestDeleteEvent, NormalizedDelivery, RegistryEvent, SkippedEvent } from '../common/domain/registry-event.ts';
 import { WebhookError } from '../common/errors.ts';
-import { addJob } from '../common/jobs/define-job.ts';
+import { addJob, addJobs, type JobToAdd } from '../common/jobs/define-job.ts';
 import { IndexManifestData, IndexManifestJob, indexJobFor, ResolveTagJob } from '../common/jobs/index-manifest.ts';
 import type { Logger } from '../common/logger.ts';
 import {
@@ -23,6 +23,7 @@ import {
   sourceSecrets,
   verifyHmac,
 } from './authentication.ts';
+import { GroupCommit } from './group-commit.ts';
 import type { NormalizeContext } from './registries/delivery-builder.ts';
 import { headerValue, type Source } from './sources.ts';
 
@@ -58,6 +59,33 @@ export interface DeliveryReceipt {
 }
 
 /**
+ * The two writes every delivery makes — its jobs to Redis, its record to Postgres — shared by every
+ * source's intake in a process and grouped across concurrent deliveries ({@link GroupCommit}): the
+ * jobs of the deliveries that arrive while a Redis write is in flight go in the next one (one
+ * pipeline), their records in one INSERT (one round trip, one commit). A delivery is answered only
+ * once the write holding it has succeeded, so grouping changes what a 202 costs, not what it means.
+ */
+export class DeliveryWriter {
+  readonly #jobs: GroupCommit<JobToAdd, string>;
+  readonly #records: GroupCommit<deliveries.DeliveryRecord, deliveries.Recorded>;
+
+  constructor(deps: Pick<DeliveryDeps, 'db' | 'queue'>) {
+    this.#jobs = new GroupCommit((jobs) => addJobs(deps.queue, jobs));
+    this.#records = new GroupCommit((records) => deliveries.recordMany(deps.db, records));
+  }
+
+  /** Queues the jobs (each deduplicated by its id); resolves to their ids once Redis holds them all. */
+  queue(jobs: readonly JobToAdd[]): Promise<string[]> {
+    return Promise.all(jobs.map((j) => this.#jobs.submit(j)));
+  }
+
+  /** Records a delivery that states no facts (no delete): resolves once it is committed. */
+  record(d: deliveries.DeliveryRecord): Promise<deliveries.Recorded> {
+    return this.#records.submit(d);
+  }
+}
+
+/**
  * Takes one source's webhook deliveries: authenticate, check the sender may speak for the
  * registries it names, validate, normalise, enqueue with deterministic job ids, record deletes and
  * the delivery. Never calls a registry, and records no tag: a tag → digest pair in a delivery is a
@@ -71,12 +99,15 @@ export class DeliveryIntake {
   /** Registries whose deliveries must carry their own bound secret (any source's). */
   readonly #bound: ReadonlySet<string>;
   readonly #deps: DeliveryDeps;
+  readonly #writer: DeliveryWriter;
 
-  constructor(source: Source, secrets: readonly ConfiguredSecret[], deps: DeliveryDeps) {
+  /** `writer`: shared by the intakes of one process, so deliveries of every source group together. */
+  constructor(source: Source, secrets: readonly ConfiguredSecret[], deps: DeliveryDeps, writer = new DeliveryWriter(deps)) {
     this.source = source;
     this.#secrets = sourceSecrets(secrets, source.name);
     this.#bound = boundRegistries(secrets);
     this.#deps = deps;
+    this.#writer = writer;
   }
 
   /**
@@ -130,8 +161,6 @@ export class DeliveryIntake {
   async #enqueue(delivery: NormalizedDelivery, log: IncomingDelivery['log']): Promise<string[]> {
     const { queue } = this.#deps;
     const jobIds: string[] = [];
-    const resolve = (e: { registry: string; repository: string; tag: string; eventId: string; at: string }, digest?: Digest) =>
-      addJob(queue, ResolveTagJob, { registry: e.registry, repository: e.repository, tag: e.tag, source: this.source.name, eventId: e.eventId, eventAt: e.at, digest });
     const rechecks = new Map<RegistryEvent, IndexManifestData[]>();
     for (const event of delivery.events) {
       if (event.kind === 'delete') {
@@ -139,13 +168,18 @@ export class DeliveryIntake {
       }
     }
     try {
+      const pushes = delivery.events.filter((e) => e.kind !== 'delete');
+      if (pushes.length === delivery.events.length) {
+        // Pushes only: their jobs, in one write shared with concurrent deliveries.
+        jobIds.push(...(await this.#writer.queue(pushes.map((e) => pushJob(this.source.name, e)))));
+        await this.#deps.confirmQueued?.();
+        return jobIds;
+      }
+      // A delete drops finished jobs before what follows it is queued: one event after the other.
       for (const event of delivery.events) {
-        if (event.kind === 'push' && event.tag !== null && parseCosignTag(event.tag) === null) {
-          jobIds.push(await resolve({ ...event, tag: event.tag }, event.digest));
-        } else if (event.kind === 'push') {
-          jobIds.push(await addJob(queue, IndexManifestJob, indexJobFor(event)));
-        } else if (event.kind === 'tag-push') {
-          jobIds.push(await resolve(event));
+        if (event.kind !== 'delete') {
+          const job = pushJob(this.source.name, event);
+          jobIds.push(await addJob(queue, job.def, job.data));
         } else {
           if (event.digest !== null) {
             await forgetPushJob(queue, event.registry, event.repository, event.digest, this.#deps.log, (rechecks.get(event) ?? []).map((r) => r.digest));
@@ -163,26 +197,33 @@ export class DeliveryIntake {
     return jobIds;
   }
 
-  /** Records the deletes the events state and the delivery itself in one transaction. */
+  /**
+   * Records the delivery: alone (in one statement shared with concurrent deliveries) when it states
+   * no fact, else with the deletes it states in one transaction.
+   */
   async #record(incoming: IncomingDelivery, delivery: NormalizedDelivery, jobIds: readonly string[]): Promise<void> {
-    const result = summary(jobIds.length, delivery);
+    const record: deliveries.DeliveryRecord = {
+      source: this.source.name,
+      remoteAddr: incoming.remoteAddr,
+      contentType: incoming.headers['content-type'] ?? null,
+      // The status the sender is answered: the delivery is accepted.
+      statusCode: 202,
+      result: summary(jobIds.length, delivery),
+      eventCount: delivery.events.length + delivery.ignored.length + delivery.rejected.length,
+      jobIds,
+      payload: incoming.raw.toString('utf8'),
+    };
+    if (!delivery.events.some(statesFacts)) {
+      await this.#writer.record(record);
+      return;
+    }
     await this.#deps.db.transaction().execute(async (trx) => {
       // Repository locks are taken in one global order, so concurrent deliveries cannot deadlock.
       const ordered = [...delivery.events].sort((a, b) => lockOrder(a).localeCompare(lockOrder(b)));
       for (const event of ordered) {
         await recordEventFacts(trx, event);
       }
-      await deliveries.record(trx, {
-        source: this.source.name,
-        remoteAddr: incoming.remoteAddr,
-        contentType: incoming.headers['content-type'] ?? null,
-        // The status the sender is answered: the delivery is accepted.
-        statusCode: 202,
-        result,
-        eventCount: delivery.events.length + delivery.ignored.length + delivery.rejected.length,
-        jobIds,
-        payload: incoming.raw.toString('utf8'),
-      });
+      await deliveries.record(trx, record);
     });
   }
 }
@@ -244,12 +285,35 @@ async function recheckJobs(db: Kysely<DB>, event: ManifestDeleteEvent): Promise<
  * the registry.
  */
 async function recordEventFacts(trx: Transaction<DB>, event: RegistryEvent): Promise<void> {
-  if (event.kind !== 'delete' || event.digest === null) {
+  if (!statesFacts(event)) {
     return;
   }
   await repositories.lock(trx, event.registry, event.repository);
   const repositoryId = await repositories.ensure(trx, event.registry, event.repository);
   await images.markDeleted(trx, repositoryId, event.digest, new Date(event.at));
+}
+
+/** Whether the ledger records something of `event` at intake: a delete of a digest does. */
+function statesFacts(event: RegistryEvent): event is ManifestDeleteEvent & { digest: Digest } {
+  return event.kind === 'delete' && event.digest !== null;
+}
+
+/**
+ * The job of a push: a `resolve-tag` per pushed tag (the digest pushed with it, if named, only a
+ * hint), else the index job of the digest (or of the cosign artifact's image).
+ */
+function pushJob(source: string, event: Exclude<RegistryEvent, ManifestDeleteEvent>): JobToAdd {
+  const resolve = (e: { registry: string; repository: string; tag: string; eventId: string; at: string }, digest?: Digest): JobToAdd => ({
+    def: ResolveTagJob,
+    data: { registry: e.registry, repository: e.repository, tag: e.tag, source, eventId: e.eventId, eventAt: e.at, digest },
+  });
+  if (event.kind === 'tag-push') {
+    return resolve(event);
+  }
+  if (event.tag !== null && parseCosignTag(event.tag) === null) {
+    return resolve({ ...event, tag: event.tag }, event.digest);
+  }
+  return { def: IndexManifestJob, data: indexJobFor(event) };
 }
 
 function lockOrder(e: RegistryEvent): string {

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WebhookError } from '../common/errors.ts';
 import type { ConfiguredSecret, SourceSecret } from './authentication.ts';
-import { type DeliveryDeps, DeliveryIntake } from './deliveries.ts';
+import { type DeliveryDeps, DeliveryIntake, DeliveryWriter } from './deliveries.ts';
 import { SOURCES } from './sources.ts';
 
 export interface IngestDeps extends DeliveryDeps {
@@ -91,8 +91,9 @@ class UnverifiedBodies {
  */
 export function registerIngestRoutes(app: FastifyInstance, deps: IngestDeps): void {
   const unverified = new UnverifiedBodies(deps.maxUnverifiedBodies);
+  const writer = new DeliveryWriter(deps);
   for (const source of SOURCES) {
-    const intake = new DeliveryIntake(source, deps.secrets, deps);
+    const intake = new DeliveryIntake(source, deps.secrets, deps, writer);
     const signed = source.auth === 'hmac-sha256';
     const bodyLimit = signed ? deps.maxSignedBodyBytes : deps.maxBodyBytes;
     void app.register((scope, _opts, done) => {

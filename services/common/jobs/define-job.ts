@@ -28,3 +28,28 @@ export async function addJob<S extends z.ZodType>(queue: Queue, def: JobDefiniti
   const job = await queue.add(def.name, parsed, { ...def.options, jobId, ...(delayMs === undefined ? {} : { delay: Math.max(0, delayMs) }) });
   return job.id ?? jobId;
 }
+
+/** A job to add: its contract and payload. */
+export interface JobToAdd {
+  readonly def: JobDefinition<z.ZodType>;
+  readonly data: unknown;
+}
+
+/**
+ * {@link addJob} for several jobs in one Redis round trip (one pipeline of BullMQ's add script);
+ * resolves to their ids in order. Each is parsed and deduplicated by its id as `addJob` does (the
+ * add script refuses nothing it already holds). Rejects if any add failed: those before it may be
+ * queued, which adding them again does not change.
+ */
+export async function addJobs(queue: Queue, jobs: readonly JobToAdd[]): Promise<string[]> {
+  if (jobs.length === 1) {
+    // One job: no pipeline to build (ioredis builds each with every script command on it).
+    return [await addJob(queue, jobs[0]!.def, jobs[0]!.data)];
+  }
+  const prepared = jobs.map(({ def, data }) => {
+    const parsed: unknown = def.schema.parse(data);
+    return { name: def.name, data: parsed, opts: { ...def.options, jobId: def.jobId(parsed) } };
+  });
+  const added = await queue.addBulk(prepared);
+  return added.map((job, i) => job.id ?? prepared[i]!.opts.jobId);
+}

@@ -33,29 +33,56 @@ export function payloadSha256(payload: string): string {
  * `last_received_at`), so redeliveries cannot grow the table. The table refuses any other update.
  */
 export async function record(db: Kysely<DB> | Transaction<DB>, d: DeliveryRecord): Promise<Recorded> {
-  const { id, received_count } = await db
+  return (await recordMany(db, [d]))[0]!;
+}
+
+/**
+ * Records several deliveries as {@link record} records each, in one statement: one round trip and,
+ * outside a transaction, one commit for all of them — all recorded or none. A body that comes more
+ * than once in `ds` is one row counted that many times (one statement cannot touch a row twice).
+ * Resolves to each delivery's row, in the order of `ds`.
+ */
+export async function recordMany(db: Kysely<DB> | Transaction<DB>, ds: readonly DeliveryRecord[]): Promise<Recorded[]> {
+  const keys = ds.map((d) => `${d.source}\n${payloadSha256(d.payload)}`);
+  const rows = new Map<string, { d: DeliveryRecord; sha: string; count: number }>();
+  for (const [i, d] of ds.entries()) {
+    const row = rows.get(keys[i]!);
+    if (row === undefined) {
+      rows.set(keys[i]!, { d, sha: keys[i]!.slice(d.source.length + 1), count: 1 });
+    } else {
+      row.count += 1;
+    }
+  }
+  if (rows.size === 0) {
+    return [];
+  }
+  const written = await db
     .insertInto('webhook_deliveries')
-    .values({
-      source: d.source,
-      remote_addr: d.remoteAddr,
-      content_type: d.contentType,
-      status_code: d.statusCode,
-      result: d.result,
-      event_count: d.eventCount,
-      job_ids: [...d.jobIds],
-      payload: d.payload,
-      payload_sha256: payloadSha256(d.payload),
-    })
+    .values(
+      [...rows.values()].map(({ d, sha, count }) => ({
+        source: d.source,
+        remote_addr: d.remoteAddr,
+        content_type: d.contentType,
+        status_code: d.statusCode,
+        result: d.result,
+        event_count: d.eventCount,
+        job_ids: [...d.jobIds],
+        payload: d.payload,
+        payload_sha256: sha,
+        received_count: String(count),
+      })),
+    )
     .onConflict((oc) =>
       oc.columns(['source', 'payload_sha256']).doUpdateSet({
-        received_count: sql`webhook_deliveries.received_count + 1`,
+        received_count: sql`webhook_deliveries.received_count + excluded.received_count`,
         // now() is the transaction's start: a redelivery committing after a later one must not move it back.
         last_received_at: sql`greatest(webhook_deliveries.last_received_at, excluded.last_received_at)`,
       }),
     )
-    .returning(['id', 'received_count'])
-    .executeTakeFirstOrThrow();
-  return { id, receivedCount: Number(received_count) };
+    .returning(['id', 'received_count', 'source', 'payload_sha256'])
+    .execute();
+  const byKey = new Map(written.map((r) => [`${r.source}\n${r.payload_sha256}`, { id: r.id, receivedCount: Number(r.received_count) }]));
+  return keys.map((k) => byKey.get(k)!);
 }
 
 /**

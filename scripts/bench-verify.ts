@@ -160,8 +160,9 @@ if (JSON.stringify(cases.keyless!()) !== JSON.stringify(cases.keylessSigstoreOnl
 }
 
 // The verification cache: a signature seen again (a re-push, a promotion) costs a hash and a lookup.
+// Over the in-process verifier every answer is at once (a verdict, not a promise).
 const cached = createCachingVerifier(verifier);
-cached.verifyCosignLayer(keyless, KEYLESS);
+await cached.verifyCosignLayer(keyless, KEYLESS);
 
 // Yardstick: one ECDSA P-256/SHA-256 verify of a payload the size of a cosign simple-signing one.
 const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });

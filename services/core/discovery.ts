@@ -9,7 +9,7 @@ import type { FetchedManifest, RegistryClient } from './oci/client.ts';
 import type { ImageManifest } from './oci/media-types.ts';
 import { isBundleMediaType, MAX_BUNDLE_BYTES } from './verification/bundle.ts';
 import { DSSE_ENVELOPE_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE } from './verification/cosign-layer.ts';
-import type { SignatureVerifier } from './verification/verifier.ts';
+import type { SignatureChecks } from './verification/verifier.ts';
 
 /** Signature layers read from one signature, attestation or referrer manifest. */
 export const MAX_SIGNATURE_LAYERS = 64;
@@ -27,7 +27,8 @@ export const COSIGN_SIGNATURE_ARTIFACT = 'application/vnd.dev.cosign.artifact.si
 
 export interface DiscoveryDeps {
   readonly registry: RegistryClient;
-  readonly verifier: SignatureVerifier;
+  /** In-process or on the verification pool's threads: each verdict is awaited. */
+  readonly verifier: SignatureChecks;
   readonly maxPayloadBytes: number;
 }
 
@@ -329,12 +330,11 @@ async function verifyLayer(
     }
     throw err;
   }
-  const verdict =
-    format === 'cosign_legacy'
+  const verdict = await (format === 'cosign_legacy'
       ? deps.verifier.verifyCosignLayer({ payload, annotations }, subject.digest)
       : format === 'cosign_attestation'
         ? deps.verifier.verifyCosignAttestation({ payload, annotations }, subject.digest)
-        : deps.verifier.verifyBundle(payload, { digest: subject.digest, ...(withBytes.bytes === undefined ? {} : { bytes: withBytes.bytes }) });
+        : deps.verifier.verifyBundle(payload, { digest: subject.digest, ...(withBytes.bytes === undefined ? {} : { bytes: withBytes.bytes }) }));
   // A message-signature bundle signs the manifest bytes: kept, so it can be re-verified offline.
   const keepBytes = format === 'sigstore_bundle' && verdict.predicateType === null && withBytes.bytes !== undefined;
   return { ...base, payload, subjectBytes: keepBytes ? withBytes.bytes : null, verdict };

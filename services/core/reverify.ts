@@ -5,10 +5,13 @@ import type { DB } from '../common/db/schema.generated.ts';
 import type { SignatureVerdict } from '../common/domain/signature.ts';
 import { isSetAside } from '../common/domain/storable.ts';
 import type { OwnershipAnnouncer } from './ownership.ts';
-import type { SignatureVerifier } from './verification/verifier.ts';
+import type { SignatureChecks } from './verification/verifier.ts';
 
 /** Verifies stored signature material again, as the worker verified it at push time: no registry call. */
-export function verifyStored(verifier: SignatureVerifier, s: Pick<signatures.StoredSignature, 'format' | 'payload' | 'layerAnnotations' | 'digest' | 'subjectBytes'>): SignatureVerdict {
+export function verifyStored(
+  verifier: SignatureChecks,
+  s: Pick<signatures.StoredSignature, 'format' | 'payload' | 'layerAnnotations' | 'digest' | 'subjectBytes'>,
+): SignatureVerdict | Promise<SignatureVerdict> {
   switch (s.format) {
     case 'cosign_legacy':
       return verifier.verifyCosignLayer({ payload: s.payload, annotations: s.layerAnnotations }, s.digest);
@@ -42,7 +45,7 @@ export interface ReverifyResult extends ReverifyProgress {
  */
 export async function reverifyLedger(
   db: Kysely<DB>,
-  verifier: SignatureVerifier,
+  verifier: SignatureChecks,
   ownership: OwnershipAnnouncer,
   opts: { onlyUntrustedKeys?: boolean; dryRun?: boolean; batch?: number; onProgress?: (p: ReverifyProgress) => void } = {},
 ): Promise<ReverifyResult> {
@@ -59,14 +62,14 @@ export async function reverifyLedger(
     }
     afterId = rows.at(-1)!.id;
     const byManifest = new Map<string, images.IndexedManifest & { registry: string; repository: string }>();
-    for (const s of rows) {
-      if (isSetAside(s)) {
-        // Stored with its material altered (domain/storable.ts): verifying what is stored would not
-        // verify what was found. It stays malformed; a new index of the image decides it again.
-        continue;
-      }
+    // Stored with its material altered (domain/storable.ts): verifying what is stored would not
+    // verify what was found. It stays malformed; a new index of the image decides it again.
+    const kept = rows.filter((s) => !isSetAside(s));
+    // The page's verifications at once: on the verification pool, every thread takes a share.
+    const verdicts = await Promise.all(kept.map(async (s) => verifyStored(verifier, s)));
+    for (const [i, s] of kept.entries()) {
       checked++;
-      const verdict = verifyStored(verifier, s);
+      const verdict = verdicts[i]!;
       if (verdict.outcome === s.outcome && verdict.trustRootVersion === s.trustRootVersion) {
         continue;
       }

@@ -16,7 +16,7 @@ import { createDecider, type Decider } from '../core/decider.ts';
 import { loadConfiguredCredentials, registryClientFromConfig } from '../core/oci/from-config.ts';
 import { createOwnershipAnnouncer, type OwnershipAnnouncer } from '../core/ownership.ts';
 import { reverifyLedger } from '../core/reverify.ts';
-import { createCachingVerifier, type CachingVerifier, type VerificationCacheStats } from '../core/verification/cache.ts';
+import { createCachingVerifier, type CachingChecks, type VerificationCacheStats } from '../core/verification/cache.ts';
 import { createVerifierFromConfig, type ConfiguredVerifier } from '../core/verification/from-config.ts';
 import { trustExpiry } from '../core/verification/trust.ts';
 import { startTufRefresher } from '../core/verification/tuf.ts';
@@ -44,7 +44,7 @@ export interface WorkerRole {
  * The verifier of the configured trust and the policy's keys, refreshed over TUF in the background,
  * behind the per-process verification cache.
  */
-async function startVerifier(platform: Platform, policy: Policy): Promise<{ trusted: ConfiguredVerifier; verifier: CachingVerifier }> {
+async function startVerifier(platform: Platform, policy: Policy): Promise<{ trusted: ConfiguredVerifier; verifier: CachingChecks }> {
   const { config, log } = platform;
   const trusted = await createVerifierFromConfig(config, policy);
   log.info({ trustedRoots: trusted.roots.map((r) => ({ path: r.path, version: r.version })), trustedKeys: trusted.keyCount }, 'trust loaded');
@@ -183,7 +183,7 @@ function startPassConsumer(platform: Platform, queue: string, connection: RedisC
  * start (the policy may have changed while Signet was down) and on every policy change, where the
  * decider switches policy between the two. Failures are logged; the decisions in force stay.
  */
-function ledgerRefresher(platform: Platform, verifier: CachingVerifier, ownership: OwnershipAnnouncer, decider: Decider) {
+function ledgerRefresher(platform: Platform, verifier: CachingChecks, ownership: OwnershipAnnouncer, decider: Decider) {
   const { log, db } = platform;
   const redecide = () =>
     decider.redecideAll().catch((err: unknown) => {

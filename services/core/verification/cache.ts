@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { SignatureVerdict } from '../../common/domain/signature.ts';
-import type { BundleSubject, SignatureVerifier } from './verifier.ts';
+import type { BundleSubject, SignatureChecks } from './verifier.ts';
 
 export interface VerificationCacheStats {
   readonly hits: number;
@@ -9,7 +9,8 @@ export interface VerificationCacheStats {
   readonly size: number;
 }
 
-export interface CachingVerifier extends SignatureVerifier {
+/** Checks behind the cache: a hit is answered at once, a miss as the checks answer it. */
+export interface CachingChecks extends SignatureChecks {
   stats(): VerificationCacheStats;
 }
 
@@ -19,27 +20,48 @@ export interface CachingVerifier extends SignatureVerifier {
  * depends on nothing else — keyless certificates are checked at the signing time the material
  * proves, not at "now" — so a hit is exact. The key includes `verifier.version`, which changes when
  * roots or keys do (a policy naming a new key), so old verdicts are never reused across them.
+ *
+ * Over checks that answer later (the verification pool), a verdict is kept once it arrives, and
+ * the same signature asked for again meanwhile waits for that one answer rather than being
+ * verified twice; a failure (a thread that died) is not kept. Over a verifier that answers at once,
+ * every answer is at once.
  */
-export function createCachingVerifier(verifier: SignatureVerifier, max = 10_000): CachingVerifier {
+export function createCachingVerifier(verifier: SignatureChecks, max = 10_000): CachingChecks {
   const cache = new LRUCache<string, SignatureVerdict>({ max });
+  const inFlight = new Map<string, Promise<SignatureVerdict>>();
   let hits = 0;
   let misses = 0;
-  const cached = (parts: readonly (string | Uint8Array)[], verify: () => SignatureVerdict): SignatureVerdict => {
+  const cached = (parts: readonly (string | Uint8Array)[], verify: () => SignatureVerdict | Promise<SignatureVerdict>): SignatureVerdict | Promise<SignatureVerdict> => {
     const h = createHash('sha256').update(verifier.version);
     for (const p of parts) {
       // Length-prefixed, so no two part lists hash alike.
       h.update(String(p.length)).update(':').update(p);
     }
     const key = h.digest('base64');
-    const hit = cache.get(key);
+    const hit = cache.get(key) ?? inFlight.get(key);
     if (hit !== undefined) {
       hits++;
       return hit;
     }
     misses++;
     const verdict = verify();
-    cache.set(key, verdict);
-    return verdict;
+    if (!(verdict instanceof Promise)) {
+      cache.set(key, verdict);
+      return verdict;
+    }
+    const settled = verdict.then(
+      (v) => {
+        inFlight.delete(key);
+        cache.set(key, v);
+        return v;
+      },
+      (err: unknown) => {
+        inFlight.delete(key);
+        throw err;
+      },
+    );
+    inFlight.set(key, settled);
+    return settled;
   };
   const layerParts = (kind: string, payload: Buffer, annotations: Readonly<Record<string, string>>, subject: string) => [
     kind,
@@ -53,12 +75,6 @@ export function createCachingVerifier(verifier: SignatureVerifier, max = 10_000)
     },
     get trustRootVersion() {
       return verifier.trustRootVersion;
-    },
-    get roots() {
-      return verifier.roots;
-    },
-    get fastPathStats() {
-      return verifier.fastPathStats;
     },
     verifyCosignLayer: (layer, subject, expected) =>
       expected !== undefined

@@ -25,7 +25,11 @@ export interface ExpectedIdentity {
   readonly issuer?: string | RegExp;
 }
 
-export interface SignatureVerifier {
+/**
+ * The checks as the worker runs them: the verdicts of a {@link SignatureVerifier}, given at once
+ * (in-process) or later (the verification pool's threads, `pool.ts`). Callers `await` them.
+ */
+export interface SignatureChecks {
   /** Identifies the trust configuration as a whole (roots and keys): equal versions verify alike. */
   readonly version: string;
   /**
@@ -33,6 +37,12 @@ export interface SignatureVerifier {
    * else a digest over every root's version. Recorded on signatures that no root verified.
    */
   readonly trustRootVersion: string;
+  verifyCosignLayer(layer: CosignLayer, subject: Digest, expected?: ExpectedIdentity): SignatureVerdict | Promise<SignatureVerdict>;
+  verifyCosignAttestation(layer: CosignLayer, subject: Digest, expected?: ExpectedIdentity): SignatureVerdict | Promise<SignatureVerdict>;
+  verifyBundle(bundle: Uint8Array, subject: BundleSubject, expected?: ExpectedIdentity): SignatureVerdict | Promise<SignatureVerdict>;
+}
+
+export interface SignatureVerifier extends SignatureChecks {
   /** The roots, in the order they are tried. */
   readonly roots: readonly Pick<LoadedTrustedRoot, 'version' | 'path'>[];
   /** How often the fast keyless certificate step answered and how often sigstore-js did; null when it is off. */

@@ -13,7 +13,7 @@ import { signatureKind } from '../../common/domain/signature.ts';
 import type { Decider } from '../../core/decider.ts';
 import type { OwnershipAnnouncer } from '../../core/ownership.ts';
 import type { FetchedManifest, RegistryClient } from '../../core/oci/client.ts';
-import type { SignatureVerifier } from '../../core/verification/verifier.ts';
+import type { SignatureChecks } from '../../core/verification/verifier.ts';
 import { discoverSignatures, isSignatureArtifact } from '../../core/discovery.ts';
 import type { SignaturesLocation } from '../../common/registries-file.ts';
 import { implementJob } from '../kit.ts';
@@ -21,7 +21,7 @@ import { implementJob } from '../kit.ts';
 export interface IndexDeps {
   readonly db: Kysely<DB>;
   readonly registry: RegistryClient;
-  readonly verifier: SignatureVerifier;
+  readonly verifier: SignatureChecks;
   readonly maxPayloadBytes: number;
   readonly decider: Decider;
   readonly ownership: OwnershipAnnouncer;

@@ -1,8 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_CRAWL_LIMITS, DEFAULT_TRUSTED_ROOTS, loadConfig } from './config.ts';
+import { ConfigError, DEFAULT_CRAWL_LIMITS, DEFAULT_TRUSTED_ROOTS, defaultVerifyThreads, loadConfig } from './config.ts';
 
 describe('loadConfig', () => {
   it('uses the documented defaults on an empty environment', () => {
@@ -124,6 +124,15 @@ describe('loadConfig', () => {
     expect(loadConfig({}).registry.allowed).toEqual([]);
     expect(() => loadConfig({ SIGNET_ALLOWED_REGISTRIES: 'https://ghcr.io' })).toThrow(ConfigError);
     expect(() => loadConfig({ SIGNET_ALLOWED_REGISTRIES: '*' })).toThrow(ConfigError);
+  });
+
+  it('verifies on one thread per core but one (at most 4) unless told otherwise; 0 verifies on the worker thread', () => {
+    expect([1, 2, 4, 5, 64].map(defaultVerifyThreads)).toEqual([0, 1, 3, 4, 4]);
+    expect(loadConfig({}).verification.threads).toBe(defaultVerifyThreads(availableParallelism()));
+    expect(loadConfig({ SIGNET_VERIFY_THREADS: '0' }).verification.threads).toBe(0);
+    expect(loadConfig({ SIGNET_VERIFY_THREADS: '12' }).verification.threads).toBe(12);
+    expect(() => loadConfig({ SIGNET_VERIFY_THREADS: '-1' })).toThrow(/SIGNET_VERIFY_THREADS/);
+    expect(() => loadConfig({ SIGNET_VERIFY_THREADS: 'all' })).toThrow(/SIGNET_VERIFY_THREADS/);
   });
 
   it('denies unknown images unless told otherwise', () => {

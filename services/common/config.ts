@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -55,6 +55,16 @@ const commaList = <T extends z.ZodType<unknown, string>>(item: T) =>
         .filter((x) => x.length > 0),
     )
     .pipe(z.array(item));
+
+/**
+ * Verification threads by default on `cores` cores: one per core but one — the worker's own thread
+ * keeps a core for its registry fetches, Postgres writes and job locks — and at most 4, since each
+ * thread holds a verifier of its own (about 65 MiB); none on a single core, where a thread would
+ * only add a hop.
+ */
+export function defaultVerifyThreads(cores: number): number {
+  return Math.min(4, Math.max(0, cores - 1));
+}
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -138,6 +148,8 @@ const Env = z.object({
   // away) and still resume without a full reload. ~300 bytes of Redis memory each.
   SIGNET_DECISION_FEED_LENGTH: z.coerce.number().int().min(100).max(100_000_000).default(100_000),
   SIGNET_WORKER_CONCURRENCY: positiveInt(4),
+  // Default: defaultVerifyThreads(the cores this process may use).
+  SIGNET_VERIFY_THREADS: z.coerce.number().int().min(0).max(256).optional(),
   SIGNET_WORKER_LOCK_MS: z.coerce.number().int().min(1_000).max(600_000).default(60_000),
   SIGNET_REGISTRY_TIMEOUT_MS: positiveInt(15_000),
   SIGNET_REGISTRY_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
@@ -213,6 +225,8 @@ export interface Config {
     /** Background refresh of a trusted root from a TUF repository; null when SIGNET_TUF_REFRESH is 0. */
     readonly tuf: { readonly mirrorUrl: string; readonly rootPath: string | null; readonly cachePath: string; readonly intervalMs: number } | null;
     readonly maxPayloadBytes: number;
+    /** Worker threads the worker role verifies signatures on (the verification pool); 0: on its own thread. */
+    readonly threads: number;
   };
   readonly registry: {
     /**
@@ -474,6 +488,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
           ? null
           : { mirrorUrl: e.SIGNET_TUF_MIRROR, rootPath: e.SIGNET_TUF_ROOT ?? null, cachePath: e.SIGNET_TUF_CACHE, intervalMs: e.SIGNET_TUF_REFRESH },
       maxPayloadBytes: e.SIGNET_MAX_PAYLOAD_BYTES,
+      threads: e.SIGNET_VERIFY_THREADS ?? defaultVerifyThreads(availableParallelism()),
     },
     registry: {
       allowed: [

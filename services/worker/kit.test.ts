@@ -7,6 +7,11 @@ import { defineJob } from '../common/jobs/define-job.ts';
 import { INDEX_QUEUE, IndexManifestJob, LearnImageJob, ResolveTagJob } from '../common/jobs/index-manifest.ts';
 import { createLogger } from '../common/logger.ts';
 import { createMetrics } from '../common/metrics.ts';
+import { parseDigest } from '../common/domain/digest.ts';
+import { createVerificationPool } from '../core/verification/pool.ts';
+import { loadTrustedRoot } from '../core/verification/trust.ts';
+import { cosignLayersFromFixture, fixturePath } from '../../test/helpers/fixtures.ts';
+import { CRASH_SUBJECT } from '../../test/helpers/pool-faulty-worker.ts';
 import { checkImplementations, implementJob } from './kit.ts';
 
 const log = createLogger({ logLevel: 'silent' });
@@ -56,6 +61,27 @@ describe('implementJob', () => {
     expect(text).toMatch(/signet_job_duration_seconds_count\{job="ping",result="ok"\} 1/);
     expect(text).toMatch(/signet_job_duration_seconds_count\{job="ping",result="failed"\} 1/);
     expect(text).toMatch(/signet_job_wait_seconds_count\{job="ping"\} 2/);
+  });
+});
+
+describe('a verification thread that dies during a job', () => {
+  it('fails the job for a retry, not for good, and the retry is verified by the thread that replaced it', async () => {
+    const KEYLESS = parseDigest('sha256:31dc72a13a0c34b40eb95419d2b2fd67320c856baf3b72da518023ee8d370aee');
+    const layer = cosignLayersFromFixture('cosign/connaisseur-testimage/manifests', `sha256-${KEYLESS.slice(7)}.sig.json`)[0]!;
+    const root = await loadTrustedRoot(fixturePath('trust-roots/public-good/trusted_root.json'));
+    const pool = createVerificationPool([root], [], { size: 1, script: new URL('../../test/helpers/pool-faulty-worker.ts', import.meta.url) });
+    try {
+      let subject = parseDigest(CRASH_SUBJECT);
+      const impl = implementJob(Ping, { handle: async () => (await pool.verifyCosignLayer(layer, subject)).outcome });
+      const err = await run(impl, { n: 1 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect(err).not.toBeInstanceOf(UnrecoverableError);
+      expect((err as Error).message).toBe('verification thread exited with code 70');
+      subject = KEYLESS;
+      expect(await run(impl, { n: 1 })).toBe('verified');
+    } finally {
+      await pool.close();
+    }
   });
 });
 

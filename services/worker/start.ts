@@ -42,19 +42,25 @@ export interface WorkerRole {
 
 /**
  * The verifier of the configured trust and the policy's keys, refreshed over TUF in the background,
- * behind the per-process verification cache.
+ * behind the per-process verification cache; verifying on SIGNET_VERIFY_THREADS threads (the
+ * verification pool), so one worker process verifies on several cores, or on its own thread when 0.
+ * The pool stops once the job consumers have drained.
  */
 async function startVerifier(platform: Platform, policy: Policy): Promise<{ trusted: ConfiguredVerifier; verifier: CachingChecks }> {
   const { config, log } = platform;
-  const trusted = await createVerifierFromConfig(config, policy);
-  log.info({ trustedRoots: trusted.roots.map((r) => ({ path: r.path, version: r.version })), trustedKeys: trusted.keyCount }, 'trust loaded');
+  const trusted = await createVerifierFromConfig(config, policy, { threads: config.verification.threads });
+  platform.onShutdown('queues', 'verification-pool', () => trusted.close());
+  log.info(
+    { trustedRoots: trusted.roots.map((r) => ({ path: r.path, version: r.version })), trustedKeys: trusted.keyCount, verificationThreads: trusted.threads },
+    'trust loaded',
+  );
   if (config.verification.tuf !== null) {
     const tuf = startTufRefresher({ ...config.verification.tuf, timeoutMs: config.registry.timeoutMs }, log.child({ component: 'tuf' }), (root) =>
       trusted.setTufRoot(root),
     );
     platform.onShutdown('consumers', 'tuf', () => Promise.resolve(tuf.stop()));
   }
-  const verifier = createCachingVerifier(trusted);
+  const verifier = createCachingVerifier(trusted.checks);
   observeTrustExpiry(platform, trusted);
   platform.metrics.counterOf('signet_verification_cache_lookups_total', 'Verification cache lookups by result (hit, miss).', 'result', () => {
     const s = verifier.stats();

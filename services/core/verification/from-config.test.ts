@@ -28,6 +28,28 @@ describe('ConfiguredVerifier', () => {
     expect(verifier.verifyCosignLayer(layer!, ALICE_SUBJECT).outcome).toBe('untrusted_root');
   });
 
+  it('verifies on its pool what it verifies on the calling thread, through a policy change', async () => {
+    const publicGood = await loadTrustedRoot(fixturePath('trust-roots/public-good/trusted_root.json'));
+    const [layer] = cosignLayersFromFixture(CONNAISSEUR, `sha256-${ALICE_SUBJECT.slice(7)}.sig.json`);
+    const verifier = new ConfiguredVerifier({ roots: [publicGood], keys: [] }, EMPTY_POLICY, { threads: 2 });
+    try {
+      expect(verifier.threads).toBe(2);
+      expect(verifier.checks).not.toBe(verifier);
+      expect(await verifier.checks.verifyCosignLayer(layer!, ALICE_SUBJECT)).toEqual(verifier.verifyCosignLayer(layer!, ALICE_SUBJECT));
+      const alice = readFixture('cosign/connaisseur-testimage/keys/alice.pub').toString('utf8');
+      verifier.setPolicy(parsePolicy(JSON.stringify({ allow_with_verification: { 'docker.io': { 'team/*': { key: alice } } } })));
+      expect(verifier.checks.version).toBe(verifier.version);
+      const pooled = await verifier.checks.verifyCosignLayer(layer!, ALICE_SUBJECT);
+      expect(pooled.outcome).toBe('verified');
+      expect(pooled).toEqual(verifier.verifyCosignLayer(layer!, ALICE_SUBJECT));
+    } finally {
+      await verifier.close();
+    }
+    const inProcess = new ConfiguredVerifier({ roots: [publicGood], keys: [] }, EMPTY_POLICY);
+    expect(inProcess.threads).toBe(0);
+    expect(inProcess.checks).toBe(inProcess);
+  });
+
   it('tries a root refreshed over TUF first, keeping the files as the fallback', async () => {
     const publicGood = await loadTrustedRoot(fixturePath('trust-roots/public-good/trusted_root.json'));
     const github = await loadTrustedRoot(fixturePath('trust-roots/github-trusted-root.json'));

@@ -3,9 +3,10 @@
 // signature — Fulcio chain, SCT, Rekor SET, signature — and a key-based one) through Signet's
 // verifier, which is what the worker runs for every signature layer it has not seen; the same
 // keyless signature with sigstore-js doing every step (no fast certificate step: the reference);
-// Sigstore bundles v0.3; and a verification-cache hit. Then the verification pool: the keyless
-// signature on one worker thread per core, as a ratio to one thread in the same repetition (both
-// in wall-clock time: what the pool buys is throughput, and other load on the machine shows in it).
+// Sigstore bundles v0.3; and a verification-cache hit. Then one process verifying the keyless
+// signature: on its own thread back to back (a worker with SIGNET_VERIFY_THREADS=0), and through
+// the verification pool with 1 … (cores) threads, as ratios to the former in the same repetition
+// (wall-clock time: what the pool buys is throughput, and other load on the machine shows in it).
 //
 //   node scripts/bench-verify.ts [--seconds 2] [--reps 3]   (seconds: per figure and repetition)
 //
@@ -66,14 +67,35 @@ function rates(fns: Readonly<Record<string, () => unknown>>): Record<string, num
 }
 
 /**
- * Completed calls per wall second through each pool, `inflight` per thread outstanding all the
- * time; the pools take turns in 500 ms slices for `seconds` each, so both see the same load.
+ * Completed verifications per wall second of each way one process can verify: `inProcess` calls the
+ * verifier on this thread back to back (what a worker without the pool does); a pool keeps
+ * `inflight` calls per thread outstanding all the time. They take turns in 500 ms slices for
+ * `seconds` each, so all see the same load.
  */
-async function poolRates(
-  pools: Readonly<Record<string, VerificationPool>>,
-  call: (p: VerificationPool) => Promise<SignatureVerdict>,
+async function wallRates(
+  runners: Readonly<Record<string, (ms: number) => Promise<number>>>,
 ): Promise<Record<string, { rate: number; cores: number }>> {
-  const run = async (pool: VerificationPool, ms: number): Promise<number> => {
+  const names = Object.keys(runners);
+  const acc = Object.fromEntries(names.map((n) => [n, { calls: 0, ms: 0, cpu: 0 }]));
+  for (const name of names) {
+    await runners[name]!(300);
+  }
+  for (let t = 0; t < seconds * 1000; t += 500) {
+    for (const name of names) {
+      const start = performance.now();
+      const cpu = cpuSeconds();
+      acc[name]!.calls += await runners[name]!(500);
+      acc[name]!.cpu += cpuSeconds() - cpu;
+      acc[name]!.ms += performance.now() - start;
+    }
+  }
+  // cores: CPU seconds the process used per wall second (pool threads and the calling thread).
+  return Object.fromEntries(names.map((n) => [n, { rate: acc[n]!.calls / (acc[n]!.ms / 1000), cores: acc[n]!.cpu / (acc[n]!.ms / 1000) }]));
+}
+
+/** Runs `call` through `pool` for `ms`, `pool.size * 4` calls in flight; resolves to how many completed. */
+function poolRunner(pool: VerificationPool, call: (p: VerificationPool) => Promise<SignatureVerdict>) {
+  return async (ms: number): Promise<number> => {
     const until = performance.now() + ms;
     let n = 0;
     const lane = async () => {
@@ -88,22 +110,21 @@ async function poolRates(
     await Promise.all(Array.from({ length: pool.size * 4 }, lane));
     return n;
   };
-  const names = Object.keys(pools);
-  const acc = Object.fromEntries(names.map((n) => [n, { calls: 0, ms: 0, cpu: 0 }]));
-  for (const name of names) {
-    await run(pools[name]!, 300);
-  }
-  for (let t = 0; t < seconds * 1000; t += 500) {
-    for (const name of names) {
-      const start = performance.now();
-      const cpu = cpuSeconds();
-      acc[name]!.calls += await run(pools[name]!, 500);
-      acc[name]!.cpu += cpuSeconds() - cpu;
-      acc[name]!.ms += performance.now() - start;
+}
+
+/** Runs `call` on this thread back to back for `ms`; resolves to how many completed. */
+function inProcessRunner(call: () => SignatureVerdict) {
+  return (ms: number): Promise<number> => {
+    const until = performance.now() + ms;
+    let n = 0;
+    while (performance.now() < until) {
+      if (call().outcome !== 'verified') {
+        throw new Error('in-process verdict: not verified');
+      }
+      n++;
     }
-  }
-  // cores: CPU seconds the process used per wall second (pool threads and the calling thread).
-  return Object.fromEntries(names.map((n) => [n, { rate: acc[n]!.calls / (acc[n]!.ms / 1000), cores: acc[n]!.cpu / (acc[n]!.ms / 1000) }]));
+    return Promise.resolve(n);
+  };
 }
 
 interface Spread {
@@ -173,13 +194,16 @@ const rawEcdsa = () => {
   }
 };
 
+// One process verifying: on its own thread, or through pools of 1 … (cores) threads.
 const threads = availableParallelism();
-const pool = createVerificationPool([root], keys, { size: threads });
-const single = createVerificationPool([root], keys, { size: 1 });
+const pools = Array.from({ length: threads }, (_, i) => createVerificationPool([root], keys, { size: i + 1 }));
+const pool = pools.at(-1)!;
+const single = pools[0]!;
 const poolCall = (p: VerificationPool) => p.verifyCosignLayer(keyless, KEYLESS);
-const first = await poolCall(pool);
-if (JSON.stringify(first) !== JSON.stringify(cases.keyless!())) {
-  throw new Error('the pool and the verifier disagree on the keyless fixture');
+for (const p of pools) {
+  if (JSON.stringify(await poolCall(p)) !== JSON.stringify(cases.keyless!())) {
+    throw new Error('the pool and the verifier disagree on the keyless fixture');
+  }
 }
 
 const samples: Record<string, number[]> = {};
@@ -192,14 +216,20 @@ for (let rep = 0; rep < reps; rep++) {
     push(`${name}VsRaw`, v / r.raw!);
   }
   push('keylessFastVsSigstoreOnly', samples.keyless!.at(-1)! / samples.keylessSigstoreOnly!.at(-1)!);
-  const p = await poolRates({ oneThread: single, pool }, poolCall);
-  push('poolOneThread', p.oneThread!.rate);
-  push('pool', p.pool!.rate);
-  push('poolVsOneThread', p.pool!.rate / p.oneThread!.rate);
-  push('poolOneThreadCores', p.oneThread!.cores);
-  push('poolCores', p.pool!.cores);
+  const p = await wallRates({
+    inProcess: inProcessRunner(cases.keyless!),
+    ...Object.fromEntries(pools.map((pl) => [`pool${pl.size}`, poolRunner(pl, poolCall)])),
+  });
+  push('inProcess', p.inProcess!.rate);
+  push('inProcessCores', p.inProcess!.cores);
+  for (const pl of pools) {
+    push(`pool${pl.size}`, p[`pool${pl.size}`]!.rate);
+    push(`pool${pl.size}Cores`, p[`pool${pl.size}`]!.cores);
+    push(`pool${pl.size}VsInProcess`, p[`pool${pl.size}`]!.rate / p.inProcess!.rate);
+  }
+  push('poolVsOneThread', p[`pool${pool.size}`]!.rate / p[`pool${single.size}`]!.rate);
 }
-await Promise.all([pool.close(), single.close()]);
+await Promise.all(pools.map((pl) => pl.close()));
 
 const s = (k: string, digits = 0) => spread(samples[k]!, digits);
 console.log(
@@ -228,11 +258,24 @@ console.log(
       },
       pool: {
         threads,
-        oneThreadKeylessVerificationsPerSecond: s('poolOneThread'),
-        keylessVerificationsPerSecond: s('pool'),
+        oneThreadKeylessVerificationsPerSecond: s(`pool${single.size}`),
+        keylessVerificationsPerSecond: s(`pool${pool.size}`),
         speedupVsOneThread: s('poolVsOneThread', 2),
-        coresBusyOneThread: s('poolOneThreadCores', 2),
-        coresBusy: s('poolCores', 2),
+        coresBusyOneThread: s(`pool${single.size}Cores`, 2),
+        coresBusy: s(`pool${pool.size}Cores`, 2),
+      },
+      // One worker process, keyless signatures per wall second: verifying on its own thread (as
+      // with SIGNET_VERIFY_THREADS=0) and through a pool of each size, as ratios to the former.
+      workerProcess: {
+        inProcessKeylessVerificationsPerSecond: s('inProcess'),
+        inProcessCoresBusy: s('inProcessCores', 2),
+        ...Object.fromEntries(
+          pools.flatMap((pl) => [
+            [`pool${pl.size}KeylessVerificationsPerSecond`, s(`pool${pl.size}`)],
+            [`pool${pl.size}CoresBusy`, s(`pool${pl.size}Cores`, 2)],
+            [`pool${pl.size}VsInProcess`, s(`pool${pl.size}VsInProcess`, 2)],
+          ]),
+        ),
       },
     },
     null,

@@ -244,16 +244,21 @@ ${table(
 
 Fast path ÷ sigstore-js alone (keyless): ${med(vr.ratios.keylessFastVsSigstoreOnly)}×.
 
-Verification pool (\`services/core/verification/pool.ts\`), the keyless signature in wall-clock
-time, ${String(vr.pool.threads)} threads against 1, taking turns in 500 ms slices (cores busy: CPU seconds per wall second of
-the process, all threads):
+One worker process verifying the keyless signature, in wall-clock time, the ways taking turns in
+500 ms slices: on its own thread back to back (\`SIGNET_VERIFY_THREADS=0\`), and through the
+verification pool (\`services/core/verification/pool.ts\`) with 1 to ${String(vr.pool.threads)} threads (cores busy: CPU seconds
+per wall second of the process, all threads):
 
 ${table(
-  ['', 'verifications/s (wall)', 'cores busy'],
+  ['', 'verifications/s (wall)', 'cores busy', 'vs its own thread'],
   [
-    ['1 thread', med(vr.pool.oneThreadKeylessVerificationsPerSecond), med(vr.pool.coresBusyOneThread)],
-    [`${String(vr.pool.threads)} threads`, med(vr.pool.keylessVerificationsPerSecond), med(vr.pool.coresBusy)],
-    ['speed-up', med(vr.pool.speedupVsOneThread), ''],
+    ['its own thread', med(vr.workerProcess.inProcessKeylessVerificationsPerSecond), med(vr.workerProcess.inProcessCoresBusy), '1'],
+    ...Array.from({ length: vr.pool.threads as number }, (_, i) => [
+      `pool, ${i + 1} thread${i === 0 ? '' : 's'}`,
+      med(vr.workerProcess[`pool${i + 1}KeylessVerificationsPerSecond`]),
+      med(vr.workerProcess[`pool${i + 1}CoresBusy`]),
+      med(vr.workerProcess[`pool${i + 1}VsInProcess`]),
+    ]),
   ],
 )}
 

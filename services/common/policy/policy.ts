@@ -30,6 +30,11 @@ interface RuleBase {
   readonly threshold: number;
   /** Attestations the image must also carry (`attestations:`), checked after its signatures. */
   readonly attestations: readonly AttestationRequirement[];
+  /**
+   * `sha256:<hex>` of the rule's properties as written (canonical JSON, the pattern aside): two
+   * rules with the same pattern and digest decide every image alike. What `diff.ts` compares.
+   */
+  readonly propertiesDigest: string;
 }
 
 export interface KeylessRule extends RuleBase {
@@ -297,7 +302,14 @@ function matcher(exact: string | undefined, regexp: string | undefined, what: st
 }
 
 function toRule(pattern: string, r: RawRule, at: string, issues: string[]): VerificationRule | null {
-  const common = { pattern, mode: r.mode ?? null, annotations: r.annotations ?? {}, threshold: r.threshold ?? 1, attestations: [] };
+  const common = {
+    pattern,
+    mode: r.mode ?? null,
+    annotations: r.annotations ?? {},
+    threshold: r.threshold ?? 1,
+    attestations: [],
+    propertiesDigest: `sha256:${createHash('sha256').update(canonicalJson(r)).digest('hex')}`,
+  };
   // insecure-ignore-sct is accepted on key rules (Styra's sample has it) and means nothing there.
   const keyless = Object.keys(r).filter((k) => k.startsWith('certificate-'));
   if (r.key !== undefined) {

@@ -5,6 +5,7 @@
 // image, a decision per image under a seed policy version (SEED_POLICY_VERSION), and a
 // distribution push delivery for every fifth image.
 // Everything is generated inside Postgres (generate_series), so 1M signatures take about a minute.
+// The generation itself is scripts/lib/seed-ledger.ts (what the re-decision benchmark and tests seed).
 //
 //   node scripts/seed-ledger.ts [--database postgres://…/signet_bench] [--signatures 1000000]
 //        [--repositories 100000] [--identities 10000] [--force]
@@ -16,6 +17,7 @@ import { sql } from 'kysely';
 import { createDb } from '../services/common/db/client.ts';
 import { ensureDatabase, migrateToLatest } from '../services/common/db/migrate.ts';
 import { createLogger } from '../services/common/logger.ts';
+import { ledgerCounts, seedLedger } from './lib/seed-ledger.ts';
 
 const { values } = parseArgs({
   options: {
@@ -35,11 +37,6 @@ for (const [name, n] of Object.entries({ signatures: S, repositories: R, identit
     throw new Error(`--${name} must be a positive integer`);
   }
 }
-/** Two signatures per image. */
-const M = Math.max(1, Math.floor(S / 2));
-/** The policy version the seeded decisions are made under. */
-const SEED_POLICY_VERSION = 'sha256:' + '5eed'.repeat(16);
-const PUBLIC_GOOD_REKOR = 'c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d';
 
 const log = createLogger({ logLevel: 'warn' });
 await ensureDatabase(values.database);
@@ -52,185 +49,13 @@ try {
   if (have === S && !values.force) {
     console.log(JSON.stringify({ database: values.database, signatures: S, seeded: false, reason: 'already seeded' }));
   } else {
-    await db.transaction().execute(async (trx) => {
-      const step = async (what: string, q: ReturnType<typeof sql>) => {
-        const t = performance.now();
-        await q.execute(trx);
-        process.stderr.write(`[seed] ${what}: ${Math.round(performance.now() - t)} ms\n`);
-      };
-      await step(
-        'truncate',
-        sql`TRUNCATE decisions, policies, ownership_changes, signatures, identities, tags, manifest_children, manifests, repositories, registries RESTART IDENTITY CASCADE`,
-      );
-      // webhook_deliveries refuses TRUNCATE (trigger); a rebuild starts it empty.
-      await step('deliveries', sql`ALTER TABLE webhook_deliveries DISABLE TRIGGER webhook_deliveries_no_truncate`);
-      await step('deliveries', sql`TRUNCATE webhook_deliveries RESTART IDENTITY`);
-      await step('deliveries', sql`ALTER TABLE webhook_deliveries ENABLE TRIGGER webhook_deliveries_no_truncate`);
-      // tag_history is append-only (trigger); a rebuild starts it empty.
-      await step('tag history', sql`ALTER TABLE tag_history DISABLE TRIGGER tag_history_append_only`);
-      await step('tag history', sql`TRUNCATE tag_history RESTART IDENTITY`);
-      await step('tag history', sql`ALTER TABLE tag_history ENABLE TRIGGER tag_history_append_only`);
-      // The registry tallies' triggers would count this bulk load statement by statement: a rebuild
-      // at the end counts it in one pass instead (1M signatures: 272 s in all instead of 406 s, the
-      // rebuild 8 s, on the same loaded machine). The tallies' are the only user triggers on these
-      // tables; foreign keys are still checked. Transactional, like the rest.
-      await step('tallies off', sql`ALTER TABLE repositories DISABLE TRIGGER USER`);
-      await step('tallies off', sql`ALTER TABLE manifests DISABLE TRIGGER USER`);
-      await step('tallies off', sql`ALTER TABLE signatures DISABLE TRIGGER USER`);
-      await step('tallies off', sql`ALTER TABLE decisions DISABLE TRIGGER USER`);
-      await step(
-        'registries',
-        sql`INSERT INTO registries (host) VALUES ('ghcr.io'), ('docker.io'), ('quay.io'), ('registry.example.com'), ('123456789012.dkr.ecr.us-east-1.amazonaws.com')`,
-      );
-      await step(
-        'repositories',
-        sql`INSERT INTO repositories (registry_id, name)
-            SELECT 1 + (i % 5), 'org' || (i % 2000) || '/svc-' || i FROM generate_series(0, ${R - 1}) i`,
-      );
-      // A third each: GitHub Actions workflows, Google accounts, keys.
-      await step(
-        'identities',
-        sql`INSERT INTO identities (kind, subject, issuer)
-            SELECT CASE i % 3 WHEN 0 THEN 'uri' WHEN 1 THEN 'email' ELSE 'key' END,
-                   CASE i % 3
-                     WHEN 0 THEN 'https://github.com/org' || (i % 2000) || '/repo' || i || '/.github/workflows/release.yml@refs/heads/main'
-                     WHEN 1 THEN 'dev' || i || '@example.com'
-                     ELSE 'sha256:' || encode(sha256(('key' || i)::bytea), 'hex') END,
-                   CASE i % 3 WHEN 0 THEN 'https://token.actions.githubusercontent.com' WHEN 1 THEN 'https://accounts.google.com' ELSE NULL END
-            FROM generate_series(0, ${I - 1}) i`,
-      );
-      await step(
-        'manifests',
-        sql`INSERT INTO manifests (repository_id, digest, media_type, size, status, signature_count, verified_count, first_seen_at, indexed_at)
-            SELECT 1 + (i % ${R}), 'sha256:' || encode(sha256(('m' || i)::bytea), 'hex'),
-                   'application/vnd.oci.image.manifest.v1+json', 1000 + i % 5000, 'verified', 2, 2,
-                   now() - make_interval(secs => ${M} - i), now() - make_interval(secs => ${M} - i)
-            FROM generate_series(0, ${M - 1}) i`,
-      );
-      await step(
-        'tags',
-        sql`INSERT INTO tags (repository_id, name, digest, updated_at)
-            SELECT repository_id, 'v' || id, digest, first_seen_at FROM manifests`,
-      );
-      await step(
-        'tag history',
-        sql`INSERT INTO tag_history (repository_id, name, digest, seen_at)
-            SELECT repository_id, 'v' || id, digest, first_seen_at FROM manifests`,
-      );
-      // Signature i is on image 1 + i % M: the first M are each image's first signature, by the
-      // repository's main owner; the next M its second, by one of two co-owners (so a repository
-      // has one to three owners). 1 in 20 fails verification and owns nothing.
-      await step(
-        'signatures',
-        sql`INSERT INTO signatures (manifest_id, material_digest, format, source_digest, layer_index, layer_digest, outcome, reason,
-                                    identity_id, subject, issuer, claims, key_fingerprint, key_source, certificate_fingerprint,
-                                    rekor_log_id, rekor_log_index, rekor_integrated_time, trust_root_version, payload, annotations,
-                                    first_seen_at, verified_at)
-            SELECT s.manifest_id, 'sha256:' || encode(sha256(('s' || s.i)::bytea), 'hex'), 'cosign_legacy',
-                   'sha256:' || encode(sha256(('sig' || s.manifest_id)::bytea), 'hex'), s.i / ${M},
-                   'sha256:' || encode(sha256(('l' || s.i)::bytea), 'hex'),
-                   CASE WHEN s.failed THEN 'identity_mismatch' ELSE 'verified' END,
-                   CASE WHEN s.failed THEN 'certificate identity does not match the policy' END,
-                   CASE WHEN s.failed THEN NULL ELSE id.id END, id.subject, id.issuer,
-                   CASE WHEN id.kind = 'uri' THEN jsonb_build_object('issuer', id.issuer, 'sourceRepositoryUri',
-                        'https://github.com/org' || (s.repo % 2000) || '/svc-' || s.repo, 'sourceRepositoryRef', 'refs/heads/main',
-                        'buildTrigger', 'push', 'runnerEnvironment', 'github-hosted') ELSE '{}'::jsonb END,
-                   CASE WHEN id.kind = 'key' THEN id.subject END,
-                   CASE WHEN id.kind = 'key' THEN 'trusted_key' ELSE 'certificate' END,
-                   CASE WHEN id.kind = 'key' THEN NULL ELSE 'sha256:' || encode(sha256(('c' || s.i)::bytea), 'hex') END,
-                   ${PUBLIC_GOOD_REKOR}, 150000000 + s.i, now() - make_interval(secs => ${S} - s.i), 'sha256:seed',
-                   convert_to('{"critical":{"image":{"docker-manifest-digest":"' || s.manifest_id || '"}}}', 'UTF8'), '{}'::jsonb,
-                   now() - make_interval(secs => ${S} - s.i), now()
-            FROM (
-              SELECT i, 1 + (i % ${M}) AS manifest_id, (i % ${M}) % ${R} AS repo, i % 20 = 19 AS failed,
-                     1 + (((i % ${M}) % ${R}) * 7 + CASE WHEN i < ${M} THEN 0 ELSE 1 + (i % 2) END) % ${I} AS identity_id
-              FROM generate_series(0, ${S - 1}) i
-            ) s JOIN identities id ON id.id = s.identity_id`,
-      );
-      await step(
-        'manifest status',
-        sql`UPDATE manifests m SET verified_count = v.n, status = CASE WHEN v.n > 0 THEN 'verified' ELSE 'identity_mismatch' END
-            FROM (SELECT manifest_id, count(*) FILTER (WHERE outcome = 'verified') AS n FROM signatures GROUP BY manifest_id) v
-            WHERE v.manifest_id = m.id AND v.n < 2`,
-      );
-      await step(
-        'unsigned images',
-        sql`INSERT INTO manifests (repository_id, digest, media_type, size, status, signature_count, verified_count, first_seen_at, indexed_at)
-            SELECT 1 + (i * 7 % ${R}), 'sha256:' || encode(sha256(('u' || i)::bytea), 'hex'),
-                   'application/vnd.oci.image.manifest.v1+json', 2000 + i % 5000, 'unsigned', 0, 0,
-                   now() - make_interval(secs => ${M} - i * 10), now() - make_interval(secs => ${M} - i * 10)
-            FROM generate_series(0, ${Math.floor(M / 10) - 1}) i`,
-      );
-      await step(
-        'attestations',
-        sql`INSERT INTO signatures (manifest_id, material_digest, format, kind, predicate_type, source_digest, layer_index, layer_digest,
-                                    outcome, subject, issuer, claims, key_source, rekor_log_id, rekor_log_index, rekor_integrated_time,
-                                    trust_root_version, payload, annotations, first_seen_at, verified_at)
-            SELECT m.id, 'sha256:' || encode(sha256(('a' || m.id)::bytea), 'hex'), 'cosign_attestation', 'attestation',
-                   'https://slsa.dev/provenance/v1', 'sha256:' || encode(sha256(('att' || m.id)::bytea), 'hex'), 0,
-                   'sha256:' || encode(sha256(('al' || m.id)::bytea), 'hex'), 'verified',
-                   'https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v2.0.0',
-                   'https://token.actions.githubusercontent.com', '{}'::jsonb, 'certificate', ${PUBLIC_GOOD_REKOR}, 900000000 + m.id,
-                   m.first_seen_at, 'sha256:seed', convert_to('{}', 'UTF8'), '{}'::jsonb, m.first_seen_at, now()
-            FROM manifests m WHERE m.id % 4 = 0 AND m.status <> 'unsigned'`,
-      );
-      await step('attestation counts', sql`UPDATE manifests SET attestation_count = 1 WHERE id % 4 = 0 AND status <> 'unsigned'`);
-      await step(
-        'decisions',
-        sql`WITH p AS (INSERT INTO policies (version, source) VALUES (${SEED_POLICY_VERSION}, '# seeded') RETURNING version)
-            INSERT INTO decisions (manifest_id, policy_version, allowed, reason, message, verified_at, decided_at)
-            SELECT m.id, p.version, m.status = 'verified', m.status,
-                   CASE WHEN m.status = 'verified' THEN 'signed by a trusted identity' ELSE 'no signature satisfies the policy' END,
-                   m.indexed_at, m.indexed_at
-            FROM manifests m CROSS JOIN p`,
-      );
-      await step(
-        'deliveries',
-        sql`INSERT INTO webhook_deliveries (source, received_at, last_received_at, status_code, result, event_count, job_ids, payload, payload_sha256)
-            SELECT 'distribution', m.first_seen_at, m.first_seen_at, 202, 'queued 1', 1, ARRAY['push-' || m.id], d.payload,
-                   encode(sha256(convert_to(d.payload, 'UTF8')), 'hex')
-            FROM manifests m JOIN repositories r ON r.id = m.repository_id JOIN registries g ON g.id = r.registry_id
-            CROSS JOIN LATERAL (SELECT '{"events":[{"id":"seed-' || m.id || '","timestamp":"' || to_char(m.first_seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') ||
-                   '","action":"push","target":{"mediaType":"' || m.media_type || '","size":' || m.size || ',"digest":"' || m.digest ||
-                   '","repository":"' || r.name || '","url":"https://' || g.host || '/v2/' || r.name || '/manifests/' || m.digest ||
-                   '","tag":"v' || m.id || '"},"request":{"host":"' || g.host || '","method":"PUT"},"source":{"addr":"registry:5000"}}]}' AS payload) d
-            WHERE m.id % 5 = 0`,
-      );
-      // Ownership changes as the worker records them: each identity's first signature per repository.
-      await step(
-        'ownership changes',
-        sql`INSERT INTO ownership_changes (repository_id, identity_id, manifest_id, kind, previous_owner_ids, detected_at, notified_at)
-            SELECT repository_id, identity_id, manifest_id, CASE WHEN rank = 1 THEN 'initial' ELSE 'added' END,
-                   coalesce(previous, '{}'), first_seen_at, now()
-            FROM (
-              SELECT f.*, row_number() OVER w AS rank,
-                     array_agg(identity_id) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous
-              FROM (
-                SELECT DISTINCT ON (m.repository_id, s.identity_id) m.repository_id, s.identity_id, s.manifest_id, s.id AS signature_id, s.first_seen_at
-                FROM signatures s JOIN manifests m ON m.id = s.manifest_id
-                WHERE s.identity_id IS NOT NULL
-                ORDER BY m.repository_id, s.identity_id, s.id
-              ) f
-              WINDOW w AS (PARTITION BY repository_id ORDER BY signature_id)
-            ) ranked`,
-      );
-      await step('tallies', sql`SELECT signet_rebuild_registry_tallies()`);
-      for (const table of ['repositories', 'manifests', 'signatures', 'decisions']) {
-        await step('tallies on', sql`ALTER TABLE ${sql.table(table)} ENABLE TRIGGER USER`);
-      }
-    });
+    await seedLedger(db, { signatures: S, repositories: R, identities: I }, (what, ms) => process.stderr.write(`[seed] ${what}: ${ms} ms\n`));
     await sql`ANALYZE`.execute(db);
-    const counts = await sql<Record<string, string>>`
-      SELECT (SELECT count(*) FROM signatures WHERE kind = 'signature') AS signatures,
-             (SELECT count(*) FROM signatures WHERE kind = 'attestation') AS attestations, (SELECT count(*) FROM decisions) AS decisions,
-             (SELECT count(*) FROM webhook_deliveries) AS deliveries, (SELECT count(*) FROM manifests) AS images,
-             (SELECT count(*) FROM repositories) AS repositories, (SELECT count(*) FROM identities) AS identities,
-             (SELECT count(*) FROM ownership_changes) AS "ownershipChanges"`.execute(db);
     console.log(
       JSON.stringify({
         database: values.database,
         seeded: true,
-        ...Object.fromEntries(Object.entries(counts.rows[0] ?? {}).map(([k, v]) => [k, Number(v)])),
+        ...(await ledgerCounts(db)),
         seconds: Math.round((performance.now() - started) / 100) / 10,
       }),
     );

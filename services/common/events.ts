@@ -6,7 +6,8 @@ import { appendToFeed, type FeedStream } from './stream-feed.ts';
 
 /**
  * What API replicas learn through the ledger-events stream to keep their in-memory tables fresh: a
- * decision was (re)computed, a tag moved, or an identity signed in a repository for the first time.
+ * decision was (re)computed, a tag moved, an identity signed in a repository for the first time, or
+ * the ledger was decided in full under a policy version.
  * The stream is durable and bounded (see stream-feed.ts): a replica resumes where it stopped, and
  * reloads from Postgres only when it was away longer than the window. A lost message never makes
  * an answer more permissive than the ledger: a miss is answered from Postgres. `lsn`, when set, is
@@ -15,7 +16,9 @@ import { appendToFeed, type FeedStream } from './stream-feed.ts';
 export type LedgerEvent =
   | ({ readonly type: 'decision'; readonly registry: string; readonly repository: string; readonly digest: Digest; readonly verifiedAt: string; readonly lsn?: string } & Decision)
   | { readonly type: 'tag'; readonly registry: string; readonly repository: string; readonly tag: string; readonly digest: Digest; readonly at: string; readonly lsn?: string }
-  | { readonly type: 'ownership'; readonly id: string };
+  | { readonly type: 'ownership'; readonly id: string }
+  /** Every image has a decision under policy `version`: replicas waiting for it switch to it. */
+  | { readonly type: 'policy'; readonly version: string };
 
 /** The ledger-events stream under a queue prefix, keeping about `maxLen` events. */
 export function ledgerStream(redis: { readonly queuePrefix: string; readonly feedMaxLen: number }): FeedStream {

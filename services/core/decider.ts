@@ -1,32 +1,81 @@
 import type { RedisClient } from '../common/redis.ts';
 import type { Kysely } from 'kysely';
 import * as decisions from '../common/db/queries/decisions.ts';
-import * as images from '../common/db/queries/images.ts';
+import * as redecision from '../common/db/queries/redecision.ts';
 import * as wal from '../common/db/queries/wal.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import { publishEvents, type LedgerEvent } from '../common/events.ts';
 import type { FeedStream } from '../common/stream-feed.ts';
 import type { Logger } from '../common/logger.ts';
-import { decide } from '../common/policy/evaluate.ts';
+import { packageVersion } from '../common/build-info.ts';
 import { requiredPredicateTypes } from '../common/policy/attestations.ts';
-import type { Policy } from '../common/policy/policy.ts';
+import { diffPolicies, type PolicyChange, touches } from '../common/policy/diff.ts';
+import { decide } from '../common/policy/evaluate.ts';
+import { EMPTY_POLICY } from '../common/policy/load.ts';
+import { parsePolicy, type Policy } from '../common/policy/policy.ts';
 
 export interface Decider {
   readonly policy: Policy;
-  /** Switches policy; the caller then runs {@link Decider.redecideAll}. */
+  /** Switches policy; the caller then runs {@link Decider.redecide}. */
   setPolicy(policy: Policy, source: string): void;
-  /** Decides the given manifests under the current policy, stores and publishes the decisions. */
+  /**
+   * Decides the given manifests under the current policy (and, while a pass is under way, under
+   * the version API replicas answer from until it completes), stores and publishes the decisions.
+   */
   decideManifests(manifestIds: readonly string[]): Promise<number>;
-  /** Re-decides the whole ledger from stored material (no registry calls), in pages. */
-  redecideAll(): Promise<number>;
+  /**
+   * Brings the ledger to a decision that counts for every image under the policy in force, from
+   * stored material (no registry calls), in pages: images that have one are left alone, images
+   * the edit since the last version decided in full did not touch get that version's decision
+   * carried over, the rest are decided. `full` decides every image (what a policy change did
+   * before). Marks the version complete and announces it, unless a newer policy came meanwhile.
+   */
+  redecide(opts?: { readonly full?: boolean }): Promise<RedecideResult>;
   /**
    * Decides again every image whose decision under the policy in force expired by now (an
    * attestation condition read the time), then has the next expiry scheduled. Returns how many.
    */
   decideExpired(): Promise<number>;
+  /** Running totals and the pass under way, for `/metrics`. */
+  stats(): RedecideStats;
 }
 
+/** What a pass did. */
+export interface RedecideResult {
+  readonly policyVersion: string;
+  /**
+   * `unchanged`: the version was decided in full already (a restart), only images without a
+   * decision that counts are decided; `incremental`: carried over from `base` but for the images
+   * the edit touched; `full`: every image without a decision that counts (no usable base, or an
+   * edit not attributable to rules).
+   */
+  readonly kind: PassKind;
+  readonly base: string | null;
+  readonly decided: number;
+  readonly carried: number;
+  readonly current: number;
+  /** False when a newer policy took over before the pass ended. */
+  readonly complete: boolean;
+  readonly ms: number;
+}
+
+export type PassKind = 'unchanged' | 'incremental' | 'full';
+
+export interface RedecideStats {
+  /** Images since start, by what a pass did with them. */
+  readonly images: { readonly decided: number; readonly carried: number; readonly current: number };
+  /** Passes since start, by kind. */
+  readonly passes: Readonly<Record<PassKind, number>>;
+  /** The pass under way: images looked at of those in the ledger when it began; null when none runs. */
+  readonly running: { readonly policyVersion: string; readonly examined: number; readonly total: number } | null;
+}
+
+/** Images per page of a pass, and per batch of decisions. */
 const PAGE = 500;
+/** A pass logs its progress this often. */
+const PROGRESS_LOG_MS = 10_000;
+/** Decisions count under a policy version only when made by this Signet version (decision logic may differ between versions). */
+export const DECIDED_BY = packageVersion();
 
 export interface DeciderOptions {
   readonly db: Kysely<DB>;
@@ -40,19 +89,34 @@ export interface DeciderOptions {
 }
 
 export function createDecider(opts: DeciderOptions): Decider {
-  const { db } = opts;
+  const { db, log } = opts;
   let policy = opts.policy;
   let source = opts.policySource;
-  let recorded = false;
-  async function decideManifests(manifestIds: readonly string[]): Promise<number> {
-    if (!recorded) {
-      await decisions.recordPolicy(db, policy.version, source);
-      recorded = true;
+  /**
+   * While a pass is under way: the version API replicas still answer from (the last one decided
+   * in full), which new decisions are also made under so that those answers stay current.
+   */
+  let previous: Policy | null = null;
+  const recorded = new Set<string>();
+  const totals = { decided: 0, carried: 0, current: 0 };
+  const passes: Record<PassKind, number> = { unchanged: 0, incremental: 0, full: 0 };
+  let running: { policyVersion: string; examined: number; total: number } | null = null;
+
+  /** Decides `manifestIds` under each of `under` (the first is the policy in force), stores and publishes. */
+  async function decideUnder(under: readonly Policy[], manifestIds: readonly string[]): Promise<number> {
+    if (manifestIds.length === 0) {
+      return 0;
     }
-    const current = policy;
+    // The others (the version replicas answer from during a pass) are recorded already.
+    const first = under[0]!;
+    if (!recorded.has(first.version)) {
+      await decisions.recordPolicy(db, first.version, source, DECIDED_BY);
+      recorded.add(first.version);
+    }
     const now = new Date();
-    const inputs = await decisions.loadInputs(db, manifestIds, requiredPredicateTypes(current));
-    const rows = inputs.map((input) => ({ input, decision: decide(current, input.registry, input.repository, input.facts, now) }));
+    const types = [...new Set(under.flatMap((p) => requiredPredicateTypes(p)))].sort();
+    const inputs = await decisions.loadInputs(db, manifestIds, types);
+    const rows = under.flatMap((p) => inputs.map((input) => ({ input, decision: decide(p, input.registry, input.repository, input.facts, now) })));
     await decisions.upsert(db, rows);
     const expiries = rows.map((r) => r.decision.expiresAt).filter((e): e is string => typeof e === 'string');
     if (expiries.length > 0) {
@@ -68,20 +132,26 @@ export function createDecider(opts: DeciderOptions): Decider {
       lsn,
       ...decision,
     }));
+    await publish(events);
+    return inputs.length;
+  }
+  async function publish(events: readonly LedgerEvent[]): Promise<void> {
     try {
       await publishEvents(opts.redis, opts.stream, events);
     } catch (err) {
       // Stored is what counts: API replicas fall back to Postgres for what they did not hear.
-      opts.log.warn({ err }, 'could not publish decisions');
+      log.warn({ err }, 'could not publish decisions');
     }
-    return rows.length;
+  }
+  async function decideManifests(manifestIds: readonly string[]): Promise<number> {
+    return decideUnder(previous === null || previous.version === policy.version ? [policy] : [policy, previous], manifestIds);
   }
   async function schedule(at: Date): Promise<void> {
     try {
       await opts.scheduleExpiry?.(at);
     } catch (err) {
       // The decision is stored with its expiry: the next expiry job, or a restart, finds it due.
-      opts.log.warn({ err, expiresAt: at.toISOString() }, 'could not schedule the re-decision of expiring decisions');
+      log.warn({ err, expiresAt: at.toISOString() }, 'could not schedule the re-decision of expiring decisions');
     }
   }
   async function decideExpired(): Promise<number> {
@@ -107,6 +177,131 @@ export function createDecider(opts: DeciderOptions): Decider {
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, wait) + 5));
     }
   }
+
+  /** The policy `last` was parsed from, when it can be read again as it was. */
+  function reread(last: redecision.CompletePolicy | null): Policy | { unusable: string } {
+    if (last === null) {
+      return { unusable: 'no policy version was decided in full before' };
+    }
+    let parsed: Policy;
+    try {
+      parsed = last.version === EMPTY_POLICY.version ? EMPTY_POLICY : parsePolicy(last.source, `policy ${last.version}`);
+    } catch (err) {
+      return { unusable: `the last version decided in full (${last.version}) does not parse any more: ${(err as Error).message.split('\n')[0]}` };
+    }
+    if (parsed.version !== last.version) {
+      return { unusable: `the last version decided in full (${last.version}) parses to another version now (${parsed.version})` };
+    }
+    return parsed;
+  }
+
+  async function redecide(passOpts: { readonly full?: boolean } = {}): Promise<RedecideResult> {
+    const target = policy;
+    const started = performance.now();
+    const full = passOpts.full === true;
+    const claimed = await redecision.claimPolicy(db, target.version, source, DECIDED_BY);
+    recorded.add(target.version);
+    // The version decided in full most recently before this one: what API replicas answer from
+    // until this pass completes, and what untouched images' decisions are carried over from.
+    const last = await redecision.lastComplete(db, DECIDED_BY, target.version);
+    let change: PolicyChange;
+    let carryFrom: redecision.Counted | null = null;
+    let kind: PassKind;
+    let base: string | null = null;
+    if (!full && claimed.completeAt !== null && (last === null || last.completeAt <= claimed.completeAt)) {
+      // Decided in full, and nothing was since: a restart. Only images without a decision that counts.
+      change = { kind: 'none' };
+      kind = 'unchanged';
+    } else {
+      await redecision.markIncomplete(db, target.version);
+      const found = reread(last);
+      if ('unusable' in found) {
+        change = { kind: 'all', reason: found.unusable };
+      } else {
+        base = found.version;
+        change = full ? { kind: 'all', reason: 'a full re-decision was asked for' } : diffPolicies(found, target);
+        carryFrom = change.kind === 'all' ? null : last;
+        // API replicas answer from it until this pass completes: keep its decisions current too.
+        if (policy === target) {
+          previous = found;
+        }
+      }
+      kind = change.kind === 'all' ? 'full' : 'incremental';
+    }
+    passes[kind]++;
+    const total = await redecision.countImages(db);
+    const progress = { policyVersion: target.version, examined: 0, total };
+    running = progress;
+    log.info(
+      {
+        policyVersion: target.version,
+        kind,
+        base,
+        images: total,
+        ...(change.kind === 'all' ? { reason: change.reason } : {}),
+        ...(change.kind === 'rules' ? { rules: change.rules } : {}),
+      },
+      kind === 'unchanged' ? 'deciding images without a decision under the policy in force' : 're-deciding the ledger',
+    );
+    const counts = { decided: 0, carried: 0, current: 0 };
+    const counted = { version: target.version, decidedFrom: claimed.decidedFrom };
+    let after = '0';
+    let lastLog = performance.now();
+    let complete = true;
+    for (;;) {
+      if (policy !== target) {
+        complete = false;
+        break;
+      }
+      const now = new Date();
+      const page = await redecision.passPage(db, counted, carryFrom, after, PAGE, now);
+      if (page.length === 0) {
+        break;
+      }
+      after = page.at(-1)!.id;
+      const carry: string[] = [];
+      const toDecide: string[] = [];
+      for (const image of page) {
+        if (image.current && !full) {
+          counts.current++;
+        } else if (carryFrom !== null && image.baseCurrent && !touches(change, image.registry, image.repository)) {
+          carry.push(image.id);
+        } else {
+          toDecide.push(image.id);
+        }
+      }
+      if (carryFrom !== null && carry.length > 0) {
+        const carried = await redecision.carryOver(db, carryFrom, target.version, carry, now);
+        counts.carried += carried.size;
+        // Facts changed since the page was read: decided instead.
+        toDecide.push(...carry.filter((id) => !carried.has(id)));
+      }
+      counts.decided += await decideUnder([target], toDecide);
+      progress.examined += page.length;
+      if (performance.now() - lastLog >= PROGRESS_LOG_MS) {
+        lastLog = performance.now();
+        log.info({ policyVersion: target.version, kind, examined: progress.examined, images: total, ...counts, ms: Math.round(lastLog - started) }, 're-deciding the ledger: progress');
+      }
+    }
+    for (const k of ['decided', 'carried', 'current'] as const) {
+      totals[k] += counts[k];
+    }
+    if (running === progress) {
+      running = null;
+    }
+    if (complete && policy === target) {
+      await redecision.markComplete(db, target.version, DECIDED_BY);
+      previous = null;
+      // API replicas waiting for it switch now (they also poll Postgres: the event is a shortcut).
+      await publish([{ type: 'policy', version: target.version }]);
+    } else {
+      complete = false;
+    }
+    const ms = Math.round(performance.now() - started);
+    log.info({ policyVersion: target.version, kind, base, ...counts, complete, ms }, complete ? 'ledger re-decided' : 're-decision stopped: a newer policy took over');
+    return { policyVersion: target.version, kind, base, ...counts, complete, ms };
+  }
+
   return {
     decideExpired,
     get policy() {
@@ -115,23 +310,9 @@ export function createDecider(opts: DeciderOptions): Decider {
     setPolicy(next, nextSource) {
       policy = next;
       source = nextSource;
-      recorded = false;
     },
     decideManifests,
-    async redecideAll() {
-      const started = performance.now();
-      let after = '0';
-      let total = 0;
-      for (;;) {
-        const ids = await images.idsAfter(db, after, PAGE);
-        if (ids.length === 0) {
-          break;
-        }
-        total += await decideManifests(ids);
-        after = ids.at(-1)!;
-      }
-      opts.log.info({ policyVersion: policy.version, decisions: total, ms: Math.round(performance.now() - started) }, 'ledger re-decided');
-      return total;
-    },
+    redecide,
+    stats: () => ({ images: { ...totals }, passes: { ...passes }, running: running === null ? null : { ...running } }),
   };
 }

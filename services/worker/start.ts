@@ -34,9 +34,9 @@ import { scheduleAdmissionPrune, scheduleDeliveryPrune, scheduleReconciliation }
 export interface WorkerRole {
   readonly worker: Worker;
   verificationCache(): VerificationCacheStats;
-  /** Settles when the start-up re-verification and re-decision of the ledger is done. */
+  /** Settles when the start-up re-verification and re-decision of the ledger is done: the images decided. */
   readonly redecided: Promise<number>;
-  /** A new policy: trust the keys it names, re-verify what they can verify, re-decide the ledger. */
+  /** A new policy: trust the keys it names, re-verify what they can verify, re-decide what it changes. */
   setPolicy(next: LoadedPolicy): Promise<number>;
 }
 
@@ -185,17 +185,22 @@ function startPassConsumer(platform: Platform, queue: string, connection: RedisC
 }
 
 /**
- * Re-verifies what the policy's keys can verify, then re-decides the ledger, in the background: at
- * start (the policy may have changed while Signet was down) and on every policy change, where the
- * decider switches policy between the two. Failures are logged; the decisions in force stay.
+ * Re-verifies what the policy's keys can verify, then brings the ledger's decisions up to the
+ * policy in force, in the background: at start (only images without a decision under it, unless
+ * the policy changed while Signet was down) and on every policy change (only images the edit
+ * touched; see Decider.redecide), where the decider switches policy between the two. Failures are
+ * logged; the decisions in force stay. Resolves to the images decided.
  */
 function ledgerRefresher(platform: Platform, verifier: CachingChecks, ownership: OwnershipAnnouncer, decider: Decider) {
   const { log, db } = platform;
   const redecide = () =>
-    decider.redecideAll().catch((err: unknown) => {
-      log.error({ err }, 're-deciding the ledger failed');
-      return 0;
-    });
+    decider.redecide().then(
+      (r) => r.decided,
+      (err: unknown) => {
+        log.error({ err }, 're-deciding the ledger failed');
+        return 0;
+      },
+    );
   const reverify = async () => {
     const reverified = await reverifyLedger(db, verifier, ownership, { onlyUntrustedKeys: true });
     if (reverified.manifestIds.length > 0) {
@@ -214,6 +219,29 @@ function ledgerRefresher(platform: Platform, verifier: CachingChecks, ownership:
       return redecide();
     },
   };
+}
+
+/** The decider's passes on `/metrics`: images by what was done with them, passes by kind, the pass under way. */
+function observeRedecision(platform: Platform, decider: Decider): void {
+  const { metrics } = platform;
+  metrics.counterOf(
+    'signet_redecide_images_total',
+    'Images a re-decision pass (worker start, policy change) went over, by action: decided (evaluated and stored), carried_over (untouched by the policy edit: the previous version\'s decision copied), already_decided (had a current decision under the policy in force).',
+    'action',
+    () => {
+      const { images } = decider.stats();
+      return { decided: images.decided, carried_over: images.carried, already_decided: images.current };
+    },
+  );
+  metrics.counterOf('signet_redecide_passes_total', 'Re-decision passes started, by kind: unchanged (restart), incremental (a policy edit attributed to rules), full.', 'kind', () => decider.stats().passes);
+  metrics.gauge('signet_redecide_progress_ratio', 'Share of the ledger the re-decision pass under way has gone over; 1 when none runs.', [], (g) => {
+    const r = decider.stats().running;
+    g.set(r === null ? 1 : r.total === 0 ? 0 : Math.min(1, r.examined / r.total));
+  });
+  metrics.gauge('signet_redecide_images_remaining', 'Images the re-decision pass under way has still to go over; 0 when none runs.', [], (g) => {
+    const r = decider.stats().running;
+    g.set(r === null ? 0 : Math.max(0, r.total - r.examined));
+  });
 }
 
 /**
@@ -241,6 +269,7 @@ export async function startWorkerRole(platform: Platform, loaded: LoadedPolicy):
   };
   const decider = createDecider({ db, redis: feedPublisher, stream, policy: loaded.policy, policySource: loaded.source, log: log.child({ component: 'decider' }), scheduleExpiry });
   startExpiryConsumer(platform, decider);
+  observeRedecision(platform, decider);
   const alerts = startAlerts(platform, publisher);
   const ownership = createOwnershipAnnouncer({ db, redis: feedPublisher, stream, alerts, log: log.child({ component: 'ownership' }) });
   void ownership.sweep().then(

@@ -123,6 +123,9 @@ export interface OwnershipChanges {
 }
 
 export interface Policies {
+  complete_at: Timestamp | null;
+  decided_by: string | null;
+  decided_from: Timestamp | null;
   loaded_at: Generated<Timestamp>;
   source: string;
   version: string;

@@ -63,8 +63,16 @@ export async function loadInputs(db: Kysely<DB>, manifestIds: readonly string[],
   }));
 }
 
-export async function recordPolicy(db: Kysely<DB>, version: string, source: string): Promise<void> {
-  await db.insertInto('policies').values({ version, source }).onConflict((oc) => oc.column('version').doNothing()).execute();
+/**
+ * Records a policy version the first time it decides anything; `decidedBy` (the Signet version
+ * deciding) makes its decisions count from now (see redecision.ts).
+ */
+export async function recordPolicy(db: Kysely<DB>, version: string, source: string, decidedBy: string | null = null): Promise<void> {
+  await db
+    .insertInto('policies')
+    .values({ version, source, ...(decidedBy === null ? {} : { decided_by: decidedBy, decided_from: new Date() }) })
+    .onConflict((oc) => oc.column('version').doNothing())
+    .execute();
 }
 
 /** Upserts decisions keyed by (manifest, policy version). */

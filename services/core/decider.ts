@@ -1,6 +1,7 @@
 import type { RedisClient } from '../common/redis.ts';
 import type { Kysely } from 'kysely';
 import * as decisions from '../common/db/queries/decisions.ts';
+import * as images from '../common/db/queries/images.ts';
 import * as redecision from '../common/db/queries/redecision.ts';
 import * as wal from '../common/db/queries/wal.ts';
 import type { DB } from '../common/db/schema.generated.ts';
@@ -66,12 +67,28 @@ export interface RedecideStats {
   readonly images: { readonly decided: number; readonly carried: number; readonly current: number };
   /** Passes since start, by kind. */
   readonly passes: Readonly<Record<PassKind, number>>;
-  /** The pass under way: images looked at of those in the ledger when it began; null when none runs. */
-  readonly running: { readonly policyVersion: string; readonly examined: number; readonly total: number } | null;
+  /** The pass under way and the share of it done (its phases, carrying over then deciding, weigh alike); null when none runs. */
+  readonly running: { readonly policyVersion: string; readonly ratio: number } | null;
 }
 
-/** Images per page of a pass, and per batch of decisions. */
+/** Where a pass is: in which of its phases, at which image id of the ledger's highest (`end`). */
+interface PassProgress {
+  readonly policyVersion: string;
+  phase: number;
+  readonly phases: number;
+  position: bigint;
+  readonly end: bigint;
+}
+
+function ratio(p: PassProgress): number {
+  const within = p.end === 0n ? 1 : Math.min(1, Number(p.position) / Number(p.end));
+  return (p.phase + within) / p.phases;
+}
+
+/** Images per batch of decisions. */
 const PAGE = 500;
+/** Image ids per statement carrying decisions over. */
+const CARRY_RANGE = 20_000n;
 /** A pass logs its progress this often. */
 const PROGRESS_LOG_MS = 10_000;
 /** Decisions count under a policy version only when made by this Signet version (decision logic may differ between versions). */
@@ -100,7 +117,7 @@ export function createDecider(opts: DeciderOptions): Decider {
   const recorded = new Set<string>();
   const totals = { decided: 0, carried: 0, current: 0 };
   const passes: Record<PassKind, number> = { unchanged: 0, incremental: 0, full: 0 };
-  let running: { policyVersion: string; examined: number; total: number } | null = null;
+  let running: PassProgress | null = null;
 
   /** Decides `manifestIds` under each of `under` (the first is the policy in force), stores and publishes. */
   async function decideUnder(under: readonly Policy[], manifestIds: readonly string[]): Promise<number> {
@@ -229,9 +246,11 @@ export function createDecider(opts: DeciderOptions): Decider {
       kind = change.kind === 'all' ? 'full' : 'incremental';
     }
     passes[kind]++;
-    const total = await redecision.countImages(db);
-    const progress = { policyVersion: target.version, examined: 0, total };
+    const [total, maxId] = await Promise.all([redecision.countImages(db), redecision.maxImageId(db)]);
+    const progress = { policyVersion: target.version, phase: 0, phases: carryFrom === null ? 1 : 2, position: 0n, end: BigInt(maxId) };
     running = progress;
+    // The repositories whose images the edit touched: their decisions are made again, not carried over.
+    const touched = carryFrom === null || change.kind !== 'rules' ? [] : (await redecision.repositories(db)).filter((r) => touches(change, r.registry, r.name)).map((r) => r.id);
     log.info(
       {
         policyVersion: target.version,
@@ -239,50 +258,52 @@ export function createDecider(opts: DeciderOptions): Decider {
         base,
         images: total,
         ...(change.kind === 'all' ? { reason: change.reason } : {}),
-        ...(change.kind === 'rules' ? { rules: change.rules } : {}),
+        ...(change.kind === 'rules' ? { rules: change.rules, repositoriesTouched: touched.length } : {}),
       },
       kind === 'unchanged' ? 'deciding images without a decision under the policy in force' : 're-deciding the ledger',
     );
     const counts = { decided: 0, carried: 0, current: 0 };
     const counted = { version: target.version, decidedFrom: claimed.decidedFrom };
-    let after = '0';
     let lastLog = performance.now();
+    const tick = (position: bigint) => {
+      progress.position = position;
+      if (performance.now() - lastLog >= PROGRESS_LOG_MS) {
+        lastLog = performance.now();
+        const share = Math.round(ratio(progress) * 1000) / 10;
+        log.info({ policyVersion: target.version, kind, percent: share, images: total, ...counts, ms: Math.round(lastLog - started) }, 're-deciding the ledger: progress');
+      }
+    };
     let complete = true;
-    for (;;) {
+    if (carryFrom !== null) {
+      // Set-based, a range of image ids per statement: what is carried over never leaves Postgres.
+      for (let lo = 0n; lo < progress.end; lo += CARRY_RANGE) {
+        if (policy !== target) {
+          complete = false;
+          break;
+        }
+        const hi = lo + CARRY_RANGE < progress.end ? lo + CARRY_RANGE : progress.end;
+        counts.carried += await redecision.carryOver(db, carryFrom, counted, touched, String(lo), String(hi), new Date());
+        tick(hi);
+      }
+      progress.phase = 1;
+      progress.position = 0n;
+    }
+    // What is left without a decision that counts: touched, re-indexed since, new, or everything (`full`).
+    let after = '0';
+    while (complete) {
       if (policy !== target) {
         complete = false;
         break;
       }
-      const now = new Date();
-      const page = await redecision.passPage(db, counted, carryFrom, after, PAGE, now);
-      if (page.length === 0) {
+      const ids = full ? await images.idsAfter(db, after, PAGE) : await redecision.undecidedPage(db, counted, after, PAGE, new Date());
+      if (ids.length === 0) {
         break;
       }
-      after = page.at(-1)!.id;
-      const carry: string[] = [];
-      const toDecide: string[] = [];
-      for (const image of page) {
-        if (image.current && !full) {
-          counts.current++;
-        } else if (carryFrom !== null && image.baseCurrent && !touches(change, image.registry, image.repository)) {
-          carry.push(image.id);
-        } else {
-          toDecide.push(image.id);
-        }
-      }
-      if (carryFrom !== null && carry.length > 0) {
-        const carried = await redecision.carryOver(db, carryFrom, target.version, carry, now);
-        counts.carried += carried.size;
-        // Facts changed since the page was read: decided instead.
-        toDecide.push(...carry.filter((id) => !carried.has(id)));
-      }
-      counts.decided += await decideUnder([target], toDecide);
-      progress.examined += page.length;
-      if (performance.now() - lastLog >= PROGRESS_LOG_MS) {
-        lastLog = performance.now();
-        log.info({ policyVersion: target.version, kind, examined: progress.examined, images: total, ...counts, ms: Math.round(lastLog - started) }, 're-deciding the ledger: progress');
-      }
+      after = ids.at(-1)!;
+      counts.decided += await decideUnder([target], ids);
+      tick(BigInt(after));
     }
+    counts.current = Math.max(0, total - counts.carried - counts.decided);
     for (const k of ['decided', 'carried', 'current'] as const) {
       totals[k] += counts[k];
     }
@@ -313,6 +334,6 @@ export function createDecider(opts: DeciderOptions): Decider {
     },
     decideManifests,
     redecide,
-    stats: () => ({ images: { ...totals }, passes: { ...passes }, running: running === null ? null : { ...running } }),
+    stats: () => ({ images: { ...totals }, passes: { ...passes }, running: running === null ? null : { policyVersion: running.policyVersion, ratio: ratio(running) } }),
   };
 }

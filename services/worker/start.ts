@@ -234,13 +234,8 @@ function observeRedecision(platform: Platform, decider: Decider): void {
     },
   );
   metrics.counterOf('signet_redecide_passes_total', 'Re-decision passes started, by kind: unchanged (restart), incremental (a policy edit attributed to rules), full.', 'kind', () => decider.stats().passes);
-  metrics.gauge('signet_redecide_progress_ratio', 'Share of the ledger the re-decision pass under way has gone over; 1 when none runs.', [], (g) => {
-    const r = decider.stats().running;
-    g.set(r === null ? 1 : r.total === 0 ? 0 : Math.min(1, r.examined / r.total));
-  });
-  metrics.gauge('signet_redecide_images_remaining', 'Images the re-decision pass under way has still to go over; 0 when none runs.', [], (g) => {
-    const r = decider.stats().running;
-    g.set(r === null ? 0 : Math.max(0, r.total - r.examined));
+  metrics.gauge('signet_redecide_progress_ratio', 'Share of the re-decision pass under way done (carrying decisions over, then deciding, weigh alike); 1 when none runs.', [], (g) => {
+    g.set(decider.stats().running?.ratio ?? 1);
   });
 }
 

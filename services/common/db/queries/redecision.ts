@@ -73,62 +73,60 @@ export async function isComplete(db: Kysely<DB>, version: string): Promise<boole
   return row !== undefined && row.complete_at !== null;
 }
 
-/** One image of a pass: its name, and whether it already has a counted decision under the target and under the base version. */
-export interface PassImage {
-  readonly id: string;
-  readonly registry: string;
-  readonly repository: string;
-  readonly current: boolean;
-  readonly baseCurrent: boolean;
-}
-
-/** A decision of `d` that counts (see {@link passPage}) for the image `m`, under `c`. */
+/** A decision of `d` that counts (see {@link undecidedPage}) for the image `m`, under `c`. */
 function counts(d: string, c: Counted, now: Date) {
   const ref = (column: string) => sql.ref(`${d}.${column}`);
   return sql<boolean>`${ref('policy_version')} = ${c.version} AND ${ref('decided_at')} >= ${c.decidedFrom}
     AND ${ref('verified_at')} > m.indexed_at - interval '1 millisecond' AND (${ref('expires_at')} IS NULL OR ${ref('expires_at')} > ${now})`;
 }
 
-/**
- * The next page of images (by id, after `after`) for a pass deciding under `target`, carrying
- * over from `base`. A decision counts when it is under the version, made by this Signet version
- * (at or after `decidedFrom`), from the image's facts as they are (verified no earlier than the
- * manifest was last indexed, to the millisecond a JavaScript date keeps) and not expired at `now`.
- */
-export async function passPage(db: Kysely<DB>, target: Counted, base: Counted | null, after: string, limit: number, now: Date): Promise<PassImage[]> {
-  const baseJoin = base === null ? sql`` : sql`LEFT JOIN decisions b ON b.manifest_id = m.id AND ${counts('b', base, now)}`;
-  const result = await sql<PassImage>`
-    SELECT m.id::text AS id, g.host AS registry, r.name AS repository, p.manifest_id IS NOT NULL AS current,
-           ${base === null ? sql`false` : sql`b.manifest_id IS NOT NULL`} AS "baseCurrent"
-    FROM manifests m JOIN repositories r ON r.id = m.repository_id JOIN registries g ON g.id = r.registry_id
-    LEFT JOIN decisions p ON p.manifest_id = m.id AND ${counts('p', target, now)}
-    ${baseJoin}
-    WHERE m.id > ${after}
-    ORDER BY m.id
-    LIMIT ${limit}`.execute(db);
-  return result.rows;
+/** Every repository with its registry: what a policy edit's patterns are matched against. */
+export async function repositories(db: Kysely<DB>): Promise<{ id: string; registry: string; name: string }[]> {
+  return await db.selectFrom('repositories as r').innerJoin('registries as g', 'g.id', 'r.registry_id').select(['r.id', 'g.host as registry', 'r.name']).execute();
+}
+
+/** The highest image id (0 for an empty ledger): how far a pass goes. */
+export async function maxImageId(db: Kysely<DB>): Promise<string> {
+  const row = await db.selectFrom('manifests').select((eb) => eb.fn.max('id').as('id')).executeTakeFirst();
+  return row?.id === null || row?.id === undefined ? '0' : String(row.id);
 }
 
 /**
- * Copies the decisions of `ids` that count under `from` to `to` (the policy version aside, the
- * same decision: the edit did not touch these images), replacing a row of `to` that does not
- * count. Returns the ids copied; the others (facts changed meanwhile) are to be decided.
+ * Copies to `to` the decisions that count under `from` of the images with an id in (lo, hi] that
+ * are not in one of `touched` repositories and have no decision that counts under `to` (the
+ * policy version aside, the same decision: the edit did not touch these images), replacing a row
+ * of `to` that does not count. Returns how many were copied. One statement: images whose facts
+ * changed since their decision under `from` are left, to be decided.
  */
-export async function carryOver(db: Kysely<DB>, from: Counted, to: string, ids: readonly string[], now: Date): Promise<Set<string>> {
-  if (ids.length === 0) {
-    return new Set();
-  }
-  const result = await sql<{ manifest_id: string }>`
+export async function carryOver(db: Kysely<DB>, from: Counted, to: Counted, touched: readonly string[], lo: string, hi: string, now: Date): Promise<number> {
+  const result = await sql`
     INSERT INTO decisions (manifest_id, policy_version, allowed, reason, message, signers, rule, mode, scoped, attestations, expires_at, verified_at, decided_at)
-    SELECT d.manifest_id, ${to}, d.allowed, d.reason, d.message, d.signers, d.rule, d.mode, d.scoped, d.attestations, d.expires_at, d.verified_at, ${now}
-    FROM decisions d JOIN manifests m ON m.id = d.manifest_id
-    WHERE d.manifest_id = ANY(${sql.val(ids)}::bigint[]) AND ${counts('d', from, now)}
+    SELECT b.manifest_id, ${to.version}, b.allowed, b.reason, b.message, b.signers, b.rule, b.mode, b.scoped, b.attestations, b.expires_at, b.verified_at, ${now}
+    FROM manifests m
+    JOIN decisions b ON b.manifest_id = m.id AND ${counts('b', from, now)}
+    LEFT JOIN unnest(${sql.val(touched)}::bigint[]) AS t(id) ON t.id = m.repository_id
+    WHERE m.id > ${lo} AND m.id <= ${hi} AND t.id IS NULL
+      AND NOT EXISTS (SELECT 1 FROM decisions p WHERE p.manifest_id = m.id AND ${counts('p', to, now)})
     ON CONFLICT (manifest_id, policy_version) DO UPDATE SET
       allowed = excluded.allowed, reason = excluded.reason, message = excluded.message, signers = excluded.signers, rule = excluded.rule,
       mode = excluded.mode, scoped = excluded.scoped, attestations = excluded.attestations, expires_at = excluded.expires_at,
-      verified_at = excluded.verified_at, decided_at = excluded.decided_at
-    RETURNING manifest_id`.execute(db);
-  return new Set(result.rows.map((r) => String(r.manifest_id)));
+      verified_at = excluded.verified_at, decided_at = excluded.decided_at`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
+/**
+ * The next `limit` images (by id, after `after`) without a decision that counts under `target`:
+ * under it, made by this Signet version (at or after `decidedFrom`), from the image's facts as they
+ * are (verified no earlier than the manifest was last indexed, to the millisecond a JavaScript
+ * date keeps), and not expired at `now`.
+ */
+export async function undecidedPage(db: Kysely<DB>, target: Counted, after: string, limit: number, now: Date): Promise<string[]> {
+  const result = await sql<{ id: string }>`
+    SELECT m.id::text AS id FROM manifests m
+    WHERE m.id > ${after} AND NOT EXISTS (SELECT 1 FROM decisions p WHERE p.manifest_id = m.id AND ${counts('p', target, now)})
+    ORDER BY m.id
+    LIMIT ${limit}`.execute(db);
+  return result.rows.map((r) => r.id);
 }
 
 /** Images in the ledger (what a pass goes over). */

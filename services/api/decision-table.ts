@@ -1,5 +1,6 @@
 import type { RedisClient } from '../common/redis.ts';
 import type { Kysely } from 'kysely';
+import * as redecision from '../common/db/queries/redecision.ts';
 import * as wal from '../common/db/queries/wal.ts';
 import type { DB } from '../common/db/schema.generated.ts';
 import type { LedgerEvent } from '../common/events.ts';
@@ -13,6 +14,9 @@ import { DecisionStore } from './decisions/store.ts';
 import type { OutageLog } from '../common/outage.ts';
 
 export type { Learner };
+
+/** How often a table waiting to switch policy asks Postgres whether the ledger is decided under it (the feed's announcement is the fast path). */
+const POLL_MS = 2_000;
 
 /**
  * The decision table of one API process: every decision under the current policy and every tag,
@@ -31,6 +35,11 @@ export class DecisionTable implements ImageDecisions {
   readonly #readDb: Kysely<DB> | null;
   readonly #log: Logger;
   readonly #missReads = { replica: 0, primary: 0 };
+  /** The policy to answer under once the ledger is decided in full under it (the one in force itself: reload then). */
+  #pending: Policy | null = null;
+  #switching: Promise<void> | null = null;
+  #poll: NodeJS.Timeout | null = null;
+  readonly #pollMs: number;
 
   /**
    * `opts.readDb`: a streaming replica for misses (DATABASE_READ_URL), read only when fresh enough;
@@ -41,14 +50,20 @@ export class DecisionTable implements ImageDecisions {
     policy: Policy,
     log: Logger,
     learner: Learner | null = null,
-    opts: { allowUnknown?: boolean; mirrors?: readonly Mirror[]; readDb?: Kysely<DB> | null; outage?: OutageLog; maxEntries?: number } = {},
+    opts: { allowUnknown?: boolean; mirrors?: readonly Mirror[]; readDb?: Kysely<DB> | null; outage?: OutageLog; maxEntries?: number; pollMs?: number } = {},
   ) {
+    this.#pollMs = opts.pollMs ?? POLL_MS;
     this.#store = new DecisionStore(opts.maxEntries);
     this.#policy = policy;
     this.#db = db;
     this.#readDb = opts.readDb === db ? null : (opts.readDb ?? null);
     this.#log = log;
     this.#feed = new LedgerFeed(db, this.#store, () => this.#policy.version, log, opts.outage ?? null);
+    this.#feed.onEvent((event) => {
+      if (event.type === 'policy' && event.version === this.#pending?.version) {
+        void this.#trySwitch();
+      }
+    });
     this.#lookup = new DecisionLookup({
       reader: () => this.#reader(),
       store: this.#store,
@@ -105,13 +120,34 @@ export class DecisionTable implements ImageDecisions {
     return this.#store.oldestVerifiedAt();
   }
 
-  /** Loads from Postgres, then follows the ledger-events stream (see LedgerFeed.start). */
-  start(connection: RedisClient, stream: FeedStream): Promise<void> {
-    return this.#feed.start(connection, stream);
+  /**
+   * Loads from Postgres, then follows the ledger-events stream (see LedgerFeed.start). When the
+   * worker has not yet decided the whole ledger under the policy, the table is loaded again once
+   * it has (misses meanwhile read Postgres, or decide from the stored facts).
+   */
+  async start(connection: RedisClient, stream: FeedStream): Promise<void> {
+    await this.#feed.start(connection, stream);
+    this.#poll = setInterval(() => {
+      if (this.#pending !== null) {
+        void this.#trySwitch();
+      }
+    }, this.#pollMs);
+    this.#poll.unref();
+    try {
+      if (!(await redecision.isComplete(this.#db, this.#policy.version))) {
+        this.#pending = this.#policy;
+      }
+    } catch (err) {
+      this.#log.warn({ err }, 'could not tell whether the ledger is decided under the policy in force');
+    }
   }
 
   /** Stops following the ledger-events stream. */
   stop(): Promise<void> {
+    if (this.#poll !== null) {
+      clearInterval(this.#poll);
+      this.#poll = null;
+    }
     return this.#feed.stop();
   }
 
@@ -136,17 +172,64 @@ export class DecisionTable implements ImageDecisions {
   }
 
   /**
-   * Switches to a new policy: forgets every decision (tags stay) and reloads those already stored
-   * under the new version. Until the worker has re-decided an image, a lookup computes its decision
-   * from the ledger's stored facts, so a policy change never makes answers `unknown`.
+   * A new policy: answers stay under the one in force, from its decisions, until the worker has
+   * decided the whole ledger under the new one (its version marked complete in Postgres, announced
+   * on the feed and polled for); then its decisions are loaded aside and take the old ones' place
+   * at once (see {@link DecisionStore.adoptDecisions}). Resolves once switched, or once the switch
+   * is left waiting for the worker.
    */
   async setPolicy(policy: Policy): Promise<void> {
-    if (policy.version === this.#policy.version) {
+    if (policy.version === this.#policy.version && this.#pending?.version !== policy.version) {
+      // Back to the policy in force before a switch happened: nothing to wait for.
+      this.#pending = null;
       return;
     }
-    this.#policy = policy;
-    this.#store.clearDecisions();
-    await this.#feed.warm();
+    this.#pending = policy;
+    this.#log.info({ policyVersion: this.#policy.version, pendingVersion: policy.version }, 'new policy: answering under the policy in force until the ledger is decided under the new one');
+    await this.#trySwitch();
+  }
+
+  /** The policy the table switches to once the ledger is decided in full under it, if any. */
+  get pendingPolicy(): Policy | null {
+    return this.#pending;
+  }
+
+  /** Switches to the pending policy if its version is complete (one attempt at a time). */
+  #trySwitch(): Promise<void> {
+    this.#switching ??= this.#switch().finally(() => {
+      this.#switching = null;
+    });
+    return this.#switching;
+  }
+
+  async #switch(): Promise<void> {
+    const target = this.#pending;
+    if (target === null) {
+      return;
+    }
+    try {
+      if (!(await redecision.isComplete(this.#db, target.version))) {
+        return;
+      }
+      const started = performance.now();
+      const store = new DecisionStore(this.#store.maxEntries);
+      this.#feed.setPending({ version: target.version, store });
+      try {
+        await this.#feed.load(store, target.version);
+        if (this.#pending !== target) {
+          return; // superseded meanwhile: the poll takes the newer one up
+        }
+        // One synchronous step: no lookup sees a mix of the two policies.
+        this.#store.adoptDecisions(store);
+        this.#policy = target;
+        this.#pending = null;
+      } finally {
+        this.#feed.setPending(null);
+      }
+      this.#log.info({ policyVersion: target.version, decisions: this.#store.size, ms: Math.round(performance.now() - started) }, 'switched to the new policy');
+    } catch (err) {
+      this.#log.warn({ err, pendingVersion: target.version }, 'could not switch to the new policy yet; answering under the policy in force');
+    }
   }
 
   /** Applies one ledger event as if it had arrived on the channel (without telling listeners). */

@@ -58,6 +58,19 @@ function observeTable(platform: Platform, table: DecisionTable): void {
       g.set({ database: 'primary' }, r.primary);
     },
   );
+  platform.metrics.gauge(
+    'signet_decision_table_policy_info',
+    'The policy versions of this replica\'s decision table: serving (answers are given under it), pending (a new policy, or the one in force to load again, waiting for the worker to decide the whole ledger under it).',
+    ['version', 'state'],
+    (g) => {
+      g.reset();
+      g.set({ version: table.policyVersion, state: 'serving' }, 1);
+      const pending = table.pendingPolicy;
+      if (pending !== null) {
+        g.set({ version: pending.version, state: 'pending' }, 1);
+      }
+    },
+  );
   platform.metrics.gauge('signet_decision_table_entries', "Images in this replica's in-memory decision table.", [], (g) => g.set(table.size));
   platform.metrics.gauge('signet_decision_table_stale', '1 while this replica may be behind the ledger (its decision feed is down), else 0.', [], (g) => g.set(table.stale ? 1 : 0));
   platform.metrics.gauge('signet_decision_table_oldest_entry_age_seconds', 'Age of the oldest verification behind an entry of the decision table.', [], (g) => {

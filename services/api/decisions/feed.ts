@@ -27,6 +27,8 @@ export class LedgerFeed {
   readonly #log: Logger;
   #follower: StreamFollower<LedgerEvent> | null = null;
   readonly #listeners: ((event: LedgerEvent) => void)[] = [];
+  /** A policy's decisions being loaded aside (see setPending). */
+  #pending: { readonly version: string; readonly store: DecisionStore } | null = null;
   /** The highest primary WAL position an applied event carried: what this replica was told. */
   #seenLsn: string | null = null;
 
@@ -86,27 +88,13 @@ export class LedgerFeed {
     }
   }
 
-  /** Loads every decision under the current policy, and every tag, from Postgres. */
+  /** Loads every decision under the current policy (and the pending one's, if loading), and every tag, from Postgres. */
   async warm(): Promise<void> {
     const started = performance.now();
-    // What the load reads is at least as new as this: a read replica must have replayed it too.
-    this.#see(await wal.currentLsn(this.#db));
-    // A bounded table loads the most recently decided images only (what it would keep anyway).
-    const since = await decisions.recentCutoff(this.#db, this.#policyVersion(), this.#store.maxEntries);
-    let after = '0';
-    for (;;) {
-      const page = await decisions.list(this.#db, this.#policyVersion(), after, WARM_PAGE, since);
-      for (const d of page.decisions) {
-        // Never replace what an event brought meanwhile with an older row.
-        const held = this.#store.peek(d.registry, d.repository, d.digest);
-        if (held === undefined || held.verifiedAt <= d.verifiedAt.getTime()) {
-          this.#store.set(d.registry, d.repository, d.digest, this.#store.entry(d, d.verifiedAt));
-        }
-      }
-      if (page.last === null) {
-        break;
-      }
-      after = page.last;
+    const since = await this.load(this.#store, this.#policyVersion());
+    const pending = this.#pending;
+    if (pending !== null) {
+      await this.load(pending.store, pending.version);
     }
     for (const t of await tags.listAll(this.#db)) {
       this.#store.setTag(t.registry, t.repository, t.tag, t.digest);
@@ -117,12 +105,54 @@ export class LedgerFeed {
     );
   }
 
-  /** Applies one ledger event to the store: a tag move, or a decision under the current policy. */
+  /**
+   * Loads every decision under `policyVersion` into `store` (a bounded store: the most recently
+   * decided ones), never replacing what an event brought meanwhile with an older row. Returns the
+   * cutoff of a bounded load.
+   */
+  async load(store: DecisionStore, policyVersion: string): Promise<Date | null> {
+    // What the load reads is at least as new as this: a read replica must have replayed it too.
+    this.#see(await wal.currentLsn(this.#db));
+    // A bounded table loads the most recently decided images only (what it would keep anyway).
+    const since = await decisions.recentCutoff(this.#db, policyVersion, store.maxEntries);
+    let after = '0';
+    for (;;) {
+      const page = await decisions.list(this.#db, policyVersion, after, WARM_PAGE, since);
+      for (const d of page.decisions) {
+        const held = store.peek(d.registry, d.repository, d.digest);
+        if (held === undefined || held.verifiedAt <= d.verifiedAt.getTime()) {
+          store.set(d.registry, d.repository, d.digest, store.entry(d, d.verifiedAt));
+        }
+      }
+      if (page.last === null) {
+        break;
+      }
+      after = page.last;
+    }
+    return since;
+  }
+
+  /**
+   * Decision events under `version` go to `store` (being loaded aside for a switch of policy)
+   * from now on, until called with null.
+   */
+  setPending(pending: { readonly version: string; readonly store: DecisionStore } | null): void {
+    this.#pending = pending;
+  }
+
+  /** Applies one ledger event to the store: a tag move, or a decision under the current policy (or the one loaded aside). */
   apply(event: LedgerEvent): void {
     if (event.type === 'tag') {
       this.#store.setTag(event.registry, event.repository, event.tag, event.digest);
-    } else if (event.type === 'decision' && event.policyVersion === this.#policyVersion()) {
-      this.#store.set(event.registry, event.repository, event.digest, this.#store.entry(event, event.verifiedAt));
+    } else if (event.type === 'decision') {
+      if (event.policyVersion === this.#policyVersion()) {
+        this.#store.set(event.registry, event.repository, event.digest, this.#store.entry(event, event.verifiedAt));
+      }
+      // Also when it is the same version (a reload once the ledger is decided in full under it).
+      if (event.policyVersion === this.#pending?.version) {
+        const { store } = this.#pending;
+        store.set(event.registry, event.repository, event.digest, store.entry(event, event.verifiedAt));
+      }
     }
   }
 

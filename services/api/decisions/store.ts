@@ -25,10 +25,10 @@ export const DEFAULT_MAX_ENTRIES = 2_000_000;
  * flat key instead of a ~110-character `registry/repo@sha256:<hex>` one).
  */
 export class DecisionStore {
-  readonly #entries: LRUCache<string, Entry>;
+  #entries: LRUCache<string, Entry>;
   readonly #tags: LRUCache<string, Digest>;
   /** Identical decisions (same reason, message, signers, rule) are stored once. */
-  readonly #interned = new Map<string, Decision>();
+  #interned = new Map<string, Decision>();
   readonly maxEntries: number;
 
   constructor(maxEntries = DEFAULT_MAX_ENTRIES) {
@@ -76,10 +76,15 @@ export class DecisionStore {
     this.#entries.set(`${repositoryKey(registry, repository)}\0${rawDigest(digest)}`, entry);
   }
 
-  /** Forgets every decision (a new policy); tags stay. */
-  clearDecisions(): void {
-    this.#entries.clear();
-    this.#interned.clear();
+  /**
+   * Takes the decisions of `other` (loaded aside, under a new policy) in place of its own, at
+   * once: a lookup sees either every old decision or every new one. Tags stay; `other` is left empty.
+   */
+  adoptDecisions(other: DecisionStore): void {
+    this.#entries = other.#entries;
+    this.#interned = other.#interned;
+    other.#entries = new LRUCache({ max: other.maxEntries });
+    other.#interned = new Map();
   }
 
   tag(registry: string, repository: string, tag: string): Digest | undefined {

@@ -94,7 +94,7 @@ describe('a policy change on an API replica', () => {
         }
       })();
       await switchTo(P2);
-      await eventually(async () => (table.policyVersion === v2 ? true : undefined), 'the switch to P2');
+      await eventually(() => Promise.resolve(table.policyVersion === v2 ? true : undefined), 'the switch to P2');
       done = true;
       await asking;
       expect(table.pendingPolicy).toBeNull();
@@ -121,7 +121,7 @@ describe('a policy change on an API replica', () => {
       await table.setPolicy(parsePolicy(P3));
       expect(await table.lookup(images[0]!)).toMatchObject({ allowed: false, policyVersion: v2 });
       await switchTo(P3);
-      await eventually(async () => (table.policyVersion === v3 ? true : undefined), 'the switch to P3');
+      await eventually(() => Promise.resolve(table.policyVersion === v3 ? true : undefined), 'the switch to P3');
       expect(await table.lookup(images[0]!)).toMatchObject({ allowed: true, policyVersion: v3 });
     } finally {
       await table.stop();

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Queue, Worker } from 'bullmq';
 import type { RedisClient } from '../common/redis.ts';
 import { type Announce, announcer, ledgerStream } from '../common/events.ts';
@@ -30,6 +31,9 @@ import { reconcileJob } from './jobs/reconcile.job.ts';
 import { resolveTagJob } from './jobs/resolve-tag.job.ts';
 import { startJobWorker, type JobImplementation } from './kit.ts';
 import { scheduleAdmissionPrune, scheduleDeliveryPrune, scheduleReconciliation } from './schedule.ts';
+
+/** How long a failed re-decision pass waits before it is tried again. */
+const REDECIDE_RETRY_MS = 30_000;
 
 export interface WorkerRole {
   readonly worker: Worker;
@@ -188,19 +192,29 @@ function startPassConsumer(platform: Platform, queue: string, connection: RedisC
  * Re-verifies what the policy's keys can verify, then brings the ledger's decisions up to the
  * policy in force, in the background: at start (only images without a decision under it, unless
  * the policy changed while Signet was down) and on every policy change (only images the edit
- * touched; see Decider.redecide), where the decider switches policy between the two. Failures are
- * logged; the decisions in force stay. Resolves to the images decided.
+ * touched; see Decider.redecide), where the decider switches policy between the two. A failed
+ * pass is logged and tried again; the decisions in force stay meanwhile. Resolves to the images decided.
  */
 function ledgerRefresher(platform: Platform, verifier: CachingChecks, ownership: OwnershipAnnouncer, decider: Decider) {
   const { log, db } = platform;
-  const redecide = () =>
-    decider.redecide().then(
-      (r) => r.decided,
-      (err: unknown) => {
-        log.error({ err }, 're-deciding the ledger failed');
-        return 0;
-      },
-    );
+  let stopping = false;
+  platform.onShutdown('consumers', 'redecide', () => Promise.resolve((stopping = true)));
+  // A failed pass is tried again while its policy is in force: API replicas wait for it to
+  // complete before they switch to the new policy.
+  const redecide = async (): Promise<number> => {
+    const target = decider.policy;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await decider.redecide()).decided;
+      } catch (err) {
+        log.error({ err, attempt, retryInMs: REDECIDE_RETRY_MS }, 're-deciding the ledger failed; trying again');
+        await sleep(REDECIDE_RETRY_MS, undefined, { ref: false });
+        if (stopping || decider.policy !== target) {
+          return 0;
+        }
+      }
+    }
+  };
   const reverify = async () => {
     const reverified = await reverifyLedger(db, verifier, ownership, { onlyUntrustedKeys: true });
     if (reverified.manifestIds.length > 0) {

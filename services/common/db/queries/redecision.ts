@@ -96,17 +96,19 @@ export async function maxImageId(db: Kysely<DB>): Promise<string> {
  * are not in one of `touched` repositories and have no decision that counts under `to` (the
  * policy version aside, the same decision: the edit did not touch these images), replacing a row
  * of `to` that does not count. Returns how many were copied. One statement: images whose facts
- * changed since their decision under `from` are left, to be decided.
+ * changed since their decision under `from` are left, to be decided. The id range is repeated on
+ * each side of the joins: Postgres does not carry a range across `m.id = manifest_id`, and a merge
+ * join would otherwise read the decisions index from its start each time.
  */
 export async function carryOver(db: Kysely<DB>, from: Counted, to: Counted, touched: readonly string[], lo: string, hi: string, now: Date): Promise<number> {
   const result = await sql`
     INSERT INTO decisions (manifest_id, policy_version, allowed, reason, message, signers, rule, mode, scoped, attestations, expires_at, verified_at, decided_at)
     SELECT b.manifest_id, ${to.version}, b.allowed, b.reason, b.message, b.signers, b.rule, b.mode, b.scoped, b.attestations, b.expires_at, b.verified_at, ${now}
     FROM manifests m
-    JOIN decisions b ON b.manifest_id = m.id AND ${counts('b', from, now)}
+    JOIN decisions b ON b.manifest_id = m.id AND b.manifest_id > ${lo} AND b.manifest_id <= ${hi} AND ${counts('b', from, now)}
     LEFT JOIN unnest(${sql.val(touched)}::bigint[]) AS t(id) ON t.id = m.repository_id
     WHERE m.id > ${lo} AND m.id <= ${hi} AND t.id IS NULL
-      AND NOT EXISTS (SELECT 1 FROM decisions p WHERE p.manifest_id = m.id AND ${counts('p', to, now)})
+      AND NOT EXISTS (SELECT 1 FROM decisions p WHERE p.manifest_id = m.id AND p.manifest_id > ${lo} AND p.manifest_id <= ${hi} AND ${counts('p', to, now)})
     ON CONFLICT (manifest_id, policy_version) DO UPDATE SET
       allowed = excluded.allowed, reason = excluded.reason, message = excluded.message, signers = excluded.signers, rule = excluded.rule,
       mode = excluded.mode, scoped = excluded.scoped, attestations = excluded.attestations, expires_at = excluded.expires_at,
@@ -118,12 +120,12 @@ export async function carryOver(db: Kysely<DB>, from: Counted, to: Counted, touc
  * The next `limit` images (by id, after `after`) without a decision that counts under `target`:
  * under it, made by this Signet version (at or after `decidedFrom`), from the image's facts as they
  * are (verified no earlier than the manifest was last indexed, to the millisecond a JavaScript
- * date keeps), and not expired at `now`.
+ * date keeps), and not expired at `now`. (`p.manifest_id > after` too: see {@link carryOver}.)
  */
 export async function undecidedPage(db: Kysely<DB>, target: Counted, after: string, limit: number, now: Date): Promise<string[]> {
   const result = await sql<{ id: string }>`
     SELECT m.id::text AS id FROM manifests m
-    WHERE m.id > ${after} AND NOT EXISTS (SELECT 1 FROM decisions p WHERE p.manifest_id = m.id AND ${counts('p', target, now)})
+    WHERE m.id > ${after} AND NOT EXISTS (SELECT 1 FROM decisions p WHERE p.manifest_id = m.id AND p.manifest_id > ${after} AND ${counts('p', target, now)})
     ORDER BY m.id
     LIMIT ${limit}`.execute(db);
   return result.rows.map((r) => r.id);

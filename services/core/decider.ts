@@ -75,7 +75,7 @@ export interface RedecideStats {
 interface PassProgress {
   readonly policyVersion: string;
   phase: number;
-  readonly phases: number;
+  phases: number;
   position: bigint;
   readonly end: bigint;
 }
@@ -247,10 +247,19 @@ export function createDecider(opts: DeciderOptions): Decider {
     }
     passes[kind]++;
     const [total, maxId] = await Promise.all([redecision.countImages(db), redecision.maxImageId(db)]);
-    const progress = { policyVersion: target.version, phase: 0, phases: carryFrom === null ? 1 : 2, position: 0n, end: BigInt(maxId) };
+    const progress: PassProgress = { policyVersion: target.version, phase: 0, phases: carryFrom === null ? 1 : 2, position: 0n, end: BigInt(maxId) };
     running = progress;
     // The repositories whose images the edit touched: their decisions are made again, not carried over.
-    const touched = carryFrom === null || change.kind !== 'rules' ? [] : (await redecision.repositories(db)).filter((r) => touches(change, r.registry, r.name)).map((r) => r.id);
+    let touched: string[] = [];
+    if (carryFrom !== null && change.kind === 'rules') {
+      const all = await redecision.repositories(db);
+      touched = all.filter((r) => touches(change, r.registry, r.name)).map((r) => r.id);
+      if (touched.length === all.length) {
+        // Every repository: nothing to carry over.
+        carryFrom = null;
+        progress.phases = 1;
+      }
+    }
     log.info(
       {
         policyVersion: target.version,

@@ -98,7 +98,9 @@ export async function maxImageId(db: Kysely<DB>): Promise<string> {
  * of `to` that does not count. Returns how many were copied. One statement: images whose facts
  * changed since their decision under `from` are left, to be decided. The id range is repeated on
  * each side of the joins: Postgres does not carry a range across `m.id = manifest_id`, and a merge
- * join would otherwise read the decisions index from its start each time.
+ * join would otherwise read the decisions index from its start each time. `touched` is tested as
+ * `= ANY(array)`, which Postgres (14 and later) hashes: 0.3 s per range with 99,000 repositories
+ * where joining `unnest(array)` took 26 s (planned as a nested loop).
  */
 export async function carryOver(db: Kysely<DB>, from: Counted, to: Counted, touched: readonly string[], lo: string, hi: string, now: Date): Promise<number> {
   const result = await sql`
@@ -106,8 +108,7 @@ export async function carryOver(db: Kysely<DB>, from: Counted, to: Counted, touc
     SELECT b.manifest_id, ${to.version}, b.allowed, b.reason, b.message, b.signers, b.rule, b.mode, b.scoped, b.attestations, b.expires_at, b.verified_at, ${now}
     FROM manifests m
     JOIN decisions b ON b.manifest_id = m.id AND b.manifest_id > ${lo} AND b.manifest_id <= ${hi} AND ${counts('b', from, now)}
-    LEFT JOIN unnest(${sql.val(touched)}::bigint[]) AS t(id) ON t.id = m.repository_id
-    WHERE m.id > ${lo} AND m.id <= ${hi} AND t.id IS NULL
+    WHERE m.id > ${lo} AND m.id <= ${hi} ${touched.length === 0 ? sql`` : sql`AND NOT (m.repository_id = ANY(${sql.val(touched)}::bigint[]))`}
       AND NOT EXISTS (SELECT 1 FROM decisions p WHERE p.manifest_id = m.id AND p.manifest_id > ${lo} AND p.manifest_id <= ${hi} AND ${counts('p', to, now)})
     ON CONFLICT (manifest_id, policy_version) DO UPDATE SET
       allowed = excluded.allowed, reason = excluded.reason, message = excluded.message, signers = excluded.signers, rule = excluded.rule,

@@ -87,7 +87,7 @@ function ratio(p: PassProgress): number {
 
 /** Images per batch of decisions. */
 const PAGE = 500;
-/** Image ids per statement carrying decisions over. */
+/** Image ids per statement carrying decisions over, and per range looked through for images to decide. */
 const CARRY_RANGE = 20_000n;
 /** A pass logs its progress this often. */
 const PROGRESS_LOG_MS = 10_000;
@@ -297,20 +297,28 @@ export function createDecider(opts: DeciderOptions): Decider {
       progress.phase = 1;
       progress.position = 0n;
     }
-    // What is left without a decision that counts: touched, re-indexed since, new, or everything (`full`).
-    let after = '0';
+    // What is left without a decision that counts: touched, re-indexed since, new, or everything
+    // (`full`), a range of ids at a time; past the highest id the pass began with, without bound
+    // (images indexed meanwhile and not decided yet).
+    let after = 0n;
     while (complete) {
       if (policy !== target) {
         complete = false;
         break;
       }
-      const ids = full ? await images.idsAfter(db, after, PAGE) : await redecision.undecidedPage(db, counted, after, PAGE, new Date());
-      if (ids.length === 0) {
+      const hi = after < progress.end ? (after + CARRY_RANGE < progress.end ? after + CARRY_RANGE : progress.end) : null;
+      const ids = full ? await images.idsAfter(db, String(after), PAGE) : await redecision.undecidedPage(db, counted, String(after), hi === null ? null : String(hi), PAGE, new Date());
+      if (ids.length > 0) {
+        counts.decided += await decideUnder([target], ids);
+      }
+      if (ids.length === PAGE) {
+        after = BigInt(ids.at(-1)!);
+      } else if (hi !== null && !full) {
+        after = hi;
+      } else {
         break;
       }
-      after = ids.at(-1)!;
-      counts.decided += await decideUnder([target], ids);
-      tick(BigInt(after));
+      tick(after);
     }
     counts.current = Math.max(0, total - counts.carried - counts.decided);
     for (const k of ['decided', 'carried', 'current'] as const) {

@@ -7,10 +7,14 @@
 //
 //   node scripts/bench-redecide.ts [--database postgres://…/signet_redecide_bench]
 //        [--signatures 900000] [--repositories 100000] [--identities 10000] [--reps 3] [--reseed]
+//        [--keep-versions]
 //
 // The database is created, migrated and seeded if it does not hold that ledger yet (--reseed
 // forces it); its decisions and policies are emptied before the first pass, which decides the
 // whole ledger under the starting policy (also timed: nothing was decided in full before).
+// Between passes (untimed) the decisions of every version but the one just decided are deleted
+// and the table vacuumed: Signet does not prune old versions, and a table growing by a version
+// per pass slows each pass down (the indexes outgrow the cache). --keep-versions keeps them.
 // Decisions are published to a stream of this run's own in the local Redis (REDIS_URL), deleted at the end.
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
@@ -32,6 +36,7 @@ const { values } = parseArgs({
     identities: { type: 'string', default: '10000' },
     reps: { type: 'string', default: '3' },
     reseed: { type: 'boolean', default: false },
+    'keep-versions': { type: 'boolean', default: false },
   },
 });
 const sizes = { signatures: Number(values.signatures), repositories: Number(values.repositories), identities: Number(values.identities) };
@@ -81,6 +86,13 @@ try {
     const result = await d.redecide();
     runs.push({ what, result });
     process.stderr.write(`${JSON.stringify({ what, ...result })}\n`);
+    if (!values['keep-versions']) {
+      // Untimed: only the version just decided stays, so that every pass meets a table of one
+      // version (the next one's base), as a deployment that pruned old versions would.
+      await sql`DELETE FROM decisions WHERE policy_version <> ${result.policyVersion}`.execute(db);
+      await sql`DELETE FROM policies WHERE version <> ${result.policyVersion}`.execute(db);
+      await sql`VACUUM ANALYZE decisions`.execute(db);
+    }
   };
   await pass('first pass (nothing decided before)', null);
   for (let r = 1; r <= REPS; r++) {

@@ -1,7 +1,6 @@
 import type { RedisClient } from '../common/redis.ts';
 import type { Kysely } from 'kysely';
 import * as decisions from '../common/db/queries/decisions.ts';
-import * as images from '../common/db/queries/images.ts';
 import * as redecision from '../common/db/queries/redecision.ts';
 import * as wal from '../common/db/queries/wal.ts';
 import type { DB } from '../common/db/schema.generated.ts';
@@ -67,28 +66,25 @@ export interface RedecideStats {
   readonly images: { readonly decided: number; readonly carried: number; readonly current: number };
   /** Passes since start, by kind. */
   readonly passes: Readonly<Record<PassKind, number>>;
-  /** The pass under way and the share of it done (its phases, carrying over then deciding, weigh alike); null when none runs. */
+  /** The pass under way and the share of the ledger's image ids it went over; null when none runs. */
   readonly running: { readonly policyVersion: string; readonly ratio: number } | null;
 }
 
-/** Where a pass is: in which of its phases, at which image id of the ledger's highest (`end`). */
+/** Where a pass is: up to which image id, of the ledger's highest (`end`). */
 interface PassProgress {
   readonly policyVersion: string;
-  phase: number;
-  phases: number;
   position: bigint;
-  readonly end: bigint;
+  end: bigint;
 }
 
 function ratio(p: PassProgress): number {
-  const within = p.end === 0n ? 1 : Math.min(1, Number(p.position) / Number(p.end));
-  return (p.phase + within) / p.phases;
+  return p.end === 0n ? 1 : Math.min(1, Number(p.position) / Number(p.end));
 }
 
 /** Images per batch of decisions. */
 const PAGE = 500;
-/** Image ids per statement carrying decisions over, and per range looked through for images to decide. */
-const CARRY_RANGE = 20_000n;
+/** Image ids a pass reads at a time. */
+const RANGE = 20_000n;
 /** A pass logs its progress this often. */
 const PROGRESS_LOG_MS = 10_000;
 /** Decisions count under a policy version only when made by this Signet version (decision logic may differ between versions). */
@@ -246,18 +242,16 @@ export function createDecider(opts: DeciderOptions): Decider {
       kind = change.kind === 'all' ? 'full' : 'incremental';
     }
     passes[kind]++;
-    const [total, maxId] = await Promise.all([redecision.countImages(db), redecision.maxImageId(db)]);
-    const progress: PassProgress = { policyVersion: target.version, phase: 0, phases: carryFrom === null ? 1 : 2, position: 0n, end: BigInt(maxId) };
+    const total = await redecision.countImages(db);
+    const progress: PassProgress = { policyVersion: target.version, position: 0n, end: BigInt(await redecision.maxImageId(db)) };
     running = progress;
-    // The repositories whose images the edit touched: their decisions are made again, not carried over.
-    let touched: string[] = [];
+    // The repositories whose images the edit touched: decided again, not carried over.
+    let touched = new Set<string>();
     if (carryFrom !== null && change.kind === 'rules') {
       const all = await redecision.repositories(db);
-      touched = all.filter((r) => touches(change, r.registry, r.name)).map((r) => r.id);
-      if (touched.length === all.length) {
-        // Every repository: nothing to carry over.
-        carryFrom = null;
-        progress.phases = 1;
+      touched = new Set(all.filter((r) => touches(change, r.registry, r.name)).map((r) => r.id));
+      if (touched.size === all.length) {
+        carryFrom = null; // every repository: nothing to carry over
       }
     }
     log.info(
@@ -267,60 +261,63 @@ export function createDecider(opts: DeciderOptions): Decider {
         base,
         images: total,
         ...(change.kind === 'all' ? { reason: change.reason } : {}),
-        ...(change.kind === 'rules' ? { rules: change.rules, repositoriesTouched: touched.length } : {}),
+        ...(change.kind === 'rules' ? { rules: change.rules, repositoriesTouched: touched.size } : {}),
       },
       kind === 'unchanged' ? 'deciding images without a decision under the policy in force' : 're-deciding the ledger',
     );
     const counts = { decided: 0, carried: 0, current: 0 };
     const counted = { version: target.version, decidedFrom: claimed.decidedFrom };
     let lastLog = performance.now();
-    const tick = (position: bigint) => {
-      progress.position = position;
-      if (performance.now() - lastLog >= PROGRESS_LOG_MS) {
-        lastLog = performance.now();
-        const share = Math.round(ratio(progress) * 1000) / 10;
-        log.info({ policyVersion: target.version, kind, percent: share, images: total, ...counts, ms: Math.round(lastLog - started) }, 're-deciding the ledger: progress');
-      }
-    };
     let complete = true;
-    if (carryFrom !== null) {
-      // Set-based, a range of image ids per statement: what is carried over never leaves Postgres.
-      for (let lo = 0n; lo < progress.end; lo += CARRY_RANGE) {
-        if (policy !== target) {
-          complete = false;
-          break;
-        }
-        const hi = lo + CARRY_RANGE < progress.end ? lo + CARRY_RANGE : progress.end;
-        counts.carried += await redecision.carryOver(db, carryFrom, counted, touched, String(lo), String(hi), new Date());
-        tick(hi);
-      }
-      progress.phase = 1;
-      progress.position = 0n;
-    }
-    // What is left without a decision that counts: touched, re-indexed since, new, or everything
-    // (`full`), a range of ids at a time; past the highest id the pass began with, without bound
-    // (images indexed meanwhile and not decided yet).
-    let after = 0n;
-    while (complete) {
+    // A range of image ids at a time (see redecision.ts: by id, whatever the statistics), to the
+    // highest id; then on while images were added meanwhile.
+    for (let lo = 0n; ; lo += RANGE) {
       if (policy !== target) {
         complete = false;
         break;
       }
-      const hi = after < progress.end ? (after + CARRY_RANGE < progress.end ? after + CARRY_RANGE : progress.end) : null;
-      const ids = full ? await images.idsAfter(db, String(after), PAGE) : await redecision.undecidedPage(db, counted, String(after), hi === null ? null : String(hi), PAGE, new Date());
-      if (ids.length > 0) {
-        counts.decided += await decideUnder([target], ids);
+      if (lo >= progress.end) {
+        const end = BigInt(await redecision.maxImageId(db));
+        if (lo >= end) {
+          break;
+        }
+        progress.end = end;
       }
-      if (ids.length === PAGE) {
-        after = BigInt(ids.at(-1)!);
-      } else if (hi !== null && !full) {
-        after = hi;
-      } else {
-        break;
+      const hi = String(lo + RANGE);
+      const now = new Date();
+      const [inRange, decided, carriable] = await Promise.all([
+        redecision.imagesInRange(db, String(lo), hi),
+        full ? [] : redecision.decisionsInRange(db, target.version, String(lo), hi),
+        carryFrom === null ? [] : redecision.decisionsInRange(db, carryFrom.version, String(lo), hi),
+      ]);
+      const mine = new Map(decided.map((d) => [d.manifestId, d]));
+      const theirs = new Map(carriable.map((d) => [d.manifestId, d]));
+      const carry: string[] = [];
+      const toDecide: string[] = [];
+      for (const image of inRange) {
+        if (!full && redecision.counts(mine.get(image.id), counted, image.indexedAt, now)) {
+          counts.current++;
+        } else if (carryFrom !== null && !touched.has(image.repositoryId) && redecision.counts(theirs.get(image.id), carryFrom, image.indexedAt, now)) {
+          carry.push(image.id);
+        } else {
+          toDecide.push(image.id);
+        }
       }
-      tick(after);
+      if (carryFrom !== null && carry.length > 0) {
+        const copied = await redecision.carryOver(db, carryFrom, target.version, carry, now);
+        counts.carried += copied.size;
+        // Facts changed since they were read: decided instead.
+        toDecide.push(...carry.filter((id) => !copied.has(id)));
+      }
+      for (let i = 0; i < toDecide.length; i += PAGE) {
+        counts.decided += await decideUnder([target], toDecide.slice(i, i + PAGE));
+      }
+      progress.position = lo + RANGE;
+      if (performance.now() - lastLog >= PROGRESS_LOG_MS) {
+        lastLog = performance.now();
+        log.info({ policyVersion: target.version, kind, percent: Math.round(ratio(progress) * 1000) / 10, images: total, ...counts, ms: Math.round(lastLog - started) }, 're-deciding the ledger: progress');
+      }
     }
-    counts.current = Math.max(0, total - counts.carried - counts.decided);
     for (const k of ['decided', 'carried', 'current'] as const) {
       totals[k] += counts[k];
     }

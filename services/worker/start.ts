@@ -248,7 +248,7 @@ function observeRedecision(platform: Platform, decider: Decider): void {
     },
   );
   metrics.counterOf('signet_redecide_passes_total', 'Re-decision passes started, by kind: unchanged (restart), incremental (a policy edit attributed to rules), full.', 'kind', () => decider.stats().passes);
-  metrics.gauge('signet_redecide_progress_ratio', 'Share of the re-decision pass under way done (carrying decisions over, then deciding, weigh alike); 1 when none runs.', [], (g) => {
+  metrics.gauge('signet_redecide_progress_ratio', 'Share of the ledger (by image id) the re-decision pass under way went over; 1 when none runs.', [], (g) => {
     g.set(decider.stats().running?.ratio ?? 1);
   });
 }

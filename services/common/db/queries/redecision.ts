@@ -73,22 +73,6 @@ export async function isComplete(db: Kysely<DB>, version: string): Promise<boole
   return row !== undefined && row.complete_at !== null;
 }
 
-/**
- * A decision of `d` that counts (see {@link undecidedPage}) for the image `m`, under `c`.
- *
- * Every query of a pass reads decisions by a range of image ids (the primary key's leading
- * column), never by policy version: the version is compared as an expression (`|| ''`), which no
- * index on `policy_version` can serve. Those indexes are the planner's pick when its statistics
- * say the version is rare — true of the version a pass writes, when the pass begins — and then
- * each query reads every row of the version so far: a pass over 495,000 images slowed down
- * quadratically. By id ranges, whatever the statistics, a query reads its range.
- */
-function counts(d: string, c: Counted, now: Date) {
-  const ref = (column: string) => sql.ref(`${d}.${column}`);
-  return sql<boolean>`${ref('policy_version')} || '' = ${c.version} AND ${ref('decided_at')} >= ${c.decidedFrom}
-    AND ${ref('verified_at')} > m.indexed_at - interval '1 millisecond' AND (${ref('expires_at')} IS NULL OR ${ref('expires_at')} > ${now})`;
-}
-
 /** Every repository with its registry: what a policy edit's patterns are matched against. */
 export async function repositories(db: Kysely<DB>): Promise<{ id: string; registry: string; name: string }[]> {
   return await db.selectFrom('repositories as r').innerJoin('registries as g', 'g.id', 'r.registry_id').select(['r.id', 'g.host as registry', 'r.name']).execute();
@@ -100,47 +84,80 @@ export async function maxImageId(db: Kysely<DB>): Promise<string> {
   return row?.id === null || row?.id === undefined ? '0' : String(row.id);
 }
 
-/**
- * Copies to `to` the decisions that count under `from` of the images with an id in (lo, hi] that
- * are not in one of `touched` repositories and have no decision that counts under `to` (the
- * policy version aside, the same decision: the edit did not touch these images), replacing a row
- * of `to` that does not count. Returns how many were copied. One statement: images whose facts
- * changed since their decision under `from` are left, to be decided. The id range is repeated on
- * each side of the joins: Postgres does not carry a range across `m.id = manifest_id`, and a merge
- * join would otherwise read the decisions index from its start each time. `touched` is tested as
- * `= ANY(array)`, which Postgres (14 and later) hashes: 0.3 s per range with 99,000 repositories
- * where joining `unnest(array)` took 26 s (planned as a nested loop).
- */
-export async function carryOver(db: Kysely<DB>, from: Counted, to: Counted, touched: readonly string[], lo: string, hi: string, now: Date): Promise<number> {
-  const result = await sql`
-    INSERT INTO decisions (manifest_id, policy_version, allowed, reason, message, signers, rule, mode, scoped, attestations, expires_at, verified_at, decided_at)
-    SELECT b.manifest_id, ${to.version}, b.allowed, b.reason, b.message, b.signers, b.rule, b.mode, b.scoped, b.attestations, b.expires_at, b.verified_at, ${now}
-    FROM manifests m
-    JOIN decisions b ON b.manifest_id = m.id AND b.manifest_id > ${lo} AND b.manifest_id <= ${hi} AND ${counts('b', from, now)}
-    WHERE m.id > ${lo} AND m.id <= ${hi} ${touched.length === 0 ? sql`` : sql`AND NOT (m.repository_id = ANY(${sql.val(touched)}::bigint[]))`}
-      AND NOT EXISTS (SELECT 1 FROM decisions p WHERE p.manifest_id = m.id AND p.manifest_id > ${lo} AND p.manifest_id <= ${hi} AND ${counts('p', to, now)})
-    ON CONFLICT (manifest_id, policy_version) DO UPDATE SET
-      allowed = excluded.allowed, reason = excluded.reason, message = excluded.message, signers = excluded.signers, rule = excluded.rule,
-      mode = excluded.mode, scoped = excluded.scoped, attestations = excluded.attestations, expires_at = excluded.expires_at,
-      verified_at = excluded.verified_at, decided_at = excluded.decided_at`.execute(db);
-  return Number(result.numAffectedRows ?? 0);
+/** The images with an id in (lo, hi], in id order: what a pass reads of them. */
+export async function imagesInRange(db: Kysely<DB>, lo: string, hi: string): Promise<{ id: string; repositoryId: string; indexedAt: Date }[]> {
+  return await db
+    .selectFrom('manifests')
+    .select(['id', 'repository_id as repositoryId', 'indexed_at as indexedAt'])
+    .where('id', '>', lo)
+    .where('id', '<=', hi)
+    .orderBy('id')
+    .execute();
+}
+
+/** What tells whether a stored decision counts (see {@link decisionsInRange}). */
+export interface DecisionStamp {
+  readonly manifestId: string;
+  readonly decidedAt: Date;
+  readonly verifiedAt: Date;
+  readonly expiresAt: Date | null;
 }
 
 /**
- * Up to `limit` images with an id in (after, hi] (no upper bound when `hi` is null), in id order,
- * without a decision that counts under `target`: under it, made by this Signet version (at or
- * after `decidedFrom`), from the image's facts as they are (verified no earlier than the manifest
- * was last indexed, to the millisecond a JavaScript date keeps), and not expired at `now`.
+ * The decisions under `version` of the images with an id in (lo, hi].
+ *
+ * Every query of a pass reads decisions by a range (or a list) of image ids, the primary key's
+ * leading column, and compares the policy version as an expression (`|| ''`) that no index on
+ * `policy_version` can serve. Those indexes are the planner's pick when its statistics say the
+ * version is rare — true of the version a pass writes, when the pass begins — and each query then
+ * reads every row of the version so far: passes over 495,000 images slowed down quadratically,
+ * the plan changing with the statistics. By id, a query reads its range whatever they say.
  */
-export async function undecidedPage(db: Kysely<DB>, target: Counted, after: string, hi: string | null, limit: number, now: Date): Promise<string[]> {
-  const upTo = (column: string) => (hi === null ? sql`` : sql`AND ${sql.ref(column)} <= ${hi}`);
+export async function decisionsInRange(db: Kysely<DB>, version: string, lo: string, hi: string): Promise<DecisionStamp[]> {
+  const result = await sql<DecisionStamp>`
+    SELECT manifest_id::text AS "manifestId", decided_at AS "decidedAt", verified_at AS "verifiedAt", expires_at AS "expiresAt"
+    FROM decisions WHERE manifest_id > ${lo} AND manifest_id <= ${hi} AND policy_version || '' = ${version}`.execute(db);
+  return result.rows;
+}
+
+/**
+ * Whether a stored decision counts under `c` for an image last indexed at `indexedAt`: made by
+ * this Signet version (at or after `decidedFrom`), from the image's facts as they are (verified
+ * no earlier than the manifest was last indexed, to the millisecond a JavaScript date keeps), and
+ * not expired at `now`. {@link carryOver} checks the same in SQL.
+ */
+export function counts(d: DecisionStamp | undefined, c: Counted, indexedAt: Date, now: Date): boolean {
+  return (
+    d !== undefined &&
+    d.decidedAt.getTime() >= c.decidedFrom.getTime() &&
+    d.verifiedAt.getTime() >= indexedAt.getTime() &&
+    (d.expiresAt === null || d.expiresAt.getTime() > now.getTime())
+  );
+}
+
+/**
+ * Copies to `to` the decisions under `from` of `ids` that still count (the facts may have changed
+ * since they were read: those are left, to be decided), replacing a row of `to` that does not
+ * count (the policy version aside, the same decision: the edit did not touch these images).
+ * Returns the ids copied.
+ */
+export async function carryOver(db: Kysely<DB>, from: Counted, to: string, ids: readonly string[], now: Date): Promise<Set<string>> {
+  if (ids.length === 0) {
+    return new Set();
+  }
   const result = await sql<{ id: string }>`
-    SELECT m.id::text AS id FROM manifests m
-    WHERE m.id > ${after} ${upTo('m.id')}
-      AND NOT EXISTS (SELECT 1 FROM decisions p WHERE p.manifest_id = m.id AND p.manifest_id > ${after} ${upTo('p.manifest_id')} AND ${counts('p', target, now)})
-    ORDER BY m.id
-    LIMIT ${limit}`.execute(db);
-  return result.rows.map((r) => r.id);
+    INSERT INTO decisions (manifest_id, policy_version, allowed, reason, message, signers, rule, mode, scoped, attestations, expires_at, verified_at, decided_at)
+    SELECT b.manifest_id, ${to}, b.allowed, b.reason, b.message, b.signers, b.rule, b.mode, b.scoped, b.attestations, b.expires_at, b.verified_at, ${now}
+    FROM decisions b JOIN manifests m ON m.id = b.manifest_id
+    WHERE b.manifest_id = ANY(${sql.val(ids)}::bigint[]) AND b.policy_version || '' = ${from.version}
+      AND b.decided_at >= ${from.decidedFrom} AND b.verified_at > m.indexed_at - interval '1 millisecond'
+      AND (b.expires_at IS NULL OR b.expires_at > ${now})
+    ON CONFLICT (manifest_id, policy_version) DO UPDATE SET
+      allowed = excluded.allowed, reason = excluded.reason, message = excluded.message, signers = excluded.signers, rule = excluded.rule,
+      mode = excluded.mode, scoped = excluded.scoped, attestations = excluded.attestations, expires_at = excluded.expires_at,
+      verified_at = excluded.verified_at, decided_at = excluded.decided_at
+    RETURNING manifest_id::text AS id`.execute(db);
+  return new Set(result.rows.map((r) => r.id));
 }
 
 /** Images in the ledger (what a pass goes over). */

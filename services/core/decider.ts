@@ -294,17 +294,19 @@ export function createDecider(opts: DeciderOptions): Decider {
       const theirs = new Map(carriable.map((d) => [d.manifestId, d]));
       const carry: string[] = [];
       const toDecide: string[] = [];
+      const current: string[] = [];
       for (const image of inRange) {
         if (!full && redecision.counts(mine.get(image.id), counted, image.indexedAt, now)) {
-          counts.current++;
+          current.push(image.id);
         } else if (carryFrom !== null && !touched.has(image.repositoryId) && redecision.counts(theirs.get(image.id), carryFrom, image.indexedAt, now)) {
           carry.push(image.id);
         } else {
           toDecide.push(image.id);
         }
       }
+      counts.current += current.length;
       if (carryFrom !== null && carry.length > 0) {
-        const copied = await redecision.carryOver(db, carryFrom, target.version, carry, now);
+        const copied = await redecision.carryOver(db, carryFrom, counted, String(lo), hi, [...current, ...toDecide], now);
         counts.carried += copied.size;
         // Facts changed since they were read: decided instead.
         toDecide.push(...carry.filter((id) => !copied.has(id)));

@@ -118,7 +118,14 @@ export async function upsert(db: Kysely<DB>, rows: readonly { readonly input: De
     .execute();
 }
 
-function selectStored(db: Kysely<DB>, policyVersion: string) {
+/**
+ * `byId`: the rows are read in manifest-id order (a load): the version is then compared as an
+ * expression no `policy_version` index serves, so the primary key drives the scan. Otherwise, when
+ * statistics say the version is rare (just after a worker wrote it, when replicas switch to it),
+ * the planner reads every row of the version through such an index and sorts them, on every page:
+ * a quadratic load (see redecision.ts).
+ */
+function selectStored(db: Kysely<DB>, policyVersion: string, byId = false) {
   return db
     .selectFrom('manifests as m')
     .$call(withRepository)
@@ -140,7 +147,7 @@ function selectStored(db: Kysely<DB>, policyVersion: string) {
       'd.policy_version as policyVersion',
       'd.verified_at as verifiedAt',
     ])
-    .where('d.policy_version', '=', policyVersion);
+    .where(byId ? sql<string>`d.policy_version || ''` : sql.ref<string>('d.policy_version'), '=', policyVersion);
 }
 
 type StoredRow = Awaited<ReturnType<ReturnType<typeof selectStored>['execute']>>[number];
@@ -162,7 +169,7 @@ export async function list(
   limit: number,
   decidedSince: Date | null = null,
 ): Promise<{ decisions: StoredDecision[]; last: string | null }> {
-  let query = selectStored(db, policyVersion).where('d.manifest_id', '>', afterManifestId);
+  let query = selectStored(db, policyVersion, true).where('d.manifest_id', '>', afterManifestId);
   if (decidedSince !== null) {
     query = query.where('d.decided_at', '>=', decidedSince);
   }

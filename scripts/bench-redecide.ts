@@ -3,7 +3,8 @@
 // changed), after one that touches 1% of them (a more specific rule for 20 of the 2,000
 // organisations changed), and at a restart under an unchanged policy. Each is repeated `--reps`
 // times (a new policy version each time); medians with min–max are printed as a Markdown table,
-// every run as a JSON line on stderr.
+// every run as a JSON line on stderr. After each pass, what an API replica does to switch to the
+// version is timed apart: loading its decisions (LedgerFeed.load into a fresh table).
 //
 //   node scripts/bench-redecide.ts [--database postgres://…/signet_redecide_bench]
 //        [--signatures 900000] [--repositories 100000] [--identities 10000] [--reps 3] [--reseed]
@@ -20,6 +21,8 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { stringify } from 'yaml';
+import { LedgerFeed } from '../services/api/decisions/feed.ts';
+import { DecisionStore } from '../services/api/decisions/store.ts';
 import { createDb } from '../services/common/db/client.ts';
 import { ensureDatabase, migrateToLatest } from '../services/common/db/migrate.ts';
 import { ledgerStream } from '../services/common/events.ts';
@@ -76,7 +79,7 @@ try {
 
   let text = policyText(0, 0);
   const decider = createDecider({ db, redis, stream, policy: parsePolicy(text), policySource: text, log });
-  const runs: { what: string; result: RedecideResult }[] = [];
+  const runs: { what: string; result: RedecideResult; loadMs: number }[] = [];
   const pass = async (what: string, next: string | null, fresh = false) => {
     if (next !== null) {
       text = next;
@@ -84,8 +87,13 @@ try {
     }
     const d = fresh ? createDecider({ db, redis, stream, policy: parsePolicy(text), policySource: text, log }) : decider;
     const result = await d.redecide();
-    runs.push({ what, result });
-    process.stderr.write(`${JSON.stringify({ what, ...result })}\n`);
+    // What an API replica then does to switch: load the new version's decisions aside (untimed by the pass).
+    const store = new DecisionStore();
+    const loadStarted = performance.now();
+    await new LedgerFeed(db, store, () => result.policyVersion, log).load(store, result.policyVersion);
+    const loadMs = Math.round(performance.now() - loadStarted);
+    runs.push({ what, result, loadMs });
+    process.stderr.write(`${JSON.stringify({ what, ...result, loadMs, entries: store.size })}\n`);
     if (!values['keep-versions']) {
       // Untimed: only the version just decided stays, so that every pass meets a table of one
       // version (the next one's base), as a deployment that pruned old versions would.
@@ -107,17 +115,19 @@ try {
   };
   const seconds = (ms: number) => (ms / 1000).toFixed(1);
   const rows = [...new Set(runs.map((r) => r.what))].map((what) => {
-    const of = runs.filter((r) => r.what === what).map((r) => r.result);
+    const these = runs.filter((r) => r.what === what);
+    const of = these.map((r) => r.result);
     const t = stats(of.map((r) => r.ms));
+    const l = stats(these.map((r) => r.loadMs));
     const n = (k: 'decided' | 'carried' | 'current') => stats(of.map((r) => r[k])).median.toLocaleString('en');
-    return `| ${what} | ${of[0]!.kind} | ${of.length} | ${seconds(t.median)} [${seconds(t.min)}–${seconds(t.max)}] | ${n('decided')} | ${n('carried')} | ${n('current')} |`;
+    return `| ${what} | ${of[0]!.kind} | ${of.length} | ${seconds(t.median)} [${seconds(t.min)}–${seconds(t.max)}] | ${n('decided')} | ${n('carried')} | ${n('current')} | ${seconds(l.median)} [${seconds(l.min)}–${seconds(l.max)}] |`;
   });
   console.log(
     [
       `${counts.images!.toLocaleString('en')} images, ${counts.signatures!.toLocaleString('en')} signatures, ${counts.attestations!.toLocaleString('en')} attestations; medians [min–max]:`,
       '',
-      '| pass | kind | runs | seconds | decided | carried over | already decided |',
-      '|---|---|---|---|---|---|---|',
+      '| pass | kind | runs | worker pass, s | decided | carried over | already decided | replica load, s |',
+      '|---|---|---|---|---|---|---|---|',
       ...rows,
     ].join('\n'),
   );

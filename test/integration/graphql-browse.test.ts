@@ -37,10 +37,19 @@ async function codes(query: string, variables: Record<string, unknown> = {}) {
   return (await gql(query, variables)).errors?.map((e) => [e.extensions?.code, e.message]);
 }
 
+/**
+ * Waits for the image to be in the ledger: images are listed newest first, and jobs run
+ * concurrently, so the next push waits until this one is recorded.
+ */
+async function recorded(image: PushedImage): Promise<PushedImage> {
+  await eventually(async () => ((await stack.db.db.selectFrom('manifests').select('id').where('digest', '=', image.digest).executeTakeFirst()) !== undefined ? true : undefined), `${image.digest} recorded`);
+  return image;
+}
+
 async function signed(repo: string, tag: string, who: KeylessIdentity): Promise<PushedImage> {
   const image = await pushRandomImage(stack.registry.url, repo, tag);
   await pushCosignSignatures(stack.registry.url, repo, image.digest, [await stack.sigstore.signKeyless(simpleSigningPayload(`${host}/${repo}`, image.digest), who)]);
-  return image;
+  return recorded(image);
 }
 
 const digests = (conn: { nodes: { digest: string }[] }) => conn.nodes.map((n) => n.digest);
@@ -56,7 +65,7 @@ beforeAll(async () => {
     await stack.sigstore.attestKeyless(inTotoStatement(img.v1.digest, SLSA_V1, { buildDefinition: { buildType: 'https://example.com/build' }, runDetails: { builder: { id: 'https://example.com/builder' } } }), ALICE),
   ]);
   img.v2 = await signed('app/web', 'v2', ALICE);
-  img.api = await pushRandomImage(stack.registry.url, 'app/api', '1');
+  img.api = await recorded(await pushRandomImage(stack.registry.url, 'app/api', '1'));
   img.base = await signed('lib/base', '1', BOB);
   await eventually(async () => {
     const d = await data(`query($r: String!) { image(ref: $r) { attestations { status } } }`, { r: `${host}/app/web@${img.v1.digest}` });

@@ -1,6 +1,7 @@
 import type { RedisClient } from '../../common/redis.ts';
 import type { Kysely } from 'kysely';
 import * as decisions from '../../common/db/queries/decisions.ts';
+import * as redecision from '../../common/db/queries/redecision.ts';
 import * as tags from '../../common/db/queries/tags.ts';
 import * as wal from '../../common/db/queries/wal.ts';
 import { compareLsn } from '../../common/db/queries/wal.ts';
@@ -11,7 +12,8 @@ import { type FeedStream, type FollowerStats, StreamFollower } from '../../commo
 import type { DecisionStore } from './store.ts';
 import { isUnreachable, type OutageLog } from '../../common/outage.ts';
 
-const WARM_PAGE = 5_000;
+/** Image ids per query of a load. */
+const WARM_RANGE = 5_000n;
 
 /**
  * Keeps a decision store in step with the ledger: loaded from Postgres at start (and on a new
@@ -115,19 +117,15 @@ export class LedgerFeed {
     this.#see(await wal.currentLsn(this.#db));
     // A bounded table loads the most recently decided images only (what it would keep anyway).
     const since = await decisions.recentCutoff(this.#db, policyVersion, store.maxEntries);
-    let after = '0';
-    for (;;) {
-      const page = await decisions.list(this.#db, policyVersion, after, WARM_PAGE, since);
-      for (const d of page.decisions) {
+    // A range of image ids at a time, to the highest (see decisions.listRange).
+    const end = BigInt(await redecision.maxImageId(this.#db));
+    for (let lo = 0n; lo < end; lo += WARM_RANGE) {
+      for (const d of await decisions.listRange(this.#db, policyVersion, String(lo), String(lo + WARM_RANGE), since)) {
         const held = store.peek(d.registry, d.repository, d.digest);
         if (held === undefined || held.verifiedAt <= d.verifiedAt.getTime()) {
           store.set(d.registry, d.repository, d.digest, store.entry(d, d.verifiedAt));
         }
       }
-      if (page.last === null) {
-        break;
-      }
-      after = page.last;
     }
     return since;
   }

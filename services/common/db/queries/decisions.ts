@@ -119,11 +119,12 @@ export async function upsert(db: Kysely<DB>, rows: readonly { readonly input: De
 }
 
 /**
- * `byId`: the rows are read in manifest-id order (a load): the version is then compared as an
- * expression no `policy_version` index serves, so the primary key drives the scan. Otherwise, when
- * statistics say the version is rare (just after a worker wrote it, when replicas switch to it),
- * the planner reads every row of the version through such an index and sorts them, on every page:
- * a quadratic load (see redecision.ts).
+ * `byId`: the rows are read by a range of manifest ids (a load): the version is then compared as
+ * an expression no `policy_version` index serves, so the range drives the scan, whatever the
+ * statistics say (see redecision.ts). Paged by `manifest_id > after … LIMIT` instead, the planner
+ * read every row of the version through such an index and sorted them, on every page, when the
+ * version was rare in its statistics (just after a worker wrote it: when replicas switch to it),
+ * or, with the version as an expression, every row after the page: loads were quadratic.
  */
 function selectStored(db: Kysely<DB>, policyVersion: string, byId = false) {
   return db
@@ -161,20 +162,17 @@ function attestationColumns(attestations: readonly AttestationCheck[] | null, ex
   return attestations === null ? {} : { attestations, expiresAt: expiresAt?.toISOString() ?? null };
 }
 
-/** Every decision under `policyVersion`, in pages (warm-loading the in-memory table). */
-export async function list(
-  db: Kysely<DB>,
-  policyVersion: string,
-  afterManifestId: string,
-  limit: number,
-  decidedSince: Date | null = null,
-): Promise<{ decisions: StoredDecision[]; last: string | null }> {
-  let query = selectStored(db, policyVersion, true).where('d.manifest_id', '>', afterManifestId);
+/**
+ * The decisions under `policyVersion` of the images with an id in (lo, hi], in id order
+ * (warm-loading the in-memory table a range at a time), those decided since `decidedSince` only
+ * when it is given.
+ */
+export async function listRange(db: Kysely<DB>, policyVersion: string, lo: string, hi: string, decidedSince: Date | null = null): Promise<StoredDecision[]> {
+  let query = selectStored(db, policyVersion, true).where('d.manifest_id', '>', lo).where('d.manifest_id', '<=', hi);
   if (decidedSince !== null) {
     query = query.where('d.decided_at', '>=', decidedSince);
   }
-  const rows = await query.orderBy('d.manifest_id').limit(limit).execute();
-  return { decisions: rows.map(toStored), last: rows.at(-1)?.manifest_id ?? null };
+  return (await query.orderBy('d.manifest_id').execute()).map(toStored);
 }
 
 export async function find(db: Kysely<DB>, policyVersion: string, registry: string, repository: string, digest: Digest): Promise<StoredDecision | null> {

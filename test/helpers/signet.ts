@@ -77,3 +77,10 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, what: s
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
 }
+
+/** How many index-manifest jobs of Signet's worker ended with `result`, from its `/metrics`. */
+export async function indexJobsEnded(signet: TestSignet, result: string): Promise<number> {
+  const series = `signet_job_duration_seconds_count{job="index-manifest",result="${result}"} `;
+  const line = (await (await fetch(`${signet.url}/metrics`)).text()).split('\n').find((l) => l.startsWith(series));
+  return line === undefined ? 0 : Number(line.slice(series.length));
+}

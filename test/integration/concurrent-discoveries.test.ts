@@ -7,7 +7,7 @@ import { pushCosignSignatures } from '../helpers/cosign-push.ts';
 import { answered, ask } from '../helpers/decisions.ts';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 import { pushRandomImage } from '../helpers/oci-push.ts';
-import { eventually } from '../helpers/signet.ts';
+import { eventually, indexJobsEnded } from '../helpers/signet.ts';
 import { policyAllowing, startTestStack, type TestStack } from '../helpers/stack.ts';
 import { simpleSigningPayload } from '../signer/signer.ts';
 
@@ -32,12 +32,6 @@ afterAll(async () => {
   await proxy?.close();
 });
 
-/** Index jobs that ended having indexed. */
-async function indexed(): Promise<number> {
-  const text = await (await fetch(`${stack.signet.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('signet_job_duration_seconds_count{job="index-manifest",result="indexed"} '));
-  return line === undefined ? 0 : Number(line.split(' ')[1]);
-}
 
 describe('concurrent discoveries of one image', () => {
   it("a push job that read the signatures before the signature was pushed does not withdraw what the signature's later job found", async () => {
@@ -56,14 +50,14 @@ describe('concurrent discoveries of one image', () => {
       return gate;
     });
     try {
-      const before = await indexed();
+      const before = await indexJobsEnded(stack.signet, 'indexed');
       const image = await pushRandomImage(stack.registry.url, 'team/app', 'v1');
       await read;
       await pushCosignSignatures(stack.registry.url, 'team/app', image.digest, [await stack.sigstore.signKeyless(simpleSigningPayload(`${stack.host}/team/app`, image.digest), ALICE)]);
       const ref = `${stack.host}/team/app@${image.digest}`;
       await answered(stack.signet, ref, { allowed: true });
       release();
-      await eventually(async () => ((await indexed()) >= before + 2 ? true : undefined), 'the push job to record');
+      await eventually(async () => ((await indexJobsEnded(stack.signet, 'indexed')) >= before + 2 ? true : undefined), 'the push job to record');
       const rows = await stack.db.db
         .selectFrom('signatures as s')
         .innerJoin('manifests as m', 'm.id', 's.manifest_id')

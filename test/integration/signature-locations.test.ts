@@ -10,7 +10,7 @@ import { pushCosignSignatures } from '../helpers/cosign-push.ts';
 import { answered, ask } from '../helpers/decisions.ts';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 import { pushRandomImage } from '../helpers/oci-push.ts';
-import { eventually } from '../helpers/signet.ts';
+import { eventually, indexJobsEnded } from '../helpers/signet.ts';
 import { policyAllowing, startTestStack, type TestStack } from '../helpers/stack.ts';
 import { simpleSigningPayload } from '../signer/signer.ts';
 
@@ -49,12 +49,6 @@ afterAll(async () => {
   await proxy?.close();
 });
 
-/** How many index jobs ended by forwarding a signature to the images it is about. */
-async function forwarded(): Promise<number> {
-  const text = await (await fetch(`${stack.signet.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('signet_job_duration_seconds_count{job="index-manifest",result="forwarded"} '));
-  return line === undefined ? 0 : Number(line.split(' ')[1]);
-}
 
 describe('signatures kept in another repository (COSIGN_REPOSITORY)', () => {
   it('a signature pushed to the signatures repository after the image allows it (the push is forwarded to the image)', async () => {
@@ -101,9 +95,9 @@ describe('a signature pushed to the signatures repository while its image is bei
     try {
       const image = await pushRandomImage(stack.registry.url, 'team/raced', 'v1');
       await read;
-      const before = await forwarded();
+      const before = await indexJobsEnded(stack.signet, 'forwarded');
       await sign('signatures/store', 'team/raced', image.digest);
-      await eventually(async () => ((await forwarded()) > before ? true : undefined), "the signature's job to forward");
+      await eventually(async () => ((await indexJobsEnded(stack.signet, 'forwarded')) > before ? true : undefined), "the signature's job to forward");
       expect(await stack.db.db.selectFrom('signature_arrivals').select('digest').where('digest', '=', image.digest).execute()).toHaveLength(1);
       open = true;
       release();

@@ -110,6 +110,11 @@ export class DecisionTable implements ImageDecisions {
     return this.#store.size;
   }
 
+  /** Tags held in memory. */
+  get tagCount(): number {
+    return this.#store.tagCount;
+  }
+
   /** Whether this replica may be behind the ledger (its feed is down): answers carry `stale`. */
   get stale(): boolean {
     return this.#feed.stale();

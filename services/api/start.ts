@@ -72,6 +72,7 @@ function observeTable(platform: Platform, table: DecisionTable): void {
     },
   );
   platform.metrics.gauge('signet_decision_table_entries', "Images in this replica's in-memory decision table.", [], (g) => g.set(table.size));
+  platform.metrics.gauge('signet_decision_table_tags', "Tags in this replica's in-memory decision table (a tag not held is looked up in Postgres).", [], (g) => g.set(table.tagCount));
   platform.metrics.gauge('signet_decision_table_stale', '1 while this replica may be behind the ledger (its decision feed is down), else 0.', [], (g) => g.set(table.stale ? 1 : 0));
   platform.metrics.gauge('signet_decision_table_oldest_entry_age_seconds', 'Age of the oldest verification behind an entry of the decision table.', [], (g) => {
     const oldest = table.oldestVerifiedAt();

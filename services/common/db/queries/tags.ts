@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Digest } from '../../domain/digest.ts';
 import type { DB } from '../schema.generated.ts';
 import { page, withRegistry, type Page } from './fragments.ts';
@@ -87,9 +87,39 @@ export async function find(db: Kysely<DB>, registry: string, repository: string,
   return row?.digest ?? null;
 }
 
-/** Every current tag (warm-loading the in-memory table). */
-export function listAll(db: Kysely<DB>): Promise<{ registry: string; repository: string; tag: string; digest: Digest }[]> {
-  return selectTags(db).select(['g.host as registry', 'r.name as repository', 't.name as tag', 't.digest']).execute();
+/** When the `n`th most recently updated tag was updated (where a bounded load starts), or null when there are fewer. */
+export async function recentCutoff(db: Kysely<DB>, n: number): Promise<Date | null> {
+  const row = await db.selectFrom('tags').select('updated_at').orderBy('updated_at', 'desc').offset(n - 1).limit(1).executeTakeFirst();
+  return row?.updated_at ?? null;
+}
+
+/** Where a page of {@link listRecentPage} ended: the last tag's update time (as Postgres's text, microseconds kept), repository and name. */
+export interface TagPosition {
+  readonly updatedAt: string;
+  readonly repositoryId: string;
+  readonly name: string;
+}
+
+/**
+ * Current tags updated since `since` (every tag when null), least recently updated first, a page
+ * after `after` at a time (warm-loading the in-memory table: read through the updated_at index,
+ * never the whole table in one result).
+ */
+export async function listRecentPage(
+  db: Kysely<DB>,
+  since: Date | null,
+  after: TagPosition | null,
+  limit: number,
+): Promise<{ registry: string; repository: string; tag: string; digest: Digest; position: TagPosition }[]> {
+  let query = selectTags(db).select(['g.host as registry', 'r.name as repository', 't.name as tag', 't.digest', sql<string>`t.updated_at::text`.as('updated_at'), 't.repository_id']);
+  if (since !== null) {
+    query = query.where('t.updated_at', '>=', since);
+  }
+  if (after !== null) {
+    query = query.where(sql<boolean>`(t.updated_at, t.repository_id, t.name) > (${after.updatedAt}::timestamptz, ${after.repositoryId}::bigint, ${after.name})`);
+  }
+  const rows = await query.orderBy('t.updated_at').orderBy('t.repository_id').orderBy('t.name').limit(limit).execute();
+  return rows.map(({ updated_at, repository_id, ...row }) => ({ ...row, position: { updatedAt: updated_at, repositoryId: repository_id, name: row.tag } }));
 }
 
 export function byRepositoryId(db: Kysely<DB>, repositoryId: string): Promise<Tag[]> {

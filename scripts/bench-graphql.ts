@@ -13,11 +13,11 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { sql } from 'kysely';
 import { startSignet } from '../services/app.ts';
 import { loadConfig } from '../services/common/config.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { runLoad, type Load } from './lib/bench.ts';
+import { checkGraphql, graphqlBodies } from './lib/graphql-queries.ts';
 
 const { values } = parseArgs({
   options: {
@@ -58,34 +58,14 @@ const config = loadConfig({
 const signet = await startSignet(config, createLogger(config));
 const db = signet.db;
 
-const SAMPLE = 2_000;
-const images = await sql<{ ref: string }>`
-  SELECT g.host || '/' || r.name || '@' || m.digest AS ref
-  FROM manifests m TABLESAMPLE SYSTEM (5) JOIN repositories r ON r.id = m.repository_id JOIN registries g ON g.id = r.registry_id
-  LIMIT ${SAMPLE}`.execute(db);
-const identities = await sql<{ subject: string; issuer: string | null }>`
-  SELECT subject, issuer FROM identities ORDER BY random() LIMIT ${SAMPLE}`.execute(db);
-
-const imageQuery = `query($ref: String!) { image(ref: $ref) { digest owners { subject issuer } signatures { status rekorLogIndex identity { subject } } } }`;
-const identityQuery = `query($s: String!, $i: String) { identity(subject: $s, issuer: $i) { subject images(first: 50) { totalCount edges { cursor node { digest reference } } } } }`;
-const bodies = {
-  image: images.rows.map((r) => JSON.stringify({ query: imageQuery, variables: { ref: r.ref } })),
-  identity: identities.rows.map((r) => JSON.stringify({ query: identityQuery, variables: { s: r.subject, i: r.issuer } })),
-};
+const bodies = await graphqlBodies(db);
 
 /** At a rate: the open-loop generator with sub-millisecond timing; without: autocannon at saturation. */
 function load(path: string, list: string[] | null, connections: number, rate?: number): Promise<Load> {
   return runLoad({ url: `${signet.url}${path}`, bodies: list, connections, seconds, warmup, ...(rate === undefined ? {} : { rate, precise: true }) });
 }
 
-// One request of each first, to be sure they answer what they should.
-for (const [name, list] of [['image', bodies.image], ['identity', bodies.identity]] as const) {
-  const res = await fetch(`${signet.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: list[0] });
-  const body = (await res.json()) as { data?: Record<string, unknown>; errors?: unknown };
-  if (res.status !== 200 || body.errors !== undefined || body.data?.[name] === null) {
-    throw new Error(`${name} query did not answer: ${JSON.stringify(body).slice(0, 300)}`);
-  }
-}
+await checkGraphql(signet.url, bodies);
 
 const connections = Number(values.connections);
 const rate = Number(values.rate);
@@ -102,7 +82,7 @@ function summary(loads: readonly Load[]): Load & { spread: { p99: [number, numbe
   return { rps: pick('rps'), p50: pick('p50'), p90: pick('p90'), p99: pick('p99'), max: pick('max'), errors: pick('errors'), non2xx: pick('non2xx'), spread: { p99: range('p99'), rps: range('rps') } };
 }
 
-const QUERIES = { 'image(ref){owners signatures}': bodies.image, 'identity{images(first:50)}': bodies.identity } as const;
+const QUERIES = bodies;
 type Rep = { healthz: { atRate: Load; saturated: Load }; graphql: Record<string, { atRate: Load; saturated: Load }> };
 const reps: Rep[] = [];
 for (let i = 0; i < repeat; i++) {

@@ -13,23 +13,12 @@
 //
 // Prints JSON. A measurement, not a test: numbers depend on the machine.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import type { Digest } from '../services/common/domain/digest.ts';
-import setupTemplate from '../test/global-setup.ts';
-import { pushCosignSignatures } from '../test/helpers/cosign-push.ts';
-import { createTestDb } from '../test/helpers/db.ts';
-import { freePort } from '../test/helpers/net.ts';
-import { pushRandomImage } from '../test/helpers/oci-push.ts';
-import { startRegistry } from '../test/helpers/registry.ts';
-import { eventually, startTestSignet, TEST_WEBHOOK_TOKEN } from '../test/helpers/signet.ts';
-import type { CosignLayer } from '../services/core/verification/cosign-layer.ts';
-import { createTestSigstore, generateTestKey, keylessAndKeyPolicy, simpleSigningPayload } from '../test/signer/signer.ts';
-import { percentile } from './lib/bench.ts';
+import { eventually, startTestSignet } from '../test/helpers/signet.ts';
+import { createIngestRig, latencySummary as summary, type Prepared } from './lib/ingest-rig.ts';
 
 const { values } = parseArgs({
   options: {
@@ -43,28 +32,9 @@ const count = Number(values.images);
 const rate = Number(values.rate);
 const saturateCount = Number(values.saturate);
 const concurrency = Number(values.concurrency);
-const SIGNER = { email: 'bench@example.com', issuer: 'https://accounts.example.com' };
 
-await setupTemplate();
-const db = await createTestDb();
-const sigstore = await createTestSigstore();
-const key = generateTestKey();
-const tmp = await mkdtemp(join(tmpdir(), 'signet-bench-'));
-await writeFile(join(tmp, 'trusted_root.json'), JSON.stringify(sigstore.trustedRoot));
-const port = await freePort();
-const host = `127.0.0.1:${port}`;
-await writeFile(
-  join(tmp, 'policy.yaml'),
-  keylessAndKeyPolicy(host, SIGNER, key),
-);
-const env = {
-  DATABASE_URL: db.url,
-  SIGNET_TRUSTED_ROOT: join(tmp, 'trusted_root.json'),
-    SIGNET_TUF_REFRESH: '0',
-  SIGNET_POLICY: join(tmp, 'policy.yaml'),
-  SIGNET_INSECURE_REGISTRIES: host,
-  LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
-};
+const rig = await createIngestRig();
+const env = { ...rig.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn' };
 // As deployed: ingest and api in one process (here, in-process), the worker in its own — its
 // synchronous signature verification would otherwise delay webhook answers, and the registry
 // sends notifications one at a time.
@@ -74,7 +44,7 @@ const worker = spawn(process.execPath, [fileURLToPath(new URL('../services/main.
   stdio: ['ignore', 'ignore', 'inherit'],
 });
 let workerRss = 0;
-const registry = await startRegistry({ port, notifications: { url: `${signet.url}/webhooks/distribution`, token: TEST_WEBHOOK_TOKEN } });
+await rig.startRegistry(`${signet.url}/webhooks/distribution`);
 
 let rssMax = 0;
 const ps = promisify(execFile);
@@ -86,26 +56,10 @@ const rssSampler = setInterval(() => {
   );
 }, 200);
 
-interface Prepared {
-  readonly repo: string;
-  readonly digest: Digest;
-  readonly layer: CosignLayer;
-}
-
-/** Pushes image `i` (every other one for keyless signing) and signs it, without pushing the signature. */
-async function prepare(i: number): Promise<Prepared> {
-  const keyless = i % 2 === 0;
-  const repo = `${keyless ? 'keyless' : 'keyed'}/app${i % 10}`;
-  const image = await pushRandomImage(registry.url, repo, null);
-  const payload = simpleSigningPayload(`${registry.host}/${repo}`, image.digest);
-  const layer = keyless ? await sigstore.signKeyless(payload, SIGNER) : await sigstore.signWithKey(payload, key, { tlog: true });
-  return { repo, digest: image.digest, layer };
-}
-
 async function prepareAll(from: number, n: number): Promise<Prepared[]> {
   const out: Prepared[] = [];
   for (let i = from; i < from + n; i++) {
-    out.push(await prepare(i));
+    out.push(await rig.prepare(i));
   }
   // Let Signet index the unsigned images before the clock runs.
   await eventually(async () => {
@@ -115,46 +69,15 @@ async function prepareAll(from: number, n: number): Promise<Prepared[]> {
   return out;
 }
 
-/** Pushes a prepared signature; resolves to the push's ack time. */
-async function pushSignature(p: Prepared): Promise<{ digest: Digest; ackAt: number; ackWall: number }> {
-  await pushCosignSignatures(registry.url, p.repo, p.digest, [p.layer]);
-  return { digest: p.digest, ackAt: performance.now(), ackWall: Date.now() };
-}
-
+const pushSignature = (p: Prepared) => rig.pushSignature(p);
 /** Waits until every digest in `pending` is allowed; returns latency (ms) per digest. */
-async function observe(pending: Map<Digest, number>, untilDone: () => boolean, timeoutMs = 120_000): Promise<Map<Digest, number>> {
-  const seen = new Map<Digest, number>();
-  const deadline = Date.now() + timeoutMs;
-  while ((!untilDone() || pending.size > 0) && Date.now() < deadline) {
-    if (pending.size > 0) {
-      const rows = await db.db
-        .selectFrom('decisions as d')
-        .innerJoin('manifests as m', 'm.id', 'd.manifest_id')
-        .select('m.digest')
-        .where('m.digest', 'in', [...pending.keys()])
-        .where('d.allowed', '=', true)
-        .execute();
-      const now = performance.now();
-      for (const { digest: d } of rows) {
-        const ack = pending.get(d);
-        if (ack !== undefined) {
-          seen.set(d, now - ack);
-          pending.delete(d);
-        }
-      }
-    }
-    await sleep(2);
-  }
+async function observe(pending: Map<Digest, number>, untilDone: () => boolean): Promise<Map<Digest, number>> {
+  const seen = await rig.observe(pending, untilDone);
   if (pending.size > 0) {
-    console.error(`${pending.size} image(s) never became allowed within ${timeoutMs / 1000} s; job counts ${JSON.stringify(await signet.queue!.getJobCounts())}`);
+    console.error(`job counts ${JSON.stringify(await signet.queue!.getJobCounts())}`);
   }
   return seen;
 }
-
-const summary = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return { p50: Number(percentile(s, 50).toFixed(1)), p90: Number(percentile(s, 90).toFixed(1)), p99: Number(percentile(s, 99).toFixed(1)), max: Number((s.at(-1) ?? NaN).toFixed(1)) };
-};
 
 // 1. At a fixed rate.
 const prepared = await prepareAll(0, count);
@@ -245,9 +168,7 @@ console.log(
   ),
 );
 
-await registry.stop();
 worker.kill('SIGTERM');
 await new Promise((r) => worker.once('exit', r));
 await signet.stop();
-await db.drop();
-await rm(tmp, { recursive: true, force: true });
+await rig.stop();

@@ -1,6 +1,6 @@
 /**
  * Extra Redis servers for the distributed-engine tests: a 3-master Redis Cluster, and a master with
- * a replica watched by Sentinel — Debian's `redis-server` (and `redis-cli --cluster create`), each
+ * a replica watched by Sentinel (and a lone server, for benchmarks) — Debian's `redis-server` (and `redis-cli --cluster create`), each
  * in a temporary directory on a free loopback port, removed at stop.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -54,6 +54,13 @@ async function stopAll(servers: readonly Server[], dir: string): Promise<void> {
     }),
   );
   await rm(dir, { recursive: true, force: true });
+}
+
+/** One plain redis-server, no persistence, on a free loopback port: for a run that wants Redis's counters to itself. */
+export async function startRedisServer(): Promise<{ readonly url: string; readonly pid: number; stop(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'signet-redis-'));
+  const server = await startServer(dir, 'redis', []);
+  return { url: `redis://127.0.0.1:${server.port}`, pid: server.process.pid!, stop: () => stopAll([server], dir) };
 }
 
 export interface RedisCluster {

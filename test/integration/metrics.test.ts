@@ -14,7 +14,7 @@ import { pushCosignSignatures } from '../helpers/cosign-push.ts';
 import type { TestDb } from '../helpers/db.ts';
 import { pushRandomImage } from '../helpers/oci-push.ts';
 import type { RunningRegistry } from '../helpers/registry.ts';
-import { eventually, type TestSignet } from '../helpers/signet.ts';
+import { eventually, indexJobsEnded, type TestSignet } from '../helpers/signet.ts';
 import { policyAllowing, startTestStack, type TestStack } from '../helpers/stack.ts';
 import { simpleSigningPayload, type TestSigstore } from '../signer/signer.ts';
 
@@ -71,6 +71,9 @@ describe('/metrics', () => {
       return res.json<{ allowed: boolean }>().allowed ? true : undefined;
     }, 'the image is allowed');
     await fetch(`${signet.url}/v1/decisions?image=${encodeURIComponent(ref)}`);
+    // The decision is published inside the job, which is timed once it returns: under load the
+    // scrape could come between the two.
+    await eventually(async () => ((await indexJobsEnded(signet, 'indexed')) >= 1 ? true : undefined), 'an index job ended');
 
     const m = await scrape();
     expect(m.value('signet_webhook_deliveries_total{source="distribution",status="202"}')).toBeGreaterThanOrEqual(2);

@@ -4,6 +4,11 @@
 // bearer token, parses the JSON and answers 202 with the bytes Signet answered (captured once).
 // The deliveries are distribution push notifications (one manifest pushed by tag, each a different
 // digest), what a registry sends on every `docker push`.
+// A second yardstick, the durable one, does the same and also the two writes Signet's 202 stands
+// for, plainly, one after the other for each delivery: one BullMQ job added (Redis) and one row
+// inserted and committed in Postgres, in a table made LIKE webhook_deliveries (same columns,
+// indexes and constraints) with the same statement shape. Signet ÷ durable yardstick is Signet's
+// own overhead over the writes; Signet ÷ bare yardstick includes the writes themselves.
 //
 // Two loads, each from its own load process on loopback: serial (one connection, one request at a
 // time — distribution sends its notifications so) and concurrent (`--connections`, closed loop).
@@ -27,12 +32,17 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { INDEX_QUEUE } from '../services/common/jobs/index-manifest.ts';
+import { sql } from 'kysely';
+import pg from 'pg';
+import { INDEX_QUEUE, IndexManifestJob } from '../services/common/jobs/index-manifest.ts';
 import setupTemplate from '../test/global-setup.ts';
 import { createTestDb } from '../test/helpers/db.ts';
 import { freePort } from '../test/helpers/net.ts';
 import { deleteQueueKeys, TEST_REDIS_URL, TEST_WEBHOOK_TOKEN } from '../test/helpers/signet.ts';
 import { runLoad, spread, type Load } from './lib/bench.ts';
+
+/** The durable yardstick's table, made LIKE webhook_deliveries in the benchmark's database. */
+const YARDSTICK_TABLE = 'bench_intake_yardstick';
 
 const { values } = parseArgs({
   options: {
@@ -42,15 +52,20 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     // Which loads to run (a profile of one alone): serial, concurrent or both.
     loads: { type: 'string', default: 'serial,concurrent' },
-    // Internal: run as the yardstick on this port, answering this 202 body.
+    // Internal: run as the yardstick on this port, answering this 202 body; with --durable, also
+    // writing each delivery to this database's table and this Redis's queue (prefix).
     yardstick: { type: 'string' },
     answer: { type: 'string' },
+    durable: { type: 'string' },
+    redis: { type: 'string' },
+    prefix: { type: 'string' },
   },
 });
 
 if (values.yardstick !== undefined) {
   const answer = Buffer.from(values.answer ?? '{}');
   const expected = `Bearer ${TEST_WEBHOOK_TOKEN}`;
+  const write = values.durable === undefined ? null : durableWrites(values.durable, values.redis!, values.prefix!);
   let answered = 0;
   createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/count') {
@@ -64,17 +79,48 @@ if (values.yardstick !== undefined) {
         res.writeHead(401).end();
         return;
       }
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { events?: unknown[] };
+      const text = Buffer.concat(chunks).toString('utf8');
+      const body = JSON.parse(text) as { events?: { target?: { digest?: string; repository?: string } }[] };
       if (!Array.isArray(body.events)) {
         res.writeHead(400).end();
         return;
       }
-      answered += 1;
-      res.writeHead(202, { 'content-type': 'application/json; charset=utf-8', 'content-length': answer.length }).end(answer);
+      const respond = () => {
+        answered += 1;
+        res.writeHead(202, { 'content-type': 'application/json; charset=utf-8', 'content-length': answer.length }).end(answer);
+      };
+      if (write === null || body.events.length === 0) {
+        respond();
+        return;
+      }
+      write(text, body.events[0]?.target ?? {}).then(respond, (err: unknown) => res.writeHead(503).end(String(err)));
     });
   }).listen(Number(values.yardstick), '127.0.0.1', () => process.stdout.write('listening\n'));
 } else {
   await main();
+}
+
+/**
+ * The durable yardstick's writes for one delivery, plainly and one after the other: a BullMQ job
+ * (what the worker would index) and a row committed in Postgres (the same statement shape as the
+ * delivery record, in a table LIKE webhook_deliveries); no validation, no grouping.
+ */
+function durableWrites(database: string, redisUrl: string, prefix: string) {
+  const pool = new pg.Pool({ connectionString: database, max: 16 });
+  const queue = new Queue(INDEX_QUEUE, { connection: new Redis(redisUrl, { maxRetriesPerRequest: null }), prefix });
+  return async (payload: string, target: { digest?: string; repository?: string }): Promise<void> => {
+    const sha = createHash('sha256').update(payload).digest('hex');
+    const data = { registry: 'registry.bench', repository: target.repository, digest: target.digest, trigger: { kind: 'push' } };
+    const job = await queue.add(IndexManifestJob.name, data, { ...IndexManifestJob.options, jobId: `push-${sha}` });
+    await pool.query(
+      `INSERT INTO ${YARDSTICK_TABLE} (source, status_code, result, event_count, job_ids, payload, payload_sha256)
+       VALUES ('distribution', 202, 'queued 1', 1, $1, $2, $3)
+       ON CONFLICT (source, payload_sha256) DO UPDATE SET received_count = ${YARDSTICK_TABLE}.received_count + 1,
+         last_received_at = greatest(${YARDSTICK_TABLE}.last_received_at, excluded.last_received_at)
+       RETURNING id`,
+      [[job.id], payload, sha],
+    );
+  };
 }
 
 async function main(): Promise<void> {
@@ -169,6 +215,15 @@ async function main(): Promise<void> {
   const barePort = await freePort();
   const bareUrl = `http://127.0.0.1:${barePort}`;
   const bare = await listen([self, '--yardstick', String(barePort), '--answer', answer], {}, async (u) => (await fetch(u, { method: 'POST', headers, body: '{"events":[]}' })).status === 202, bareUrl);
+  await sql`CREATE TABLE ${sql.table(YARDSTICK_TABLE)} (LIKE webhook_deliveries INCLUDING ALL)`.execute(db.db);
+  const durablePort = await freePort();
+  const durableUrl = `http://127.0.0.1:${durablePort}`;
+  const durable = await listen(
+    [self, '--yardstick', String(durablePort), '--answer', answer, '--durable', db.url, '--redis', TEST_REDIS_URL, '--prefix', `${prefix}-yardstick`],
+    {},
+    async (u) => (await fetch(u, { method: 'POST', headers, body: '{"events":[]}' })).status === 202,
+    durableUrl,
+  );
 
   type Measured = Load & { cpuUsPerDelivery: number };
   /** CPU seconds a child has used (user + system, from /proc: 10 ms ticks). */
@@ -178,8 +233,8 @@ async function main(): Promise<void> {
   };
   /** Deliveries a server has answered 202 so far. */
   const answeredBy = async (url: string) => {
-    if (url === bareUrl) {
-      return Number(await (await fetch(`${bareUrl}/count`)).text());
+    if (url === bareUrl || url === durableUrl) {
+      return Number(await (await fetch(`${url}/count`)).text());
     }
     const text = await (await fetch(`${url}/metrics`)).text();
     return Number(/^signet_webhook_deliveries_total\{[^}]*status="202"[^}]*\} (\d+)/m.exec(text)?.[1] ?? NaN);
@@ -191,7 +246,7 @@ async function main(): Promise<void> {
     if (!loads.has(n === 1 ? 'serial' : 'concurrent')) {
       return none;
     }
-    const child = url === bareUrl ? bare : signet;
+    const child = url === bareUrl ? bare : url === durableUrl ? durable : signet;
     const [cpu0, n0] = [await cpuOf(child), await answeredBy(url)];
     const figures = await runLoad({ url: `${url}/webhooks/distribution`, bodies, connections: n, seconds, headers });
     const [cpu1, n1] = [await cpuOf(child), await answeredBy(url)];
@@ -201,14 +256,20 @@ async function main(): Promise<void> {
   interface Run {
     signet: { serial: Measured; concurrent: Measured };
     bare: { serial: Measured; concurrent: Measured };
+    durable: { serial: Measured; concurrent: Measured };
   }
   const runs: Run[] = [];
   for (let rep = 0; rep < repetitions; rep++) {
     process.stderr.write(`[bench-intake] repetition ${rep + 1}/${repetitions}\n`);
-    const order = rep % 2 === 0 ? (['signet', 'bare'] as const) : (['bare', 'signet'] as const);
+    // Each repetition in another order, so a busier moment does not always weigh on the same one.
+    const orders = [
+      ['signet', 'bare', 'durable'],
+      ['durable', 'signet', 'bare'],
+      ['bare', 'durable', 'signet'],
+    ] as const;
     const run: Partial<Run> = {};
-    for (const who of order) {
-      const url = who === 'signet' ? signetUrl : bareUrl;
+    for (const who of orders[rep % orders.length]!) {
+      const url = who === 'signet' ? signetUrl : who === 'bare' ? bareUrl : durableUrl;
       run[who] = { serial: await load(url, 1), concurrent: await load(url, connections) };
     }
     runs.push(run as Run);
@@ -237,9 +298,10 @@ async function main(): Promise<void> {
     await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(null)));
   }
   await deleteQueueKeys(TEST_REDIS_URL, prefix);
+  await deleteQueueKeys(TEST_REDIS_URL, `${prefix}-yardstick`);
   await db.drop();
 
-  const side = (who: 'signet' | 'bare') => ({
+  const side = (who: 'signet' | 'bare' | 'durable') => ({
     serialRps: spread(runs.map((r) => r[who].serial.rps), 0),
     serialP50Ms: spread(runs.map((r) => r[who].serial.p50)),
     serialP99Ms: spread(runs.map((r) => r[who].serial.p99)),
@@ -257,9 +319,13 @@ async function main(): Promise<void> {
         requestBytes: Buffer.byteLength(bodies[0]!),
         signet: side('signet'),
         bare: side('bare'),
+        durable: side('durable'),
         // Signet ÷ yardstick within each repetition (goal ≥ 0.5).
         serialVsBare: spread(runs.map((r) => r.signet.serial.rps / r.bare.serial.rps)),
         concurrentVsBare: spread(runs.map((r) => r.signet.concurrent.rps / r.bare.concurrent.rps)),
+        // Signet ÷ the durable yardstick: Signet's own overhead over the two writes.
+        serialVsDurable: spread(runs.map((r) => r.signet.serial.rps / r.durable.serial.rps)),
+        concurrentVsDurable: spread(runs.map((r) => r.signet.concurrent.rps / r.durable.concurrent.rps)),
         errors: runs.reduce((n, r) => n + r.signet.serial.errors + r.signet.serial.non2xx + r.signet.concurrent.errors + r.signet.concurrent.non2xx, 0),
         durability: {
           answered202: accepted,

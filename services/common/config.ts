@@ -137,6 +137,7 @@ const Env = z.object({
   SIGNET_ADMISSION_RECORD: z.enum(['on', 'off']).default('on'),
   SIGNET_ADMISSION_RECORD_BUFFER: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
   SIGNET_ADMISSION_RETENTION: duration('30d').pipe(z.number().max(3650 * UNIT_MS.d, 'at most 3650d (0 keeps admission records forever)')),
+  SIGNET_POLICY_VERSION_RETENTION: duration('7d').pipe(z.number().max(3650 * UNIT_MS.d, 'at most 3650d (0 keeps every policy version\'s decisions forever)')),
   SIGNET_TUF_MIRROR: z.url({ protocol: /^https?$/ }).default('https://tuf-repo-cdn.sigstore.dev'),
   SIGNET_TUF_ROOT: z.string().min(1).optional(),
   SIGNET_TUF_CACHE: z.string().min(1).default(join(tmpdir(), 'signet-tuf')),
@@ -218,6 +219,11 @@ export interface Config {
    * `retentionMs` are pruned (0 keeps them forever).
    */
   readonly admissions: { readonly record: { readonly bufferSize: number } | null; readonly retentionMs: number };
+  /**
+   * How long the decisions of a policy version are kept once it is retired (another version was
+   * decided in full after it was last in use); 0 keeps them forever.
+   */
+  readonly policyVersions: { readonly retentionMs: number };
   readonly verification: {
     /** Trusted root files or directories of them, tried in order. */
     readonly trustedRootPaths: readonly string[];
@@ -476,6 +482,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       passEntries: e.SIGNET_CRAWL_MAX_PASS_ENTRIES,
     },
     deliveries: { retentionMs: e.SIGNET_DELIVERY_RETENTION },
+    policyVersions: { retentionMs: e.SIGNET_POLICY_VERSION_RETENTION },
     admissions: {
       record: e.SIGNET_ADMISSION_RECORD === 'off' ? null : { bufferSize: e.SIGNET_ADMISSION_RECORD_BUFFER },
       retentionMs: e.SIGNET_ADMISSION_RETENTION,

@@ -213,6 +213,8 @@ export function createDecider(opts: DeciderOptions): Decider {
     const started = performance.now();
     const full = passOpts.full === true;
     const claimed = await redecision.claimPolicy(db, target.version, source, DECIDED_BY);
+    // In use: the policy versions' retention leaves it alone (see redecision.pruneRange).
+    await redecision.markActive(db, target.version);
     recorded.add(target.version);
     // The version decided in full most recently before this one: what API replicas answer from
     // until this pass completes, and what untouched images' decisions are carried over from.
@@ -317,6 +319,7 @@ export function createDecider(opts: DeciderOptions): Decider {
       progress.position = lo + RANGE;
       if (performance.now() - lastLog >= PROGRESS_LOG_MS) {
         lastLog = performance.now();
+        await redecision.markActive(db, target.version);
         log.info({ policyVersion: target.version, kind, percent: Math.round(ratio(progress) * 1000) / 10, images: total, ...counts, ms: Math.round(lastLog - started) }, 're-deciding the ledger: progress');
       }
     }

@@ -1,5 +1,6 @@
 import type { Queue } from 'bullmq';
 import { PRUNE_ADMISSIONS_SCHEDULER_ID, PruneAdmissionsJob } from '../common/jobs/prune-admissions.ts';
+import { PRUNE_POLICY_VERSIONS_SCHEDULER_ID, PrunePolicyVersionsJob } from '../common/jobs/prune-policy-versions.ts';
 import { PRUNE_DELIVERIES_SCHEDULER_ID, PruneDeliveriesJob } from '../common/jobs/prune-deliveries.ts';
 import { RECONCILE_SCHEDULER_ID, ReconcileJob } from '../common/jobs/reconcile.ts';
 import type { Logger } from '../common/logger.ts';
@@ -71,4 +72,16 @@ export function scheduleDeliveryPrune(queue: Queue, opts: { retentionMs: number;
 /** The admission record's prune (SIGNET_ADMISSION_RETENTION). */
 export function scheduleAdmissionPrune(queue: Queue, opts: { retentionMs: number; log: Logger }): boolean {
   return scheduleRetention(queue, { ...opts, id: PRUNE_ADMISSIONS_SCHEDULER_ID, job: PruneAdmissionsJob, what: 'admission record', plural: 'admission records', setting: 'SIGNET_ADMISSION_RETENTION' });
+}
+
+/** The policy versions' prune (SIGNET_POLICY_VERSION_RETENTION). */
+export function schedulePolicyVersionPrune(queue: Queue, opts: { retentionMs: number; log: Logger }): boolean {
+  return scheduleRetention(queue, {
+    ...opts,
+    id: PRUNE_POLICY_VERSIONS_SCHEDULER_ID,
+    job: PrunePolicyVersionsJob,
+    what: 'retired policy versions\' decision',
+    plural: 'retired policy versions\' decisions',
+    setting: 'SIGNET_POLICY_VERSION_RETENTION',
+  });
 }

@@ -25,12 +25,13 @@ import { indexManifestJob } from './jobs/index-manifest.job.ts';
 import { learnImageJob } from './jobs/learn-image.job.ts';
 import { notifyOwnershipChangeJob } from './jobs/notify-ownership-change.job.ts';
 import { pruneAdmissionsJob } from './jobs/prune-admissions.job.ts';
+import { prunePolicyVersionsJob } from './jobs/prune-policy-versions.job.ts';
 import { pruneDeliveriesJob } from './jobs/prune-deliveries.job.ts';
 import { redecideExpiredJob } from './jobs/redecide-expired.job.ts';
 import { reconcileJob } from './jobs/reconcile.job.ts';
 import { resolveTagJob } from './jobs/resolve-tag.job.ts';
 import { startJobWorker, type JobImplementation } from './kit.ts';
-import { scheduleAdmissionPrune, scheduleDeliveryPrune, scheduleReconciliation } from './schedule.ts';
+import { scheduleAdmissionPrune, scheduleDeliveryPrune, schedulePolicyVersionPrune, scheduleReconciliation } from './schedule.ts';
 
 /** How long a failed re-decision pass waits before it is tried again. */
 const REDECIDE_RETRY_MS = 30_000;
@@ -134,8 +135,9 @@ function startReconciliation(
 }
 
 /**
- * The retentions of webhook deliveries (SIGNET_DELIVERY_RETENTION) and admission records
- * (SIGNET_ADMISSION_RETENTION): scheduled passes on the maintenance queue. Job schedulers rather
+ * The retentions of webhook deliveries (SIGNET_DELIVERY_RETENTION), admission records
+ * (SIGNET_ADMISSION_RETENTION) and retired policy versions' decisions
+ * (SIGNET_POLICY_VERSION_RETENTION): scheduled passes on the maintenance queue. Job schedulers rather
  * than a timer per process: one pass per interval whatever the number of worker replicas, with the
  * job kit's logs and metrics.
  */
@@ -146,12 +148,23 @@ function startMaintenance(platform: Platform): void {
   const queue = platform.queue(MAINTENANCE_QUEUE, connection, { label: 'maintenance' });
   const deliveries = config.deliveries.retentionMs;
   const records = config.admissions.retentionMs;
-  const scheduled = [scheduleDeliveryPrune(queue, { retentionMs: deliveries, log }), scheduleAdmissionPrune(queue, { retentionMs: records, log })];
+  const versions = config.policyVersions.retentionMs;
+  const scheduled = [
+    scheduleDeliveryPrune(queue, { retentionMs: deliveries, log }),
+    scheduleAdmissionPrune(queue, { retentionMs: records, log }),
+    schedulePolicyVersionPrune(queue, { retentionMs: versions, log }),
+  ];
   if (!scheduled.includes(true)) {
     return;
   }
   // Every job of the queue needs its handler; a retention of 0 schedules no pass for it.
-  startPassConsumer(platform, queue.name, connection, [pruneDeliveriesJob({ db, retentionMs: deliveries }), pruneAdmissionsJob({ db, retentionMs: records })], log);
+  startPassConsumer(
+    platform,
+    queue.name,
+    connection,
+    [pruneDeliveriesJob({ db, retentionMs: deliveries }), pruneAdmissionsJob({ db, retentionMs: records }), prunePolicyVersionsJob({ db, retentionMs: versions })],
+    log,
+  );
 }
 
 /** Re-decides expiring decisions (delayed `redecide-expired` jobs the decider queues). */

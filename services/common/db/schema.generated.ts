@@ -123,6 +123,7 @@ export interface OwnershipChanges {
 }
 
 export interface Policies {
+  active_at: Timestamp | null;
   complete_at: Timestamp | null;
   decided_by: string | null;
   decided_from: Timestamp | null;

@@ -3,6 +3,7 @@ import type { JobDefinition } from './define-job.ts';
 import { IndexManifestJob, LearnImageJob, ResolveTagJob } from './index-manifest.ts';
 import { NotifyOwnershipChangeJob } from './notify-ownership-change.ts';
 import { PruneAdmissionsJob } from './prune-admissions.ts';
+import { PrunePolicyVersionsJob } from './prune-policy-versions.ts';
 import { PruneDeliveriesJob } from './prune-deliveries.ts';
 import { ReconcileJob } from './reconcile.ts';
 import { RedecideExpiredJob } from './redecide-expired.ts';
@@ -12,4 +13,4 @@ import { RedecideExpiredJob } from './redecide-expired.ts';
  * handler (`worker/kit.ts`), so a job added here without an implementation fails at start, not in
  * Redis.
  */
-export const JOBS: readonly JobDefinition<z.ZodType>[] = [IndexManifestJob, LearnImageJob, ResolveTagJob, ReconcileJob, NotifyOwnershipChangeJob, PruneDeliveriesJob, PruneAdmissionsJob, RedecideExpiredJob];
+export const JOBS: readonly JobDefinition<z.ZodType>[] = [IndexManifestJob, LearnImageJob, ResolveTagJob, ReconcileJob, NotifyOwnershipChangeJob, PruneDeliveriesJob, PruneAdmissionsJob, PrunePolicyVersionsJob, RedecideExpiredJob];

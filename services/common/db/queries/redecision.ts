@@ -46,6 +46,11 @@ export async function markIncomplete(db: Kysely<DB>, version: string): Promise<v
   await db.updateTable('policies').set({ complete_at: null }).where('version', '=', version).execute();
 }
 
+/** Notes that a pass works under `version` now (see retiredVersions and pruneRange). */
+export async function markActive(db: Kysely<DB>, version: string): Promise<void> {
+  await db.updateTable('policies').set({ active_at: sql`now()` }).where('version', '=', version).execute();
+}
+
 /** The policy version other than `except` most recently decided in full by `decidedBy`, if any. */
 export async function lastComplete(db: Kysely<DB>, decidedBy: string, except: string): Promise<CompletePolicy | null> {
   const row = await db
@@ -170,4 +175,46 @@ export async function carryOver(db: Kysely<DB>, from: Counted, to: Counted, lo: 
 export async function countImages(db: Kysely<DB>): Promise<number> {
   const row = await db.selectFrom('manifests').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
   return Number(row.n);
+}
+
+/**
+ * Whether policy version `p` is retired more than `retentionMs` ago: another version was decided
+ * in full after `p` was last in use — after its own completion, its pass's last progress
+ * (`active_at`: a pass stopped by a newer policy, or a rollback's pass), its claim or its first
+ * load, whichever is latest — and that long ago. The version completed last is never retired (API
+ * replicas answer under it), nor is a version a pass works under, unless another completed since.
+ */
+function retired(retentionMs: number) {
+  return sql<boolean>`(SELECT min(n.complete_at) FROM policies n
+                       WHERE n.complete_at > greatest(p.complete_at, p.active_at, p.decided_from, p.loaded_at)) < now() - make_interval(secs => ${retentionMs / 1000})`;
+}
+
+/** The policy versions retired more than `retentionMs` ago that still hold decisions, oldest first. */
+export async function retiredVersions(db: Kysely<DB>, retentionMs: number): Promise<string[]> {
+  const rows = await sql<{ version: string }>`
+    SELECT p.version FROM policies p
+    WHERE ${retired(retentionMs)} AND EXISTS (SELECT 1 FROM decisions d WHERE d.policy_version = p.version)
+    ORDER BY p.loaded_at`.execute(db);
+  return rows.rows.map((r) => r.version);
+}
+
+/**
+ * Deletes `version`'s decisions of the images with an id in (lo, hi] if the version is still
+ * retired (checked under its row's lock: a pass that starts working under it meanwhile, a
+ * rollback, stops the prune), marking it incomplete first so that nothing takes its remaining
+ * rows for a full set. Resolves to the rows deleted, or null when the version is no longer
+ * retired. By id range through the primary key, like the pass (redecision.ts): a `LIMIT` on the
+ * version's index would read every row deleted before it again, dead until vacuumed.
+ */
+export async function pruneRange(db: Kysely<DB>, version: string, retentionMs: number, lo: string, hi: string): Promise<number | null> {
+  return db.transaction().execute(async (trx) => {
+    const still = await sql<{ version: string }>`
+      UPDATE policies p SET complete_at = NULL WHERE p.version = ${version} AND ${retired(retentionMs)} RETURNING p.version`.execute(trx);
+    if (still.rows.length === 0) {
+      return null;
+    }
+    const deleted = await sql`
+      DELETE FROM decisions WHERE manifest_id > ${lo} AND manifest_id <= ${hi} AND policy_version || '' = ${version}`.execute(trx);
+    return Number(deleted.numAffectedRows ?? 0n);
+  });
 }

@@ -21,14 +21,19 @@ function perEndpoint(d: Json): Json[] {
 }
 
 /** The goals table's decision rows: the worst endpoint's median ratio, HTTP or HTTPS. */
+/** Decision-table memory goal: heap bytes per entry at 1M entries. */
+const BYTES_GOAL = 200;
+
 export function decisionGoalRows(d: Json): string[][] {
   const all = perEndpoint(d);
   const rps = Math.min(...all.map((x) => (x.rpsVsBare as Spread).median));
   const p99 = Math.max(...all.map((x) => (x.p99VsBare as Spread).median));
   const n = d.repetitions as number;
+  const bytes = d.decisionTableBytesPerEntry as Record<string, number>;
   return [
     [`decision throughput ÷ fair yardstick (worst endpoint, HTTP or HTTPS; median of ${n})`, `≥ ${RPS_GOAL}`, rps.toFixed(2), ok(rps >= RPS_GOAL)],
     [`decision p99 ÷ yardstick p99 at ${d.moderateRate as number}/s (worst endpoint; median of ${n})`, `≤ ${P99_GOAL}`, p99.toFixed(2), ok(p99 <= P99_GOAL)],
+    ['decision-table bytes per entry at 1M', `≤ ${BYTES_GOAL}`, String(bytes['1000000']), ok(bytes['1000000']! <= BYTES_GOAL)],
   ];
 }
 

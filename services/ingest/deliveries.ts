@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Queue } from 'bullmq';
 import type { Kysely, Transaction } from 'kysely';
@@ -242,9 +243,27 @@ async function forgetPushJob(queue: Queue, registry: string, repository: string,
   }
 }
 
+/** How long a delete's intake waits for the job of the deleted artifact's push to end, if it is running. */
+const FORGET_ACTIVE_WAIT_MS = 5_000;
+
+/**
+ * Drops the job of a deleted artifact's push, so that the same artifact pushed back is not
+ * swallowed by it (job ids are deterministic). A job still running is waited for, up to
+ * {@link FORGET_ACTIVE_WAIT_MS}: a worker logs and publishes before BullMQ marks the job completed,
+ * so a delete right after a signature was seen found its job still active, left it, and a re-push
+ * of the same signature then collapsed onto it and was never indexed. A job not started yet is
+ * dropped too (the delete's recheck looks at the image).
+ */
 async function forgetFinishedJob(queue: Queue, jobId: string, log: Logger): Promise<void> {
-  const state = await queue.getJobState(jobId);
-  if (state === 'completed' || state === 'failed') {
+  const deadline = Date.now() + FORGET_ACTIVE_WAIT_MS;
+  let state = await queue.getJobState(jobId);
+  while (state === 'active' && Date.now() < deadline) {
+    await sleep(25);
+    state = await queue.getJobState(jobId);
+  }
+  if (state === 'active') {
+    log.warn({ jobId }, 'the push job of a deleted manifest is still running: the same artifact pushed back may not be indexed until the next crawl');
+  } else if (state !== 'unknown') {
     await queue.remove(jobId).catch((err: unknown) => log.warn({ err, jobId }, 'could not drop the push job of a deleted manifest'));
   }
 }

@@ -72,16 +72,9 @@ afterAll(async () => {
   await db?.drop();
 });
 
-/** Prunes as the scheduled pass does (ranges of 3 image ids here) until nothing is left to prune; returns the rows deleted. */
+/** Prunes as the scheduled pass does (ranges of 3 image ids here); returns the rows deleted. */
 async function prune(retentionMs: number): Promise<number> {
-  let deleted = 0;
-  for (const version of await redecision.retiredVersions(db.db, retentionMs)) {
-    const end = BigInt(await redecision.maxImageId(db.db));
-    for (let lo = 0n; lo < end; lo += 3n) {
-      deleted += (await redecision.pruneRange(db.db, version, retentionMs, String(lo), String(lo + 3n))) ?? 0;
-    }
-  }
-  return deleted;
+  return (await redecision.pruneRetired(db.db, retentionMs, 3n)).deleted;
 }
 
 /** A policy version `variant`, decided in full `days` ago with the same decisions as `like`'s; its version. */

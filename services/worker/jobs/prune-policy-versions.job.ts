@@ -5,37 +5,15 @@ import { PrunePolicyVersionsJob } from '../../common/jobs/prune-policy-versions.
 import { implementJob, type JobImplementation } from '../kit.ts';
 
 /** Image ids per statement of a prune (about as many rows: one decision per image and version). */
-export const PRUNE_RANGE = 5_000n;
+const PRUNE_RANGE = 5_000n;
 
 /**
  * Deletes the decisions of the policy versions retired more than SIGNET_POLICY_VERSION_RETENTION
- * ago (`retentionMs`; never 0 here), a range of image ids per transaction; a version that comes
- * back into use meanwhile (a rollback's pass) is left with what it still holds.
+ * ago (`retentionMs`; never 0 here): {@link redecision.pruneRetired}, stopped at shutdown.
  */
-export function prunePolicyVersionsJob(deps: { readonly db: Kysely<DB>; readonly retentionMs: number; readonly range?: bigint }): JobImplementation {
-  const range = deps.range ?? PRUNE_RANGE;
+export function prunePolicyVersionsJob(deps: { readonly db: Kysely<DB>; readonly retentionMs: number }): JobImplementation {
   return implementJob(PrunePolicyVersionsJob, {
-    async handle({ signal }) {
-      let deleted = 0;
-      let versions = 0;
-      let statements = 0;
-      for (const version of await redecision.retiredVersions(deps.db, deps.retentionMs)) {
-        const end = BigInt(await redecision.maxImageId(deps.db));
-        for (let lo = 0n; lo < end; lo += range) {
-          if (signal.aborted) {
-            return { deleted, versions, statements, complete: false };
-          }
-          const n = await redecision.pruneRange(deps.db, version, deps.retentionMs, String(lo), String(lo + range));
-          statements += 1;
-          if (n === null) {
-            break;
-          }
-          deleted += n;
-        }
-        versions += 1;
-      }
-      return { deleted, versions, statements, complete: true };
-    },
+    handle: ({ signal }) => redecision.pruneRetired(deps.db, deps.retentionMs, PRUNE_RANGE, () => signal.aborted),
     result: (r) => (r.complete ? 'pruned' : 'interrupted'),
     summary: (r) => ({ deleted: r.deleted, versions: r.versions, statements: r.statements, retentionMs: deps.retentionMs }),
   });

@@ -218,3 +218,38 @@ export async function pruneRange(db: Kysely<DB>, version: string, retentionMs: n
     return Number(deleted.numAffectedRows ?? 0n);
   });
 }
+
+/** What a prune pass did. `complete`: it was not stopped before the end. */
+export interface PruneResult {
+  readonly deleted: number;
+  readonly versions: number;
+  readonly statements: number;
+  readonly complete: boolean;
+}
+
+/**
+ * Deletes the decisions of every policy version retired more than `retentionMs` ago, `range`
+ * image ids per transaction ({@link pruneRange}); a version that comes back into use meanwhile is
+ * left with what it still holds. Stops between two ranges once `stopped()` says so.
+ */
+export async function pruneRetired(db: Kysely<DB>, retentionMs: number, range: bigint, stopped: () => boolean = () => false): Promise<PruneResult> {
+  let deleted = 0;
+  let versions = 0;
+  let statements = 0;
+  for (const version of await retiredVersions(db, retentionMs)) {
+    const end = BigInt(await maxImageId(db));
+    for (let lo = 0n; lo < end; lo += range) {
+      if (stopped()) {
+        return { deleted, versions, statements, complete: false };
+      }
+      const n = await pruneRange(db, version, retentionMs, String(lo), String(lo + range));
+      statements += 1;
+      if (n === null) {
+        break;
+      }
+      deleted += n;
+    }
+    versions += 1;
+  }
+  return { deleted, versions, statements, complete: true };
+}

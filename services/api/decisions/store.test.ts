@@ -14,7 +14,7 @@ describe('a bounded decision store', () => {
       store.set('r.example', 'team/app', d(name), entry);
     }
     // Admission asks for a; c changes. b is then the least recently used.
-    expect(store.get('r.example', 'team/app', d('a'))).toBe(entry);
+    expect(store.get('r.example', 'team/app', d('a'))).toMatchObject({ decision: ALLOW, verifiedAt: 0 });
     store.set('r.example', 'team/app', d('c'), store.entry(ALLOW, new Date(1)));
     store.set('r.example', 'team/app', d('d'), entry);
     expect(store.size).toBe(3);
@@ -62,5 +62,40 @@ describe('a bounded decision store', () => {
     expect(a.scoped?.payments?.mode).toBe('enforce');
     expect(b.scoped).toBeUndefined();
     expect(a).not.toBe(b);
+  });
+
+  it('keeps a digest pushed to several repositories once for each, and answers each repository only with its own', () => {
+    const store = new DecisionStore(3);
+    const deny: Decision = { ...ALLOW, allowed: false, reason: 'unsigned', message: 'no signature' };
+    store.set('r.example', 'team/app', d('a'), store.entry(ALLOW, new Date(1_000)));
+    store.set('r.example', 'mirror/app', d('a'), store.entry(deny, new Date(2_000)));
+    expect(store.size).toBe(2);
+    expect(store.get('r.example', 'team/app', d('a'))).toMatchObject({ decision: { allowed: true }, verifiedAt: 1_000 });
+    expect(store.get('r.example', 'mirror/app', d('a'))).toMatchObject({ decision: { allowed: false }, verifiedAt: 2_000 });
+    // Same digest, a repository (or registry) with no entry of its own: nothing, never another's.
+    expect(store.get('r.example', 'other/app', d('a'))).toBeUndefined();
+    expect(store.get('s.example', 'team/app', d('a'))).toBeUndefined();
+    // Replacing one repository's entry leaves the other's.
+    store.set('r.example', 'team/app', d('a'), store.entry(deny, new Date(3_000)));
+    expect(store.size).toBe(2);
+    expect(store.get('r.example', 'team/app', d('a'))).toMatchObject({ decision: { allowed: false }, verifiedAt: 3_000 });
+    expect(store.get('r.example', 'mirror/app', d('a'))?.verifiedAt).toBe(2_000);
+    // The bound counts entries: two more push the digest with two entries out whole.
+    store.set('r.example', 'team/app', d('b'), store.entry(ALLOW, new Date(0)));
+    expect(store.size).toBe(3);
+    store.set('r.example', 'team/app', d('c'), store.entry(ALLOW, new Date(0)));
+    expect(store.size).toBeLessThanOrEqual(3);
+    expect(store.peek('r.example', 'mirror/app', d('a'))).toBeUndefined();
+    expect(store.peek('r.example', 'team/app', d('c'))).toBeDefined();
+  });
+
+  it('gives back verification and expiry times to the millisecond, from long before 2000 to long after', () => {
+    const store = new DecisionStore(8);
+    const times = [0, 1, 946_684_799_999, 946_684_800_000, Date.parse('2026-11-29T23:10:01.234Z'), Date.parse('2067-12-31T23:59:59.999Z'), -1_000_000_000_001];
+    times.forEach((t, i) => store.set('r.example', 'x', d(`t${i}`), store.entry({ ...ALLOW, expiresAt: i === 1 ? new Date(t + 5).toISOString() : undefined }, new Date(t))));
+    times.forEach((t, i) => expect(store.get('r.example', 'x', d(`t${i}`))?.verifiedAt).toBe(t));
+    expect(store.get('r.example', 'x', d('t1'))?.expiresAt).toBe(6);
+    expect(store.get('r.example', 'x', d('t0'))?.expiresAt).toBeUndefined();
+    expect(store.oldestVerifiedAt()).toBe(1);
   });
 });

@@ -14,6 +14,65 @@ export interface Entry {
 /** Entries a store keeps by default (SIGNET_DECISION_TABLE_MAX): ~250 bytes each, ~0.5 GiB with tags. */
 export const DEFAULT_MAX_ENTRIES = 2_000_000;
 
+/** 2000-01-01T00:00:00Z in epoch seconds: times from 1932 to 2068 are small integers from it. */
+const EPOCH_2000_S = 946_684_800;
+
+/** A decision and the repository (`registry/repository`) it was made for: one object for every image of that repository decided alike. */
+interface Made {
+  readonly decision: Decision;
+  readonly repository: string;
+}
+
+/** An entry as held: the store is keyed by digest alone, so each entry names its repository (through what it shares). */
+class Held implements Entry {
+  readonly made: Made;
+  /**
+   * The verification time as two small integers, seconds since 2000 and milliseconds, rather than
+   * one epoch-millisecond number: V8 keeps a small integer in the object, a larger one in a number
+   * object of its own (16 bytes more, per entry).
+   */
+  readonly s: number;
+  readonly ms: number;
+
+  constructor(made: Made, verifiedAt: number) {
+    this.made = made;
+    const s = Math.floor(verifiedAt / 1000);
+    this.s = s - EPOCH_2000_S;
+    this.ms = verifiedAt - s * 1000;
+  }
+
+  get verifiedAt(): number {
+    return (this.s + EPOCH_2000_S) * 1000 + this.ms;
+  }
+
+  get decision(): Decision {
+    return this.made.decision;
+  }
+
+  get repository(): string {
+    return this.made.repository;
+  }
+}
+
+/** An entry whose decision lapses (attestation conditions): the few that do carry the field. */
+class HeldUntil extends Held {
+  readonly expiresAt: number;
+
+  constructor(made: Made, verifiedAt: number, expiresAt: number) {
+    super(made, verifiedAt);
+    this.expiresAt = expiresAt;
+  }
+}
+
+/** What the store keeps under a digest: its one repository's entry, or (the digest in several repositories) each one's. */
+type Slot = Held | readonly Held[];
+
+/**
+ * Interned repository keys, and decision and repository pairs, kept at most (then forgotten and
+ * started again: interning saves memory, it decides nothing).
+ */
+const INTERNED_MAX = 100_000;
+
 /**
  * What one API process holds in memory: decisions under the current policy and tags, each up to
  * `maxEntries`. Nothing here does I/O; the ledger feed fills it and lookups read it.
@@ -21,25 +80,35 @@ export const DEFAULT_MAX_ENTRIES = 2_000_000;
  * Bounded, least recently used first: an entry is used when admission asks for it (a hit) and
  * when it changes (an event, a miss answered from Postgres), so what stays is what admission asks
  * for and what changed recently. What is dropped is answered from Postgres again on its next ask.
- * Decisions are kept by `registry/repository` + the digest's 32 raw bytes as a latin1 string (a
- * flat key instead of a ~110-character `registry/repo@sha256:<hex>` one).
+ *
+ * Memory per decision is what sizes a replica, so decisions are kept by the digest's 32 raw bytes
+ * as a flat one-byte string (48 bytes), and an entry is its verification time and a pointer to
+ * what it shares with every image of its repository decided alike (the decision, the repository
+ * key): a key concatenated from `registry/repository` and the digest stays a tree of the strings
+ * it was made of (~170 bytes a key, measured). A digest pushed to several repositories keeps one
+ * entry for each, side by side under its key; the bound counts entries, not digests.
  */
 export class DecisionStore {
-  #entries: LRUCache<string, Entry>;
+  #entries: LRUCache<string, Slot>;
   readonly #tags: LRUCache<string, Digest>;
   /** Identical decisions (same reason, message, signers, rule) are stored once. */
   #interned = new Map<string, Decision>();
+  /** Repository keys seen lately, each held once. */
+  readonly #repositories = new Map<string, string>();
+  /** The shared part of entries, by decision (interned, so by identity) and repository key. */
+  #made = new Map<Decision, Map<string, Made>>();
+  #madeCount = 0;
   readonly maxEntries: number;
 
   constructor(maxEntries = DEFAULT_MAX_ENTRIES) {
     this.maxEntries = maxEntries;
-    this.#entries = new LRUCache({ max: maxEntries });
+    this.#entries = decisionCache(maxEntries);
     this.#tags = new LRUCache({ max: maxEntries });
   }
 
   /** Decisions held. */
   get size(): number {
-    return this.#entries.size;
+    return this.#entries.calculatedSize;
   }
 
   /** Tags held. */
@@ -50,9 +119,11 @@ export class DecisionStore {
   /** Epoch ms of the oldest verification among the entries (a full scan: for scrapes, not the hot path). */
   oldestVerifiedAt(): number | null {
     let oldest: number | null = null;
-    for (const e of this.#entries.values()) {
-      if (e.verifiedAt > 0 && (oldest === null || e.verifiedAt < oldest)) {
-        oldest = e.verifiedAt;
+    for (const slot of this.#entries.values()) {
+      for (const e of isMany(slot) ? slot : [slot]) {
+        if (e.verifiedAt > 0 && (oldest === null || e.verifiedAt < oldest)) {
+          oldest = e.verifiedAt;
+        }
       }
     }
     return oldest;
@@ -64,16 +135,61 @@ export class DecisionStore {
 
   /** The hot path's lookup, with both keys computed once per reference string by the caller; marks the entry used. */
   getByKey(repository: string, raw: string): Entry | undefined {
-    return this.#entries.get(`${repository}\0${raw}`);
+    return pick(this.#entries.get(raw), repository);
   }
 
   /** Whether the entry is held, without marking it used (a load must not count as admission asking). */
   peek(registry: string, repository: string, digest: Digest): Entry | undefined {
-    return this.#entries.peek(`${repositoryKey(registry, repository)}\0${rawDigest(digest)}`);
+    return pick(this.#entries.peek(rawDigest(digest)), repositoryKey(registry, repository));
   }
 
   set(registry: string, repository: string, digest: Digest, entry: Entry): void {
-    this.#entries.set(`${repositoryKey(registry, repository)}\0${rawDigest(digest)}`, entry);
+    const made = this.#shared(entry.decision, repositoryKey(registry, repository));
+    const repo = made.repository;
+    const held = entry.expiresAt === undefined ? new Held(made, entry.verifiedAt) : new HeldUntil(made, entry.verifiedAt, entry.expiresAt);
+    const raw = rawDigest(digest);
+    const slot = this.#entries.peek(raw);
+    if (slot === undefined || (!isMany(slot) && slot.repository === repo)) {
+      this.#entries.set(raw, held);
+    } else {
+      // The digest in another repository as well: the entries side by side, this one replaced if held.
+      const others = (isMany(slot) ? slot : [slot]).filter((e) => e.repository !== repo);
+      this.#entries.set(raw, [...others, held]);
+    }
+  }
+
+  /** What entries of `decision` in repository `key` share. */
+  #shared(decision: Decision, key: string): Made {
+    let byRepository = this.#made.get(decision);
+    let made = byRepository?.get(key);
+    if (made === undefined) {
+      if (this.#madeCount >= INTERNED_MAX) {
+        this.#made = new Map();
+        this.#madeCount = 0;
+        byRepository = undefined;
+      }
+      if (byRepository === undefined) {
+        byRepository = new Map();
+        this.#made.set(decision, byRepository);
+      }
+      made = { decision, repository: this.#repository(key) };
+      byRepository.set(made.repository, made);
+      this.#madeCount++;
+    }
+    return made;
+  }
+
+  /** `key`, the one copy of it held for every entry of that repository. */
+  #repository(key: string): string {
+    let held = this.#repositories.get(key);
+    if (held === undefined) {
+      if (this.#repositories.size >= INTERNED_MAX) {
+        this.#repositories.clear();
+      }
+      held = flat(key);
+      this.#repositories.set(held, held);
+    }
+    return held;
   }
 
   /**
@@ -83,8 +199,12 @@ export class DecisionStore {
   adoptDecisions(other: DecisionStore): void {
     this.#entries = other.#entries;
     this.#interned = other.#interned;
-    other.#entries = new LRUCache({ max: other.maxEntries });
+    this.#made = other.#made;
+    this.#madeCount = other.#madeCount;
+    other.#entries = decisionCache(other.maxEntries);
     other.#interned = new Map();
+    other.#made = new Map();
+    other.#madeCount = 0;
   }
 
   tag(registry: string, repository: string, tag: string): Digest | undefined {
@@ -92,7 +212,7 @@ export class DecisionStore {
   }
 
   setTag(registry: string, repository: string, tag: string, digest: Digest): void {
-    this.#tags.set(tagKey(registry, repository, tag), digest);
+    this.#tags.set(flat(tagKey(registry, repository, tag)), digest);
   }
 
   /** The entry for `d`, sharing its decision with every identical one already held. */
@@ -142,4 +262,34 @@ export function repositoryKey(registry: string, repository: string): string {
 
 function tagKey(registry: string, repository: string, tag: string): string {
   return `${registry}/${repository}:${tag}`;
+}
+
+/** The decisions' cache: at most `max` digests and `max` entries (a digest in several repositories counts once for each). */
+function decisionCache(max: number): LRUCache<string, Slot> {
+  return new LRUCache<string, Slot>({ max, maxSize: max, sizeCalculation: (slot) => (isMany(slot) ? slot.length : 1) });
+}
+
+function isMany(slot: Slot): slot is readonly Held[] {
+  return Array.isArray(slot);
+}
+
+/** The entry of `repository` in `slot`. */
+function pick(slot: Slot | undefined, repository: string): Held | undefined {
+  if (slot === undefined) {
+    return undefined;
+  }
+  if (!isMany(slot)) {
+    return slot.repository === repository ? slot : undefined;
+  }
+  return slot.find((e) => e.repository === repository);
+}
+
+/**
+ * `s` as one flat string: a concatenation is kept by V8 as a tree of its parts, which a long-lived
+ * key then holds on to (~3 objects more per key). Keys here are ASCII (registries, repositories,
+ * tags); anything else is kept as it is.
+ */
+function flat(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /^[\x00-\x7f]*$/.test(s) ? Buffer.from(s, 'latin1').toString('latin1') : s;
 }

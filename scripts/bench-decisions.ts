@@ -19,7 +19,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -146,14 +146,39 @@ const bareUrl = { http: `http://127.0.0.1:${(bare.address() as { port: number })
 const load = (url: string, body: string | null, rate?: number) =>
   runLoad({ url, bodies: body === null ? null : [body], connections, seconds, warmup, ...(rate === undefined ? {} : { rate, precise: true }) });
 
+/** GET over HTTPS, trusting the run's self-signed certificate. */
+function httpsText(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    httpsGet(url, { ca: tlsFiles.cert }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
+
 /** A sample of a Signet's /metrics (0 when absent). */
 async function sample(url: string, series: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  const text = url.startsWith('https:') ? await httpsText(`${url}/metrics`) : await (await fetch(`${url}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? 0 : Number(line.slice(series.length + 1));
 }
 
 const ANSWERED = 'signet_decision_requests_total{endpoint="/admission/validate",status="200"}';
+
+/**
+ * Waits (at most 60 s) until a Signet's admission record has written what the runs before left in
+ * its buffer: a saturated run leaves tens of thousands, whose writing would otherwise fall inside
+ * the next fixed-rate run, which measures the steady state (the record writing what that rate
+ * brings, a batch at a time).
+ */
+async function recordDrained(url: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while ((await sample(url, 'signet_admission_records_pending')) > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 const countRecords = async () => Number((await db.db.selectFrom('admission_records').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round3 = (x: number) => Number(x.toFixed(3));
@@ -163,14 +188,16 @@ const round3 = (x: number) => Number(x.toFixed(3));
  * (where both Signets run; the load generator has its own) per request answered, measured until
  * the record's last batch of the run is written (1.5 s after the load ends, for both).
  */
-async function admissionRun(url: string): Promise<{ rps: number; cpuUsPerRequest: number }> {
+async function admissionRun(url: string): Promise<{ rps: number; cpuUsPerRequest: number; p99AtRate: number }> {
   const path = endpoints['admission /admission/validate (Pod, 3 containers)']!.path;
   const [n0, cpu0] = [await sample(url, ANSWERED), process.cpuUsage()];
   const { rps } = await load(`${url}${path}`, admission);
   await new Promise((r) => setTimeout(r, 1_500));
   const cpu = process.cpuUsage(cpu0);
   const n = (await sample(url, ANSWERED)) - n0;
-  return { rps, cpuUsPerRequest: Math.round((cpu.user + cpu.system) / Math.max(1, n)) };
+  await recordDrained(url);
+  const { p99 } = await load(`${url}${path}`, admission, moderate);
+  return { rps, cpuUsPerRequest: Math.round((cpu.user + cpu.system) / Math.max(1, n)), p99AtRate: p99 };
 }
 
 /**
@@ -181,14 +208,14 @@ async function admissionRun(url: string): Promise<{ rps: number; cpuUsPerRequest
  */
 async function compareRecording() {
   const REPS = 5;
-  const runs: Record<'on' | 'off', { rps: number; cpuUsPerRequest: number }[]> = { on: [], off: [] };
+  const runs: Record<'on' | 'off', { rps: number; cpuUsPerRequest: number; p99AtRate: number }[]> = { on: [], off: [] };
   const [rowsBefore, answeredBefore] = [await countRecords(), await sample(signet.http.url, ANSWERED)];
   for (let rep = 0; rep < REPS; rep++) {
     for (const which of rep % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
       runs[which].push(await admissionRun((which === 'on' ? signet.http : unrecorded).url));
     }
   }
-  const ratios = (f: (r: { rps: number; cpuUsPerRequest: number }) => number) => runs.on.map((r, i) => f(r) / f(runs.off[i]!)).sort((a, b) => a - b);
+  const ratios = (f: (r: { rps: number; cpuUsPerRequest: number; p99AtRate: number }) => number) => runs.on.map((r, i) => f(r) / f(runs.off[i]!)).sort((a, b) => a - b);
   const summary = (xs: number[]) => ({ perRepetition: xs.map(round3), median: round3(median(xs)), min: round3(xs[0]!), max: round3(xs.at(-1)!) });
   return {
     repetitions: REPS,
@@ -198,6 +225,8 @@ async function compareRecording() {
     throughputRatio: summary(ratios((r) => r.rps)),
     /** CPU per request answered, recording on ÷ off (sorted). */
     cpuPerRequestRatio: summary(ratios((r) => r.cpuUsPerRequest)),
+    /** p99 at the fixed moderate rate, recording on ÷ off (sorted). */
+    p99AtRateRatio: summary(ratios((r) => r.p99AtRate)),
     /** Requests the recording Signet answered during the comparison (warm-ups included), and the records written and dropped. */
     answered: (await sample(signet.http.url, ANSWERED)) - answeredBefore,
     recordsWritten: (await countRecords()) - rowsBefore,
@@ -219,8 +248,12 @@ for (let rep = 0; rep < (values['recording-only'] ? 0 : repetitions); rep++) {
       const order = rep % 2 === 0 ? (['signet', 'bare'] as const) : (['bare', 'signet'] as const);
       const run: Partial<Run> = {};
       for (const who of order) {
-        const url = `${who === 'signet' ? signet[proto].url : bareUrl[proto]}${e.path}`;
-        run[who] = { saturated: await load(url, e.body), atRate: await load(url, e.body, moderate) };
+        const base = who === 'signet' ? signet[proto].url : bareUrl[proto];
+        const saturated = await load(`${base}${e.path}`, e.body);
+        if (who === 'signet') {
+          await recordDrained(base);
+        }
+        run[who] = { saturated, atRate: await load(`${base}${e.path}`, e.body, moderate) };
       }
       ((runs[name] ??= {})[proto] ??= []).push(run as Run);
     }
@@ -266,24 +299,32 @@ for (const [name, byProto] of Object.entries(runs)) {
   }
 }
 
-// Memory per decision-table entry: synthetic decisions applied as ledger events.
+// Memory per decision-table entry: synthetic decisions applied as ledger events, to a table bound
+// to exactly N entries and built inside the measurement, so its preallocated slots (both LRUs', on
+// and off the heap) count: heap and off-heap (typed arrays) after GC, divided by N.
 const gc = (globalThis as { gc?: () => void }).gc;
 const bytesPerEntry: Record<string, number | string> = {};
+const inMemory = () => {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.external;
+};
 for (const N of values['recording-only'] ? [] : [100_000, 1_000_000]) {
   if (gc === undefined) {
     bytesPerEntry[String(N)] = 'run with node --expose-gc';
     continue;
   }
-  const table = new DecisionTable(db.db, policy, createLogger({ logLevel: 'silent' }));
+  const verifiedAt = Array.from({ length: N }, (_, i) => new Date(1_700_000_000_000 + i).toISOString());
+  const digests = Array.from({ length: N }, (_, i) => sha256Digest(`m-${i}`));
   gc();
-  const before = process.memoryUsage().heapUsed;
+  const before = inMemory();
+  const table = new DecisionTable(db.db, policy, createLogger({ logLevel: 'silent' }), null, { maxEntries: N });
   for (let i = 0; i < N; i++) {
     table.apply({
       type: 'decision',
       registry: 'registry.bench',
       repository: `team/app${i % 1000}`,
-      digest: sha256Digest(`m-${i}`),
-      verifiedAt: new Date(1_700_000_000_000 + i).toISOString(),
+      digest: digests[i]!,
+      verifiedAt: verifiedAt[i]!,
       allowed: true,
       reason: 'verified',
       message: 'signed by alice@example.com',
@@ -294,8 +335,9 @@ for (const N of values['recording-only'] ? [] : [100_000, 1_000_000]) {
     });
   }
   gc();
-  bytesPerEntry[String(N)] = Math.round((process.memoryUsage().heapUsed - before) / N);
-  if (table.size !== N) {
+  bytesPerEntry[String(N)] = Math.round((inMemory() - before) / N);
+  // The inputs stay referenced until here, so what they take is in neither reading.
+  if (table.size !== N || digests.length !== N || verifiedAt.length !== N) {
     throw new Error(`expected ${N} entries, got ${table.size}`);
   }
 }

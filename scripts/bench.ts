@@ -221,13 +221,6 @@ ${table(['what', 'goal', 'measured', ''], rows)}
 
 ${decisionSection(d, table)}
 
-The admission record's cost: \`/admission/validate\` (a Pod with 3 containers, HTTP) saturated on a
-Signet recording every answer (the default) and on one with \`SIGNET_ADMISSION_RECORD=off\`,
-alternating which goes first, ${rec.repetitions as number} times each. Throughput on ÷ off: median ${(rec.throughputRatio.median as number).toFixed(2)}
-(${(rec.throughputRatio.min as number).toFixed(2)}–${(rec.throughputRatio.max as number).toFixed(2)}); Signet's CPU per request answered (the batched writes included) on ÷ off:
-median ${(rec.cpuPerRequestRatio.median as number).toFixed(2)} (${(rec.cpuPerRequestRatio.min as number).toFixed(2)}–${(rec.cpuPerRequestRatio.max as number).toFixed(2)}). Meanwhile the record wrote ${rec.recordsWritten as number} rows for ${rec.answered as number}
-answered requests and dropped ${rec.recordsDropped as number}.
-
 ${liveSection(live, table)}
 ## 3. Ingest (\`scripts/bench-ingest.ts\`)
 

@@ -66,6 +66,23 @@ Signet and its yardstick run back to back (alternating which goes first), and ev
 
 ${table(['endpoint', 'protocol', 'request / response bytes', 'Signet req/s', 'yardstick req/s', 'Signet ÷ yardstick', `p99 ms at ${d.moderateRate as number}/s: Signet / yardstick`, 'p99 ratio'], rows)}
 
-Decision-table memory (heap after GC, synthetic decisions): ${String(bytes['100000'])} bytes per entry at 100k, ${String(bytes['1000000'])} at 1M.
+Decision-table memory (synthetic decisions applied as ledger events to a table bounded at exactly
+that many entries and built inside the measurement, so its preallocated slots count; heap and
+off-heap after GC): ${String(bytes['100000'])} bytes per entry at 100k, ${String(bytes['1000000'])} at 1M.
+${d.admissionRecording === undefined ? '' : recordingParagraph(d.admissionRecording as Json)}`;
+}
+
+const ratio = (r: Json) => `median ${(r.median as number).toFixed(2)} (${(r.min as number).toFixed(2)}–${(r.max as number).toFixed(2)})`;
+
+/** The admission record's cost, on ÷ off. */
+function recordingParagraph(rec: Json): string {
+  return `
+The admission record's cost: \`/admission/validate\` (a Pod with 3 containers, HTTP) on a Signet
+recording every answer (the default) and on one with \`SIGNET_ADMISSION_RECORD=off\`, alternating
+which goes first, ${rec.repetitions as number} times each: saturated, then (once the record has written what the
+saturated run left) at the fixed rate. Saturated throughput on ÷ off: ${ratio(rec.throughputRatio as Json)}; Signet's
+CPU per request answered (the batched writes included; Postgres's CPU is not in it) on ÷ off:
+${ratio(rec.cpuPerRequestRatio as Json)}; p99 at the fixed rate on ÷ off: ${rec.p99AtRateRatio === undefined ? 'not measured' : ratio(rec.p99AtRateRatio as Json)}. Meanwhile the record
+wrote ${rec.recordsWritten as number} rows for ${rec.answered as number} answered requests and dropped ${rec.recordsDropped as number}.
 `;
 }

@@ -115,7 +115,7 @@ const Env = z.object({
   SIGNET_ALLOWED_REDIRECT_HOSTS: commaList(z.string().regex(HOST_PATTERN, 'expected host[:port] or *.domain')),
   SIGNET_UNKNOWN_IMAGES: z.enum(['deny', 'allow']).default('deny'),
   SIGNET_DECISION_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(0),
-  // ~250 bytes per decision and per tag: the default fits a 1 GiB pod with room to spare.
+  // ~180 bytes per decision and up to ~200 per tag (BENCHMARKS.md, section 1): the default fits a 1 GiB pod with room to spare.
   SIGNET_DECISION_TABLE_MAX: z.coerce.number().int().min(1_000).max(100_000_000).default(2_000_000),
   SIGNET_TLS_CERT: z.string().min(1).optional(),
   SIGNET_TLS_KEY: z.string().min(1).optional(),

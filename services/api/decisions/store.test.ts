@@ -96,6 +96,36 @@ describe('a bounded decision store', () => {
     times.forEach((t, i) => expect(store.get('r.example', 'x', d(`t${i}`))?.verifiedAt).toBe(t));
     expect(store.get('r.example', 'x', d('t1'))?.expiresAt).toBe(6);
     expect(store.get('r.example', 'x', d('t0'))?.expiresAt).toBeUndefined();
-    expect(store.oldestVerifiedAt()).toBe(1);
+    // The oldest verification's hour (1 ms after the epoch: hour 0); times not after the epoch are left out.
+    expect(store.oldestVerifiedAt()).toBe(0);
+  });
+
+  it('keeps the oldest verification (to the hour) as entries are replaced, evicted and adopted, without walking the table', () => {
+    const H = 3_600_000;
+    const store = new DecisionStore(3);
+    const at = (hours: number) => store.entry(ALLOW, new Date(hours * H + 123));
+    expect(store.oldestVerifiedAt()).toBeNull();
+    store.set('r.example', 'x', d('a'), at(10));
+    store.set('r.example', 'x', d('b'), at(5));
+    store.set('r.example', 'x', d('c'), at(7));
+    expect(store.oldestVerifiedAt()).toBe(5 * H);
+    // b verified again: the oldest is now c's.
+    store.set('r.example', 'x', d('b'), at(9));
+    expect(store.oldestVerifiedAt()).toBe(7 * H);
+    // d evicts the least recently used (a, at 10 h) and is older than all.
+    store.set('r.example', 'x', d('d'), at(1));
+    expect(store.peek('r.example', 'x', d('a'))).toBeUndefined();
+    expect(store.oldestVerifiedAt()).toBe(1 * H);
+    // d's digest in a second repository too (2 h; the bound of 3 entries evicts c), then d's first
+    // entry verified again (8 h): each entry counted once, whatever shares its slot.
+    store.set('r.example', 'y', d('d'), at(2));
+    store.set('r.example', 'x', d('d'), at(8));
+    expect(store.oldestVerifiedAt()).toBe(2 * H);
+    // A store adopting another's decisions answers with the other's oldest.
+    const next = new DecisionStore(3);
+    next.set('r.example', 'x', d('e'), next.entry(ALLOW, new Date(4 * H)));
+    store.adoptDecisions(next);
+    expect(store.oldestVerifiedAt()).toBe(4 * H);
+    expect(next.oldestVerifiedAt()).toBeNull();
   });
 });

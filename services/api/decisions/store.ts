@@ -90,6 +90,8 @@ const INTERNED_MAX = 100_000;
  */
 export class DecisionStore {
   #entries: LRUCache<string, Slot>;
+  /** How many entries were verified in each hour (epoch hours), kept by the cache as entries come and go. */
+  #hours: Map<number, number>;
   readonly #tags: LRUCache<string, Digest>;
   /** Identical decisions (same reason, message, signers, rule) are stored once. */
   #interned = new Map<string, Decision>();
@@ -102,7 +104,7 @@ export class DecisionStore {
 
   constructor(maxEntries = DEFAULT_MAX_ENTRIES) {
     this.maxEntries = maxEntries;
-    this.#entries = decisionCache(maxEntries);
+    [this.#entries, this.#hours] = decisionCache(maxEntries);
     this.#tags = new LRUCache({ max: maxEntries });
   }
 
@@ -116,17 +118,19 @@ export class DecisionStore {
     return this.#tags.size;
   }
 
-  /** Epoch ms of the oldest verification among the entries (a full scan: for scrapes, not the hot path). */
+  /**
+   * Epoch ms of the start of the hour of the oldest verification among the entries (entries with
+   * no verification time left out), from per-hour counts the cache keeps: walking a large table
+   * instead held the event loop (~0.45 s at 1M entries, on every /metrics scrape).
+   */
   oldestVerifiedAt(): number | null {
     let oldest: number | null = null;
-    for (const slot of this.#entries.values()) {
-      for (const e of isMany(slot) ? slot : [slot]) {
-        if (e.verifiedAt > 0 && (oldest === null || e.verifiedAt < oldest)) {
-          oldest = e.verifiedAt;
-        }
+    for (const [hour, n] of this.#hours) {
+      if (n > 0 && (oldest === null || hour < oldest)) {
+        oldest = hour;
       }
     }
-    return oldest;
+    return oldest === null ? null : oldest * HOUR_MS;
   }
 
   get(registry: string, repository: string, digest: Digest): Entry | undefined {
@@ -149,12 +153,12 @@ export class DecisionStore {
     const held = entry.expiresAt === undefined ? new Held(made, entry.verifiedAt) : new HeldUntil(made, entry.verifiedAt, entry.expiresAt);
     const raw = rawDigest(digest);
     const slot = this.#entries.peek(raw);
-    if (slot === undefined || (!isMany(slot) && slot.repository === repo)) {
-      this.#entries.set(raw, held);
-    } else {
-      // The digest in another repository as well: the entries side by side, this one replaced if held.
-      const others = (isMany(slot) ? slot : [slot]).filter((e) => e.repository !== repo);
-      this.#entries.set(raw, [...others, held]);
+    // The digest in another repository as well: the entries side by side, this one replaced if held.
+    const next: Slot = slot === undefined || (!isMany(slot) && slot.repository === repo) ? held : [...(isMany(slot) ? slot : [slot]).filter((e) => e.repository !== repo), held];
+    this.#entries.set(raw, next);
+    // The slot it replaced, or anything evicted for it, was taken off the counts as it went.
+    if (this.#entries.peek(raw) === next) {
+      countHours(this.#hours, next, 1);
     }
   }
 
@@ -198,10 +202,11 @@ export class DecisionStore {
    */
   adoptDecisions(other: DecisionStore): void {
     this.#entries = other.#entries;
+    this.#hours = other.#hours;
     this.#interned = other.#interned;
     this.#made = other.#made;
     this.#madeCount = other.#madeCount;
-    other.#entries = decisionCache(other.maxEntries);
+    [other.#entries, other.#hours] = decisionCache(other.maxEntries);
     other.#interned = new Map();
     other.#made = new Map();
     other.#madeCount = 0;
@@ -264,9 +269,46 @@ function tagKey(registry: string, repository: string, tag: string): string {
   return `${registry}/${repository}:${tag}`;
 }
 
-/** The decisions' cache: at most `max` digests and `max` entries (a digest in several repositories counts once for each). */
-function decisionCache(max: number): LRUCache<string, Slot> {
-  return new LRUCache<string, Slot>({ max, maxSize: max, sizeCalculation: (slot) => (isMany(slot) ? slot.length : 1) });
+const HOUR_MS = 3_600_000;
+
+/**
+ * The decisions' cache: at most `max` digests and `max` entries (a digest in several repositories
+ * counts once for each); and its per-hour counts of verification times, from which every slot
+ * leaving the cache (replaced, evicted, deleted) is taken off.
+ */
+function decisionCache(max: number): [LRUCache<string, Slot>, Map<number, number>] {
+  const hours = new Map<number, number>();
+  const cache = new LRUCache<string, Slot>({
+    max,
+    maxSize: max,
+    sizeCalculation: (slot) => (isMany(slot) ? slot.length : 1),
+    dispose: (slot) => countHours(hours, slot, -1),
+  });
+  return [cache, hours];
+}
+
+/** Adds `by` to the count of each entry's hour of verification in `slot`. */
+function countHours(hours: Map<number, number>, slot: Slot, by: 1 | -1): void {
+  if (!isMany(slot)) {
+    countHour(hours, slot.verifiedAt, by);
+    return;
+  }
+  for (const e of slot) {
+    countHour(hours, e.verifiedAt, by);
+  }
+}
+
+function countHour(hours: Map<number, number>, at: number, by: 1 | -1): void {
+  if (!(at > 0)) {
+    return;
+  }
+  const hour = Math.floor(at / HOUR_MS);
+  const n = (hours.get(hour) ?? 0) + by;
+  if (n === 0) {
+    hours.delete(hour);
+  } else {
+    hours.set(hour, n);
+  }
 }
 
 function isMany(slot: Slot): slot is readonly Held[] {

@@ -62,8 +62,7 @@ beforeAll(async () => {
       .where('version', '=', version(name))
       .execute();
     if (name !== 'c') {
-      await sql`INSERT INTO decisions (manifest_id, policy_version, allowed, reason, message, signers, verified_at, decided_at)
-                SELECT manifest_id, ${version(name)}, allowed, reason, message, signers, verified_at, decided_at FROM decisions WHERE policy_version = ${version('c')}`.execute(db.db);
+      await copyDecisions(version('c'), version(name));
     }
   }
 });
@@ -71,6 +70,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.drop();
 });
+
+/** Every decision of version `from` again under version `to`. */
+async function copyDecisions(from: string, to: string): Promise<void> {
+  await sql`INSERT INTO decisions (manifest_id, policy_version, allowed, reason, message, signers, verified_at, decided_at)
+            SELECT manifest_id, ${to}, allowed, reason, message, signers, verified_at, decided_at FROM decisions WHERE policy_version = ${from}`.execute(db.db);
+}
 
 /** Prunes as the scheduled pass does (ranges of 3 image ids here); returns the rows deleted. */
 async function prune(retentionMs: number): Promise<number> {
@@ -86,8 +91,7 @@ async function decidedLongAgo(variant: string, days: number, like: Name): Promis
     .insertInto('policies')
     .values({ version: v, source: text, decided_by: DECIDED_BY, loaded_at: claimed, decided_from: claimed, complete_at: new Date(Date.now() - days * DAY) })
     .execute();
-  await sql`INSERT INTO decisions (manifest_id, policy_version, allowed, reason, message, signers, verified_at, decided_at)
-            SELECT manifest_id, ${v}, allowed, reason, message, signers, verified_at, decided_at FROM decisions WHERE policy_version = ${version(like)}`.execute(db.db);
+  await copyDecisions(version(like), v);
   return v;
 }
 

@@ -19,6 +19,15 @@ export function defineJob<S extends z.ZodType>(def: JobDefinition<S>): JobDefini
 }
 
 /**
+ * A scheduled pass (a retention prune, the reconciliation): its name is its id, so one runs or
+ * waits at a time; it is tried once (a failed pass is simply the next one's work); the last 50
+ * completed and failed are kept to look at.
+ */
+export function definePassJob<S extends z.ZodType>(name: string, queue: string, schema: S): JobDefinition<S> {
+  return defineJob({ name, queue, schema, jobId: () => name, options: { attempts: 1, removeOnComplete: { count: 50 }, removeOnFail: { count: 50 } } });
+}
+
+/**
  * Parses `data` with the job's schema (the producer side of "parse on both ends") and adds it under
  * its deterministic id, to run after `delayMs` when given; resolves to the id. add(), not addBulk(): BullMQ dedupes by jobId on add.
  */

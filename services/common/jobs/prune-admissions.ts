@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineJob } from './define-job.ts';
+import { definePassJob } from './define-job.ts';
 import { MAINTENANCE_QUEUE } from './prune-deliveries.ts';
 
 export const PruneAdmissionsData = z.object({});
@@ -10,13 +10,7 @@ export type PruneAdmissionsData = z.infer<typeof PruneAdmissionsData>;
  * admissions older than SIGNET_ADMISSION_RETENTION. Scheduled like the delivery prune (one pass per
  * interval across all worker replicas), on the same maintenance queue.
  */
-export const PruneAdmissionsJob = defineJob({
-  name: 'prune-admissions',
-  queue: MAINTENANCE_QUEUE,
-  schema: PruneAdmissionsData,
-  jobId: () => 'prune-admissions',
-  options: { attempts: 1, removeOnComplete: { count: 50 }, removeOnFail: { count: 50 } },
-});
+export const PruneAdmissionsJob = definePassJob('prune-admissions', MAINTENANCE_QUEUE, PruneAdmissionsData);
 
 /** The job scheduler's id: upserted at worker start, removed when the retention is 0 (keep forever). */
 export const PRUNE_ADMISSIONS_SCHEDULER_ID = 'prune-admission-records';

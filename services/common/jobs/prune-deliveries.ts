@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineJob } from './define-job.ts';
+import { definePassJob } from './define-job.ts';
 
 /** Housekeeping jobs of the worker role, each run on a schedule. */
 export const MAINTENANCE_QUEUE = 'maintenance';
@@ -12,13 +12,7 @@ export type PruneDeliveriesData = z.infer<typeof PruneDeliveriesData>;
  * received longer ago than SIGNET_DELIVERY_RETENTION. Scheduled by a BullMQ job scheduler, so one
  * pass runs per interval across all worker replicas; a failed pass is simply the next one's work.
  */
-export const PruneDeliveriesJob = defineJob({
-  name: 'prune-deliveries',
-  queue: MAINTENANCE_QUEUE,
-  schema: PruneDeliveriesData,
-  jobId: () => 'prune-deliveries',
-  options: { attempts: 1, removeOnComplete: { count: 50 }, removeOnFail: { count: 50 } },
-});
+export const PruneDeliveriesJob = definePassJob('prune-deliveries', MAINTENANCE_QUEUE, PruneDeliveriesData);
 
 /** The job scheduler's id: upserted at worker start, removed when the retention is 0 (keep forever). */
 export const PRUNE_DELIVERIES_SCHEDULER_ID = 'prune-webhook-deliveries';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineJob } from './define-job.ts';
+import { definePassJob } from './define-job.ts';
 import { MAINTENANCE_QUEUE } from './prune-deliveries.ts';
 
 export const PrunePolicyVersionsData = z.object({});
@@ -11,13 +11,7 @@ export type PrunePolicyVersionsData = z.infer<typeof PrunePolicyVersionsData>;
  * otherwise leaves a row per image behind). Scheduled like the delivery prune (one pass per
  * interval across all worker replicas), on the same maintenance queue.
  */
-export const PrunePolicyVersionsJob = defineJob({
-  name: 'prune-policy-versions',
-  queue: MAINTENANCE_QUEUE,
-  schema: PrunePolicyVersionsData,
-  jobId: () => 'prune-policy-versions',
-  options: { attempts: 1, removeOnComplete: { count: 50 }, removeOnFail: { count: 50 } },
-});
+export const PrunePolicyVersionsJob = definePassJob('prune-policy-versions', MAINTENANCE_QUEUE, PrunePolicyVersionsData);
 
 /** The job scheduler's id: upserted at worker start, removed when the retention is 0 (keep forever). */
 export const PRUNE_POLICY_VERSIONS_SCHEDULER_ID = 'prune-policy-versions';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineJob } from './define-job.ts';
+import { definePassJob } from './define-job.ts';
 
 export const RECONCILE_QUEUE = 'reconcile';
 
@@ -14,13 +14,7 @@ export type ReconcileData = z.infer<typeof ReconcileData>;
  * notifications that were lost (distribution keeps them in memory; Harbor's are per project).
  * Scheduled by a BullMQ job scheduler, so one pass runs per interval across all worker replicas.
  */
-export const ReconcileJob = defineJob({
-  name: 'reconcile',
-  queue: RECONCILE_QUEUE,
-  schema: ReconcileData,
-  jobId: () => 'reconcile',
-  options: { attempts: 1, removeOnComplete: { count: 50 }, removeOnFail: { count: 50 } },
-});
+export const ReconcileJob = definePassJob('reconcile', RECONCILE_QUEUE, ReconcileData);
 
 /** The job scheduler's id: upserted at worker start, removed when reconciliation is off. */
 export const RECONCILE_SCHEDULER_ID = 'reconcile-registries';

@@ -236,8 +236,10 @@ export async function pruneRetired(db: Kysely<DB>, retentionMs: number, range: b
   let deleted = 0;
   let versions = 0;
   let statements = 0;
-  for (const version of await retiredVersions(db, retentionMs)) {
-    const end = BigInt(await maxImageId(db));
+  const versionsRetired = await retiredVersions(db, retentionMs);
+  // Images added since are decided under the version in use, never under a retired one.
+  const end = versionsRetired.length === 0 ? 0n : BigInt(await maxImageId(db));
+  for (const version of versionsRetired) {
     for (let lo = 0n; lo < end; lo += range) {
       if (stopped()) {
         return { deleted, versions, statements, complete: false };

@@ -194,11 +194,17 @@ describe('faults', () => {
           'an allowed image before Redis is killed',
           60_000,
         );
+        const ask = async () => {
+          const res = await replica.app.inject({ method: 'GET', url: `/v1/decisions?image=${encodeURIComponent(`${registry.host}/${decided.name}@${decided.digest}`)}` });
+          return res.json<{ allowed: boolean; stale: boolean }>();
+        };
+        // The replica knows it allowed too: the ledger's commit comes before the feed's message, and
+        // a replica holding the image's earlier denial would keep it through the outage.
+        await eventually(async () => ((await ask()).allowed ? true : undefined), 'the replica answering that image allowed before Redis is killed', 60_000);
         await stop(redis, 'SIGKILL');
         // With Redis down, an API replica answers what it knows from memory, marked stale.
         await eventually(async () => {
-          const res = await replica.app.inject({ method: 'GET', url: `/v1/decisions?image=${encodeURIComponent(`${registry.host}/${decided.name}@${decided.digest}`)}` });
-          const answer = res.json<{ allowed: boolean; stale: boolean }>();
+          const answer = await ask();
           return answer.allowed && answer.stale ? true : undefined;
         }, 'a stale answer from memory while Redis is down', 10_000);
         await sleep(1_000);

@@ -28,6 +28,8 @@ const { values } = parseArgs({
     database: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/signet_bench' },
     repeat: { type: 'string', default: '3' },
     quick: { type: 'boolean', default: false },
+    // SIGNET_PREPARED_STATEMENTS for the Signet measured.
+    prepared: { type: 'string', default: 'on' },
   },
 });
 const quick = values.quick;
@@ -54,6 +56,7 @@ const config = loadConfig({
   HOST: '127.0.0.1',
   SIGNET_QUEUE_PREFIX: `signet-bench-${process.pid}`,
   LOG_LEVEL: 'warn',
+  SIGNET_PREPARED_STATEMENTS: values.prepared,
 });
 const signet = await startSignet(config, createLogger(config));
 const db = signet.db;

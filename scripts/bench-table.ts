@@ -2,7 +2,9 @@
 // (scripts/seed-ledger.ts, plus one decision per image): warm start (load from Postgres until the
 // table answers), RSS and heap after GC, and the latency of a miss (answered from Postgres, then
 // kept) and of the hit that follows, as p50/p99 over `--lookups` images decided longest ago.
-// Each configuration runs `--reps` times, each in a fresh process; medians with their spread.
+// The bounded table runs twice: as deployed, and with SIGNET_PREPARED_STATEMENTS=off (every
+// statement parsed and planned again: the misses' baseline). Each configuration runs `--reps`
+// times, in turn, each in a fresh process; medians with their spread.
 //
 //   node --expose-gc scripts/bench-table.ts [--signatures 400000] [--bounded 20000] [--reps 3] [--lookups 2000]
 //
@@ -25,6 +27,7 @@ const { values } = parseArgs({
     reps: { type: 'string', default: '3' },
     lookups: { type: 'string', default: '2000' },
     child: { type: 'string' },
+    unprepared: { type: 'boolean', default: false },
   },
 });
 const POLICY = 'allow_without_verification:\n  "ghcr.io": ["*/*"]\n';
@@ -50,8 +53,8 @@ const pct = (xs: number[], p: number) => {
 const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
 /** One process: load a table of `maxEntries`, then time lookups of the images decided longest ago. */
-async function child(maxEntries: number): Promise<Run> {
-  const db = createDb(values.database, log);
+async function child(maxEntries: number, prepare: boolean): Promise<Run> {
+  const db = createDb(values.database, log, { prepare });
   const redis = createRedis({ url: 'redis://127.0.0.1:6379', topology: { kind: 'single' }, queuePrefix: 'bench', feedMaxLen: 1000, waitReplicas: 0 }, 'worker', log);
   const table = new DecisionTable(db, policy, log, null, { maxEntries });
   const started = performance.now();
@@ -92,7 +95,7 @@ async function child(maxEntries: number): Promise<Run> {
 }
 
 if (values.child !== undefined) {
-  console.log(JSON.stringify(await child(Number(values.child))));
+  console.log(JSON.stringify(await child(Number(values.child), !values.unprepared)));
   process.exit(0);
 }
 
@@ -105,11 +108,11 @@ await sql`INSERT INTO decisions (manifest_id, policy_version, allowed, reason, m
 const images = Number((await sql<{ n: string }>`SELECT count(*) AS n FROM decisions WHERE policy_version = ${policy.version}`.execute(db)).rows[0]!.n);
 await db.destroy();
 
-const configs = { full: images + 1, bounded: Number(values.bounded) };
+const configs = { full: [images + 1, []], bounded: [Number(values.bounded), []], boundedUnprepared: [Number(values.bounded), ['--unprepared']] } as const;
 const results: Record<string, Run[]> = {};
 for (let rep = 0; rep < Number(values.reps); rep++) {
-  for (const [name, max] of Object.entries(configs)) {
-    const out = execFileSync(process.execPath, ['--expose-gc', 'scripts/bench-table.ts', '--database', values.database, '--lookups', values.lookups, '--child', String(max)]);
+  for (const [name, [max, extra]] of Object.entries(configs)) {
+    const out = execFileSync(process.execPath, ['--expose-gc', 'scripts/bench-table.ts', '--database', values.database, '--lookups', values.lookups, '--child', String(max), ...extra]);
     (results[name] ??= []).push(JSON.parse(out.toString()) as Run);
   }
 }
@@ -120,4 +123,4 @@ const summary = (runs: Run[]) =>
       return [k, { median: pct(xs, 50), min: Math.min(...xs), max: Math.max(...xs) }];
     }),
   );
-console.log(JSON.stringify({ images, reps: Number(values.reps), lookups: Number(values.lookups), full: summary(results.full!), bounded: summary(results.bounded!) }, null, 2));
+console.log(JSON.stringify({ images, reps: Number(values.reps), lookups: Number(values.lookups), full: summary(results.full!), bounded: summary(results.bounded!), boundedUnprepared: summary(results.boundedUnprepared!) }, null, 2));

@@ -10,7 +10,7 @@ try {
   if (await ensureDatabase(config.database.url)) {
     log.info('created database');
   }
-  const db = createDb(config.database.url, log);
+  const db = createDb(config.database.url, log, { prepare: config.database.prepare });
   const applied = await migrateToLatest(db);
   log.info({ applied }, applied.length === 0 ? 'database is up to date' : 'migrations applied');
   await db.destroy();

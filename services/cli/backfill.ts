@@ -84,7 +84,7 @@ export const backfill: Command = {
     const pageSize = positive(values['page-size'], 'page-size', 100);
     const concurrency = positive(values.concurrency, 'concurrency', 8);
 
-    const db = createDb(config.database.url, log);
+    const db = createDb(config.database.url, log, { prepare: config.database.prepare });
     const redis = createRedis(config.redis, 'producer', log);
     const queue = new Queue(INDEX_QUEUE, { connection: redis, prefix: config.redis.queuePrefix });
     queue.on('error', (err) => log.warn({ err }, 'queue error'));

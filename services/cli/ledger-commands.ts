@@ -18,7 +18,7 @@ export const EXIT_NOT_FOUND = 3;
 
 /** Runs `fn` with a database connection of its own, closed afterwards. */
 export async function withDb<T>(config: Config, log: Logger, fn: (db: Kysely<DB>) => Promise<T>): Promise<T> {
-  const db = createDb(config.database.url, log);
+  const db = createDb(config.database.url, log, { prepare: config.database.prepare });
   try {
     return await fn(db);
   } finally {

@@ -121,7 +121,7 @@ export const policy: Command = {
         return 1;
       }
       const { policy: current } = await loadPolicy(config.policyPath);
-      const db = createDb(config.database.url, log);
+      const db = createDb(config.database.url, log, { prepare: config.database.prepare });
       try {
         const progress = createProgressLine(io.stderr);
         const { images, flips } = await dryRun(db, current, next, progress);

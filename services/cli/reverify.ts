@@ -53,7 +53,7 @@ export const reverify: Command = {
     const dryRun = values['dry-run'];
     const { policy, source } = await loadPolicy(config.policyPath);
     const verifier = await createVerifierFromConfig(config, policy);
-    const db = createDb(config.database.url, log);
+    const db = createDb(config.database.url, log, { prepare: config.database.prepare });
     const redis = createRedis(config.redis, 'producer', log);
     const alerts = config.alerts.webhookUrl === null ? null : new Queue(ALERTS_QUEUE, { connection: redis, prefix: config.redis.queuePrefix });
     try {

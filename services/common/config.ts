@@ -96,6 +96,7 @@ const WebhookSecretEnv = z.object(
 const Env = z.object({
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).default('postgres://postgres@127.0.0.1:5432/signet'),
   DATABASE_READ_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  SIGNET_PREPARED_STATEMENTS: z.enum(['on', 'off']).default('on'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
   REDIS_CLUSTER_NODES: commaList(hostPort),
   REDIS_SENTINELS: commaList(hostPort),
@@ -193,8 +194,12 @@ export interface Config {
   };
   /** The source revision `signet_build_info` reports (SIGNET_REVISION, set when the image is built). */
   readonly revision: string;
-  /** `readUrl`: a streaming replica for GraphQL and decision misses (DATABASE_READ_URL), or null. */
-  readonly database: { readonly url: string; readonly readUrl: string | null };
+  /**
+   * `readUrl`: a streaming replica for GraphQL and decision misses (DATABASE_READ_URL), or null.
+   * `prepare`: statements run repeatedly are sent as named prepared statements
+   * (SIGNET_PREPARED_STATEMENTS; off for PgBouncer before 1.21 in transaction mode).
+   */
+  readonly database: { readonly url: string; readonly readUrl: string | null; readonly prepare: boolean };
   readonly redis: RedisConfig;
   /** `null` when no token is configured: webhooks are then refused (never accepted unauthenticated). */
   readonly webhook: { readonly token: string } | null;
@@ -469,7 +474,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       metricsPort: e.SIGNET_METRICS_PORT ?? null,
     },
     revision: e.SIGNET_REVISION,
-    database: { url: e.DATABASE_URL, readUrl: e.DATABASE_READ_URL ?? null },
+    database: { url: e.DATABASE_URL, readUrl: e.DATABASE_READ_URL ?? null, prepare: e.SIGNET_PREPARED_STATEMENTS === 'on' },
     redis: redisConfig(e),
     webhook: e.SIGNET_WEBHOOK_TOKEN === undefined ? null : { token: e.SIGNET_WEBHOOK_TOKEN },
     webhookSecrets,

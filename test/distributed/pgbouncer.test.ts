@@ -1,6 +1,9 @@
 // PgBouncer in transaction pooling mode (Debian's package) between every role and Postgres:
 // start-up (database check, migrations under a transaction-level advisory lock), webhook intake,
 // indexing and decisions all work through it — a push to a real docker-registry ends decided.
+// Debian's PgBouncer is 1.18: a named prepared statement stays on the server connection that
+// parsed it, which the next transaction may not get, so Signet runs with
+// SIGNET_PREPARED_STATEMENTS=off here, as the README tells.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { answered } from '../helpers/decisions.ts';
 import { pushRandomImage } from '../helpers/oci-push.ts';
@@ -18,7 +21,7 @@ beforeAll(async () => {
     policy: (host) => policyAllowing(host, { email: 'alice@example.com', issuer: 'https://accounts.example.com' }),
     env: ({ databaseUrl }) => {
       database = new URL(databaseUrl).pathname.slice(1);
-      return { DATABASE_URL: `${bouncer.url}/${database}` };
+      return { DATABASE_URL: `${bouncer.url}/${database}`, SIGNET_PREPARED_STATEMENTS: 'off' };
     },
   });
 });

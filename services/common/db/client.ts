@@ -2,6 +2,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { OutageLog } from '../outage.ts';
+import { PreparingPool } from './prepared.ts';
 import type { DB } from './schema.generated.ts';
 
 export type Db = Kysely<DB>;
@@ -12,9 +13,10 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => v);
 /**
  * A Kysely instance over a pg.Pool; queries are logged at debug with their duration. With `outage`,
  * lost connections are reported there (one line per interval naming the address) and the first
- * query that succeeds again ends the outage.
+ * query that succeeds again ends the outage. Statements run repeatedly are sent as named prepared
+ * statements (see `prepared.ts`) unless `prepare` is false (SIGNET_PREPARED_STATEMENTS=off).
  */
-export function createDb(url: string, log: Logger, opts: { max?: number; statementTimeoutMs?: number; outage?: OutageLog } = {}): Db {
+export function createDb(url: string, log: Logger, opts: { max?: number; statementTimeoutMs?: number; outage?: OutageLog; prepare?: boolean } = {}): Db {
   const outage = opts.outage;
   const pool = new pg.Pool({
     connectionString: url,
@@ -32,7 +34,7 @@ export function createDb(url: string, log: Logger, opts: { max?: number; stateme
     client.on('error', (err) => (outage === undefined ? log.warn({ err }, 'postgres connection lost') : outage.error(err, 'connection')));
   });
   return new Kysely<DB>({
-    dialect: new PostgresDialect({ pool }),
+    dialect: new PostgresDialect({ pool: opts.prepare === false ? pool : new PreparingPool(pool) }),
     log(event) {
       if (event.level !== 'error') {
         outage?.restored();

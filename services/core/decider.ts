@@ -330,6 +330,10 @@ export function createDecider(opts: DeciderOptions): Decider {
       running = null;
     }
     if (complete && policy === target) {
+      if (counts.decided + counts.carried > 0) {
+        // Before replicas switch to it: their lookups under the version are planned from these.
+        await redecision.analyzeDecisions(db).catch((err: unknown) => log.warn({ err }, 'could not ANALYZE decisions: lookups under the new policy may be slow until autovacuum does'));
+      }
       await redecision.markComplete(db, target.version, DECIDED_BY);
       previous = null;
       // API replicas waiting for it switch now (they also poll Postgres: the event is a shortcut).

@@ -168,6 +168,21 @@ describe('incremental re-decision', () => {
     expect(claimed.kind).not.toBe('unchanged');
   });
 
+  it('a pass that wrote decisions analyses them before the version is complete; a pass that wrote none does not', async () => {
+    const analyses = async () =>
+      Number((await sql<{ n: string }>`SELECT analyze_count + autoanalyze_count AS n FROM pg_stat_user_tables WHERE relname = 'decisions'`.execute(db.db)).rows[0]!.n);
+    // Only the pass analyses the table here, not autovacuum.
+    await sql`ALTER TABLE decisions SET (autovacuum_enabled = false)`.execute(db.db);
+    const doc = structuredClone(BASE);
+    doc.allow_with_verification['ghcr.io']['org3[0-9]/**'] = workflows;
+    const d = decider(doc);
+    const before = await analyses();
+    expect((await d.redecide()).complete).toBe(true);
+    expect(await analyses()).toBe(before + 1);
+    expect(await d.redecide()).toMatchObject({ decided: 0, carried: 0, complete: true });
+    expect(await analyses()).toBe(before + 1);
+  });
+
   it('a worker restart with an unchanged policy decides nothing (/metrics)', async () => {
     const tmp = await mkdtemp(join(tmpdir(), 'signet-redecide-'));
     try {

@@ -66,6 +66,16 @@ export async function lastComplete(db: Kysely<DB>, decidedBy: string, except: st
   return row === undefined ? null : { version: row.version, source: row.source, decidedFrom: row.decided_from!, completeAt: row.complete_at! };
 }
 
+/**
+ * Brings the planner's statistics of `decisions` up to date (a sample: ~1 s at 10M rows). A pass
+ * writes a version's decisions faster than autovacuum analyses them; until it does, the planner
+ * takes the new version for a rare one, and lookups of one image under it (API misses, GraphQL)
+ * walk the version's whole index instead of the primary key.
+ */
+export async function analyzeDecisions(db: Kysely<DB>): Promise<void> {
+  await sql`ANALYZE decisions`.execute(db);
+}
+
 /** Records that every image has a counted decision under `version` (unless another Signet version claimed it meanwhile). */
 export async function markComplete(db: Kysely<DB>, version: string, decidedBy: string): Promise<boolean> {
   const r = await db.updateTable('policies').set({ complete_at: new Date() }).where('version', '=', version).where('decided_by', '=', decidedBy).executeTakeFirst();

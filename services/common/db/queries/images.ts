@@ -281,7 +281,7 @@ export async function findWithSignatures(
       (join) => join.onTrue(),
     )
     .select([...imageColumns.filter((c) => c !== 'm.id'), 'm.id as image_id'])
-    .selectAll('x')
+    .select(signatures.SIGNATURE_ROW_COLUMNS.map((c) => `x.${c}` as const))
     .where('g.host', '=', registry)
     .where('r.name', '=', repository);
   q =

@@ -271,6 +271,46 @@ export function selectSignatures(db: Kysely<DB>) {
 
 export type SignatureRow = Awaited<ReturnType<ReturnType<typeof selectSignatures>['execute']>>[number];
 
+/**
+ * A signature row's columns by name, to select them from `selectSignatures` used as a subquery
+ * without `x.*`: a statement with `*` is never prepared (see prepared.ts).
+ */
+export const SIGNATURE_ROW_COLUMNS = [
+  'id',
+  'manifest_id',
+  'format',
+  'outcome',
+  'reason',
+  'identity_id',
+  'subject',
+  'issuer',
+  'claims',
+  'key_fingerprint',
+  'key_source',
+  'key_name',
+  'certificate_fingerprint',
+  'certificate_not_before',
+  'certificate_not_after',
+  'rekor_log_id',
+  'rekor_log_index',
+  'rekor_integrated_time',
+  'tsa_time',
+  'kind',
+  'predicate_type',
+  'trust_root_version',
+  'source_digest',
+  'layer_digest',
+  'first_seen_at',
+  'verified_at',
+  'withdrawn_at',
+  'withdrawn_by',
+  'identity_kind',
+  'identity_first_seen_at',
+] as const satisfies readonly (keyof SignatureRow)[];
+// Every column of the row is in the list (a column added to selectSignatures must be added here).
+const allColumns: [Exclude<keyof SignatureRow, (typeof SIGNATURE_ROW_COLUMNS)[number]>] extends [never] ? true : false = true;
+void allColumns;
+
 export function toSignature(r: SignatureRow): Signature {
   return {
     id: r.id,

@@ -183,12 +183,18 @@ const countRecords = async () => Number((await db.db.selectFrom('admission_recor
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round3 = (x: number) => Number(x.toFixed(3));
 
+interface AdmissionRun {
+  rps: number;
+  cpuUsPerRequest: number;
+  p99AtRate: number;
+}
+
 /**
  * One saturated run of the AdmissionReview endpoint on `url`: requests/s, and this process's CPU
  * (where both Signets run; the load generator has its own) per request answered, measured until
  * the record's last batch of the run is written (1.5 s after the load ends, for both).
  */
-async function admissionRun(url: string): Promise<{ rps: number; cpuUsPerRequest: number; p99AtRate: number }> {
+async function admissionRun(url: string): Promise<AdmissionRun> {
   const path = endpoints['admission /admission/validate (Pod, 3 containers)']!.path;
   const [n0, cpu0] = [await sample(url, ANSWERED), process.cpuUsage()];
   const { rps } = await load(`${url}${path}`, admission);
@@ -208,14 +214,14 @@ async function admissionRun(url: string): Promise<{ rps: number; cpuUsPerRequest
  */
 async function compareRecording() {
   const REPS = 5;
-  const runs: Record<'on' | 'off', { rps: number; cpuUsPerRequest: number; p99AtRate: number }[]> = { on: [], off: [] };
+  const runs: Record<'on' | 'off', AdmissionRun[]> = { on: [], off: [] };
   const [rowsBefore, answeredBefore] = [await countRecords(), await sample(signet.http.url, ANSWERED)];
   for (let rep = 0; rep < REPS; rep++) {
     for (const which of rep % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
       runs[which].push(await admissionRun((which === 'on' ? signet.http : unrecorded).url));
     }
   }
-  const ratios = (f: (r: { rps: number; cpuUsPerRequest: number; p99AtRate: number }) => number) => runs.on.map((r, i) => f(r) / f(runs.off[i]!)).sort((a, b) => a - b);
+  const ratios = (f: (r: AdmissionRun) => number) => runs.on.map((r, i) => f(r) / f(runs.off[i]!)).sort((a, b) => a - b);
   const summary = (xs: number[]) => ({ perRepetition: xs.map(round3), median: round3(median(xs)), min: round3(xs[0]!), max: round3(xs.at(-1)!) });
   return {
     repetitions: REPS,

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import type { Config } from '../common/config.ts';
-import { createDb } from '../common/db/client.ts';
+import { openDb } from '../common/db/client.ts';
 import { migrateToLatest } from '../common/db/migrate.ts';
 import { isRegistryHost, isRepositoryName } from '../common/domain/image-ref.ts';
 import { announcer, ledgerStream } from '../common/events.ts';
@@ -84,7 +84,7 @@ export const backfill: Command = {
     const pageSize = positive(values['page-size'], 'page-size', 100);
     const concurrency = positive(values.concurrency, 'concurrency', 8);
 
-    const db = createDb(config.database.url, log, { prepare: config.database.prepare });
+    const db = openDb(config.database, log);
     const redis = createRedis(config.redis, 'producer', log);
     const queue = new Queue(INDEX_QUEUE, { connection: redis, prefix: config.redis.queuePrefix });
     queue.on('error', (err) => log.warn({ err }, 'queue error'));

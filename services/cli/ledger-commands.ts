@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Kysely } from 'kysely';
 import type { Config } from '../common/config.ts';
-import { createDb } from '../common/db/client.ts';
+import { openDb } from '../common/db/client.ts';
 import * as decisions from '../common/db/queries/decisions.ts';
 import * as identities from '../common/db/queries/identities.ts';
 import * as images from '../common/db/queries/images.ts';
@@ -18,7 +18,7 @@ export const EXIT_NOT_FOUND = 3;
 
 /** Runs `fn` with a database connection of its own, closed afterwards. */
 export async function withDb<T>(config: Config, log: Logger, fn: (db: Kysely<DB>) => Promise<T>): Promise<T> {
-  const db = createDb(config.database.url, log, { prepare: config.database.prepare });
+  const db = openDb(config.database, log);
   try {
     return await fn(db);
   } finally {

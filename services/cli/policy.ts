@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../common/config.ts';
 import type { Logger } from '../common/logger.ts';
 import type { Kysely } from 'kysely';
-import { createDb } from '../common/db/client.ts';
+import { openDb } from '../common/db/client.ts';
 import * as decisions from '../common/db/queries/decisions.ts';
 import * as images from '../common/db/queries/images.ts';
 import type { DB } from '../common/db/schema.generated.ts';
@@ -121,7 +121,7 @@ export const policy: Command = {
         return 1;
       }
       const { policy: current } = await loadPolicy(config.policyPath);
-      const db = createDb(config.database.url, log, { prepare: config.database.prepare });
+      const db = openDb(config.database, log);
       try {
         const progress = createProgressLine(io.stderr);
         const { images, flips } = await dryRun(db, current, next, progress);

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import type { Config } from '../common/config.ts';
-import { createDb } from '../common/db/client.ts';
+import { openDb } from '../common/db/client.ts';
 import { ledgerStream } from '../common/events.ts';
 import { migrateToLatest } from '../common/db/migrate.ts';
 import { ALERTS_QUEUE } from '../common/jobs/notify-ownership-change.ts';
@@ -53,7 +53,7 @@ export const reverify: Command = {
     const dryRun = values['dry-run'];
     const { policy, source } = await loadPolicy(config.policyPath);
     const verifier = await createVerifierFromConfig(config, policy);
-    const db = createDb(config.database.url, log, { prepare: config.database.prepare });
+    const db = openDb(config.database, log);
     const redis = createRedis(config.redis, 'producer', log);
     const alerts = config.alerts.webhookUrl === null ? null : new Queue(ALERTS_QUEUE, { connection: redis, prefix: config.redis.queuePrefix });
     try {

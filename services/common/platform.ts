@@ -7,7 +7,7 @@ import type { RedisClient } from './redis.ts';
 import { sql } from 'kysely';
 import { packageVersion } from './build-info.ts';
 import type { Config } from './config.ts';
-import { createDb, type Db } from './db/client.ts';
+import { type Db, openDb } from './db/client.ts';
 import { ensureDatabase, isConnectionError, migrateToLatest } from './db/migrate.ts';
 import { createHttpServer, type ReadinessCheck, type TlsMaterial } from './http.ts';
 import type { Logger } from './logger.ts';
@@ -68,7 +68,7 @@ const STARTUP_DB_ATTEMPTS = 15;
  * Postgres may be restarting while Signet starts (or restarts), which is no reason to exit.
  */
 export async function openDatabase(config: Config, log: Logger, outage?: OutageLog): Promise<Db> {
-  const db = createDb(config.database.url, log, { outage, prepare: config.database.prepare });
+  const db = openDb(config.database, log, { outage });
   for (let attempt = 1; ; attempt++) {
     try {
       if (await ensureDatabase(config.database.url)) {
@@ -123,7 +123,7 @@ export async function startPlatform(config: Config, log: Logger): Promise<Platfo
   const onShutdown = (phase: ShutdownPhase, name: string, run: () => Promise<unknown>) => steps.get(phase)!.push({ name, run });
   onShutdown('intake', 'http', () => app.close());
   onShutdown('database', 'postgres', () => db.destroy());
-  const readDb = config.database.readUrl === null ? db : createDb(config.database.readUrl, log, { prepare: config.database.prepare });
+  const readDb = config.database.readUrl === null ? db : openDb({ ...config.database, url: config.database.readUrl }, log);
   if (readDb !== db) {
     onShutdown('database', 'postgres-replica', () => readDb.destroy());
   }

@@ -47,3 +47,8 @@ export function createDb(url: string, log: Logger, opts: { max?: number; stateme
     },
   });
 }
+
+/** The ledger's database as configured (`config.database`: its URL, SIGNET_PREPARED_STATEMENTS). */
+export function openDb(database: { readonly url: string; readonly prepare: boolean }, log: Logger, opts: { outage?: OutageLog } = {}): Db {
+  return createDb(database.url, log, { ...opts, prepare: database.prepare });
+}

@@ -230,86 +230,55 @@ export async function subjectsOfSource(db: Kysely<DB>, registry: string, reposit
   return rows.map((r) => r.digest);
 }
 
+/** What a signature is read with (`s` a signature, `i` its verified signer), in `selectSignatures`. */
+const SIGNATURE_SELECTION = [
+  's.id',
+  's.manifest_id',
+  's.format',
+  's.outcome',
+  's.reason',
+  's.identity_id',
+  's.subject',
+  's.issuer',
+  's.claims',
+  's.key_fingerprint',
+  's.key_source',
+  's.key_name',
+  's.certificate_fingerprint',
+  's.certificate_not_before',
+  's.certificate_not_after',
+  's.rekor_log_id',
+  's.rekor_log_index',
+  's.rekor_integrated_time',
+  's.tsa_time',
+  's.kind',
+  's.predicate_type',
+  's.trust_root_version',
+  's.source_digest',
+  's.layer_digest',
+  's.first_seen_at',
+  's.verified_at',
+  's.withdrawn_at',
+  's.withdrawn_by',
+  'i.kind as identity_kind',
+  'i.first_seen_at as identity_first_seen_at',
+] as const;
+
+/** A selection's result column: its alias, else its column. */
+type ColumnName<S extends string> = S extends `${string} as ${infer A}` ? A : S extends `${string}.${infer C}` ? C : S;
+
+/**
+ * A signature row's columns by name: to select them from `selectSignatures` used as a subquery by
+ * name rather than `x.*`, since a statement with `*` is never prepared (see prepared.ts).
+ */
+export const SIGNATURE_ROW_COLUMNS = SIGNATURE_SELECTION.map((c) => (c.includes(' as ') ? c.split(' as ')[1]! : c.slice(c.indexOf('.') + 1)) as ColumnName<typeof c>);
+
 /** Signatures joined to their verified signers (`s`, `i`); the image module reads them laterally beside an image. */
 export function selectSignatures(db: Kysely<DB>) {
-  return db
-    .selectFrom('signatures as s')
-    .leftJoin('identities as i', 'i.id', 's.identity_id')
-    .select([
-      's.id',
-      's.manifest_id',
-      's.format',
-      's.outcome',
-      's.reason',
-      's.identity_id',
-      's.subject',
-      's.issuer',
-      's.claims',
-      's.key_fingerprint',
-      's.key_source',
-      's.key_name',
-      's.certificate_fingerprint',
-      's.certificate_not_before',
-      's.certificate_not_after',
-      's.rekor_log_id',
-      's.rekor_log_index',
-      's.rekor_integrated_time',
-      's.tsa_time',
-      's.kind',
-      's.predicate_type',
-      's.trust_root_version',
-      's.source_digest',
-      's.layer_digest',
-      's.first_seen_at',
-      's.verified_at',
-      's.withdrawn_at',
-      's.withdrawn_by',
-      'i.kind as identity_kind',
-      'i.first_seen_at as identity_first_seen_at',
-    ]);
+  return db.selectFrom('signatures as s').leftJoin('identities as i', 'i.id', 's.identity_id').select(SIGNATURE_SELECTION);
 }
 
 export type SignatureRow = Awaited<ReturnType<ReturnType<typeof selectSignatures>['execute']>>[number];
-
-/**
- * A signature row's columns by name, to select them from `selectSignatures` used as a subquery
- * without `x.*`: a statement with `*` is never prepared (see prepared.ts).
- */
-export const SIGNATURE_ROW_COLUMNS = [
-  'id',
-  'manifest_id',
-  'format',
-  'outcome',
-  'reason',
-  'identity_id',
-  'subject',
-  'issuer',
-  'claims',
-  'key_fingerprint',
-  'key_source',
-  'key_name',
-  'certificate_fingerprint',
-  'certificate_not_before',
-  'certificate_not_after',
-  'rekor_log_id',
-  'rekor_log_index',
-  'rekor_integrated_time',
-  'tsa_time',
-  'kind',
-  'predicate_type',
-  'trust_root_version',
-  'source_digest',
-  'layer_digest',
-  'first_seen_at',
-  'verified_at',
-  'withdrawn_at',
-  'withdrawn_by',
-  'identity_kind',
-  'identity_first_seen_at',
-] as const satisfies readonly (keyof SignatureRow)[];
-// Every column of the row is in the list (a column added to selectSignatures must be added here).
-const allColumns: [Exclude<keyof SignatureRow, (typeof SIGNATURE_ROW_COLUMNS)[number]>] extends [never] ? true : false = true;
-void allColumns;
 
 export function toSignature(r: SignatureRow): Signature {
   return {

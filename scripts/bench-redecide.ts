@@ -1,7 +1,9 @@
 // Times the worker's re-decision pass (core/decider.ts, Decider.redecide) on the synthetic ledger
 // of scripts/seed-ledger.ts: after a policy edit that touches every image (each registry's rule
 // changed), after one that touches 1% of them (a more specific rule for 20 of the 2,000
-// organisations changed), and at a restart under an unchanged policy. Each is repeated `--reps`
+// organisations changed), and at a restart under an unchanged policy. Each pass is timed until API
+// replicas can switch (the version complete; untouched decisions still read through its base) and
+// to its end (carried over). Each is repeated `--reps`
 // times (a new policy version each time); medians with min–max are printed as a Markdown table,
 // every run as a JSON line on stderr. After each pass, what an API replica does to switch to the
 // version is timed apart: loading its decisions (LedgerFeed.load into a fresh table).
@@ -120,14 +122,16 @@ try {
     const t = stats(of.map((r) => r.ms));
     const l = stats(these.map((r) => r.loadMs));
     const n = (k: 'decided' | 'carried' | 'current') => stats(of.map((r) => r[k])).median.toLocaleString('en');
-    return `| ${what} | ${of[0]!.kind} | ${of.length} | ${seconds(t.median)} [${seconds(t.min)}–${seconds(t.max)}] | ${n('decided')} | ${n('carried')} | ${n('current')} | ${seconds(l.median)} [${seconds(l.min)}–${seconds(l.max)}] |`;
+    const switched = of.every((r) => r.switchMs !== null) ? stats(of.map((r) => r.switchMs!)) : null;
+    const switchCell = switched === null ? '—' : `${seconds(switched.median)} [${seconds(switched.min)}–${seconds(switched.max)}]`;
+    return `| ${what} | ${of[0]!.kind} | ${of.length} | ${switchCell} | ${seconds(t.median)} [${seconds(t.min)}–${seconds(t.max)}] | ${n('decided')} | ${n('carried')} | ${n('current')} | ${seconds(l.median)} [${seconds(l.min)}–${seconds(l.max)}] |`;
   });
   console.log(
     [
       `${counts.images!.toLocaleString('en')} images, ${counts.signatures!.toLocaleString('en')} signatures, ${counts.attestations!.toLocaleString('en')} attestations; medians [min–max]:`,
       '',
-      '| pass | kind | runs | worker pass, s | decided | carried over | already decided | replica load, s |',
-      '|---|---|---|---|---|---|---|---|',
+      '| pass | kind | runs | until replicas switch, s | worker pass, s | decided | carried over | already decided | replica load, s |',
+      '|---|---|---|---|---|---|---|---|---|',
       ...rows,
     ].join('\n'),
   );

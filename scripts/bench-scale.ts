@@ -12,8 +12,9 @@
 //    Postgres. GraphQL: bench-graphql's two queries at --graphql-rate against the bounded replica.
 // 3. Re-decision: a worker started on the seeded ledger (recorded as decided in full under the
 //    benchmark's policy): under that policy (a restart: nothing to decide), after an edit touching
-//    1% of the images, and after one touching all of them; timed from the pass's start until the
-//    worker says it is done, or for --redecide-budget seconds and extrapolated from its progress.
+//    1% of the images, and after one touching all of them; timed from the pass's start until API
+//    replicas can switch (the version complete) and until the worker says it is done (untouched
+//    decisions carried over), or for --redecide-budget seconds and extrapolated from its progress.
 // 4. Ingest: a fresh ledger, a local docker-registry notifying an ingest+api process, and 1, 2 and
 //    4 worker processes (--workers); per run, --ingest-images images pushed and signed (untimed),
 //    then their signatures pushed by --concurrency pushers as fast as the registry takes them —
@@ -424,16 +425,17 @@ async function redecide(r: Redecision): Promise<RedecideRun> {
         (await Promise.race([w.logged('re-deciding the ledger', 60 * 60_000), w.logged('deciding images without a decision under the policy in force', 60 * 60_000)])) ?? null;
       const done = began === null ? null : await w.logged('ledger re-decided', budgetMs);
       const progress = done === null ? lastProgress(w) : null;
+      const switched = w.lastLogged(SWITCHED);
       const ms = await own.stop();
       if (done === null) {
         log('stopping the worker mid-way: its "re-deciding the ledger failed" error is expected');
       }
       await w.stop();
-      return { began, done, progress, workerCpuMs: ms };
+      return { began, done, progress, switched, workerCpuMs: ms };
     },
     PG_COUNTERS_SETTLE_MS,
   );
-  const { began, done, progress } = cost.result;
+  const { began, done, progress, switched } = cost.result;
   const last = (done ?? progress)?.line ?? {};
   const count = (k: string) => (typeof last[k] === 'number' ? last[k] : 0);
   const percent = done !== null ? 100 : typeof last.percent === 'number' ? last.percent : NaN;
@@ -446,6 +448,7 @@ async function redecide(r: Redecision): Promise<RedecideRun> {
     percent,
     startupMs: began === null ? null : Math.round(began.atMs),
     passMs: Math.round(passMs),
+    switchMs: typeof switched?.line.ms === 'number' ? switched.line.ms : null,
     decided: count('decided'),
     carried: count('carried'),
     current: count('current'),
@@ -454,7 +457,9 @@ async function redecide(r: Redecision): Promise<RedecideRun> {
     pgRowsWrittenPerImage: cost.pg === null ? NaN : per(cost.pg.rowsWritten, images),
     redisCommandsPerImage: per(cost.redis.commands, images),
   };
-  log(`${r.name}: ${out.kind} pass, ${images} images (${out.decided} decided, ${out.carried} carried, ${out.current} current) in ${out.passMs} ms${out.finished ? '' : ` (extrapolated from ${percent}%)`}`);
+  log(
+    `${r.name}: ${out.kind} pass, ${images} images (${out.decided} decided, ${out.carried} carried, ${out.current} current) in ${out.passMs} ms${out.finished ? '' : ` (extrapolated from ${percent}%)`}, replicas could switch after ${out.switchMs ?? '—'} ms`,
+  );
   // Untimed: back to the seed as it was (its policy the only one), for the next scenario and run.
   await sql`DELETE FROM decisions WHERE policy_version <> ${policyVersion}`.execute(db);
   await sql`DELETE FROM policies WHERE version <> ${policyVersion}`.execute(db);
@@ -462,6 +467,9 @@ async function redecide(r: Redecision): Promise<RedecideRun> {
   await sql`VACUUM ANALYZE decisions`.execute(db);
   return out;
 }
+
+/** What the worker logs when API replicas can switch to the version (core/decider.ts). */
+const SWITCHED = 'ledger decided under the new policy: API replicas switch to it';
 
 /** The worker's last progress line of its pass, if it logged one. */
 function lastProgress(w: SignetProcess): { line: Record<string, unknown> } | null {

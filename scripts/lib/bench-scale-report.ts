@@ -59,6 +59,8 @@ export interface RedecideRun {
   readonly startupMs: number | null;
   /** Measured when finished; else the time so far ÷ the fraction of the ledger gone over. */
   readonly passMs: number;
+  /** From the pass's start until API replicas could switch to the version (null: a restart, or not within the budget). */
+  readonly switchMs: number | null;
   readonly decided: number;
   readonly carried: number;
   readonly current: number;
@@ -133,12 +135,14 @@ export function renderScaleReport(r: ScaleResult): string {
     goals.push(['worker restart under an unchanged policy decides nothing', '0 decided', `${n(restart.decided)} decided (pass ${f(restart.passMs / 1000)} s)`, ok(restart.decided === 0)]);
   }
   if (onePercent !== undefined && every !== undefined && restart !== undefined) {
-    // The constant: what a pass that decides nothing costs (the restart's).
-    const over = (onePercent.passMs - restart.passMs) / every.passMs;
+    // The constant: what a pass that decides nothing costs (the restart's). Each edit until API
+    // replicas can switch to it (its untouched decisions are carried over after that).
+    const until = (x: RedecideRun) => x.switchMs ?? x.passMs;
+    const over = (until(onePercent) - restart.passMs) / until(every);
     goals.push([
-      'policy edit touching 1%: its pass, less a restart\'s pass (the constant), ÷ an edit touching every image',
+      'policy edit touching 1%: until replicas switch, less a restart\'s pass (the constant), ÷ an edit touching every image',
       '< 1%',
-      `${f(onePercent.passMs / 1000)} s − ${f(restart.passMs / 1000)} s over ${f(every.passMs / 1000)} s = ${f(over * 100)}%`,
+      `${f(until(onePercent) / 1000)} s − ${f(restart.passMs / 1000)} s over ${f(until(every) / 1000)} s = ${f(over * 100)}%`,
       ok(over < 0.01),
     ]);
   }
@@ -172,6 +176,7 @@ export function renderScaleReport(r: ScaleResult): string {
     x.name,
     x.kind ?? '—',
     x.startupMs === null ? '—' : f(x.startupMs / 1000),
+    x.switchMs === null ? '—' : f(x.switchMs / 1000),
     `${f(x.passMs / 1000)}${x.finished ? '' : ` (extrapolated from ${f(x.percent)}%)`}`,
     n(x.decided),
     n(x.carried),
@@ -269,13 +274,15 @@ ${table(['query', 'p50 ms', 'p99 ms'], graphqlRows)}
 
 The worker's pass (\`Decider.redecide\`) on the seeded ledger, which is recorded as decided in full under
 the benchmark's policy by this Signet version: a worker started under that policy (a restart), and
-under two edits of it. An incremental pass goes over every image id range: an image whose rules
-the edit did not touch has its decision carried over (copied to the new version in one statement
-per range), the others are decided. Timed from the pass's start (the worker's log) until it logs
+under two edits of it. An incremental pass goes over every image id range twice. First it decides
+the images the edit touched (and any whose decision no longer counts) and marks the version
+complete: API replicas switch to it then ("switch s"), reading an untouched image's decision
+through the previous version. Then it carries those decisions over (copied to the new version in
+one statement per range). Timed from the pass's start (the worker's log) until it logs
 \`ledger re-decided\`, or for ${r.redecideBudgetSeconds} s and extrapolated from its last progress line (time so far ÷
 fraction of the id range gone over). Costs are per image gone over (decided, carried or current).
 
-${table(['scenario', 'pass', 'start-up s', 'pass s', 'decided', 'carried over', 'already current', 'worker CPU ms/image', 'Postgres CPU ms/image', 'rows written/image', 'Redis commands/image'], redecideRows)}
+${table(['scenario', 'pass', 'start-up s', 'switch s', 'pass s', 'decided', 'carried over', 'already current', 'worker CPU ms/image', 'Postgres CPU ms/image', 'rows written/image', 'Redis commands/image'], redecideRows)}
 
 ## 5. Ingest against the registry
 

@@ -30,7 +30,14 @@ export interface Decider {
    * carried over, the rest are decided. `full` decides every image (what a policy change did
    * before). Marks the version complete and announces it, unless a newer policy came meanwhile.
    */
-  redecide(opts?: { readonly full?: boolean }): Promise<RedecideResult>;
+  redecide(opts?: {
+    readonly full?: boolean;
+    /**
+     * False: the pass stops once API replicas can switch, leaving the untouched decisions read
+     * through the base (tests and benchmarks look at that state; the next pass carries them).
+     */
+    readonly carry?: boolean;
+  }): Promise<RedecideResult>;
   /**
    * Decides again every image whose decision under the policy in force expired by now (an
    * attestation condition read the time), then has the next expiry scheduled. Returns how many.
@@ -57,6 +64,12 @@ export interface RedecideResult {
   /** False when a newer policy took over before the pass ended. */
   readonly complete: boolean;
   readonly ms: number;
+  /**
+   * When API replicas could switch to the version (it was marked complete), from the pass's
+   * start; null for a restart (complete before) or a pass stopped first. Untouched decisions are
+   * carried over after that (`ms` includes it).
+   */
+  readonly switchMs: number | null;
 }
 
 export type PassKind = 'unchanged' | 'incremental' | 'full';
@@ -192,7 +205,7 @@ export function createDecider(opts: DeciderOptions): Decider {
   }
 
   /** The policy `last` was parsed from, when it can be read again as it was. */
-  function reread(last: redecision.CompletePolicy | null): Policy | { unusable: string } {
+  function reread(last: { readonly version: string; readonly source: string } | null): Policy | { unusable: string } {
     if (last === null) {
       return { unusable: 'no policy version was decided in full before' };
     }
@@ -208,7 +221,7 @@ export function createDecider(opts: DeciderOptions): Decider {
     return parsed;
   }
 
-  async function redecide(passOpts: { readonly full?: boolean } = {}): Promise<RedecideResult> {
+  async function redecide(passOpts: { readonly full?: boolean; readonly carry?: boolean } = {}): Promise<RedecideResult> {
     const target = policy;
     const started = performance.now();
     const full = passOpts.full === true;
@@ -223,10 +236,20 @@ export function createDecider(opts: DeciderOptions): Decider {
     let carryFrom: redecision.Counted | null = null;
     let kind: PassKind;
     let base: string | null = null;
-    if (!full && claimed.completeAt !== null && (last === null || last.completeAt <= claimed.completeAt)) {
-      // Decided in full, and nothing was since: a restart. Only images without a decision that counts.
-      change = { kind: 'none' };
+    // Decided in full, and nothing was since: a restart. Only images without a decision that
+    // counts, and the carrying over a pass stopped before it finished.
+    const restart = !full && claimed.completeAt !== null && (last === null || last.completeAt <= claimed.completeAt);
+    if (restart) {
       kind = 'unchanged';
+      change = { kind: 'none' };
+      const through = await redecision.baseOf(db, target.version);
+      const found = through === null ? null : await redecision.policyRow(db, through);
+      const parsed = found === null ? null : reread(found);
+      if (found !== null && parsed !== null && !('unusable' in parsed)) {
+        base = found.version;
+        change = diffPolicies(parsed, target);
+        carryFrom = change.kind === 'rules' ? found : null;
+      }
     } else {
       await redecision.markIncomplete(db, target.version);
       const found = reread(last);
@@ -245,14 +268,13 @@ export function createDecider(opts: DeciderOptions): Decider {
     }
     passes[kind]++;
     const total = await redecision.countImages(db);
-    const progress: PassProgress = { policyVersion: target.version, position: 0n, end: BigInt(await redecision.maxImageId(db)) };
-    running = progress;
     // The repositories whose images the edit touched: decided again, not carried over.
     let touched = new Set<string>();
     if (carryFrom !== null && change.kind === 'rules') {
-      const all = await redecision.repositories(db);
-      touched = new Set(all.filter((r) => touches(change, r.registry, r.name)).map((r) => r.id));
-      if (touched.size === all.length) {
+      // Only the registries the edit names can hold a touched repository (a few of many, often).
+      const named = await redecision.repositories(db, [...change.patterns.keys()]);
+      touched = new Set(named.filter((r) => touches(change, r.registry, r.name)).map((r) => r.id));
+      if (touched.size === (await redecision.countRepositories(db))) {
         carryFrom = null; // every repository: nothing to carry over
       }
     }
@@ -270,80 +292,142 @@ export function createDecider(opts: DeciderOptions): Decider {
     const counts = { decided: 0, carried: 0, current: 0 };
     const counted = { version: target.version, decidedFrom: claimed.decidedFrom };
     let lastLog = performance.now();
+
+    /**
+     * Goes over the ledger a range of image ids at a time (see redecision.ts: by id, whatever the
+     * statistics), to the highest id, then on while images were added meanwhile. Images with a
+     * decision that counts are left; the touched ones and those without a decision that counts
+     * under `carryFrom` are decided; the rest are carried over (`carry`) or left where they are,
+     * read through the base until a later sweep carries them (`left`: how many). `complete` false
+     * when a newer policy took over. `countCurrent`: adds what counts already to `counts.current`.
+     */
+    async function sweep(carry: boolean, countCurrent: boolean): Promise<{ complete: boolean; left: number }> {
+      const progress: PassProgress = { policyVersion: target.version, position: 0n, end: BigInt(await redecision.maxImageId(db)) };
+      running = progress;
+      let left = 0;
+      // Images to decide, in batches of PAGE across ranges (an edit touches few per range).
+      const pending: string[] = [];
+      const decidePending = async (all: boolean) => {
+        while (pending.length >= (all ? 1 : PAGE)) {
+          counts.decided += await decideUnder([target], pending.splice(0, PAGE));
+        }
+      };
+      try {
+        for (let lo = 0n; ; lo += RANGE) {
+          if (policy !== target) {
+            return { complete: false, left };
+          }
+          if (lo >= progress.end) {
+            const end = BigInt(await redecision.maxImageId(db));
+            if (lo >= end) {
+              await decidePending(true);
+              return { complete: true, left };
+            }
+            progress.end = end;
+          }
+          const hi = String(lo + RANGE);
+          const now = new Date();
+          const [inRange, decided, carriable] = await Promise.all([
+            redecision.imagesInRange(db, String(lo), hi),
+            full ? [] : redecision.decisionsInRange(db, target.version, String(lo), hi),
+            carryFrom === null ? [] : redecision.decisionsInRange(db, carryFrom.version, String(lo), hi),
+          ]);
+          const mine = new Map(decided.map((d) => [d.manifestId, d]));
+          const theirs = new Map(carriable.map((d) => [d.manifestId, d]));
+          const toCarry: string[] = [];
+          const toDecide: string[] = [];
+          const current: string[] = [];
+          for (const image of inRange) {
+            if (!full && redecision.counts(mine.get(image.id), counted, image.indexedAt, now)) {
+              current.push(image.id);
+            } else if (carryFrom !== null && !touched.has(image.repositoryId) && redecision.counts(theirs.get(image.id), carryFrom, image.indexedAt, now)) {
+              toCarry.push(image.id);
+            } else {
+              toDecide.push(image.id);
+            }
+          }
+          if (countCurrent) {
+            counts.current += current.length;
+          }
+          if (!carry) {
+            left += toCarry.length;
+          } else if (carryFrom !== null && toCarry.length > 0) {
+            const copied = await redecision.carryOver(db, carryFrom, counted, String(lo), hi, [...current, ...toDecide], now);
+            counts.carried += copied.size;
+            // Facts changed since they were read: decided instead.
+            toDecide.push(...toCarry.filter((id) => !copied.has(id)));
+          }
+          pending.push(...toDecide);
+          await decidePending(false);
+          progress.position = lo + RANGE;
+          if (performance.now() - lastLog >= PROGRESS_LOG_MS) {
+            lastLog = performance.now();
+            await redecision.markActive(db, target.version);
+            log.info(
+              { policyVersion: target.version, kind, phase: carry ? 'carry' : 'switch', percent: Math.round(ratio(progress) * 1000) / 10, images: total, ...counts, ms: Math.round(lastLog - started) },
+              're-deciding the ledger: progress',
+            );
+          }
+        }
+      } finally {
+        if (running === progress) {
+          running = null;
+        }
+      }
+    }
+
     let complete = true;
-    // A range of image ids at a time (see redecision.ts: by id, whatever the statistics), to the
-    // highest id; then on while images were added meanwhile.
-    for (let lo = 0n; ; lo += RANGE) {
-      if (policy !== target) {
-        complete = false;
-        break;
-      }
-      if (lo >= progress.end) {
-        const end = BigInt(await redecision.maxImageId(db));
-        if (lo >= end) {
-          break;
+    let switchMs: number | null = null;
+    if (!restart) {
+      // First what API replicas must not answer from the base for: the touched images and those
+      // whose decision under the base no longer counts. The rest stay where they are, read
+      // through the base (policies.base_version), so that replicas switch after work in
+      // proportion to the edit, not to the ledger.
+      const first = await sweep(carryFrom === null, true);
+      complete = first.complete && policy === target;
+      const analyze = () =>
+        redecision.analyzeDecisions(db).catch((err: unknown) => log.warn({ err }, 'could not ANALYZE decisions: lookups under the new policy may be slow until autovacuum does'));
+      if (complete) {
+        await redecision.setBase(db, target.version, first.left > 0 ? carryFrom!.version : null);
+        if (first.left === 0 && counts.decided + counts.carried > 0) {
+          // Before replicas switch to it: their lookups under the version are planned from these.
+          await analyze();
         }
-        progress.end = end;
+        complete = await redecision.markComplete(db, target.version, DECIDED_BY);
       }
-      const hi = String(lo + RANGE);
-      const now = new Date();
-      const [inRange, decided, carriable] = await Promise.all([
-        redecision.imagesInRange(db, String(lo), hi),
-        full ? [] : redecision.decisionsInRange(db, target.version, String(lo), hi),
-        carryFrom === null ? [] : redecision.decisionsInRange(db, carryFrom.version, String(lo), hi),
-      ]);
-      const mine = new Map(decided.map((d) => [d.manifestId, d]));
-      const theirs = new Map(carriable.map((d) => [d.manifestId, d]));
-      const carry: string[] = [];
-      const toDecide: string[] = [];
-      const current: string[] = [];
-      for (const image of inRange) {
-        if (!full && redecision.counts(mine.get(image.id), counted, image.indexedAt, now)) {
-          current.push(image.id);
-        } else if (carryFrom !== null && !touched.has(image.repositoryId) && redecision.counts(theirs.get(image.id), carryFrom, image.indexedAt, now)) {
-          carry.push(image.id);
-        } else {
-          toDecide.push(image.id);
+      if (complete) {
+        previous = null;
+        switchMs = Math.round(performance.now() - started);
+        // API replicas waiting for it switch now (they also poll Postgres: the event is a shortcut).
+        await publish([{ type: 'policy', version: target.version }]);
+        log.info({ policyVersion: target.version, kind, base, ...counts, carryLeft: first.left, ms: switchMs }, 'ledger decided under the new policy: API replicas switch to it');
+        if (first.left === 0) {
+          carryFrom = null;
+        } else if (counts.decided > 0) {
+          // After the switch here: what replicas read of a version with a base (by image id: a
+          // miss, a load) is planned through the primary key whatever the statistics say; the
+          // rest (GraphQL's lists by version) can wait the second this takes at 10M.
+          await analyze();
         }
       }
-      counts.current += current.length;
-      if (carryFrom !== null && carry.length > 0) {
-        const copied = await redecision.carryOver(db, carryFrom, counted, String(lo), hi, [...current, ...toDecide], now);
-        counts.carried += copied.size;
-        // Facts changed since they were read: decided instead.
-        toDecide.push(...carry.filter((id) => !copied.has(id)));
-      }
-      for (let i = 0; i < toDecide.length; i += PAGE) {
-        counts.decided += await decideUnder([target], toDecide.slice(i, i + PAGE));
-      }
-      progress.position = lo + RANGE;
-      if (performance.now() - lastLog >= PROGRESS_LOG_MS) {
-        lastLog = performance.now();
-        await redecision.markActive(db, target.version);
-        log.info({ policyVersion: target.version, kind, percent: Math.round(ratio(progress) * 1000) / 10, images: total, ...counts, ms: Math.round(lastLog - started) }, 're-deciding the ledger: progress');
+    }
+    if (complete && (kind === 'unchanged' || carryFrom !== null)) {
+      // A restart decides what has no decision that counts; after a switch, or at a restart
+      // after one, the untouched decisions are carried over from the base, and the base let go.
+      // (No ANALYZE after: statistics that take the version for rarer than it now is only make
+      // the planner prefer its indexes, which is what reading one image or a page wants.)
+      const second = await sweep(passOpts.carry !== false, kind === 'unchanged');
+      complete = second.complete && policy === target;
+      if (complete && second.left === 0) {
+        await redecision.setBase(db, target.version, null);
       }
     }
     for (const k of ['decided', 'carried', 'current'] as const) {
       totals[k] += counts[k];
     }
-    if (running === progress) {
-      running = null;
-    }
-    if (complete && policy === target) {
-      if (counts.decided + counts.carried > 0) {
-        // Before replicas switch to it: their lookups under the version are planned from these.
-        await redecision.analyzeDecisions(db).catch((err: unknown) => log.warn({ err }, 'could not ANALYZE decisions: lookups under the new policy may be slow until autovacuum does'));
-      }
-      await redecision.markComplete(db, target.version, DECIDED_BY);
-      previous = null;
-      // API replicas waiting for it switch now (they also poll Postgres: the event is a shortcut).
-      await publish([{ type: 'policy', version: target.version }]);
-    } else {
-      complete = false;
-    }
     const ms = Math.round(performance.now() - started);
     log.info({ policyVersion: target.version, kind, base, ...counts, complete, ms }, complete ? 'ledger re-decided' : 're-decision stopped: a newer policy took over');
-    return { policyVersion: target.version, kind, base, ...counts, complete, ms };
+    return { policyVersion: target.version, kind, base, ...counts, complete, ms, switchMs };
   }
 
   return {

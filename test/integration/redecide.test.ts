@@ -168,7 +168,7 @@ describe('incremental re-decision', () => {
     expect(claimed.kind).not.toBe('unchanged');
   });
 
-  it('a pass that wrote decisions analyses them before the version is complete; a pass that wrote none does not', async () => {
+  it('a pass that wrote decisions analyses them (before the version is complete unless it reads through a base); a pass that wrote none does not', async () => {
     const analyses = async () =>
       Number((await sql<{ n: string }>`SELECT analyze_count + autoanalyze_count AS n FROM pg_stat_user_tables WHERE relname = 'decisions'`.execute(db.db)).rows[0]!.n);
     // Only the pass analyses the table here, not autovacuum.

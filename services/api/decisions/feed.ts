@@ -133,15 +133,20 @@ export class LedgerFeed {
       }
     } else {
       // The most recent only, oldest first (the newest end up the most recently used), through the
-      // index on decided_at: a bounded load reads what it keeps, not the whole ledger.
-      let after: decisions.DecisionCursor | null = null;
-      for (;;) {
-        const page = await decisions.listRecentPage(this.#db, policyVersion, since, after, PAGE);
-        page.forEach(keep);
-        if (page.length < PAGE) {
-          break;
+      // index on decided_at: a bounded load reads what it keeps, not the whole ledger. A version
+      // with a base: the base's rows of images without one under the version, then the version's.
+      const base = await redecision.baseOf(this.#db, policyVersion);
+      const sweeps: [string, string | null][] = base === null ? [[policyVersion, null]] : [[base, policyVersion], [policyVersion, null]];
+      for (const [version, shadowedBy] of sweeps) {
+        let after: decisions.DecisionCursor | null = null;
+        for (;;) {
+          const page = await decisions.listRecentPage(this.#db, version, since, after, PAGE, shadowedBy);
+          page.forEach(keep);
+          if (page.length < PAGE) {
+            break;
+          }
+          after = page.at(-1)!.cursor;
         }
-        after = page.at(-1)!.cursor;
       }
     }
     return since;

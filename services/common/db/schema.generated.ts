@@ -124,6 +124,7 @@ export interface OwnershipChanges {
 
 export interface Policies {
   active_at: Timestamp | null;
+  base_version: string | null;
   complete_at: Timestamp | null;
   decided_by: string | null;
   decided_from: Timestamp | null;

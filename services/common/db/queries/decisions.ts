@@ -2,12 +2,18 @@ import { sql, type Kysely } from 'kysely';
 import type { AttestationCheck, Decision, DecisionReason, ManifestFacts } from '../../domain/decision.ts';
 import type { Digest } from '../../domain/digest.ts';
 import type { DB } from '../schema.generated.ts';
-import { page, withRepository, type Page } from './fragments.ts';
+import { notUnder, page, underVersion, withRepository, type Page } from './fragments.ts';
 import * as images from './images.ts';
+import { baseOf } from './redecision.ts';
 import * as signatures from './signatures.ts';
 
 // Admission decisions, one per (manifest, policy version), the policies they were made under, and
 // what deciding reads.
+//
+// An image's decision under a policy version is its row under that version or, while the version
+// has a base (policies.base_version: complete, its untouched decisions not yet carried over; see
+// core/decider.ts), its row under the base. Every reader goes through {@link underVersion} or reads
+// the two versions apart ({@link baseOf}); nothing follows a base's own base.
 
 /** A manifest as the decision table keys it, with the facts the policy reads. */
 export interface DecisionInput {
@@ -120,14 +126,16 @@ export async function upsert(db: Kysely<DB>, rows: readonly { readonly input: De
 
 /**
  * `byId`: the rows are read by manifest ids (a range for a load, the one image a miss found by its
- * digest): the version is then compared as
- * an expression no `policy_version` index serves, so the range drives the scan, whatever the
+ * digest), each image's decision under the version ({@link underVersion}); the version is then
+ * compared as an expression no `policy_version` index serves, so the range drives the scan, whatever the
  * statistics say (see redecision.ts). Paged by `manifest_id > after … LIMIT` instead, the planner
  * read every row of the version through such an index and sorted them, on every page, when the
  * version was rare in its statistics (just after a worker wrote it: when replicas switch to it),
- * or, with the version as an expression, every row after the page: loads were quadratic.
+ * or, with the version as an expression, every row after the page: loads were quadratic. Not
+ * `byId`: the version's own rows (through its indexes), without those of images that have a row
+ * under `shadowedBy` (reading a base's rows apart).
  */
-function selectStored(db: Kysely<DB>, policyVersion: string, byId = false) {
+function selectStored(db: Kysely<DB>, policyVersion: string, byId = false, shadowedBy: string | null = null) {
   return db
     .selectFrom('manifests as m')
     .$call(withRepository)
@@ -146,10 +154,12 @@ function selectStored(db: Kysely<DB>, policyVersion: string, byId = false) {
       'd.scoped',
       'd.attestations',
       'd.expires_at',
-      'd.policy_version as policyVersion',
+      // The version read for, which a base's row counts under (the row's own is another).
+      sql<string>`${shadowedBy ?? policyVersion}::text`.as('policyVersion'),
       'd.verified_at as verifiedAt',
     ])
-    .where(byId ? sql<string>`d.policy_version || ''` : sql.ref<string>('d.policy_version'), '=', policyVersion);
+    .$call((q) => (byId ? q.where(underVersion(policyVersion, true)) : q.where('d.policy_version', '=', policyVersion)))
+    .$if(shadowedBy !== null, (q) => q.where(notUnder(shadowedBy!)));
 }
 
 type StoredRow = Awaited<ReturnType<ReturnType<typeof selectStored>['execute']>>[number];
@@ -173,8 +183,8 @@ export async function listRange(db: Kysely<DB>, policyVersion: string, lo: strin
 }
 
 /**
- * The decisions under `policyVersion` decided since `decidedSince` (a bounded load: the most
- * recent), oldest first, a page after `after` (the `cursor` of the page's last row before) at a
+ * The rows of `policyVersion` decided since `decidedSince` (a bounded load: the most recent; a
+ * version with a base loads the base's rows with `shadowedBy` the version, then its own), oldest first, a page after `after` (the `cursor` of the page's last row before) at a
  * time: read through the (policy_version, decided_at) index, not the whole ledger. The cursor keeps
  * the time as Postgres wrote it (microseconds; a Date would round it to milliseconds and read rows
  * again, or forever when a page's worth share a millisecond).
@@ -185,8 +195,9 @@ export async function listRecentPage(
   decidedSince: Date,
   after: DecisionCursor | null,
   limit: number,
+  shadowedBy: string | null = null,
 ): Promise<(StoredDecision & { readonly cursor: DecisionCursor })[]> {
-  let query = selectStored(db, policyVersion).select(sql<string>`d.decided_at::text`.as('decided_at')).where('d.decided_at', '>=', decidedSince);
+  let query = selectStored(db, policyVersion, false, shadowedBy).select(sql<string>`d.decided_at::text`.as('decided_at')).where('d.decided_at', '>=', decidedSince);
   if (after !== null) {
     query = query.where(sql<boolean>`(d.decided_at, d.manifest_id) > (${after.decidedAt}::timestamptz, ${after.manifestId}::bigint)`);
   }
@@ -231,7 +242,7 @@ const imageDecisionColumns = [
 type ImageDecisionRow = Awaited<ReturnType<ReturnType<typeof selectImageDecisions>['execute']>>[number];
 
 function selectImageDecisions(db: Kysely<DB>, policyVersion: string) {
-  return db.selectFrom('decisions').select(imageDecisionColumns).where('policy_version', '=', policyVersion);
+  return db.selectFrom('decisions as d').select(imageDecisionColumns.map((c) => `d.${c}` as const)).where(underVersion(policyVersion));
 }
 
 function toImageDecision({ attestations, expires_at, ...decision }: ImageDecisionRow): ImageDecision {
@@ -240,31 +251,48 @@ function toImageDecision({ attestations, expires_at, ...decision }: ImageDecisio
 
 /** Each image's decision under a policy version. */
 export async function byImageIds(db: Kysely<DB>, imageIds: readonly string[], policyVersion: string): Promise<ImageDecision[]> {
-  return (await selectImageDecisions(db, policyVersion).where('manifest_id', 'in', imageIds).execute()).map(toImageDecision);
+  // A base's row counts under the version read for (the row's own version is the base).
+  return (await selectImageDecisions(db, policyVersion).where('d.manifest_id', 'in', imageIds).execute()).map((r) => ({ ...toImageDecision(r), policyVersion }));
 }
 
-/** The images whose decision under `policyVersion` expires at or before `at` (what the expiry job decides again). */
+/**
+ * The images whose decision under `policyVersion` expires at or before `at` (what the expiry job
+ * decides again): among its own rows, then its base's that it has none for, each through the
+ * expiry index.
+ */
 export async function expiringBy(db: Kysely<DB>, policyVersion: string, at: Date, limit: number): Promise<string[]> {
-  const rows = await db
-    .selectFrom('decisions')
-    .select('manifest_id')
-    .where('policy_version', '=', policyVersion)
-    .where('expires_at', '<=', at)
-    .orderBy('expires_at')
-    .limit(limit)
-    .execute();
-  return rows.map((r) => r.manifest_id);
+  const due = async (version: string, shadowedBy: string | null) =>
+    (
+      await db
+        .selectFrom('decisions as d')
+        .select('d.manifest_id')
+        .where('d.policy_version', '=', version)
+        .where('d.expires_at', '<=', at)
+        .$if(shadowedBy !== null, (q) => q.where(notUnder(shadowedBy!)))
+        .orderBy('d.expires_at')
+        .limit(limit)
+        .execute()
+    ).map((r) => r.manifest_id);
+  const own = await due(policyVersion, null);
+  const base = own.length >= limit ? null : await baseOf(db, policyVersion);
+  return base === null ? own : [...own, ...(await due(base, policyVersion)).slice(0, limit - own.length)];
 }
 
-/** The earliest expiry among the decisions under `policyVersion`, if any. */
+/** The earliest expiry among the decisions under `policyVersion` (its own rows and its base's it has none for), if any. */
 export async function nextExpiry(db: Kysely<DB>, policyVersion: string): Promise<Date | null> {
-  const row = await db
-    .selectFrom('decisions')
-    .select((eb) => eb.fn.min('expires_at').as('at'))
-    .where('policy_version', '=', policyVersion)
-    .where('expires_at', 'is not', null)
-    .executeTakeFirst();
-  return row?.at ?? null;
+  const earliest = async (version: string, shadowedBy: string | null) =>
+    (
+      await db
+        .selectFrom('decisions as d')
+        .select((eb) => eb.fn.min('d.expires_at').as('at'))
+        .where('d.policy_version', '=', version)
+        .where('d.expires_at', 'is not', null)
+        .$if(shadowedBy !== null, (q) => q.where(notUnder(shadowedBy!)))
+        .executeTakeFirst()
+    )?.at ?? null;
+  const base = await baseOf(db, policyVersion);
+  const times = [await earliest(policyVersion, null), base === null ? null : await earliest(base, policyVersion)].filter((t): t is Date => t !== null);
+  return times.length === 0 ? null : new Date(Math.min(...times.map((t) => t.getTime())));
 }
 
 /** Which denials a list holds: in a registry and/or repository (null: any), for some reasons (null: any). */
@@ -274,8 +302,12 @@ export interface DenialFilter {
   readonly reasons: readonly DecisionReason[] | null;
 }
 
-function denials(db: Kysely<DB>, policyVersion: string, f: DenialFilter) {
+/** The denials among `policyVersion`'s own rows, less those of images with a row under `shadowedBy` (a base's, read apart). */
+function denials(db: Kysely<DB>, policyVersion: string, f: DenialFilter, shadowedBy: string | null) {
   let q = db.selectFrom('decisions as d').where('d.policy_version', '=', policyVersion).where('d.allowed', '=', false);
+  if (shadowedBy !== null) {
+    q = q.where(notUnder(shadowedBy));
+  }
   if (f.registry !== null || f.repository !== null) {
     q = q.where('d.manifest_id', 'in', (eb) => {
       let m = eb.selectFrom('manifests as m').$call(withRepository).select('m.id');
@@ -289,27 +321,39 @@ function denials(db: Kysely<DB>, policyVersion: string, f: DenialFilter) {
   return q;
 }
 
-/** Denials under a policy version, newest decision first: a keyset page over decisions_denied_idx, after the denial of image `after`. */
+/**
+ * Denials under a policy version, newest decision first: a keyset page over decisions_denied_idx,
+ * after the denial of image `after`. A version with a base reads its own and the base's apart, each
+ * through the index, and merges them.
+ */
 export async function pageDenials(db: Kysely<DB>, policyVersion: string, f: DenialFilter, first: number, after: string | null): Promise<Page<ImageDecision & { id: string }>> {
-  let q = denials(db, policyVersion, f)
-    .select(imageDecisionColumns.map((c) => `d.${c}` as const))
-    .select('d.manifest_id as id')
-    .orderBy('d.decided_at', 'desc')
-    .orderBy('d.manifest_id', 'desc')
-    .limit(first + 1);
-  if (after !== null) {
-    q = q.where(sql<boolean>`(d.decided_at, d.manifest_id) < (SELECT decided_at, manifest_id FROM decisions WHERE manifest_id = ${after} AND policy_version = ${policyVersion})`);
-  }
-  const rows = await q.execute();
+  const base = await baseOf(db, policyVersion);
+  const pageOf = async (version: string, shadowedBy: string | null) => {
+    let q = denials(db, version, f, shadowedBy)
+      .select(imageDecisionColumns.map((c) => `d.${c}` as const))
+      .select('d.manifest_id as id')
+      .orderBy('d.decided_at', 'desc')
+      .orderBy('d.manifest_id', 'desc')
+      .limit(first + 1);
+    if (after !== null) {
+      q = q.where(sql<boolean>`(d.decided_at, d.manifest_id) < (SELECT d.decided_at, d.manifest_id FROM decisions d WHERE d.manifest_id = ${after} AND ${underVersion(policyVersion)})`);
+    }
+    return await q.execute();
+  };
+  const rows = base === null ? await pageOf(policyVersion, null) : [...(await pageOf(policyVersion, null)), ...(await pageOf(base, policyVersion))];
+  // Newest first; the ids break ties (one row per image).
+  rows.sort((a, b) => b.decidedAt.getTime() - a.decidedAt.getTime() || Number(BigInt(b.id) - BigInt(a.id)));
   return page(
-    rows.map(({ id, ...r }) => ({ ...toImageDecision(r), id })),
+    rows.slice(0, first + 1).map(({ id, ...r }) => ({ ...toImageDecision(r), policyVersion, id })),
     first,
   );
 }
 
 export async function countDenials(db: Kysely<DB>, policyVersion: string, f: DenialFilter): Promise<number> {
-  const row = await denials(db, policyVersion, f).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
-  return Number(row.n);
+  const base = await baseOf(db, policyVersion);
+  const count = async (version: string, shadowedBy: string | null) =>
+    Number((await denials(db, version, f, shadowedBy).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+  return (await count(policyVersion, null)) + (base === null ? 0 : await count(base, policyVersion));
 }
 
 /** An image's decisions under every policy version, newest decision first; `offset` rows skipped (an image has one per policy version it was decided under). */
@@ -336,16 +380,15 @@ export async function countHistory(db: Kysely<DB>, manifestId: string): Promise<
 
 /**
  * When the `n`-th most recently decided image under a policy version was decided, or null when
- * there are no more than `n`: a bounded decision table loads only what was decided since.
+ * there are no more than `n`: a bounded decision table loads only what was decided since. With a
+ * base, over both versions' rows (each through its index, merged): an image with rows under both
+ * counts twice, so the table may load somewhat fewer than `n`.
  */
 export async function recentCutoff(db: Kysely<DB>, policyVersion: string, n: number): Promise<Date | null> {
-  const row = await db
-    .selectFrom('decisions')
-    .select('decided_at')
-    .where('policy_version', '=', policyVersion)
-    .orderBy('decided_at', 'desc')
-    .offset(n - 1)
-    .limit(1)
-    .executeTakeFirst();
-  return row?.decided_at ?? null;
+  const recent = (version: string) => sql`(SELECT decided_at FROM decisions WHERE policy_version = ${version} ORDER BY decided_at DESC LIMIT ${n})`;
+  const base = await baseOf(db, policyVersion);
+  const { rows } = await sql<{ decided_at: Date }>`
+    SELECT decided_at FROM (${recent(policyVersion)}${base === null ? sql`` : sql` UNION ALL ${recent(base)}`}) r
+    ORDER BY decided_at DESC OFFSET ${n - 1} LIMIT 1`.execute(db);
+  return rows[0]?.decided_at ?? null;
 }

@@ -42,3 +42,21 @@ export function prefixPattern(prefix: string): string {
 export function bytewise(column: string) {
   return sql<string>`${sql.ref(column)} COLLATE "C"`;
 }
+
+/**
+ * Whether row `d` (of `decisions as d`) is the image's decision under `policyVersion`: its row
+ * under the version, or its row under the version's base (policies.base_version) when it has none
+ * under the version. `byId`: compared as
+ * expressions no `policy_version` index serves (see decisions.ts, selectStored). Without a base the
+ * second branch is false before it probes anything (`coalesce`: a NULL would evaluate the probe).
+ */
+export function underVersion(policyVersion: string, byId = false) {
+  const version = byId ? sql`d.policy_version || ''` : sql`d.policy_version`;
+  return sql<boolean>`(${version} = ${policyVersion} OR (${version} = coalesce((SELECT p.base_version FROM policies p WHERE p.version = ${policyVersion}), '')
+    AND ${notUnder(policyVersion)}))`;
+}
+
+/** Whether the image of row `d` has no row under `policyVersion` (a base's row it does not shadow). */
+export function notUnder(policyVersion: string) {
+  return sql<boolean>`NOT EXISTS (SELECT 1 FROM decisions x WHERE x.manifest_id = d.manifest_id AND x.policy_version = ${policyVersion})`;
+}

@@ -5,7 +5,7 @@ import { summarizeOutcomes, type ManifestStatus } from '../../domain/outcome.ts'
 import type { SignatureRecord, SignatureSources, WithdrawalCause } from '../../domain/signature.ts';
 import { storableText } from '../../domain/storable.ts';
 import type { DB } from '../schema.generated.ts';
-import { page, withRepository, type Page } from './fragments.ts';
+import { page, underVersion, withRepository, type Page } from './fragments.ts';
 import * as ownership from './ownership.ts';
 import * as repositories from './repositories.ts';
 import * as signatures from './signatures.ts';
@@ -410,7 +410,7 @@ function filtered(q: ImageQuery, f: ImageFilter): ImageQuery {
     const allowed = f.allowed ?? null;
     const reasons = f.decisionReason ?? null;
     if (allowed !== null || reasons !== null) {
-      let d = eb.selectFrom('decisions as d').select('d.manifest_id').whereRef('d.manifest_id', '=', 'm.id').where('d.policy_version', '=', f.policyVersion);
+      let d = eb.selectFrom('decisions as d').select('d.manifest_id').whereRef('d.manifest_id', '=', 'm.id').where(underVersion(f.policyVersion));
       if (allowed !== null) {
         d = d.where('d.allowed', '=', allowed);
       }

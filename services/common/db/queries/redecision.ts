@@ -38,6 +38,21 @@ export async function claimPolicy(db: Kysely<DB>, version: string, source: strin
   return { version, decidedFrom: row.decided_from ?? now, completeAt: row.complete_at };
 }
 
+/** The version whose decisions `policyVersion` still reads for the images it has none of (policies.base_version), if any. */
+export async function baseOf(db: Kysely<DB>, policyVersion: string): Promise<string | null> {
+  const row = await db.selectFrom('policies').select('base_version').where('version', '=', policyVersion).executeTakeFirst();
+  return row?.base_version ?? null;
+}
+
+/**
+ * Sets or clears the version whose decisions `version` reads for the images it has none of (see
+ * the policy_base_version migration): set when a pass completes with untouched decisions left
+ * where they are, cleared once they are carried over.
+ */
+export async function setBase(db: Kysely<DB>, version: string, base: string | null): Promise<void> {
+  await db.updateTable('policies').set({ base_version: base }).where('version', '=', version).execute();
+}
+
 /**
  * No longer complete: a pass is about to bring it up to date (its decisions may be behind: another
  * version was in force since it was complete). API replicas wait for the pass before switching to it.
@@ -66,6 +81,12 @@ export async function lastComplete(db: Kysely<DB>, decidedBy: string, except: st
   return row === undefined ? null : { version: row.version, source: row.source, decidedFrom: row.decided_from!, completeAt: row.complete_at! };
 }
 
+/** A policy version as recorded, if it is and some Signet version decided under it (what a pass carries from). */
+export async function policyRow(db: Kysely<DB>, version: string): Promise<(Counted & { readonly source: string }) | null> {
+  const row = await db.selectFrom('policies').select(['version', 'source', 'decided_from']).where('version', '=', version).executeTakeFirst();
+  return row === undefined || row.decided_from === null ? null : { version: row.version, source: row.source, decidedFrom: row.decided_from };
+}
+
 /**
  * Brings the planner's statistics of `decisions` up to date (a sample: ~1 s at 10M rows). A pass
  * writes a version's decisions faster than autovacuum analyses them; until it does, the planner
@@ -88,9 +109,23 @@ export async function isComplete(db: Kysely<DB>, version: string): Promise<boole
   return row !== undefined && row.complete_at !== null;
 }
 
-/** Every repository with its registry: what a policy edit's patterns are matched against. */
-export async function repositories(db: Kysely<DB>): Promise<{ id: string; registry: string; name: string }[]> {
-  return await db.selectFrom('repositories as r').innerJoin('registries as g', 'g.id', 'r.registry_id').select(['r.id', 'g.host as registry', 'r.name']).execute();
+/** The repositories of the given registries (by host), with their registry: what a policy edit's patterns are matched against. */
+export async function repositories(db: Kysely<DB>, registries: readonly string[]): Promise<{ id: string; registry: string; name: string }[]> {
+  if (registries.length === 0) {
+    return [];
+  }
+  return await db
+    .selectFrom('repositories as r')
+    .innerJoin('registries as g', 'g.id', 'r.registry_id')
+    .select(['r.id', 'g.host as registry', 'r.name'])
+    .where('g.host', 'in', registries)
+    .execute();
+}
+
+/** How many repositories the ledger holds. */
+export async function countRepositories(db: Kysely<DB>): Promise<number> {
+  const row = await db.selectFrom('repositories').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 /** The highest image id (0 for an empty ledger): how far a pass goes. */
@@ -192,11 +227,13 @@ export async function countImages(db: Kysely<DB>): Promise<number> {
  * in full after `p` was last in use — after its own completion, its pass's last progress
  * (`active_at`: a pass stopped by a newer policy, or a rollback's pass), its claim or its first
  * load, whichever is latest — and that long ago. The version completed last is never retired (API
- * replicas answer under it), nor is a version a pass works under, unless another completed since.
+ * replicas answer under it), nor is a version a pass works under, unless another completed since,
+ * nor a version another still reads through (its base_version).
  */
 function retired(retentionMs: number) {
   return sql<boolean>`(SELECT min(n.complete_at) FROM policies n
-                       WHERE n.complete_at > greatest(p.complete_at, p.active_at, p.decided_from, p.loaded_at)) < now() - make_interval(secs => ${retentionMs / 1000})`;
+                       WHERE n.complete_at > greatest(p.complete_at, p.active_at, p.decided_from, p.loaded_at)) < now() - make_interval(secs => ${retentionMs / 1000})
+                      AND NOT EXISTS (SELECT 1 FROM policies c WHERE c.base_version = p.version AND c.version <> p.version)`;
 }
 
 /** The policy versions retired more than `retentionMs` ago that still hold decisions, oldest first. */
@@ -212,14 +249,14 @@ export async function retiredVersions(db: Kysely<DB>, retentionMs: number): Prom
  * Deletes `version`'s decisions of the images with an id in (lo, hi] if the version is still
  * retired (checked under its row's lock: a pass that starts working under it meanwhile, a
  * rollback, stops the prune), marking it incomplete first so that nothing takes its remaining
- * rows for a full set. Resolves to the rows deleted, or null when the version is no longer
+ * rows for a full set (and no longer reading through a base of its own). Resolves to the rows deleted, or null when the version is no longer
  * retired. By id range through the primary key, like the pass (redecision.ts): a `LIMIT` on the
  * version's index would read every row deleted before it again, dead until vacuumed.
  */
 export async function pruneRange(db: Kysely<DB>, version: string, retentionMs: number, lo: string, hi: string): Promise<number | null> {
   return db.transaction().execute(async (trx) => {
     const still = await sql<{ version: string }>`
-      UPDATE policies p SET complete_at = NULL WHERE p.version = ${version} AND ${retired(retentionMs)} RETURNING p.version`.execute(trx);
+      UPDATE policies p SET complete_at = NULL, base_version = NULL WHERE p.version = ${version} AND ${retired(retentionMs)} RETURNING p.version`.execute(trx);
     if (still.rows.length === 0) {
       return null;
     }

@@ -1,6 +1,7 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { DB } from '../schema.generated.ts';
 import { bytewise, page, prefixPattern, type Page } from './fragments.ts';
+import { baseOf } from './redecision.ts';
 
 // Registries: the hosts Signet has heard from, and what their ledger adds up to (the /ui overview).
 
@@ -61,7 +62,11 @@ export async function countRegistries(db: Kysely<DB>, search: string | null): Pr
 // counters the ledger's writes keep in their own transactions, equal to the aggregates over the
 // registry's images, signatures and decisions, so that each answer costs the rows it returns.
 
-/** Counts over the registry's images, with their decisions under `policyVersion`: two primary-key lookups. */
+/**
+ * Counts over the registry's images, with their decisions under `policyVersion`: two primary-key
+ * lookups. A version with a base adds the base's tallies less those of the base's rows its own
+ * shadow ({@link shadowed}).
+ */
 export async function summary(db: Kysely<DB>, registryId: string, policyVersion: string): Promise<RegistrySummary> {
   const { rows } = await sql<Record<keyof RegistrySummary, string | null>>`
     SELECT t.repositories, t.images, t.signed, t.verified, d.allowed, d.denied
@@ -70,7 +75,35 @@ export async function summary(db: Kysely<DB>, registryId: string, policyVersion:
     LEFT JOIN registry_decision_tallies d ON d.registry_id = ${registryId} AND d.policy_version = ${policyVersion}`.execute(db);
   const r = rows[0];
   const n = (k: keyof RegistrySummary) => Number(r?.[k] ?? 0);
-  return { repositories: n('repositories'), images: n('images'), signed: n('signed'), verified: n('verified'), allowed: n('allowed'), denied: n('denied') };
+  let { allowed, denied } = { allowed: n('allowed'), denied: n('denied') };
+  const base = await baseOf(db, policyVersion);
+  if (base !== null) {
+    const { rows: b } = await sql<{ allowed: string; denied: string }>`
+      SELECT allowed, denied FROM registry_decision_tallies WHERE registry_id = ${registryId} AND policy_version = ${base}`.execute(db);
+    const gone = (await shadowed(db, registryId, policyVersion, base, null))[0];
+    allowed += Number(b[0]?.allowed ?? 0) - (gone?.allowed ?? 0);
+    denied += Number(b[0]?.denied ?? 0) - (gone?.denied ?? 0);
+  }
+  return { repositories: n('repositories'), images: n('images'), signed: n('signed'), verified: n('verified'), allowed, denied };
+}
+
+/**
+ * The outcomes of `base`'s rows of the registry's images that have a row under `policyVersion`
+ * too (what the base's tallies count and the version's decisions replace), per UTC day of the
+ * image's first_seen_at from `since` when given (else one row, day null). Reads the version's own
+ * rows: a policy edit's, while its untouched decisions are being carried over.
+ */
+async function shadowed(db: Kysely<DB>, registryId: string, policyVersion: string, base: string, since: RawBuilder<unknown> | null) {
+  const day = since === null ? sql`NULL::timestamptz` : sql`date_trunc('day', m.first_seen_at, 'UTC')`;
+  const { rows } = await sql<{ day: Date | null; allowed: string; denied: string }>`
+    SELECT ${day} AS day, count(*) FILTER (WHERE b.allowed) AS allowed, count(*) FILTER (WHERE NOT b.allowed) AS denied
+    FROM decisions v
+    JOIN decisions b ON b.manifest_id = v.manifest_id AND b.policy_version = ${base}
+    JOIN manifests m ON m.id = v.manifest_id
+    JOIN repositories r ON r.id = m.repository_id
+    WHERE v.policy_version = ${policyVersion} AND r.registry_id = ${registryId} ${since === null ? sql`` : sql`AND m.first_seen_at >= ${since}`}
+    GROUP BY 1`.execute(db);
+  return rows.map((r) => ({ day: r.day, allowed: Number(r.allowed), denied: Number(r.denied) }));
 }
 
 /** The identities with the most images signed (verified, not withdrawn) in the registry: the first rows of an index. */
@@ -90,16 +123,21 @@ export async function topSigners(db: Kysely<DB>, registryId: string, first: numb
 /** Images first seen in the registry each day of the last `days` (UTC), by their decision under `policyVersion`; days with none are left out. */
 export async function outcomes(db: Kysely<DB>, registryId: string, policyVersion: string, days: number): Promise<OutcomeDay[]> {
   const since = sql`date_trunc('day', now(), 'UTC') - make_interval(days => ${days - 1})`;
-  // Both sides range scans of the window (day is the last key of each primary key).
+  const base = await baseOf(db, policyVersion);
+  // Range scans of the window (day is the last key of each primary key).
+  const tally = (version: string) => sql`(SELECT day, allowed, denied FROM registry_decision_days WHERE registry_id = ${registryId} AND policy_version = ${version} AND day >= ${since})`;
   const { rows } = await sql<{ day: Date; images: string; allowed: string | null; denied: string | null }>`
-    SELECT i.day, i.images, d.allowed, d.denied
+    SELECT i.day, i.images, coalesce(d.allowed, 0) + coalesce(b.allowed, 0) AS allowed, coalesce(d.denied, 0) + coalesce(b.denied, 0) AS denied
     FROM registry_image_days i
-    LEFT JOIN registry_decision_days d ON d.registry_id = ${registryId} AND d.policy_version = ${policyVersion} AND d.day >= ${since} AND d.day = i.day
+    LEFT JOIN ${tally(policyVersion)} d ON d.day = i.day
+    LEFT JOIN ${base === null ? sql`(SELECT NULL::timestamptz AS day, NULL::bigint AS allowed, NULL::bigint AS denied WHERE false)` : tally(base)} b ON b.day = i.day
     WHERE i.registry_id = ${registryId} AND i.day >= ${since} AND i.images > 0
     ORDER BY i.day`.execute(db);
+  const gone = new Map(base === null ? [] : (await shadowed(db, registryId, policyVersion, base, since)).map((g) => [g.day!.getTime(), g]));
   return rows.map((r) => {
-    const allowed = Number(r.allowed ?? 0);
-    const denied = Number(r.denied ?? 0);
+    const g = gone.get(r.day.getTime());
+    const allowed = Number(r.allowed ?? 0) - (g?.allowed ?? 0);
+    const denied = Number(r.denied ?? 0) - (g?.denied ?? 0);
     return { day: r.day, allowed, denied, undecided: Number(r.images) - allowed - denied };
   });
 }

@@ -138,12 +138,12 @@ export function renderScaleReport(r: ScaleResult): string {
     // The constant: what a pass that decides nothing costs (the restart's). Each edit until API
     // replicas can switch to it (its untouched decisions are carried over after that).
     const until = (x: RedecideRun) => x.switchMs ?? x.passMs;
-    const over = (until(onePercent) - restart.passMs) / until(every);
+    const bound = 0.01 * until(every) + restart.passMs;
     goals.push([
-      'policy edit touching 1%: until replicas switch, less a restart\'s pass (the constant), ÷ an edit touching every image',
-      '< 1%',
-      `${f(until(onePercent) / 1000)} s − ${f(restart.passMs / 1000)} s over ${f(until(every) / 1000)} s = ${f(over * 100)}%`,
-      ok(over < 0.01),
+      'policy edit touching 1%, until replicas switch: under 1% of an edit touching every image, plus a restart\'s pass (the constant)',
+      '< 1% + constant',
+      `${f(until(onePercent) / 1000)} s against ${f((0.01 * until(every)) / 1000)} s + ${f(restart.passMs / 1000)} s (without the constant: ${f((until(onePercent) / until(every)) * 100)}%)`,
+      ok(until(onePercent) < bound),
     ]);
   }
   const replicaRows = ([['full', full], ['bounded', bounded]] as const)
@@ -274,11 +274,11 @@ ${table(['query', 'p50 ms', 'p99 ms'], graphqlRows)}
 
 The worker's pass (\`Decider.redecide\`) on the seeded ledger, which is recorded as decided in full under
 the benchmark's policy by this Signet version: a worker started under that policy (a restart), and
-under two edits of it. An incremental pass goes over every image id range twice. First it decides
-the images the edit touched (and any whose decision no longer counts) and marks the version
-complete: API replicas switch to it then ("switch s"), reading an untouched image's decision
-through the previous version. Then it carries those decisions over (copied to the new version in
-one statement per range). Timed from the pass's start (the worker's log) until it logs
+under two edits of it. An incremental pass first decides the images of the repositories the edit
+touched (read through their index) and marks the version complete: API replicas switch to it then
+("switch s"), reading an untouched image's decision through the previous version. Then it goes over
+every image id range, carrying those decisions over (copied to the new version in one statement
+per range) and deciding any that no longer count. Timed from the pass's start (the worker's log) until it logs
 \`ledger re-decided\`, or for ${r.redecideBudgetSeconds} s and extrapolated from its last progress line (time so far ÷
 fraction of the id range gone over). Costs are per image gone over (decided, carried or current).
 

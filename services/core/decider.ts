@@ -98,6 +98,8 @@ function ratio(p: PassProgress): number {
 const PAGE = 500;
 /** Image ids a pass reads at a time. */
 const RANGE = 20_000n;
+/** Touched repositories whose images an edit's first phase reads at a time. */
+const REPOSITORIES = 1000;
 /** A pass logs its progress this often. */
 const PROGRESS_LOG_MS = 10_000;
 /** Decisions count under a policy version only when made by this Signet version (decision logic may differ between versions). */
@@ -248,7 +250,7 @@ export function createDecider(opts: DeciderOptions): Decider {
       if (found !== null && parsed !== null && !('unusable' in parsed)) {
         base = found.version;
         change = diffPolicies(parsed, target);
-        carryFrom = change.kind === 'rules' ? found : null;
+        carryFrom = change.kind === 'all' ? null : found;
       }
     } else {
       await redecision.markIncomplete(db, target.version);
@@ -299,9 +301,10 @@ export function createDecider(opts: DeciderOptions): Decider {
      * decision that counts are left; the touched ones and those without a decision that counts
      * under `carryFrom` are decided; the rest are carried over (`carry`) or left where they are,
      * read through the base until a later sweep carries them (`left`: how many). `complete` false
-     * when a newer policy took over. `countCurrent`: adds what counts already to `counts.current`.
+     * when a newer policy took over. `countCurrent`: which images whose decision counts already
+     * `counts.current` counts (after {@link decideTouched}, those it did not count).
      */
-    async function sweep(carry: boolean, countCurrent: boolean): Promise<{ complete: boolean; left: number }> {
+    async function sweep(carry: boolean, countCurrent: 'all' | 'untouched'): Promise<{ complete: boolean; left: number }> {
       const progress: PassProgress = { policyVersion: target.version, position: 0n, end: BigInt(await redecision.maxImageId(db)) };
       running = progress;
       let left = 0;
@@ -340,14 +343,14 @@ export function createDecider(opts: DeciderOptions): Decider {
           for (const image of inRange) {
             if (!full && redecision.counts(mine.get(image.id), counted, image.indexedAt, now)) {
               current.push(image.id);
+              if (countCurrent === 'all' || !touched.has(image.repositoryId)) {
+                counts.current++;
+              }
             } else if (carryFrom !== null && !touched.has(image.repositoryId) && redecision.counts(theirs.get(image.id), carryFrom, image.indexedAt, now)) {
               toCarry.push(image.id);
             } else {
               toDecide.push(image.id);
             }
-          }
-          if (countCurrent) {
-            counts.current += current.length;
           }
           if (!carry) {
             left += toCarry.length;
@@ -376,20 +379,62 @@ export function createDecider(opts: DeciderOptions): Decider {
       }
     }
 
+    /**
+     * Decides the images of the touched repositories that have no decision that counts under the
+     * version, a few repositories at a time, through their index: work in proportion to the edit,
+     * not to the ledger. False when a newer policy took over.
+     */
+    async function decideTouched(): Promise<boolean> {
+      const repositories = [...touched];
+      const progress: PassProgress = { policyVersion: target.version, position: 0n, end: BigInt(repositories.length) };
+      running = progress;
+      try {
+        for (let i = 0; i < repositories.length; i += REPOSITORIES) {
+          if (policy !== target) {
+            return false;
+          }
+          const now = new Date();
+          const images = await redecision.imagesInRepositories(db, repositories.slice(i, i + REPOSITORIES));
+          const mine = new Map((await redecision.decisionsOf(db, target.version, images.map((m) => m.id))).map((d) => [d.manifestId, d]));
+          const toDecide = images.filter((m) => !redecision.counts(mine.get(m.id), counted, m.indexedAt, now)).map((m) => m.id);
+          counts.current += images.length - toDecide.length;
+          for (let j = 0; j < toDecide.length; j += PAGE) {
+            counts.decided += await decideUnder([target], toDecide.slice(j, j + PAGE));
+          }
+          progress.position = BigInt(Math.min(repositories.length, i + REPOSITORIES));
+          if (performance.now() - lastLog >= PROGRESS_LOG_MS) {
+            lastLog = performance.now();
+            await redecision.markActive(db, target.version);
+            log.info(
+              { policyVersion: target.version, kind, phase: 'switch', percent: Math.round(ratio(progress) * 1000) / 10, repositoriesTouched: repositories.length, ...counts, ms: Math.round(lastLog - started) },
+              're-deciding the ledger: progress',
+            );
+          }
+        }
+        return true;
+      } finally {
+        if (running === progress) {
+          running = null;
+        }
+      }
+    }
+
     let complete = true;
     let switchMs: number | null = null;
     if (!restart) {
-      // First what API replicas must not answer from the base for: the touched images and those
-      // whose decision under the base no longer counts. The rest stay where they are, read
-      // through the base (policies.base_version), so that replicas switch after work in
-      // proportion to the edit, not to the ledger.
-      const first = await sweep(carryFrom === null, true);
-      complete = first.complete && policy === target;
+      // First what API replicas must not answer from the base for: the images the edit touched.
+      // Every other image keeps its decision under the base (policies.base_version), read through
+      // until the carry below, so that replicas switch after work in proportion to the edit, not
+      // to the ledger. (An untouched image whose decision under the base no longer counts is
+      // answered as it was under the base until the carry decides it.) An edit of everything, or
+      // with no base, decides the whole ledger first.
+      const first = carryFrom === null ? (await sweep(true, 'all')).complete : await decideTouched();
+      complete = first && policy === target;
       const analyze = () =>
         redecision.analyzeDecisions(db).catch((err: unknown) => log.warn({ err }, 'could not ANALYZE decisions: lookups under the new policy may be slow until autovacuum does'));
       if (complete) {
-        await redecision.setBase(db, target.version, first.left > 0 ? carryFrom!.version : null);
-        if (first.left === 0 && counts.decided + counts.carried > 0) {
+        await redecision.setBase(db, target.version, carryFrom === null ? null : carryFrom.version);
+        if (carryFrom === null && counts.decided + counts.carried > 0) {
           // Before replicas switch to it: their lookups under the version are planned from these.
           await analyze();
         }
@@ -400,10 +445,8 @@ export function createDecider(opts: DeciderOptions): Decider {
         switchMs = Math.round(performance.now() - started);
         // API replicas waiting for it switch now (they also poll Postgres: the event is a shortcut).
         await publish([{ type: 'policy', version: target.version }]);
-        log.info({ policyVersion: target.version, kind, base, ...counts, carryLeft: first.left, ms: switchMs }, 'ledger decided under the new policy: API replicas switch to it');
-        if (first.left === 0) {
-          carryFrom = null;
-        } else if (counts.decided > 0) {
+        log.info({ policyVersion: target.version, kind, base, ...counts, ms: switchMs }, 'ledger decided under the new policy: API replicas switch to it');
+        if (carryFrom !== null && counts.decided > 0) {
           // After the switch here: what replicas read of a version with a base (by image id: a
           // miss, a load) is planned through the primary key whatever the statistics say; the
           // rest (GraphQL's lists by version) can wait the second this takes at 10M.
@@ -416,7 +459,7 @@ export function createDecider(opts: DeciderOptions): Decider {
       // after one, the untouched decisions are carried over from the base, and the base let go.
       // (No ANALYZE after: statistics that take the version for rarer than it now is only make
       // the planner prefer its indexes, which is what reading one image or a page wants.)
-      const second = await sweep(passOpts.carry !== false, kind === 'unchanged');
+      const second = await sweep(passOpts.carry !== false, kind === 'unchanged' ? 'all' : 'untouched');
       complete = second.complete && policy === target;
       if (complete && second.left === 0) {
         await redecision.setBase(db, target.version, null);

@@ -202,4 +202,17 @@ describe('a policy edit switches before it carries over', () => {
     // Now the old version is retired and read through by nobody.
     expect((await redecision.pruneRetired(db.db, 0, 100n)).deleted).toBe(ids.length);
   });
+
+  it('an edit no decision reads switches at once and carries everything over, at a restart too', async () => {
+    const from = decider(after);
+    expect(await from.redecide()).toMatchObject({ kind: 'unchanged', complete: true });
+    const exempting = { ...after, exemptions: [{ images: ['ghcr.io/org1/**'], reason: 'incident 42', expires: '2099-01-01T00:00:00Z' }] };
+    const switched = await decider(exempting).redecide({ carry: false });
+    expect(switched).toMatchObject({ kind: 'incremental', base: from.policy.version, decided: 0, carried: 0, complete: true });
+    const version = parsePolicy(stringify(exempting)).version;
+    expect(await redecision.baseOf(db.db, version)).toBe(from.policy.version);
+    expect((await decisions.listRange(db.db, version, '0', String(ids.length + 1))).length).toBe(ids.length);
+    expect(await decider(exempting).redecide()).toMatchObject({ kind: 'unchanged', decided: 0, carried: ids.length, complete: true });
+    expect(await redecision.baseOf(db.db, version)).toBeNull();
+  });
 });

@@ -145,6 +145,13 @@ export async function imagesInRange(db: Kysely<DB>, lo: string, hi: string): Pro
     .execute();
 }
 
+/** The images of the given repositories, in id order (what an edit that touched them decides first). */
+export async function imagesInRepositories(db: Kysely<DB>, repositoryIds: readonly string[]): Promise<{ id: string; indexedAt: Date }[]> {
+  const result = await sql<{ id: string; indexedAt: Date }>`
+    SELECT id::text AS id, indexed_at AS "indexedAt" FROM manifests WHERE repository_id = ANY(${sql.val(repositoryIds)}::bigint[]) ORDER BY id`.execute(db);
+  return result.rows;
+}
+
 /** What tells whether a stored decision counts (see {@link decisionsInRange}). */
 export interface DecisionStamp {
   readonly manifestId: string;
@@ -167,6 +174,14 @@ export async function decisionsInRange(db: Kysely<DB>, version: string, lo: stri
   const result = await sql<DecisionStamp>`
     SELECT manifest_id::text AS "manifestId", decided_at AS "decidedAt", verified_at AS "verifiedAt", expires_at AS "expiresAt"
     FROM decisions WHERE manifest_id > ${lo} AND manifest_id <= ${hi} AND policy_version || '' = ${version}`.execute(db);
+  return result.rows;
+}
+
+/** The decisions under `version` of the given images (by the primary key, like {@link decisionsInRange}). */
+export async function decisionsOf(db: Kysely<DB>, version: string, manifestIds: readonly string[]): Promise<DecisionStamp[]> {
+  const result = await sql<DecisionStamp>`
+    SELECT manifest_id::text AS "manifestId", decided_at AS "decidedAt", verified_at AS "verifiedAt", expires_at AS "expiresAt"
+    FROM decisions WHERE manifest_id = ANY(${sql.val(manifestIds)}::bigint[]) AND policy_version || '' = ${version}`.execute(db);
   return result.rows;
 }
 

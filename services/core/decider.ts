@@ -302,9 +302,10 @@ export function createDecider(opts: DeciderOptions): Decider {
      * under `carryFrom` are decided; the rest are carried over (`carry`) or left where they are,
      * read through the base until a later sweep carries them (`left`: how many). `complete` false
      * when a newer policy took over. `countCurrent`: which images whose decision counts already
-     * `counts.current` counts (after {@link decideTouched}, those it did not count).
+     * `counts.current` counts (after {@link decideTouched}, those it did not count). `phase`: for
+     * the progress log (`switch`: before replicas can switch to the version).
      */
-    async function sweep(carry: boolean, countCurrent: 'all' | 'untouched'): Promise<{ complete: boolean; left: number }> {
+    async function sweep(carry: boolean, countCurrent: 'all' | 'untouched', phase: 'switch' | 'carry'): Promise<{ complete: boolean; left: number }> {
       const progress: PassProgress = { policyVersion: target.version, position: 0n, end: BigInt(await redecision.maxImageId(db)) };
       running = progress;
       let left = 0;
@@ -367,7 +368,7 @@ export function createDecider(opts: DeciderOptions): Decider {
             lastLog = performance.now();
             await redecision.markActive(db, target.version);
             log.info(
-              { policyVersion: target.version, kind, phase: carry ? 'carry' : 'switch', percent: Math.round(ratio(progress) * 1000) / 10, images: total, ...counts, ms: Math.round(lastLog - started) },
+              { policyVersion: target.version, kind, phase, percent: Math.round(ratio(progress) * 1000) / 10, images: total, ...counts, ms: Math.round(lastLog - started) },
               're-deciding the ledger: progress',
             );
           }
@@ -428,7 +429,7 @@ export function createDecider(opts: DeciderOptions): Decider {
       // to the ledger. (An untouched image whose decision under the base no longer counts is
       // answered as it was under the base until the carry decides it.) An edit of everything, or
       // with no base, decides the whole ledger first.
-      const first = carryFrom === null ? (await sweep(true, 'all')).complete : await decideTouched();
+      const first = carryFrom === null ? (await sweep(true, 'all', 'switch')).complete : await decideTouched();
       complete = first && policy === target;
       const analyze = () =>
         redecision.analyzeDecisions(db).catch((err: unknown) => log.warn({ err }, 'could not ANALYZE decisions: lookups under the new policy may be slow until autovacuum does'));
@@ -459,7 +460,7 @@ export function createDecider(opts: DeciderOptions): Decider {
       // after one, the untouched decisions are carried over from the base, and the base let go.
       // (No ANALYZE after: statistics that take the version for rarer than it now is only make
       // the planner prefer its indexes, which is what reading one image or a page wants.)
-      const second = await sweep(passOpts.carry !== false, kind === 'unchanged' ? 'all' : 'untouched');
+      const second = await sweep(passOpts.carry !== false, kind === 'unchanged' ? 'all' : 'untouched', 'carry');
       complete = second.complete && policy === target;
       if (complete && second.left === 0) {
         await redecision.setBase(db, target.version, null);

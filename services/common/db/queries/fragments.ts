@@ -46,9 +46,9 @@ export function bytewise(column: string) {
 /**
  * Whether row `d` (of `decisions as d`) is the image's decision under `policyVersion`: its row
  * under the version, or its row under the version's base (policies.base_version) when it has none
- * under the version. `byId`: compared as
- * expressions no `policy_version` index serves (see decisions.ts, selectStored). Without a base the
- * second branch is false before it probes anything (`coalesce`: a NULL would evaluate the probe).
+ * under the version. `byId`: compared as expressions no `policy_version` index serves (see
+ * decisions.ts, selectStored). Without a base the second branch is false before it probes
+ * anything (`coalesce`: a NULL would evaluate the probe).
  */
 export function underVersion(policyVersion: string, byId = false) {
   const version = byId ? sql`d.policy_version || ''` : sql`d.policy_version`;

@@ -63,20 +63,21 @@ export async function countRegistries(db: Kysely<DB>, search: string | null): Pr
 // registry's images, signatures and decisions, so that each answer costs the rows it returns.
 
 /**
- * Counts over the registry's images, with their decisions under `policyVersion`: two primary-key
- * lookups. A version with a base adds the base's tallies less those of the base's rows its own
- * shadow ({@link shadowed}).
+ * Counts over the registry's images, with their decisions under `policyVersion`: three primary-key
+ * lookups in one statement. A version with a base (policies.base_version) adds the base's tallies
+ * less those of the base's rows its own replace ({@link shadowed}).
  */
 export async function summary(db: Kysely<DB>, registryId: string, policyVersion: string): Promise<RegistrySummary> {
-  const { rows } = await sql<Record<keyof RegistrySummary, string | null>>`
-    SELECT t.repositories, t.images, t.signed, t.verified, d.allowed, d.denied
+  const { rows } = await sql<Record<keyof RegistrySummary | 'base', string | null>>`
+    SELECT t.repositories, t.images, t.signed, t.verified, d.allowed, d.denied, p.base_version AS base
     FROM (SELECT) one
     LEFT JOIN registry_tallies t ON t.registry_id = ${registryId}
-    LEFT JOIN registry_decision_tallies d ON d.registry_id = ${registryId} AND d.policy_version = ${policyVersion}`.execute(db);
+    LEFT JOIN registry_decision_tallies d ON d.registry_id = ${registryId} AND d.policy_version = ${policyVersion}
+    LEFT JOIN policies p ON p.version = ${policyVersion}`.execute(db);
   const r = rows[0];
   const n = (k: keyof RegistrySummary) => Number(r?.[k] ?? 0);
   let { allowed, denied } = { allowed: n('allowed'), denied: n('denied') };
-  const base = await baseOf(db, policyVersion);
+  const base = r?.base ?? null;
   if (base !== null) {
     const { rows: b } = await sql<{ allowed: string; denied: string }>`
       SELECT allowed, denied FROM registry_decision_tallies WHERE registry_id = ${registryId} AND policy_version = ${base}`.execute(db);

@@ -295,6 +295,19 @@ export function createDecider(opts: DeciderOptions): Decider {
     const counted = { version: target.version, decidedFrom: claimed.decidedFrom };
     let lastLog = performance.now();
 
+    /** At most every PROGRESS_LOG_MS: notes the version in use (retention) and logs how far `progress` is. */
+    async function tick(progress: PassProgress, phase: 'switch' | 'carry', extra: Readonly<Record<string, number>>): Promise<void> {
+      if (performance.now() - lastLog < PROGRESS_LOG_MS) {
+        return;
+      }
+      lastLog = performance.now();
+      await redecision.markActive(db, target.version);
+      log.info(
+        { policyVersion: target.version, kind, phase, percent: Math.round(ratio(progress) * 1000) / 10, ...extra, ...counts, ms: Math.round(lastLog - started) },
+        're-deciding the ledger: progress',
+      );
+    }
+
     /**
      * Goes over the ledger a range of image ids at a time (see redecision.ts: by id, whatever the
      * statistics), to the highest id, then on while images were added meanwhile. Images with a
@@ -364,14 +377,7 @@ export function createDecider(opts: DeciderOptions): Decider {
           pending.push(...toDecide);
           await decidePending(false);
           progress.position = lo + RANGE;
-          if (performance.now() - lastLog >= PROGRESS_LOG_MS) {
-            lastLog = performance.now();
-            await redecision.markActive(db, target.version);
-            log.info(
-              { policyVersion: target.version, kind, phase, percent: Math.round(ratio(progress) * 1000) / 10, images: total, ...counts, ms: Math.round(lastLog - started) },
-              're-deciding the ledger: progress',
-            );
-          }
+          await tick(progress, phase, { images: total });
         }
       } finally {
         if (running === progress) {
@@ -403,14 +409,7 @@ export function createDecider(opts: DeciderOptions): Decider {
             counts.decided += await decideUnder([target], toDecide.slice(j, j + PAGE));
           }
           progress.position = BigInt(Math.min(repositories.length, i + REPOSITORIES));
-          if (performance.now() - lastLog >= PROGRESS_LOG_MS) {
-            lastLog = performance.now();
-            await redecision.markActive(db, target.version);
-            log.info(
-              { policyVersion: target.version, kind, phase: 'switch', percent: Math.round(ratio(progress) * 1000) / 10, repositoriesTouched: repositories.length, ...counts, ms: Math.round(lastLog - started) },
-              're-deciding the ledger: progress',
-            );
-          }
+          await tick(progress, 'switch', { repositoriesTouched: repositories.length });
         }
         return true;
       } finally {

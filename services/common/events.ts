@@ -9,8 +9,9 @@ import { appendToFeed, type FeedStream } from './stream-feed.ts';
  * decision was (re)computed, a tag moved, an identity signed in a repository for the first time, or
  * the ledger was decided in full under a policy version.
  * The stream is durable and bounded (see stream-feed.ts): a replica resumes where it stopped, and
- * reloads from Postgres only when it was away longer than the window. A lost message never makes
- * an answer more permissive than the ledger: a miss is answered from Postgres. `lsn`, when set, is
+ * reloads from Postgres only when it was away longer than the window. A decision's event must not
+ * be lost: a replica holding the image's earlier answer keeps it until it hears (only a miss is
+ * answered from Postgres), so the decider fails its job rather than drop one. `lsn`, when set, is
  * the primary's WAL position once the change was committed (a read replica behind it lacks it).
  */
 export type LedgerEvent =

@@ -26,19 +26,42 @@ export interface FeedStream {
 /** The one field each stream entry carries: the message as JSON. */
 const FIELD = 'm';
 
-/** Appends `messages` to the stream in one round trip, trimming it to about `maxLen`. */
+/** Rounds of {@link appendToFeed} before it gives up (each waits for the connection to be back). */
+const APPEND_ROUNDS = 5;
+
+/**
+ * Appends `messages` to the stream in one round trip, trimming it to about `maxLen`; what a dropped
+ * connection failed is appended again, so every message is in the stream at least once (a follower
+ * applies one twice harmlessly) when this resolves. Throws only when a round trip still fails after
+ * {@link APPEND_ROUNDS} (Redis refusing the writes, or the connection giving up).
+ *
+ * Why the rounds: when the connection drops after Redis answered some of a pipeline's commands,
+ * ioredis rejects the rest ("Pipeline has been aborted") instead of sending them again; dropped, a
+ * decision's event would leave API replicas that hold the image's earlier answer with it for good.
+ */
 export async function appendToFeed(redis: RedisClient, stream: FeedStream, messages: readonly unknown[]): Promise<void> {
-  if (messages.length === 0) {
-    return;
-  }
-  const pipeline = redis.pipeline();
-  for (const m of messages) {
-    pipeline.xadd(stream.key, 'MAXLEN', '~', String(stream.maxLen), '*', FIELD, JSON.stringify(m));
-  }
-  const results = await pipeline.exec();
-  const failed = results?.find(([err]) => err !== null);
-  if (failed !== undefined) {
-    throw failed[0]!;
+  let left = messages.map((m) => JSON.stringify(m));
+  for (let round = 1; ; round++) {
+    const pipeline = redis.pipeline();
+    for (const m of left) {
+      pipeline.xadd(stream.key, 'MAXLEN', '~', String(stream.maxLen), '*', FIELD, m);
+    }
+    let errors: (Error | null)[];
+    try {
+      errors = ((await pipeline.exec()) ?? []).map(([err]) => err);
+    } catch (err) {
+      errors = left.map(() => err as Error);
+    }
+    const failed = left.filter((_, i) => errors[i] !== null);
+    if (failed.length === 0) {
+      return;
+    }
+    if (round >= APPEND_ROUNDS) {
+      throw errors.find((e) => e !== null && e !== undefined) ?? new Error(`could not append ${failed.length} messages to ${stream.key}`);
+    }
+    left = failed;
+    // A connection that queues commands while offline waits for Redis itself; one that fails fast does not.
+    await sleep(100 * round);
   }
 }
 

@@ -160,16 +160,11 @@ export function createDecider(opts: DeciderOptions): Decider {
       lsn,
       ...decision,
     }));
-    await publish(events);
+    // Not swallowed: an API replica holding the image's earlier answer keeps it until it hears of
+    // this one (only what it does not hold is read from Postgres). The job, or the pass, that
+    // decided fails and is tried again, and deciding again publishes again.
+    await publishEvents(opts.redis, opts.stream, events);
     return inputs.length;
-  }
-  async function publish(events: readonly LedgerEvent[]): Promise<void> {
-    try {
-      await publishEvents(opts.redis, opts.stream, events);
-    } catch (err) {
-      // Stored is what counts: API replicas fall back to Postgres for what they did not hear.
-      log.warn({ err }, 'could not publish decisions');
-    }
   }
   async function decideManifests(manifestIds: readonly string[]): Promise<number> {
     return decideUnder(previous === null || previous.version === policy.version ? [policy] : [policy, previous], manifestIds);
@@ -444,7 +439,7 @@ export function createDecider(opts: DeciderOptions): Decider {
         previous = null;
         switchMs = Math.round(performance.now() - started);
         // API replicas waiting for it switch now (they also poll Postgres: the event is a shortcut).
-        await publish([{ type: 'policy', version: target.version }]);
+        await publishEvents(opts.redis, opts.stream, [{ type: 'policy', version: target.version }]).catch((err: unknown) => log.warn({ err }, 'could not announce the switch: replicas find it polling Postgres'));
         log.info({ policyVersion: target.version, kind, base, ...counts, ms: switchMs }, 'ledger decided under the new policy: API replicas switch to it');
         if (carryFrom !== null && counts.decided > 0) {
           // After the switch here: what replicas read of a version with a base (by image id: a

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Digest, type Digest } from '../../services/common/domain/digest.ts';
 import { ledgerStream, publishEvents, type LedgerEvent } from '../../services/common/events.ts';
 import { parsePolicy } from '../../services/common/policy/policy.ts';
-import type { FeedStream } from '../../services/common/stream-feed.ts';
+import { appendToFeed, type FeedStream } from '../../services/common/stream-feed.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { feedCounters } from '../helpers/decisions.ts';
 import { seedAllowedImages } from '../helpers/ledger.ts';
@@ -123,5 +123,36 @@ describe('the durable decision feed', () => {
     expect(await ask(seeded)).toMatchObject({ allowed: false, reason: 'unsigned', stale: false });
     // The events still in the window after the reload point are not re-applied; those before it were trimmed.
     expect((await feed()).resume).toBe(1);
+  });
+
+  it('appends every message of a batch whose connection drops after Redis answered part of it', async () => {
+    // The worker's kind of connection: commands wait for Redis while it is away.
+    const conn = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+    const killer = new Redis(TEST_REDIS_URL);
+    conn.on('error', () => {}); // the cut's ECONNRESET: expected
+    try {
+      const target: FeedStream = { key: `${stream.key}:append-${process.pid}`, maxLen: 1_000_000 };
+      const id = String(await conn.client('ID'));
+      const messages = Array.from({ length: 30_000 }, (_, i) => ({ i }));
+      const appending = appendToFeed(conn, target, messages);
+      // Once some entries are in (Redis answered them), the connection is cut mid-pipeline.
+      const deadline = Date.now() + 10_000;
+      while ((await killer.xlen(target.key)) === 0 && Date.now() < deadline) {
+        // polled as fast as Redis answers: the batch takes Redis tens of milliseconds
+      }
+      expect(await killer.client('KILL', 'ID', id)).toBe(1);
+      await appending;
+      expect(await killer.xlen(target.key)).toBeLessThan(messages.length * 2);
+      const seen = new Set<number>();
+      for (const [, fields] of await killer.xrange(target.key, '-', '+')) {
+        seen.add((JSON.parse(fields[1]!) as { i: number }).i);
+      }
+      // At least once each (a reply lost with the connection makes a duplicate, harmless to followers).
+      expect(seen.size).toBe(messages.length);
+      await killer.del(target.key);
+    } finally {
+      conn.disconnect();
+      killer.disconnect();
+    }
   });
 });

@@ -44,12 +44,18 @@ import pg from 'pg';
 import { createDb } from '../services/common/db/client.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { parsePolicy } from '../services/common/policy/policy.ts';
+import { Redis } from 'ioredis';
+import * as decisions from '../services/common/db/queries/decisions.ts';
+import { parseDigest } from '../services/common/domain/digest.ts';
+import { ledgerStream, publishEvents, type LedgerEvent } from '../services/common/events.ts';
+import { parseFeedCounters } from '../test/helpers/decisions.ts';
 import { freePort } from '../test/helpers/net.ts';
+import { startTcpProxy } from '../test/helpers/tcp-proxy.ts';
 import { startRedisServer } from '../test/helpers/redis-servers.ts';
 import { percentile, runLoad, spread, type Load, type Spread } from './lib/bench.ts';
 import { checkGraphql, graphqlBodies } from './lib/graphql-queries.ts';
 import { runIngest, type IngestRun } from './lib/bench-scale-ingest.ts';
-import { renderScaleReport, type LookupPass, type RedecideRun, type ReplicaRun, type ReplicaSummary, type ScaleResult } from './lib/bench-scale-report.ts';
+import { renderScaleReport, type LookupPass, type OutageRun, type RedecideRun, type ReplicaRun, type ReplicaSummary, type ScaleResult } from './lib/bench-scale-report.ts';
 import { costOf, cpuWindow, memoryMiB, PG_COUNTERS_SETTLE_MS, pgObserver } from './lib/resources.ts';
 
 const { values } = parseArgs({
@@ -64,6 +70,7 @@ const { values } = parseArgs({
     'graphql-rate': { type: 'string', default: '100' },
     'redecide-budget': { type: 'string', default: '120' },
     'ready-timeout': { type: 'string', default: '300' },
+    'outage-seconds': { type: 'string', default: '30' },
     'ingest-images': { type: 'string', default: '60' },
     workers: { type: 'string', default: '1,2,4' },
     concurrency: { type: 'string', default: '8' },
@@ -381,6 +388,90 @@ if (phases.has('table')) {
   }
 }
 
+// ---- 2b. A Redis outage ----
+
+/** The replica's decision feed counters (`signet_decision_feed_events`). */
+const feedEvents = async (url: string) => parseFeedCounters(await (await fetch(`${url}/metrics`)).text());
+
+/**
+ * A bounded API replica cut off Redis (a TCP proxy between them drops its connections and refuses
+ * new ones) for `--outage-seconds`, while the decisions of `refs` are published to its feed a
+ * second's share at a time, as a worker would go on publishing: after Redis is back, does it resume
+ * from its last event (and apply what came meanwhile) or reload everything from Postgres?
+ */
+async function outageRun(refs: readonly string[]): Promise<OutageRun> {
+  const target = new URL(redis.url);
+  const proxy = await startTcpProxy(target.hostname, Number(target.port));
+  const prefix = `bench-scale-outage-${process.pid}`;
+  const api = await spawnSignet({
+    DATABASE_URL: values.database,
+    SIGNET_ROLES: 'api',
+    SIGNET_POLICY: policyPath,
+    SIGNET_QUEUE_PREFIX: prefix,
+    SIGNET_DECISION_TABLE_MAX: String(num('bounded')),
+    REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+  });
+  const publisher = new Redis(redis.url);
+  try {
+    if ((await api.ready(num('ready-timeout') * 1000)) === null) {
+      throw new Error('the replica for the Redis outage was not ready');
+    }
+    // What the worker publishes for these images: their stored decisions, as ledger events.
+    const events: LedgerEvent[] = [];
+    for (const ref of refs) {
+      const [, host, repository, digest] = /^([^/]+)\/(.+)@(sha256:[0-9a-f]{64})$/.exec(ref)!;
+      const d = await decisions.find(db, policyVersion, host!, repository!, parseDigest(digest!));
+      if (d !== null) {
+        events.push({ ...d, type: 'decision', verifiedAt: d.verifiedAt.toISOString() });
+      }
+    }
+    const stream = ledgerStream({ queuePrefix: prefix, feedMaxLen: 100_000 });
+    const before = await feedEvents(api.url);
+    const seconds = num('outage-seconds');
+    const share = Math.ceil(events.length / seconds);
+    proxy.cut();
+    const cutAt = performance.now();
+    for (let s = 0; s < seconds; s++) {
+      await publishEvents(publisher, stream, events.slice(s * share, (s + 1) * share));
+      await sleep(Math.max(0, cutAt + (s + 1) * 1000 - performance.now()));
+    }
+    proxy.restore();
+    const restoredAt = performance.now();
+    let after = await feedEvents(api.url);
+    while (after.applied < before.applied + events.length && performance.now() - restoredAt < 120_000) {
+      await sleep(100);
+      after = await feedEvents(api.url);
+    }
+    const run: OutageRun = {
+      outageSeconds: round((restoredAt - cutAt) / 1000, 1),
+      published: events.length,
+      applied: after.applied - before.applied,
+      reloads: after.reload - before.reload,
+      resumes: after.resume - before.resume,
+      caughtUpMs: after.applied >= before.applied + events.length ? Math.round(performance.now() - restoredAt) : null,
+    };
+    log(`Redis outage: ${JSON.stringify(run)}`);
+    return run;
+  } finally {
+    publisher.disconnect();
+    await api.stop();
+    await proxy.close();
+  }
+}
+
+let outage: OutageRun | null = null;
+if (phases.has('table')) {
+  log(`api replica, bounded table, Redis cut for ${num('outage-seconds')} s`);
+  outage = await outageRun(
+    (
+      await sql<{ ref: string }>`
+        SELECT g.host || '/' || r.name || '@' || m.digest AS ref FROM decisions d JOIN manifests m ON m.id = d.manifest_id
+        JOIN repositories r ON r.id = m.repository_id JOIN registries g ON g.id = r.registry_id
+        WHERE d.policy_version = ${policyVersion} ORDER BY d.decided_at, d.manifest_id LIMIT ${num('lookups')}`.execute(db)
+    ).rows.map((r) => r.ref),
+  );
+}
+
 // ---- 3. Re-decision ----
 
 /**
@@ -563,6 +654,7 @@ const result: ScaleResult = {
   redecideBudgetSeconds: num('redecide-budget'),
   replicas: { full: summarise(replicas.filter((r) => r.table === 'full')), bounded: summarise(replicas.filter((r) => r.table === 'bounded')) },
   replicaRuns: replicas,
+  outage,
   redecisions,
   ingest,
 };

@@ -70,6 +70,21 @@ export interface RedecideRun {
   readonly redisCommandsPerImage: number;
 }
 
+/** An API replica's decision feed across a Redis outage (bench-scale's outageRun). */
+export interface OutageRun {
+  readonly outageSeconds: number;
+  /** Decision events published while it was cut off. */
+  readonly published: number;
+  /** Of them, applied once Redis was back (all of them, unless it reloaded). */
+  readonly applied: number;
+  /** Full reloads from Postgres (the goal: none). */
+  readonly reloads: number;
+  /** Resumptions from the last event applied. */
+  readonly resumes: number;
+  /** From Redis back to the last of them applied; null when they were not all applied within 2 min. */
+  readonly caughtUpMs: number | null;
+}
+
 export interface ScaleResult {
   readonly date: string;
   readonly minutes: number;
@@ -86,6 +101,8 @@ export interface ScaleResult {
   readonly replicas: { readonly full: ReplicaSummary | null; readonly bounded: ReplicaSummary | null };
   /** Every replica run, in the order they ran. */
   readonly replicaRuns: readonly ReplicaRun[];
+  /** The bounded replica cut off Redis (null: not run). */
+  readonly outage: OutageRun | null;
   readonly redecisions: readonly RedecideRun[];
   readonly ingest: readonly IngestRun[];
 }
@@ -129,6 +146,15 @@ export function renderScaleReport(r: ScaleResult): string {
       ['API replica RSS with the bounded table, at ready (peak during the load)', '< 1 GiB', `${m(bounded.rssMiB)} MiB (peak ${m(bounded.peakRssMiB)})`, ok(bounded.peakRssMiB.median < 1024)],
       ['decision miss p99 (answered from Postgres, sequential)', '< 5 ms', `${m(bounded.first?.p99)} ms`, ok((bounded.first?.p99.median ?? Infinity) < 5)],
     );
+  }
+  const outage = r.outage;
+  if (outage !== null) {
+    goals.push([
+      `no full reload after a ${f(outage.outageSeconds)}-second Redis outage (bounded replica; ${n(outage.published)} decisions published meanwhile)`,
+      '0 reloads',
+      `${n(outage.reloads)} reloads, ${n(outage.resumes)} resumption; ${n(outage.applied)} of the ${n(outage.published)} applied ${outage.caughtUpMs === null ? '(not all within 2 min)' : `${f(outage.caughtUpMs / 1000)} s after Redis was back`}`,
+      ok(outage.reloads === 0 && outage.applied === outage.published),
+    ]);
   }
   const [restart, onePercent, every] = ['restart', '1%', 'every image'].map((k) => r.redecisions.find((x) => x.name.includes(k)));
   if (restart !== undefined) {

@@ -31,8 +31,14 @@ export function answered(signet: TestSignet, image: string, want: Partial<Answer
 }
 
 /** The decision feed's counters on an in-process Signet's /metrics (see signet_decision_feed_events). */
-export async function feedCounters(signet: TestSignet): Promise<Record<'reload' | 'resume' | 'applied', number>> {
-  const text = (await signet.app.inject({ method: 'GET', url: '/metrics' })).body;
+export async function feedCounters(signet: TestSignet): Promise<FeedCounters> {
+  return parseFeedCounters((await signet.app.inject({ method: 'GET', url: '/metrics' })).body);
+}
+
+export type FeedCounters = Record<'reload' | 'resume' | 'applied', number>;
+
+/** signet_decision_feed_events in a /metrics text (NaN for a kind not there). */
+export function parseFeedCounters(text: string): FeedCounters {
   const read = (kind: string) => Number(new RegExp(`^signet_decision_feed_events\\{kind="${kind}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
   return { reload: read('reload'), resume: read('resume'), applied: read('applied') };
 }

@@ -287,7 +287,16 @@ loopback. CPU per lookup is the replica's and its Postgres backends' CPU time ov
 Postgres's statement, row and buffer counters are read for the misses only (they need 11 s to settle).
 
 ${table(['pass', 'p50 / p99 ms', 'API CPU ms', 'Postgres CPU ms', 'Postgres statements', 'rows read', 'buffer pages'], lookupRows)}
-
+${
+  r.outage === null
+    ? ''
+    : `
+A Redis outage: one more bounded replica reaches Redis through a TCP proxy, which drops its
+connections and refuses new ones for ${f(r.outage.outageSeconds)} s, while the stored decisions of the same ${n(r.outage.published)} images
+are published to its feed a second's share at a time, as a worker goes on publishing. Once Redis is
+back it resumed ${n(r.outage.resumes)} time(s) from its last event and reloaded ${n(r.outage.reloads)} time(s); ${n(r.outage.applied)} of the ${n(r.outage.published)} events were applied${r.outage.caughtUpMs === null ? ' (not all within 2 min)' : `, the last ${f(r.outage.caughtUpMs / 1000)} s after Redis was back (ioredis reconnects with a back-off)`}.
+`
+}
 ## 3. GraphQL
 
 bench-graphql's queries (\`scripts/lib/graphql-queries.ts\`: 2,000 sampled images or identities), at

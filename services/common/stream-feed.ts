@@ -36,8 +36,9 @@ const APPEND_ROUNDS = 5;
  * {@link APPEND_ROUNDS} (Redis refusing the writes, or the connection giving up).
  *
  * Why the rounds: when the connection drops after Redis answered some of a pipeline's commands,
- * ioredis rejects the rest ("Pipeline has been aborted") instead of sending them again; dropped, a
- * decision's event would leave API replicas that hold the image's earlier answer with it for good.
+ * ioredis rejects the rest ("Command aborted due to connection close") instead of sending them
+ * again; dropped, a decision's event would leave API replicas that hold the image's earlier answer
+ * with it for good.
  */
 export async function appendToFeed(redis: RedisClient, stream: FeedStream, messages: readonly unknown[]): Promise<void> {
   let left = messages.map((m) => JSON.stringify(m));

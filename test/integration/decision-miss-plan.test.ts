@@ -39,13 +39,6 @@ async function policyIndexReads(): Promise<number> {
   return Number(rows[0]!.n);
 }
 
-/** Lets the planning connection report what it read, then waits for the counters to show it. */
-async function flushed(): Promise<void> {
-  await sql`SELECT pg_stat_force_next_flush()`.execute(planned);
-  await sql`SELECT 1`.execute(planned);
-  await new Promise((r) => setTimeout(r, 1_200));
-}
-
 describe('a decision miss', () => {
   it('reads one image through the primary key under a version the statistics have not seen', async () => {
     const { rows } = await sql<{ host: string; name: string; digest: Digest }>`
@@ -56,7 +49,10 @@ describe('a decision miss', () => {
     const before = await policyIndexReads();
     const found = await decisions.find(planned, NEW_VERSION, last.host, last.name, last.digest);
     expect(found).toMatchObject({ registry: last.host, repository: last.name, digest: last.digest, policyVersion: NEW_VERSION });
-    await flushed();
+    // The planning connection reports what it read at once, then the counters are read.
+    await sql`SELECT pg_stat_force_next_flush()`.execute(planned);
+    await sql`SELECT 1`.execute(planned);
+    await new Promise((r) => setTimeout(r, 1_200));
     expect(await policyIndexReads()).toBe(before);
   });
 });

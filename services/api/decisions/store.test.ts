@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { sha256Digest } from '../../common/domain/digest.ts';
 import type { Decision } from '../../common/domain/decision.ts';
-import { DecisionStore } from './store.ts';
+import { DecisionStore, INTERNED_MAX } from './store.ts';
 
 const ALLOW: Decision = { allowed: true, reason: 'verified', message: 'signed', signers: [], policyVersion: 'v1', rule: null, mode: 'enforce' };
 const d = (name: string) => sha256Digest(name);
@@ -33,6 +33,20 @@ describe('a bounded decision store', () => {
     store.set('r.example', 'x', d('c'), entry);
     expect(store.peek('r.example', 'x', d('a'))).toBeUndefined();
     expect(store.peek('r.example', 'x', d('b'))).toBeDefined();
+  });
+
+  it('shares identical decisions, holding at most INTERNED_MAX of them: one per repository cannot grow it for ever', () => {
+    const store = new DecisionStore(10);
+    const first = store.entry(ALLOW, new Date(0)).decision;
+    expect(store.entry(ALLOW, new Date(1)).decision).toBe(first);
+    for (let i = 0; i < INTERNED_MAX; i++) {
+      store.entry({ ...ALLOW, allowed: false, reason: 'not_covered_by_policy', message: `no policy entry covers r.example/repo-${i}` }, new Date(0));
+    }
+    // Forgotten once the map was full: the same decision is held anew, and shared from then on.
+    const again = store.entry(ALLOW, new Date(0)).decision;
+    expect(again).not.toBe(first);
+    expect(again).toEqual(first);
+    expect(store.entry(ALLOW, new Date(0)).decision).toBe(again);
   });
 
   it('bounds tags the same way', () => {

@@ -68,10 +68,12 @@ class HeldUntil extends Held {
 type Slot = Held | readonly Held[];
 
 /**
- * Interned repository keys, and decision and repository pairs, kept at most (then forgotten and
- * started again: interning saves memory, it decides nothing).
+ * Interned decisions, repository keys, and decision and repository pairs, kept at most (then
+ * forgotten and started again: interning saves memory, it decides nothing). Decisions need the
+ * bound too: some messages name the repository (`no policy entry covers …`), so a replica that
+ * runs long enough would otherwise hold one per repository it was ever asked about.
  */
-const INTERNED_MAX = 100_000;
+export const INTERNED_MAX = 100_000;
 
 /**
  * What one API process holds in memory: decisions under the current policy and tags, each up to
@@ -235,6 +237,9 @@ export class DecisionStore {
     const k = JSON.stringify(decision);
     let shared = this.#interned.get(k);
     if (shared === undefined) {
+      if (this.#interned.size >= INTERNED_MAX) {
+        this.#interned.clear();
+      }
       shared = decision;
       this.#interned.set(k, shared);
     }

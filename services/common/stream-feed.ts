@@ -140,6 +140,13 @@ export interface FollowerHooks<T> {
   reload(): Promise<void>;
   /** Applies messages in stream order. */
   apply(messages: readonly T[]): void;
+  /**
+   * After resuming from a disconnection (not after a reload), once the messages read then are
+   * applied: reads from the source of truth what changed since `since` (the last moment the
+   * follower knew it was connected, by its clock), for anything whose message never reached the
+   * stream while Redis was away. A failure is logged; following goes on.
+   */
+  catchUp?(since: Date): Promise<void>;
 }
 
 /** Counts since start, for metrics and tests. */
@@ -172,6 +179,8 @@ export class StreamFollower<T> {
   #seq: number | null = null;
   /** The connection dropped since the window was last checked: messages may be gone. */
   #interrupted = false;
+  /** When the last read came back (the follower was connected then), for the catch-up after a drop. */
+  #lastHeard = new Date();
   /** The last read returned less than a page: the follower is at the stream's end. */
   #caughtUp = false;
   #stopped = false;
@@ -273,7 +282,10 @@ export class StreamFollower<T> {
     const reply = await this.#redis.xread('COUNT', PAGE, 'BLOCK', BLOCK_MS, 'STREAMS', this.#stream.key, this.#last);
     // The connection dropped since the last check: trimming after `last` is checked now (entries go
     // from the head only, so if nothing after `last` is gone now, the reply is contiguous with it).
-    if (this.#interrupted && !(await this.#resume())) {
+    const since = this.#lastHeard;
+    const resumed = this.#interrupted;
+    if (resumed && !(await this.#resume())) {
+      this.#lastHeard = new Date();
       return;
     }
     const entries = reply?.[0]?.[1] ?? [];
@@ -293,6 +305,13 @@ export class StreamFollower<T> {
     if (entries.length > 0) {
       this.#last = entries.at(-1)![0];
       this.#seq = this.#seq === null ? null : this.#seq + entries.length;
+    }
+    if (resumed && this.#hooks.catchUp !== undefined) {
+      // After what the stream kept: the source of truth is at least as new as those messages.
+      await this.#hooks.catchUp(since).catch((err: unknown) => this.#log.warn({ err, stream: this.#stream.key, since }, 'could not read what changed while the feed was away'));
+    }
+    if (!this.#interrupted) {
+      this.#lastHeard = new Date();
     }
     this.#caughtUp = entries.length < PAGE;
   }

@@ -2,7 +2,9 @@
 // in front of the real Redis. Cut for a while, it resumes from the last event it applied — the
 // decisions published meanwhile reach it from the stream alone (they are not in Postgres), and no
 // full reload happens. Cut while more than the stream's window is published, it reloads from
-// Postgres, and a decision whose event was trimmed is corrected by that reload.
+// Postgres, and a decision whose event was trimmed is corrected by that reload. A decision made
+// while it was away whose event never reached the stream is read from Postgres once it resumes.
+// And a publisher whose connection drops mid-batch appends every event all the same.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -154,5 +156,24 @@ describe('the durable decision feed', () => {
       conn.disconnect();
       killer.disconnect();
     }
+  });
+
+  it('reads from Postgres, after resuming, what was decided while it was away: a decision whose event never reached the stream is not kept as it was', async () => {
+    const image = sha256Digest('denied while the feed was away');
+    await seedAllowedImages(db.db, { registry: 'registry.example.com', repository: 'team/app', digests: [image], policyVersion: VERSION, signer: SIGNER });
+    // Held in memory: asked once (a miss, then kept).
+    expect(await ask(image)).toMatchObject({ allowed: true, stale: false });
+    const before = await feed();
+    proxy.cut();
+    await feedReady(false);
+    // A worker denies it and commits, and its event is lost (nothing reaches the stream).
+    const { id } = await db.db.selectFrom('manifests').select('id').where('digest', '=', image).executeTakeFirstOrThrow();
+    await db.db.updateTable('decisions').set({ allowed: false, reason: 'unsigned', message: 'no signature', signers: '[]', decided_at: new Date() }).where('manifest_id', '=', id).execute();
+    expect(await ask(image)).toMatchObject({ allowed: true, stale: true });
+    proxy.restore();
+    await eventually(async () => ((await ask(image)).allowed ? undefined : true), 'the denial read from Postgres once the feed resumed');
+    expect(await ask(image)).toMatchObject({ allowed: false, reason: 'unsigned', stale: false });
+    // Resumed, not reloaded.
+    expect(await feed()).toMatchObject({ reload: before.reload, resume: before.resume + 1 });
   });
 });

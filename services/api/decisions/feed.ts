@@ -16,6 +16,8 @@ import { isUnreachable, type OutageLog } from '../../common/outage.ts';
 const WARM_RANGE = 5_000n;
 /** Rows per query of a bounded load (decisions) and of the tags' load. */
 const PAGE = 10_000;
+/** How much earlier than the feed's last read a catch-up after a disconnection reads decisions from. */
+const CATCH_UP_MARGIN_MS = 60_000;
 
 /**
  * Keeps a decision store in step with the ledger: loaded from Postgres at start (and on a new
@@ -51,7 +53,12 @@ export class LedgerFeed {
    * appended during the load is missed.
    */
   async start(connection: RedisClient, stream: FeedStream): Promise<void> {
-    this.#follower = new StreamFollower<LedgerEvent>(connection, stream, { reload: () => this.#reload(), apply: (events) => this.#receive(events) }, this.#log);
+    this.#follower = new StreamFollower<LedgerEvent>(
+      connection,
+      stream,
+      { reload: () => this.#reload(), apply: (events) => this.#receive(events), catchUp: (since) => this.#catchUp(since) },
+      this.#log,
+    );
     await this.#follower.start();
   }
 
@@ -92,6 +99,22 @@ export class LedgerFeed {
     }
   }
 
+  /**
+   * After the feed resumed: the decisions made since `since` (a margin earlier, for the clocks of
+   * worker and replica and for commits stamped before they published), read from Postgres. A
+   * decision whose event never reached the stream while Redis was away (a publisher that gave up,
+   * a failover that lost acknowledged writes) would otherwise stay as this replica last heard it.
+   */
+  async #catchUp(since: Date): Promise<void> {
+    const from = new Date(since.getTime() - CATCH_UP_MARGIN_MS);
+    await this.load(this.#store, this.#policyVersion(), from);
+    const pending = this.#pending;
+    if (pending !== null) {
+      await this.load(pending.store, pending.version, from);
+    }
+    this.#log.info({ decidedSince: from }, 'decision table caught up with Postgres for the time the feed was away');
+  }
+
   /** Loads every decision under the current policy (and the pending one's, if loading), and every tag, from Postgres. */
   async warm(): Promise<void> {
     const started = performance.now();
@@ -111,14 +134,14 @@ export class LedgerFeed {
 
   /**
    * Loads every decision under `policyVersion` into `store` (a bounded store: the most recently
-   * decided ones), never replacing what an event brought meanwhile with an older row. Returns the
-   * cutoff of a bounded load.
+   * decided ones; with `decidedSince`, those decided since then), never replacing what an event
+   * brought meanwhile with an older row. Returns the cutoff of a bounded load.
    */
-  async load(store: DecisionStore, policyVersion: string): Promise<Date | null> {
+  async load(store: DecisionStore, policyVersion: string, decidedSince?: Date): Promise<Date | null> {
     // What the load reads is at least as new as this: a read replica must have replayed it too.
     this.#see(await wal.currentLsn(this.#db));
     // A bounded table loads the most recently decided images only (what it would keep anyway).
-    const since = await decisions.recentCutoff(this.#db, policyVersion, store.maxEntries);
+    const since = decidedSince ?? (await decisions.recentCutoff(this.#db, policyVersion, store.maxEntries));
     const keep = (d: decisions.StoredDecision) => {
       const held = store.peek(d.registry, d.repository, d.digest);
       if (held === undefined || held.verifiedAt <= d.verifiedAt.getTime()) {

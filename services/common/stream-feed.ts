@@ -144,7 +144,8 @@ export interface FollowerHooks<T> {
    * After resuming from a disconnection (not after a reload), once the messages read then are
    * applied: reads from the source of truth what changed since `since` (the last moment the
    * follower knew it was connected, by its clock), for anything whose message never reached the
-   * stream while Redis was away. A failure is logged; following goes on.
+   * stream while Redis was away. Until it succeeds (it is tried after every read), the follower is
+   * stale.
    */
   catchUp?(since: Date): Promise<void>;
 }
@@ -181,6 +182,8 @@ export class StreamFollower<T> {
   #interrupted = false;
   /** When the last read came back (the follower was connected then), for the catch-up after a drop. */
   #lastHeard = new Date();
+  /** A catch-up not done yet (it failed, or is under way): from when. */
+  #owedSince: Date | null = null;
   /** The last read returned less than a page: the follower is at the stream's end. */
   #caughtUp = false;
   #stopped = false;
@@ -210,7 +213,7 @@ export class StreamFollower<T> {
 
   /** Behind the stream (disconnected, or catching up) — answers may miss recent messages. */
   stale(): boolean {
-    return this.#interrupted || !this.#caughtUp || this.#redis.status !== 'ready';
+    return this.#interrupted || !this.#caughtUp || this.#owedSince !== null || this.#redis.status !== 'ready';
   }
 
   /** Whether the follower's connection is up. */
@@ -283,10 +286,15 @@ export class StreamFollower<T> {
     // The connection dropped since the last check: trimming after `last` is checked now (entries go
     // from the head only, so if nothing after `last` is gone now, the reply is contiguous with it).
     const since = this.#lastHeard;
-    const resumed = this.#interrupted;
-    if (resumed && !(await this.#resume())) {
-      this.#lastHeard = new Date();
-      return;
+    if (this.#interrupted) {
+      if (!(await this.#resume())) {
+        // Reloaded: nothing is owed any more.
+        this.#owedSince = null;
+        this.#lastHeard = new Date();
+        return;
+      }
+      // Owed from the earliest drop not caught up yet.
+      this.#owedSince ??= since;
     }
     const entries = reply?.[0]?.[1] ?? [];
     const messages: T[] = [];
@@ -306,9 +314,16 @@ export class StreamFollower<T> {
       this.#last = entries.at(-1)![0];
       this.#seq = this.#seq === null ? null : this.#seq + entries.length;
     }
-    if (resumed && this.#hooks.catchUp !== undefined) {
-      // After what the stream kept: the source of truth is at least as new as those messages.
-      await this.#hooks.catchUp(since).catch((err: unknown) => this.#log.warn({ err, stream: this.#stream.key, since }, 'could not read what changed while the feed was away'));
+    const owed = this.#owedSince;
+    if (owed !== null) {
+      // After what the stream kept: the source of truth is at least as new as those messages. A
+      // failure (Postgres away too) leaves it owed, tried again after the next read.
+      try {
+        await this.#hooks.catchUp?.(owed);
+        this.#owedSince = null;
+      } catch (err) {
+        this.#log.warn({ err, stream: this.#stream.key, since: owed }, 'could not read what changed while the feed was away; trying again');
+      }
     }
     if (!this.#interrupted) {
       this.#lastHeard = new Date();

@@ -106,6 +106,8 @@ describe('the durable decision feed', () => {
     expect(await ask(seeded)).toMatchObject({ allowed: true, stale: true });
     proxy.restore();
     await eventually(async () => ((await feed()).applied === whileAway.length ? true : undefined), 'the events published while away applied');
+    // Then what was decided meanwhile is read from Postgres: stale until that is done.
+    await eventually(async () => ((await ask(seeded)).stale ? undefined : true), 'caught up with Postgres');
     for (const d of whileAway) {
       expect(await ask(d)).toMatchObject({ allowed: true, reason: 'verified', stale: false });
     }

@@ -364,30 +364,6 @@ async function replicaRun(table: 'full' | 'bounded', maxEntries: number, refs: r
   }
 }
 
-const replicas: ReplicaRun[] = [];
-if (phases.has('table')) {
-  phase = 'api replicas';
-  // The images decided longest ago: what a bounded table (which loads the most recent) does not hold.
-  const refs = (
-    await sql<{ ref: string }>`
-      SELECT g.host || '/' || r.name || '@' || m.digest AS ref FROM decisions d JOIN manifests m ON m.id = d.manifest_id
-      JOIN repositories r ON r.id = m.repository_id JOIN registries g ON g.id = r.registry_id
-      WHERE d.policy_version = ${policyVersion} ORDER BY d.decided_at, d.manifest_id LIMIT ${num('lookups')}`.execute(db)
-  ).rows.map((r) => r.ref);
-  const graphql = await graphqlBodies(db);
-  for (let rep = 0; rep < reps; rep++) {
-    // Alternating which goes first, so a busier moment does not always weigh on the same one.
-    const order = rep % 2 === 0 ? (['bounded', 'full'] as const) : (['full', 'bounded'] as const);
-    for (const table of order) {
-      if (table === 'full' && rep >= fullReps) {
-        continue;
-      }
-      log(`api replica, ${table} table, repetition ${rep + 1}`);
-      replicas.push(await replicaRun(table, table === 'full' ? Math.max(1_000, ledger.decisions! + 1) : num('bounded'), refs, table === 'bounded' ? graphql : null));
-    }
-  }
-}
-
 // ---- 2b. A Redis outage ----
 
 /** The replica's decision feed counters (`signet_decision_feed_events`). */
@@ -459,17 +435,31 @@ async function outageRun(refs: readonly string[]): Promise<OutageRun> {
   }
 }
 
+const replicas: ReplicaRun[] = [];
 let outage: OutageRun | null = null;
 if (phases.has('table')) {
+  phase = 'api replicas';
+  // The images decided longest ago: what a bounded table (which loads the most recent) does not hold.
+  const refs = (
+    await sql<{ ref: string }>`
+      SELECT g.host || '/' || r.name || '@' || m.digest AS ref FROM decisions d JOIN manifests m ON m.id = d.manifest_id
+      JOIN repositories r ON r.id = m.repository_id JOIN registries g ON g.id = r.registry_id
+      WHERE d.policy_version = ${policyVersion} ORDER BY d.decided_at, d.manifest_id LIMIT ${num('lookups')}`.execute(db)
+  ).rows.map((r) => r.ref);
+  const graphql = await graphqlBodies(db);
+  for (let rep = 0; rep < reps; rep++) {
+    // Alternating which goes first, so a busier moment does not always weigh on the same one.
+    const order = rep % 2 === 0 ? (['bounded', 'full'] as const) : (['full', 'bounded'] as const);
+    for (const table of order) {
+      if (table === 'full' && rep >= fullReps) {
+        continue;
+      }
+      log(`api replica, ${table} table, repetition ${rep + 1}`);
+      replicas.push(await replicaRun(table, table === 'full' ? Math.max(1_000, ledger.decisions! + 1) : num('bounded'), refs, table === 'bounded' ? graphql : null));
+    }
+  }
   log(`api replica, bounded table, Redis cut for ${num('outage-seconds')} s`);
-  outage = await outageRun(
-    (
-      await sql<{ ref: string }>`
-        SELECT g.host || '/' || r.name || '@' || m.digest AS ref FROM decisions d JOIN manifests m ON m.id = d.manifest_id
-        JOIN repositories r ON r.id = m.repository_id JOIN registries g ON g.id = r.registry_id
-        WHERE d.policy_version = ${policyVersion} ORDER BY d.decided_at, d.manifest_id LIMIT ${num('lookups')}`.execute(db)
-    ).rows.map((r) => r.ref),
-  );
+  outage = await outageRun(refs);
 }
 
 // ---- 3. Re-decision ----

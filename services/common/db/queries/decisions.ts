@@ -128,8 +128,8 @@ export async function upsert(db: Kysely<DB>, rows: readonly { readonly input: De
  * `byId`: the rows are read by manifest ids (a range for a load, the one image a miss found by its
  * digest), each image's decision under the version ({@link underVersion}); the version is then
  * compared as an expression no `policy_version` index serves, so the range drives the scan,
- * whatever the statistics say (see redecision.ts). Paged by `manifest_id > after … LIMIT` instead, the planner
- * read every row of the version through such an index and sorted them, on every page, when the
+ * whatever the statistics say (see redecision.ts). Paged by `manifest_id > after … LIMIT` instead,
+ * the planner read every row of the version through such an index and sorted them, on every page, when the
  * version was rare in its statistics (just after a worker wrote it: when replicas switch to it),
  * or, with the version as an expression, every row after the page: loads were quadratic. Not
  * `byId`: the version's own rows (through its indexes), without those of images that have a row
@@ -185,7 +185,8 @@ export async function listRange(db: Kysely<DB>, policyVersion: string, lo: strin
 /**
  * The rows of `policyVersion` decided since `decidedSince` (a bounded load: the most recent; a
  * version with a base loads the base's rows with `shadowedBy` the version, then its own), oldest
- * first, a page after `after` (the `cursor` of the page's last row before) at a time: read through the (policy_version, decided_at) index, not the whole ledger. The cursor keeps
+ * first, a page after `after` (the `cursor` of the page's last row before) at a time: read through
+ * the (policy_version, decided_at) index, not the whole ledger. The cursor keeps
  * the time as Postgres wrote it (microseconds; a Date would round it to milliseconds and read rows
  * again, or forever when a page's worth share a millisecond).
  */

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { DB } from '../schema.generated.ts';
 
 // The worker's pass over the ledger under a policy version (core/decider.ts): which decisions
@@ -171,17 +171,19 @@ export interface DecisionStamp {
  * the plan changing with the statistics. By id, a query reads its range whatever they say.
  */
 export async function decisionsInRange(db: Kysely<DB>, version: string, lo: string, hi: string): Promise<DecisionStamp[]> {
-  const result = await sql<DecisionStamp>`
-    SELECT manifest_id::text AS "manifestId", decided_at AS "decidedAt", verified_at AS "verifiedAt", expires_at AS "expiresAt"
-    FROM decisions WHERE manifest_id > ${lo} AND manifest_id <= ${hi} AND policy_version || '' = ${version}`.execute(db);
-  return result.rows;
+  return stamps(db, version, sql`manifest_id > ${lo} AND manifest_id <= ${hi}`);
 }
 
 /** The decisions under `version` of the given images (by the primary key, like {@link decisionsInRange}). */
 export async function decisionsOf(db: Kysely<DB>, version: string, manifestIds: readonly string[]): Promise<DecisionStamp[]> {
+  return stamps(db, version, sql`manifest_id = ANY(${sql.val(manifestIds)}::bigint[])`);
+}
+
+/** The stamps of the decisions under `version` of the images `byId` selects (the version compared as an expression). */
+async function stamps(db: Kysely<DB>, version: string, byId: RawBuilder<unknown>): Promise<DecisionStamp[]> {
   const result = await sql<DecisionStamp>`
     SELECT manifest_id::text AS "manifestId", decided_at AS "decidedAt", verified_at AS "verifiedAt", expires_at AS "expiresAt"
-    FROM decisions WHERE manifest_id = ANY(${sql.val(manifestIds)}::bigint[]) AND policy_version || '' = ${version}`.execute(db);
+    FROM decisions WHERE ${byId} AND policy_version || '' = ${version}`.execute(db);
   return result.rows;
 }
 

@@ -179,14 +179,15 @@ describe('GraphQL ownership API', () => {
     const { old, moved } = await data(
       `query($old: String!, $moved: String!) {
         old: image(ref: $old) { tags owners { subject } signatures { identity { subject } } }
-        moved: image(ref: $moved) { digest tags }
+        moved: image(ref: $moved) { digest tags owners { subject } }
       }`,
       { old: ref('team/app', v1.digest), moved: `${registry.host}/team/app:v1` },
     );
     expect(old.signatures).toHaveLength(3);
     expect(old.owners).toEqual([{ subject: alice.uri }]);
     expect(old.tags).toEqual([]);
-    expect(moved).toEqual({ digest: v1b.digest, tags: ['v1'] });
+    // By tag with its signers: the image and its signatures in one statement, through the tag.
+    expect(moved).toEqual({ digest: v1b.digest, tags: ['v1'], owners: [{ subject: alice.uri }] });
 
     const { repository } = await data(
       `query($g: String!) { repository(registry: $g, name: "team/app") {

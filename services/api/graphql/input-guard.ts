@@ -5,7 +5,14 @@ import { createGraphQLError, type Plugin } from 'graphql-yoga';
 // eslint-disable-next-line no-control-regex -- control characters are exactly what is matched
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
+/** Each parsed document's scan (yoga's parser cache hands out the same document for the same text). */
+const scanned = new WeakMap<DocumentNode, string | null>();
+
 function literalWithControl(document: DocumentNode): string | null {
+  const known = scanned.get(document);
+  if (known !== undefined) {
+    return known;
+  }
   let found: string | null = null;
   visit(document, {
     StringValue(node) {
@@ -14,6 +21,7 @@ function literalWithControl(document: DocumentNode): string | null {
       }
     },
   });
+  scanned.set(document, found);
   return found;
 }
 

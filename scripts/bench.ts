@@ -292,22 +292,71 @@ From CPU profiles (\`node --cpu-prof\`) of each endpoint under load:
   (prom-client) and building and serialising the answer. Before the answer cache, the profile under
   load (\`node --cpu-prof\`) showed the socket write (\`writeUtf8String\`, paid by both sides) at ~30%
   of busy time, fastify ~10%, Signet's answer objects (a spread and an ISO date per image) ~4%,
-  prom-client ~2%, zod ~2%, the JSON body parser ~2%. A repeated lookup now gives the reference's
-  last answer; the rest is fastify's and the metrics' fixed cost per request.
+  prom-client ~2%, zod ~2%, the JSON body parser ~2%. V8's sampler over-counts system calls:
+  \`perf\` (2026-11-30, AdmissionReview, record off, a quiet machine) puts the kernel's whole write
+  path at ~16% of the process's samples, a third of it waking the load generator on loopback. A
+  repeated lookup now gives the reference's last answer; the rest is fastify's and the metrics'
+  fixed cost per request. With the admission record on, the AdmissionReview endpoint keeps 0.55–0.6
+  of its throughput (section 1, "The admission record's cost"): Node's CPU to batch and write the rows (35–50 µs a
+  request, spread thin: building the batch's JSON ~6 µs, its search keys ~2 µs), not Postgres's.
 - **Spreads.** On this 2-core machine shared with other work, the load generator, Signet and its
   yardstick share the CPUs; single runs vary by several times, so only the medians of repetitions
   taken back to back are worth reading, and their spread says how far.
+  Section 1 was last regenerated alone on 2026-11-30, on a quieter machine than the run of
+  2026-11-29 (the bare yardstick's own p99 at 500/s 1.3–3.5 ms, against 3–10 then). Throughput is
+  0.30–1.13 of the yardstick; the AdmissionReview endpoints are the worst (0.30–0.38), then the
+  Gatekeeper batch (0.51–0.58). p99 at 500/s is within 0.80–1.53× of the yardstick's for every
+  endpoint but AdmissionReview (1.94 over HTTP, 2.46 over HTTPS: a few ms, against 129 ms in the
+  earlier run, whose two repetitions above 100 ms were not seen again). Statements prepared
+  (\`SIGNET_PREPARED_STATEMENTS\`, new since the earlier run) do not touch these answers, which never
+  reach Postgres; they do lighten the admission record (below).
+- **AdmissionReview p99 and the admission record.** The earlier 12 ms (5–7× its yardstick) was
+  mostly the benchmark's doing: each fixed-rate run followed a saturated one whose ~30,000 records
+  were still being written, 500 to a statement, inside it. The fixed-rate runs now start once
+  \`signet_admission_records_pending\` is 0, the record writes batches of 100 every 250 ms rather
+  than 500 every second, and the record's own effect is measured apart, in the same run, on ÷ off:
+  p99 at the fixed rate 1.89 (1.02–3.69), throughput at saturation 0.59 (0.41–0.60), Signet's
+  CPU per request 1.39 (1.29–1.92); in the run of 2026-11-29, before the record's insert was a
+  prepared statement: 1.29 (0.93–1.56), 0.48 (0.40–0.74) and 1.54 (1.07–1.85). The record at
+  saturation costs Postgres on the same two cores ~70 µs of CPU per row (before statements were prepared) (measured with the same INSERT alone: ~29 µs of statement time per row of
+  ~2 KB, with or without the GIN index on \`search_keys\`, the rest WAL, commits and autovacuum),
+  which is where the halved throughput goes; in a deployment Postgres has cores of its own.
+  The two repetitions above 100 ms were not reproduced: the same sequence (saturate, wait for the
+  record, 500/s) run alone four times gave p99 6.5–10.8 ms with the record written within 6–73 ms
+  of the saturated run's end. Not explained; the machine's own tail (yardstick p99 up to 10 ms)
+  was of that order.
+- **Decision-table memory: 180 bytes per entry at 1M, 184 at 100k** (goal ≤ 200 at 1M: met; 181 and 212 in the earlier run),
+  now counting what the earlier figure left out: the table is built inside the measurement, bounded
+  at exactly N, so both LRUs' preallocated slots (~64 bytes per slot, on and off the heap) are in
+  it. Measured the earlier way (slots excluded), the same store takes ~134 bytes, against 293–301
+  before. Where the 301 went (heap after GC, measured part by part at 1M): the key
+  \`registry/repository\` + NUL + the digest's 32 bytes, concatenated, stayed a tree of the strings it
+  was made of — the event's own repository string, the raw digest, two cons cells — about 170
+  bytes; the entry held a boxed verification time (16 bytes). The store is now keyed by the
+  digest's 32 bytes alone (a flat 48-byte string); an entry points to what every image of its
+  repository decided alike shares (the decision, the interned repository key), and keeps its time
+  as two small integers. A digest in several repositories keeps an entry for each under its key.
 - **Live ÷ Signet.** On loopback the live verifier costs ~13 ms (CPU: two registry reads and a
   sigstore verification), so the loopback ratio is a CPU floor, not what admission pays. Through a
   delayed network every request costs at least five round trips (the ping, the token, the tag, the
   \`.sig\` manifest, its payload), which is what the 2 ms and 80 ms rows show; published figures
   for real admission-time verifiers are higher still (1–2.4 s per image for Ratify, ~2 s per cosign
   check for Connaisseur), as they add Rekor and TUF round trips.
-- **GraphQL p99.** Two to four sequential Postgres round trips per query (each re-planned: the pg
-  driver sends unnamed statements), on a machine where Postgres, the load generator and the server
-  share 2 cores; the profile shows a third of the time in socket writes (Postgres and HTTP) and ~9%
-  in Kysely building queries. Every read is an index lookup (see the query plans in the closing
-  note of the GraphQL issue).
+- **GraphQL.** \`image(ref)\` is one statement, prepared, and now built once: Kysely built its join
+  for every request, a third of the request's Node CPU (a statement template,
+  \`services/common/db/template.ts\`, compiles it at the first call and only binds arguments after).
+  A plain query (a POST of JSON that runs without an error) is answered through yoga's envelop
+  without the WHATWG Request and Response yoga builds around each request (a quarter of what was
+  left). Node CPU per \`image(ref)\` request, saturated (ad hoc profile, 1M seed): 648–684 µs before,
+  472–504 µs with the template, 310–347 µs with both; saturated 1,653 → 3,536 requests/s (0.07 of
+  \`/healthz\`; goal 0.1). Left per request: socket writes to Postgres and to the client (~30% of
+  samples, which the sampler inflates), graphql-js execution ~12%, pg's result parsing ~8%,
+  fastify and node:http ~10%, on 2 cores shared with Postgres's own work on the statement and the
+  load generator. p99 at 100/s is 3.80 ms against \`/healthz\`'s 1.19 ms, p50 1.39 ms.
+  \`identity{images(first:50)}\` runs three statements (the identity, the page, its count) and
+  executes 50 nodes: 592 requests/s, its thread waiting ~30% of the time in socket writes to
+  Postgres (the backend it wakes takes the core); its Kysely building (~10%) is left, as its
+  filters change the statement's shape.
 - **Keyless verification.** Of a keyless verification's time (\`node --cpu-prof\`), the Fulcio
   leaf's P-384 signature check is about half (one P-384 verify costs 8–9 raw P-256 verifies here:
   OpenSSL has no assembly P-384), the SCT, SET and signature checks (P-256) about a sixth; the
@@ -315,6 +364,14 @@ From CPU profiles (\`node --cpu-prof\`) of each endpoint under load:
   bundle, the Rekor entry) and sigstore-js's log-entry step. The chain's intermediate and root are
   verified once per trusted root, not per signature (see the closing note of issue 19 for
   before/after profiles).
+- **Verification pool speed-up: bounded by the machine's other load.** With 2 threads the process
+  verified on 1.17 cores (of 2) and did 1.32× what it did on its own thread, which got 0.72 of a
+  core; a second run at load average 6.7 gave 1.6× (0.92–1.7) on 0.77 cores against 0.47. On an
+  idle machine "cores busy" near the thread count is what shows the pool using every core. The
+  worker's default (\`SIGNET_VERIFY_THREADS\`, cores − 1) is 1 thread here: verification runs at
+  about the rate it had on the worker's own thread (1.07×) and leaves that thread to registry
+  fetches and Postgres writes; 2 threads is the setting for a worker whose time is mostly
+  verification.
 - **Webhook intake vs its yardstick.** A 202 waits for two durable writes in two other processes
   — the delivery's jobs in Redis, then its record committed in Postgres (a WAL fsync) — where the
   yardstick answers from memory: serially that is three round trips instead of one, and on this
@@ -330,9 +387,10 @@ From CPU profiles (\`node --cpu-prof\`) of each endpoint under load:
   normalisation and zod. Concurrent throughput is then set by how long Postgres and Redis take to
   answer (Signet's process was at ~0.3 of a core), not by Signet's CPU.
   The durable yardstick (section 6) now measures that floor in the same run: the same two writes
-  done plainly, with nothing else, answer 451 serial deliveries/s against the bare server's 9,481;
-  Signet reaches 0.77 of it serially and 1.08 with 16 connections (its group commit beats one
-  commit per delivery). The gap to the bare server is the durable writes' own, not Signet's
+  done plainly, with nothing else, answer 553 serial deliveries/s against the bare server's 11,702;
+  Signet reaches 0.77 of it serially and 1.29 with 16 connections (its group commit beats one
+  commit per delivery; 1.08 in the run of 2026-11-29, before Signet's statements were prepared:
+  CPU per delivery 958 µs serially and 351 µs with 16 connections, against 1,292 and 478 then). The gap to the bare server is the durable writes' own, not Signet's
   overhead: the ≥ 0.5 goal against a server that writes nothing cannot be met while a 202 means
   "recorded and queued". \`pg_test_fsync\` on this disk: fdatasync of one 8 kB write 0.51 ms.
 

@@ -126,6 +126,12 @@ class FoundSources {
   cut = false;
   readonly #deps: DiscoveryDeps;
   readonly #subject: DiscoverySubject;
+  /**
+   * What this discovery has read, by tag and by digest: each is asked of the registry once (a
+   * pushed `.sig` is otherwise read three times: its tag while waiting for the link, its digest,
+   * and its tag again with the others).
+   */
+  readonly #read = new Map<string, Promise<FetchedManifest | null>>();
 
   constructor(deps: DiscoveryDeps, subject: DiscoverySubject) {
     this.#deps = deps;
@@ -148,11 +154,30 @@ class FoundSources {
     }
   }
 
-  /** A manifest by tag or digest; null when absent or unusable (said in `errors`). Transient trouble throws. */
-  async fetch(reference: string, what: string): Promise<FetchedManifest | null> {
+  /** A manifest by tag or digest; null when absent or unusable (said in `errors`, once). Transient trouble throws. */
+  fetch(reference: string, what: string): Promise<FetchedManifest | null> {
+    let read = this.#read.get(reference);
+    if (read === undefined) {
+      read = this.#fetch(reference, what);
+      this.#read.set(reference, read);
+    }
+    return read;
+  }
+
+  /** A manifest this discovery read under `reference` itself (the pushed tag, once linked): later reads of the tag or its digest take it. */
+  remember(reference: string, m: FetchedManifest): void {
+    this.#read.set(reference, Promise.resolve(m));
+    this.#read.set(m.digest, Promise.resolve(m));
+  }
+
+  async #fetch(reference: string, what: string): Promise<FetchedManifest | null> {
     try {
       const at = signaturesAt(this.#subject);
-      return await this.#deps.registry.getManifest(at.registry, at.repository, reference);
+      const m = await this.#deps.registry.getManifest(at.registry, at.repository, reference);
+      if (!this.#read.has(m.digest)) {
+        this.#read.set(m.digest, Promise.resolve(m));
+      }
+      return m;
     } catch (err) {
       if (err instanceof RegistryError && err.code === 'NOT_FOUND') {
         return null;
@@ -180,7 +205,10 @@ async function readPushed(deps: DiscoveryDeps, subject: DiscoverySubject, found:
   const kind = parseCosignTag(pushed.tag)?.kind;
   if (kind === 'sig' || kind === 'att') {
     // Read the tag once it names the pushed manifest, so that what it named before is withdrawn.
-    await awaitTagLink(deps.registry, subject, pushed);
+    const linked = await awaitTagLink(deps.registry, subject, pushed);
+    if (linked !== null) {
+      found.remember(pushed.tag, linked);
+    }
   }
   const artifact = await found.fetch(pushed.digest, `the pushed signature artifact ${pushed.digest}`);
   // An index under the referrers tag (or named by a crawl) lists referrers; under `.sig` it is hostile.
@@ -225,25 +253,28 @@ async function verifySources(deps: DiscoveryDeps, subject: DiscoverySubject, fou
 }
 
 /**
- * Waits (a bounded while) until `pushed.tag` names the pushed manifest. When it still names another
- * one (not linked yet, or this job is older than a later push), discovery reads both: the pushed
- * one is recorded and what the tag names is not withdrawn; the next look settles it.
+ * Waits (a bounded while) until `pushed.tag` names the pushed manifest, and resolves to it. When it
+ * still names another one (not linked yet, or this job is older than a later push): null, and
+ * discovery reads both: the pushed one is recorded and what the tag names is not withdrawn; the
+ * next look settles it.
  */
-async function awaitTagLink(registry: RegistryClient, subject: DiscoverySubject, pushed: { readonly digest: Digest; readonly tag: string }): Promise<void> {
+async function awaitTagLink(registry: RegistryClient, subject: DiscoverySubject, pushed: { readonly digest: Digest; readonly tag: string }): Promise<FetchedManifest | null> {
   for (const wait of [0, ...TAG_LINK_WAITS_MS]) {
     await sleep(wait);
     try {
       const at = signaturesAt(subject);
-      if ((await registry.getManifest(at.registry, at.repository, pushed.tag)).digest === pushed.digest) {
-        return;
+      const named = await registry.getManifest(at.registry, at.repository, pushed.tag);
+      if (named.digest === pushed.digest) {
+        return named;
       }
     } catch (err) {
       if (!(err instanceof RegistryError && err.code === 'NOT_FOUND')) {
         // Unusable or transient: discovery reads the tag again and deals with it.
-        return;
+        return null;
       }
     }
   }
+  return null;
 }
 
 function formatOf(mediaType: string): SignatureFormat | null {

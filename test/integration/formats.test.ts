@@ -4,7 +4,7 @@
 // indexes with children signed apart, and a replayed attestation. The ledger is read directly.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Digest } from '../../services/common/domain/digest.ts';
+import { cosignSignatureTag, type Digest } from '../../services/common/domain/digest.ts';
 import { COSIGN_SIGN_PREDICATE } from '../../services/common/domain/signature.ts';
 import { createLogger } from '../../services/common/logger.ts';
 import { discoverSignatures } from '../../services/core/discovery.ts';
@@ -207,6 +207,27 @@ describe('formats through a real registry (referrers tag schema, .att, .sig)', (
     for (const digest of [index.digest, amd64!.digest, arm64!.digest]) {
       await eventually(async () => ((await decision(repo, digest)).allowed ? true : undefined), `${digest} allowed`);
     }
+  });
+
+  it('a pushed .sig is read from the registry once: its tag, its digest and the tag again come from that one read', async () => {
+    const repo = 'once/app';
+    const image = await pushRandomImage(registry.url, repo, 'v1');
+    const signature = await pushCosignSignatures(registry.url, repo, image.digest, [await sigstore.signKeyless(simpleSigningPayload(`${registry.host}/${repo}`, image.digest), ALICE)]);
+    const client = createRegistryClient({ insecureHosts: [registry.host], timeoutMs: 5000, retries: 0, maxManifestBytes: 4 << 20, log: createLogger({ logLevel: 'silent' }) });
+    // The real client, its manifest reads listed.
+    const reads: string[] = [];
+    const getManifest = client.getManifest.bind(client);
+    client.getManifest = (r, repository, reference) => {
+      reads.push(reference);
+      return getManifest(r, repository, reference);
+    };
+    const verifier = createSignatureVerifier(await loadTrustedRoots([join(tmp, 'trusted_root.json')]), []);
+    const tag = cosignSignatureTag(image.digest);
+    const found = await discoverSignatures({ registry: client, verifier, maxPayloadBytes: 1 << 18 }, { registry: registry.host, repository: repo, digest: image.digest }, createLogger({ logLevel: 'silent' }), { digest: signature, tag });
+    expect(found.signatures.map((x) => [x.format, x.verdict.outcome])).toEqual([['cosign_legacy', 'verified']]);
+    expect(found.sources).toMatchObject({ listed: [signature], pushed: [], complete: true });
+    expect(reads.filter((r) => r === tag || r === signature)).toEqual([tag]);
+    expect(new Set(reads).size).toBe(reads.length);
   });
 
   it('a referrer that names another image as its subject is not taken for this one', async () => {

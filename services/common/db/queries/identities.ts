@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { SignerIdentity } from '../../domain/signature.ts';
 import type { DB } from '../schema.generated.ts';
+import { statementTemplate } from '../template.ts';
 import { bytewise, page, prefixPattern, signedAt, type Page } from './fragments.ts';
 
 // Signers: an identity row exists only for one that verified (see migrations: identities).
@@ -20,8 +21,23 @@ export interface SigningStats {
 
 const columns = ['id', 'kind', 'subject', 'issuer', 'first_seen_at as firstSeenAt'] as const;
 
-/** Returns the identity's id, creating its row on first sight. */
+/** An identity's id by subject and issuer (null: none), if it is known; each shape built once. */
+const idWithIssuer = statementTemplate((db: Kysely<DB>, subject: string, issuer: string) => db.selectFrom('identities').select('id').where('subject', '=', subject).where('issuer', '=', issuer));
+const idWithoutIssuer = statementTemplate((db: Kysely<DB>, subject: string) => db.selectFrom('identities').select('id').where('subject', '=', subject).where('issuer', 'is', null));
+
+function knownId(db: Kysely<DB>, identity: SignerIdentity) {
+  return identity.issuer === null ? idWithoutIssuer(db, identity.subject) : idWithIssuer(db, identity.subject, identity.issuer);
+}
+
+/**
+ * Returns the identity's id, creating its row on first sight. An identity seen before (all its
+ * signatures but the first) costs one statement, and burns no id of the sequence.
+ */
 export async function ensure(trx: Transaction<DB>, identity: SignerIdentity): Promise<string> {
+  const [known] = await knownId(trx, identity);
+  if (known !== undefined) {
+    return known.id;
+  }
   const inserted = await trx
     .insertInto('identities')
     .values({ kind: identity.kind, subject: identity.subject, issuer: identity.issuer })
@@ -31,12 +47,10 @@ export async function ensure(trx: Transaction<DB>, identity: SignerIdentity): Pr
   if (inserted !== undefined) {
     return inserted.id;
   }
-  const existing = await trx
-    .selectFrom('identities')
-    .select('id')
-    .where('subject', '=', identity.subject)
-    .where((eb) => (identity.issuer === null ? eb('issuer', 'is', null) : eb('issuer', '=', identity.issuer)))
-    .executeTakeFirstOrThrow();
+  const [existing] = await knownId(trx, identity);
+  if (existing === undefined) {
+    throw new Error(`identity ${identity.subject} (${identity.issuer ?? 'no issuer'}) neither inserted nor found`);
+  }
   return existing.id;
 }
 

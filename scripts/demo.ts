@@ -19,7 +19,7 @@ import type { CosignLayer } from '../services/core/verification/cosign-layer.ts'
 import { pushCosignAttestations, pushCosignSignatures } from '../test/helpers/cosign-push.ts';
 import { freePort } from '../test/helpers/net.ts';
 import { pushRandomImage } from '../test/helpers/oci-push.ts';
-import { startRegistry, type RunningRegistry } from '../test/helpers/registry.ts';
+import { RECOMMENDED_IGNORE, startRegistry, type RunningRegistry } from '../test/helpers/registry.ts';
 import { deleteQueueKeys } from '../test/helpers/signet.ts';
 import { createTestSigstore, generateTestKey, inTotoStatement, simpleSigningPayload, type TestKey, type TestSigstore } from '../test/signer/signer.ts';
 import { DEMO_ALICE, DEMO_BOB, DEMO_WORKFLOW, demoPolicy } from './lib/demo-policy.ts';
@@ -116,7 +116,7 @@ async function start(tmp: string, signers: DemoSigners): Promise<Running> {
   const signet = await startSignet(config, createLogger(config, { role: 'demo' }));
   let registry: RunningRegistry;
   try {
-    registry = await startRegistry({ port: registryPort, notifications: { url: `${signet.url}/webhooks/distribution`, token } });
+    registry = await startRegistry({ port: registryPort, notifications: { url: `${signet.url}/webhooks/distribution`, token, ignore: RECOMMENDED_IGNORE } });
   } catch (err) {
     await stopSignet(signet);
     throw err;

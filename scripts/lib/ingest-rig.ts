@@ -15,7 +15,7 @@ import { pushCosignSignatures } from '../../test/helpers/cosign-push.ts';
 import { createTestDb, type TestDb } from '../../test/helpers/db.ts';
 import { freePort } from '../../test/helpers/net.ts';
 import { pushRandomImage } from '../../test/helpers/oci-push.ts';
-import { startRegistry, type RunningRegistry } from '../../test/helpers/registry.ts';
+import { RECOMMENDED_IGNORE, startRegistry, type RunningRegistry } from '../../test/helpers/registry.ts';
 import { TEST_WEBHOOK_TOKEN } from '../../test/helpers/signet.ts';
 import { createTestSigstore, generateTestKey, keylessAndKeyPolicy, simpleSigningPayload } from '../../test/signer/signer.ts';
 import { percentile } from './bench.ts';
@@ -78,7 +78,8 @@ export async function createIngestRig(): Promise<IngestRig> {
       SIGNET_INSECURE_REGISTRIES: host,
     },
     async startRegistry(url) {
-      registry = await startRegistry({ port, notifications: { url, token: TEST_WEBHOOK_TOKEN } });
+      // As the README configures distribution: manifest events only.
+      registry = await startRegistry({ port, notifications: { url, token: TEST_WEBHOOK_TOKEN, ignore: RECOMMENDED_IGNORE } });
       return registry;
     },
     async prepare(i) {

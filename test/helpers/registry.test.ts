@@ -4,12 +4,12 @@ import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from './net.ts';
 import { OCI_INDEX, OCI_MANIFEST, pushIndex, pushRandomImage } from './oci-push.ts';
-import { registryConfigYaml, startRegistry, type RunningRegistry } from './registry.ts';
+import { RECOMMENDED_IGNORE, registryConfigYaml, startRegistry, type RunningRegistry } from './registry.ts';
 
 interface Delivery {
   readonly authorization: string | undefined;
   readonly contentType: string | undefined;
-  readonly events: { action: string; target: { mediaType: string; digest: string; tag?: string; references?: unknown[] } }[];
+  readonly events: { action: string; target: { mediaType: string; digest?: string; tag?: string; references?: unknown[] } }[];
 }
 
 async function eventually<T>(fn: () => T | undefined, what: string, timeoutMs = 10_000): Promise<T> {
@@ -110,5 +110,51 @@ describe('startRegistry', () => {
     } finally {
       await secured.stop();
     }
+  });
+});
+
+describe('startRegistry with the README\'s notification settings', () => {
+  const events: Delivery['events'] = [];
+  let listener: Server;
+  let reg: RunningRegistry;
+
+  beforeAll(async () => {
+    listener = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        events.push(...(JSON.parse(body) as { events: Delivery['events'] }).events);
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const addr = listener.address();
+    const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+    reg = await startRegistry({ notifications: { url: `http://127.0.0.1:${port}/hook`, ignore: RECOMMENDED_IGNORE } });
+  });
+
+  afterAll(async () => {
+    await reg?.stop();
+    listener.closeAllConnections();
+    await new Promise<void>((resolve) => listener.close(() => resolve()));
+  });
+
+  it('sends manifest pushes and deletes, and no blob event or pull', async () => {
+    const img = await pushRandomImage(reg.url, 'quiet/app', 'v1');
+    // Pulls of the manifest (by tag and digest) and of a blob.
+    for (const path of ['manifests/v1', `manifests/${img.digest}`, `blobs/${img.layer.digest}`]) {
+      expect((await fetch(`${reg.url}/v2/quiet/app/${path}`, { headers: { accept: OCI_MANIFEST } })).status).toBe(200);
+    }
+    expect((await fetch(`${reg.url}/v2/quiet/app/manifests/${img.digest}`, { method: 'DELETE' })).status).toBe(202);
+    // Events of one endpoint come in order: once the last push is in, a pull or blob event would be too.
+    const last = await pushRandomImage(reg.url, 'quiet/app', 'v2');
+    await eventually(() => events.find((e) => e.target.digest === last.digest), 'the last push');
+    // The delete of a tagged manifest is sent as two events: the manifest's, and its tag's.
+    expect(events.map((e) => [e.action, e.target.digest ?? `tag ${e.target.tag}`])).toEqual([
+      ['push', img.digest],
+      ['delete', img.digest],
+      ['delete', 'tag v1'],
+      ['push', last.digest],
+    ]);
   });
 });

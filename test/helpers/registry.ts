@@ -31,13 +31,29 @@ export interface RunningRegistry {
 export interface StartRegistryOptions {
   /** Listen on this port (e.g. one a test already told Signet about); a free port by default. */
   readonly port?: number;
-  /** Adds a notification endpoint named `signet` that gets every event (nothing ignored). */
-  readonly notifications?: { readonly url: string; readonly token?: string };
+  /**
+   * Adds a notification endpoint named `signet` that gets every event, or all but those `ignore`
+   * names (distribution's `ignore.mediatypes` and `ignore.actions`).
+   */
+  readonly notifications?: { readonly url: string; readonly token?: string; readonly ignore?: NotificationIgnore };
   /** Protects the registry with htpasswd (Basic auth) for this one user. */
   readonly htpasswd?: { readonly username: string; readonly password: string };
   /** Protects the registry with token auth: a Bearer challenge naming `realm` (see test/helpers/token-server.ts). */
   readonly token?: RegistryTokenAuth;
 }
+
+/** Events a notification endpoint is not sent: by the target's media type, and by action. */
+export interface NotificationIgnore {
+  readonly mediaTypes: readonly string[];
+  readonly actions: readonly string[];
+}
+
+/**
+ * What the README's registry configuration has distribution leave out: blob events (their media
+ * type is `application/octet-stream`) and pulls, which Signet answers 202 and ignores. Pushes and
+ * deletes of manifests (images, indexes, signatures, attestations, referrers) still come.
+ */
+export const RECOMMENDED_IGNORE: NotificationIgnore = { mediaTypes: ['application/octet-stream'], actions: ['pull'] };
 
 /** distribution's `auth.token` section: who issues tokens and the certificate their signatures chain to. */
 export interface RegistryTokenAuth {
@@ -104,11 +120,11 @@ export function registryConfigYaml(opts: {
       '      timeout: 2s',
       '      threshold: 10',
       '      backoff: 500ms',
-      // Explicitly empty: signature manifests (and everything else) must produce events.
+      // Explicitly empty unless asked: signature manifests (and everything else) must produce events.
       '      ignoredmediatypes: []',
       '      ignore:',
-      '        mediatypes: []',
-      '        actions: []',
+      `        mediatypes: ${JSON.stringify(n.ignore?.mediaTypes ?? [])}`,
+      `        actions: ${JSON.stringify(n.ignore?.actions ?? [])}`,
     );
   }
   return `${lines.join('\n')}\n`;

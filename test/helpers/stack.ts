@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createTestSigstore, type TestSigstore } from '../signer/signer.ts';
 import { createTestDb, type TestDb } from './db.ts';
 import { freePort } from './net.ts';
-import { startRegistry, type RunningRegistry } from './registry.ts';
+import { RECOMMENDED_IGNORE, startRegistry, type RunningRegistry } from './registry.ts';
 import { startTestSignet, TEST_WEBHOOK_TOKEN, type TestSignet } from './signet.ts';
 
 /** A policy that admits what `identity` signed anywhere in the stack's registry. */
@@ -66,7 +66,8 @@ export async function startTestStack(opts: TestStackOptions): Promise<TestStack>
   };
   try {
     signet = await startTestSignet(env);
-    const notifications = opts.notify === false ? undefined : { url: `${signet.url}/webhooks/distribution`, token: opts.notifyToken ?? TEST_WEBHOOK_TOKEN };
+    // The README's registry configuration: manifest events only (no blob events, no pulls).
+    const notifications = opts.notify === false ? undefined : { url: `${signet.url}/webhooks/distribution`, token: opts.notifyToken ?? TEST_WEBHOOK_TOKEN, ignore: RECOMMENDED_IGNORE };
     registry = await startRegistry({ port, ...(notifications === undefined ? {} : { notifications }) });
   } catch (err) {
     await stop();

@@ -11,6 +11,8 @@ import type { Compilable, CompiledQuery, Kysely } from 'kysely';
 // bound values (where Kysely writes `$n`): not inline them, transform them (a LIKE pattern made
 // from one) or branch on them (one template per shape). A marker that does not come back whole
 // and unchanged as a parameter, or that ends up in the SQL text, is an error at the first call.
+// Whatever else `build` binds is kept from that first call as a constant: a value that changes
+// between calls (a `new Date()`, a setting) must be an argument too.
 
 const MARK = '\u0000signet-template-argument:';
 

@@ -348,11 +348,13 @@ From CPU profiles (\`node --cpu-prof\`) of each endpoint under load:
   A plain query (a POST of JSON that runs without an error) is answered through yoga's envelop
   without the WHATWG Request and Response yoga builds around each request (a quarter of what was
   left). Node CPU per \`image(ref)\` request, saturated (ad hoc profile, 1M seed): 648–684 µs before,
-  472–504 µs with the template, 310–347 µs with both; saturated 1,653 → 3,536 requests/s (0.07 of
-  \`/healthz\`; goal 0.1). Left per request: socket writes to Postgres and to the client (~30% of
+  472–504 µs with the template, 310–347 µs with both; saturated 1,653 → 3,426–3,536 requests/s
+  (0.07 of \`/healthz\`; goal 0.1). Left per request: socket writes to Postgres and to the client (~30% of
   samples, which the sampler inflates), graphql-js execution ~12%, pg's result parsing ~8%,
   fastify and node:http ~10%, on 2 cores shared with Postgres's own work on the statement and the
-  load generator. p99 at 100/s is 3.80 ms against \`/healthz\`'s 1.19 ms, p50 1.39 ms.
+  load generator. p99 at 100/s is at the goal's edge: 2.85 ms [2.58–4.31] in the full run of
+  2026-11-30, 3.80 ms [3.08–4.30] in a run of section 5 alone the same day (\`/healthz\`'s own p99
+  1.2–1.4 ms; p50 1.4–1.6 ms).
   \`identity{images(first:50)}\` runs three statements (the identity, the page, its count) and
   executes 50 nodes: 592 requests/s, its thread waiting ~30% of the time in socket writes to
   Postgres (the backend it wakes takes the core); its Kysely building (~10%) is left, as its

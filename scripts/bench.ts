@@ -295,28 +295,29 @@ From CPU profiles (\`node --cpu-prof\`) of each endpoint under load:
   prom-client ~2%, zod ~2%, the JSON body parser ~2%. V8's sampler over-counts system calls:
   \`perf\` (2026-11-30, AdmissionReview, record off, a quiet machine) puts the kernel's whole write
   path at ~16% of the process's samples, a third of it waking the load generator on loopback. A
-  repeated lookup now gives the reference's last answer; the rest is fastify's and the metrics'
-  fixed cost per request. With the admission record on, the AdmissionReview endpoint keeps 0.55–0.6
+  repeated lookup now gives the reference's last answer. With the admission record on, the AdmissionReview endpoint keeps 0.55–0.6
   of its throughput (section 1, "The admission record's cost"): Node's CPU to batch and write the rows (35–50 µs a
   request, spread thin: building the batch's JSON ~6 µs, its search keys ~2 µs), not Postgres's.
 - **Spreads.** On this 2-core machine shared with other work, the load generator, Signet and its
   yardstick share the CPUs; single runs vary by several times, so only the medians of repetitions
   taken back to back are worth reading, and their spread says how far.
-  Section 1 was last regenerated alone on 2026-11-30, on a quieter machine than the run of
-  2026-11-29 (the bare yardstick's own p99 at 500/s 1.3–3.5 ms, against 3–10 then). Throughput is
-  0.30–1.13 of the yardstick; the AdmissionReview endpoints are the worst (0.30–0.38), then the
-  Gatekeeper batch (0.51–0.58). p99 at 500/s is within 0.80–1.53× of the yardstick's for every
-  endpoint but AdmissionReview (1.94 over HTTP, 2.46 over HTTPS: a few ms, against 129 ms in the
-  earlier run, whose two repetitions above 100 ms were not seen again). Statements prepared
-  (\`SIGNET_PREPARED_STATEMENTS\`, new since the earlier run) do not touch these answers, which never
-  reach Postgres; they do lighten the admission record (below).
+  In the full run of 2026-11-30 (a quiet machine: the bare yardstick's own p99 at 500/s
+  0.6–1.0 ms) throughput is 0.53–0.69 of the yardstick for the single lookups, 0.32–0.38 for the
+  Gatekeeper batch of 10 and 0.19–0.29 for AdmissionReview; p99 at 500/s is within 0.92–1.22× of
+  the yardstick's for every endpoint but AdmissionReview (1.96 over HTTP, 2.02 over HTTPS: about
+  1.5 ms against 0.7). Fastify configured as Signet's server (its logger, request ids, timeouts and
+  JSON body parsing) answering fixed bytes reaches 0.85–0.9 of the bare server (measured apart), so
+  the rest is Signet's work per request, spread thin (see the closing notes of issue 19).
+  Statements prepared (\`SIGNET_PREPARED_STATEMENTS\`) do not touch these answers, which never reach
+  Postgres; they do lighten the admission record (below).
 - **AdmissionReview p99 and the admission record.** The earlier 12 ms (5–7× its yardstick) was
   mostly the benchmark's doing: each fixed-rate run followed a saturated one whose ~30,000 records
   were still being written, 500 to a statement, inside it. The fixed-rate runs now start once
   \`signet_admission_records_pending\` is 0, the record writes batches of 100 every 250 ms rather
   than 500 every second, and the record's own effect is measured apart, in the same run, on ÷ off:
-  p99 at the fixed rate 1.89 (1.02–3.69), throughput at saturation 0.59 (0.41–0.60), Signet's
-  CPU per request 1.39 (1.29–1.92); in the run of 2026-11-29, before the record's insert was a
+  p99 at the fixed rate 2.32 (1.32–31.93), throughput at saturation 0.60 (0.48–0.64), Signet's
+  CPU per request 1.30 (1.21–1.74) in the full run of 2026-11-30 (1.89, 0.59 and 1.39 in a run of
+  section 1 alone the day before); in the run of 2026-11-29, before the record's insert was a
   prepared statement: 1.29 (0.93–1.56), 0.48 (0.40–0.74) and 1.54 (1.07–1.85). The record at
   saturation costs Postgres on the same two cores ~70 µs of CPU per row (before statements were prepared) (measured with the same INSERT alone: ~29 µs of statement time per row of
   ~2 KB, with or without the GIN index on \`search_keys\`, the rest WAL, commits and autovacuum),

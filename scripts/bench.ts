@@ -317,7 +317,7 @@ From CPU profiles (\`node --cpu-prof\`) of each endpoint under load:
   than 500 every second, and the record's own effect is measured apart, in the same run, on ÷ off:
   p99 at the fixed rate 2.32 (1.32–31.93), throughput at saturation 0.60 (0.48–0.64), Signet's
   CPU per request 1.30 (1.21–1.74) in the full run of 2026-11-30 (1.89, 0.59 and 1.39 in a run of
-  section 1 alone the day before); in the run of 2026-11-29, before the record's insert was a
+  section 1 alone earlier that day); in the run of 2026-11-29, before the record's insert was a
   prepared statement: 1.29 (0.93–1.56), 0.48 (0.40–0.74) and 1.54 (1.07–1.85). The record at
   saturation costs Postgres on the same two cores ~70 µs of CPU per row (before statements were prepared) (measured with the same INSERT alone: ~29 µs of statement time per row of
   ~2 KB, with or without the GIN index on \`search_keys\`, the rest WAL, commits and autovacuum),

@@ -26,34 +26,45 @@ async function eventually<T>(fn: () => T | undefined, what: string, timeoutMs = 
   }
 }
 
+/** A notification endpoint on loopback that keeps every delivery it is sent. */
+async function startListener(deliveries: Delivery[]): Promise<{ readonly url: string; close(): Promise<void> }> {
+  const listener: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      deliveries.push({
+        authorization: req.headers.authorization,
+        contentType: req.headers['content-type'],
+        events: (JSON.parse(body) as { events: Delivery['events'] }).events,
+      });
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const addr = listener.address();
+  const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    async close() {
+      listener.closeAllConnections();
+      await new Promise<void>((resolve) => listener.close(() => resolve()));
+    },
+  };
+}
+
 describe('startRegistry', () => {
   const deliveries: Delivery[] = [];
-  let listener: Server;
+  let listener: Awaited<ReturnType<typeof startListener>>;
   let reg: RunningRegistry;
 
   beforeAll(async () => {
-    listener = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => {
-        deliveries.push({
-          authorization: req.headers.authorization,
-          contentType: req.headers['content-type'],
-          events: (JSON.parse(body) as { events: Delivery['events'] }).events,
-        });
-        res.end();
-      });
-    });
-    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-    const addr = listener.address();
-    const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-    reg = await startRegistry({ notifications: { url: `http://127.0.0.1:${port}/hook`, token: 'hook-token' } });
+    listener = await startListener(deliveries);
+    reg = await startRegistry({ notifications: { url: listener.url, token: 'hook-token' } });
   });
 
   afterAll(async () => {
     await reg?.stop();
-    listener.closeAllConnections();
-    await new Promise<void>((resolve) => listener.close(() => resolve()));
+    await listener?.close();
   });
 
   it('sends every push, blobs included, with the bearer token and index references', async () => {
@@ -114,29 +125,18 @@ describe('startRegistry', () => {
 });
 
 describe('startRegistry with the README\'s notification settings', () => {
-  const events: Delivery['events'] = [];
-  let listener: Server;
+  const deliveries: Delivery[] = [];
+  let listener: Awaited<ReturnType<typeof startListener>>;
   let reg: RunningRegistry;
 
   beforeAll(async () => {
-    listener = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => {
-        events.push(...(JSON.parse(body) as { events: Delivery['events'] }).events);
-        res.end();
-      });
-    });
-    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-    const addr = listener.address();
-    const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-    reg = await startRegistry({ notifications: { url: `http://127.0.0.1:${port}/hook`, ignore: RECOMMENDED_IGNORE } });
+    listener = await startListener(deliveries);
+    reg = await startRegistry({ notifications: { url: listener.url, ignore: RECOMMENDED_IGNORE } });
   });
 
   afterAll(async () => {
     await reg?.stop();
-    listener.closeAllConnections();
-    await new Promise<void>((resolve) => listener.close(() => resolve()));
+    await listener?.close();
   });
 
   it('sends manifest pushes and deletes, and no blob event or pull', async () => {
@@ -148,9 +148,10 @@ describe('startRegistry with the README\'s notification settings', () => {
     expect((await fetch(`${reg.url}/v2/quiet/app/manifests/${img.digest}`, { method: 'DELETE' })).status).toBe(202);
     // Events of one endpoint come in order: once the last push is in, a pull or blob event would be too.
     const last = await pushRandomImage(reg.url, 'quiet/app', 'v2');
-    await eventually(() => events.find((e) => e.target.digest === last.digest), 'the last push');
+    const events = () => deliveries.flatMap((d) => d.events);
+    await eventually(() => events().find((e) => e.target.digest === last.digest), 'the last push');
     // The delete of a tagged manifest is sent as two events: the manifest's, and its tag's.
-    expect(events.map((e) => [e.action, e.target.digest ?? `tag ${e.target.tag}`])).toEqual([
+    expect(events().map((e) => [e.action, e.target.digest ?? `tag ${e.target.tag}`])).toEqual([
       ['push', img.digest],
       ['delete', img.digest],
       ['delete', 'tag v1'],

@@ -12,13 +12,10 @@ import { createLogger } from '../../services/common/logger.ts';
 import { parsePolicy } from '../../services/common/policy/policy.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { seedAllowedImages } from '../helpers/ledger.ts';
+import { policyAllowing } from '../helpers/stack.ts';
 
-const policy = parsePolicy(`allow_with_verification:
-  registry.plain:
-    team/*:
-      certificate-identity: alice@example.com
-      certificate-oidc-issuer: https://accounts.example.com
-`);
+const ALICE = { email: 'alice@example.com', issuer: 'https://accounts.example.com' };
+const policy = parsePolicy(policyAllowing('registry.plain', ALICE, 'team/*'));
 const digests = [0, 1, 2].map((i) => sha256Digest(`plain-${i}`));
 
 let test: TestDb;
@@ -33,7 +30,7 @@ beforeAll(async () => {
     repository: 'team/app',
     digests,
     policyVersion: policy.version,
-    signer: { subject: 'alice@example.com', issuer: 'https://accounts.example.com' },
+    signer: { subject: ALICE.email, issuer: ALICE.issuer },
   });
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {

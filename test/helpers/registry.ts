@@ -22,6 +22,8 @@ export interface RunningRegistry {
   readonly url: string;
   /** Temp dir: the filesystem storage root, also holding config.yml and htpasswd. */
   readonly storageDir: string;
+  /** The registry's process (benchmarks read its CPU time). */
+  readonly pid: number;
   /** Kills the registry and removes its temp dir. Idempotent. */
   stop(): Promise<void>;
   /** Everything the registry wrote to stdout and stderr so far (its access and app logs). */
@@ -257,5 +259,5 @@ async function startOnce(opts: StartRegistryOptions): Promise<RunningRegistry> {
     await new Promise((r) => setTimeout(r, 50));
   }
 
-  return { host, url, storageDir: dir, stop, logs: () => output };
+  return { host, url, storageDir: dir, pid: child.pid!, stop, logs: () => output };
 }

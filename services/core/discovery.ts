@@ -290,8 +290,9 @@ function formatOf(mediaType: string): SignatureFormat | null {
 /**
  * The referrers of `subject`: from the referrers API (every page), or from the referrers tag
  * schema's `sha256-<hex>` index when the registry has no such API (it answers 404, as
- * distribution 2.8 does, or something that is not an index). `complete` is false when the page
- * bounds left some unlisted.
+ * distribution 2.8 does, or something that is not an index). A 404 is remembered for the
+ * repository a while (`REFERRERS_API_RECHECK_MS`), which goes to the tag schema straight away
+ * meanwhile. `complete` is false when the page bounds left some unlisted.
  */
 async function listReferrers(
   deps: DiscoveryDeps,
@@ -299,24 +300,30 @@ async function listReferrers(
   fetch: (reference: string, what: string) => Promise<FetchedManifest | null>,
 ): Promise<{ descriptors: { digest: string; artifactType?: string | undefined }[]; complete: boolean }> {
   const found: { digest: string; artifactType?: string | undefined }[] = [];
+  const at = signaturesAt(subject);
   let next: string | null = `referrers/${subject.digest}`;
   let pages = 0;
-  try {
-    while (next !== null && pages < 10 && found.length < MAX_SIGNATURE_SOURCES * 4) {
-      const at = signaturesAt(subject);
-      const page = await deps.registry.listPage(at.registry, at.repository, next);
-      const parsed = Referrers.safeParse(page.body);
-      if (!parsed.success) {
-        throw new RegistryError('INVALID', 'the referrers API answered something that is not an image index');
+  // A registry that answered 404 lately lacks the API: straight to the tag schema.
+  if (!deps.registry.lacksReferrersApi(at.registry, at.repository)) {
+    try {
+      while (next !== null && pages < 10 && found.length < MAX_SIGNATURE_SOURCES * 4) {
+        const page = await deps.registry.listPage(at.registry, at.repository, next);
+        const parsed = Referrers.safeParse(page.body);
+        if (!parsed.success) {
+          throw new RegistryError('INVALID', 'the referrers API answered something that is not an image index');
+        }
+        found.push(...(parsed.data.manifests ?? []));
+        next = page.next;
+        pages++;
       }
-      found.push(...(parsed.data.manifests ?? []));
-      next = page.next;
-      pages++;
-    }
-    return { descriptors: found, complete: next === null };
-  } catch (err) {
-    if (!(err instanceof RegistryError) || err.transient || err.code === 'UNAUTHORIZED' || err.code === 'REFUSED') {
-      throw err;
+      return { descriptors: found, complete: next === null };
+    } catch (err) {
+      if (!(err instanceof RegistryError) || err.transient || err.code === 'UNAUTHORIZED' || err.code === 'REFUSED') {
+        throw err;
+      }
+      if (err.code === 'NOT_FOUND' && pages === 0) {
+        deps.registry.noteNoReferrersApi(at.registry, at.repository);
+      }
     }
   }
   const fallback = await fetch(digestTagPrefix(subject.digest), `the referrers tag ${digestTagPrefix(subject.digest)}`);

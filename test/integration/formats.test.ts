@@ -230,6 +230,39 @@ describe('formats through a real registry (referrers tag schema, .att, .sig)', (
     expect(new Set(reads).size).toBe(reads.length);
   });
 
+  it('a registry that answers the referrers API with 404 is not asked again for that repository until the recheck time has passed', async () => {
+    const repo = 'noapi/app';
+    const images = [await pushRandomImage(registry.url, repo, 'v1'), await pushRandomImage(registry.url, repo, 'v2'), await pushRandomImage(registry.url, 'noapi/other', 'v1')];
+    const client = createRegistryClient({ insecureHosts: [registry.host], timeoutMs: 5000, retries: 0, maxManifestBytes: 4 << 20, log: createLogger({ logLevel: 'silent' }), referrersApiRecheckMs: 500 });
+    // The real client, its referrers API requests and referrers-tag reads listed.
+    const asked: string[] = [];
+    const listPage = client.listPage.bind(client);
+    client.listPage = (r, repository, path) => {
+      asked.push(`${repository} api`);
+      return listPage(r, repository, path);
+    };
+    const getManifest = client.getManifest.bind(client);
+    client.getManifest = (r, repository, reference) => {
+      if (/^sha256-[0-9a-f]{64}$/.test(reference)) {
+        asked.push(`${repository} tag`);
+      }
+      return getManifest(r, repository, reference);
+    };
+    const verifier = createSignatureVerifier(await loadTrustedRoots([join(tmp, 'trusted_root.json')]), []);
+    const discover = (image: { digest: Digest }, repository: string) =>
+      discoverSignatures({ registry: client, verifier, maxPayloadBytes: 1 << 18 }, { registry: registry.host, repository, digest: image.digest }, createLogger({ logLevel: 'silent' }));
+    // distribution 2.8 has no referrers API: the first look asks (404), the next one in the repository does not.
+    await discover(images[0]!, repo);
+    await discover(images[1]!, repo);
+    // Another repository asks for itself.
+    await discover(images[2]!, 'noapi/other');
+    expect(asked).toEqual([`${repo} api`, `${repo} tag`, `${repo} tag`, 'noapi/other api', 'noapi/other tag']);
+    // The 404 is forgotten after the recheck time: a registry upgraded meanwhile is asked again.
+    await new Promise((r) => setTimeout(r, 600));
+    await discover(images[1]!, repo);
+    expect(asked.slice(5)).toEqual([`${repo} api`, `${repo} tag`]);
+  });
+
   it('a referrer that names another image as its subject is not taken for this one', async () => {
     const repo = 'misfiled/app';
     const [image, other] = [await pushRandomImage(registry.url, repo, 'v1'), await pushRandomImage(registry.url, repo, 'v2')];
@@ -310,6 +343,27 @@ describe('a registry with the OCI 1.1 referrers API', () => {
     // Referrers-tag pushes notify Signet, whose jobs fetch that index by digest; by name, never.
     await eventually(async () => ((await decision(repo, image.digest)).allowed ? true : undefined), 'the image is allowed');
     expect(shim.counts.hiddenTags).toBe(before.hiddenTags);
+  });
+
+  it('a registry that has the API is asked for every image: only a 404 is remembered', async () => {
+    const repo = 'api/again';
+    const client = createRegistryClient({ insecureHosts: [registry.host, shim.host], timeoutMs: 5000, retries: 0, maxManifestBytes: 4 << 20, log: createLogger({ logLevel: 'silent' }) });
+    const verifier = createSignatureVerifier(await loadTrustedRoots([join(tmp, 'trusted_root.json')]), []);
+    // This client's own requests (Signet's worker indexes the same pushes through the shim).
+    let asked = 0;
+    const listPage = client.listPage.bind(client);
+    client.listPage = (r, repository, path) => {
+      asked++;
+      return listPage(r, repository, path);
+    };
+    for (const tag of ['v1', 'v2']) {
+      const image = await pushRandomImage(registry.url, repo, tag);
+      await pushBundleReferrer(registry.url, repo, subjectOf(image), await sigstore.signDsseBundle(inTotoStatement(image.digest, COSIGN_SIGN_PREDICATE, {}), ALICE), COSIGN_SIGN_PREDICATE);
+      const found = await discoverSignatures({ registry: client, verifier, maxPayloadBytes: 1 << 18 }, { registry: shim.host, repository: repo, digest: image.digest }, createLogger({ logLevel: 'silent' }));
+      expect(found.signatures.map((x) => [x.format, x.verdict.outcome])).toEqual([['sigstore_bundle', 'verified']]);
+    }
+    expect(asked).toBe(2);
+    expect(client.lacksReferrersApi(shim.host, repo)).toBe(false);
   });
 });
 

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { RegistryError } from '../../common/errors.ts';
 import { isDigest, sha256Digest, type Digest } from '../../common/domain/digest.ts';
 import { isRegistryHost, isRepositoryName, isTag } from '../../common/domain/image-ref.ts';
@@ -36,7 +37,20 @@ export interface RegistryClientOptions extends HostPolicyOptions, TransportOptio
   readonly maxManifestBytes: number;
   readonly log: Logger;
   readonly userAgent?: string;
+  /** How long a repository whose registry answered the referrers API with 404 goes without asking it again (default {@link REFERRERS_API_RECHECK_MS}). */
+  readonly referrersApiRecheckMs?: number;
 }
+
+/**
+ * A registry without the OCI 1.1 referrers API (distribution 2.8, GHCR) answers it with 404 on
+ * every image; clients then read the referrers tag schema instead. Asking again for every image
+ * costs the registry a request (and a rate-limit unit) per image for nothing, so a 404 is
+ * remembered per repository for this long (oras-go keeps it for a repository client's life). A
+ * registry upgraded meanwhile is asked again after at most this long; until then its referrers are
+ * read from the tag schema only, and one pushed through the API alone is still read when its own
+ * push is indexed.
+ */
+export const REFERRERS_API_RECHECK_MS = 10 * 60_000;
 
 export interface FetchedManifest {
   readonly digest: Digest;
@@ -140,12 +154,25 @@ export class RegistryClient {
   readonly #scopeOf = new Map<string, string>();
   /** Hosts that accepted Basic credentials: send them up front next time. */
   readonly #basicHosts = new Set<string>();
+  /** `registry/repository` whose referrers API answered 404, until {@link REFERRERS_API_RECHECK_MS} has passed. */
+  readonly #withoutReferrersApi: LRUCache<string, true>;
 
   constructor(opts: RegistryClientOptions) {
     this.#opts = opts;
     this.#userAgent = opts.userAgent ?? 'signet';
     this.#hosts = new HostPolicy(opts);
     this.#transport = new Transport(opts, this.#hosts);
+    this.#withoutReferrersApi = new LRUCache({ max: 10_000, ttl: opts.referrersApiRecheckMs ?? REFERRERS_API_RECHECK_MS });
+  }
+
+  /** Whether `repository`'s registry answered its referrers API with 404 lately: read the referrers tag schema instead. */
+  lacksReferrersApi(registry: string, repository: string): boolean {
+    return this.#withoutReferrersApi.has(`${registry}/${repository}`);
+  }
+
+  /** Remembers that `repository`'s registry answered its referrers API with 404 (see {@link REFERRERS_API_RECHECK_MS}). */
+  noteNoReferrersApi(registry: string, repository: string): void {
+    this.#withoutReferrersApi.set(`${registry}/${repository}`, true);
   }
 
   /** GET a manifest by tag or digest; verifies the bytes against the digest. */

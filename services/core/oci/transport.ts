@@ -182,7 +182,7 @@ export class Transport {
       status = res.statusCode;
       const answered = responseHeaders(res.headers);
       if (REDIRECTS.has(status)) {
-        res.body.destroy();
+        await discard(res);
         return this.#nextHop(url, answered.get('location'), hop, what);
       }
       const ok = status >= 200 && status < 300;
@@ -303,6 +303,15 @@ function withoutAuthorization(h: Record<string, string>): Record<string, string>
   return Object.fromEntries(Object.entries(h).filter(([k]) => k.toLowerCase() !== 'authorization'));
 }
 
+/**
+ * Drops a body that is not read: a short one is read to its end, so the connection serves the
+ * next request; a longer one is cut. Never `body.destroy()` alone: with no reader listening, the
+ * abort it emits would be an uncaught exception.
+ */
+async function discard(res: Dispatcher.ResponseData): Promise<void> {
+  await res.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+}
+
 function responseHeaders(raw: Dispatcher.ResponseData['headers']): ResponseHeaders {
   return {
     get(name) {
@@ -315,7 +324,7 @@ function responseHeaders(raw: Dispatcher.ResponseData['headers']): ResponseHeade
 async function readCapped(res: Dispatcher.ResponseData, headers: ResponseHeaders, maxBytes: number, what: string): Promise<Buffer> {
   const declared = headers.get('content-length');
   if (declared !== null && /^\d+$/.test(declared.trim()) && Number(declared) > maxBytes) {
-    res.body.destroy();
+    await discard(res);
     throw new RegistryError('TOO_LARGE', `${what}: Content-Length ${declared} exceeds the limit of ${maxBytes} bytes`, {
       status: res.statusCode,
     });
@@ -325,7 +334,7 @@ async function readCapped(res: Dispatcher.ResponseData, headers: ResponseHeaders
   for await (const chunk of res.body as AsyncIterable<Buffer>) {
     total += chunk.byteLength;
     if (total > maxBytes) {
-      res.body.destroy();
+      // Leaving the loop destroys the body (the iterator listens for its error).
       throw new RegistryError('TOO_LARGE', `${what}: body exceeds the limit of ${maxBytes} bytes`, { status: res.statusCode });
     }
     chunks.push(chunk);

@@ -307,8 +307,7 @@ async function recordEventFacts(trx: Transaction<DB>, event: RegistryEvent): Pro
   if (!statesFacts(event)) {
     return;
   }
-  await repositories.lock(trx, event.registry, event.repository);
-  const repositoryId = await repositories.ensure(trx, event.registry, event.repository);
+  const repositoryId = await repositories.lockAndEnsure(trx, event.registry, event.repository);
   await images.markDeleted(trx, repositoryId, event.digest, new Date(event.at));
 }
 

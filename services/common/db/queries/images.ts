@@ -100,14 +100,35 @@ export async function recordIndexed(
   manifests: readonly IndexedManifest[],
   observation: Observation = { at: new Date(), by: 'reindex' },
 ): Promise<RecordedIndex> {
+  // Signatures are written without a savepoint each; a row Postgres refuses fails the transaction,
+  // which is then run again with them (recording that one malformed, see signatures.upsert).
+  try {
+    return await recordIndexedOnce(db, registry, repository, manifests, observation, false);
+  } catch (err) {
+    if (!signatures.isRefusedRow(err)) {
+      throw err;
+    }
+    return recordIndexedOnce(db, registry, repository, manifests, observation, true);
+  }
+}
+
+function recordIndexedOnce(
+  db: Kysely<DB>,
+  registry: string,
+  repository: string,
+  manifests: readonly IndexedManifest[],
+  observation: Observation,
+  careful: boolean,
+): Promise<RecordedIndex> {
   return db.transaction().execute(async (trx) => {
-    await repositories.lock(trx, registry, repository);
-    const repositoryId = await repositories.ensure(trx, registry, repository);
+    const repositoryId = await repositories.lockAndEnsure(trx, registry, repository);
     const ids = new Map<Digest, string>();
     const stored: StoredManifest[] = [];
     const signers = new Map<string, { manifestId: string; digest: Digest; sig: SignatureRecord }>();
     for (const m of manifests) {
-      const manifestId = await upsertManifest(trx, repositoryId, m);
+      // A complete discovery claims the manifest's observation time in the same statement.
+      const complete = m.sources?.complete === true;
+      const { id: manifestId, claimed } = await upsertManifest(trx, repositoryId, m, complete ? observation.at : null);
       ids.set(m.digest, manifestId);
       if (m.parent !== null) {
         const parentId = ids.get(m.parent.digest);
@@ -130,10 +151,10 @@ export async function recordIndexed(
       }
       const identityIds: (string | null)[] = [];
       for (const sig of m.signatures) {
-        identityIds.push(await signatures.upsert(trx, manifestId, sig));
+        identityIds.push(await signatures.upsert(trx, manifestId, sig, careful));
       }
       // A complete discovery older than one already recorded says nothing about what is gone.
-      const sources = m.sources?.complete === true && !(await claimObservation(trx, manifestId, observation.at)) ? { ...m.sources, complete: false } : (m.sources ?? null);
+      const sources = complete && !claimed ? { ...m.sources, complete: false } : (m.sources ?? null);
       const { withdrawn, newlyWithdrawn } = await signatures.reconcileWithdrawals(trx, manifestId, m.signatures, sources, observation);
       // A withdrawn signature owns nothing: its signer is no (new) owner.
       m.signatures.forEach((sig, i) => {
@@ -153,34 +174,41 @@ function nullableText(s: string | null | undefined): string | null {
   return s === null || s === undefined ? null : storableText(s);
 }
 
-async function upsertManifest(trx: Transaction<DB>, repositoryId: string, m: IndexedManifest): Promise<string> {
+/**
+ * Inserts the manifest or marks it present again; with `observedAt` (a complete discovery that
+ * started then), also records that observation unless one that started later is recorded already
+ * (under the repository lock, so two cannot race): `claimed` says whether it was. A complete
+ * discovery older than the one recorded says nothing about what is gone.
+ */
+async function upsertManifest(trx: Transaction<DB>, repositoryId: string, m: IndexedManifest, observedAt: Date | null): Promise<{ id: string; claimed: boolean }> {
   const mediaType = storableText(m.mediaType);
-  const { id } = await trx
+  const row = await trx
     .insertInto('manifests')
-    .values({ repository_id: repositoryId, digest: m.digest, media_type: mediaType, size: m.size, status: 'unsigned' })
+    .values({ repository_id: repositoryId, digest: m.digest, media_type: mediaType, size: m.size, status: 'unsigned', observed_at: observedAt })
     .onConflict((oc) =>
       // Fetched from the registry just now, so it exists again: a re-push after a delete unmarks it.
-      oc.columns(['repository_id', 'digest']).doUpdateSet({ media_type: mediaType, size: m.size, indexed_at: new Date(), deleted_at: null }),
+      oc.columns(['repository_id', 'digest']).doUpdateSet((eb) => ({
+        media_type: mediaType,
+        size: m.size,
+        indexed_at: new Date(),
+        deleted_at: null,
+        ...(observedAt === null
+          ? {}
+          : {
+              observed_at: eb
+                .case()
+                .when(eb.or([eb('manifests.observed_at', 'is', null), eb('manifests.observed_at', '<=', observedAt)]))
+                .then(observedAt)
+                .else(eb.ref('manifests.observed_at'))
+                .end(),
+            }),
+      })),
     )
-    .returning('id')
+    .returning((eb) => ['id', observedAt === null ? sql<boolean>`false`.as('claimed') : eb('observed_at', '=', observedAt).as('claimed')])
     .executeTakeFirstOrThrow();
-  return id;
+  return { id: row.id, claimed: row.claimed === true };
 }
 
-/**
- * Records that a complete discovery of the manifest's signatures started at `at`; false when one
- * that started later has been recorded already (under the repository lock, so two cannot race).
- */
-async function claimObservation(trx: Transaction<DB>, manifestId: string, at: Date): Promise<boolean> {
-  const claimed = await trx
-    .updateTable('manifests')
-    .set({ observed_at: at })
-    .where('id', '=', manifestId)
-    .where((eb) => eb.or([eb('observed_at', 'is', null), eb('observed_at', '<=', at)]))
-    .returning('id')
-    .executeTakeFirst();
-  return claimed !== undefined;
-}
 
 async function refreshStatus(trx: Transaction<DB>, manifestId: string, m: IndexedManifest): Promise<Omit<StoredManifest, 'withdrawn'>> {
   const all = await signatures.verdictsOf(trx, manifestId);

@@ -12,19 +12,35 @@ export interface Repository {
   readonly firstSeenAt: Date;
 }
 
-/**
- * Serialises ledger writes for one repository until the transaction ends. Jobs for the same image
- * (its push and its signature pushes) and tag updates from concurrent deliveries then see each
- * other's rows instead of racing.
- */
-export async function lock(trx: Transaction<DB>, registry: string, repository: string): Promise<void> {
-  await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`${registry}/${repository}`}, 0))`.execute(trx);
-}
-
 /** The id of a repository already known, by registry host and name (one statement, built once). */
 const knownId = statementTemplate((db: Kysely<DB>, registry: string, repository: string) =>
   db.selectFrom('repositories as r').$call(withRegistry).select('r.id').where('g.host', '=', registry).where('r.name', '=', repository),
 );
+
+/** The repository's lock taken, and its id if it is known (one statement, built once). */
+const lockedKnownId = statementTemplate((db: Kysely<DB>, key: string, registry: string, repository: string) =>
+  db.selectNoFrom((eb) => [
+    sql<unknown>`pg_advisory_xact_lock(hashtextextended(${key}, 0))`.as('locked'),
+    eb
+      .selectFrom('repositories as r')
+      .$call(withRegistry)
+      .select('r.id')
+      .where('g.host', '=', registry)
+      .where('r.name', '=', repository)
+      .as('id'),
+  ]),
+);
+
+/**
+ * Serialises ledger writes for one repository until the transaction ends, and returns its id as
+ * {@link ensure} does. Jobs for the same image (its push and its signature pushes) and tag updates
+ * from concurrent deliveries then see each other's rows instead of racing. A repository seen
+ * before (every push but its first) costs one statement for both.
+ */
+export async function lockAndEnsure(trx: Transaction<DB>, registry: string, repository: string): Promise<string> {
+  const [row] = await lockedKnownId(trx, `${registry}/${repository}`, registry, repository);
+  return row?.id ?? create(trx, registry, repository);
+}
 
 /**
  * Returns the repository's id, creating the registry and repository rows on first sight. A
@@ -32,9 +48,10 @@ const knownId = statementTemplate((db: Kysely<DB>, registry: string, repository:
  */
 export async function ensure(trx: Transaction<DB>, registry: string, repository: string): Promise<string> {
   const [known] = await knownId(trx, registry, repository);
-  if (known !== undefined) {
-    return known.id;
-  }
+  return known?.id ?? create(trx, registry, repository);
+}
+
+async function create(trx: Transaction<DB>, registry: string, repository: string): Promise<string> {
   await trx.insertInto('registries').values({ host: registry }).onConflict((oc) => oc.column('host').doNothing()).execute();
   const { id: registryId } = await trx
     .selectFrom('registries')

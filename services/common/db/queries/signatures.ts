@@ -77,9 +77,15 @@ export interface ClaimFilter {
  * Postgres still refuse the row itself (a data exception or a check constraint: retrying cannot
  * help), the signature is recorded `malformed` with Postgres's reason instead, so one poisoned
  * artifact never fails the image's whole write; any other error (a lost connection) propagates.
+ *
+ * Not `careful`: no savepoint (two statements fewer), so a refused row fails the transaction with
+ * {@link isRefusedRow}'s error; the caller runs the transaction again, carefully.
  */
-export async function upsert(trx: Transaction<DB>, manifestId: string, found: SignatureRecord): Promise<string | null> {
+export async function upsert(trx: Transaction<DB>, manifestId: string, found: SignatureRecord, careful = true): Promise<string | null> {
   const sig = storableSignature(found);
+  if (!careful) {
+    return write(trx, manifestId, sig);
+  }
   await sql`SAVEPOINT signature_upsert`.execute(trx);
   try {
     const identityId = await write(trx, manifestId, sig);
@@ -101,7 +107,7 @@ export async function upsert(trx: Transaction<DB>, manifestId: string, found: Si
 }
 
 /** Postgres refused the row's values (SQLSTATE class 22, check or not-null violation), not the connection. */
-function isRefusedRow(err: unknown): boolean {
+export function isRefusedRow(err: unknown): boolean {
   const code = err !== null && typeof err === 'object' && 'code' in err ? err.code : undefined;
   return typeof code === 'string' && (code.startsWith('22') || code === '23514' || code === '23502');
 }

@@ -72,8 +72,7 @@ export async function recordPush(
 /** {@link recordPush} in a transaction of its own, under the repository lock. */
 export async function record(db: Kysely<DB>, registry: string, repository: string, tag: string, digest: Digest, at: Date) {
   return db.transaction().execute(async (trx) => {
-    await repositories.lock(trx, registry, repository);
-    return recordPush(trx, await repositories.ensure(trx, registry, repository), tag, digest, at);
+    return recordPush(trx, await repositories.lockAndEnsure(trx, registry, repository), tag, digest, at);
   });
 }
 

@@ -1,6 +1,6 @@
 // Backfill throughput on real parts: a local docker-registry (no notifications) holding N images,
 // half of them cosign-signed with a key, an in-process Signet worker (SIGNET_WORKER_CONCURRENCY,
-// default 4) on real Postgres and Redis, and `signet backfill <registry> --wait` run as the CLI
+// default 16) on real Postgres and Redis, and `signet backfill <registry> --wait` run as the CLI
 // runs it. Reports the crawl rate (tags/s) and the end-to-end rate (images indexed per second,
 // crawl start to the last job done), then a second backfill (nothing to queue).
 //

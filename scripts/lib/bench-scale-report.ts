@@ -172,7 +172,7 @@ export function renderScaleReport(r: ScaleResult): string {
       ok(until(onePercent) < bound),
     ]);
   }
-  // The deployment the README describes: one worker process (SIGNET_WORKER_CONCURRENCY 4).
+  // The deployment the README describes: one worker process (the default SIGNET_WORKER_CONCURRENCY).
   const oneWorker = r.ingest.find((x) => x.workers === 1);
   if (oneWorker !== undefined) {
     goals.push([
@@ -338,8 +338,8 @@ ${table(['scenario', 'pass', 'start-up s', 'switch s', 'pass s', 'decided', 'car
 
 ## 5. Ingest against the registry
 
-A fresh ledger; an ingest+api process and 1, 2 or 4 worker processes (\`SIGNET_WORKER_CONCURRENCY\` 4
-each); a local docker-registry notifying ingest of manifest pushes and deletes (the README's \`ignore\` of
+A fresh ledger; an ingest+api process and 1, 2 or 4 worker processes (the default \`SIGNET_WORKER_CONCURRENCY\`,
+16 each); a local docker-registry notifying ingest of manifest pushes and deletes (the README's \`ignore\` of
 blob events and pulls). Each repetition pushes and signs 2 × ${one === undefined ? '—' : n(one.images)} images (untimed; Signet indexes
 them unsigned) and then pushes their signatures, ${one === undefined ? '—' : one.concurrency} pushers as fast as the registry acknowledges them, twice:
 

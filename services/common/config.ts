@@ -149,7 +149,7 @@ const Env = z.object({
   // Ledger events kept in the decision feed's stream: how far an API replica may fall behind (or stay
   // away) and still resume without a full reload. ~300 bytes of Redis memory each.
   SIGNET_DECISION_FEED_LENGTH: z.coerce.number().int().min(100).max(100_000_000).default(100_000),
-  SIGNET_WORKER_CONCURRENCY: positiveInt(4),
+  SIGNET_WORKER_CONCURRENCY: positiveInt(16),
   // Default: defaultVerifyThreads(the cores this process may use).
   SIGNET_VERIFY_THREADS: z.coerce.number().int().min(0).max(256).optional(),
   SIGNET_WORKER_LOCK_MS: z.coerce.number().int().min(1_000).max(600_000).default(60_000),

@@ -16,6 +16,9 @@
 //   cannot reach the registry's there, whatever Signet's speed: its window holds the registry's and
 //   the last image's own indexing.
 //
+// BENCH_PROF_DIR=<dir> writes each worker process's CPU profile there (`node --cpu-prof`), for
+// finding where a job's time goes.
+//
 // Nothing polls Signet's database while a window is measured except one count every half second
 // (its statements are subtracted, its backend left out): latencies come afterwards from each
 // decision's `decided_at` against the registry's acknowledgement of the signature push.

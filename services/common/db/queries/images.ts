@@ -209,7 +209,6 @@ async function upsertManifest(trx: Transaction<DB>, repositoryId: string, m: Ind
   return { id: row.id, claimed: row.claimed === true };
 }
 
-
 async function refreshStatus(trx: Transaction<DB>, manifestId: string, m: IndexedManifest): Promise<Omit<StoredManifest, 'withdrawn'>> {
   const all = await signatures.verdictsOf(trx, manifestId);
   // Attestations are recorded, not counted: an image with only attestations is unsigned.

@@ -301,11 +301,13 @@ From CPU profiles (\`node --cpu-prof\`) of each endpoint under load:
 - **Spreads.** On this 2-core machine shared with other work, the load generator, Signet and its
   yardstick share the CPUs; single runs vary by several times, so only the medians of repetitions
   taken back to back are worth reading, and their spread says how far.
-  In the full run of 2026-11-30 (a quiet machine: the bare yardstick's own p99 at 500/s
-  0.6–1.0 ms) throughput is 0.53–0.69 of the yardstick for the single lookups, 0.32–0.38 for the
-  Gatekeeper batch of 10 and 0.19–0.29 for AdmissionReview; p99 at 500/s is within 0.92–1.22× of
-  the yardstick's for every endpoint but AdmissionReview (1.96 over HTTP, 2.02 over HTTPS: about
-  1.5 ms against 0.7). Fastify configured as Signet's server (its logger, request ids, timeouts and
+  In the second full run of 2026-11-30 (the bare yardstick's own p99 at 500/s 0.8–1.1 ms)
+  throughput is 0.72–0.86 of the yardstick for the single lookups, 0.50–0.56 for the Gatekeeper
+  batch of 10 and 0.24–0.26 for AdmissionReview; p99 at 500/s is within 0.90–1.32× of the
+  yardstick's for every endpoint but AdmissionReview (2.47 over HTTP, 1.49 over HTTPS: about
+  1.5–1.9 ms against 0.9–1.0). The first full run that day, with the same code for these
+  endpoints, gave 0.53–0.69, 0.32–0.38 and 0.19–0.29, and p99 ratios 0.92–1.22 (AdmissionReview
+  1.96 and 2.02): the machine's moment moves these ratios as much as any change did. Fastify configured as Signet's server (its logger, request ids, timeouts and
   JSON body parsing) answering fixed bytes reaches 0.85–0.9 of the bare server (measured apart), so
   the rest is Signet's work per request, spread thin (see the closing notes of issue 19).
   Statements prepared (\`SIGNET_PREPARED_STATEMENTS\`) do not touch these answers, which never reach
@@ -315,9 +317,9 @@ From CPU profiles (\`node --cpu-prof\`) of each endpoint under load:
   were still being written, 500 to a statement, inside it. The fixed-rate runs now start once
   \`signet_admission_records_pending\` is 0, the record writes batches of 100 every 250 ms rather
   than 500 every second, and the record's own effect is measured apart, in the same run, on ÷ off:
-  p99 at the fixed rate 2.32 (1.32–31.93), throughput at saturation 0.60 (0.48–0.64), Signet's
-  CPU per request 1.30 (1.21–1.74) in the full run of 2026-11-30 (1.89, 0.59 and 1.39 in a run of
-  section 1 alone earlier that day); in the run of 2026-11-29, before the record's insert was a
+  p99 at the fixed rate 1.41 (1.04–1.77), throughput at saturation 0.45 (0.44–0.48), Signet's
+  CPU per request 1.51 (1.42–1.57) in the second full run of 2026-11-30 (2.32, 0.60 and 1.30 in
+  the first; 1.89, 0.59 and 1.39 in a run of section 1 alone earlier that day); in the run of 2026-11-29, before the record's insert was a
   prepared statement: 1.29 (0.93–1.56), 0.48 (0.40–0.74) and 1.54 (1.07–1.85). The record at
   saturation costs Postgres on the same two cores ~70 µs of CPU per row (before statements were prepared) (measured with the same INSERT alone: ~29 µs of statement time per row of
   ~2 KB, with or without the GIN index on \`search_keys\`, the rest WAL, commits and autovacuum),
@@ -350,12 +352,12 @@ From CPU profiles (\`node --cpu-prof\`) of each endpoint under load:
   without the WHATWG Request and Response yoga builds around each request (a quarter of what was
   left). Node CPU per \`image(ref)\` request, saturated (ad hoc profile, 1M seed): 648–684 µs before,
   472–504 µs with the template, 310–347 µs with both; saturated 1,653 → 3,426–3,536 requests/s
-  (0.07 of \`/healthz\`; goal 0.1). Left per request: socket writes to Postgres and to the client (~30% of
+  (0.07–0.08 of \`/healthz\`; goal 0.1). Left per request: socket writes to Postgres and to the client (~30% of
   samples, which the sampler inflates), graphql-js execution ~12%, pg's result parsing ~8%,
   fastify and node:http ~10%, on 2 cores shared with Postgres's own work on the statement and the
-  load generator. p99 at 100/s is at the goal's edge: 2.85 ms [2.58–4.31] in the full run of
-  2026-11-30, 3.80 ms [3.08–4.30] in a run of section 5 alone the same day (\`/healthz\`'s own p99
-  1.2–1.4 ms; p50 1.4–1.6 ms).
+  load generator. p99 at 100/s is at the goal's edge: 3.23 ms [2.93–5.30] in the second full run of
+  2026-11-30, 2.85 ms [2.58–4.31] in the first, 3.80 ms [3.08–4.30] in a run of section 5 alone the
+  same day (\`/healthz\`'s own p99 1.2–1.4 ms; p50 1.4–1.6 ms).
   \`identity{images(first:50)}\` runs three statements (the identity, the page, its count) and
   executes 50 nodes: 592 requests/s, its thread waiting ~30% of the time in socket writes to
   Postgres (the backend it wakes takes the core); its Kysely building (~10%) is left, as its
@@ -390,8 +392,9 @@ From CPU profiles (\`node --cpu-prof\`) of each endpoint under load:
   normalisation and zod. Concurrent throughput is then set by how long Postgres and Redis take to
   answer (Signet's process was at ~0.3 of a core), not by Signet's CPU.
   The durable yardstick (section 6) now measures that floor in the same run: the same two writes
-  done plainly, with nothing else, answer 553 serial deliveries/s against the bare server's 11,702;
-  Signet reaches 0.77 of it serially and 1.29 with 16 connections (its group commit beats one
+  done plainly, with nothing else, answer 1,292 serial deliveries/s against the bare server's 11,626
+  in the second full run of 2026-11-30 (553 against 11,702 in the first); Signet reaches 0.78 of it
+  serially and 1.32 with 16 connections (0.77 and 1.29 in the first; its group commit beats one
   commit per delivery; 1.08 in the run of 2026-11-29, before Signet's statements were prepared:
   CPU per delivery 958 µs serially and 351 µs with 16 connections, against 1,292 and 478 then). The gap to the bare server is the durable writes' own, not Signet's
   overhead: the ≥ 0.5 goal against a server that writes nothing cannot be met while a 202 means

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cosignSignatureTag, type Digest } from '../../services/common/domain/digest.ts';
 import { COSIGN_SIGN_PREDICATE } from '../../services/common/domain/signature.ts';
 import { createLogger } from '../../services/common/logger.ts';
-import { discoverSignatures } from '../../services/core/discovery.ts';
-import { createRegistryClient } from '../../services/core/oci/client.ts';
+import { discoverSignatures, type DiscoverySubject } from '../../services/core/discovery.ts';
+import { createRegistryClient, type RegistryClientOptions } from '../../services/core/oci/client.ts';
 import { SLSA_V02, SLSA_V1 } from '../../services/core/verification/bundle.ts';
 import { loadTrustedRoots } from '../../services/core/verification/trust.ts';
 import { createSignatureVerifier } from '../../services/core/verification/verifier.ts';
@@ -44,6 +44,18 @@ let sigstore: TestSigstore;
 let tmp: string;
 let stack: TestStack;
 let shim: ReferrersShim;
+
+/**
+ * A discovery outside Signet's worker: the real registry client (its methods may be wrapped to
+ * list what it asks; `opts` over the defaults) and a verifier of the test trust root.
+ */
+async function discoveryWith(opts: Partial<RegistryClientOptions> = {}) {
+  const client = createRegistryClient({ insecureHosts: [registry.host, shim.host], timeoutMs: 5000, retries: 0, maxManifestBytes: 4 << 20, log: createLogger({ logLevel: 'silent' }), ...opts });
+  const verifier = createSignatureVerifier(await loadTrustedRoots([join(tmp, 'trusted_root.json')]), []);
+  const discover = (subject: DiscoverySubject, pushed?: Parameters<typeof discoverSignatures>[3]) =>
+    discoverSignatures({ registry: client, verifier, maxPayloadBytes: 1 << 18 }, subject, createLogger({ logLevel: 'silent' }), pushed);
+  return { client, discover };
+}
 
 beforeAll(async () => {
   stack = await startTestStack({
@@ -130,9 +142,8 @@ describe('formats through a real registry (referrers tag schema, .att, .sig)', (
     // The job that found it may have been the referrer push's own (re-targeted at its subject). A
     // plain discovery of the image, with nothing pushed to go on, finds it through the referrers
     // tag (distribution 2.8 answers the referrers API with 404).
-    const client = createRegistryClient({ insecureHosts: [registry.host], timeoutMs: 5000, retries: 0, maxManifestBytes: 4 << 20, log: createLogger({ logLevel: 'silent' }) });
-    const verifier = createSignatureVerifier(await loadTrustedRoots([join(tmp, 'trusted_root.json')]), []);
-    const found = await discoverSignatures({ registry: client, verifier, maxPayloadBytes: 1 << 18 }, { registry: registry.host, repository: repo, digest: image.digest }, createLogger({ logLevel: 'silent' }));
+    const { discover } = await discoveryWith();
+    const found = await discover({ registry: registry.host, repository: repo, digest: image.digest });
     expect(found.discoveryError).toBeNull();
     expect(found.signatures.map((x) => [x.format, x.verdict.outcome])).toEqual([['sigstore_bundle', 'verified']]);
   });
@@ -213,7 +224,7 @@ describe('formats through a real registry (referrers tag schema, .att, .sig)', (
     const repo = 'once/app';
     const image = await pushRandomImage(registry.url, repo, 'v1');
     const signature = await pushCosignSignatures(registry.url, repo, image.digest, [await sigstore.signKeyless(simpleSigningPayload(`${registry.host}/${repo}`, image.digest), ALICE)]);
-    const client = createRegistryClient({ insecureHosts: [registry.host], timeoutMs: 5000, retries: 0, maxManifestBytes: 4 << 20, log: createLogger({ logLevel: 'silent' }) });
+    const { client, discover } = await discoveryWith();
     // The real client, its manifest reads listed.
     const reads: string[] = [];
     const getManifest = client.getManifest.bind(client);
@@ -221,9 +232,8 @@ describe('formats through a real registry (referrers tag schema, .att, .sig)', (
       reads.push(reference);
       return getManifest(r, repository, reference);
     };
-    const verifier = createSignatureVerifier(await loadTrustedRoots([join(tmp, 'trusted_root.json')]), []);
     const tag = cosignSignatureTag(image.digest);
-    const found = await discoverSignatures({ registry: client, verifier, maxPayloadBytes: 1 << 18 }, { registry: registry.host, repository: repo, digest: image.digest }, createLogger({ logLevel: 'silent' }), { digest: signature, tag });
+    const found = await discover({ registry: registry.host, repository: repo, digest: image.digest }, { digest: signature, tag });
     expect(found.signatures.map((x) => [x.format, x.verdict.outcome])).toEqual([['cosign_legacy', 'verified']]);
     expect(found.sources).toMatchObject({ listed: [signature], pushed: [], complete: true });
     expect(reads.filter((r) => r === tag || r === signature)).toEqual([tag]);
@@ -233,7 +243,7 @@ describe('formats through a real registry (referrers tag schema, .att, .sig)', (
   it('a registry that answers the referrers API with 404 is not asked again for that repository until the recheck time has passed', async () => {
     const repo = 'noapi/app';
     const images = [await pushRandomImage(registry.url, repo, 'v1'), await pushRandomImage(registry.url, repo, 'v2'), await pushRandomImage(registry.url, 'noapi/other', 'v1')];
-    const client = createRegistryClient({ insecureHosts: [registry.host], timeoutMs: 5000, retries: 0, maxManifestBytes: 4 << 20, log: createLogger({ logLevel: 'silent' }), referrersApiRecheckMs: 500 });
+    const { client, discover: discoverSubject } = await discoveryWith({ referrersApiRecheckMs: 500 });
     // The real client, its referrers API requests and referrers-tag reads listed.
     const asked: string[] = [];
     const listPage = client.listPage.bind(client);
@@ -248,9 +258,7 @@ describe('formats through a real registry (referrers tag schema, .att, .sig)', (
       }
       return getManifest(r, repository, reference);
     };
-    const verifier = createSignatureVerifier(await loadTrustedRoots([join(tmp, 'trusted_root.json')]), []);
-    const discover = (image: { digest: Digest }, repository: string) =>
-      discoverSignatures({ registry: client, verifier, maxPayloadBytes: 1 << 18 }, { registry: registry.host, repository, digest: image.digest }, createLogger({ logLevel: 'silent' }));
+    const discover = (image: { digest: Digest }, repository: string) => discoverSubject({ registry: registry.host, repository, digest: image.digest });
     // distribution 2.8 has no referrers API: the first look asks (404), the next one in the repository does not.
     await discover(images[0]!, repo);
     await discover(images[1]!, repo);
@@ -347,8 +355,7 @@ describe('a registry with the OCI 1.1 referrers API', () => {
 
   it('a registry that has the API is asked for every image: only a 404 is remembered', async () => {
     const repo = 'api/again';
-    const client = createRegistryClient({ insecureHosts: [registry.host, shim.host], timeoutMs: 5000, retries: 0, maxManifestBytes: 4 << 20, log: createLogger({ logLevel: 'silent' }) });
-    const verifier = createSignatureVerifier(await loadTrustedRoots([join(tmp, 'trusted_root.json')]), []);
+    const { client, discover } = await discoveryWith();
     // This client's own requests (Signet's worker indexes the same pushes through the shim).
     let asked = 0;
     const listPage = client.listPage.bind(client);
@@ -359,7 +366,7 @@ describe('a registry with the OCI 1.1 referrers API', () => {
     for (const tag of ['v1', 'v2']) {
       const image = await pushRandomImage(registry.url, repo, tag);
       await pushBundleReferrer(registry.url, repo, subjectOf(image), await sigstore.signDsseBundle(inTotoStatement(image.digest, COSIGN_SIGN_PREDICATE, {}), ALICE), COSIGN_SIGN_PREDICATE);
-      const found = await discoverSignatures({ registry: client, verifier, maxPayloadBytes: 1 << 18 }, { registry: shim.host, repository: repo, digest: image.digest }, createLogger({ logLevel: 'silent' }));
+      const found = await discover({ registry: shim.host, repository: repo, digest: image.digest });
       expect(found.signatures.map((x) => [x.format, x.verdict.outcome])).toEqual([['sigstore_bundle', 'verified']]);
     }
     expect(asked).toBe(2);

@@ -1,4 +1,4 @@
-// The rows every ledger write starts from (repositories.ensure, identities.ensure): created on
+// The rows every ledger write starts from (repositories.lockAndEnsure, identities.ensure): created on
 // first sight, then found with one statement, the same id every time; and what recording a signed
 // image costs once they are known.
 import type { KyselyPlugin, RootOperationNode, Transaction } from 'kysely';
@@ -38,13 +38,13 @@ async function counted<T>(work: (trx: Transaction<DB>) => Promise<T>): Promise<{
 
 describe('ensure', () => {
   it('creates a registry and repository once, then finds the repository with one statement', async () => {
-    const first = await counted((trx) => repositories.ensure(trx, 'ensure.example', 'team/app'));
+    const first = await counted((trx) => repositories.lockAndEnsure(trx, 'ensure.example', 'team/app'));
     expect(first.statements).toBe(5);
-    const again = await counted((trx) => repositories.ensure(trx, 'ensure.example', 'team/app'));
+    const again = await counted((trx) => repositories.lockAndEnsure(trx, 'ensure.example', 'team/app'));
     expect(again).toEqual({ result: first.result, statements: 1 });
     // Another repository of the same registry, and the same name in another registry, are others.
-    const sibling = await counted((trx) => repositories.ensure(trx, 'ensure.example', 'team/web'));
-    const elsewhere = await counted((trx) => repositories.ensure(trx, 'other.example', 'team/app'));
+    const sibling = await counted((trx) => repositories.lockAndEnsure(trx, 'ensure.example', 'team/web'));
+    const elsewhere = await counted((trx) => repositories.lockAndEnsure(trx, 'other.example', 'team/app'));
     expect(new Set([first.result, sibling.result, elsewhere.result]).size).toBe(3);
     const rows = await test.db.selectFrom('repositories').select('id').execute();
     expect(rows).toHaveLength(3);

@@ -12,11 +12,6 @@ export interface Repository {
   readonly firstSeenAt: Date;
 }
 
-/** The id of a repository already known, by registry host and name (one statement, built once). */
-const knownId = statementTemplate((db: Kysely<DB>, registry: string, repository: string) =>
-  db.selectFrom('repositories as r').$call(withRegistry).select('r.id').where('g.host', '=', registry).where('r.name', '=', repository),
-);
-
 /** The repository's lock taken, and its id if it is known (one statement, built once). */
 const lockedKnownId = statementTemplate((db: Kysely<DB>, key: string, registry: string, repository: string) =>
   db.selectNoFrom((eb) => [
@@ -32,23 +27,15 @@ const lockedKnownId = statementTemplate((db: Kysely<DB>, key: string, registry: 
 );
 
 /**
- * Serialises ledger writes for one repository until the transaction ends, and returns its id as
- * {@link ensure} does. Jobs for the same image (its push and its signature pushes) and tag updates
- * from concurrent deliveries then see each other's rows instead of racing. A repository seen
- * before (every push but its first) costs one statement for both.
+ * Serialises ledger writes for one repository until the transaction ends, and returns its id,
+ * creating the registry and repository rows on first sight. Jobs for the same image (its push and
+ * its signature pushes) and tag updates from concurrent deliveries then see each other's rows
+ * instead of racing. A repository seen before (every push but its first) costs one statement for
+ * both, not five.
  */
 export async function lockAndEnsure(trx: Transaction<DB>, registry: string, repository: string): Promise<string> {
   const [row] = await lockedKnownId(trx, `${registry}/${repository}`, registry, repository);
   return row?.id ?? create(trx, registry, repository);
-}
-
-/**
- * Returns the repository's id, creating the registry and repository rows on first sight. A
- * repository seen before (every push but its first) costs one statement, not four.
- */
-export async function ensure(trx: Transaction<DB>, registry: string, repository: string): Promise<string> {
-  const [known] = await knownId(trx, registry, repository);
-  return known?.id ?? create(trx, registry, repository);
 }
 
 async function create(trx: Transaction<DB>, registry: string, repository: string): Promise<string> {

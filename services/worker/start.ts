@@ -1,3 +1,4 @@
+import { isUnreachable } from '../common/outage.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Queue, Worker } from 'bullmq';
 import type { RedisClient } from '../common/redis.ts';
@@ -220,7 +221,12 @@ function ledgerRefresher(platform: Platform, verifier: CachingChecks, ownership:
       try {
         return (await decider.redecide()).decided;
       } catch (err) {
-        log.error({ err, attempt, retryInMs: REDECIDE_RETRY_MS }, 're-deciding the ledger failed; trying again');
+        if (isUnreachable(err)) {
+          // The ledger is down: said by the one account of Postgres outages, as failing jobs are.
+          platform.postgresOutage.error(err as Error, 're-decision');
+        } else {
+          log.error({ err, attempt, retryInMs: REDECIDE_RETRY_MS }, 're-deciding the ledger failed; trying again');
+        }
         await sleep(REDECIDE_RETRY_MS, undefined, { ref: false });
         if (stopping || decider.policy !== target) {
           return 0;
